@@ -1,0 +1,36 @@
+# VTEP Gateway. `make test` is the one command CI runs (.ci/run).
+SWIFT ?= swift
+SWIFT_FORMAT ?= swift-format
+SOURCES := Sources Tests bench/Benchmarks
+
+.PHONY: all deps build test bench bench-build format lint clean
+
+all: build
+
+deps:
+	./appliance/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Builds everything (the benchmarks too, so they cannot rot) and runs every test.
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) build --package-path bench -c release
+	$(SWIFT) test --disable-xctest
+
+# Micro-benchmarks (package-benchmark). Results: bench/README.md.
+bench: deps
+	cd bench && $(SWIFT) package --allow-writing-to-package-directory benchmark
+
+bench-build: deps
+	$(SWIFT) build --package-path bench -c release
+
+format:
+	$(SWIFT_FORMAT) format --in-place --recursive --parallel $(SOURCES) Package.swift bench/Package.swift
+
+lint:
+	$(SWIFT_FORMAT) lint --recursive --parallel $(SOURCES) Package.swift bench/Package.swift
+
+clean:
+	rm -rf .build bench/.build

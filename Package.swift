@@ -1,0 +1,39 @@
+// swift-tools-version: 6.2
+// The VTEP Gateway package. Module boundaries and dependency direction follow
+// ../shared/ARCHITECTURE.md: dependencies point downward only
+// (Forwarding → Packet). Later modules (Datapath, OVSDB, Netlink, Appliance, Shell,
+// vtepd, vtepsh) join with the issues that build them.
+import PackageDescription
+
+let package = Package(
+    name: "vtep-gateway",
+    products: [
+        .library(name: "Packet", targets: ["Packet"]),
+        .library(name: "Forwarding", targets: ["Forwarding"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1")
+    ],
+    targets: [
+        // Wire formats over raw buffer views; allocates nothing per packet.
+        .target(name: "Packet"),
+        // Logical switches, bindings, MAC tables, the per-packet decision. Pure: no I/O,
+        // time is injected.
+        .target(name: "Forwarding", dependencies: ["Packet"]),
+        .testTarget(
+            name: "PacketTests",
+            dependencies: [
+                "Packet",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
+            name: "ForwardingTests",
+            dependencies: [
+                "Forwarding", "Packet",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+    ]
+)

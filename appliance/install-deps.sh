@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian package VTEP Gateway needs to build, run, test and benchmark.
+# Idempotent: when everything is already installed it changes nothing and asks no mirror.
+# `make test` and `.ci/run` call it; run it as root (or through sudo).
+set -euo pipefail
+
+# Build: the netlink libraries the Netlink module links against.
+build=(libmnl-dev libnl-3-dev libnl-route-3-dev pkg-config)
+# Peers and wire checks used by the integration tests and by the fixture capture scripts
+# (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
+# datapath and its hardware_vtep schema, capture tools.
+peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool)
+# Benchmarks (bench/): the traffic generator of ../shared/reference and iperf3.
+bench=(netsniff-ng iperf3)
+
+wanted=("${build[@]}" "${peers[@]}" "${bench[@]}")
+missing=()
+for p in "${wanted[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "install-deps: installing ${missing[*]}"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    echo "install-deps: all ${#wanted[@]} Debian packages present"
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    echo "install-deps: ERROR: no Swift toolchain on PATH (need Swift 6.2 or later)" >&2
+    exit 1
+fi
