@@ -1,0 +1,320 @@
+import Packet
+
+/// The per-packet forwarding decision of the L2 gateway: classify, learn, look up, count.
+///
+/// Access side: a frame's VLAN is the VID of its one tag, whatever its TPID (802.1Q C-tag or
+/// 802.1ad S-tag); no tag or VID 0 (priority tag) is untagged. Double-tagged frames are
+/// dropped (`qinqOnAccessPort`). Tunnel side: inner frames must be untagged (RFC 7348 §6.1).
+/// Learned: the source MAC of every frame that passes the address checks, as local (port,
+/// VLAN) or remote (source locator), except frames relayed by the switch's service node.
+///
+/// Owns the MAC table and the counters and holds the current `ForwardingConfiguration`.
+/// `decide(_:frame:now:)` allocates nothing, takes no lock, and makes no ARC traffic on the
+/// configuration (it reads it through an unowned reference kept alive by `configuration`).
+///
+/// Concurrency: one thread (a datapath worker) calls `decide`, `apply`, `age`,
+/// `installStatic` and reads counters; none of this is synchronised. How several workers share
+/// MAC state and how the control plane hands a new configuration to a worker is the datapath's
+/// design, not this type's.
+public final class ForwardingEngine {
+    public let macTable: MACTable
+    /// The configuration in force. Replace it with `apply(_:)`.
+    public private(set) var configuration: ForwardingConfiguration
+    /// The configuration's compiled tables, read per packet without reference counting; they
+    /// live as long as `configuration`.
+    private var current: ForwardingConfiguration.Tables
+
+    private let switchCounters: UnsafeMutablePointer<SwitchCounters>
+    private let dropCounters: UnsafeMutablePointer<UInt64>
+    private let malformedCounters: UnsafeMutablePointer<UInt64>
+
+    /// - Parameters:
+    ///   - macTableLimit: total learned MAC entries (default 1,048,576).
+    ///   - hashSeed: keys the MAC table's hash; random per process in the daemon.
+    public init(
+        configuration: ForwardingConfiguration, macTableLimit: Int = MACTable.defaultTotalLimit,
+        hashSeed: UInt64 = 0
+    ) {
+        macTable = MACTable(totalLimit: macTableLimit, hashSeed: hashSeed)
+        self.configuration = configuration
+        current = configuration.tables
+        switchCounters = .allocate(capacity: SwitchIndex.count)
+        switchCounters.initialize(repeating: SwitchCounters(), count: SwitchIndex.count)
+        dropCounters = .allocate(capacity: DropReason.allCases.count)
+        dropCounters.initialize(repeating: 0, count: DropReason.allCases.count)
+        malformedCounters = .allocate(capacity: Malformed.allCases.count)
+        malformedCounters.initialize(repeating: 0, count: Malformed.allCases.count)
+        for (i, s) in configuration.switches.enumerated() {
+            guard let s else { continue }
+            macTable.setPolicy(
+                for: SwitchIndex(rawValue: UInt16(i)), ageing: s.macAgeing, limit: s.macLimit)
+        }
+    }
+
+    deinit {
+        switchCounters.deallocate()
+        dropCounters.deallocate()
+        malformedCounters.deallocate()
+    }
+
+    // MARK: Control plane
+
+    /// Puts `new` in force. MAC entries (learned and static) that would change meaning are
+    /// removed: those of a switch index that now names another switch or VNI, those pointing
+    /// at a locator index that now names another VTEP, and those pointing at a port and VLAN
+    /// that is no longer bound to their switch or whose port index now names another port.
+    /// Counters of a switch index that changed meaning restart from zero.
+    public func apply(_ new: ForwardingConfiguration) {
+        let old = configuration
+        for i in 0..<max(old.switches.count, new.switches.count) {
+            let index = SwitchIndex(rawValue: UInt16(i))
+            let before = old.logicalSwitch(index)
+            let after = new.logicalSwitch(index)
+            if let before, before.name != after?.name || before.vni != after?.vni {
+                macTable.flush(index, includingStatic: true)
+                switchCounters[i] = SwitchCounters()
+            }
+            macTable.setPolicy(
+                for: index, ageing: after?.macAgeing ?? MACTable.defaultAgeing,
+                limit: after?.macLimit)
+        }
+        let locatorsChanged = old.locators.indices.contains {
+            old.locators[$0] != new.locator(LocatorIndex(rawValue: UInt32($0)))
+        }
+        let portsChanged = old.ports.indices.contains {
+            old.ports[$0] != new.portName(PortIndex(rawValue: UInt16($0)))
+        }
+        if locatorsChanged || portsChanged || old.bindings != new.bindings {
+            macTable.removeAll { sw, _, entry in
+                switch entry.location {
+                case .remote(let l):
+                    return new.locator(l) == nil || new.locator(l) != old.locator(l)
+                case .local(let a):
+                    return new.portName(a.port) != old.portName(a.port)
+                        || new.boundSwitch(port: a.port, vlan: a.vlan) != sw
+                }
+            }
+        }
+        configuration = new
+        current = new.tables
+    }
+
+    /// Installs a static (operator or controller) MAC entry on switch `sw`: it never ages,
+    /// never moves, and is installed even when the switch or the table is at its learning
+    /// limit. Refuses a MAC that is not unicast, a locator that is not configured, and a port
+    /// and VLAN not bound to `sw`.
+    @discardableResult
+    public func installStatic(
+        _ mac: MACAddress, on sw: SwitchIndex, at location: MACLocation, now: UInt32
+    ) throws(ConfigurationError) -> MACTable.StaticOutcome {
+        let c = configuration
+        guard let s = c.logicalSwitch(sw) else { throw .unknownSwitchIndex(sw) }
+        guard !mac.isMulticast, !mac.isZero else { throw .staticMACNotUnicast(mac) }
+        switch location {
+        case .remote(let l):
+            guard let locator = c.locator(l), ForwardingConfiguration.isUnicastVTEP(locator.ip)
+            else { throw .staticLocatorUnknown(mac, l) }
+        case .local(let a):
+            guard c.boundSwitch(port: a.port, vlan: a.vlan) == sw else {
+                throw .staticAttachmentNotBound(mac, a, switch: s.name)
+            }
+        }
+        let outcome = macTable.installStatic(mac, on: sw, at: location, now: now)
+        if outcome == .tableExhausted { throw .macTableExhausted(mac) }
+        return outcome
+    }
+
+    /// Reclaims expired MAC entries with bounded work; see `MACTable.age(now:budget:)`.
+    @discardableResult
+    public func age(now: UInt32, budget: Int) -> Int {
+        macTable.age(now: now, budget: budget)
+    }
+
+    public func counters(of sw: SwitchIndex) -> SwitchCounters {
+        Int(sw.rawValue) < SwitchIndex.count ? switchCounters[Int(sw.rawValue)] : SwitchCounters()
+    }
+
+    public func dropCount(_ reason: DropReason) -> UInt64 { dropCounters[Int(reason.rawValue)] }
+
+    public func malformedCount(_ reason: Malformed) -> UInt64 {
+        malformedCounters[Int(reason.rawValue)]
+    }
+
+    /// A copy of every counter, for the control API.
+    public func statistics() -> ForwardingStatistics {
+        var switches: [SwitchIndex: SwitchCounters] = [:]
+        for (i, s) in configuration.switches.enumerated() where s != nil {
+            switches[SwitchIndex(rawValue: UInt16(i))] = switchCounters[i]
+        }
+        return ForwardingStatistics(
+            drops: Array(
+                UnsafeBufferPointer(start: dropCounters, count: DropReason.allCases.count)),
+            malformed: Array(
+                UnsafeBufferPointer(start: malformedCounters, count: Malformed.allCases.count)),
+            switches: switches, macEntries: macTable.count, macTableFull: macTable.isFull)
+    }
+
+    // MARK: Data plane
+
+    /// Decides what to do with one frame and learns its source. `frame` starts at the
+    /// destination MAC; `now` is whole seconds from the injected monotonic clock.
+    public func decide(_ ingress: Ingress, frame: UnsafeRawBufferPointer, now: UInt32)
+        -> Decision
+    {
+        switch ingress {
+        case .access(let port):
+            return fromAccess(port, frame, now)
+        case .tunnel(let source, let encapsulation, let vni):
+            return fromTunnel(source, encapsulation, vni, frame, now)
+        }
+    }
+
+    @inline(__always)
+    private func fromAccess(_ port: PortIndex, _ frame: UnsafeRawBufferPointer, _ now: UInt32)
+        -> Decision
+    {
+        let c = current
+        let header: EthernetHeader
+        do {
+            header = try EthernetHeader.parse(frame)
+        } catch {
+            return malformed(error, nil)
+        }
+        if header.innerTag != nil { return drop(.qinqOnAccessPort, nil) }
+        let vid = header.outerTag?.vid ?? 0
+        let raw = c.boundSwitchRaw(port: port.rawValue, vid: vid)
+        guard raw != ForwardingConfiguration.unbound else { return drop(.noBinding, nil) }
+        let sw = SwitchIndex(rawValue: raw)
+        let s = Int(raw)
+        switchCounters[s].fromAccess &+= 1
+        if let reason = sourceAndDestinationProblem(header) { return drop(reason, s) }
+
+        let here = UInt32(port.rawValue & 0xFFF) &<< 12 | UInt32(vid)
+        if let reason = learn(sw, header.source, here, now) { return drop(reason, s) }
+
+        let record = c.records[s]
+        if header.destination.isMulticast {
+            return flood(sw, record, excluding: AttachmentCircuit(port: port, vlan: vid))
+        }
+        guard let value = macTable.lookupValue(MACTable.key(sw, header.destination), now: now)
+        else { return flood(sw, record, excluding: AttachmentCircuit(port: port, vlan: vid)) }
+        if value & MACTable.remoteBit != 0 {
+            switchCounters[s].encapsulated &+= 1
+            return .encapsulate(
+                locator: LocatorIndex(rawValue: value & 0xFF_FFFF), vni: VNI(masking: record.vni))
+        }
+        if value & MACTable.locationMask == here { return drop(.sameInterface, s) }
+        return output(sw, value, record, excluding: AttachmentCircuit(port: port, vlan: vid))
+    }
+
+    @inline(__always)
+    private func fromTunnel(
+        _ source: IPAddress, _ encapsulation: Encapsulation, _ vni: VNI,
+        _ frame: UnsafeRawBufferPointer, _ now: UInt32
+    ) -> Decision {
+        let c = current
+        guard let locator = c.locatorIndex(of: Locator(source, encapsulation)) else {
+            return drop(.unknownSourceVTEP, nil)
+        }
+        guard let sw = c.switchIndex(for: vni) else { return drop(.unknownVNI, nil) }
+        let s = Int(sw.rawValue)
+        let record = c.records[s]
+        switchCounters[s].fromTunnel &+= 1
+        guard c.accepts(locator.rawValue, record) else { return drop(.sourceVTEPNotAccepted, s) }
+        let header: EthernetHeader
+        do {
+            header = try EthernetHeader.parse(frame)
+        } catch {
+            return malformed(error, s)
+        }
+        if header.outerTag != nil { return drop(.taggedInnerFrame, s) }
+        if let reason = sourceAndDestinationProblem(header) { return drop(reason, s) }
+
+        // A service node relays other VTEPs' frames under its own address: learning their
+        // sources behind it would pull unicast traffic through it.
+        if locator.rawValue != record.serviceNode {
+            let there = MACTable.remoteBit | locator.rawValue
+            if let reason = learn(sw, header.source, there, now) { return drop(reason, s) }
+        }
+
+        if header.destination.isMulticast { return flood(sw, record, excluding: nil) }
+        guard let value = macTable.lookupValue(MACTable.key(sw, header.destination), now: now)
+        else { return flood(sw, record, excluding: nil) }
+        if value & MACTable.remoteBit != 0 { return drop(.tunnelToTunnel, s) }
+        return output(sw, value, record, excluding: nil)
+    }
+
+    /// Source and destination addresses a bridge refuses, in the order they are checked.
+    @inline(__always)
+    private func sourceAndDestinationProblem(_ header: EthernetHeader) -> DropReason? {
+        if header.source.isMulticast { return .multicastSourceMAC }
+        if header.source.isZero { return .zeroSourceMAC }
+        if header.destination.rawValue & ~0xF == 0x0180_C200_0000 { return .reservedDestination }
+        return nil
+    }
+
+    /// Learns `mac` at the packed location; returns a drop reason if the frame must go.
+    @inline(__always)
+    private func learn(_ sw: SwitchIndex, _ mac: MACAddress, _ location: UInt32, _ now: UInt32)
+        -> DropReason?
+    {
+        let s = Int(sw.rawValue)
+        switch macTable.learnValue(MACTable.key(sw, mac), location, now: now) {
+        case .refreshed: break
+        case .learned: switchCounters[s].learned &+= 1
+        case .moved: switchCounters[s].moves &+= 1
+        case .staticConflict: return .staticMACConflict
+        case .refusedTableFull, .refusedSwitchFull: switchCounters[s].learningRefused &+= 1
+        }
+        return nil
+    }
+
+    /// Output to a known local destination, re-checked against the current bindings so that
+    /// an entry can never deliver into a VLAN that now belongs to another switch.
+    @inline(__always)
+    private func output(
+        _ sw: SwitchIndex, _ value: UInt32, _ record: ForwardingConfiguration.SwitchRecord,
+        excluding: AttachmentCircuit?
+    ) -> Decision {
+        let port = UInt16(truncatingIfNeeded: value >> 12) & 0xFFF
+        let vid = UInt16(truncatingIfNeeded: value) & 0xFFF
+        guard current.boundSwitchRaw(port: port, vid: vid) == sw.rawValue else {
+            return flood(sw, record, excluding: excluding)
+        }
+        switchCounters[Int(sw.rawValue)].toAccess &+= 1
+        return .output(port: PortIndex(rawValue: port), vlan: vid == 0 ? nil : vid)
+    }
+
+    @inline(__always)
+    private func flood(
+        _ sw: SwitchIndex, _ record: ForwardingConfiguration.SwitchRecord,
+        excluding: AttachmentCircuit?
+    ) -> Decision {
+        let s = Int(sw.rawValue)
+        // From access: the ingress attachment is a member and is skipped; replication joins.
+        let targets =
+            excluding == nil
+            ? Int(record.memberCount)
+            : Int(record.memberCount) - 1 + Int(record.replicationCount)
+        guard targets > 0 else { return drop(.noFloodTargets, s) }
+        switchCounters[s].flooded &+= 1
+        return .flood(
+            switch: sw, vni: VNI(masking: record.vni), excluding: excluding,
+            includeReplication: excluding != nil)
+    }
+
+    @inline(__always)
+    private func drop(_ reason: DropReason, _ sw: Int?) -> Decision {
+        dropCounters[Int(reason.rawValue)] &+= 1
+        if let sw { switchCounters[sw].drops &+= 1 }
+        return .drop(reason)
+    }
+
+    @inline(__always)
+    private func malformed(_ error: Malformed, _ sw: Int?) -> Decision {
+        malformedCounters[Int(error.rawValue)] &+= 1
+        dropCounters[Int(DropReason.malformed.rawValue)] &+= 1
+        if let sw { switchCounters[sw].drops &+= 1 }
+        return .drop(.malformed, malformed: error)
+    }
+}

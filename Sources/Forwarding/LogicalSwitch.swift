@@ -1,0 +1,83 @@
+import Packet
+
+/// A remote tunnel endpoint as the data plane addresses it: the underlay IP address of a VTEP
+/// (or of a multicast group) and the encapsulation spoken to it. hardware_vtep's
+/// Physical_Locator (dst_ip, encapsulation_type); GRE, NVGRE and IPv6 come from other_config.
+public struct Locator: Hashable, Sendable, CustomStringConvertible {
+    public var ip: IPAddress
+    public var encapsulation: Encapsulation
+
+    public init(_ ip: IPAddress, _ encapsulation: Encapsulation = .vxlan) {
+        self.ip = ip
+        self.encapsulation = encapsulation
+    }
+
+    public var description: String { "\(ip) (\(encapsulation))" }
+}
+
+/// How a logical switch delivers broadcast, unknown-unicast and multicast (BUM) frames to the
+/// other VTEPs of its VNI.
+public enum Replication: Hashable, Sendable {
+    /// One copy to an underlay IP multicast group (RFC 7348 §4.2); the locator's address must
+    /// be a multicast address.
+    case multicast(Locator)
+    /// One unicast copy to each listed VTEP (head-end or ingress replication); an empty list
+    /// keeps BUM traffic local.
+    case headEnd([Locator])
+    /// One copy to a service node, which replicates to the others (hardware_vtep
+    /// `replication_mode` "service_node"). Frames the service node relays carry its address,
+    /// not the original sender's, so their source MACs are not learned.
+    case serviceNode(Locator)
+}
+
+/// A logical switch: one layer-2 broadcast domain carried between VTEPs under one VNI.
+public struct LogicalSwitch: Hashable, Sendable {
+    /// Unique, as in hardware_vtep's Logical_Switch `name`.
+    public var name: String
+    /// Unique (hardware_vtep `tunnel_key`).
+    public var vni: VNI
+    public var replication: Replication
+    /// Seconds after which a learned MAC that has not been seen is forgotten; 0 = never.
+    public var macAgeing: UInt32
+    /// Most MAC entries (learned and static) this switch may hold before learning is refused;
+    /// nil = bounded only by the gateway's total limit.
+    public var macLimit: Int?
+    /// VTEPs (by underlay address, any encapsulation) allowed to send into this switch; nil =
+    /// every configured locator. Each address must belong to a configured locator.
+    public var acceptedSources: [IPAddress]?
+
+    public init(
+        name: String, vni: VNI, replication: Replication = .headEnd([]),
+        macAgeing: UInt32 = MACTable.defaultAgeing, macLimit: Int? = nil,
+        acceptedSources: [IPAddress]? = nil
+    ) {
+        self.name = name
+        self.vni = vni
+        self.replication = replication
+        self.macAgeing = macAgeing
+        self.macLimit = macLimit
+        self.acceptedSources = acceptedSources
+    }
+}
+
+/// hardware_vtep's Physical_Port `vlan_bindings` entry: frames on `port` with VLAN id `vlan`
+/// (nil or 0 = untagged and priority-tagged frames) belong to `logicalSwitch`.
+public struct Binding: Hashable, Sendable, CustomStringConvertible {
+    public var port: String
+    public var vlan: UInt16?
+    public var logicalSwitch: String
+
+    public init(port: String, vlan: UInt16?, logicalSwitch: String) {
+        self.port = port
+        self.vlan = vlan == 0 ? nil : vlan
+        self.logicalSwitch = logicalSwitch
+    }
+
+    public var description: String {
+        "port \(port) \(vlanText(vlan)) → logical switch \(logicalSwitch)"
+    }
+}
+
+func vlanText(_ vlan: UInt16?) -> String {
+    if let vlan, vlan != 0 { "VLAN \(vlan)" } else { "untagged" }
+}

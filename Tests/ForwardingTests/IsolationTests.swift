@@ -1,0 +1,112 @@
+import Packet
+import PropertyBased
+import Testing
+
+@testable import Forwarding
+
+/// One frame of a random conversation on the lab gateway.
+struct RandomFrame: Sendable, CustomStringConvertible {
+    var ingress: Ingress
+    var bytes: [UInt8]
+    var vlans: [UInt16]
+    var advance: UInt32
+
+    var description: String { "\(ingress) vlans \(vlans) \(bytes.count) bytes" }
+}
+
+let randomFrames = Generator<RandomFrame, Shrink.None<RandomFrame>> { rng in
+    let hosts: [MACAddress] =
+        (1...6).map { mac($0) } + [
+            .broadcast, MACAddress(0x01, 0x00, 0x5E, 0x00, 0x00, 0x01),
+            MACAddress(0x01, 0x80, 0xC2, 0x00, 0x00, 0x00), MACAddress(rawValue: 0),
+        ]
+    let vlanChoices: [UInt16] = [0, 100, 200, 300, 400, 500, 7, 4095]
+    let ingress: Ingress
+    if Bool.random(using: &rng) {
+        ingress = .access(PortIndex(rawValue: UInt16.random(in: 0...4, using: &rng)))
+    } else {
+        let source = [Lab.vtep2, Lab.vtep3, Lab.vtep4, Lab.serviceNode, Locator(ip("10.7.7.7"))]
+            .randomElement(using: &rng)!
+        let v = [5000, 6000, 7000, 8000, 9000, 1].randomElement(using: &rng)!
+        ingress = Lab.tunnel(source, v)
+    }
+    let tagCount = [0, 0, 0, 1, 1, 1, 2].randomElement(using: &rng)!
+    let vlans = (0..<tagCount).map { _ in vlanChoices.randomElement(using: &rng)! }
+    // Mostly ordinary hosts as sources; sometimes the odd addresses.
+    let source =
+        Int.random(in: 0..<10, using: &rng) < 8
+        ? hosts[Int.random(in: 0..<6, using: &rng)] : hosts.randomElement(using: &rng)!
+    var bytes = frame(to: hosts.randomElement(using: &rng)!, from: source, vlans: vlans)
+    if Int.random(in: 0..<20, using: &rng) == 0 {
+        bytes = Array(bytes.prefix(Int.random(in: 0..<bytes.count, using: &rng)))
+    }
+    return RandomFrame(
+        ingress: ingress, bytes: bytes, vlans: vlans,
+        advance: UInt32.random(in: 0...40, using: &rng))
+}
+
+@Suite("Isolation")
+struct IsolationTests {
+    /// Whatever the traffic, a frame leaves only into the logical switch it entered: outputs go
+    /// to an attachment bound to that switch (never the one it came from), encapsulation
+    /// carries that switch's VNI, floods name that switch, and nothing from a tunnel goes back
+    /// into one. Per-switch counters add up.
+    @Test func framesNeverLeaveTheirLogicalSwitch() {
+        fixedSeedCheck(
+            seed: (0x1234, 0x5678, 0x9ABC, 0xDEF0), count: 40,
+            input: randomFrames.array(of: 300...600)
+        ) { frames in
+            var switches = Lab.switches
+            switches[0].macAgeing = 60
+            switches[1].macLimit = 3
+            let engine = ForwardingEngine(
+                configuration: Lab.configuration(switches: switches), macTableLimit: 8)
+            let c = engine.configuration
+            var now: UInt32 = 0
+            for (n, f) in frames.enumerated() {
+                now += f.advance
+                if n % 50 == 0 { engine.age(now: now, budget: 4) }
+                let decision = engine.decide(f.ingress, f.bytes, now: now)
+                let entered: SwitchIndex?
+                let fromTunnel: Bool
+                var ingressAttachment: AttachmentCircuit? = nil
+                switch f.ingress {
+                case .access(let port):
+                    fromTunnel = false
+                    let vid = f.vlans.first ?? 0
+                    ingressAttachment = AttachmentCircuit(port: port, vlan: vid)
+                    entered = f.vlans.count > 1 ? nil : c.boundSwitch(port: port, vlan: vid)
+                case .tunnel(_, _, let v):
+                    fromTunnel = true
+                    entered = c.switchIndex(for: v)
+                }
+                let problem = "frame \(n) \(f) → \(decision)"
+                switch decision {
+                case .drop:
+                    continue
+                case .output(let port, let vlan):
+                    guard let entered, c.boundSwitch(port: port, vlan: vlan) == entered,
+                        AttachmentCircuit(port: port, vlan: vlan) != ingressAttachment
+                    else { return "wrong output: \(problem)" }
+                case .encapsulate(let locator, let v):
+                    guard let entered, !fromTunnel, c.vni(of: entered) == v,
+                        c.locator(locator) != nil
+                    else { return "wrong encapsulation: \(problem)" }
+                case .flood(let sw, let v, let excluding, let replicate):
+                    guard sw == entered, c.vni(of: sw) == v, replicate == !fromTunnel,
+                        excluding == ingressAttachment
+                    else { return "wrong flood: \(problem)" }
+                }
+            }
+            for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
+                let k = engine.counters(of: sw)
+                if k.fromAccess + k.fromTunnel != k.toAccess + k.encapsulated + k.flooded + k.drops
+                {
+                    return "counters of \(sw) do not add up: \(k)"
+                }
+            }
+            if let problem = engine.macTable.structuralProblem() { return problem }
+            return nil
+        }
+    }
+}
