@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point downward only
-// (Forwarding → Packet). Later modules (Datapath, OVSDB, Netlink, Appliance, Shell,
+// (Forwarding → Packet, CPrefetch). Later modules (Datapath, OVSDB, Netlink, Appliance, Shell,
 // vtepd, vtepsh) join with the issues that build them.
 import PackageDescription
 
@@ -19,7 +19,9 @@ let package = Package(
         .target(name: "Packet"),
         // Logical switches, bindings, MAC tables, the per-packet decision. Pure: no I/O,
         // time is injected.
-        .target(name: "Forwarding", dependencies: ["Packet"]),
+        .target(name: "Forwarding", dependencies: ["Packet", "CPrefetch"]),
+        // Cache prefetch hints Swift does not expose (static inline C, inlined into callers).
+        .target(name: "CPrefetch"),
         .testTarget(
             name: "PacketTests",
             dependencies: [

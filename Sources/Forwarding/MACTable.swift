@@ -1,3 +1,4 @@
+import CPrefetch
 import Packet
 
 #if canImport(Glibc)
@@ -325,43 +326,45 @@ public final class MACTable {
 
     /// Looks up a batch: `results[i]` is the location of `macs[i]` on `switches[i]`, or nil if
     /// absent or expired. Same answers as `lookup(_:on:now:)`, faster on a large table: it
-    /// touches the home slot of every key in a group of 16 before resolving any, so the cache
-    /// misses overlap instead of queueing behind each other. Only the first
+    /// prefetches the home slot of the key `prefetchDistance` ahead of the one it resolves, so
+    /// the cache misses of a batch overlap instead of queueing behind each other. Only the first
     /// `min(macs.count, switches.count, results.count)` are looked up. Allocation-free.
     public func lookup(
         _ macs: UnsafeBufferPointer<MACAddress>, on switches: UnsafeBufferPointer<SwitchIndex>,
         now: UInt32, into results: UnsafeMutableBufferPointer<MACLocation?>
     ) {
         let n = min(macs.count, switches.count, results.count)
-        var homes = InlineArray<16, Int>(repeating: 0)
-        var keys = InlineArray<16, UInt64>(repeating: 0)
-        var base = 0
-        var touched: UInt64 = 0
-        while base < n {
-            let group = min(16, n - base)
-            for j in 0..<group {
-                let key = MACTable.key(switches[base + j], macs[base + j])
-                keys[j] = key
-                homes[j] = home(key)
-                touched ^= slots[homes[j]].key
-            }
-            for j in 0..<group {
-                // Switch 0xFFFF with MAC ff:ff:ff:ff:ff:ff spells the empty key: never stored.
-                guard keys[j] != MACTable.emptyKey else {
-                    results[base + j] = nil
-                    continue
-                }
-                results[base + j] = resolve(keys[j], from: homes[j], now: now).map {
-                    MACTable.unpack($0 & MACTable.locationMask)
-                }
-            }
-            base += group
+        for j in 0..<min(MACTable.prefetchDistance, n) {
+            cprefetch_read(slots + home(MACTable.key(switches[j], macs[j])))
         }
-        sink = touched
+        for j in 0..<n {
+            let ahead = j + MACTable.prefetchDistance
+            if ahead < n {
+                cprefetch_read(slots + home(MACTable.key(switches[ahead], macs[ahead])))
+            }
+            let key = MACTable.key(switches[j], macs[j])
+            // Switch 0xFFFF with MAC ff:ff:ff:ff:ff:ff spells the empty key: never stored.
+            guard key != MACTable.emptyKey else {
+                results[j] = nil
+                continue
+            }
+            results[j] = resolve(key, from: home(key), now: now).map {
+                MACTable.unpack($0 & MACTable.locationMask)
+            }
+        }
     }
 
-    /// Keeps the touching loads of the batch lookup from being optimised away.
-    private var sink: UInt64 = 0
+    /// Hints that `mac` on `sw` will be looked up or learned soon. The datapath calls it for
+    /// every frame of a received batch before deciding the first, so the table's cache misses
+    /// overlap. Changes nothing; costs a hash and one prefetch instruction.
+    @inline(__always)
+    public func prefetch(_ mac: MACAddress, on sw: SwitchIndex) {
+        cprefetch_read(slots + home(MACTable.key(sw, mac)))
+    }
+
+    /// How many keys ahead the batch lookup prefetches: enough misses in flight to cover a
+    /// memory latency of ~200 ns (measured on this project's VMs) at ~15 ns per resolved key.
+    static let prefetchDistance = 16
 
     @inline(__always)
     func resolve(_ key: UInt64, from start: Int, now: UInt32) -> UInt32? {

@@ -110,3 +110,43 @@ struct IsolationTests {
         }
     }
 }
+
+@Suite("Prefetch")
+struct PrefetchTests {
+    /// `prefetch` is only a cache hint: an engine that prefetches every frame of a batch before
+    /// deciding them makes the same decisions, counts and MAC table as one that does not.
+    @Test func prefetchChangesNothing() {
+        fixedSeedCheck(
+            seed: (0x0F0F, 0x2468, 0x1357, 0xACE0), count: 20,
+            input: randomFrames.array(of: 100...300)
+        ) { frames in
+            let plain = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
+            let hinted = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
+            var now: UInt32 = 0
+            for start in stride(from: 0, to: frames.count, by: 32) {
+                let batch = frames[start..<min(start + 32, frames.count)]
+                for f in batch {
+                    f.bytes.withUnsafeBytes { hinted.prefetch(f.ingress, frame: $0) }
+                }
+                if hinted.statistics() != plain.statistics() {
+                    return "prefetch changed the counters before batch \(start / 32)"
+                }
+                for f in batch {
+                    now += f.advance
+                    let expected = plain.decide(f.ingress, f.bytes, now: now)
+                    let got = hinted.decide(f.ingress, f.bytes, now: now)
+                    if got != expected { return "\(f): \(got), expected \(expected)" }
+                }
+            }
+            if hinted.statistics() != plain.statistics() { return "counters differ" }
+            for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
+                if hinted.macTable.entries(of: sw, now: now).map(\.mac)
+                    != plain.macTable.entries(of: sw, now: now).map(\.mac)
+                {
+                    return "MAC tables of \(sw) differ"
+                }
+            }
+            return nil
+        }
+    }
+}
