@@ -13,13 +13,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds everything (the benchmarks too, so they cannot rot) and runs every test.
+# Builds everything (the benchmarks too, so they cannot rot), checks the release build's
+# per-frame functions for ARC traffic and allocation, and runs every test.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --package-path bench -c release
+	./bench/check-hot-path.sh
 	$(SWIFT) test --disable-xctest
 
-# Micro-benchmarks (package-benchmark). Results: bench/README.md.
+# Micro-benchmarks (package-benchmark). Figures and how to read them: README.md.
 bench: deps
 	cd bench && $(SWIFT) package --allow-writing-to-package-directory benchmark
 
