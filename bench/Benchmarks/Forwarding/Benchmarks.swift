@@ -28,22 +28,9 @@ let benchmarks: @Sendable () -> Void = {
         defer { out.deallocate() }
         benchmark.startMeasurement()
         var encapsulated = 0
+        let encapsulate = lab.encapsulator
         for _ in benchmark.scaledIterations {
-            guard
-                case .encapsulate(let locator, _) = lab.engine.decide(
-                    .access(Lab.accessPort), frame: frame, now: Lab.now)
-            else { continue }
-            let template = lab.templates[Int(locator.rawValue)]
-            let port = lab.ports.port(for: lab.hasher.hash(frame))
-            // The datapath receives the frame at headroom offset `headerLength`; here it is
-            // copied there, then the outer headers are written in front of it.
-            UnsafeMutableRawBufferPointer(rebasing: out[template.headerLength...])
-                .copyMemory(from: frame)
-            guard
-                (try? template.stamp(into: out, at: 0, innerLength: frame.count, sourcePort: port))
-                    != nil
-            else { continue }
-            encapsulated &+= 1
+            if encapsulate(frame, into: out) { encapsulated &+= 1 }
         }
         benchmark.stopMeasurement()
         precondition(encapsulated > 0, "the benchmark frame was not encapsulated")
@@ -91,6 +78,7 @@ let benchmarks: @Sendable () -> Void = {
         ) { benchmark in
             // One iteration = one receive batch of 32 frames: throughput × 32 = frames/s.
             let lab = ScaleLab()
+            let encapsulate = lab.encapsulator
             let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 64)
             defer { out.deallocate() }
             let batch = 32
@@ -104,20 +92,7 @@ let benchmarks: @Sendable () -> Void = {
                     }
                 }
                 for i in base..<base + batch {
-                    let frame = lab.frame(i)
-                    guard
-                        case .encapsulate(let locator, _) = lab.engine.decide(
-                            .access(Lab.accessPort), frame: frame, now: Lab.now)
-                    else { continue }
-                    let template = lab.templates[Int(locator.rawValue)]
-                    let port = lab.ports.port(for: lab.hasher.hash(frame))
-                    UnsafeMutableRawBufferPointer(rebasing: out[template.headerLength...])
-                        .copyMemory(from: frame)
-                    guard
-                        (try? template.stamp(
-                            into: out, at: 0, innerLength: frame.count, sourcePort: port)) != nil
-                    else { continue }
-                    encapsulated &+= 1
+                    if encapsulate(lab.frame(i), into: out) { encapsulated &+= 1 }
                 }
                 base = (base + batch) & (ScaleLab.frameCount - 1)
             }
@@ -222,6 +197,36 @@ let benchmarks: @Sendable () -> Void = {
     }
 }
 
+/// The access-to-tunnel work for one frame, as the datapath does it: decide, hash the inner
+/// flow into the source port, and write the outer headers in front of the frame.
+struct Encapsulator {
+    let engine: ForwardingEngine
+    /// By locator index.
+    let templates: [OuterHeaderTemplate]
+    let hasher = FlowHasher(key: 0x5EED_5EED_5EED_5EED)
+    let ports = SourcePortRange.rfc7348Default
+
+    /// Returns whether `frame` was encapsulated into `out`.
+    @inline(__always)
+    func callAsFunction(_ frame: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer)
+        -> Bool
+    {
+        guard
+            case .encapsulate(let locator, _) = engine.decide(
+                .access(Lab.accessPort), frame: frame, now: Lab.now)
+        else { return false }
+        let template = templates[Int(locator.rawValue)]
+        let port = ports.port(for: hasher.hash(frame))
+        // The datapath receives the frame at headroom offset `headerLength`; here it is copied
+        // there, then the outer headers are written in front of it.
+        UnsafeMutableRawBufferPointer(rebasing: out[template.headerLength...])
+            .copyMemory(from: frame)
+        return
+            (try? template.stamp(
+                into: out, at: 0, innerLength: frame.count, sourcePort: port)) != nil
+    }
+}
+
 /// One logical switch (VNI 5001) bound untagged on access port 0, one remote VTEP with one
 /// static MAC behind it, and the frames that cross between them.
 final class Lab {
@@ -229,9 +234,7 @@ final class Lab {
     /// The injected clock stands still: every frame is within the 300 s ageing time.
     static let now: UInt32 = 1000
     let engine: ForwardingEngine
-    let templates: [OuterHeaderTemplate]
-    let hasher = FlowHasher(key: 0x5EED_5EED_5EED_5EED)
-    let ports = SourcePortRange.rfc7348Default
+    let encapsulator: Encapsulator
     /// Preallocated for the lab's lifetime, as the datapath's ring buffers are.
     let accessFrame: UnsafeRawBufferPointer
     let tunnelPacket: UnsafeRawBufferPointer
@@ -268,7 +271,7 @@ final class Lab {
                         destination: MACAddress(0x02, 0, 0, 0, 0xFF, 0x02),
                         source: MACAddress(0x02, 0, 0, 0, 0xFF, 0x01))))
         }
-        self.templates = templates
+        encapsulator = Encapsulator(engine: engine, templates: templates)
 
         // A 64-byte frame (60 + FCS on the wire): IPv4/UDP from local to remote.
         accessFrame = Lab.preallocated(Lab.udpFrame(from: local, to: remote))
@@ -334,9 +337,7 @@ final class Lab {
 final class ScaleLab {
     static let frameCount = 1 << 16
     let engine: ForwardingEngine
-    let templates: [OuterHeaderTemplate]
-    let hasher = FlowHasher(key: 0x5EED_5EED_5EED_5EED)
-    let ports = SourcePortRange.rfc7348Default
+    let encapsulator: Encapsulator
     let frames: UnsafeMutableRawBufferPointer
 
     init() {
@@ -352,7 +353,7 @@ final class ScaleLab {
         engine = ForwardingEngine(configuration: configuration)
         let sw = configuration.switchIndex(named: "ls0")!
         let indices = vteps.map { configuration.locatorIndex(of: $0)! }
-        templates = (0...Int(indices.max()!.rawValue)).map { i in
+        let templates = (0...Int(indices.max()!.rawValue)).map { i in
             let ip = configuration.locator(LocatorIndex(rawValue: UInt32(i)))?.ip
             guard case .v4(let destination) = ip ?? .v4(me) else { fatalError("IPv4 lab") }
             return try! OuterHeaderTemplate(
@@ -362,6 +363,7 @@ final class ScaleLab {
                     destination: MACAddress(0x02, 0, 0, 0, 0xFF, 0x02),
                     source: MACAddress(0x02, 0, 0, 0, 0xFF, 0x01)))
         }
+        encapsulator = Encapsulator(engine: engine, templates: templates)
         var rng = SplitMix64(seed: 7)
         var remotes: [MACAddress] = []
         remotes.reserveCapacity((1 << 20) - 1)
