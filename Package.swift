@@ -1,8 +1,8 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point downward only
-// (Forwarding → Packet, CPrefetch). Later modules (Datapath, OVSDB, Netlink, Appliance, Shell,
-// vtepd, vtepsh) join with the issues that build them.
+// (Forwarding → Packet, CPrefetch; Datapath → Packet, CLinuxNet). Later modules (OVSDB,
+// Netlink, Appliance, Shell, vtepd, vtepsh) join with the issues that build them.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "Packet", targets: ["Packet"]),
         .library(name: "Forwarding", targets: ["Forwarding"]),
+        .library(name: "Datapath", targets: ["Datapath"]),
     ],
     dependencies: [
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1")
@@ -22,6 +23,12 @@ let package = Package(
         .target(name: "Forwarding", dependencies: ["Packet", "CPrefetch"]),
         // Cache prefetch hints Swift does not expose (static inline C, inlined into callers).
         .target(name: "CPrefetch"),
+        // Linux packet I/O: AF_PACKET access ports, UDP tunnel sockets, preallocated batches.
+        // Makes no forwarding decisions.
+        .target(name: "Datapath", dependencies: ["Packet", "CLinuxNet"]),
+        // What Swift cannot see of the Linux socket API: mmsghdr, CMSG macros, PACKET_* and
+        // tpacket_auxdata, setns.
+        .target(name: "CLinuxNet"),
         .testTarget(
             name: "PacketTests",
             dependencies: [
@@ -37,5 +44,6 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet"]),
     ]
 )

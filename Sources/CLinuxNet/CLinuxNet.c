@@ -1,0 +1,21 @@
+// _GNU_SOURCE must come before any libc header for recvmmsg, sendmmsg and setns.
+#define _GNU_SOURCE
+#include <sched.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "CLinuxNet.h"
+
+_Static_assert(sizeof(clinuxnet_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+_Static_assert(offsetof(clinuxnet_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len),
+               "mmsghdr layout");
+
+int clinuxnet_recvmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags) {
+    return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
+}
+
+int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}
+
+int clinuxnet_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }

@@ -1,0 +1,72 @@
+// Linux socket details Swift cannot see on its own: macros (CMSG_*), GNU-only calls
+// (recvmmsg, sendmmsg, setns) and AF_PACKET constants. Only wrappers live here, no logic:
+// the data plane's decisions stay in Swift where they are tested.
+#ifndef VTEP_CLINUXNET_H
+#define VTEP_CLINUXNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+
+/// Layout-compatible with glibc's `struct mmsghdr`, which is only declared under
+/// _GNU_SOURCE and so is invisible to Swift's Glibc module (SwiftNIO's CNIOLinux does the
+/// same).
+typedef struct {
+    struct msghdr msg_hdr;
+    unsigned int msg_len;
+} clinuxnet_mmsghdr;
+
+/// recvmmsg(2); `timeout` is always NULL: our sockets are non-blocking.
+int clinuxnet_recvmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags);
+/// sendmmsg(2).
+int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags);
+/// setns(2) into a network namespace, for the calling thread only.
+int clinuxnet_setns_net(int fd);
+
+// MARK: - CMSG(3) macros as functions
+
+static inline struct cmsghdr *clinuxnet_cmsg_firsthdr(struct msghdr *message) {
+    return CMSG_FIRSTHDR(message);
+}
+
+static inline struct cmsghdr *clinuxnet_cmsg_nxthdr(struct msghdr *message,
+                                                    struct cmsghdr *header) {
+    return CMSG_NXTHDR(message, header);
+}
+
+static inline void *clinuxnet_cmsg_data(struct cmsghdr *header) { return CMSG_DATA(header); }
+
+static inline size_t clinuxnet_cmsg_space(size_t length) { return CMSG_SPACE(length); }
+
+static inline size_t clinuxnet_cmsg_len(size_t length) { return CMSG_LEN(length); }
+
+// MARK: - Constants (some are macros with casts or enum members Swift imports awkwardly)
+
+static const int clinuxnet_sock_nonblock = SOCK_NONBLOCK;
+static const int clinuxnet_sock_cloexec = SOCK_CLOEXEC;
+static const int clinuxnet_sock_raw = SOCK_RAW;
+static const int clinuxnet_sock_dgram = SOCK_DGRAM;
+static const int clinuxnet_msg_trunc = MSG_TRUNC;
+static const int clinuxnet_msg_ctrunc = MSG_CTRUNC;
+
+static const int clinuxnet_sol_packet = SOL_PACKET;
+static const int clinuxnet_eth_p_all = ETH_P_ALL;
+static const int clinuxnet_packet_add_membership = PACKET_ADD_MEMBERSHIP;
+static const int clinuxnet_packet_mr_promisc = PACKET_MR_PROMISC;
+static const int clinuxnet_packet_auxdata = PACKET_AUXDATA;
+static const int clinuxnet_packet_ignore_outgoing = PACKET_IGNORE_OUTGOING;
+static const int clinuxnet_packet_qdisc_bypass = PACKET_QDISC_BYPASS;
+static const uint32_t clinuxnet_tp_status_vlan_valid = TP_STATUS_VLAN_VALID;
+static const uint32_t clinuxnet_tp_status_vlan_tpid_valid = TP_STATUS_VLAN_TPID_VALID;
+
+static const int clinuxnet_ip_mtu_discover = IP_MTU_DISCOVER;
+static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
+static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
+static const int clinuxnet_ipv6_v6only = IPV6_V6ONLY;
+
+#endif

@@ -1,0 +1,147 @@
+import CLinuxNet
+import Glibc
+import Packet
+
+/// An access port: one Linux interface whose frames the gateway bridges into overlays,
+/// opened as an AF_PACKET raw socket that sees every frame on the wire (ETH_P_ALL,
+/// promiscuous) and sends whole frames out of it.
+///
+/// - Frames arrive exactly as on the wire. The kernel's receive path takes the outer
+///   802.1Q/802.1ad tag off into packet metadata (it does so in software even on veth,
+///   `skb_vlan_untag`), and NICs with VLAN offload do it in hardware; with PACKET_AUXDATA
+///   the tag comes back as a control message and `receive` writes it back into the frame
+///   in the slot's headroom, so the forwarding core classifies (port, VLAN) from the bytes
+///   alone. `PacketBatch.restoredVLAN` says when that happened.
+/// - PACKET_IGNORE_OUTGOING: frames this host transmits on the interface (ours, and the
+///   kernel stack's) are never read back as input, which would otherwise loop every flood.
+/// - The socket is created with protocol 0, which receives nothing, and only starts
+///   receiving when `bind` names the interface, so no frame from another interface can
+///   slip into the queue in between.
+/// - Non-blocking: `receive` returns 0 when nothing is queued; wait for readability on
+///   `descriptor` (epoll) between batches.
+public final class AccessPort {
+    public let interfaceName: String
+    public let interfaceIndex: Int32
+    /// The socket, for epoll; owned by this port and closed when it goes.
+    public let descriptor: Int32
+
+    /// Opens the access port on `interface`.
+    ///
+    /// - Parameters:
+    ///   - promiscuous: receive frames addressed to any MAC (an L2 gateway must).
+    ///   - qdiscBypass: PACKET_QDISC_BYPASS hands frames straight to the driver, skipping
+    ///     the interface's queueing discipline (faster; loses shaping, and packet taps such
+    ///     as tcpdump no longer see what we send).
+    public init(interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false)
+        throws(SystemError)
+    {
+        let subject = SystemError.Subject.interface(interface)
+        let index = try System.interfaceIndex(interface)
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                AF_PACKET,
+                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
+        }
+        do {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_auxdata,
+                value: Int32(1), subject: subject)
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet,
+                option: clinuxnet_packet_ignore_outgoing, value: Int32(1), subject: subject)
+            if qdiscBypass {
+                try System.setOption(
+                    descriptor, level: clinuxnet_sol_packet,
+                    option: clinuxnet_packet_qdisc_bypass, value: Int32(1), subject: subject)
+            }
+            var address = sockaddr_ll()
+            address.sll_family = UInt16(AF_PACKET)
+            address.sll_protocol = UInt16(clinuxnet_eth_p_all).bigEndian
+            address.sll_ifindex = index
+            _ = try System.callBlocking("bind", subject: subject) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                    }
+                }
+            }
+            if promiscuous {
+                var membership = packet_mreq()
+                membership.mr_ifindex = index
+                membership.mr_type = UInt16(clinuxnet_packet_mr_promisc)
+                try System.setOption(
+                    descriptor, level: clinuxnet_sol_packet,
+                    option: clinuxnet_packet_add_membership, value: membership,
+                    subject: subject)
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        self.interfaceName = interface
+        self.interfaceIndex = index
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Receives up to `batch.capacity` frames into slots `0 ..< count` and returns
+    /// `count`, 0 when none are queued. Each frame starts at the batch's headroom, or 4
+    /// bytes before it when its VLAN tag was restored.
+    public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
+        batch.prepareForReceive(names: false, controlMessages: true)
+        let outcome = try System.call("recvmmsg", subject: .interface(interfaceName)) {
+            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
+        }
+        guard case .processed(let received) = outcome else { return 0 }
+        let count = Int(received)
+        batch.finishReceive(count: count)
+        for slot in 0..<count {
+            restoreVLANTag(batch, slot)
+        }
+        return count
+    }
+
+    /// Sends the frames in slots `0 ..< count` out of the interface, in order.
+    public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        try batch.send(on: descriptor, count: count, names: false)
+    }
+
+    /// Puts back the tag the kernel moved into skb metadata (tpacket_auxdata), so the
+    /// frame is as it was on the wire. Without TP_STATUS_VLAN_TPID_VALID (old kernels)
+    /// the TPID is 802.1Q's.
+    private func restoreVLANTag(_ batch: PacketBatch, _ slot: Int) {
+        // msg_hdr is the first member of mmsghdr.
+        let header = UnsafeMutableRawPointer(batch.messages + slot)
+            .assumingMemoryBound(to: msghdr.self)
+        var control = clinuxnet_cmsg_firsthdr(header)
+        while let message = control {
+            if message.pointee.cmsg_level == clinuxnet_sol_packet
+                && message.pointee.cmsg_type == clinuxnet_packet_auxdata
+                && message.pointee.cmsg_len
+                    >= clinuxnet_cmsg_len(MemoryLayout<tpacket_auxdata>.size)
+            {
+                let data = UnsafeRawPointer(clinuxnet_cmsg_data(message)!)
+                let auxiliary = data.loadUnaligned(as: tpacket_auxdata.self)
+                guard auxiliary.tp_status & clinuxnet_tp_status_vlan_valid != 0 else { return }
+                let tpid =
+                    auxiliary.tp_status & clinuxnet_tp_status_vlan_tpid_valid != 0
+                    ? auxiliary.tp_vlan_tpid : EtherType.vlan
+                let tag = VLANTag(tpid: tpid, tci: auxiliary.tp_vlan_tci)
+                let start = batch.frameStart(slot)
+                let length = batch.frameLength(slot)
+                guard
+                    let newStart = try? VLANTag.insert(
+                        tag, into: batch.buffer(slot), frameStart: start, frameLength: length)
+                else { return }
+                batch.setFrame(slot, start: newStart, length: length + 4)
+                batch.restoredTPID[slot] = tpid
+                batch.restoredTCI[slot] = auxiliary.tp_vlan_tci
+                return
+            }
+            control = clinuxnet_cmsg_nxthdr(header, message)
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import CLinuxNet
+import Glibc
+
+/// The outcome of a call on a non-blocking descriptor: it did its work, or it would have
+/// had to wait. Worker loops treat "would block" as the normal end of a batch, not an error.
+public enum IOResult<Value> {
+    case processed(Value)
+    case wouldBlock
+}
+
+extension IOResult: Sendable where Value: Sendable {}
+extension IOResult: Equatable where Value: Equatable {}
+
+/// A failed system call: which call, on what, and the errno it left.
+///
+/// The description is written for the operator who has to fix it ("interface br-nope does
+/// not exist"), not for the programmer; `call` and `errno` are kept for code that reacts to
+/// a particular failure (for example EMSGSIZE on send).
+public struct SystemError: Error, Sendable, CustomStringConvertible {
+    /// What the failing call was working on, so the message can name it.
+    public enum Subject: Hashable, Sendable {
+        case interface(String)
+        case address(String)
+        case path(String)
+        case other(String)
+    }
+
+    /// The name of the call as in its man page, e.g. "bind".
+    public let call: StaticString
+    public let errno: Int32
+    public let subject: Subject?
+
+    public init(call: StaticString, errno: Int32, subject: Subject? = nil) {
+        self.call = call
+        self.errno = errno
+        self.subject = subject
+    }
+
+    /// strerror(3) for `errno`.
+    public var reason: String { String(cString: strerror(errno)) }
+
+    public var description: String {
+        switch (subject, errno) {
+        case (.interface(let name)?, ENODEV), (.interface(let name)?, ENXIO):
+            return "interface \(name) does not exist"
+        case (.interface(let name)?, ENETDOWN):
+            return "interface \(name) is down"
+        case (.address(let address)?, EADDRINUSE):
+            return "address \(address) is already in use by another socket"
+        case (.address(let address)?, EADDRNOTAVAIL):
+            return "address \(address) is not configured on any interface"
+        case (.path(let path)?, ENOENT):
+            return "\(path) does not exist"
+        case (_, EPERM), (_, EACCES):
+            return "\(call)\(subjectSuffix) is not permitted: \(reason)"
+                + " (the data plane needs CAP_NET_RAW and CAP_NET_ADMIN)"
+        default:
+            return "\(call)\(subjectSuffix) failed: \(reason) (errno \(errno))"
+        }
+    }
+
+    private var subjectSuffix: String {
+        switch subject {
+        case .interface(let name)?: " on interface \(name)"
+        case .address(let address)?: " for address \(address)"
+        case .path(let path)?: " on \(path)"
+        case .other(let text)?: " for \(text)"
+        case nil: ""
+        }
+    }
+}
+
+/// The one door to the kernel, after SwiftNIO's `System.swift`: every call goes through
+/// `call(_:subject:_:)`, which retries EINTR (a signal is never a failure), reports
+/// EAGAIN/EWOULDBLOCK as `.wouldBlock` (our descriptors are non-blocking), and turns any
+/// other errno into a `SystemError` that names the call and what it was working on.
+///
+/// Failure is a return value of -1, as for nearly all of Linux's socket calls; wrap calls
+/// that report failure differently (`if_nametoindex` returns 0) so that they return -1.
+public enum System {
+    @inlinable
+    @inline(__always)
+    public static func call<Result: FixedWidthInteger>(
+        _ name: StaticString, subject: SystemError.Subject? = nil, _ body: () -> Result
+    ) throws(SystemError) -> IOResult<Result> {
+        while true {
+            let result = body()
+            if result != -1 { return .processed(result) }
+            let error = Glibc.errno
+            switch error {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return .wouldBlock
+            default: throw SystemError(call: name, errno: error, subject: subject)
+            }
+        }
+    }
+
+    /// `call` for set-up calls on which "would block" cannot happen or is itself a failure.
+    @inlinable
+    public static func callBlocking<Result: FixedWidthInteger>(
+        _ name: StaticString, subject: SystemError.Subject? = nil, _ body: () -> Result
+    ) throws(SystemError) -> Result {
+        switch try call(name, subject: subject, body) {
+        case .processed(let result): return result
+        case .wouldBlock: throw SystemError(call: name, errno: EAGAIN, subject: subject)
+        }
+    }
+
+    /// setsockopt(2) for a plain value option.
+    static func setOption<Value: BitwiseCopyable>(
+        _ descriptor: Int32, level: Int32, option: Int32, value: Value,
+        name: StaticString = "setsockopt", subject: SystemError.Subject? = nil
+    ) throws(SystemError) {
+        var value = value
+        _ = try callBlocking(name, subject: subject) {
+            setsockopt(
+                descriptor, level, option, &value, socklen_t(MemoryLayout<Value>.size))
+        }
+    }
+
+    /// if_nametoindex(3), which reports failure as 0 rather than -1.
+    static func interfaceIndex(_ name: String) throws(SystemError) -> Int32 {
+        guard name.utf8.count < IF_NAMESIZE, !name.isEmpty else {
+            throw SystemError(call: "if_nametoindex", errno: ENODEV, subject: .interface(name))
+        }
+        return try callBlocking("if_nametoindex", subject: .interface(name)) {
+            let index = if_nametoindex(name)
+            return index == 0 ? -1 : Int32(bitPattern: index)
+        }
+    }
+}
+
+/// Network namespaces, for running a worker (or a test) inside one without moving the
+/// whole process: setns(2) with CLONE_NEWNET changes only the calling thread.
+public enum NetworkNamespace {
+    /// Moves the calling thread into the namespace at `path` (e.g. /run/netns/NAME).
+    /// Sockets created afterwards on this thread belong to that namespace.
+    public static func enterOnCurrentThread(path: String) throws(SystemError) {
+        let descriptor = try System.callBlocking("open", subject: .path(path)) {
+            open(path, O_RDONLY | O_CLOEXEC)
+        }
+        defer { close(descriptor) }
+        _ = try System.callBlocking("setns", subject: .path(path)) {
+            clinuxnet_setns_net(descriptor)
+        }
+    }
+}

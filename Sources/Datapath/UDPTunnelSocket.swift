@@ -1,0 +1,102 @@
+import CLinuxNet
+import Glibc
+import Packet
+
+/// The underlay's UDP socket for VXLAN (RFC 7348, port 4789): receives encapsulated
+/// frames with their source VTEP's address, and sends datagrams to per-slot destinations.
+///
+/// Fragmentation is never allowed: IPv4 sets IP_PMTUDISC_DO (DF on every datagram) and
+/// IPv6 IPV6_DONTFRAG, because RFC 7348 §4.3 asks VTEPs not to fragment and a reassembly
+/// on a remote VTEP costs more than the drop. A datagram larger than the path MTU is
+/// refused by the kernel with EMSGSIZE and counted in `SendResult.tooBig`.
+///
+/// Limitation: every datagram leaves from the socket's bound port. RFC 7348 §5 wants the
+/// UDP source port to be a hash of the inner flow so underlay ECMP/LACP spreads tunnels
+/// across links, and a UDP socket cannot vary it per packet. This socket is right for
+/// receiving and for low-rate sends (tests, control traffic); the data plane's encap path
+/// sends through AF_PACKET with a full prebuilt outer header (`OuterHeaderTemplate`),
+/// which sets the source port per packet and, per bench/reference measurements, is also
+/// far faster than the kernel's per-packet UDP output path.
+public final class UDPTunnelSocket {
+    public static let vxlanPort: UInt16 = 4789
+
+    /// The address and port actually bound (the port the kernel chose when asked for 0).
+    public let localEndpoint: UDPEndpoint
+    /// The socket, for epoll; owned by this object and closed when it goes.
+    public let descriptor: Int32
+
+    public init(address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort)
+        throws(SystemError)
+    {
+        let subject = SystemError.Subject.address(
+            UDPEndpoint(address: address, port: port).description)
+        let family: Int32
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        }
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                family, clinuxnet_sock_dgram | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec,
+                0)
+        }
+        do {
+            switch address {
+            case .v4:
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IP), option: clinuxnet_ip_mtu_discover,
+                    value: Int32(clinuxnet_ip_pmtudisc_do), subject: subject)
+            case .v6:
+                // One family per socket keeps v4-mapped addresses out of the source field.
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IPV6), option: clinuxnet_ipv6_v6only,
+                    value: Int32(1), subject: subject)
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IPV6), option: clinuxnet_ipv6_dontfrag,
+                    value: Int32(1), subject: subject)
+            }
+            // A one-slot batch is the simplest way to build the sockaddr for either family.
+            let scratch = PacketBatch(capacity: 1, bufferSize: 128, headroom: 4)
+            scratch.setDestination(UDPEndpoint(address: address, port: port), for: 0)
+            let length = scratch.messages[0].msg_hdr.msg_namelen
+            _ = try System.callBlocking("bind", subject: subject) {
+                scratch.addresses.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, length)
+                }
+            }
+            var boundLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = try System.callBlocking("getsockname", subject: subject) {
+                scratch.addresses.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    getsockname(descriptor, $0, &boundLength)
+                }
+            }
+            self.localEndpoint = scratch.source(0)!
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Receives up to `batch.capacity` datagrams into slots `0 ..< count` and returns
+    /// `count`, 0 when none are queued. `batch.source(slot)` is each one's sender.
+    public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
+        batch.prepareForReceive(names: true, controlMessages: false)
+        let outcome = try System.call("recvmmsg") {
+            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
+        }
+        guard case .processed(let received) = outcome else { return 0 }
+        batch.finishReceive(count: Int(received))
+        return Int(received)
+    }
+
+    /// Sends slots `0 ..< count`, each to the destination set with
+    /// `batch.setDestination(_:for:)`, in order.
+    public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        try batch.send(on: descriptor, count: count, names: true)
+    }
+}
