@@ -29,10 +29,16 @@ let package = Package(
         // What Swift cannot see of the Linux socket API: mmsghdr, CMSG macros, PACKET_* and
         // tpacket_auxdata, setns.
         .target(name: "CLinuxNet"),
+        // Seeded property checking shared by the test targets (test support, not shipped).
+        .target(
+            name: "PropertyChecks",
+            dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            path: "Tests/PropertyChecks"
+        ),
         .testTarget(
             name: "PacketTests",
             dependencies: [
-                "Packet",
+                "Packet", "PropertyChecks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"]
@@ -40,7 +46,7 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests",
             dependencies: [
-                "Forwarding", "Packet",
+                "Forwarding", "Packet", "PropertyChecks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -1,5 +1,6 @@
 import Packet
 import PropertyBased
+import PropertyChecks
 import Testing
 
 @testable import Forwarding
@@ -51,63 +52,65 @@ struct IsolationTests {
     /// to an attachment bound to that switch (never the one it came from), encapsulation
     /// carries that switch's VNI, floods name that switch, and nothing from a tunnel goes back
     /// into one. Per-switch counters add up.
-    @Test func framesNeverLeaveTheirLogicalSwitch() {
-        fixedSeedCheck(
-            seed: (0x1234, 0x5678, 0x9ABC, 0xDEF0), count: 40,
-            input: randomFrames.array(of: 300...600)
-        ) { frames in
-            var switches = Lab.switches
-            switches[0].macAgeing = 60
-            switches[1].macLimit = 3
-            let engine = ForwardingEngine(
-                configuration: Lab.configuration(switches: switches), macTableLimit: 8)
-            let c = engine.configuration
-            var now: UInt32 = 0
-            for (n, f) in frames.enumerated() {
-                now += f.advance
-                if n % 50 == 0 { engine.age(now: now, budget: 4) }
-                let decision = engine.decide(f.ingress, f.bytes, now: now)
-                let entered: SwitchIndex?
-                let fromTunnel: Bool
-                var ingressAttachment: AttachmentCircuit? = nil
-                switch f.ingress {
-                case .access(let port):
-                    fromTunnel = false
-                    let vid = f.vlans.first ?? 0
-                    ingressAttachment = AttachmentCircuit(port: port, vlan: vid)
-                    entered = f.vlans.count > 1 ? nil : c.boundSwitch(port: port, vlan: vid)
-                case .tunnel(_, _, let v):
-                    fromTunnel = true
-                    entered = c.switchIndex(for: v)
-                }
-                let problem = "frame \(n) \(f) → \(decision)"
-                switch decision {
-                case .drop:
-                    continue
-                case .output(let port, let vlan):
-                    guard let entered, c.boundSwitch(port: port, vlan: vlan) == entered,
-                        AttachmentCircuit(port: port, vlan: vlan) != ingressAttachment
-                    else { return "wrong output: \(problem)" }
-                case .encapsulate(let locator, let v):
-                    guard let entered, !fromTunnel, c.vni(of: entered) == v,
-                        c.locator(locator) != nil
-                    else { return "wrong encapsulation: \(problem)" }
-                case .flood(let sw, let v, let excluding, let replicate):
-                    guard sw == entered, c.vni(of: sw) == v, replicate == !fromTunnel,
-                        excluding == ingressAttachment
-                    else { return "wrong flood: \(problem)" }
-                }
-            }
-            for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
-                let k = engine.counters(of: sw)
-                if k.fromAccess + k.fromTunnel != k.toAccess + k.encapsulated + k.flooded + k.drops
-                {
-                    return "counters of \(sw) do not add up: \(k)"
-                }
-            }
-            if let problem = engine.macTable.structuralProblem() { return problem }
-            return nil
+    @Test func framesNeverLeaveTheirLogicalSwitch() throws {
+        try seededCheck(count: 40, seed: 0x1234_5678_9ABC_DEF0, randomFrames.array(of: 300...600)) {
+            frames in
+            try #require(isolationProblem(frames) == nil)
         }
+    }
+
+    /// The first way `frames` leave their logical switch or break the counters, if any.
+    private func isolationProblem(_ frames: [RandomFrame]) -> String? {
+        var switches = Lab.switches
+        switches[0].macAgeing = 60
+        switches[1].macLimit = 3
+        let engine = ForwardingEngine(
+            configuration: Lab.configuration(switches: switches), macTableLimit: 8)
+        let c = engine.configuration
+        var now: UInt32 = 0
+        for (n, f) in frames.enumerated() {
+            now += f.advance
+            if n % 50 == 0 { engine.age(now: now, budget: 4) }
+            let decision = engine.decide(f.ingress, f.bytes, now: now)
+            let entered: SwitchIndex?
+            let fromTunnel: Bool
+            var ingressAttachment: AttachmentCircuit? = nil
+            switch f.ingress {
+            case .access(let port):
+                fromTunnel = false
+                let vid = f.vlans.first ?? 0
+                ingressAttachment = AttachmentCircuit(port: port, vlan: vid)
+                entered = f.vlans.count > 1 ? nil : c.boundSwitch(port: port, vlan: vid)
+            case .tunnel(_, _, let v):
+                fromTunnel = true
+                entered = c.switchIndex(for: v)
+            }
+            let problem = "frame \(n) \(f) → \(decision)"
+            switch decision {
+            case .drop:
+                continue
+            case .output(let port, let vlan):
+                guard let entered, c.boundSwitch(port: port, vlan: vlan) == entered,
+                    AttachmentCircuit(port: port, vlan: vlan) != ingressAttachment
+                else { return "wrong output: \(problem)" }
+            case .encapsulate(let locator, let v):
+                guard let entered, !fromTunnel, c.vni(of: entered) == v,
+                    c.locator(locator) != nil
+                else { return "wrong encapsulation: \(problem)" }
+            case .flood(let sw, let v, let excluding, let replicate):
+                guard sw == entered, c.vni(of: sw) == v, replicate == !fromTunnel,
+                    excluding == ingressAttachment
+                else { return "wrong flood: \(problem)" }
+            }
+        }
+        for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
+            let k = engine.counters(of: sw)
+            if k.fromAccess + k.fromTunnel != k.toAccess + k.encapsulated + k.flooded + k.drops {
+                return "counters of \(sw) do not add up: \(k)"
+            }
+        }
+        if let problem = engine.macTable.structuralProblem() { return problem }
+        return nil
     }
 }
 
@@ -115,38 +118,41 @@ struct IsolationTests {
 struct PrefetchTests {
     /// `prefetch` is only a cache hint: an engine that prefetches every frame of a batch before
     /// deciding them makes the same decisions, counts and MAC table as one that does not.
-    @Test func prefetchChangesNothing() {
-        fixedSeedCheck(
-            seed: (0x0F0F, 0x2468, 0x1357, 0xACE0), count: 20,
-            input: randomFrames.array(of: 100...300)
-        ) { frames in
-            let plain = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
-            let hinted = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
-            var now: UInt32 = 0
-            for start in stride(from: 0, to: frames.count, by: 32) {
-                let batch = frames[start..<min(start + 32, frames.count)]
-                for f in batch {
-                    f.bytes.withUnsafeBytes { hinted.prefetch(f.ingress, frame: $0) }
-                }
-                if hinted.statistics() != plain.statistics() {
-                    return "prefetch changed the counters before batch \(start / 32)"
-                }
-                for f in batch {
-                    now += f.advance
-                    let expected = plain.decide(f.ingress, f.bytes, now: now)
-                    let got = hinted.decide(f.ingress, f.bytes, now: now)
-                    if got != expected { return "\(f): \(got), expected \(expected)" }
-                }
-            }
-            if hinted.statistics() != plain.statistics() { return "counters differ" }
-            for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
-                if hinted.macTable.entries(of: sw, now: now).map(\.mac)
-                    != plain.macTable.entries(of: sw, now: now).map(\.mac)
-                {
-                    return "MAC tables of \(sw) differ"
-                }
-            }
-            return nil
+    @Test func prefetchChangesNothing() throws {
+        try seededCheck(count: 20, seed: 0x0F0F_2468_1357_ACE0, randomFrames.array(of: 100...300)) {
+            frames in
+            try #require(prefetchProblem(frames) == nil)
         }
+    }
+
+    /// The first difference prefetching makes to decisions, counters or entries, if any.
+    private func prefetchProblem(_ frames: [RandomFrame]) -> String? {
+        let plain = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
+        let hinted = ForwardingEngine(configuration: Lab.configuration(), macTableLimit: 16)
+        var now: UInt32 = 0
+        for start in stride(from: 0, to: frames.count, by: 32) {
+            let batch = frames[start..<min(start + 32, frames.count)]
+            for f in batch {
+                f.bytes.withUnsafeBytes { hinted.prefetch(f.ingress, frame: $0) }
+            }
+            if hinted.statistics() != plain.statistics() {
+                return "prefetch changed the counters before batch \(start / 32)"
+            }
+            for f in batch {
+                now += f.advance
+                let expected = plain.decide(f.ingress, f.bytes, now: now)
+                let got = hinted.decide(f.ingress, f.bytes, now: now)
+                if got != expected { return "\(f): \(got), expected \(expected)" }
+            }
+        }
+        if hinted.statistics() != plain.statistics() { return "counters differ" }
+        for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
+            if hinted.macTable.entries(of: sw, now: now).map(\.mac)
+                != plain.macTable.entries(of: sw, now: now).map(\.mac)
+            {
+                return "MAC tables of \(sw) differ"
+            }
+        }
+        return nil
     }
 }

@@ -1,5 +1,6 @@
 import Packet
 import PropertyBased
+import PropertyChecks
 import Testing
 
 @testable import Forwarding
@@ -243,36 +244,39 @@ func compare(
 @Suite("MAC table")
 struct MACTableTests {
     @Test("tiny table: collisions, wrap-around, backward shift, table full")
-    func tinyTableMatchesModel() {
+    func tinyTableMatchesModel() throws {
         // Limit 5 → 16 slots, static ceiling 12, 52 possible keys: runs wrap constantly.
         let ops = operations(timeStep: 0...120).array(of: 100...400)
-        fixedSeedCheck(seed: (1, 2, 3, 4), count: 300, input: ops) { ops in
-            compare(
+        try seededCheck(count: 300, seed: 0x0001_0002_0003_0004, ops) { ops in
+            let problem = compare(
                 ops, totalLimit: 5, limits: [:], ageing: [0: 100, 1: 0, 2: 300, 65534: 30],
                 seed: 0x5EED)
+            try #require(problem == nil)
         }
     }
 
     @Test("per-switch limits below the total")
-    func perSwitchLimitsMatchModel() {
+    func perSwitchLimitsMatchModel() throws {
         let ops = operations(timeStep: 0...60).array(of: 100...400)
-        fixedSeedCheck(seed: (9, 8, 7, 6), count: 300, input: ops) { ops in
-            compare(
+        try seededCheck(count: 300, seed: 0x0009_0008_0007_0006, ops) { ops in
+            let problem = compare(
                 ops, totalLimit: 12, limits: [0: 2, 1: 0, 2: 5],
                 ageing: [0: 50, 1: 50, 2: 0, 65534: 200], seed: 42)
+            try #require(problem == nil)
         }
     }
 
     @Test("roomy table: long runs without limits")
-    func roomyTableMatchesModel() {
+    func roomyTableMatchesModel() throws {
         let ops = operations(timeStep: 0...400).array(of: 200...600)
-        fixedSeedCheck(seed: (0xDEAD, 0xBEEF, 0xF00D, 0xCAFE), count: 150, input: ops) { ops in
-            compare(ops, totalLimit: 60, limits: [:], ageing: [:], seed: 7)
+        try seededCheck(count: 150, seed: 0xDEAD_BEEF_F00D_CAFE, ops) { ops in
+            let problem = compare(ops, totalLimit: 60, limits: [:], ageing: [:], seed: 7)
+            try #require(problem == nil)
         }
     }
 
     @Test("all keys in one probe run: hash seed that sends many keys home to few slots")
-    func clusteredKeysMatchModel() {
+    func clusteredKeysMatchModel() throws {
         // Search for a seed under which many test keys share a home slot in a 16-slot table,
         // so the property runs with one long run that wraps the table's end.
         var best: (seed: UInt64, pile: Int) = (0, 0)
@@ -285,8 +289,9 @@ struct MACTableTests {
             }
         }
         let ops = operations(timeStep: 0...50).array(of: 100...300)
-        fixedSeedCheck(seed: (5, 5, 5, 5), count: 200, input: ops) { ops in
-            compare(ops, totalLimit: 5, limits: [:], ageing: [:], seed: best.seed)
+        try seededCheck(count: 200, seed: 0x0005_0005_0005_0005, ops) { ops in
+            let problem = compare(ops, totalLimit: 5, limits: [:], ageing: [:], seed: best.seed)
+            try #require(problem == nil)
         }
     }
 

@@ -4,27 +4,6 @@ import Testing
 
 @testable import Forwarding
 
-/// Runs `body` on `count` values of `input`, drawn from a generator seeded with `seed`, so every
-/// run of the suite checks the same cases. Stops at the first failing case and records the
-/// seed and iteration that reproduce it.
-///
-/// (swift-property-based's `.fixedSeed` trait is meant for reproducing one failure: it runs a
-/// single case and records an issue when that case passes, so it cannot mark a passing test.)
-func fixedSeedCheck<Value, Shrinks>(
-    seed: (UInt64, UInt64, UInt64, UInt64), count: Int, input: Generator<Value, Shrinks>,
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: (Value) -> String?
-) {
-    var rng = Xoshiro(seed: seed)
-    for iteration in 0..<count {
-        let value = input.run(using: &rng)
-        if let problem = body(value) {
-            Issue.record(
-                "seed \(seed), iteration \(iteration): \(problem)", sourceLocation: sourceLocation)
-            return
-        }
-    }
-}
-
 /// An Ethernet frame: destination, source, VLAN tags (outermost first, TPID 0x8100), IPv4
 /// EtherType and a few payload bytes.
 func frame(

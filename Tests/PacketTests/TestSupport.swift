@@ -24,39 +24,6 @@ func hexString(_ bytes: some Sequence<UInt8>) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
 }
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fixed-seed generator for tests that need
-/// many random values, so that every CI run sees the same inputs.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-/// Runs `body` on `count` inputs drawn from `generator` with a fixed seed.
-///
-/// Why not `propertyCheck` with `.fixedSeed`: in swift-property-based 2.0.1 a fixed seed runs
-/// the body once and records an issue when nothing fails ("Do not commit usages of this
-/// trait"), and without it every run draws a new random seed. This keeps the library's
-/// generators and makes CI deterministic; a failure names the iteration and input.
-func deterministicCheck<Value>(
-    count: Int = 200, seed: UInt64, _ generator: Generator<Value, some Sequence>,
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: (Value) throws -> Void
-) rethrows {
-    var seeds = SplitMix64(seed: seed)
-    var rng = Xoshiro(seed: (seeds.next(), seeds.next(), seeds.next(), seeds.next()))
-    for _ in 0..<count {
-        let value = generator.run(using: &rng)
-        try body(value)
-    }
-}
-
 // MARK: - Generators for wire values
 
 enum Wire {
