@@ -1,8 +1,8 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point downward only
-// (Forwarding → Packet, CPrefetch; Datapath → Packet, CLinuxNet). Later modules (OVSDB,
-// Netlink, Appliance, Shell, vtepd, vtepsh) join with the issues that build them.
+// (Forwarding → Packet, CPrefetch; Datapath → Packet, CLinuxNet; OVSDB → SwiftNIO). Later
+// modules (Netlink, Appliance, Shell, vtepd, vtepsh) join with the issues that build them.
 import PackageDescription
 
 let package = Package(
@@ -11,9 +11,11 @@ let package = Package(
         .library(name: "Packet", targets: ["Packet"]),
         .library(name: "Forwarding", targets: ["Forwarding"]),
         .library(name: "Datapath", targets: ["Datapath"]),
+        .library(name: "OVSDB", targets: ["OVSDB"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1")
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // Wire formats over raw buffer views; allocates nothing per packet.
@@ -29,6 +31,15 @@ let package = Package(
         // What Swift cannot see of the Linux socket API: mmsghdr, CMSG macros, PACKET_* and
         // tpacket_auxdata, setns.
         .target(name: "CLinuxNet"),
+        // RFC 7047 JSON-RPC client on SwiftNIO and the typed hardware_vtep model. Knows nothing
+        // of the data plane.
+        .target(
+            name: "OVSDB",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
@@ -51,5 +62,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet"]),
+        .testTarget(
+            name: "OVSDBTests",
+            dependencies: [
+                "OVSDB",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            exclude: ["Fixtures"]
+        ),
     ]
 )
