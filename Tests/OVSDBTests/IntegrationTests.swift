@@ -102,14 +102,16 @@ actor EventLog {
             #expect(set.locators.map { database.physicalLocators[$0]?.dstIP } == ["10.0.0.3"])
             #expect(database.ucastMacsLocal.isEmpty)
 
-            // Consumers saw each change as a delta, with the replica after it.
-            let inserted = await log.events.contains { event in
-                guard case .updated(let updates, let replica) = event else { return false }
-                return updates.tables["Ucast_Macs_Remote"]?.values.contains {
-                    $0.old == nil && $0.new?["MAC"] == "00:11:22:33:44:55"
-                } == true && replica["Ucast_Macs_Remote"].count == 1
+            // Consumers saw each change as a delta, with the replica after it. The log is
+            // filled by its own task, so it may trail the client's replica a little.
+            try await eventually("the ucast insert as a delta in the event log") {
+                await log.events.contains { event in
+                    guard case .updated(let updates, let replica) = event else { return false }
+                    return updates.tables["Ucast_Macs_Remote"]?.values.contains {
+                        $0.old == nil && $0.new?["MAC"] == "00:11:22:33:44:55"
+                    } == true && replica["Ucast_Macs_Remote"].count == 1
+                }
             }
-            #expect(inserted)
 
             // Deletions reach the replica too.
             try server.vtepCtl("del-ucast-remote", "ls0", "00:11:22:33:44:55")
@@ -196,6 +198,9 @@ actor EventLog {
 
             try await eventually("the second synchronisation") {
                 await client.synchronizations == 2
+            }
+            try await eventually("the second synchronisation in the event log") {
+                await log.synchronizations.count == 2
             }
             let resynchronised = try #require(await log.synchronizations.last)
             let names = resynchronised["Logical_Switch"].values.compactMap { $0["name"] }
