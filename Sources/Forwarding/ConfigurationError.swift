@@ -21,7 +21,6 @@ public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertib
     case locatorNotUnicast(Locator, role: String)
     case groupNotMulticast(Locator, switch: String)
     case duplicateHeadEnd(Locator, switch: String)
-    case unknownAcceptedSource(IPAddress, switch: String)
     case unknownSwitchIndex(SwitchIndex)
     case staticMACNotUnicast(MACAddress)
     case staticLocatorUnknown(MACAddress, LocatorIndex)
@@ -73,9 +72,6 @@ public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertib
         case .duplicateHeadEnd(let l, let s):
             return "VTEP \(l) is listed twice in the head-end replication list of logical"
                 + " switch \(s)"
-        case .unknownAcceptedSource(let ip, let s):
-            return "accepted source VTEP \(ip) of logical switch \(s) is not a configured"
-                + " locator"
         case .unknownSwitchIndex(let i):
             return "there is no logical switch with index \(i.rawValue)"
         case .staticMACNotUnicast(let mac):

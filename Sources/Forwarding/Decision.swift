@@ -65,6 +65,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// The frame is to be flooded, but the switch has no other attachment and no replication
     /// target.
     case noFloodTargets
+    /// A VTEP not yet known sent into a multicast switch, and the engine's table of
+    /// discovered VTEPs is full.
+    case remoteVTEPLimit
 
     /// What an operator reads in `show statistics` or a packet trace.
     public var description: String {
@@ -83,6 +86,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .sameInterface: "destination is on the ingress port and VLAN"
         case .tunnelToTunnel: "destination is behind a tunnel, frame came from one"
         case .noFloodTargets: "flooded frame has no port or VTEP to go to"
+        case .remoteVTEPLimit: "too many discovered remote VTEPs"
         }
     }
 
@@ -103,6 +107,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .sameInterface: "same_interface"
         case .tunnelToTunnel: "tunnel_to_tunnel"
         case .noFloodTargets: "no_flood_targets"
+        case .remoteVTEPLimit: "remote_vtep_limit"
         }
     }
 }

@@ -45,6 +45,11 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         var acceptedStart: UInt32 = 0
         var acceptedCount: UInt32 = 0
         var acceptsAny = true
+        /// Multicast switch: VTEPs that are not configured locators may send (and are learned
+        /// as discovered locators), subject to the accepted prefixes.
+        var openToAll = false
+        var prefixStart: UInt32 = 0
+        var prefixCount: UInt32 = 0
     }
 
     struct LocatorKey: Comparable {
@@ -97,6 +102,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         var memberPool: UnsafeMutablePointer<AttachmentCircuit>
         var replicationPool: UnsafeMutablePointer<LocatorIndex>
         var acceptedPool: UnsafeMutablePointer<LocatorIndex>
+        var prefixPool: UnsafeMutablePointer<IPPrefix>
         var locatorKeyCount: Int
         var locatorKeys: UnsafeMutablePointer<LocatorKey>
     }
@@ -183,11 +189,6 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         guard allLocators.count <= LocatorIndex.count else {
             throw .tooManyLocators(allLocators.count)
         }
-        for s in switches {
-            for ip in s.acceptedSources ?? [] where !allLocators.contains(where: { $0.ip == ip }) {
-                throw .unknownAcceptedSource(ip, switch: s.name)
-            }
-        }
 
         // Bindings.
         let switchNames = Set(switches.map(\.name))
@@ -259,6 +260,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         var memberPool: [AttachmentCircuit] = []
         var replicationPool: [LocatorIndex] = []
         var acceptedPool: [LocatorIndex] = []
+        var prefixPool: [IPPrefix] = []
         for (i, s) in switchTable.enumerated() {
             guard let s else { continue }
             var r = SwitchRecord()
@@ -270,7 +272,9 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             memberPool += m
             let targets: [Locator]
             switch s.replication {
-            case .multicast(let g): targets = [g]
+            case .multicast(let g):
+                targets = [g]
+                r.openToAll = true
             case .headEnd(let list): targets = list
             case .serviceNode(let l):
                 targets = [l]
@@ -281,12 +285,16 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             replicationPool += targets.map { indexOfLocator[$0]! }
             if let accepted = s.acceptedSources {
                 let list = Set(
-                    allLocators.filter { accepted.contains($0.ip) }.map { indexOfLocator[$0]! }
+                    allLocators.filter { l in accepted.contains { $0.contains(l.ip) } }
+                        .map { indexOfLocator[$0]! }
                 ).sorted()
                 r.acceptsAny = false
                 r.acceptedStart = UInt32(acceptedPool.count)
                 r.acceptedCount = UInt32(list.count)
                 acceptedPool += list
+                r.prefixStart = UInt32(prefixPool.count)
+                r.prefixCount = UInt32(accepted.count)
+                prefixPool += accepted
             }
             records[i] = r
         }
@@ -309,7 +317,8 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             switchSlots: switchSlots, records: records, portSlots: portSlots,
             bindingTable: bindingTable, vniMask: vniMask, vniTable: vniTable,
             memberPool: Self.copy(memberPool), replicationPool: Self.copy(replicationPool),
-            acceptedPool: Self.copy(acceptedPool), locatorKeyCount: keys.count,
+            acceptedPool: Self.copy(acceptedPool), prefixPool: Self.copy(prefixPool),
+            locatorKeyCount: keys.count,
             locatorKeys: Self.copy(keys))
     }
 
@@ -320,6 +329,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         tables.memberPool.deallocate()
         tables.replicationPool.deallocate()
         tables.acceptedPool.deallocate()
+        tables.prefixPool.deallocate()
         tables.locatorKeys.deallocate()
     }
 
@@ -365,6 +375,13 @@ public final class ForwardingConfiguration: @unchecked Sendable {
     /// Whether `locator` may send into switch `index`.
     public func accepts(_ locator: LocatorIndex, into index: SwitchIndex) -> Bool {
         tables.accepts(locator, into: index)
+    }
+
+    /// Whether a VTEP at `source` that is not a configured locator may send into switch
+    /// `index`: only on a multicast switch, within its accepted prefixes if it has any.
+    public func acceptsUnconfigured(_ source: IPAddress, into index: SwitchIndex) -> Bool {
+        guard let r = tables.record(index) else { return false }
+        return tables.acceptsUnconfigured(source, r)
     }
 
     // MARK: Helpers
@@ -494,6 +511,22 @@ extension ForwardingConfiguration.Tables {
         let i = Int(index.rawValue)
         guard i < switchSlots, records[i].present else { return nil }
         return records[i]
+    }
+
+    /// Whether a VTEP that is not a configured locator may send into the switch of `r`.
+    @inline(__always)
+    func acceptsUnconfigured(_ source: IPAddress, _ r: ForwardingConfiguration.SwitchRecord)
+        -> Bool
+    {
+        guard r.openToAll else { return false }
+        if r.acceptsAny { return true }
+        var i = Int(r.prefixStart)
+        let end = i &+ Int(r.prefixCount)
+        while i < end {
+            if prefixPool[i].contains(source) { return true }
+            i &+= 1
+        }
+        return false
     }
 
     @inline(__always)

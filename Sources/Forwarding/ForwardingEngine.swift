@@ -24,6 +24,7 @@ public final class ForwardingEngine {
     /// live as long as `configuration`.
     private var current: ForwardingConfiguration.Tables
 
+    private var discovered: DiscoveredLocators
     private let switchCounters: UnsafeMutablePointer<SwitchCounters>
     private let dropCounters: UnsafeMutablePointer<UInt64>
     private let malformedCounters: UnsafeMutablePointer<UInt64>
@@ -31,11 +32,14 @@ public final class ForwardingEngine {
     /// - Parameters:
     ///   - macTableLimit: total learned MAC entries (default 1,048,576).
     ///   - hashSeed: keys the MAC table's hash; random per process in the daemon.
+    ///   - discoveredLocatorLimit: VTEPs that multicast switches may learn from without the
+    ///     configuration naming them (default 4,096).
     public init(
         configuration: ForwardingConfiguration, macTableLimit: Int = MACTable.defaultTotalLimit,
-        hashSeed: UInt64 = 0
+        hashSeed: UInt64 = 0, discoveredLocatorLimit: Int = 4096
     ) {
         macTable = MACTable(totalLimit: macTableLimit, hashSeed: hashSeed)
+        discovered = DiscoveredLocators(capacity: discoveredLocatorLimit)
         self.configuration = configuration
         current = configuration.tables
         switchCounters = .allocate(capacity: SwitchIndex.count)
@@ -52,6 +56,7 @@ public final class ForwardingEngine {
     }
 
     deinit {
+        discovered.deallocate()
         switchCounters.deallocate()
         dropCounters.deallocate()
         malformedCounters.deallocate()
@@ -84,9 +89,17 @@ public final class ForwardingEngine {
         let portsChanged = old.ports.indices.contains {
             old.ports[$0] != new.portName(PortIndex(rawValue: UInt16($0)))
         }
-        if locatorsChanged || portsChanged || old.bindings != new.bindings {
+        let switchesChanged = old.switches != new.switches
+        if locatorsChanged || portsChanged || switchesChanged || old.bindings != new.bindings {
+            let discovered = self.discovered
             macTable.removeAll { sw, _, entry in
                 switch entry.location {
+                case .remote(let l) where l.isDynamic:
+                    // Learned behind a discovered VTEP: kept while the switch still takes
+                    // VTEPs it was not told about, and this one among them.
+                    guard let locator = discovered.locator(l) else { return true }
+                    return !new.acceptsUnconfigured(locator.ip, into: sw)
+                        || new.locatorIndex(of: locator) != nil
                 case .remote(let l):
                     return new.locator(l) == nil || new.locator(l) != old.locator(l)
                 case .local(let a):
@@ -123,6 +136,16 @@ public final class ForwardingEngine {
         if outcome == .tableExhausted { throw .macTableExhausted(mac) }
         return outcome
     }
+
+    /// The locator an index names: one of the configuration's, or one discovered on a
+    /// multicast switch. The datapath resolves `.encapsulate` and flood targets with it.
+    public func locator(_ index: LocatorIndex) -> Locator? {
+        index.isDynamic ? discovered.locator(index) : configuration.locator(index)
+    }
+
+    /// VTEPs met on multicast switches that the configuration does not name, in order of
+    /// discovery; their indices run from `LocatorIndex.dynamicBase`.
+    public var discoveredLocators: [Locator] { discovered.all }
 
     /// Reclaims expired MAC entries with bounded work; see `MACTable.age(now:budget:)`.
     @discardableResult
@@ -233,14 +256,27 @@ public final class ForwardingEngine {
         _ frame: UnsafeRawBufferPointer, _ now: UInt32
     ) -> Decision {
         let c = current
-        guard let locator = c.locatorIndex(of: Locator(source, encapsulation)) else {
-            return drop(.unknownSourceVTEP, nil)
-        }
         guard let sw = c.switchIndex(for: vni) else { return drop(.unknownVNI, nil) }
         let s = Int(sw.rawValue)
         let record = c.records[s]
         switchCounters[s].fromTunnel &+= 1
-        guard c.accepts(locator.rawValue, record) else { return drop(.sourceVTEPNotAccepted, s) }
+        let locator: LocatorIndex
+        if let configured = c.locatorIndex(of: Locator(source, encapsulation)) {
+            guard c.accepts(configured.rawValue, record) else {
+                return drop(.sourceVTEPNotAccepted, s)
+            }
+            locator = configured
+        } else {
+            // Only a multicast switch hears from VTEPs nobody named (RFC 7348 §4.2).
+            guard record.openToAll else { return drop(.unknownSourceVTEP, s) }
+            guard c.acceptsUnconfigured(source, record) else {
+                return drop(.sourceVTEPNotAccepted, s)
+            }
+            guard let found = discovered.findOrInsert(Locator(source, encapsulation)) else {
+                return drop(.remoteVTEPLimit, s)
+            }
+            locator = found
+        }
         let header: EthernetHeader
         do {
             header = try EthernetHeader.parse(frame)

@@ -63,14 +63,22 @@ public struct SwitchIndex: RawRepresentable, Hashable, Comparable, Sendable,
     public var description: String { "switch#\(rawValue)" }
 }
 
-/// Dense index of a locator (remote VTEP or multicast group) in a `ForwardingConfiguration`,
-/// stable across configurations built from one another. At most 2^24 locators.
+/// Dense index of a locator (remote VTEP or multicast group): below `dynamicBase`, assigned by
+/// a `ForwardingConfiguration` and stable across configurations built from one another; from
+/// `dynamicBase` on, a VTEP the engine discovered from its traffic on a multicast switch
+/// (`ForwardingEngine.locator(_:)` resolves both). The MAC table keeps 24 bits for it.
 @frozen
 public struct LocatorIndex: RawRepresentable, Hashable, Comparable, Sendable,
     ExpressibleByIntegerLiteral, CustomStringConvertible
 {
-    /// The number of assignable indices (the MAC table's value word keeps 24 bits for it).
-    public static let count = 1 << 24
+    /// The number of indices a configuration may assign, 0 ..< 2^23.
+    public static let count = 1 << 23
+    /// The first index of a discovered (dynamic) locator; they end at 2^24.
+    public static let dynamicBase: UInt32 = 1 << 23
+
+    /// Whether the engine discovered this locator rather than the configuration naming it.
+    @inlinable
+    public var isDynamic: Bool { rawValue >= LocatorIndex.dynamicBase }
 
     public let rawValue: UInt32
 

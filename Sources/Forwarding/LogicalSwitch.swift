@@ -42,14 +42,16 @@ public struct LogicalSwitch: Hashable, Sendable {
     /// Most MAC entries (learned and static) this switch may hold before learning is refused;
     /// nil = bounded only by the gateway's total limit.
     public var macLimit: Int?
-    /// VTEPs (by underlay address, any encapsulation) allowed to send into this switch; nil =
-    /// every configured locator. Each address must belong to a configured locator.
-    public var acceptedSources: [IPAddress]?
+    /// Underlay prefixes of the VTEPs allowed to send into this switch (any encapsulation);
+    /// nil = no restriction beyond the replication mode's own: a multicast switch accepts any
+    /// VTEP on its VNI, since flood-and-learn (RFC 7348 §4.2) discovers its peers from their
+    /// traffic, while head-end and service-node switches accept only configured locators.
+    public var acceptedSources: [IPPrefix]?
 
     public init(
         name: String, vni: VNI, replication: Replication = .headEnd([]),
         macAgeing: UInt32 = MACTable.defaultAgeing, macLimit: Int? = nil,
-        acceptedSources: [IPAddress]? = nil
+        acceptedSources: [IPPrefix]? = nil
     ) {
         self.name = name
         self.vni = vni

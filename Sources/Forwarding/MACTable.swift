@@ -228,7 +228,7 @@ public final class MACTable {
     public static func isStorable(_ location: MACLocation) -> Bool {
         switch location {
         case .local(let a): Int(a.port.rawValue) < PortIndex.count && (a.vlan ?? 0) < 4096
-        case .remote(let l): Int(l.rawValue) < LocatorIndex.count
+        case .remote(let l): l.rawValue < 1 << 24  // configured and discovered indices
         }
     }
 

@@ -119,13 +119,6 @@ struct ConfigurationTests {
             name: "broadcast locator", bindings: [], locators: [Locator(ip("255.255.255.255"))],
             error: .locatorNotUnicast(Locator(ip("255.255.255.255")), role: "locator"),
             message: "255.255.255.255 (locator) is not a unicast address and cannot be a VTEP"),
-        Case(
-            name: "accepted source without locator",
-            switches: [LogicalSwitch(name: "web", vni: vni(1), acceptedSources: [ip("10.1.1.1")])],
-            bindings: [],
-            error: .unknownAcceptedSource(ip("10.1.1.1"), switch: "web"),
-            message: "accepted source VTEP 10.1.1.1 of logical switch web is not a configured"
-                + " locator"),
     ]
 
     @Test("refused input", arguments: cases)

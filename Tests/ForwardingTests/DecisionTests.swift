@@ -28,7 +28,7 @@ enum Lab {
         LogicalSwitch(name: "svc", vni: vni(7000), replication: .serviceNode(serviceNode)),
         LogicalSwitch(name: "lonely", vni: vni(8000)),
         LogicalSwitch(
-            name: "restricted", vni: vni(9000), acceptedSources: [ip("10.0.0.2")]),
+            name: "restricted", vni: vni(9000), acceptedSources: [IPPrefix("10.0.0.2")!]),
     ]
     static let ports = ["eth0", "eth1", "eth2", "eth3"]
     static let bindings = [
@@ -97,7 +97,19 @@ let dropScenarios: [DropReason: DropScenario] = {
             switchIndex: nil),
         .unknownSourceVTEP: DropScenario(
             ingress: .tunnel(source: ip("10.9.9.9"), encapsulation: .vxlan, vni: vni(5000)),
-            frame: frame(to: L.b, from: L.a), switchIndex: nil),
+            frame: frame(to: L.b, from: L.a), switchIndex: L.web),
+        .remoteVTEPLimit: DropScenario(
+            prepare: { e in
+                // Fill the table of discovered VTEPs on the multicast switch db.
+                for n in 0..<4096 {
+                    let source = IPAddress.v4(IPv4Address(rawValue: 0x0A07_0000 | UInt32(n)))
+                    _ = e.decide(
+                        .tunnel(source: source, encapsulation: .vxlan, vni: vni(6000)),
+                        frame(to: .broadcast, from: L.a))
+                }
+            },
+            ingress: .tunnel(source: ip("10.8.0.1"), encapsulation: .vxlan, vni: vni(6000)),
+            frame: frame(to: L.b, from: L.a), switchIndex: L.db),
         .unknownVNI: DropScenario(
             ingress: L.tunnel(L.vtep2, 1234), frame: frame(to: L.b, from: L.a),
             switchIndex: nil),
@@ -275,8 +287,9 @@ struct DecisionTests {
         #expect(
             engine.macTable.lookup(L.c, on: L.db, now: 0)?.location
                 == .remote(L.index(L.vtep4, in: engine)))
-        // Same address, other encapsulation: not a configured locator.
-        let vxlan = Ingress.tunnel(source: L.vtep4.ip, encapsulation: .vxlan, vni: vni(6000))
+        // Same address, other encapsulation: not a configured locator, so a head-end switch
+        // refuses it.
+        let vxlan = Ingress.tunnel(source: L.vtep4.ip, encapsulation: .vxlan, vni: vni(5000))
         #expect(engine.decide(vxlan, frame(to: .broadcast, from: L.c)) == .drop(.unknownSourceVTEP))
     }
 
