@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "CLinuxNet.h"
@@ -19,3 +21,20 @@ int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, 
 }
 
 int clinuxnet_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+int clinuxnet_interface_mtu(int fd, const char *name) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFMTU, &request) < 0) return -1;
+    return request.ifr_mtu;
+}
+
+int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t address[6]) {
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) return -1;
+    memcpy(address, request.ifr_hwaddr.sa_data, 6);
+    return request.ifr_hwaddr.sa_family;
+}

@@ -10,6 +10,11 @@ import Packet
 /// on a remote VTEP costs more than the drop. A datagram larger than the path MTU is
 /// refused by the kernel with EMSGSIZE and counted in `SendResult.tooBig`.
 ///
+/// Multicast replication (a logical switch flooded through an IP multicast group): bind to
+/// the wildcard address (0.0.0.0 or ::) and `join` the group on the underlay interface. A
+/// socket bound to a unicast address does not receive datagrams sent to a group (the
+/// kernel matches the bound address against the destination).
+///
 /// Limitation: every datagram leaves from the socket's bound port. RFC 7348 §5 wants the
 /// UDP source port to be a hash of the inner flow so underlay ECMP/LACP spreads tunnels
 /// across links, and a UDP socket cannot vary it per packet. This socket is right for
@@ -46,6 +51,11 @@ public final class UDPTunnelSocket {
                 try System.setOption(
                     descriptor, level: Int32(IPPROTO_IP), option: clinuxnet_ip_mtu_discover,
                     value: Int32(clinuxnet_ip_pmtudisc_do), subject: subject)
+                // Linux delivers a group's datagrams to every wildcard-bound socket on the
+                // port if any socket joined it; ours should see only the groups it joined.
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IP), option: clinuxnet_ip_multicast_all,
+                    value: Int32(0), subject: subject)
             case .v6:
                 // One family per socket keeps v4-mapped addresses out of the source field.
                 try System.setOption(
@@ -54,6 +64,9 @@ public final class UDPTunnelSocket {
                 try System.setOption(
                     descriptor, level: Int32(IPPROTO_IPV6), option: clinuxnet_ipv6_dontfrag,
                     value: Int32(1), subject: subject)
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IPV6),
+                    option: clinuxnet_ipv6_multicast_all, value: Int32(0), subject: subject)
             }
             // A one-slot batch is the simplest way to build the sockaddr for either family.
             let scratch = PacketBatch(capacity: 1, bufferSize: 128, headroom: 4)
@@ -98,5 +111,71 @@ public final class UDPTunnelSocket {
     /// `batch.setDestination(_:for:)`, in order.
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
         try batch.send(on: descriptor, count: count, names: true)
+    }
+
+    // MARK: - Multicast membership
+
+    /// Joins `group` on the interface with `interfaceIndex`: the kernel sends an IGMP
+    /// (RFC 3376) or MLD (RFC 3810) report, so underlay switches that snoop start
+    /// forwarding the group here, and datagrams to it on the socket's port are received.
+    /// IP_ADD_MEMBERSHIP with `ip_mreqn` (the interface by index, not by address) or
+    /// IPV6_JOIN_GROUP. The group must be of the socket's family.
+    public func join(group: IPAddress, interfaceIndex: Int32) throws(SystemError) {
+        try membership(group, interfaceIndex, join: true)
+    }
+
+    /// Leaves `group` on the interface: the kernel reports the leave, and datagrams to the
+    /// group are no longer received.
+    public func leave(group: IPAddress, interfaceIndex: Int32) throws(SystemError) {
+        try membership(group, interfaceIndex, join: false)
+    }
+
+    private func membership(_ group: IPAddress, _ interfaceIndex: Int32, join: Bool)
+        throws(SystemError)
+    {
+        let subject = SystemError.Subject.other(
+            "group \(group) on interface index \(interfaceIndex)")
+        let isMulticast: Bool
+        switch group {
+        case .v4(let address): isMulticast = address.isMulticast
+        case .v6(let address): isMulticast = address.isMulticast
+        }
+        guard isMulticast else {
+            throw SystemError(
+                call: join ? "join" : "leave", errno: EINVAL,
+                subject: .other("\(group), which is not a multicast group address"))
+        }
+        switch (group, localEndpoint.address) {
+        case (.v4(let address), .v4):
+            var request = ip_mreqn()
+            request.imr_multiaddr.s_addr = address.rawValue.bigEndian
+            request.imr_ifindex = interfaceIndex
+            try System.setOption(
+                descriptor, level: Int32(IPPROTO_IP),
+                option: join ? clinuxnet_ip_add_membership : clinuxnet_ip_drop_membership,
+                value: request, name: join ? "IP_ADD_MEMBERSHIP" : "IP_DROP_MEMBERSHIP",
+                subject: subject)
+        case (.v6(let address), .v6):
+            var request = ipv6_mreq()
+            withUnsafeMutableBytes(of: &request.ipv6mr_multiaddr) { address.store(into: $0, at: 0) }
+            request.ipv6mr_interface = UInt32(bitPattern: interfaceIndex)
+            // ipv6_mreq holds a C union, which Swift does not count as BitwiseCopyable, so
+            // this one option is set without `System.setOption`.
+            let option = join ? clinuxnet_ipv6_join_group : clinuxnet_ipv6_leave_group
+            _ = try System.callBlocking(
+                join ? "IPV6_JOIN_GROUP" : "IPV6_LEAVE_GROUP", subject: subject
+            ) {
+                setsockopt(
+                    descriptor, Int32(IPPROTO_IPV6), option, &request,
+                    socklen_t(MemoryLayout<ipv6_mreq>.size))
+            }
+        default:
+            // An IPv4 group on an IPv6 socket or the reverse: the kernel would answer
+            // EINVAL without saying why; the family mismatch is the reason.
+            throw SystemError(
+                call: join ? "join" : "leave", errno: EAFNOSUPPORT,
+                subject: .other(
+                    "group \(group) on a socket bound to \(localEndpoint), another address family"))
+        }
     }
 }

@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <net/if_arp.h>
 
 /// Layout-compatible with glibc's `struct mmsghdr`, which is only declared under
 /// _GNU_SOURCE and so is invisible to Swift's Glibc module (SwiftNIO's CNIOLinux does the
@@ -27,6 +28,12 @@ int clinuxnet_recvmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, 
 int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags);
 /// setns(2) into a network namespace, for the calling thread only.
 int clinuxnet_setns_net(int fd);
+/// The MTU of interface `name` (ioctl SIOCGIFMTU on the socket `fd`); -1 with errno on
+/// failure.
+int clinuxnet_interface_mtu(int fd, const char *name);
+/// The hardware address of interface `name` (ioctl SIOCGIFHWADDR): copies its first 6
+/// bytes to `address` and returns its ARPHRD_* type; -1 with errno on failure.
+int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t address[6]);
 
 // MARK: - CMSG(3) macros as functions
 
@@ -68,5 +75,17 @@ static const int clinuxnet_ip_mtu_discover = IP_MTU_DISCOVER;
 static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
 static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
 static const int clinuxnet_ipv6_v6only = IPV6_V6ONLY;
+static const int clinuxnet_arphrd_ether = ARPHRD_ETHER;
+
+// Multicast membership (ip(7) IP_ADD_MEMBERSHIP with struct ip_mreqn, ipv6(7)
+// IPV6_ADD_MEMBERSHIP, which RFC 3493 names IPV6_JOIN_GROUP). IP_MULTICAST_ALL off makes a
+// wildcard-bound socket receive only the groups it joined itself, not every group any
+// socket on the host joined.
+static const int clinuxnet_ip_add_membership = IP_ADD_MEMBERSHIP;
+static const int clinuxnet_ip_drop_membership = IP_DROP_MEMBERSHIP;
+static const int clinuxnet_ip_multicast_all = IP_MULTICAST_ALL;
+static const int clinuxnet_ipv6_join_group = IPV6_JOIN_GROUP;
+static const int clinuxnet_ipv6_leave_group = IPV6_LEAVE_GROUP;
+static const int clinuxnet_ipv6_multicast_all = IPV6_MULTICAST_ALL;
 
 #endif

@@ -1,0 +1,109 @@
+import CLinuxNet
+import Glibc
+import Packet
+
+/// The underlay's transmit path: an AF_PACKET socket on the underlay interface that sends
+/// complete Ethernet frames, outer headers and all (`OuterHeaderTemplate` with its
+/// Ethernet header: next hop's MAC, `hardwareAddress`), so the kernel's per-packet IP and
+/// UDP output path is skipped. Per ../shared/reference/README.md that path caps a
+/// userspace encapsulator at ~116k pps on this machine kind, and this one reaches ~320k.
+///
+/// - Transmit only: the socket is opened and bound with protocol 0, so the kernel
+///   registers no packet handler for it and it never receives a frame; decapsulation
+///   reads the `UDPTunnelSocket` instead.
+/// - PACKET_QDISC_BYPASS hands frames straight to the driver: no queueing discipline (no
+///   shaping), and taps such as tcpdump on this host do not see them. ENOBUFS from a full
+///   device queue ends a batch like "would block" (`PacketBatch.send`).
+/// - The kernel refuses a frame longer than the interface's MTU plus its Ethernet header
+///   (EMSGSIZE, counted in `SendResult.tooBig`); the data plane drops frames over `mtu`
+///   before encapsulating, and counts them.
+/// - The frame's EtherType tells the kernel its protocol (net/packet `packet_parse_headers`
+///   for SOCK_RAW with protocol 0), so offloads and drivers see a normal IP frame.
+public final class UnderlayPort {
+    public let interfaceName: String
+    public let interfaceIndex: Int32
+    /// The socket, owned by this port and closed when it goes. Only ever written to: wait
+    /// for writability on it (epoll) after a batch ended early.
+    public let descriptor: Int32
+
+    /// Opens the transmit socket on `interface`, which must be an Ethernet interface.
+    public init(interface: String) throws(SystemError) {
+        let subject = SystemError.Subject.interface(interface)
+        let index = try System.interfaceIndex(interface)
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                AF_PACKET,
+                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
+        }
+        do {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet,
+                option: clinuxnet_packet_qdisc_bypass, value: Int32(1), subject: subject)
+            // Binding to the interface fixes where frames go without a per-message address;
+            // protocol 0 keeps the socket deaf (packet_do_bind registers no handler).
+            var address = sockaddr_ll()
+            address.sll_family = UInt16(AF_PACKET)
+            address.sll_protocol = 0
+            address.sll_ifindex = index
+            _ = try System.callBlocking("bind", subject: subject) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                    }
+                }
+            }
+            _ = try Self.hardwareAddress(descriptor, interface)
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        self.interfaceName = interface
+        self.interfaceIndex = index
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// The interface's current MTU: the largest IP packet (outer header included) it
+    /// sends. Read it when building a forwarding snapshot, not per packet; it can change.
+    public var mtu: Int {
+        get throws(SystemError) {
+            Int(
+                try System.callBlocking("SIOCGIFMTU", subject: .interface(interfaceName)) {
+                    clinuxnet_interface_mtu(descriptor, interfaceName)
+                })
+        }
+    }
+
+    /// The interface's current Ethernet address: the source of every outer Ethernet header.
+    public var hardwareAddress: MACAddress {
+        get throws(SystemError) { try Self.hardwareAddress(descriptor, interfaceName) }
+    }
+
+    /// Sends the complete Ethernet frames in slots `0 ..< count` out of the interface, in
+    /// order, with sendmmsg (`PacketBatch.send`, the same path as `AccessPort.send`).
+    public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        try batch.send(on: descriptor, count: count, names: false)
+    }
+
+    /// SIOCGIFHWADDR; an interface that is not Ethernet (tun, WireGuard, GRE devices) is
+    /// refused with EAFNOSUPPORT: this port writes Ethernet headers.
+    private static func hardwareAddress(_ descriptor: Int32, _ interface: String)
+        throws(SystemError) -> MACAddress
+    {
+        var bytes: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
+        let type = try System.callBlocking("SIOCGIFHWADDR", subject: .interface(interface)) {
+            withUnsafeMutableBytes(of: &bytes) {
+                clinuxnet_interface_hardware_address(
+                    descriptor, interface, $0.baseAddress!.assumingMemoryBound(to: UInt8.self))
+            }
+        }
+        guard type == clinuxnet_arphrd_ether else {
+            throw SystemError(
+                call: "SIOCGIFHWADDR", errno: EAFNOSUPPORT, subject: .interface(interface))
+        }
+        return MACAddress(bytes.0, bytes.1, bytes.2, bytes.3, bytes.4, bytes.5)
+    }
+}
