@@ -1,0 +1,246 @@
+/// One row of `mac-table`. Wire fields: `switch` (logical switch name), `vni`, `mac`
+/// (`aa:bb:cc:dd:ee:ff`), `type` (`"local"` behind an access port, `"remote"` behind a VTEP),
+/// `static` (installed by the controller or operator, never aged or moved), and where it is:
+/// `port` and `vlan` (absent when untagged) for a local entry, `vtep` (underlay IP) for a
+/// remote one; `age` (seconds since the MAC was last seen, absent for static entries).
+public struct MACTableRow: Hashable, Sendable, Codable {
+    public enum EntryType: String, Hashable, Sendable, Codable {
+        case local
+        case remote
+    }
+
+    public var logicalSwitch: String
+    public var vni: UInt32
+    public var mac: String
+    public var type: EntryType
+    public var isStatic: Bool
+    public var port: String?
+    public var vlan: UInt16?
+    public var vtep: String?
+    public var age: UInt32?
+
+    public init(
+        logicalSwitch: String, vni: UInt32, mac: String, type: EntryType, isStatic: Bool,
+        port: String? = nil, vlan: UInt16? = nil, vtep: String? = nil, age: UInt32? = nil
+    ) {
+        self.logicalSwitch = logicalSwitch
+        self.vni = vni
+        self.mac = mac
+        self.type = type
+        self.isStatic = isStatic
+        self.port = port
+        self.vlan = vlan
+        self.vtep = vtep
+        self.age = age
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case logicalSwitch = "switch"
+        case vni, mac, type
+        case isStatic = "static"
+        case port, vlan, vtep, age
+    }
+}
+
+/// The result of `counters`. Wire fields: `switches`, `ports`, `vteps`, `drops`, `malformed`;
+/// all counts are frames since vtepd started.
+public struct CountersReport: Hashable, Sendable, Codable {
+    /// Per logical switch. Wire fields: `name`, `vni`, `fromAccess`, `fromTunnel`, `toAccess`,
+    /// `encapsulated`, `flooded`, `drops`, `learned`, `moves`, `learningRefused`.
+    public struct LogicalSwitch: Hashable, Sendable, Codable {
+        public var name: String
+        public var vni: UInt32
+        public var fromAccess: UInt64
+        public var fromTunnel: UInt64
+        public var toAccess: UInt64
+        public var encapsulated: UInt64
+        public var flooded: UInt64
+        public var drops: UInt64
+        /// New MAC entries learned.
+        public var learned: UInt64
+        /// Learned MACs that moved to another port, VLAN or VTEP.
+        public var moves: UInt64
+        /// Source MACs not learned because a MAC limit was reached.
+        public var learningRefused: UInt64
+
+        public init(
+            name: String, vni: UInt32, fromAccess: UInt64 = 0, fromTunnel: UInt64 = 0,
+            toAccess: UInt64 = 0, encapsulated: UInt64 = 0, flooded: UInt64 = 0,
+            drops: UInt64 = 0, learned: UInt64 = 0, moves: UInt64 = 0, learningRefused: UInt64 = 0
+        ) {
+            self.name = name
+            self.vni = vni
+            self.fromAccess = fromAccess
+            self.fromTunnel = fromTunnel
+            self.toAccess = toAccess
+            self.encapsulated = encapsulated
+            self.flooded = flooded
+            self.drops = drops
+            self.learned = learned
+            self.moves = moves
+            self.learningRefused = learningRefused
+        }
+    }
+
+    /// Per access port. Wire fields: `name`, `rxFrames`, `txFrames`, `drops`.
+    public struct Port: Hashable, Sendable, Codable {
+        public var name: String
+        public var rxFrames: UInt64
+        public var txFrames: UInt64
+        public var drops: UInt64
+
+        public init(name: String, rxFrames: UInt64 = 0, txFrames: UInt64 = 0, drops: UInt64 = 0) {
+            self.name = name
+            self.rxFrames = rxFrames
+            self.txFrames = txFrames
+            self.drops = drops
+        }
+    }
+
+    /// Per remote VTEP. Wire fields: `ip`, `encapsulation` (`vxlan`, `gre`, `nvgre`),
+    /// `txFrames`, `rxFrames`.
+    public struct VTEP: Hashable, Sendable, Codable {
+        public var ip: String
+        public var encapsulation: String
+        public var txFrames: UInt64
+        public var rxFrames: UInt64
+
+        public init(ip: String, encapsulation: String, txFrames: UInt64 = 0, rxFrames: UInt64 = 0) {
+            self.ip = ip
+            self.encapsulation = encapsulation
+            self.txFrames = txFrames
+            self.rxFrames = rxFrames
+        }
+    }
+
+    /// A drop or malformed-frame reason and its count. Wire fields: `reason` (the counter
+    /// name, e.g. `unknown_vni`, `vxlan_i_flag_clear`), `count`.
+    public struct ReasonCount: Hashable, Sendable, Codable {
+        public var reason: String
+        public var count: UInt64
+
+        public init(reason: String, count: UInt64) {
+            self.reason = reason
+            self.count = count
+        }
+    }
+
+    public var switches: [LogicalSwitch]
+    public var ports: [Port]
+    public var vteps: [VTEP]
+    public var drops: [ReasonCount]
+    /// Frames dropped as malformed, by reason; their sum is the `malformed` drop reason's count.
+    public var malformed: [ReasonCount]
+
+    public init(
+        switches: [LogicalSwitch] = [], ports: [Port] = [], vteps: [VTEP] = [],
+        drops: [ReasonCount] = [], malformed: [ReasonCount] = []
+    ) {
+        self.switches = switches
+        self.ports = ports
+        self.vteps = vteps
+        self.drops = drops
+        self.malformed = malformed
+    }
+}
+
+/// The result of `configuration`: what vtepd is forwarding with now. Wire fields:
+/// `physicalSwitch` (hardware_vtep Physical_Switch name), `tunnelIPs`, `underlay` (interface,
+/// absent if not chosen), `ports` (access port names), `switches`, `bindings`, `problems`
+/// (why a part of the database could not be applied, in words an operator can act on).
+public struct ConfigurationReport: Hashable, Sendable, Codable {
+    /// A VTEP address and the encapsulation spoken to it. Wire fields: `ip`, `encapsulation`.
+    public struct Locator: Hashable, Sendable, Codable {
+        public var ip: String
+        public var encapsulation: String
+
+        public init(ip: String, encapsulation: String = "vxlan") {
+            self.ip = ip
+            self.encapsulation = encapsulation
+        }
+    }
+
+    /// How a switch replicates broadcast, unknown-unicast and multicast frames. Wire fields:
+    /// `mode` (`multicast`, `head-end`, `service-node`), `locators` (the group, the VTEPs or
+    /// the service node).
+    public struct Replication: Hashable, Sendable, Codable {
+        public enum Mode: String, Hashable, Sendable, Codable {
+            case multicast
+            case headEnd = "head-end"
+            case serviceNode = "service-node"
+        }
+
+        public var mode: Mode
+        public var locators: [Locator]
+
+        public init(mode: Mode, locators: [Locator]) {
+            self.mode = mode
+            self.locators = locators
+        }
+    }
+
+    /// Wire fields: `name`, `vni`, `replication`, `macAgeing` (seconds, 0 = never),
+    /// `macLimit` (absent = only the gateway's total limit), `allowedSources` (underlay
+    /// prefixes; absent = any the replication mode accepts).
+    public struct LogicalSwitch: Hashable, Sendable, Codable {
+        public var name: String
+        public var vni: UInt32
+        public var replication: Replication
+        public var macAgeing: UInt32
+        public var macLimit: Int?
+        public var allowedSources: [String]?
+
+        public init(
+            name: String, vni: UInt32, replication: Replication, macAgeing: UInt32,
+            macLimit: Int? = nil, allowedSources: [String]? = nil
+        ) {
+            self.name = name
+            self.vni = vni
+            self.replication = replication
+            self.macAgeing = macAgeing
+            self.macLimit = macLimit
+            self.allowedSources = allowedSources
+        }
+    }
+
+    /// A Physical_Port `vlan_bindings` entry. Wire fields: `port`, `vlan` (absent = untagged),
+    /// `switch`.
+    public struct Binding: Hashable, Sendable, Codable {
+        public var port: String
+        public var vlan: UInt16?
+        public var logicalSwitch: String
+
+        public init(port: String, vlan: UInt16?, logicalSwitch: String) {
+            self.port = port
+            self.vlan = vlan
+            self.logicalSwitch = logicalSwitch
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case port, vlan
+            case logicalSwitch = "switch"
+        }
+    }
+
+    public var physicalSwitch: String
+    public var tunnelIPs: [String]
+    public var underlay: String?
+    public var ports: [String]
+    public var switches: [LogicalSwitch]
+    public var bindings: [Binding]
+    public var problems: [String]
+
+    public init(
+        physicalSwitch: String, tunnelIPs: [String] = [], underlay: String? = nil,
+        ports: [String] = [], switches: [LogicalSwitch] = [], bindings: [Binding] = [],
+        problems: [String] = []
+    ) {
+        self.physicalSwitch = physicalSwitch
+        self.tunnelIPs = tunnelIPs
+        self.underlay = underlay
+        self.ports = ports
+        self.switches = switches
+        self.bindings = bindings
+        self.problems = problems
+    }
+}

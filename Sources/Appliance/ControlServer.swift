@@ -1,0 +1,305 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// What the daemon supplies to answer control requests. The server knows nothing of the data
+/// plane: the daemon maps its state into the result types. `peer` is the kernel's word on who
+/// asked (`SO_PEERCRED`), for authorising and auditing changes.
+public protocol ControlHandler: Sendable {
+    /// Answers one request. Throw `ControlFailure` to refuse it; its message goes back to the
+    /// client as the response's `error`.
+    func handle(_ request: ControlRequest, from peer: PeerCredentials) async throws(ControlFailure)
+        -> ControlResult
+}
+
+/// vtepd's control socket: a Unix `SOCK_STREAM` socket speaking the protocol documented on
+/// `ControlRequest`, mode 0660 and (when the group exists) owned by the appliance admins'
+/// group, so that file permissions decide who may connect and `SO_PEERCRED` tells who did.
+///
+/// Requests on one connection are answered one at a time, in order; connections are served
+/// concurrently, and a client that sends garbage loses only its own connection.
+public final class ControlServer: Sendable {
+    /// The group of the appliance's administrators (the shell issue's `vtep-admin`).
+    public static let defaultGroup = "vtep-admin"
+    /// rw for the owner (root) and the admins' group, nothing for others.
+    public static let socketMode: mode_t = 0o660
+
+    public let path: String
+    private let serverChannel: any Channel
+    private let connections: ControlConnections
+    private let identity: UnixSocketFile.Identity?
+
+    /// Binds `path` and starts serving; returns once the socket accepts connections.
+    ///
+    /// A socket file left at `path` by a daemon that died is replaced; if a process accepts
+    /// connections there, or `path` is not a socket, nothing is touched and an error says so.
+    /// The socket is made under a temporary name, given its mode and group, and only then
+    /// renamed to `path`, so no client can connect before the permissions are right.
+    ///
+    /// - Parameters:
+    ///   - group: chown the socket to this group; nil leaves the creator's group. If the group
+    ///     does not exist (or the chown fails), the group is left and `log` says why.
+    ///   - maximumLineLength: longer request lines are refused and their connection closed.
+    ///   - log: where the server reports what an operator should know (defaults to stderr).
+    public static func start(
+        at path: String, group: String? = ControlServer.defaultGroup,
+        handler: some ControlHandler,
+        maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        log: @escaping @Sendable (String) -> Void = ControlServer.logToStandardError
+    ) async throws(ControlServerError) -> ControlServer {
+        try UnixSocketFile.checkLength(path)
+        // Same directory, so rename(2) is atomic; one byte longer, so it fits when `path` does
+        // unless `path` is at the very limit.
+        let provisional = path + "~"
+        try UnixSocketFile.checkLength(provisional)
+        try UnixSocketFile.removeIfStale(path)
+        try UnixSocketFile.removeIfStale(provisional)
+
+        let connections = ControlConnections()
+        let serverChannel: any Channel
+        do {
+            serverChannel = try await ServerBootstrap(group: eventLoopGroup)
+                .serverChannelOption(.backlog, value: 64)
+                // A client that half-closes after its last request still gets its responses
+                // (`socat`, `nc -U -N`).
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { channel in
+                    guard connections.insert(channel) else {
+                        return channel.close()
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
+                        try pipeline.addHandler(
+                            ByteToMessageHandler(
+                                ControlLineDecoder(maximumLength: maximumLineLength)))
+                        try pipeline.addHandler(ControlRequestDecoder())
+                        try pipeline.addHandler(MessageToByteHandler(ControlResponseEncoder()))
+                        try pipeline.addHandler(
+                            ControlConnectionHandler(handler: handler, log: log))
+                    }
+                }
+                .bind(unixDomainSocketPath: provisional).get()
+        } catch let error as IOError {
+            throw .system(operation: "listen on", path: provisional, errno: error.errnoCode)
+        } catch {
+            throw .system(operation: "listen on", path: provisional, errno: EIO)
+        }
+
+        do {
+            try UnixSocketFile.setMode(provisional, socketMode)
+            if let group {
+                if let gid = UnixSocketFile.groupID(named: group) {
+                    do {
+                        try UnixSocketFile.setGroup(provisional, gid)
+                    } catch {
+                        log("control socket \(path) keeps its group: \(error)")
+                    }
+                } else {
+                    log(
+                        "control socket \(path) keeps its group: group \(group) does not exist "
+                            + "(create it to let its members use the shell)")
+                }
+            }
+            // A daemon may have appeared at `path` while we were binding.
+            try UnixSocketFile.removeIfStale(path)
+            try UnixSocketFile.rename(provisional, to: path)
+        } catch {
+            try? await serverChannel.close()
+            unlink(provisional)
+            throw error
+        }
+        return ControlServer(
+            path: path, serverChannel: serverChannel, connections: connections,
+            identity: UnixSocketFile.identity(path))
+    }
+
+    private init(
+        path: String, serverChannel: any Channel, connections: ControlConnections,
+        identity: UnixSocketFile.Identity?
+    ) {
+        self.path = path
+        self.serverChannel = serverChannel
+        self.connections = connections
+        self.identity = identity
+    }
+
+    /// Stops accepting, closes every connection and removes the socket file if it is still
+    /// ours. A request being handled runs to its end, but its response is not sent.
+    public func stop() async {
+        try? await serverChannel.close()
+        for channel in connections.closeAll() {
+            try? await channel.close()
+        }
+        if let identity { UnixSocketFile.remove(path, ifStill: identity) }
+    }
+
+    public static let logToStandardError: @Sendable (String) -> Void = { message in
+        var line = "vtepd: " + message + "\n"
+        line.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
+    }
+}
+
+/// The open connections, so that `stop()` can close them; refuses new ones once stopping.
+private final class ControlConnections: Sendable {
+    private struct State {
+        var stopping = false
+        var channels: [ObjectIdentifier: any Channel] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// False once the server is stopping: the caller closes the channel.
+    func insert(_ channel: any Channel) -> Bool {
+        let added = state.withLock { state in
+            guard !state.stopping else { return false }
+            state.channels[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        if added {
+            channel.closeFuture.whenComplete { _ in
+                _ = self.state.withLock {
+                    $0.channels.removeValue(forKey: ObjectIdentifier(channel))
+                }
+            }
+        }
+        return added
+    }
+
+    func closeAll() -> [any Channel] {
+        state.withLock { state in
+            state.stopping = true
+            return Array(state.channels.values)
+        }
+    }
+}
+
+/// The end of a connection's pipeline: answers requests one at a time through the daemon's
+/// `ControlHandler`, in arrival order, each with the peer's credentials (read once, when the
+/// connection opens). Reading from the socket pauses while `backlogLimit` requests wait, so a
+/// client that pipelines without reading cannot make the server queue without bound.
+final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHandler {
+    typealias InboundIn = ControlInbound
+    typealias OutboundIn = Never
+    typealias OutboundOut = ControlResponse
+
+    static var backlogLimit: Int { 64 }
+
+    private let handler: Handler
+    private let log: @Sendable (String) -> Void
+    private var peer: PeerCredentials?
+    private var waiting: [ControlInbound] = []
+    private var busy = false
+    /// A refusal closed the connection: what is still queued is not answered.
+    private var finished = false
+    private var readHeld = false
+    /// The client shut down its sending side: close once everything it sent is answered.
+    private var inputClosed = false
+
+    init(handler: Handler, log: @escaping @Sendable (String) -> Void) {
+        self.handler = handler
+        self.log = log
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        PeerCredentials.read(context.channel).whenComplete { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let peer):
+                handler.peer = peer
+                handler.processNext(context: context)
+            case .failure(let error):
+                handler.log("control connection refused: \(error)")
+                handler.finished = true
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else { return }
+        waiting.append(unwrapInboundIn(data))
+        processNext(context: context)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting.count >= Self.backlogLimit {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            inputClosed = true
+            processNext(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Socket errors (reset by the client): nothing to answer.
+        finished = true
+        context.close(promise: nil)
+    }
+
+    private func processNext(context: ChannelHandlerContext) {
+        guard !busy, !finished, let peer else { return }
+        guard !waiting.isEmpty else {
+            if inputClosed {
+                finished = true
+                context.close(promise: nil)
+            }
+            return
+        }
+        let next = waiting.removeFirst()
+        if readHeld, waiting.count < Self.backlogLimit {
+            readHeld = false
+            context.read()
+        }
+        switch next {
+        case .refused(let refusal):
+            let response = ControlResponse(
+                id: refusal.id, outcome: .failure(ControlFailure(refusal.message)))
+            if refusal.closesConnection {
+                finished = true
+                waiting.removeAll()
+                context.writeAndFlush(wrapOutboundOut(response)).assumeIsolated().whenComplete {
+                    _ in context.close(promise: nil)
+                }
+            } else {
+                context.writeAndFlush(wrapOutboundOut(response), promise: nil)
+                processNext(context: context)
+            }
+        case .request(let request):
+            busy = true
+            let handler = self.handler
+            let answered = context.eventLoop.makePromise(
+                of: Result<ControlResult, ControlFailure>.self)
+            answered.completeWithTask {
+                do throws(ControlFailure) {
+                    return .success(try await handler.handle(request, from: peer))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            answered.futureResult.assumeIsolated().whenSuccess { outcome in
+                self.busy = false
+                guard context.channel.isActive else { return }
+                context.writeAndFlush(
+                    self.wrapOutboundOut(ControlResponse(id: request.id, outcome: outcome)),
+                    promise: nil)
+                self.processNext(context: context)
+            }
+        }
+    }
+}

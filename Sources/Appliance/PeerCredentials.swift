@@ -1,0 +1,66 @@
+import NIOCore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Who is on the other end of a control connection, as the kernel vouches for it
+/// (`SO_PEERCRED`, socket(7)): the process that connected and its user and group at the time
+/// of `connect`. Passed with every request so that changes can be authorised and audited
+/// against the real user, not a name the client claims.
+public struct PeerCredentials: Hashable, Sendable, Codable, CustomStringConvertible {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+    }
+
+    /// The login name of `uid` from the user database, or nil if it has none.
+    public var userName: String? {
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var storage = [CChar](repeating: 0, count: 4096)
+        let status = getpwuid_r(uid, &entry, &storage, storage.count, &found)
+        guard status == 0, found != nil, let name = entry.pw_name else { return nil }
+        return String(cString: name)
+    }
+
+    public var description: String {
+        "pid \(pid) uid \(uid)" + (userName.map { " (\($0))" } ?? "") + " gid \(gid)"
+    }
+
+    /// Reads `SO_PEERCRED` of a connected Unix socket channel.
+    static func read(_ channel: any Channel) -> EventLoopFuture<PeerCredentials> {
+        guard let provider = channel as? any SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(
+                ControlServerError.peerCredentialsUnavailable(reason: "the channel is not a socket")
+            )
+        }
+        return readPeerCredentials(provider)
+            .map { PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid) }
+            .flatMapErrorThrowing { error in
+                throw ControlServerError.peerCredentialsUnavailable(reason: "\(error)")
+            }
+    }
+}
+
+/// `struct ucred` from <sys/socket.h> (pid_t, uid_t, gid_t: three 32-bit fields on Linux),
+/// which Glibc's Swift module does not export without `_GNU_SOURCE`.
+private struct UCred: Sendable {
+    var pid: Int32 = 0
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
+}
+
+// Kept out of public/inlinable code: SwiftNIO warns that libc types crossing module boundaries
+// through `unsafeGetSocketOption` can miscompile in release builds.
+private func readPeerCredentials(_ provider: any SocketOptionProvider) -> EventLoopFuture<UCred> {
+    provider.unsafeGetSocketOption(
+        level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+}

@@ -1,0 +1,175 @@
+/// An aligned plain-text table as network appliances print them: upper-case headers, columns
+/// two spaces apart, numbers right-aligned, no trailing spaces.
+public struct TextTable: Hashable, Sendable {
+    public enum Alignment: Hashable, Sendable {
+        case left
+        case right
+    }
+
+    public struct Column: Hashable, Sendable {
+        public var header: String
+        public var alignment: Alignment
+
+        public init(_ header: String, _ alignment: Alignment = .left) {
+            self.header = header
+            self.alignment = alignment
+        }
+    }
+
+    public var columns: [Column]
+    public var rows: [[String]]
+
+    public init(columns: [Column], rows: [[String]] = []) {
+        self.columns = columns
+        self.rows = rows
+    }
+
+    public mutating func append(_ row: [String]) {
+        precondition(row.count == columns.count, "a row needs one cell per column")
+        rows.append(row)
+    }
+
+    /// The table, one line per row after the header line, each ending in a newline.
+    public func rendered() -> String {
+        var widths = columns.map(\.header.count)
+        for row in rows {
+            for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
+        }
+        var text = ""
+        for cells in [columns.map(\.header)] + rows {
+            var line = ""
+            for (index, cell) in cells.enumerated() {
+                if index > 0 { line += "  " }
+                let padding = String(repeating: " ", count: widths[index] - cell.count)
+                line += columns[index].alignment == .right ? padding + cell : cell + padding
+            }
+            while line.last == " " { line.removeLast() }
+            text += line + "\n"
+        }
+        return text
+    }
+}
+
+/// The control results as text for people: vtepd's `show` subcommand and the shell print
+/// these. Layouts follow `bridge fdb` and NSX's `show switch mac-table`.
+public enum TextReport {
+    public static func render(_ result: ControlResult) -> String {
+        switch result {
+        case .macTable(let rows): return macTable(rows)
+        case .counters(let report): return counters(report)
+        case .configuration(let report): return configuration(report)
+        }
+    }
+
+    /// Columns SWITCH VNI MAC TYPE LOCATION AGE. TYPE adds "static" to entries that never age
+    /// or move; LOCATION is `PORT` or `PORT vlan N` for local entries, the VTEP's address for
+    /// remote ones; AGE is seconds since last seen, `-` for static entries.
+    public static func macTable(_ rows: [MACTableRow]) -> String {
+        var table = TextTable(columns: [
+            .init("SWITCH"), .init("VNI", .right), .init("MAC"), .init("TYPE"), .init("LOCATION"),
+            .init("AGE", .right),
+        ])
+        for row in rows {
+            let location: String
+            switch row.type {
+            case .local: location = (row.port ?? "?") + (row.vlan.map { " vlan \($0)" } ?? "")
+            case .remote: location = row.vtep ?? "?"
+            }
+            table.append([
+                row.logicalSwitch, String(row.vni), row.mac,
+                row.type.rawValue + (row.isStatic ? " static" : ""), location,
+                row.age.map(String.init) ?? "-",
+            ])
+        }
+        let count = rows.count == 1 ? "1 entry" : "\(rows.count) entries"
+        return table.rendered() + "\(count)\n"
+    }
+
+    public static func counters(_ report: CountersReport) -> String {
+        var switches = TextTable(columns: [
+            .init("SWITCH"), .init("VNI", .right), .init("FROM ACCESS", .right),
+            .init("FROM TUNNEL", .right), .init("TO ACCESS", .right),
+            .init("ENCAPSULATED", .right), .init("FLOODED", .right), .init("DROPS", .right),
+            .init("LEARNED", .right), .init("MOVES", .right), .init("LEARNING REFUSED", .right),
+        ])
+        for sw in report.switches {
+            switches.append(
+                [sw.name, String(sw.vni)]
+                    + [
+                        sw.fromAccess, sw.fromTunnel, sw.toAccess, sw.encapsulated, sw.flooded,
+                        sw.drops, sw.learned, sw.moves, sw.learningRefused,
+                    ].map { String($0) })
+        }
+        var ports = TextTable(columns: [
+            .init("PORT"), .init("RX FRAMES", .right), .init("TX FRAMES", .right),
+            .init("DROPS", .right),
+        ])
+        for port in report.ports {
+            ports.append([
+                port.name, String(port.rxFrames), String(port.txFrames), String(port.drops),
+            ])
+        }
+        var vteps = TextTable(columns: [
+            .init("VTEP"), .init("ENCAPSULATION"), .init("TX FRAMES", .right),
+            .init("RX FRAMES", .right),
+        ])
+        for vtep in report.vteps {
+            vteps.append([
+                vtep.ip, vtep.encapsulation, String(vtep.txFrames), String(vtep.rxFrames),
+            ])
+        }
+        return [
+            "Logical switches\n" + switches.rendered(),
+            "Access ports\n" + ports.rendered(),
+            "Remote VTEPs\n" + vteps.rendered(),
+            "Drops\n" + reasons(report.drops),
+            "Malformed frames\n" + reasons(report.malformed),
+        ].joined(separator: "\n")
+    }
+
+    public static func configuration(_ report: ConfigurationReport) -> String {
+        func list(_ items: [String]) -> String {
+            items.isEmpty ? "none" : items.joined(separator: ", ")
+        }
+        var text = "Physical switch: \(report.physicalSwitch)\n"
+        text += "Tunnel IPs: \(list(report.tunnelIPs))\n"
+        text += "Underlay: \(report.underlay ?? "not set")\n"
+        text += "Access ports: \(list(report.ports))\n"
+
+        var switches = TextTable(columns: [
+            .init("SWITCH"), .init("VNI", .right), .init("REPLICATION"),
+            .init("MAC AGEING", .right), .init("MAC LIMIT", .right), .init("ALLOWED SOURCES"),
+        ])
+        for sw in report.switches {
+            let locators = sw.replication.locators.map { locator in
+                locator.encapsulation == "vxlan"
+                    ? locator.ip : "\(locator.ip) (\(locator.encapsulation))"
+            }
+            let replication = ([sw.replication.mode.rawValue] + locators).joined(separator: " ")
+            switches.append([
+                sw.name, String(sw.vni), replication,
+                sw.macAgeing == 0 ? "never" : "\(sw.macAgeing)s",
+                sw.macLimit.map(String.init) ?? "-",
+                sw.allowedSources.map { $0.isEmpty ? "none" : $0.joined(separator: ", ") } ?? "any",
+            ])
+        }
+        var bindings = TextTable(columns: [.init("PORT"), .init("VLAN", .right), .init("SWITCH")])
+        for binding in report.bindings {
+            bindings.append([
+                binding.port, binding.vlan.map(String.init) ?? "untagged", binding.logicalSwitch,
+            ])
+        }
+        text += "\nLogical switches\n" + switches.rendered()
+        text += "\nBindings\n" + bindings.rendered()
+        if !report.problems.isEmpty {
+            text += "\nProblems\n" + report.problems.map { "- \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    private static func reasons(_ counts: [CountersReport.ReasonCount]) -> String {
+        var table = TextTable(columns: [.init("REASON"), .init("COUNT", .right)])
+        for entry in counts { table.append([entry.reason, String(entry.count)]) }
+        return table.rendered()
+    }
+}

@@ -1,0 +1,351 @@
+import Foundation
+import Testing
+
+@testable import Appliance
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The server and client on a real Unix socket in a directory each test makes and removes.
+@Suite struct ControlServerTests {
+    /// Starts a server at `<directory>/control.sock`, runs `body`, and stops the server even
+    /// when `body` fails.
+    func withServer(
+        group: String? = nil, maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
+        _ body: (ControlServer, SampleHandler, TemporaryDirectory) async throws -> Void
+    ) async throws {
+        try await TemporaryDirectory.with { directory in
+            let handler = SampleHandler()
+            let server = try await ControlServer.start(
+                at: directory.path + "/control.sock", group: group, handler: handler,
+                maximumLineLength: maximumLineLength)
+            do {
+                try await body(server, handler, directory)
+            } catch {
+                await server.stop()
+                throw error
+            }
+            await server.stop()
+        }
+    }
+
+    @Test func everyCommandRoundTripsThroughTheSocket() async throws {
+        try await withServer { server, _, _ in
+            let client = try await ControlClient.connect(to: server.path)
+            #expect(try await client.macTable() == Samples.macTable)
+            #expect(
+                try await client.macTable(MACTableQuery(logicalSwitch: "web"))
+                    == Array(Samples.macTable.prefix(2)))
+            #expect(
+                try await client.macTable(MACTableQuery(mac: "00:00:5e:00:53:bb"))
+                    == [Samples.macTable[3]])
+            #expect(try await client.counters() == Samples.counters)
+            #expect(try await client.configuration() == Samples.configuration)
+            await #expect(
+                throws: ControlClientError.refused(
+                    command: "mac-table", message: "no logical switch named missing")
+            ) {
+                try await client.macTable(MACTableQuery(logicalSwitch: "missing"))
+            }
+            // The refusal left the connection usable.
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+
+            let path = server.path
+            let blocking = try await onThread {
+                try ControlClient.request(.configuration, at: path)
+            }
+            #expect(blocking == .configuration(Samples.configuration))
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrderEvenWhenTheFirstIsSlow() async throws {
+        try await withServer { server, _, _ in
+            let path = server.path
+            let ids = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(path)
+                try connection.send(
+                    #"{"id":1,"command":"mac-table","arguments":{"switch":"slow"}}"# + "\n"
+                        + #"{"id":2,"command":"counters"}"# + "\n"
+                        + #"{"id":3,"command":"nonsense"}"# + "\n"
+                        + #"{"id":4,"command":"mac-table","arguments":{"mac":"00:00:5e:00:53:01"}}"#
+                        + "\n")
+                return try (1...4).map { _ in try connection.readLine() ?? "EOF" }
+            }
+            #expect(ids[0] == #"{"id":1,"ok":true,"result":[]}"#)
+            #expect(ids[1].hasPrefix(#"{"id":2,"ok":true,"result":{"drops":"#))
+            #expect(
+                ids[2]
+                    == #"{"id":3,"ok":false,"error":"unknown command \"nonsense\"; commands: mac-table, counters, configuration"}"#
+            )
+            #expect(
+                ids[3]
+                    == #"{"id":4,"ok":true,"result":[{"age":12,"mac":"00:00:5e:00:53:01","port":"eth1","static":false,"switch":"web","type":"local","vlan":100,"vni":5001}]}"#
+            )
+            // Concurrent requests from the client API are pipelined on one connection.
+            let client = try await ControlClient.connect(to: server.path)
+            async let slow = client.macTable(MACTableQuery(logicalSwitch: "slow"))
+            async let fast = client.counters()
+            #expect(try await (slow, fast) == ([], Samples.counters))
+            await client.close()
+        }
+    }
+
+    @Test func thousandsOfPipelinedRequestsAreAllAnsweredInOrder() async throws {
+        try await withServer { server, _, _ in
+            let path = server.path
+            let count = 20000
+            let lines = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(path)
+                // Far more than the server queues (it stops reading meanwhile), sent before
+                // reading any answer.
+                var requests = ""
+                for id in 1...count {
+                    requests +=
+                        #"{"id":\#(id),"command":"mac-table","arguments":{"switch":"none"}}"# + "\n"
+                }
+                try connection.send(requests)
+                connection.shutdownWrite()
+                var lines: [String] = []
+                while let line = try connection.readLine() { lines.append(line) }
+                return lines
+            }
+            #expect(lines == (1...count).map { #"{"id":\#($0),"ok":true,"result":[]}"# })
+        }
+    }
+
+    @Test func badInputIsAnsweredAndOnlyItsConnectionIsClosed() async throws {
+        try await withServer(maximumLineLength: 4096) { server, _, _ in
+            let path = server.path
+            // A well-behaved client stays connected through all of it.
+            let bystander = try await ControlClient.connect(to: path)
+            let transcripts = try await onThread { () throws -> [[String]] in
+                func conversation(_ bytes: [UInt8]) throws -> [String] {
+                    let connection = try RawConnection(path)
+                    try connection.send(bytes)
+                    var lines: [String] = []
+                    while let line = try connection.readLine() { lines.append(line) }
+                    return lines
+                }
+                let valid = Array((#"{"id":2,"command":"counters"}"# + "\n").utf8)
+                return [
+                    try conversation(Array("this is not json\n".utf8) + valid),
+                    try conversation([0x7B, 0xFF, 0x7D, 0x0A] + valid),
+                    try conversation(
+                        Array(repeating: UInt8(ascii: "x"), count: 100_000) + [0x0A] + valid),
+                ]
+            }
+            #expect(transcripts[0].count == 1)
+            #expect(
+                transcripts[0].first?.hasPrefix(
+                    #"{"id":null,"ok":false,"error":"request is not valid JSON"#) == true)
+            #expect(
+                transcripts[1] == [#"{"id":null,"ok":false,"error":"request is not valid UTF-8"}"#])
+            #expect(
+                transcripts[2] == [
+                    #"{"id":null,"ok":false,"error":"request line longer than 4096 bytes"}"#
+                ])
+
+            // Valid JSON that is not a valid request is refused, and the connection goes on.
+            let answers = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(path)
+                try connection.send(
+                    #"{"id":5,"command":"mac-table","arguments":{"switch":["web"]}}"# + "\n"
+                        + #"{"id":"six","command":"counters"}"# + "\n"
+                        + #"{"id":7,"command":"shutdown"}"# + "\n"
+                        + #"{"id":8,"command":"mac-table","arguments":{"switch":"web","mac":"00:00:5e:00:53:02"}}"#
+                        + "\n")
+                connection.shutdownWrite()
+                var lines: [String] = []
+                while let line = try connection.readLine() { lines.append(line) }
+                return lines
+            }
+            #expect(
+                answers == [
+                    #"{"id":5,"ok":false,"error":"argument \"switch\" of mac-table must be a string"}"#,
+                    #"{"id":null,"ok":false,"error":"request needs an integer \"id\""}"#,
+                    #"{"id":7,"ok":false,"error":"unknown command \"shutdown\"; commands: mac-table, counters, configuration"}"#,
+                    #"{"id":8,"ok":true,"result":[{"mac":"00:00:5e:00:53:02","static":true,"switch":"web","type":"remote","vni":5001,"vtep":"192.0.2.2"}]}"#,
+                ])
+            #expect(try await bystander.counters() == Samples.counters)
+            await bystander.close()
+        }
+    }
+
+    @Test func aLineOfMoreThanOneMebibyteIsRefusedWithoutBufferingIt() async throws {
+        try await withServer { server, _, _ in
+            let path = server.path
+            let lines = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(path)
+                // 4 MiB with no newline: the server must answer without waiting for the end.
+                let chunk = [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 16)
+                for _ in 0..<64 { guard try connection.send(chunk) else { break } }
+                var lines: [String] = []
+                while let line = try connection.readLine() { lines.append(line) }
+                return lines
+            }
+            #expect(
+                lines == [
+                    #"{"id":null,"ok":false,"error":"request line longer than 1048576 bytes"}"#
+                ])
+            let client = try await ControlClient.connect(to: path)
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+        }
+    }
+
+    @Test func everyRequestCarriesThePeersKernelCredentials() async throws {
+        try await withServer { server, handler, _ in
+            let client = try await ControlClient.connect(to: server.path)
+            _ = try await client.counters()
+            _ = try await client.macTable()
+            await client.close()
+            let me = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+            #expect(handler.seenPeers == [me, me])
+            #expect(me.userName == String(cString: getpwuid(getuid()).pointee.pw_name))
+        }
+    }
+
+    @Test func theSocketIsMode0660AndTakesTheAdminsGroupWhenItExists() async throws {
+        // Debian's "nogroup" (65534) stands in for vtep-admin: a group we are not in by default.
+        guard let nogroup = UnixSocketFile.groupID(named: "nogroup") else {
+            Issue.record("this test needs Debian's group \"nogroup\" in /etc/group")
+            return
+        }
+        #expect(nogroup != getegid())
+        try await withServer(group: "nogroup") { server, _, _ in
+            var info = stat()
+            #expect(lstat(server.path, &info) == 0)
+            #expect(info.st_mode & S_IFMT == S_IFSOCK)
+            #expect(info.st_mode & 0o7777 == 0o660)
+            #expect(info.st_gid == nogroup)
+            // No provisional file is left behind.
+            #expect(access(server.path + "~", F_OK) != 0)
+        }
+        let log = LogRecorder()
+        try await TemporaryDirectory.with { directory in
+            let server = try await ControlServer.start(
+                at: directory.path + "/control.sock", group: "vtep-admin-absent-group",
+                handler: SampleHandler(), log: log.log)
+            var info = stat()
+            #expect(lstat(server.path, &info) == 0)
+            #expect(info.st_mode & 0o7777 == 0o660)
+            #expect(info.st_gid == getegid())
+            await server.stop()
+        }
+        #expect(log.recorded.count == 1)
+        #expect(
+            log.recorded.first?.hasSuffix(
+                "keeps its group: group vtep-admin-absent-group does not exist "
+                    + "(create it to let its members use the shell)") == true)
+    }
+
+    @Test func aSecondServerOnALivePathIsRefusedAndTheFirstKeepsServing() async throws {
+        try await withServer { server, _, _ in
+            await #expect(throws: ControlServerError.alreadyServed(path: server.path)) {
+                _ = try await ControlServer.start(
+                    at: server.path, group: nil, handler: SampleHandler())
+            }
+            let client = try await ControlClient.connect(to: server.path)
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+        }
+    }
+
+    @Test func aStaleSocketFileIsReplacedButNotAnythingElse() async throws {
+        try await TemporaryDirectory.with { directory in
+            let path = directory.path + "/control.sock"
+            // What a daemon killed with SIGKILL leaves: a bound socket file, no listener.
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                for (index, byte) in path.utf8.enumerated() { raw[index] = byte }
+            }
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            close(fd)
+            #expect(bound == 0)
+            #expect(try UnixSocketFile.probe(path) == .stale)
+
+            let server = try await ControlServer.start(
+                at: path, group: nil, handler: SampleHandler())
+            let client = try await ControlClient.connect(to: path)
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+            await server.stop()
+
+            let regular = directory.path + "/not-a-socket"
+            #expect(FileManager.default.createFile(atPath: regular, contents: Data("keep".utf8)))
+            await #expect(throws: ControlServerError.notASocket(path: regular)) {
+                _ = try await ControlServer.start(at: regular, group: nil, handler: SampleHandler())
+            }
+            #expect(FileManager.default.contents(atPath: regular) == Data("keep".utf8))
+
+            let long = directory.path + "/" + String(repeating: "s", count: 120)
+            await #expect(throws: ControlServerError.pathTooLong(path: long, limit: 107)) {
+                _ = try await ControlServer.start(at: long, group: nil, handler: SampleHandler())
+            }
+        }
+    }
+
+    @Test func stopClosesConnectionsAndRemovesTheSocket() async throws {
+        try await TemporaryDirectory.with { directory in
+            let path = directory.path + "/control.sock"
+            let server = try await ControlServer.start(
+                at: path, group: nil, handler: SampleHandler())
+            let idle = try await ControlClient.connect(to: path)
+            let raw = try RawConnection(path)
+            #expect(try await idle.counters() == Samples.counters)
+            await server.stop()
+            #expect(access(path, F_OK) != 0)
+            // Blocking here is fine: the server is gone, nothing needs this thread.
+            #expect(try raw.readLine() == nil)
+            await #expect(throws: ControlClientError.disconnected(command: "counters")) {
+                try await idle.counters()
+            }
+            await #expect(throws: ControlClientError.cannotConnect(path: path, errno: ENOENT)) {
+                try await ControlClient.connect(to: path)
+            }
+            // A stopped server's path is free for the next one.
+            let next = try await ControlServer.start(at: path, group: nil, handler: SampleHandler())
+            await next.stop()
+        }
+    }
+
+    @Test func aStoppingServerLeavesASuccessorsSocketAlone() async throws {
+        try await TemporaryDirectory.with { directory in
+            let path = directory.path + "/control.sock"
+            let first = try await ControlServer.start(
+                at: path, group: nil, handler: SampleHandler())
+            // An operator moved the old socket away and started a new daemon.
+            #expect(rename(path, directory.path + "/old.sock") == 0)
+            let second = try await ControlServer.start(
+                at: path, group: nil, handler: SampleHandler())
+            await first.stop()
+            #expect(access(path, F_OK) == 0)
+            let client = try await ControlClient.connect(to: path)
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+            await second.stop()
+        }
+    }
+
+    @Test func theClientTimesOutOnASlowAnswer() async throws {
+        try await withServer { server, _, _ in
+            let client = try await ControlClient.connect(to: server.path)
+            await #expect(throws: ControlClientError.timedOut(command: "mac-table", seconds: 0.05))
+            {
+                try await client.send(
+                    .macTable(MACTableQuery(logicalSwitch: "slow")), timeout: .milliseconds(50))
+            }
+            // The late answer is dropped; the next request gets its own.
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+        }
+    }
+}
