@@ -3,7 +3,7 @@ SWIFT ?= swift
 SWIFT_FORMAT ?= swift-format
 SOURCES := Sources Tests bench/Benchmarks
 
-.PHONY: all deps build test bench bench-build format lint clean
+.PHONY: all deps build test bench bench-build demo demo-down format lint clean
 
 all: build
 
@@ -27,6 +27,14 @@ bench: deps
 
 bench-build: deps
 	$(SWIFT) build --package-path bench -c release
+
+# A two-site lab in network namespaces: a host behind vtepd, a host behind the Linux kernel's
+# vxlan + bridge; pings and iperf3 across, then prints both MAC tables and vtepd's counters.
+demo: deps
+	./appliance/demo/demo-up.sh
+
+demo-down:
+	./appliance/demo/demo-down.sh
 
 format:
 	$(SWIFT_FORMAT) format --in-place --recursive --parallel $(SOURCES) Package.swift bench/Package.swift

@@ -12,10 +12,14 @@ let package = Package(
         .library(name: "Forwarding", targets: ["Forwarding"]),
         .library(name: "Datapath", targets: ["Datapath"]),
         .library(name: "OVSDB", targets: ["OVSDB"]),
+        .library(name: "Appliance", targets: ["Appliance"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .executable(name: "vtepd", targets: ["vtepd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
     ],
     targets: [
         // Wire formats over raw buffer views; allocates nothing per packet.
@@ -40,6 +44,36 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Typed rtnetlink over libmnl: routes and neighbours for the underlay's next hops.
+        .target(name: "Netlink", dependencies: ["Packet", "CMnl"]),
+        .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        // vtepd's library: hardware_vtep rows into forwarding snapshots, the supervised
+        // ovsdb-server, and the data plane's worker.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "Appliance",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The control socket (newline-delimited JSON over a Unix socket) and its reports; the
+        // API vtepsh will use. Touches no packets.
+        .target(
+            name: "Appliance",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
+        .executableTarget(
+            name: "vtepd",
+            dependencies: [
+                "Gateway", "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
@@ -62,6 +96,19 @@ let package = Package(
             ]
         ),
         .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks"]
+        ),
+        .testTarget(
+            name: "ApplianceTests",
+            dependencies: [
+                "Appliance",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "OVSDBTests",
             dependencies: [

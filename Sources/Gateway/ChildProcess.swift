@@ -1,0 +1,175 @@
+import Foundation
+import Synchronization
+
+/// A child process started with posix_spawn, watched by one thread that reaps it.
+///
+/// Why not Foundation.Process: the child must not inherit the data plane's sockets, and
+/// posix_spawn lets us close every descriptor above stderr in the child
+/// (`posix_spawn_file_actions_addclosefrom_np`) and reset the signal mask and dispositions the
+/// test runner or vtepd's threads may have changed. The child gets its own process group, so a
+/// Ctrl-C meant for vtepd is not also delivered to it; vtepd stops it.
+///
+/// Signals go to the PID only while it is not yet reaped: the watcher waits with `WNOWAIT`,
+/// records the exit under a lock and only then reaps, so `signal(_:)` can never hit a reused
+/// PID.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    private let exitStatus = Mutex<Int32?>(nil)
+
+    private init(pid: pid_t) {
+        self.pid = pid
+    }
+
+    /// Starts `executable` with `arguments`: stdin from /dev/null, stdout and stderr to the
+    /// given descriptors, nothing else inherited.
+    static func spawn(
+        _ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32
+    ) throws(DatabaseServerError) -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+        closeDescriptorsFrom3(&actions)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(
+            &attributes,
+            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else {
+            throw .spawnFailed(executable: executable, reason: String(cString: strerror(result)))
+        }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Closes every descriptor from 3 up in the child. glibc 2.34+ has
+    /// posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not export,
+    /// so it is looked up at run time; without it, each descriptor open now is closed.
+    private static func closeDescriptorsFrom3(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom =
+            @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
+            if closeFrom(&actions, 3) == 0 { return }
+        }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+    }
+
+    /// Waits for the child to exit, on a thread of its own (waitpid blocks), and reaps it.
+    /// Returns the raw wait status. Call once.
+    func waitForExit() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { [self] in
+                var info = siginfo_t()
+                while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) != 0 && errno == EINTR {}
+                var status: Int32 = 0
+                exitStatus.withLock { recorded in
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    recorded = status
+                }
+                continuation.resume(returning: status)
+            }
+            thread.name = "wait \(pid)"
+            thread.start()
+        }
+    }
+
+    /// Sends `signal` unless the child has already been reaped. True if it was sent.
+    @discardableResult
+    func signal(_ signal: Int32) -> Bool {
+        exitStatus.withLock { recorded in
+            guard recorded == nil else { return false }
+            return kill(pid, signal) == 0
+        }
+    }
+
+    /// Nil while running.
+    var exit: Int32? { exitStatus.withLock { $0 } }
+
+    /// "exited with status 1", "killed by signal 9 (SIGKILL)".
+    static func describe(_ status: Int32) -> String {
+        let signal = status & 0x7F
+        if signal == 0 { return "exited with status \((status >> 8) & 0xFF)" }
+        let name = strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
+        return "killed by signal \(signal) (\(name))"
+    }
+
+    static func exitedCleanly(_ status: Int32) -> Bool { status == 0 }
+
+    /// Runs a short command to completion and returns its standard output; throws
+    /// `toolFailed` with its standard error if it does not exit 0.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String]) async throws(DatabaseServerError)
+        -> String
+    {
+        var out: [Int32] = [0, 0]
+        var err: [Int32] = [0, 0]
+        // pipe2 is not exported by Swift's Glibc; the children we spawn close these anyway.
+        guard pipe(&out) == 0, pipe(&err) == 0 else {
+            throw .spawnFailed(executable: executable, reason: String(cString: strerror(errno)))
+        }
+        for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let child: ChildProcess
+        do {
+            child = try spawn(executable, arguments, stdout: out[1], stderr: err[1])
+        } catch {
+            [out[0], out[1], err[0], err[1]].forEach { close($0) }
+            throw error
+        }
+        close(out[1])
+        close(err[1])
+        // Both pipes drain concurrently: a child filling one while we block on the other
+        // would deadlock.
+        async let output = readAll(out[0])
+        async let errors = readAll(err[0])
+        let status = await child.waitForExit()
+        let (stdout, stderr) = await (output, errors)
+        guard exitedCleanly(status) else {
+            throw .toolFailed(
+                command: ([executable] + arguments).joined(separator: " "),
+                status: describe(status),
+                output: String(decoding: stderr + stdout, as: UTF8.self))
+        }
+        return String(decoding: stdout, as: UTF8.self)
+    }
+
+    /// Reads `fd` to end of file on a thread of its own, then closes it.
+    private static func readAll(_ fd: Int32) async -> [UInt8] {
+        await withCheckedContinuation { continuation in
+            Thread {
+                var bytes: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        bytes += buffer[0..<n]
+                    } else if n < 0 && errno == EINTR {
+                        continue
+                    } else {
+                        break
+                    }
+                }
+                close(fd)
+                continuation.resume(returning: bytes)
+            }.start()
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import Datapath
+import Forwarding
+import Foundation
+import Glibc
+import Packet
+import Synchronization
+
+/// How the data plane reaches one remote VTEP or multicast group on the underlay: the
+/// Ethernet destination of the next hop (the VTEP itself on a shared subnet, else its route's
+/// gateway; a group's mapped multicast MAC, RFC 1112 §6.4 / RFC 2464 §7). The control plane
+/// resolves it through netlink; until it has, frames to that VTEP take the kernel's UDP path.
+public struct NextHop: Hashable, Sendable {
+    public var destination: MACAddress
+
+    public init(destination: MACAddress) { self.destination = destination }
+
+    /// The Ethernet address an IP multicast group maps to; nil for a unicast address.
+    public static func multicast(_ group: IPAddress) -> NextHop? {
+        switch group {
+        case .v4(let a) where a.isMulticast:
+            return NextHop(
+                destination: MACAddress(rawValue: 0x0100_5E00_0000 | UInt64(a.rawValue & 0x7F_FFFF))
+            )
+        case .v6(let a) where a.isMulticast:
+            return NextHop(
+                destination: MACAddress(rawValue: 0x3333_0000_0000 | (a.low & 0xFFFF_FFFF)))
+        default:
+            return nil
+        }
+    }
+}
+
+/// The data plane's bootstrap settings (vtepd's command line).
+public struct DataPlaneSettings: Sendable {
+    /// The underlay interface: tunnels are sent and multicast groups joined there.
+    public var underlay: String
+    /// Our VTEP addresses, the outer source of everything we send.
+    public var localIPv4: IPv4Address?
+    public var localIPv6: IPv6Address?
+    public var vxlanPort: UInt16 = UDPHeader.vxlanPort
+    /// Outer TTL (hop limit) of unicast tunnels.
+    public var unicastTTL: UInt8 = 64
+    /// Outer TTL of copies sent to a multicast group; 1, as the kernel's vxlan, keeps them
+    /// on the underlay segment unless the operator raises it.
+    public var multicastTTL: UInt8 = 1
+    public var sourcePorts: SourcePortRange = .rfc7348Default
+    /// Frames per receive batch.
+    public var batchSize = 64
+    public var macTableLimit = MACTable.defaultTotalLimit
+
+    public init(underlay: String, localIPv4: IPv4Address?, localIPv6: IPv6Address?) {
+        self.underlay = underlay
+        self.localIPv4 = localIPv4
+        self.localIPv6 = localIPv6
+    }
+}
+
+/// Counters of the data plane beyond the forwarding engine's.
+public struct DataPlaneCounters: Sendable {
+    public struct Port: Sendable {
+        public var name: String
+        public var rxFrames: UInt64
+        public var txFrames: UInt64
+        public var drops: UInt64
+    }
+    public struct VTEP: Sendable {
+        public var locator: Locator
+        public var txFrames: UInt64
+        public var rxFrames: UInt64
+        /// Whether frames to it leave on the fast AF_PACKET path (next hop resolved).
+        public var resolved: Bool
+    }
+    public var ports: [Port]
+    public var vteps: [VTEP]
+    /// Underlay datagrams refused before the forwarding decision, by `Malformed` reason.
+    public var malformedTunnel: [Malformed: UInt64]
+    /// Frames that would exceed the underlay MTU with their outer headers: dropped, never
+    /// fragmented (RFC 7348 §4.3).
+    public var underlayTooBig: UInt64
+    /// Frames received longer than a buffer.
+    public var truncated: UInt64
+    /// Frames the kernel could not queue (send buffer full).
+    public var transmitQueueFull: UInt64
+    /// Frames sent through the kernel's UDP path while their next hop was unresolved.
+    public var slowPath: UInt64
+    /// Tunnel packets whose source is one of our own addresses.
+    public var ownSource: UInt64
+    /// Receive or send calls that failed with an unexpected error.
+    public var ioErrors: UInt64
+}
+
+/// The gateway's data plane: one worker thread that owns the access ports, the underlay
+/// sockets and the `ForwardingEngine`, and runs batches through them.
+///
+/// The control plane talks to it only through commands that the worker takes between batches
+/// (`apply`, `setNextHops`, `inspect`), so the worker never takes a lock per packet and the
+/// engine is never touched by two threads.
+public final class DataPlane: @unchecked Sendable {
+    public let settings: DataPlaneSettings
+    private let mailbox = Mutex<[Command]>([])
+    private let pending = Atomic<Bool>(false)
+    /// A pipe: the worker polls its read end, `post` writes a byte to the other.
+    private let wakeup: (read: Int32, write: Int32)
+    /// The last configuration handed over, so the next keeps its indices. Control side only.
+    private let lastConfiguration = Mutex<ForwardingConfiguration?>(nil)
+    private var thread: Thread?
+    private let worker: DataPlaneWorker
+
+    enum Command {
+        case apply(ForwardingConfiguration, [GatewaySnapshot.RemoteMAC])
+        case nextHops([Locator: NextHop])
+        case run(@Sendable (DataPlaneWorker) -> Void)
+        case stop
+    }
+
+    /// Opens every socket (so a bad interface name fails here, with its reason) but does not
+    /// start forwarding; `start()` does.
+    public init(settings: DataPlaneSettings, ports: [String]) throws {
+        self.settings = settings
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw SystemError(call: "pipe", errno: errno, subject: .other("data plane wakeup"))
+        }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeup = (fds[0], fds[1])
+        do {
+            worker = try DataPlaneWorker(settings: settings, ports: ports, wakeup: fds[0])
+        } catch {
+            close(fds[0])
+            close(fds[1])
+            throw error
+        }
+    }
+
+    deinit {
+        close(wakeup.read)
+        close(wakeup.write)
+    }
+
+    /// Starts the worker thread.
+    public func start() {
+        let worker = self.worker
+        let thread = Thread { [self] in
+            worker.run { self.takeCommands() }
+        }
+        thread.name = "vtepd-datapath"
+        thread.start()
+        self.thread = thread
+    }
+
+    /// Leaves the multicast groups and stops the worker; returns when it has.
+    public func stop() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            post(
+                .run { worker in
+                    worker.leaveAllGroups()
+                    done.resume()
+                })
+            post(.stop)
+        }
+    }
+
+    /// Builds the configuration from `switches`… keeping the previous one's indices, and
+    /// hands it with the static MACs to the worker. Throws, and changes nothing, when the
+    /// configuration is invalid.
+    public func apply(
+        _ build: (ForwardingConfiguration?) throws -> ForwardingConfiguration,
+        statics: [GatewaySnapshot.RemoteMAC]
+    ) throws -> ForwardingConfiguration {
+        try lastConfiguration.withLock { last in
+            let configuration = try build(last)
+            last = configuration
+            post(.apply(configuration, statics))
+            return configuration
+        }
+    }
+
+    /// The next hops the control plane resolved; locators missing from `hops` take the slow
+    /// path until they appear.
+    public func setNextHops(_ hops: [Locator: NextHop]) {
+        post(.nextHops(hops))
+    }
+
+    /// Runs `body` on the worker between batches and returns its result: how the control
+    /// plane reads the MAC table and the counters.
+    public func inspect<T: Sendable>(_ body: @escaping @Sendable (DataPlaneWorker) -> T) async -> T
+    {
+        await withCheckedContinuation { (answer: CheckedContinuation<T, Never>) in
+            post(.run { worker in answer.resume(returning: body(worker)) })
+        }
+    }
+
+    private func post(_ command: Command) {
+        mailbox.withLock { $0.append(command) }
+        pending.store(true, ordering: .releasing)
+        var one: UInt8 = 1
+        _ = write(wakeup.write, &one, 1)
+    }
+
+    /// Called by the worker between batches; cheap when nothing is pending.
+    private func takeCommands() -> [Command] {
+        guard pending.load(ordering: .acquiring) else { return [] }
+        pending.store(false, ordering: .relaxed)
+        var drained = [UInt8](repeating: 0, count: 64)
+        while read(wakeup.read, &drained, 64) == 64 {}
+        return mailbox.withLock { commands in
+            defer { commands.removeAll(keepingCapacity: true) }
+            return commands
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import Appliance
+import Forwarding
+import Packet
+import Synchronization
+
+/// Answers vtepd's control socket from the data plane and the latest snapshot: the MAC table,
+/// the counters and the effective configuration. Reads go to the worker between batches
+/// (`DataPlane.inspect`), so they never race the forwarding path.
+public final class GatewayController: ControlHandler, Sendable {
+    public let dataPlane: DataPlane
+    private let state = Mutex<(snapshot: GatewaySnapshot?, problems: [String])>((nil, []))
+
+    public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
+
+    /// The control plane calls this with each snapshot it hands to the data plane, and with
+    /// problems of its own (database unreachable, next hops unresolved).
+    public func update(snapshot: GatewaySnapshot?, problems: [String]) {
+        state.withLock { $0 = (snapshot ?? $0.snapshot, problems) }
+    }
+
+    public func handle(_ request: ControlRequest, from peer: PeerCredentials)
+        async throws(ControlFailure) -> ControlResult
+    {
+        switch request.command {
+        case .macTable(let query): return .macTable(try await macTable(query))
+        case .counters: return .counters(await counters())
+        case .configuration: return .configuration(await configuration())
+        }
+    }
+
+    func macTable(_ query: MACTableQuery) async throws(ControlFailure) -> [MACTableRow] {
+        var parsed: MACAddress? = nil
+        if let text = query.mac {
+            parsed = MACAddress(text)
+            if parsed == nil {
+                throw ControlFailure(
+                    "\"\(text)\" is not a MAC address (expected aa:bb:cc:dd:ee:ff)")
+            }
+        }
+        let mac = parsed
+        let wanted = query.logicalSwitch
+        let rows: [MACTableRow]? = await dataPlane.inspect { worker in
+            let c = worker.currentConfiguration
+            if let wanted, c.switchIndex(named: wanted) == nil { return nil }
+            var rows: [MACTableRow] = []
+            for (i, s) in c.switches.enumerated() {
+                guard let s, wanted == nil || s.name == wanted else { continue }
+                let now = worker.secondsNow
+                for (entryMAC, entry) in worker.macEntries(of: SwitchIndex(rawValue: UInt16(i)))
+                where mac == nil || entryMAC == mac {
+                    let age = entry.isStatic ? nil : now &- entry.lastSeen
+                    switch entry.location {
+                    case .local(let a):
+                        rows.append(
+                            MACTableRow(
+                                logicalSwitch: s.name, vni: s.vni.rawValue,
+                                mac: entryMAC.description, type: .local, isStatic: entry.isStatic,
+                                port: c.portName(a.port), vlan: a.vlan, age: age))
+                    case .remote(let l):
+                        rows.append(
+                            MACTableRow(
+                                logicalSwitch: s.name, vni: s.vni.rawValue,
+                                mac: entryMAC.description, type: .remote, isStatic: entry.isStatic,
+                                vtep: worker.locator(l)?.ip.description, age: age))
+                    }
+                }
+            }
+            return rows.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }
+        }
+        guard let rows else {
+            throw ControlFailure(
+                "no logical switch named \"\(wanted ?? "")\" is bound on this gateway")
+        }
+        return rows
+    }
+
+    func counters() async -> CountersReport {
+        await dataPlane.inspect { worker in
+            let c = worker.currentConfiguration
+            let statistics = worker.statistics()
+            let plane = worker.counters()
+            var switches: [CountersReport.LogicalSwitch] = []
+            for (i, s) in c.switches.enumerated() {
+                guard let s else { continue }
+                let k = statistics.switches[SwitchIndex(rawValue: UInt16(i))] ?? SwitchCounters()
+                switches.append(
+                    .init(
+                        name: s.name, vni: s.vni.rawValue, fromAccess: k.fromAccess,
+                        fromTunnel: k.fromTunnel, toAccess: k.toAccess,
+                        encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
+                        learned: k.learned, moves: k.moves, learningRefused: k.learningRefused))
+            }
+            var drops = DropReason.allCases.map {
+                CountersReport.ReasonCount(reason: $0.counterName, count: statistics.drops($0))
+            }
+            // The data plane's own drops, before or after the forwarding decision.
+            drops += [
+                .init(reason: "underlay_too_big", count: plane.underlayTooBig),
+                .init(reason: "truncated", count: plane.truncated),
+                .init(reason: "transmit_queue_full", count: plane.transmitQueueFull),
+                .init(reason: "own_source", count: plane.ownSource),
+                .init(reason: "io_error", count: plane.ioErrors),
+            ]
+            var malformed: [CountersReport.ReasonCount] = []
+            for reason in Malformed.allCases {
+                let count = statistics.malformed(reason) + (plane.malformedTunnel[reason] ?? 0)
+                if count > 0 { malformed.append(.init(reason: reason.counterName, count: count)) }
+            }
+            return CountersReport(
+                switches: switches.sorted { $0.name < $1.name },
+                ports: plane.ports.map {
+                    .init(
+                        name: $0.name, rxFrames: $0.rxFrames, txFrames: $0.txFrames, drops: $0.drops
+                    )
+                },
+                vteps: plane.vteps.map {
+                    .init(
+                        ip: $0.locator.ip.description,
+                        encapsulation: $0.locator.encapsulation.description,
+                        txFrames: $0.txFrames, rxFrames: $0.rxFrames)
+                },
+                drops: drops, malformed: malformed)
+        }
+    }
+
+    func configuration() async -> ConfigurationReport {
+        let (snapshot, ownProblems) = state.withLock { $0 }
+        let planeProblems = await dataPlane.inspect { $0.configurationProblems }
+        let settings = dataPlane.settings
+        var tunnelIPs: [String] = []
+        if let v4 = settings.localIPv4 { tunnelIPs.append(v4.description) }
+        if let v6 = settings.localIPv6 { tunnelIPs.append(v6.description) }
+        func locator(_ l: Locator) -> ConfigurationReport.Locator {
+            .init(ip: l.ip.description, encapsulation: l.encapsulation.description)
+        }
+        let switches = (snapshot?.switches ?? []).map { s -> ConfigurationReport.LogicalSwitch in
+            let replication: ConfigurationReport.Replication
+            switch s.replication {
+            case .multicast(let g): replication = .init(mode: .multicast, locators: [locator(g)])
+            case .headEnd(let list):
+                replication = .init(mode: .headEnd, locators: list.map(locator))
+            case .serviceNode(let l):
+                replication = .init(mode: .serviceNode, locators: [locator(l)])
+            }
+            return .init(
+                name: s.name, vni: s.vni.rawValue, replication: replication, macAgeing: s.macAgeing,
+                macLimit: s.macLimit, allowedSources: s.acceptedSources?.map(\.description))
+        }
+        return ConfigurationReport(
+            physicalSwitch: snapshot?.physicalSwitch ?? "", tunnelIPs: tunnelIPs,
+            underlay: settings.underlay, ports: snapshot?.ports ?? [], switches: switches,
+            bindings: (snapshot?.bindings ?? []).map {
+                .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
+            },
+            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems)
+    }
+}

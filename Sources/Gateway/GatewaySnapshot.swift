@@ -1,0 +1,513 @@
+import Forwarding
+import OVSDB
+import Packet
+
+/// What the gateway forwards by, read from the hardware_vtep database for one Physical_Switch
+/// (ours): the logical switches bound on our ports and only those, our ports, the VLAN
+/// bindings, the remote VTEPs (locators) and the static remote MACs.
+///
+/// Pure and a value: the same database, switch name and local addresses always give an equal
+/// snapshot (every list is sorted), so the control plane can skip a snapshot equal to the one
+/// the data plane already has. A row that cannot be used is left out and described in
+/// `problems`, in words an operator can act on; one bad row never stops the others. The keys
+/// read beyond the standard schema are documented in README-keys.md.
+public struct GatewaySnapshot: Hashable, Sendable {
+    /// A Ucast_Macs_Remote row: `mac` in logical switch `logicalSwitch` is behind `locator`.
+    /// The data plane installs these with `ForwardingEngine.installStatic`.
+    public struct RemoteMAC: Hashable, Sendable, CustomStringConvertible {
+        public var logicalSwitch: String
+        public var mac: MACAddress
+        public var locator: Locator
+
+        public init(logicalSwitch: String, mac: MACAddress, locator: Locator) {
+            self.logicalSwitch = logicalSwitch
+            self.mac = mac
+            self.locator = locator
+        }
+
+        public var description: String { "\(mac) in \(logicalSwitch) via \(locator)" }
+    }
+
+    /// The `other_config` keys of Logical_Switch that vtepd reads (README-keys.md).
+    public static let logicalSwitchKeys = [
+        "multicast-group", "mac-ageing", "mac-limit", "allowed-sources",
+    ]
+
+    /// What vtep(5) and Open vSwitch's own ovs-vtep assume when `replication_mode` is empty.
+    public static let defaultReplicationMode = "service_node"
+
+    /// Our Physical_Switch `name`.
+    public var physicalSwitch: String
+    /// Our tunnel addresses: the ones given at startup and Physical_Switch `tunnel_ips`.
+    /// Never a replication target, peer or remote MAC locator.
+    public var localTunnelIPs: [IPAddress]
+    /// The logical switches bound on at least one of our ports, sorted by name. Their
+    /// `acceptedSources` is `other_config:allowed-sources`.
+    public var switches: [LogicalSwitch]
+    /// The names of our Physical_Switch's ports, bound or not; sorted.
+    public var ports: [String]
+    /// Sorted by port, then VLAN (untagged first).
+    public var bindings: [Binding]
+    /// Every remote VTEP the database names for a bound switch (Ucast_Macs_Remote locators
+    /// and `unknown-dst` locator sets), our own addresses left out; sorted.
+    public var locators: [Locator]
+    /// Sorted by switch, then MAC.
+    public var remoteMACs: [RemoteMAC]
+    /// Rows left out or settings ignored, one sentence each; sorted.
+    public var problems: [String]
+
+    public init(
+        physicalSwitch: String, localTunnelIPs: [IPAddress] = [], switches: [LogicalSwitch] = [],
+        ports: [String] = [], bindings: [Binding] = [], locators: [Locator] = [],
+        remoteMACs: [RemoteMAC] = [], problems: [String] = []
+    ) {
+        self.physicalSwitch = physicalSwitch
+        self.localTunnelIPs = localTunnelIPs
+        self.switches = switches
+        self.ports = ports
+        self.bindings = bindings
+        self.locators = locators
+        self.remoteMACs = remoteMACs
+        self.problems = problems
+    }
+
+    /// Reads the snapshot for Physical_Switch `physicalSwitch` out of `database`.
+    /// `localTunnelIPs` are our VTEP addresses from the command line; they are merged with
+    /// the switch's `tunnel_ips`.
+    public init(
+        database: HardwareVTEP.Database, physicalSwitch: String, localTunnelIPs: [IPAddress]
+    ) {
+        var reader = SnapshotReader(database: database)
+        self = reader.read(physicalSwitch: physicalSwitch, localTunnelIPs: localTunnelIPs)
+    }
+
+    /// Compiles the snapshot for the forwarding core, keeping `previous`'s indices. Rows the
+    /// core would refuse were already left out, so this throws only for limits of the whole
+    /// gateway (more than 65,535 switches, 4,096 ports, 2^24 locators).
+    public func configuration(previous: ForwardingConfiguration?) throws(ConfigurationError)
+        -> ForwardingConfiguration
+    {
+        try ForwardingConfiguration(
+            switches: switches, ports: ports, bindings: bindings,
+            locators: locators, previous: previous)
+    }
+
+    /// The remote MACs of one logical switch.
+    public func remoteMACs(of logicalSwitch: String) -> [RemoteMAC] {
+        remoteMACs.filter { $0.logicalSwitch == logicalSwitch }
+    }
+}
+
+/// Reads one snapshot; keeps the problems found on the way.
+private struct SnapshotReader {
+    let database: HardwareVTEP.Database
+    var problems: Set<String> = []
+    var local: Set<IPAddress> = []
+    /// Locator rows already resolved (nil: unusable, problem already noted).
+    var resolved: [UUID: Locator?] = [:]
+
+    init(database: HardwareVTEP.Database) {
+        self.database = database
+    }
+
+    mutating func read(physicalSwitch name: String, localTunnelIPs: [IPAddress])
+        -> GatewaySnapshot
+    {
+        problems.formUnion(database.problems.map(\.description))
+        local = Set(localTunnelIPs)
+        guard let ps = database.physicalSwitches.values.first(where: { $0.name == name }) else {
+            problems.insert(
+                "Physical_Switch \(name) is not in the database: vtepd creates it at startup"
+                    + " (or: vtep-ctl add-ps \(name)); nothing is forwarded until it exists")
+            return finish(GatewaySnapshot(physicalSwitch: name, localTunnelIPs: localTunnelIPs))
+        }
+        for text in ps.tunnelIPs {
+            if let ip = IPAddress(text) {
+                local.insert(ip)
+            } else {
+                problems.insert(
+                    "Physical_Switch \(name) tunnel_ips: \"\(text)\" is not an IP address;"
+                        + " ignored")
+            }
+        }
+
+        // Our ports, and which logical switches they bind.
+        var portsByName: [String: [HardwareVTEP.PhysicalPort]] = [:]
+        for uuid in ps.ports {
+            guard let port = database.physicalPorts[uuid] else {
+                problems.insert(
+                    "Physical_Switch \(name) lists Physical_Port row \(uuid), which is missing")
+                continue
+            }
+            portsByName[port.name, default: []].append(port)
+        }
+        var ports: [HardwareVTEP.PhysicalPort] = []
+        for (portName, rows) in portsByName {
+            if rows.count > 1 {
+                problems.insert(
+                    "Physical_Switch \(name) has \(rows.count) ports named \(portName); none of"
+                        + " them is used until the duplicates are removed")
+                continue
+            }
+            do {
+                _ = try ForwardingConfiguration(ports: [portName])
+            } catch {
+                problems.insert(
+                    "Physical_Port \(portName) of Physical_Switch \(name) is ignored: \(error)")
+                continue
+            }
+            ports.append(rows[0])
+        }
+        ports.sort { $0.name < $1.name }
+
+        var uses: [UUID: [(port: String, vlan: UInt16)]] = [:]
+        for port in ports {
+            for (vlan, ls) in port.vlanBindings.sorted(by: { $0.key < $1.key }) {
+                // IEEE 802.1Q Table 9-2: VID 4095 is reserved, never a VLAN.
+                guard vlan < 4095 else {
+                    problems.insert(
+                        "Physical_Port \(port.name) binds VLAN \(vlan), which is reserved"
+                            + " (IEEE 802.1Q); binding ignored")
+                    continue
+                }
+                uses[ls, default: []].append((port.name, vlan))
+            }
+        }
+
+        // The bound logical switches.
+        var switches: [LogicalSwitch] = []
+        var peers: [String: [Locator]] = [:]
+        for (uuid, boundOn) in uses {
+            let places = boundOn.map { "\($0.port) \(vlanText($0.vlan))" }.joined(separator: ", ")
+            guard let ls = database.logicalSwitches[uuid] else {
+                problems.insert(
+                    "\(places) bound to Logical_Switch row \(uuid), which is missing; ignored")
+                continue
+            }
+            do throws(SnapshotProblem) {
+                let (bound, itsPeers) = try boundSwitch(ls)
+                switches.append(bound)
+                peers[bound.name] = itsPeers
+            } catch {
+                problems.insert(
+                    "Logical_Switch \(ls.name) (bound on \(places)) is not forwarded:"
+                        + " \(error.reason)")
+            }
+        }
+        // A VNI must name one switch; which one the operator meant is unknowable, so none.
+        let byVNI = Dictionary(grouping: switches, by: \.vni)
+        for (vni, group) in byVNI where group.count > 1 {
+            let names = group.map(\.name).sorted()
+            problems.insert(
+                "VNI \(vni) is the tunnel_key of logical switches \(names.joined(separator: " and "))"
+                    + "; none of them is forwarded until each has its own")
+        }
+        switches = switches.filter { byVNI[$0.vni]?.count == 1 }.sorted { $0.name < $1.name }
+
+        let kept = Set(switches.map(\.name))
+        var bindings: [Binding] = []
+        for (uuid, boundOn) in uses {
+            guard let ls = database.logicalSwitches[uuid], kept.contains(ls.name) else {
+                continue
+            }
+            for use in boundOn {
+                bindings.append(Binding(port: use.port, vlan: use.vlan, logicalSwitch: ls.name))
+            }
+        }
+        bindings.sort { ($0.port, $0.vlan ?? 0) < ($1.port, $1.vlan ?? 0) }
+
+        let snapshot = GatewaySnapshot(
+            physicalSwitch: name, localTunnelIPs: localTunnelIPs + Array(local),
+            switches: switches, ports: ports.map(\.name), bindings: bindings,
+            locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
+            remoteMACs: remoteMACs(of: switches), problems: [])
+        return finish(snapshot)
+    }
+
+    /// Sorts what the dictionaries left unordered and attaches the problems.
+    func finish(_ snapshot: GatewaySnapshot) -> GatewaySnapshot {
+        var snapshot = snapshot
+        snapshot.localTunnelIPs = Array(Set(snapshot.localTunnelIPs)).sorted(by: ipOrder)
+        snapshot.locators.sort(by: locatorOrder)
+        snapshot.problems = problems.sorted()
+        return snapshot
+    }
+
+    /// The switch as the forwarding core takes it, and the remote VTEPs the database names
+    /// for it.
+    mutating func boundSwitch(_ ls: HardwareVTEP.LogicalSwitch) throws(SnapshotProblem)
+        -> (LogicalSwitch, [Locator])
+    {
+        guard let key = ls.tunnelKey else {
+            throw SnapshotProblem(
+                "it has no tunnel_key (VNI); set one: vtep-ctl set Logical_Switch \(ls.name)"
+                    + " tunnel_key=VNI")
+        }
+        let vni: VNI
+        do {
+            vni = try VNI(validating: key)
+        } catch {
+            throw SnapshotProblem("tunnel_key: \(error)")
+        }
+
+        // other_config. A value that cannot be read leaves the switch out rather than falling
+        // back to a default: a dropped allowed-sources would silently open the switch.
+        let config = ls.otherConfig
+        for key in config.keys.sorted() where !GatewaySnapshot.logicalSwitchKeys.contains(key) {
+            problems.insert(
+                "Logical_Switch \(ls.name) other_config:\(key) is not a key vtepd reads (it reads"
+                    + " \(GatewaySnapshot.logicalSwitchKeys.joined(separator: ", "))); ignored")
+        }
+        var macAgeing = MACTable.defaultAgeing
+        if let text = config["mac-ageing"] {
+            guard let seconds = UInt32(text) else {
+                throw SnapshotProblem(
+                    "other_config:mac-ageing=\"\(text)\" is not a number of seconds (0 = never,"
+                        + " at most 4294967295)")
+            }
+            macAgeing = seconds
+        }
+        var macLimit: Int?
+        if let text = config["mac-limit"] {
+            guard let limit = Int(text), limit >= 0 else {
+                throw SnapshotProblem(
+                    "other_config:mac-limit=\"\(text)\" is not a number of MAC entries (0 or more)")
+            }
+            macLimit = limit
+        }
+        var allowedSources: [IPPrefix]?
+        if let text = config["allowed-sources"] {
+            var prefixes: [IPPrefix] = []
+            for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+                let trimmed = item.trimmingSpaces
+                guard let prefix = IPPrefix(trimmed) else {
+                    throw SnapshotProblem(
+                        "other_config:allowed-sources: \"\(trimmed)\" is not an address or prefix"
+                            + " (write 192.0.2.0/24, 2001:db8::/32 or 192.0.2.7, comma-separated;"
+                            + " remove the key to accept every VTEP)")
+                }
+                prefixes.append(prefix)
+            }
+            allowedSources = prefixes
+        }
+        var group: IPAddress?
+        if let text = config["multicast-group"] {
+            guard let ip = IPAddress(text), ip.isMulticast else {
+                throw SnapshotProblem(
+                    "other_config:multicast-group=\"\(text)\" is not a multicast address"
+                        + " (224.0.0.0/4 or ff00::/8)")
+            }
+            group = ip
+        }
+
+        // The switch's remote VTEPs.
+        let unknownDestination = unknownDestinationLocators(of: ls)
+        var peers = Set(unknownDestination)
+        for mac in database.ucastMacsRemote.values where mac.logicalSwitch == ls.uuid {
+            if let locator = locator(mac.locator, for: ls), !local.contains(locator.ip) {
+                peers.insert(locator)
+            }
+        }
+
+        let replication: Replication
+        if let group {
+            replication = .multicast(Locator(group, encapsulation(of: ls)))
+        } else {
+            let mode = ls.replicationMode ?? GatewaySnapshot.defaultReplicationMode
+            switch mode {
+            case "service_node":
+                guard let first = unknownDestination.first else {
+                    problems.insert(
+                        "Logical_Switch \(ls.name) replicates through a service node, but has no"
+                            + " unknown-dst locator: broadcast and unknown frames stay local"
+                            + " (vtep-ctl add-mcast-remote \(ls.name) unknown-dst IP)")
+                    replication = .headEnd([])
+                    break
+                }
+                if unknownDestination.count > 1 {
+                    problems.insert(
+                        "Logical_Switch \(ls.name) replicates through a service node, but its"
+                            + " unknown-dst set has \(unknownDestination.count) locators; using"
+                            + " \(first.ip), the lowest address")
+                }
+                replication = .serviceNode(first)
+            case "source_node":
+                replication = .headEnd(unknownDestination)
+            default:
+                throw SnapshotProblem(
+                    "replication_mode \"\(mode)\" is neither service_node nor source_node")
+            }
+        }
+
+        let bound = LogicalSwitch(
+            name: ls.name, vni: vni, replication: replication, macAgeing: macAgeing,
+            macLimit: macLimit, acceptedSources: allowedSources)
+        // What the forwarding core would refuse in this switch alone (its name, say) is
+        // refused here, so that compiling the whole snapshot cannot fail on one row.
+        do {
+            _ = try ForwardingConfiguration(switches: [bound], locators: Array(peers))
+        } catch {
+            throw SnapshotProblem("\(error)")
+        }
+        return (bound, Array(peers))
+    }
+
+    /// The usable locators of the switch's Mcast_Macs_Remote `unknown-dst` rows, ours left
+    /// out, sorted by address.
+    mutating func unknownDestinationLocators(of ls: HardwareVTEP.LogicalSwitch) -> [Locator] {
+        var locators: Set<Locator> = []
+        let rows = database.mcastMacsRemote.values.filter { $0.logicalSwitch == ls.uuid }
+        for row in rows.sorted(by: { $0.uuid < $1.uuid }) {
+            guard row.mac == "unknown-dst" else {
+                problems.insert(
+                    "Logical_Switch \(ls.name) Mcast_Macs_Remote \(row.mac): per-group"
+                        + " replication is not supported; those frames are flooded as"
+                        + " unknown-dst")
+                continue
+            }
+            guard let set = database.physicalLocatorSets[row.locatorSet] else {
+                problems.insert(
+                    "Logical_Switch \(ls.name) unknown-dst refers to Physical_Locator_Set row"
+                        + " \(row.locatorSet), which is missing; ignored")
+                continue
+            }
+            for uuid in set.locators {
+                if let l = locator(uuid, for: ls), !local.contains(l.ip) { locators.insert(l) }
+            }
+        }
+        return locators.sorted(by: locatorOrder)
+    }
+
+    /// The locator a Physical_Locator row names for switch `ls`, or nil (problem noted).
+    mutating func locator(_ uuid: UUID, for ls: HardwareVTEP.LogicalSwitch) -> Locator? {
+        if let known = resolved[uuid] { return known }
+        var result: Locator?
+        defer { resolved[uuid] = result }
+        guard let row = database.physicalLocators[uuid] else {
+            problems.insert(
+                "Logical_Switch \(ls.name) refers to Physical_Locator row \(uuid), which is"
+                    + " missing; ignored")
+            return nil
+        }
+        guard row.encapsulationType == "vxlan_over_ipv4" else {
+            problems.insert(
+                "Physical_Locator \(row.dstIP) has encapsulation_type"
+                    + " \"\(row.encapsulationType)\", which vtepd does not speak (only"
+                    + " vxlan_over_ipv4); ignored")
+            return nil
+        }
+        // hardware_vtep has no vxlan_over_ipv6: an IPv6 dst_ip with vxlan_over_ipv4 means
+        // VXLAN over IPv6 (README-keys.md).
+        guard let ip = IPAddress(row.dstIP) else {
+            problems.insert(
+                "Physical_Locator dst_ip \"\(row.dstIP)\" is not an IP address; ignored")
+            return nil
+        }
+        let candidate = Locator(ip, encapsulation(of: ls))
+        do {
+            _ = try ForwardingConfiguration(locators: [candidate])
+        } catch {
+            problems.insert("Physical_Locator \(row.dstIP) is ignored: \(error)")
+            return nil
+        }
+        result = candidate
+        return candidate
+    }
+
+    /// The encapsulation spoken to a switch's locators. hardware_vtep's only
+    /// encapsulation_type is vxlan_over_ipv4, so today this is VXLAN.
+    ///
+    /// Hook for GRE/NVGRE: a later issue reads Logical_Switch `other_config:encapsulation`
+    /// here. The encapsulation is the switch's, not the locator row's, because one
+    /// Physical_Locator row (unique by address) is shared by every switch that reaches that
+    /// VTEP. Resolved locators are cached per row in `resolved`, so that issue must key the
+    /// cache by (row, encapsulation) too.
+    func encapsulation(of ls: HardwareVTEP.LogicalSwitch) -> Encapsulation {
+        .vxlan
+    }
+
+    mutating func remoteMACs(of switches: [LogicalSwitch])
+        -> [GatewaySnapshot.RemoteMAC]
+    {
+        let names = Set(switches.map(\.name))
+        var entries: [String: [MACAddress: Set<Locator>]] = [:]
+        let rows = database.ucastMacsRemote.values.sorted { $0.uuid < $1.uuid }
+        for row in rows {
+            guard let ls = database.logicalSwitches[row.logicalSwitch], names.contains(ls.name)
+            else { continue }
+            guard let mac = MACAddress(row.mac) else {
+                problems.insert(
+                    "Ucast_Macs_Remote \"\(row.mac)\" in logical switch \(ls.name) is not a MAC"
+                        + " address; ignored")
+                continue
+            }
+            guard !mac.isMulticast, !mac.isZero else {
+                problems.insert(
+                    "Ucast_Macs_Remote \(mac) in logical switch \(ls.name) is not a unicast"
+                        + " address; ignored (multicast MACs belong in Mcast_Macs_Remote)")
+                continue
+            }
+            guard let locator = locator(row.locator, for: ls) else { continue }
+            guard !local.contains(locator.ip) else {
+                problems.insert(
+                    "Ucast_Macs_Remote \(mac) in logical switch \(ls.name) points at \(locator.ip),"
+                        + " which is this gateway's own tunnel address; ignored")
+                continue
+            }
+            entries[ls.name, default: [:]][mac, default: []].insert(locator)
+        }
+        var result: [GatewaySnapshot.RemoteMAC] = []
+        for (ls, macs) in entries {
+            for (mac, locators) in macs {
+                guard locators.count == 1, let locator = locators.first else {
+                    let list = locators.sorted(by: locatorOrder).map { "\($0.ip)" }
+                    problems.insert(
+                        "Ucast_Macs_Remote \(mac) in logical switch \(ls) is behind"
+                            + " \(list.joined(separator: " and ")) at once; ignored until one"
+                            + " row is removed")
+                    continue
+                }
+                result.append(.init(logicalSwitch: ls, mac: mac, locator: locator))
+            }
+        }
+        return result.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }
+    }
+}
+
+/// Why a row was left out; the reader prefixes the row's name.
+private struct SnapshotProblem: Error {
+    var reason: String
+    init(_ reason: String) { self.reason = reason }
+}
+
+extension IPAddress {
+    fileprivate var isMulticast: Bool {
+        switch self {
+        case .v4(let a): a.isMulticast
+        case .v6(let a): a.isMulticast
+        }
+    }
+
+    /// IPv4 before IPv6, then by address.
+    fileprivate var order: (UInt8, UInt64, UInt64) {
+        switch self {
+        case .v4(let a): (4, 0, UInt64(a.rawValue))
+        case .v6(let a): (6, a.high, a.low)
+        }
+    }
+}
+
+private func ipOrder(_ a: IPAddress, _ b: IPAddress) -> Bool { a.order < b.order }
+
+private func locatorOrder(_ a: Locator, _ b: Locator) -> Bool {
+    (a.ip.order.0, a.ip.order.1, a.ip.order.2, a.encapsulation.rawValue)
+        < (b.ip.order.0, b.ip.order.1, b.ip.order.2, b.encapsulation.rawValue)
+}
+
+private func vlanText(_ vlan: UInt16) -> String { vlan == 0 ? "untagged" : "VLAN \(vlan)" }
+
+extension Substring {
+    fileprivate var trimmingSpaces: String {
+        String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+    }
+}

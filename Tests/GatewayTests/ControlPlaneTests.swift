@@ -1,0 +1,184 @@
+import Forwarding
+import Foundation
+import OVSDB
+import Packet
+import Synchronization
+import Testing
+
+@testable import Gateway
+
+/// What the data plane would be handed, in order.
+final class SnapshotSink: Sendable {
+    private let received = Mutex<[GatewaySnapshot]>([])
+
+    var snapshots: [GatewaySnapshot] { received.withLock { $0 } }
+    var last: GatewaySnapshot? { snapshots.last }
+
+    func consume(_ snapshot: GatewaySnapshot) {
+        received.withLock { $0.append(snapshot) }
+    }
+}
+
+/// The control plane against a real ovsdb-server, written to with vtep-ctl.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct ControlPlaneTests {
+    func controlPlane(_ fixture: ServerFixture, _ sink: SnapshotSink) async throws
+        -> ControlPlane
+    {
+        let plane = ControlPlane(
+            remote: fixture.server.remote,
+            bootstrap: try Bootstrap(
+                physicalSwitch: "ps0", tunnelIPs: [IPAddress("10.0.0.1")!], ports: ["p0", "p1"]),
+            backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
+            consumer: sink.consume)
+        await plane.start()
+        try await eventually("the bootstrapped switch in a snapshot") {
+            Set(["p0", "p1"]).isSubset(of: sink.last?.ports ?? [])
+        }
+        return plane
+    }
+
+    @Test func aBindingReachesTheConsumerWithinASecond() async throws {
+        try await withServer { fixture in
+            let sink = SnapshotSink()
+            let plane = try await controlPlane(fixture, sink)
+            #expect(await plane.isSynchronized)
+            #expect(await plane.bootstrapOutcome?.createdSwitch == true)
+            #expect(sink.last?.switches == [])
+
+            try await fixture.vtepCtl("add-ls", "ls0")
+            try await fixture.vtepCtl("set", "Logical_Switch", "ls0", "tunnel_key=5000")
+            try await fixture.vtepCtl("add-mcast-remote", "ls0", "unknown-dst", "10.0.0.2")
+            let bound = ContinuousClock.now
+            try await fixture.vtepCtl("bind-ls", "ps0", "p0", "100", "ls0")
+            try await eventually("the binding at the consumer", timeout: .seconds(1)) {
+                sink.last?.bindings == [Binding(port: "p0", vlan: 100, logicalSwitch: "ls0")]
+            }
+            let elapsed = ContinuousClock.now - bound
+            #expect(elapsed < .seconds(1))
+            let snapshot = try #require(sink.last)
+            #expect(
+                snapshot.switches == [
+                    LogicalSwitch(
+                        name: "ls0", vni: VNI(rawValue: 5000)!,
+                        replication: .serviceNode(Locator(IPAddress("10.0.0.2")!)))
+                ])
+            #expect(await plane.snapshot == snapshot)
+            #expect(await plane.problems == [])
+            // The data plane can compile what it was handed.
+            _ = try snapshot.configuration(previous: nil)
+            await plane.stop()
+        }
+    }
+
+    @Test func identicalSnapshotsAreNotDeliveredAgain() async throws {
+        try await withServer { fixture in
+            let sink = SnapshotSink()
+            let plane = try await controlPlane(fixture, sink)
+            let delivered = sink.snapshots.count
+            #expect(await plane.deliveries == delivered)
+
+            // Rows that are not ours change the replica, not the snapshot.
+            try await fixture.vtepCtl("add-ps", "somebody-else")
+            try await fixture.vtepCtl("add-ls", "unbound")
+            try await eventually("the unrelated rows in the replica") {
+                await plane.client.replica["Logical_Switch"].count == 1
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(sink.snapshots.count == delivered)
+
+            // A row that is ours does.
+            try await fixture.vtepCtl("add-port", "ps0", "p7")
+            try await eventually("the new port") { sink.last?.ports == ["p0", "p1", "p7"] }
+            #expect(sink.snapshots.count == delivered + 1)
+            // p7 is not on the command line: reported, not removed.
+            try await Task.sleep(for: .milliseconds(100))
+            await plane.stop()
+        }
+    }
+
+    @Test func keepsTheLastSnapshotWhileTheServerIsDownAndResynchronises() async throws {
+        try await withServer { fixture in
+            let server = fixture.server
+            let sink = SnapshotSink()
+            let plane = try await controlPlane(fixture, sink)
+            try await fixture.vtepCtl("add-ls", "ls0")
+            try await fixture.vtepCtl("set", "Logical_Switch", "ls0", "tunnel_key=5000")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p1", "0", "ls0")
+            try await eventually("ls0 bound") { sink.last?.switches.map(\.name) == ["ls0"] }
+            let before = try #require(sink.last)
+            let deliveries = sink.snapshots.count
+
+            // Stopped and kept down: the last snapshot stays in force.
+            await server.stop()
+            try await eventually("the disconnect") { await !plane.isSynchronized }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await plane.snapshot == before)
+            #expect(sink.snapshots.count == deliveries)
+            #expect(await plane.lastDisconnect != nil)
+
+            // Changed behind our back: the VNI, and our switch gone from Global (so it and its
+            // ports are garbage-collected, RFC 7047 §3.2 non-root tables).
+            try await ChildProcess.run(
+                server.ovsdbTool,
+                [
+                    "transact", server.databasePath,
+                    #"""
+                    ["hardware_vtep",
+                     {"op":"update","table":"Logical_Switch","where":[["name","==","ls0"]],
+                      "row":{"tunnel_key":6000}},
+                     {"op":"update","table":"Global","where":[],"row":{"switches":["set",[]]}}]
+                    """#,
+                ])
+            try await server.start()
+
+            // Bootstrap recreates ps0 with its ports; the binding went with the old row.
+            try await eventually("the resynchronised snapshot") {
+                sink.last?.ports == ["p0", "p1"] && sink.last?.bindings == []
+                    && sink.last != before
+            }
+            #expect(await plane.isSynchronized)
+            #expect(try await fixture.vtepCtl("list-ports", "ps0") == "p0\np1\n")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p1", "0", "ls0")
+            try await eventually("ls0 with its new VNI") {
+                sink.last?.switches.map(\.vni.rawValue) == [6000]
+            }
+            await plane.stop()
+        }
+    }
+
+    @Test func aCrashedServerIsRestartedAndTheControlPlaneFollows() async throws {
+        try await withServer { fixture in
+            let sink = SnapshotSink()
+            let plane = try await controlPlane(fixture, sink)
+            let first = try #require(await fixture.server.pid)
+            #expect(await fixture.server.signal(SIGKILL))
+            try await eventually("the restart and resynchronisation") {
+                let pid = await fixture.server.pid
+                let synchronizations = await plane.client.synchronizations
+                return pid != nil && pid != first && synchronizations == 2
+            }
+            try await fixture.vtepCtl("add-ls", "ls1")
+            try await fixture.vtepCtl("set", "Logical_Switch", "ls1", "tunnel_key=1")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p0", "0", "ls1")
+            try await eventually("ls1 bound") { sink.last?.switches.map(\.name) == ["ls1"] }
+            await plane.stop()
+        }
+    }
+
+    @Test func problemsAreKeptForTheControlSocket() async throws {
+        try await withServer { fixture in
+            let sink = SnapshotSink()
+            try await fixture.vtepCtl("add-ps", "ps0")
+            try await fixture.vtepCtl("add-port", "ps0", "old")
+            let plane = try await controlPlane(fixture, sink)
+            try await fixture.vtepCtl("add-ls", "nokey")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p0", "5", "nokey")
+            try await eventually("the problem") { await plane.problems.count == 2 }
+            let problems = await plane.problems
+            #expect(problems[0].hasPrefix("Physical_Port old of Physical_Switch ps0 is in the database"))
+            #expect(sink.last?.ports == ["old", "p0", "p1"])
+            #expect(problems[1].hasPrefix("Logical_Switch nokey (bound on p0 VLAN 5) is not forwarded: it has no tunnel_key"))
+            await plane.stop()
+        }
+    }
+}

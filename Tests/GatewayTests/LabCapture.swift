@@ -1,0 +1,57 @@
+import Foundation
+
+/// A tcpdump capture on one interface, written to a pcap in the lab's directory, and exact
+/// counts of the frames in it that match a tshark display filter.
+struct LabCapture: Sendable {
+    let interface: String
+    let namespace: String
+    let file: URL
+    let process: LabProcess
+}
+
+extension Lab {
+    /// Starts tcpdump on `interface` in `namespace` with the BPF `filter` (e.g. `udp port
+    /// 4789`) and returns once it is listening, so nothing sent afterwards is missed.
+    /// `-U` writes each packet as it arrives; `-Z root` keeps tcpdump from dropping to a user
+    /// that may not write the lab's directory.
+    func capture(on interface: String, in namespace: String, filter: String = "") throws
+        -> LabCapture
+    {
+        let pcap = file("\(interface).pcap")
+        var arguments = [
+            "tcpdump", "-i", interface, "-n", "-U", "-s", "0", "-Z", "root", "-w", pcap.path,
+        ]
+        if !filter.isEmpty { arguments.append(filter) }
+        let process = try start("tcpdump-\(interface)", arguments, in: namespace)
+        try process.waitForLog("listening on")
+        return LabCapture(interface: interface, namespace: namespace, file: pcap, process: process)
+    }
+
+    /// Stops `capture` by PID after `settle` (frames still in flight through veths and
+    /// tunnels land first), and returns the number of its frames matching `displayFilter`
+    /// (tshark syntax, e.g. `vxlan.vni == 5001 && eth.dst == ff:ff:ff:ff:ff:ff`).
+    func stopAndCount(
+        _ capture: LabCapture, matching displayFilter: String, settle: Duration = .milliseconds(300)
+    ) throws -> Int {
+        try stop(capture, settle: settle)
+        return try count(in: capture.file, matching: displayFilter)
+    }
+
+    func stop(_ capture: LabCapture, settle: Duration = .milliseconds(300)) throws {
+        Thread.sleep(
+            forTimeInterval: Double(settle.components.attoseconds) / 1e18
+                + Double(settle.components.seconds))
+        try capture.process.requireRunning()
+        capture.process.stop(signal: SIGINT)
+    }
+
+    /// The number of frames in `pcap` that match `displayFilter`, read with `tshark -r`.
+    func count(in pcap: URL, matching displayFilter: String) throws -> Int {
+        let result = try execute(
+            [
+                "tshark", "-n", "-r", pcap.path, "-Y", displayFilter, "-T", "fields", "-e",
+                "frame.number",
+            ])
+        return result.output.split(separator: "\n").filter { !$0.isEmpty }.count
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+
+/// vtepd against the Linux kernel's vxlan + bridge as the far VTEP, checked on the wire.
+@Suite("vtepd against the Linux kernel's vxlan", .serialized)
+struct VTEPDInteropTests {
+    @Test("IPv4 underlay: ping, learning both ways, 4 MiB over TCP at MTU 1450, one broadcast copy")
+    func kernelPeerIPv4() throws {
+        try Lab.run { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            try check(lab, topology)
+        }
+    }
+
+    @Test("IPv6 underlay: ping, learning both ways, 4 MiB over TCP at MTU 1430, one broadcast copy")
+    func kernelPeerIPv6() throws {
+        try Lab.run { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)], family: .ipv6)
+            try check(lab, topology)
+        }
+    }
+
+    private func check(_ lab: Lab, _ topology: LabTopology) throws {
+        let (a, b) = (topology.sites[0], topology.sites[1])
+        let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+        // Head-end (source node) replication, so frames from the kernel VTEP are learned.
+        try vtepd.control([
+            "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
+        ])
+        try lab.replicate(from: a, to: [b], vtepd: vtepd)
+        try lab.replicate(from: b, to: [a])
+        try lab.warmUnderlay(topology)
+
+        let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
+        #expect(ping == LabPingResult(transmitted: 3, received: 3))
+
+        // The kernel learned host A behind our tunnel IP; we learned host B behind theirs.
+        let fdbB = try lab.forwardingDatabase(in: b.namespace)
+        #expect(fdbB.contains { $0.mac == a.hostMAC && $0.destination == a.tunnelIP })
+        let table = try vtepd.show("mac-table")
+        #expect(table.contains(b.hostMAC) && table.contains(b.tunnelIP), "\(table)")
+        #expect(table.contains(a.hostMAC), "\(table)")
+
+        try lab.transferTCP(from: a.hostNamespace, to: b.hostNamespace, address: b.hostIPv4)
+        try lab.transferTCP(from: b.hostNamespace, to: a.hostNamespace, address: a.hostIPv4)
+
+        // One broadcast from host A: exactly one VXLAN copy leaves us, its UDP source port
+        // from the inner-flow hash in 49152–65535 (RFC 7348 §5); one copy reaches host B.
+        let out = try lab.capture(
+            on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+        let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace, filter: "icmp")
+        try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+        #expect(
+            try lab.stopAndCount(
+                out, matching: LabSelfTests.broadcastInVNI5001 + " && udp.srcport >= 49152") == 1)
+        #expect(try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost) == 1)
+        try vtepd.process.requireRunning()
+    }
+}
