@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# Packets per second through a VTEP: encapsulation and decapsulation, for the Linux kernel's
+# vxlan + bridge and for vtepd, measured in one run on one topology so the figures compare.
+#
+# Topology (../shared/reference/dut-topo.sh):
+#
+#   gen --veth (g / acc)--> dut --veth (ul / s)--> sink
+#
+# Encapsulation: trafgen in gen sends 64-byte frames (02:00:00:00:00:01 -> :02, UDP with
+# incrementing source ports) into the dut's access port; the dut encapsulates them in VXLAN
+# VNI 100 to 192.168.100.2 (the sink, made known by a static neighbour entry and, for the
+# destination MAC, a static forwarding entry, so every frame is unicast-encapsulated, not
+# flooded); counted by the sink's rx_packets. Decapsulation: trafgen in the sink sends VXLAN
+# built from ../shared/reference/decap.trafgen.tmpl to the dut's underlay address; the dut
+# strips it and delivers the inner frame to gen; counted by gen's rx_packets. Each window is
+# WINDOW seconds (default 5) after WARMUP seconds (default 1). trafgen runs on one CPU.
+#
+# MODES="ceiling kernel vtepd" (the default) chooses the rows: the generator ceiling
+# (trafgen into a bare veth), the kernel, vtepd. The table goes to standard output and to
+# bench/results/pps-<date>.md. Every process it starts is stopped by PID and every namespace
+# deleted on exit, also on failure or Ctrl-C.
+set -euo pipefail
+
+MODES=${MODES:-ceiling kernel vtepd}
+WINDOW=${WINDOW:-5}
+WARMUP=${WARMUP:-1}
+P=${P:-vgpps}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TEMPLATE=${DECAP_TEMPLATE:-$ROOT/bench/pps/decap.trafgen.tmpl}
+RESULTS=${RESULTS:-$ROOT/bench/results/pps-$(date +%Y-%m-%d).md}
+WORK=$(mktemp -d "/tmp/$P.XXXXXX")
+DUT_IP=192.168.100.1 SINK_IP=192.168.100.2 VNI=100
+
+die() { echo "pps: $*" >&2; exit 1; }
+log() { echo "pps: $*" >&2; }
+
+[ "$(id -u)" -eq 0 ] || die "needs root for network namespaces"
+for tool in ip bridge trafgen awk; do
+    command -v "$tool" >/dev/null || die "$tool not found; run appliance/install-deps.sh"
+done
+[ -f "$TEMPLATE" ] || die "decapsulation template $TEMPLATE not found"
+for mode in $MODES; do
+    case $mode in
+    ceiling | kernel) ;;
+    vtepd) command -v vtep-ctl >/dev/null || die "vtep-ctl not found (Debian openvswitch-vtep)" ;;
+    *) die "unknown mode '$mode' in MODES (ceiling, kernel, vtepd)" ;;
+    esac
+done
+ip netns list | grep -q "^${P}\(gen\|dut\|sink\)\b" &&
+    die "namespaces ${P}gen/dut/sink exist already (another run, or a crashed one: ip netns del them)"
+
+PIDS=()
+cleanup() {
+    local status=$?
+    teardown
+    if [ "$status" -ne 0 ] && [ -f "$WORK/vtepd.log" ]; then
+        echo "--- last lines of vtepd's log:" >&2
+        tail -n 30 "$WORK/vtepd.log" >&2 || true
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Stops the process group led by PID $1 (trafgen forks its workers, which a signal to the
+# parent alone leaves sending): SIGINT, up to 5 s, then SIGKILL. Each process started here
+# leads its own group (setsid), so the group is ours and nothing else.
+stop_pid() {
+    local pid=$1
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -INT -- "-$pid" 2>/dev/null || kill -INT "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do
+        kill -0 -- "-$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+rx_packets() { ip netns exec "$P$1" cat "/sys/class/net/$2/statistics/rx_packets"; }
+mac_of() { ip -n "$P$1" link show "$2" | awk '/link\/ether/ {print $2}'; }
+
+# The bare topology of dut-topo.sh with MODE=none.
+topology() {
+    for n in gen dut sink; do
+        ip netns del "$P$n" 2>/dev/null || true
+        ip netns add "$P$n"
+        ip -n "$P$n" link set lo up
+    done
+    ip link add "${P}g" netns "${P}gen" type veth peer name "${P}acc" netns "${P}dut"
+    ip link add "${P}ul" netns "${P}dut" type veth peer name "${P}s" netns "${P}sink"
+    for x in "gen ${P}g" "dut ${P}acc" "dut ${P}ul" "sink ${P}s"; do
+        set -- $x
+        ip -n "$P$1" link set "$2" up
+    done
+    ip -n "${P}dut" addr add "$DUT_IP/24" dev "${P}ul"
+    # The sink has no address and answers no ARP: the dut must know its MAC statically.
+    ip -n "${P}dut" neigh add "$SINK_IP" lladdr "$(mac_of sink "${P}s")" dev "${P}ul" nud permanent
+}
+
+# Stops what this run started, then anything still inside its namespaces (an ovsdb-server
+# that vtepd started and that outlived it, say) by the PIDs `ip netns pids` names, then
+# deletes the namespaces.
+teardown() {
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    PIDS=()
+    for n in gen dut sink; do
+        for pid in $(ip netns pids "$P$n" 2>/dev/null); do
+            kill -TERM "$pid" 2>/dev/null || true
+        done
+    done
+    sleep 0.2
+    for n in gen dut sink; do
+        for pid in $(ip netns pids "$P$n" 2>/dev/null); do
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        ip netns del "$P$n" 2>/dev/null || true
+    done
+}
+
+kernel_dut() {
+    local d="${P}dut"
+    ip -n "$d" link add vx$VNI type vxlan id $VNI local $DUT_IP remote $SINK_IP dstport 4789 \
+        dev "${P}ul" nolearning
+    ip -n "$d" link add br0 type bridge
+    ip -n "$d" link set vx$VNI master br0
+    ip -n "$d" link set "${P}acc" master br0
+    ip -n "$d" link set vx$VNI up
+    ip -n "$d" link set br0 up
+    ip netns exec "$d" bridge fdb add 02:00:00:00:00:02 dev vx$VNI dst $SINK_IP master static
+}
+
+vtepd_dut() {
+    local state="$WORK/vtepd-state"
+    mkdir -p "$state"
+    setsid ip netns exec "${P}dut" "$VTEPD" run --state-root "$state" --physical-switch "${P}ps" \
+        --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" >"$WORK/vtepd.log" 2>&1 &
+    PIDS+=($!)
+    local pid=$!
+    for _ in $(seq 300); do
+        [ -S "$state/db.sock" ] && [ -S "$state/vtepd.ctl" ] && break
+        kill -0 "$pid" 2>/dev/null || die "vtepd exited at start"
+        sleep 0.1
+    done
+    [ -S "$state/vtepd.ctl" ] || die "vtepd made no control socket in 30 s"
+    local vc=(vtep-ctl "--db=unix:$state/db.sock")
+    "${vc[@]}" --may-exist add-ps "${P}ps"
+    "${vc[@]}" --may-exist add-port "${P}ps" "${P}acc"
+    "${vc[@]}" --may-exist add-ls ls$VNI
+    "${vc[@]}" set Logical_Switch ls$VNI tunnel_key=$VNI
+    "${vc[@]}" bind-ls "${P}ps" "${P}acc" 0 ls$VNI
+    # As the kernel's static fdb entry: the destination MAC is known, frames are unicast.
+    "${vc[@]}" add-ucast-remote ls$VNI 02:00:00:00:00:02 $SINK_IP
+    sleep 1
+}
+
+# measure SENDER_NS SENDER_IF CONFIG COUNTER_NS COUNTER_IF: sets PPS to the packets per
+# second over one window. Not run in $(...): trafgen's PID must reach PIDS in this shell, so
+# the EXIT trap stops it even when the run is interrupted mid-window.
+measure() {
+    local sender=$1 dev=$2 conf=$3 counter=$4 counted=$5
+    setsid ip netns exec "$P$sender" trafgen --dev "$dev" --conf "$conf" --cpus 1 --no-sock-mem \
+        --notouch-irq --no-cpu-stats >"$WORK/trafgen.log" 2>&1 &
+    local pid=$!
+    PIDS+=($pid)
+    [ "$(ps -o pgid= "$pid" | tr -d ' ')" = "$pid" ] || die "trafgen (pid $pid) leads no process group of its own"
+    sleep "$WARMUP"
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/trafgen.log" >&2; die "trafgen exited"; }
+    local before after
+    before=$(rx_packets "$counter" "$counted")
+    sleep "$WINDOW"
+    after=$(rx_packets "$counter" "$counted")
+    stop_pid "$pid"
+    PPS=$(((after - before) / WINDOW))
+    [ "$PPS" -gt 0 ] || die "nothing arrived on $counted in $P$counter: the DUT forwarded no frame"
+}
+
+encap_conf="$WORK/encap.trafgen"
+cat >"$encap_conf" <<'T'
+{ eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(saddr=10.0.0.1, daddr=10.0.0.2, ttl=64), udp(sp=dinc(1000,60000,1), dp=9), fill(0x41, 18) }
+T
+decap_conf() {
+    sed -e "s/DUT_UNDERLAY_MAC/$(mac_of dut "${P}ul")/" -e "s/SINK_MAC/$(mac_of sink "${P}s")/" \
+        "$TEMPLATE" >"$WORK/decap.trafgen"
+    echo "$WORK/decap.trafgen"
+}
+
+# VTEPD=/path/to/vtepd uses that binary instead of building one (release build by default).
+if [[ " $MODES " == *" vtepd "* ]]; then
+    if [ -z "${VTEPD:-}" ]; then
+        log "building vtepd (swift build -c release --product vtepd)"
+        swift build --package-path "$ROOT" -c release --product vtepd >&2
+        VTEPD="$(swift build --package-path "$ROOT" -c release --show-bin-path)/vtepd"
+    fi
+    [ -x "$VTEPD" ] || die "no vtepd executable at $VTEPD"
+fi
+
+rows=()
+for mode in $MODES; do
+    topology
+    case $mode in
+    ceiling)
+        log "generator ceiling: trafgen into a bare veth, ${WINDOW} s"
+        measure gen "${P}g" "$encap_conf" dut "${P}acc"
+        rows+=("| trafgen into a bare veth (generator ceiling) | $PPS | |")
+        ;;
+    kernel | vtepd)
+        if [ "$mode" = kernel ]; then
+            kernel_dut
+            name="Linux kernel vxlan + bridge ($(uname -r))"
+        else
+            vtepd_dut
+            name="vtepd ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ', uncommitted changes'))"
+        fi
+        log "$mode: encapsulation, ${WINDOW} s"
+        measure gen "${P}g" "$encap_conf" sink "${P}s"
+        encap=$PPS
+        log "$mode: decapsulation, ${WINDOW} s"
+        measure sink "${P}s" "$(decap_conf)" gen "${P}g"
+        rows+=("| $name | $encap | $PPS |")
+        ;;
+    esac
+    teardown
+done
+
+cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
+{
+    echo "# Packets per second through a VTEP, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "64-byte inner frames from trafgen on one CPU, ${WINDOW}-second windows after ${WARMUP} s of"
+    echo "warm-up, counted by the receiving veth's rx_packets (bench/pps/run.sh; topology of"
+    echo "../shared/reference/dut-topo.sh). Machine: $(nproc) CPUs ($cpu), Linux $(uname -r)."
+    echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine"
+    echo "lowers every row). Compare only figures taken in one run."
+    echo
+    echo "| DUT | encap pps | decap pps |"
+    echo "|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+} >"$WORK/table.md"
+mkdir -p "$(dirname "$RESULTS")"
+cp "$WORK/table.md" "$RESULTS"
+cat "$WORK/table.md"
+log "written to $RESULTS"
