@@ -64,7 +64,8 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            exclude: ["README-keys.md"]
         ),
         // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
         .executableTarget(

@@ -48,7 +48,7 @@ final class ChildProcess: Sendable {
             Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard result == 0 else {
@@ -131,7 +131,7 @@ final class ChildProcess: Sendable {
         do {
             child = try spawn(executable, arguments, stdout: out[1], stderr: err[1])
         } catch {
-            [out[0], out[1], err[0], err[1]].forEach { close($0) }
+            for fd in out + err { close(fd) }
             throw error
         }
         close(out[1])

@@ -90,7 +90,8 @@ public actor DatabaseServer {
         restartBackoff: Backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(8)),
         stopTimeout: Duration = .seconds(5)
     ) throws(DatabaseServerError) {
-        self.stateDirectory = stateDirectory.hasSuffix("/") && stateDirectory.count > 1
+        self.stateDirectory =
+            stateDirectory.hasSuffix("/") && stateDirectory.count > 1
             ? String(stateDirectory.dropLast()) : stateDirectory
         self.extraRemotes = extraRemotes
         self.schemaPath = schema
@@ -107,7 +108,8 @@ public actor DatabaseServer {
 
     /// The first executable called `name` in the usual system directories, then `PATH`.
     static func locate(_ name: String) throws(DatabaseServerError) -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init)
+        let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(
+            String.init)
         var searched: [String] = []
         for directory in searchPath + (path ?? []) where !searched.contains(directory) {
             searched.append(directory)

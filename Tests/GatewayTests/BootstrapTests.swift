@@ -150,15 +150,20 @@ import Testing
         #expect(throws: BootstrapError.self) {
             try Bootstrap(physicalSwitch: "ps 0", tunnelIPs: [IPAddress("10.0.0.1")!], ports: [])
         }
-        #expect(throws: BootstrapError.invalidSettings(
-            "no tunnel IP given: vtepd needs at least one VTEP address")) {
+        #expect(
+            throws: BootstrapError.invalidSettings(
+                "no tunnel IP given: vtepd needs at least one VTEP address")
+        ) {
             try Bootstrap(physicalSwitch: "ps0", tunnelIPs: [], ports: [])
         }
         #expect(throws: BootstrapError.invalidSettings("port p0 is listed twice")) {
-            try Bootstrap(physicalSwitch: "ps0", tunnelIPs: [IPAddress("10.0.0.1")!], ports: ["p0", "p0"])
+            try Bootstrap(
+                physicalSwitch: "ps0", tunnelIPs: [IPAddress("10.0.0.1")!], ports: ["p0", "p0"])
         }
-        #expect(throws: BootstrapError.invalidSettings(
-            "239.1.1.1 (locator) is not a unicast address and cannot be a VTEP")) {
+        #expect(
+            throws: BootstrapError.invalidSettings(
+                "239.1.1.1 (locator) is not a unicast address and cannot be a VTEP")
+        ) {
             try Bootstrap(physicalSwitch: "ps0", tunnelIPs: [IPAddress("239.1.1.1")!], ports: [])
         }
     }

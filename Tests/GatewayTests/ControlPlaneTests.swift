@@ -175,9 +175,14 @@ final class SnapshotSink: Sendable {
             try await fixture.vtepCtl("bind-ls", "ps0", "p0", "5", "nokey")
             try await eventually("the problem") { await plane.problems.count == 2 }
             let problems = await plane.problems
-            #expect(problems[0].hasPrefix("Physical_Port old of Physical_Switch ps0 is in the database"))
+            #expect(
+                problems[0].hasPrefix("Physical_Port old of Physical_Switch ps0 is in the database")
+            )
             #expect(sink.last?.ports == ["old", "p0", "p1"])
-            #expect(problems[1].hasPrefix("Logical_Switch nokey (bound on p0 VLAN 5) is not forwarded: it has no tunnel_key"))
+            #expect(
+                problems[1].hasPrefix(
+                    "Logical_Switch nokey (bound on p0 VLAN 5) is not forwarded: it has no tunnel_key"
+                ))
             await plane.stop()
         }
     }

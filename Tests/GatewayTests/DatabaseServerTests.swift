@@ -24,7 +24,9 @@ import Testing
         let fields = stat.split(separator: ")").last!.split(separator: " ")
         #expect(fields[1] == "\(getpid())")  // ppid
         #expect(fields[2] == "\(pid)")  // pgrp
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/0") == "/dev/null")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/0")
+                == "/dev/null")
 
         await #expect(throws: DatabaseServerError.alreadyStarted) { try await server.start() }
 
@@ -198,11 +200,14 @@ import Testing
     }
 
     @Test func operatorErrorsNameWhatIsWrong() throws {
-        #expect(throws: DatabaseServerError.self) { try DatabaseServer.locate("no-such-ovsdb-server") }
+        #expect(throws: DatabaseServerError.self) {
+            try DatabaseServer.locate("no-such-ovsdb-server")
+        }
         do {
             _ = try DatabaseServer.locate("no-such-ovsdb-server")
         } catch {
-            #expect(error.description.hasPrefix("no-such-ovsdb-server not found (looked in /usr/sbin,"))
+            #expect(
+                error.description.hasPrefix("no-such-ovsdb-server not found (looked in /usr/sbin,"))
             #expect(error.description.hasSuffix("install Debian openvswitch-common"))
         }
         #expect(throws: DatabaseServerError.schemaNotFound(path: "/nonexistent.ovsschema")) {

@@ -215,7 +215,8 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
                             macAgeing: 0, macLimit: 1000,
                             acceptedSources: [prefix("10.0.0.0/24"), prefix("192.0.2.7")]),
                         LogicalSwitch(
-                            name: "ls1", vni: vni(101), replication: .multicast(vxlan("ff0e::db8:1"))),
+                            name: "ls1", vni: vni(101),
+                            replication: .multicast(vxlan("ff0e::db8:1"))),
                     ],
                     bindings: [
                         Binding(port: "p0", vlan: nil, logicalSwitch: "ls0"),
@@ -297,16 +298,23 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         return b.snapshot()
     }
 
-    func expectGoodSwitchWorks(_ s: GatewaySnapshot, sourceLocation: SourceLocation = #_sourceLocation)
+    func expectGoodSwitchWorks(
+        _ s: GatewaySnapshot, sourceLocation: SourceLocation = #_sourceLocation
+    )
         throws
     {
         #expect(
             s.switches.first { $0.name == "ls-good" }
-                == LogicalSwitch(name: "ls-good", vni: vni(1), replication: .headEnd([vxlan("10.0.0.2")])),
+                == LogicalSwitch(
+                    name: "ls-good", vni: vni(1), replication: .headEnd([vxlan("10.0.0.2")])),
             sourceLocation: sourceLocation)
         #expect(
             s.remoteMACs(of: "ls-good")
-                == [.init(logicalSwitch: "ls-good", mac: mac("02:00:00:00:00:01"), locator: vxlan("10.0.0.2"))],
+                == [
+                    .init(
+                        logicalSwitch: "ls-good", mac: mac("02:00:00:00:00:01"),
+                        locator: vxlan("10.0.0.2"))
+                ],
             sourceLocation: sourceLocation)
         _ = try s.configuration(previous: nil)
     }
@@ -317,7 +325,8 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         _ spoil: (inout HardwareVTEP.LogicalSwitch) -> Void
     ) throws {
         let s = spoiled { b, bad, _ in spoil(&b.database.logicalSwitches[bad]!) }
-        #expect(!s.switches.contains { $0.name.hasPrefix("ls-bad") }, sourceLocation: sourceLocation)
+        #expect(
+            !s.switches.contains { $0.name.hasPrefix("ls-bad") }, sourceLocation: sourceLocation)
         #expect(!s.bindings.contains { $0.port == "p1" }, sourceLocation: sourceLocation)
         #expect(s.problems.count == 1, "\(s.problems)", sourceLocation: sourceLocation)
         #expect(
@@ -327,7 +336,9 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test func logicalSwitchRowsLeftOut() throws {
-        try expectLeftOut("Logical_Switch ls-bad (bound on p1 VLAN 7) is not forwarded: it has no tunnel_key") {
+        try expectLeftOut(
+            "Logical_Switch ls-bad (bound on p1 VLAN 7) is not forwarded: it has no tunnel_key"
+        ) {
             $0.tunnelKey = nil
         }
         try expectLeftOut("VNI 16777216 is out of range (0–16777215)") { $0.tunnelKey = 16_777_216 }
@@ -356,10 +367,13 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
     }
 
     @Test func unknownOtherConfigKeyIsReportedNotFatal() throws {
-        let s = spoiled { b, bad, _ in b.database.logicalSwitches[bad]!.otherConfig["mac_ageing"] = "5" }
+        let s = spoiled { b, bad, _ in
+            b.database.logicalSwitches[bad]!.otherConfig["mac_ageing"] = "5"
+        }
         #expect(s.switches.map(\.name) == ["ls-bad", "ls-good"])
         #expect(s.problems.count == 1)
-        #expect(s.problems.first?.contains("other_config:mac_ageing is not a key vtepd reads") == true)
+        #expect(
+            s.problems.first?.contains("other_config:mac_ageing is not a key vtepd reads") == true)
         try expectGoodSwitchWorks(s)
     }
 
@@ -383,7 +397,11 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         let cases: [(String, (inout DatabaseBuilder, UUID) -> Void)] = [
             (
                 "encapsulation_type \"stt_over_ipv4\", which vtepd does not speak",
-                { b, bad in b.ucast("02:00:00:00:00:02", in: bad, at: "10.0.0.5", encapsulation: "stt_over_ipv4") }
+                { b, bad in
+                    b.ucast(
+                        "02:00:00:00:00:02", in: bad, at: "10.0.0.5", encapsulation: "stt_over_ipv4"
+                    )
+                }
             ),
             (
                 "dst_ip \"10.0.0.300\" is not an IP address",
@@ -443,7 +461,10 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
             b.bind(p1, vlan: 4095, to: bad)
         }
         #expect(vlan4095.bindings.map(\.vlan) == [nil, 7])
-        #expect(vlan4095.problems == ["Physical_Port p1 binds VLAN 4095, which is reserved (IEEE 802.1Q); binding ignored"])
+        #expect(
+            vlan4095.problems == [
+                "Physical_Port p1 binds VLAN 4095, which is reserved (IEEE 802.1Q); binding ignored"
+            ])
         try expectGoodSwitchWorks(vlan4095)
 
         let twins = spoiled { b, bad, ps in b.port("p1", on: ps, bindings: [9: bad]) }
@@ -458,8 +479,13 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         #expect(badName.problems.first?.contains("port name \"p 2\" is invalid") == true)
         try expectGoodSwitchWorks(badName)
 
-        let badTunnelIP = spoiled { b, _, ps in b.database.physicalSwitches[ps]!.tunnelIPs.append("ten") }
-        #expect(badTunnelIP.problems == ["Physical_Switch ps0 tunnel_ips: \"ten\" is not an IP address; ignored"])
+        let badTunnelIP = spoiled { b, _, ps in
+            b.database.physicalSwitches[ps]!.tunnelIPs.append("ten")
+        }
+        #expect(
+            badTunnelIP.problems == [
+                "Physical_Switch ps0 tunnel_ips: \"ten\" is not an IP address; ignored"
+            ])
         try expectGoodSwitchWorks(badTunnelIP)
     }
 
@@ -483,10 +509,11 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         let (b, _, _, _) = gateway()
         let s = b.snapshot("ps-nope")
         #expect(s.switches == [] && s.ports == [] && s.bindings == [])
-        #expect(s.problems == [
-            "Physical_Switch ps-nope is not in the database: vtepd creates it at startup (or:"
-                + " vtep-ctl add-ps ps-nope); nothing is forwarded until it exists"
-        ])
+        #expect(
+            s.problems == [
+                "Physical_Switch ps-nope is not in the database: vtepd creates it at startup (or:"
+                    + " vtep-ctl add-ps ps-nope); nothing is forwarded until it exists"
+            ])
         _ = try s.configuration(previous: nil)
     }
 
@@ -507,7 +534,9 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         let ls1 = b.logicalSwitch("a-first-by-name", key: 2, mode: "source_node")
         b.bind(p0, vlan: 0, to: ls1)
         let second = try b.snapshot().configuration(previous: first)
-        #expect(first.switches.firstIndex { $0?.name == "ls0" } == second.switches.firstIndex { $0?.name == "ls0" })
+        #expect(
+            first.switches.firstIndex { $0?.name == "ls0" }
+                == second.switches.firstIndex { $0?.name == "ls0" })
     }
 
     // MARK: - Property: rows that are not ours never leak in
@@ -539,7 +568,8 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
                 }
             }
             for n in 0..<Int.random(in: 0...4, using: &rng) {
-                let unbound = randomSwitch(&b, "unbound\(n)", key: Bool.random(using: &rng) ? nil : 100, &rng)
+                let unbound = randomSwitch(
+                    &b, "unbound\(n)", key: Bool.random(using: &rng) ? nil : 100, &rng)
                 if Bool.random(using: &rng) {
                     b.database.logicalSwitches[unbound]!.otherConfig["mac-ageing"] = "never"
                 }
@@ -556,16 +586,24 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         _ b: inout DatabaseBuilder, _ name: String, key: Int?, _ rng: inout SplitMix64
     ) -> UUID {
         var config: [String: String] = [:]
-        if Bool.random(using: &rng) { config["mac-ageing"] = String(Int.random(in: 0...600, using: &rng)) }
+        if Bool.random(using: &rng) {
+            config["mac-ageing"] = String(Int.random(in: 0...600, using: &rng))
+        }
         if Bool.random(using: &rng) { config["allowed-sources"] = "10.0.0.0/16" }
-        if Int.random(in: 0..<4, using: &rng) == 0 { config["multicast-group"] = "239.0.0.\(Int.random(in: 1...9, using: &rng))" }
+        if Int.random(in: 0..<4, using: &rng) == 0 {
+            config["multicast-group"] = "239.0.0.\(Int.random(in: 1...9, using: &rng))"
+        }
         let ls = b.logicalSwitch(
             name, key: key, mode: ["service_node", "source_node", nil].randomElement(using: &rng)!,
             config: config)
-        let vteps = (0..<Int.random(in: 0...3, using: &rng)).map { _ in "10.0.\(Int.random(in: 0...2, using: &rng)).\(Int.random(in: 1...9, using: &rng))" }
+        let vteps = (0..<Int.random(in: 0...3, using: &rng)).map { _ in
+            "10.0.\(Int.random(in: 0...2, using: &rng)).\(Int.random(in: 1...9, using: &rng))"
+        }
         if !vteps.isEmpty { b.mcast(Array(Set(vteps)).sorted(), in: ls) }
         for m in 0..<Int.random(in: 0...3, using: &rng) {
-            b.ucast(String(format: "02:00:00:00:%02x:%02x", m, Int.random(in: 0...255, using: &rng)), in: ls, at: "10.0.1.\(m + 1)")
+            b.ucast(
+                String(format: "02:00:00:00:%02x:%02x", m, Int.random(in: 0...255, using: &rng)),
+                in: ls, at: "10.0.1.\(m + 1)")
         }
         return ls
     }
