@@ -12,14 +12,17 @@ struct LabCapture: Sendable {
 extension Lab {
     /// Starts tcpdump on `interface` in `namespace` with the BPF `filter` (e.g. `udp port
     /// 4789`) and returns once it is listening, so nothing sent afterwards is missed.
-    /// `-U` writes each packet as it arrives; `-Z root` keeps tcpdump from dropping to a user
-    /// that may not write the lab's directory.
+    /// `--immediate-mode` hands each packet to tcpdump at once (otherwise TPACKET_V3 holds
+    /// them until a block fills or times out, and frames still held when tcpdump is stopped
+    /// are lost: "17 received by filter, 0 captured"); `-U` writes each packet as it arrives;
+    /// `-Z root` keeps tcpdump from dropping to a user that may not write the lab's directory.
     func capture(on interface: String, in namespace: String, filter: String = "") throws
         -> LabCapture
     {
         let pcap = file("\(interface).pcap")
         var arguments = [
-            "tcpdump", "-i", interface, "-n", "-U", "-s", "0", "-Z", "root", "-w", pcap.path,
+            "tcpdump", "-i", interface, "--immediate-mode", "-n", "-U", "-s", "0", "-Z", "root",
+            "-w", pcap.path,
         ]
         if !filter.isEmpty { arguments.append(filter) }
         let process = try start("tcpdump-\(interface)", arguments, in: namespace)

@@ -163,7 +163,10 @@ extension Lab {
 
     /// Sends broadcast, unknown-unicast and multicast frames of `site`'s kernel VTEP also to
     /// each of `remotes` (head-end replication): one `bridge fdb append 00:00:00:00:00:00
-    /// dst IP` per remote. For a vtepd site, the same through `vtep-ctl add-mcast-remote`.
+    /// dst IP` per remote. For a vtepd site, the same in hardware_vtep terms: the logical
+    /// switch's `replication_mode=source_node` (head-end; the schema's default, service_node,
+    /// relays through one remote and learns nothing from it) and one `vtep-ctl
+    /// add-mcast-remote LS unknown-dst IP` per remote.
     func replicate(from site: LabSite, to remotes: [LabSite], vtepd: LabVTEPD? = nil) throws {
         switch site.kind {
         case .kernel:
@@ -178,6 +181,9 @@ extension Lab {
             guard let vtepd else {
                 throw LabError(description: "site \(site.index) is a vtepd slot; pass its LabVTEPD")
             }
+            try vtepd.control([
+                "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
+            ])
             for remote in remotes {
                 try vtepd.control([
                     "add-mcast-remote", vtepd.logicalSwitch, "unknown-dst", remote.tunnelIP,

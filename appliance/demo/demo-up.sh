@@ -139,6 +139,9 @@ else
     vc --may-exist add-ps "$P-ps"
     vc --may-exist add-port "$P-ps" "$P-aacc"
     vc --may-exist add-ls "ls$VNI"
+    # source_node: vtepd replicates BUM frames itself, one copy to each unknown-dst locator
+    # (head-end, as site B's kernel does), and learns what arrives from them; the schema's
+    # default, service_node, would relay through site B and learn nothing from it.
     vc set Logical_Switch "ls$VNI" tunnel_key="$VNI" replication_mode=source_node
     # VLAN 0 in vlan_bindings is the untagged traffic of the port.
     vc bind-ls "$P-ps" "$P-aacc" 0 "ls$VNI"
