@@ -18,6 +18,8 @@ import Packet
 /// design, not this type's.
 public final class ForwardingEngine {
     public let macTable: MACTable
+    /// VTEPs multicast switches may learn from without the configuration naming them.
+    public static let defaultDiscoveredLocatorLimit = DiscoveredLocators.defaultCapacity
     /// The configuration in force. Replace it with `apply(_:)`.
     public private(set) var configuration: ForwardingConfiguration
     /// The configuration's compiled tables, read per packet without reference counting; they
@@ -36,7 +38,8 @@ public final class ForwardingEngine {
     ///     configuration naming them (default 4,096).
     public init(
         configuration: ForwardingConfiguration, macTableLimit: Int = MACTable.defaultTotalLimit,
-        hashSeed: UInt64 = 0, discoveredLocatorLimit: Int = 4096
+        hashSeed: UInt64 = 0,
+        discoveredLocatorLimit: Int = ForwardingEngine.defaultDiscoveredLocatorLimit
     ) {
         macTable = MACTable(totalLimit: macTableLimit, hashSeed: hashSeed)
         discovered = DiscoveredLocators(capacity: discoveredLocatorLimit)

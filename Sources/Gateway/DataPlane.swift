@@ -163,9 +163,9 @@ public final class DataPlane: @unchecked Sendable {
         }
     }
 
-    /// Builds the configuration from `switches`… keeping the previous one's indices, and
-    /// hands it with the static MACs to the worker. Throws, and changes nothing, when the
-    /// configuration is invalid.
+    /// Builds the next configuration with `build`, which gets the one handed over last (so the
+    /// new one keeps its indices), and hands it with the static MACs to the worker. Throws,
+    /// and changes nothing, when `build` does.
     public func apply(
         _ build: (ForwardingConfiguration?) throws -> ForwardingConfiguration,
         statics: [GatewaySnapshot.RemoteMAC]

@@ -75,7 +75,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let seed = random.next()
         engine = ForwardingEngine(
             configuration: empty, macTableLimit: settings.macTableLimit, hashSeed: seed,
-            discoveredLocatorLimit: DiscoveredLimit.value)
+            discoveredLocatorLimit: ForwardingEngine.defaultDiscoveredLocatorLimit)
         configuration = empty
         hasher = FlowHasher(key: random.next())
 
@@ -119,7 +119,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         portTx.initialize(repeating: 0, count: max(1, names.count))
         portDrops = .allocate(capacity: max(1, names.count))
         portDrops.initialize(repeating: 0, count: max(1, names.count))
-        let vteps = Self.countedLocators + DiscoveredLimit.value
+        let vteps = Self.countedLocators + ForwardingEngine.defaultDiscoveredLocatorLimit
         vtepTx = .allocate(capacity: vteps)
         vtepTx.initialize(repeating: 0, count: vteps)
         vtepRx = .allocate(capacity: vteps)
@@ -306,7 +306,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     static func counterSlot(_ l: LocatorIndex) -> Int? {
         if l.isDynamic {
             let i = Int(l.rawValue - LocatorIndex.dynamicBase)
-            return i < DiscoveredLimit.value ? countedLocators + i : nil
+            return i < ForwardingEngine.defaultDiscoveredLocatorLimit ? countedLocators + i : nil
         }
         return Int(l.rawValue) < countedLocators ? Int(l.rawValue) : nil
     }
@@ -625,7 +625,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     locator: l, txFrames: vtepTx[i], rxFrames: vtepRx[i],
                     resolved: nextHops[l] != nil))
         }
-        for (i, l) in engine.discoveredLocators.enumerated() where i < DiscoveredLimit.value {
+        for (i, l) in engine.discoveredLocators.enumerated()
+        where i < ForwardingEngine.defaultDiscoveredLocatorLimit {
             let c = Self.countedLocators + i
             vteps.append(
                 .init(
@@ -646,10 +647,6 @@ public final class DataPlaneWorker: @unchecked Sendable {
             truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
             ownSource: ownSource, ioErrors: ioErrors)
     }
-}
-
-enum DiscoveredLimit {
-    static let value = 4096
 }
 
 /// Outer-header templates by (locator, VNI): open addressing over preallocated storage, so a

@@ -165,8 +165,11 @@ public actor DatabaseServer {
     /// Waits until a restarted server accepts connections again (after a crash).
     public func waitUntilReady(timeout: Duration = .seconds(10)) async throws(DatabaseServerError) {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        // Checked once more after the deadline: on a busy machine the sleep may overshoot it.
+        while true {
+            let late = ContinuousClock.now >= deadline
             if let child, child.exit == nil, Self.accepts(socketPath) { return }
+            if late { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
         throw .didNotStart(
@@ -227,12 +230,15 @@ public actor DatabaseServer {
         async throws(DatabaseServerError)
     {
         let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        // Checked once more after the deadline: on a busy machine the sleep may overshoot it.
+        while true {
+            let late = ContinuousClock.now >= deadline
             if let status = process.exit {
                 throw .didNotStart(
                     socket: socketPath, reason: ChildProcess.describe(status), log: logTail())
             }
             if Self.accepts(socketPath) { return }
+            if late { break }
             try? await Task.sleep(for: .milliseconds(20))
         }
         throw .didNotStart(

@@ -71,6 +71,19 @@ final class Lab: @unchecked Sendable {
         }
     }
 
+    /// `run(_:)` on a thread of its own. A lab test blocks for tens of seconds (processes,
+    /// captures, sleeps); on Swift's cooperative pool (one thread per core, two here) that would
+    /// starve every async test running beside it, which then misses its own deadlines.
+    static func runOnOwnThread<T: Sendable>(_ body: @escaping @Sendable (Lab) throws -> T)
+        async throws -> T
+    {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try run(body) }) }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+    }
+
     // MARK: Namespaces and links
 
     /// Adds namespace `prefix + suffix` with loopback up. `ipv6: false` turns IPv6 off before

@@ -11,16 +11,16 @@ struct LabSelfTests {
     static let broadcastOnHost = "eth.dst == ff:ff:ff:ff:ff:ff && icmp.type == 8"
 
     @Test("two kernel VTEPs over IPv4: ping, learning, 4 MiB over TCP, one broadcast copy")
-    func twoSitesIPv4() throws {
-        try Lab.run { lab in
+    func twoSitesIPv4() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.kernel(vni: 5001), .kernel(vni: 5001)])
             try checkTwoSites(lab, topology)
         }
     }
 
     @Test("two kernel VTEPs over IPv6: ping, learning, 4 MiB over TCP at inner MTU 1430")
-    func twoSitesIPv6() throws {
-        try Lab.run { lab in
+    func twoSitesIPv6() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology(
                 [.kernel(vni: 5001), .kernel(vni: 5001)], family: .ipv6)
             try checkTwoSites(lab, topology)
@@ -57,8 +57,8 @@ struct LabSelfTests {
     }
 
     @Test("head-end replication to three remotes: exactly one copy at each")
-    func headEndReplication() throws {
-        try Lab.run { lab in
+    func headEndReplication() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology(Array(repeating: .kernel(vni: 5001), count: 4))
             let source = topology.sites[0]
             let remotes = Array(topology.sites.dropFirst())
@@ -88,8 +88,8 @@ struct LabSelfTests {
     }
 
     @Test("multicast group 239.1.1.1: one copy on the wire reaches every member")
-    func multicastGroup() throws {
-        try Lab.run { lab in
+    func multicastGroup() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology(
                 Array(repeating: .kernel(vni: 5001, group: "239.1.1.1"), count: 3))
             let source = topology.sites[0]

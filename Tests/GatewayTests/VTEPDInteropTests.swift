@@ -5,16 +5,16 @@ import Testing
 @Suite("vtepd against the Linux kernel's vxlan", .serialized)
 struct VTEPDInteropTests {
     @Test("IPv4 underlay: ping, learning both ways, 4 MiB over TCP at MTU 1450, one broadcast copy")
-    func kernelPeerIPv4() throws {
-        try Lab.run { lab in
+    func kernelPeerIPv4() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
             try check(lab, topology)
         }
     }
 
     @Test("IPv6 underlay: ping, learning both ways, 4 MiB over TCP at MTU 1430, one broadcast copy")
-    func kernelPeerIPv6() throws {
-        try Lab.run { lab in
+    func kernelPeerIPv6() async throws {
+        try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway, .kernel(vni: 5001)], family: .ipv6)
             try check(lab, topology)
         }
