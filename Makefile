@@ -19,7 +19,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --package-path bench -c release
 	./bench/check-hot-path.sh
-	$(SWIFT) test --disable-xctest
+	SWIFT=$(SWIFT) ./Tests/run-tests.sh
 
 # Micro-benchmarks (package-benchmark). Figures and how to read them: README.md.
 bench: deps

@@ -37,7 +37,9 @@ final class SnapshotSink: Sendable {
         return plane
     }
 
-    @Test func aBindingReachesTheConsumerWithinASecond() async throws {
+    // How fast a change arrives is measured in bench/reconfig, never asserted here: a loaded CI
+    // machine would make a timed assertion fail for the wrong reason.
+    @Test func aBindingReachesTheConsumer() async throws {
         try await withServer { fixture in
             let sink = SnapshotSink()
             let plane = try await controlPlane(fixture, sink)
@@ -48,13 +50,10 @@ final class SnapshotSink: Sendable {
             try await fixture.vtepCtl("add-ls", "ls0")
             try await fixture.vtepCtl("set", "Logical_Switch", "ls0", "tunnel_key=5000")
             try await fixture.vtepCtl("add-mcast-remote", "ls0", "unknown-dst", "10.0.0.2")
-            let bound = ContinuousClock.now
             try await fixture.vtepCtl("bind-ls", "ps0", "p0", "100", "ls0")
-            try await eventually("the binding at the consumer", timeout: .seconds(1)) {
+            try await eventually("the binding at the consumer") {
                 sink.last?.bindings == [Binding(port: "p0", vlan: 100, logicalSwitch: "ls0")]
             }
-            let elapsed = ContinuousClock.now - bound
-            #expect(elapsed < .seconds(1))
             let snapshot = try #require(sink.last)
             #expect(
                 snapshot.switches == [

@@ -64,7 +64,7 @@ func withServer(_ body: (ServerFixture) async throws -> Void) async throws {
 
 /// Waits up to 10 s for `condition`; fails the test naming `what` if it never holds.
 func eventually(
-    _ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool,
+    _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool,
     sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     let deadline = ContinuousClock.now + timeout
