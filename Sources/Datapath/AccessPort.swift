@@ -32,9 +32,12 @@ public final class AccessPort {
     ///   - qdiscBypass: PACKET_QDISC_BYPASS hands frames straight to the driver, skipping
     ///     the interface's queueing discipline (faster; loses shaping, and packet taps such
     ///     as tcpdump no longer see what we send).
-    public init(interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false)
-        throws(SystemError)
-    {
+    ///   - receiveBuffer: bytes of kernel receive queue (see `System.setBufferSizes`); nil
+    ///     keeps the system default.
+    public init(
+        interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
+        receiveBuffer: Int? = nil
+    ) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
         let descriptor = try System.callBlocking("socket", subject: subject) {
@@ -49,6 +52,8 @@ public final class AccessPort {
             try System.setOption(
                 descriptor, level: clinuxnet_sol_packet,
                 option: clinuxnet_packet_ignore_outgoing, value: Int32(1), subject: subject)
+            try System.setBufferSizes(
+                descriptor, receive: receiveBuffer, send: nil, subject: subject)
             if qdiscBypass {
                 try System.setOption(
                     descriptor, level: clinuxnet_sol_packet,
@@ -86,6 +91,9 @@ public final class AccessPort {
     deinit {
         close(descriptor)
     }
+
+    /// Frames the kernel dropped because our receive queue was full, since the port opened.
+    public var receiveDrops: UInt64 { System.receiveDrops(descriptor) }
 
     /// Receives up to `batch.capacity` frames into slots `0 ..< count` and returns
     /// `count`, 0 when none are queued. Each frame starts at the batch's headroom, or 4

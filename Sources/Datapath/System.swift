@@ -118,6 +118,45 @@ public enum System {
         }
     }
 
+    /// Sizes a socket's kernel buffers. The data plane's sockets are read in batches by one
+    /// thread, so the receive queue must absorb a burst for as long as the worker is busy
+    /// with the other sockets: at the default (net.core.rmem_default, 208 KiB, about 90
+    /// full-size frames) a TCP window's burst overflows it and the sender retransmits.
+    /// SO_RCVBUFFORCE / SO_SNDBUFFORCE (CAP_NET_ADMIN) may exceed net.core.rmem_max; without
+    /// the capability the plain options are used, which the kernel caps at the maximum.
+    static func setBufferSizes(
+        _ descriptor: Int32, receive: Int?, send: Int?, subject: SystemError.Subject? = nil
+    ) throws(SystemError) {
+        for (size, forced, plain) in [
+            (receive, clinuxnet_so_rcvbufforce, SO_RCVBUF),
+            (send, clinuxnet_so_sndbufforce, SO_SNDBUF),
+        ] {
+            guard let size, size > 0 else { continue }
+            // The kernel doubles the value for its bookkeeping (socket(7)); ask for half.
+            let value = Int32(clamping: size / 2)
+            do {
+                try setOption(
+                    descriptor, level: SOL_SOCKET, option: forced, value: value, subject: subject)
+            } catch  where error.errno == EPERM {
+                try setOption(
+                    descriptor, level: SOL_SOCKET, option: plain, value: value, subject: subject)
+            }
+        }
+    }
+
+    /// What the kernel dropped on this socket's way in since it was opened (sk_drops: a
+    /// full receive queue, or memory pressure), from SO_MEMINFO; 0 where unsupported.
+    public static func receiveDrops(_ descriptor: Int32) -> UInt64 {
+        var info = [UInt32](repeating: 0, count: Int(clinuxnet_sk_meminfo_vars))
+        var length = socklen_t(MemoryLayout<UInt32>.size * info.count)
+        let result = info.withUnsafeMutableBytes {
+            getsockopt(descriptor, SOL_SOCKET, clinuxnet_so_meminfo, $0.baseAddress, &length)
+        }
+        guard result == 0, Int(length) > MemoryLayout<UInt32>.size * Int(clinuxnet_sk_meminfo_drops)
+        else { return 0 }
+        return UInt64(info[Int(clinuxnet_sk_meminfo_drops)])
+    }
+
     /// if_nametoindex(3), which reports failure as 0 rather than -1.
     static func interfaceIndex(_ name: String) throws(SystemError) -> Int32 {
         guard name.utf8.count < IF_NAMESIZE, !name.isEmpty else {

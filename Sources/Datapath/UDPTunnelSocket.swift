@@ -30,9 +30,11 @@ public final class UDPTunnelSocket {
     /// The socket, for epoll; owned by this object and closed when it goes.
     public let descriptor: Int32
 
-    public init(address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort)
-        throws(SystemError)
-    {
+    /// - Parameter receiveBuffer: bytes of kernel receive queue (see
+    ///   `System.setBufferSizes`); nil keeps the system default.
+    public init(
+        address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort, receiveBuffer: Int? = nil
+    ) throws(SystemError) {
         let subject = SystemError.Subject.address(
             UDPEndpoint(address: address, port: port).description)
         let family: Int32
@@ -68,6 +70,8 @@ public final class UDPTunnelSocket {
                     descriptor, level: Int32(IPPROTO_IPV6),
                     option: clinuxnet_ipv6_multicast_all, value: Int32(0), subject: subject)
             }
+            try System.setBufferSizes(
+                descriptor, receive: receiveBuffer, send: nil, subject: subject)
             // A one-slot batch is the simplest way to build the sockaddr for either family.
             let scratch = PacketBatch(capacity: 1, bufferSize: 128, headroom: 4)
             scratch.setDestination(UDPEndpoint(address: address, port: port), for: 0)
@@ -94,6 +98,10 @@ public final class UDPTunnelSocket {
     deinit {
         close(descriptor)
     }
+
+    /// Datagrams the kernel dropped because our receive queue was full, since the socket
+    /// opened (the per-socket share of /proc/net/snmp's Udp RcvbufErrors).
+    public var receiveDrops: UInt64 { System.receiveDrops(descriptor) }
 
     /// Receives up to `batch.capacity` datagrams into slots `0 ..< count` and returns
     /// `count`, 0 when none are queued. `batch.source(slot)` is each one's sender.

@@ -46,6 +46,9 @@ public struct DataPlaneSettings: Sendable {
     public var sourcePorts: SourcePortRange = .rfc7348Default
     /// Frames per receive batch.
     public var batchSize = 64
+    /// Kernel receive queue per socket (access ports, underlay UDP): room for a burst while
+    /// the one worker serves the other sockets. 4 MiB holds about 1,800 full-size frames.
+    public var receiveBuffer = 4 << 20
     public var macTableLimit = MACTable.defaultTotalLimit
 
     public init(underlay: String, localIPv4: IPv4Address?, localIPv6: IPv6Address?) {
@@ -62,6 +65,8 @@ public struct DataPlaneCounters: Sendable {
         public var rxFrames: UInt64
         public var txFrames: UInt64
         public var drops: UInt64
+        /// Frames the kernel dropped before we read them: the receive queue was full.
+        public var receiveOverruns: UInt64
     }
     public struct VTEP: Sendable {
         public var locator: Locator
@@ -77,6 +82,8 @@ public struct DataPlaneCounters: Sendable {
     /// Frames that would exceed the underlay MTU with their outer headers: dropped, never
     /// fragmented (RFC 7348 §4.3).
     public var underlayTooBig: UInt64
+    /// Tunnel datagrams the kernel dropped before we read them (UDP receive queue full).
+    public var underlayReceiveOverruns: UInt64
     /// Frames received longer than a buffer.
     public var truncated: UInt64
     /// Frames the kernel could not queue (send buffer full).

@@ -83,7 +83,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
             throw GatewayError.tooManyPorts(names.count)
         }
         ports = try names.map {
-            try AccessPort(interface: $0, promiscuous: true, qdiscBypass: true)
+            try AccessPort(
+                interface: $0, promiscuous: true, qdiscBypass: true,
+                receiveBuffer: settings.receiveBuffer)
         }
         underlay = try UnderlayPort(interface: settings.underlay)
         underlayMTU = try underlay.mtu
@@ -91,12 +93,15 @@ public final class DataPlaneWorker: @unchecked Sendable {
         udp4 =
             settings.localIPv4 == nil
             ? nil
-            : try UDPTunnelSocket(address: .v4(IPv4Address(rawValue: 0)), port: settings.vxlanPort)
+            : try UDPTunnelSocket(
+                address: .v4(IPv4Address(rawValue: 0)), port: settings.vxlanPort,
+                receiveBuffer: settings.receiveBuffer)
         udp6 =
             settings.localIPv6 == nil
             ? nil
             : try UDPTunnelSocket(
-                address: .v6(IPv6Address(high: 0, low: 0)), port: settings.vxlanPort)
+                address: .v6(IPv6Address(high: 0, low: 0)), port: settings.vxlanPort,
+                receiveBuffer: settings.receiveBuffer)
 
         let batch = settings.batchSize
         // 128 bytes of headroom hold the longest outer header (VXLAN over IPv6 with an
@@ -641,9 +646,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
             ports: ports.indices.map {
                 .init(
                     name: ports[$0].interfaceName, rxFrames: portRx[$0], txFrames: portTx[$0],
-                    drops: portDrops[$0])
+                    drops: portDrops[$0], receiveOverruns: ports[$0].receiveDrops)
             },
             vteps: vteps, malformedTunnel: bad, underlayTooBig: underlayTooBig,
+            underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0),
             truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
             ownSource: ownSource, ioErrors: ioErrors)
     }

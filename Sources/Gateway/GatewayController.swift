@@ -95,6 +95,10 @@ public final class GatewayController: ControlHandler, Sendable {
             }
             // The data plane's own drops, before or after the forwarding decision.
             drops += [
+                .init(
+                    reason: "access_receive_overrun",
+                    count: plane.ports.reduce(0) { $0 + $1.receiveOverruns }),
+                .init(reason: "underlay_receive_overrun", count: plane.underlayReceiveOverruns),
                 .init(reason: "underlay_too_big", count: plane.underlayTooBig),
                 .init(reason: "truncated", count: plane.truncated),
                 .init(reason: "transmit_queue_full", count: plane.transmitQueueFull),

@@ -22,11 +22,11 @@ public struct Route: Hashable, Sendable, CustomStringConvertible {
 
         init(rawValue: UInt8) {
             switch Int(rawValue) {
-            case RTN_UNICAST: self = .unicast
-            case RTN_LOCAL: self = .local
-            case RTN_BROADCAST: self = .broadcast
-            case RTN_ANYCAST: self = .anycast
-            case RTN_MULTICAST: self = .multicast
+            case Int(cmnl_rtn_unicast): self = .unicast
+            case Int(cmnl_rtn_local): self = .local
+            case Int(cmnl_rtn_broadcast): self = .broadcast
+            case Int(cmnl_rtn_anycast): self = .anycast
+            case Int(cmnl_rtn_multicast): self = .multicast
             default: self = .other(rawValue)
             }
         }

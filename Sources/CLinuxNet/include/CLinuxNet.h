@@ -13,6 +13,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <net/if_arp.h>
+#include <linux/sock_diag.h>
 
 /// Layout-compatible with glibc's `struct mmsghdr`, which is only declared under
 /// _GNU_SOURCE and so is invisible to Swift's Glibc module (SwiftNIO's CNIOLinux does the
@@ -76,6 +77,15 @@ static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
 static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
 static const int clinuxnet_ipv6_v6only = IPV6_V6ONLY;
 static const int clinuxnet_arphrd_ether = ARPHRD_ETHER;
+
+// Socket buffers and the kernel's per-socket drop count. The *FORCE options (CAP_NET_ADMIN)
+// may exceed net.core.rmem_max / wmem_max; SO_MEMINFO (Linux 4.6) returns sk_meminfo, whose
+// SK_MEMINFO_DROPS entry counts what the kernel dropped because the receive queue was full.
+static const int clinuxnet_so_rcvbufforce = SO_RCVBUFFORCE;
+static const int clinuxnet_so_sndbufforce = SO_SNDBUFFORCE;
+static const int clinuxnet_so_meminfo = SO_MEMINFO;
+static const int clinuxnet_sk_meminfo_drops = SK_MEMINFO_DROPS;
+static const int clinuxnet_sk_meminfo_vars = SK_MEMINFO_VARS;
 
 // Multicast membership (ip(7) IP_ADD_MEMBERSHIP with struct ip_mreqn, ipv6(7)
 // IPV6_ADD_MEMBERSHIP, which RFC 3493 names IPV6_JOIN_GROUP). IP_MULTICAST_ALL off makes a
