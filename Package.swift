@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Datapath", targets: ["Datapath"]),
         .library(name: "OVSDB", targets: ["OVSDB"]),
         .library(name: "Appliance", targets: ["Appliance"]),
+        .library(name: "Shell", targets: ["Shell"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .executable(name: "vtepd", targets: ["vtepd"]),
     ],
@@ -44,9 +45,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        // Typed rtnetlink over libmnl: routes and neighbours for the underlay's next hops.
-        .target(name: "Netlink", dependencies: ["Packet", "CMnl"]),
+        // Typed rtnetlink: routes and neighbours for the underlay's next hops over libmnl;
+        // links, addresses and routes of the host's configuration over libnl-route-3.
+        .target(name: "Netlink", dependencies: ["Packet", "CMnl", "CNLRoute"]),
         .systemLibrary(name: "CMnl", pkgConfig: "libmnl", providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(
+            name: "CNLRoute", pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        // libxcrypt's crypt_gensalt_rn / crypt_rn, for the appliance users' password hashes.
+        .systemLibrary(
+            name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
         // vtepd's library: hardware_vtep rows into forwarding snapshots, the supervised
         // ovsdb-server, and the data plane's worker.
         .target(
@@ -55,18 +63,23 @@ let package = Package(
                 "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "Appliance",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
-        ),
-        // The control socket (newline-delimited JSON over a Unix socket) and its reports; the
-        // API vtepsh will use. Touches no packets.
-        .target(
-            name: "Appliance",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["README-keys.md"]
         ),
+        // The control socket (newline-delimited JSON over a Unix socket) and its reports; the
+        // API vtepsh uses. Typed appliance settings, their atomic store, the audit log and
+        // their application to the host. Touches no packets.
+        .target(
+            name: "Appliance",
+            dependencies: [
+                "Packet", "Netlink", "CCrypt",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The appliance shell's pure core: command tree, parser, `?` help, Tab completion,
+        // line editor over a byte stream. No sockets, no NIO.
+        .target(name: "Shell", dependencies: ["Packet"]),
         // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
         .executableTarget(
             name: "vtepd",
@@ -96,16 +109,26 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet"]),
+        // Network namespaces and veth pairs for the tests that need them (test support).
+        .target(name: "NamespaceLab", dependencies: ["Datapath"], path: "Tests/NamespaceLab"),
+        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet", "NamespaceLab"]),
+        .testTarget(
+            name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: ["Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks"]
         ),
         .testTarget(
+            name: "ShellTests",
+            dependencies: [
+                "Shell", "Packet", "PropertyChecks",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
+        ),
+        .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "Appliance",
+                "Appliance", "Packet", "Netlink", "Datapath", "NamespaceLab",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

@@ -6,7 +6,7 @@ set -euo pipefail
 
 # Build: the netlink libraries the Netlink module links against; binutils for
 # bench/check-hot-path.sh (nm, objdump).
-build=(libmnl-dev libnl-3-dev libnl-route-3-dev pkg-config binutils)
+build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils)
 # Peers and wire checks used by the integration tests and by the fixture capture scripts
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
 # datapath and its hardware_vtep schema, capture tools.

@@ -1,5 +1,6 @@
 import Datapath
 import Foundation
+import NamespaceLab
 import Packet
 import Testing
 
@@ -90,7 +91,7 @@ struct MulticastTests {
         let group = try #require(IPAddress(groupText))
         let senderIP = try #require(IPAddress(sender))
         let isIPv6 = groupText.contains(":")
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let receiving = try lab.namespace("r", ipv6: isIPv6)
             let sending = try lab.namespace("s", ipv6: isIPv6)
             if isIPv6 {
@@ -164,7 +165,7 @@ struct MulticastTests {
     }
 
     @Test func groupOfTheOtherFamilyAndUnknownInterfaceAreRefused() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("x")
             let errors = try lab.inNamespace(namespace) { () -> [SystemError?] in
                 let socket = try UDPTunnelSocket(address: IPAddress("0.0.0.0")!)

@@ -1,5 +1,6 @@
 import Datapath
 import Foundation
+import NamespaceLab
 import Packet
 import Testing
 
@@ -36,7 +37,7 @@ struct UDPTunnelSocketTests {
     @Test(arguments: ["127.0.0.1", "::1"])
     func batchArrivesWithSourcesAtPerSlotDestinations(_ loopback: String) throws {
         let address = try #require(IPAddress(loopback))
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("u")
             let results = try lab.inNamespace(namespace) {
                 let sender = try UDPTunnelSocket(address: address, port: 40000)
@@ -74,7 +75,7 @@ struct UDPTunnelSocketTests {
     ) throws {
         let localAddress = try #require(IPAddress(local))
         let remoteAddress = try #require(IPAddress(remote))
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let near = try lab.namespace("n")
             let far = try lab.namespace("f")
             let (nearLink, farLink) = try lab.veth("n", in: near, "f", in: far, mtu: mtu)
@@ -106,7 +107,7 @@ struct UDPTunnelSocketTests {
 
     /// A datagram longer than the slot keeps its start and is marked, never silently cut.
     @Test func oversizeDatagramIsMarkedTruncated() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("t")
             let (truncated, length) = try lab.inNamespace(namespace) {
                 let address = IPAddress("127.0.0.1")!
@@ -127,7 +128,7 @@ struct UDPTunnelSocketTests {
     }
 
     @Test func bindErrorsNameTheAddress() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("b")
             let errors = try lab.inNamespace(namespace) { () -> [Handed<SystemError?>] in
                 var errors: [Handed<SystemError?>] = []

@@ -1,5 +1,6 @@
 import Datapath
 import Foundation
+import NamespaceLab
 import Packet
 import Testing
 
@@ -58,7 +59,7 @@ struct UnderlayPortTests {
     /// accepted by the peer's kernel as UDP to port 4789. Frames the peer sends back are
     /// never read on the underlay socket.
     @Test func vxlanFramesArriveByteExactAndNothingIsEverReceived() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let near = try lab.namespace("a", ipv6: false)
             let far = try lab.namespace("b", ipv6: false)
             let (underlayLink, peerLink) = try lab.veth("u", in: near, "p", in: far)
@@ -130,7 +131,7 @@ struct UnderlayPortTests {
     /// The interface MTU is readable (and follows changes); a frame longer than MTU plus
     /// its Ethernet header is refused and counted, the rest of the batch still goes.
     @Test func mtuIsReadAndOversizeFramesAreCountedNotSent() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("m", ipv6: false)
             let (underlayLink, peerLink) = try lab.veth(
                 "u", in: namespace, "p", in: namespace, mtu: 1400)
@@ -168,7 +169,7 @@ struct UnderlayPortTests {
     }
 
     @Test func missingAndNonEthernetInterfacesAreRefusedByName() throws {
-        try NetworkLab.run { lab in
+        try NamespaceLab.run(tag: "vgdp") { lab in
             let namespace = try lab.namespace("e", ipv6: false)
             let missing = lab.prefix + "nope"
             let errors = try lab.inNamespace(namespace) { () -> [SystemError?] in

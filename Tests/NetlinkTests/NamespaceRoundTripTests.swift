@@ -1,4 +1,5 @@
 import Foundation
+import NamespaceLab
 import Netlink
 import Packet
 import Testing
@@ -42,7 +43,7 @@ private func interfaceIndex(_ name: String) -> Int32 { Int32(bitPattern: if_name
 @Suite("Netlink: round trips with the kernel in a namespace")
 struct NamespaceRoundTripTests {
     @Test func routesWithAndWithoutGatewayAndMissingOnes() throws {
-        try NamespaceLab.run { lab in
+        try NamespaceLab.run(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let destinations = [
@@ -105,7 +106,7 @@ struct NamespaceRoundTripTests {
     @Test(arguments: ["10.201.0.2", "fd00:201::2"])
     func neighbourIsResolvedAfterSolicit(_ address: String) throws {
         let nextHop = try #require(IPAddress(address))
-        try NamespaceLab.run { lab in
+        try NamespaceLab.run(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let (before, justAfter, resolved, polls) = try lab.inNamespace(pair.near) {
@@ -137,7 +138,7 @@ struct NamespaceRoundTripTests {
     /// Nobody answers for 10.201.0.77: the entry stays INCOMPLETE (then FAILED) and
     /// `lookup` keeps returning nil rather than a stale or zero MAC.
     @Test func unansweredSolicitationLeavesNoAddress() throws {
-        try NamespaceLab.run { lab in
+        try NamespaceLab.run(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let (entry, found, missingInterface) = try lab.inNamespace(pair.near) {

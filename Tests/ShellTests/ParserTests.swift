@@ -1,0 +1,556 @@
+import Packet
+import Testing
+
+@testable import Shell
+
+private let tree = CommandTree.appliance
+
+private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
+private func mac(_ text: String) -> MACAddress { MACAddress(text)! }
+
+@Suite("Parser")
+struct ParserTests {
+    static let accepted: [(String, ShellCommand)] = [
+        ("set hostname gw1", .setHostname("gw1")),
+        ("set hostname gw1.example.net", .setHostname("gw1.example.net")),
+        ("show hostname", .showHostname),
+        ("sh host", .showHostname),
+        ("SHOW HOSTNAME", .showHostname),
+        ("   show    hostname  ", .showHostname),
+        ("set user admin password", .setUserPassword(user: "admin")),
+        ("se us ad pa", .setUserPassword(user: "admin")),
+        ("show network interfaces", .showNetworkInterfaces),
+        ("sh net interfaces", .showNetworkInterfaces),
+        ("sh net int eth0", .showNetworkInterface("eth0")),
+        ("sh net int", .showNetworkInterfaces),
+        ("sh net in", .showNetworkInterfaces),
+        ("s hostname", .showHostname),
+        ("s h", .showHostname),
+        ("s h gw1", .setHostname("gw1")),
+        ("show network interface interfaces", .showNetworkInterface("interfaces")),
+        ("show network interface breth0.100", .showNetworkInterface("breth0.100")),
+        (
+            "set network interface eth0 ip config static 192.0.2.10 255.255.255.0",
+            .setInterfaceStaticAddress(
+                interface: "eth0", address: IPv4Address(192, 0, 2, 10), prefixLength: 24)
+        ),
+        (
+            "set net int eth1 ip con st 10.1.2.3 255.255.255.252",
+            .setInterfaceStaticAddress(
+                interface: "eth1", address: IPv4Address(10, 1, 2, 3), prefixLength: 30)
+        ),
+        (
+            "set network interface eth0 ip config static 10.0.0.1 255.255.255.255",
+            .setInterfaceStaticAddress(
+                interface: "eth0", address: IPv4Address(10, 0, 0, 1), prefixLength: 32)
+        ),
+        ("set network interface eth0 ip config dhcp", .setInterfaceDHCP(interface: "eth0")),
+        ("set network interface eth0 mtu 9000", .setInterfaceMTU(interface: "eth0", mtu: 9000)),
+        ("set network interface eth0 mtu 68", .setInterfaceMTU(interface: "eth0", mtu: 68)),
+        ("set network interface eth0 up", .setInterfaceLinkState(interface: "eth0", .up)),
+        ("set net int eth0 d", .setInterfaceLinkState(interface: "eth0", .down)),
+        (
+            "add network route 10.0.0.0/8 192.0.2.1",
+            .addRoute(destination: IPPrefix("10.0.0.0/8"), gateway: ip("192.0.2.1"))
+        ),
+        ("add network route 192.0.2.1", .addRoute(destination: nil, gateway: ip("192.0.2.1"))),
+        (
+            "add network route 2001:db8::/32 fe80::1",
+            .addRoute(destination: IPPrefix("2001:db8::/32"), gateway: ip("fe80::1"))
+        ),
+        (
+            "remove network route 10.0.0.0/8 192.0.2.1",
+            .removeRoute(destination: IPPrefix("10.0.0.0/8"), gateway: ip("192.0.2.1"))
+        ),
+        ("rem net rou 192.0.2.1", .removeRoute(destination: nil, gateway: ip("192.0.2.1"))),
+        ("show network routes", .showRoutes),
+        ("clear network routes", .clearRoutes),
+        ("add network dns-server 192.0.2.53", .addDNSServer(ip("192.0.2.53"))),
+        ("add network dns-server 2001:db8::53", .addDNSServer(ip("2001:db8::53"))),
+        ("remove network dns-server 192.0.2.53", .removeDNSServer(ip("192.0.2.53"))),
+        ("show network dns-servers", .showDNSServers),
+        ("clear network dns-servers", .clearDNSServers),
+        ("add network ntp-server pool.ntp.org", .addNTPServer(.name("pool.ntp.org"))),
+        ("add network ntp-server 192.0.2.123", .addNTPServer(.address(ip("192.0.2.123")))),
+        ("remove network ntp-server pool.ntp.org", .removeNTPServer(.name("pool.ntp.org"))),
+        ("show network ntp-servers", .showNTPServers),
+        ("add network dns-search-domain corp.example", .addDNSSearchDomain("corp.example")),
+        ("remove network dns-search-domain corp.example", .removeDNSSearchDomain("corp.example")),
+        ("show network dns-search-domains", .showDNSSearchDomains),
+        ("clear network dns-search-domains", .clearDNSSearchDomains),
+        ("show running-config", .showRunningConfig),
+        ("sh run", .showRunningConfig),
+        ("show version", .showVersion),
+        ("show log", .showLog(lines: nil)),
+        ("show log lines 50", .showLog(lines: 50)),
+        ("help", .help),
+        ("exit", .exit),
+        ("ping 192.0.2.1", .ping(.address(ip("192.0.2.1")), count: nil)),
+        ("ping gw2.example.net count 3", .ping(.name("gw2.example.net"), count: 3)),
+        ("ping ::1 c 1000", .ping(.address(ip("::1")), count: 1000)),
+        ("traceroute 198.51.100.7", .traceroute(.address(ip("198.51.100.7")))),
+        ("add logical-switch web vni 5000", .addLogicalSwitch(name: "web", vni: 5000)),
+        ("add lo web vni 16777215", .addLogicalSwitch(name: "web", vni: 16_777_215)),
+        ("add logical-switch web vni 0", .addLogicalSwitch(name: "web", vni: 0)),
+        ("remove logical-switch web", .removeLogicalSwitch(name: "web", vni: nil)),
+        ("remove logical-switch web vni 5000", .removeLogicalSwitch(name: "web", vni: 5000)),
+        (
+            "set logical-switch web replication multicast 239.1.1.1",
+            .setReplication(logicalSwitch: "web", .multicast(group: ip("239.1.1.1")))
+        ),
+        (
+            "set logical-switch web replication multicast ff0e::1:1",
+            .setReplication(logicalSwitch: "web", .multicast(group: ip("ff0e::1:1")))
+        ),
+        (
+            "set logical-switch web replication head-end 192.0.2.2,192.0.2.3,2001:db8::4",
+            .setReplication(
+                logicalSwitch: "web",
+                .headEnd([ip("192.0.2.2"), ip("192.0.2.3"), ip("2001:db8::4")]))
+        ),
+        (
+            "set logical-switch web replication head-end 192.0.2.2",
+            .setReplication(logicalSwitch: "web", .headEnd([ip("192.0.2.2")]))
+        ),
+        (
+            "set log web rep se 192.0.2.9",
+            .setReplication(logicalSwitch: "web", .serviceNode(ip("192.0.2.9")))
+        ),
+        (
+            "set logical-switch web encapsulation vxlan",
+            .setEncapsulation(logicalSwitch: "web", .vxlan)
+        ),
+        ("set logical-switch web enc g", .setEncapsulation(logicalSwitch: "web", .gre)),
+        ("set logical-switch web enc nv", .setEncapsulation(logicalSwitch: "web", .nvgre)),
+        (
+            "bind switch port eth1 vlan 100 logical-switch web",
+            .bindSwitchPort(port: "eth1", vlan: 100, logicalSwitch: "web")
+        ),
+        (
+            "unbind switch port eth1 vlan 0 logical-switch web",
+            .unbindSwitchPort(port: "eth1", vlan: 0, logicalSwitch: "web")
+        ),
+        (
+            "add switch remote-mac web 00:11:22:33:44:55 192.0.2.2",
+            .addRemoteMAC(
+                logicalSwitch: "web", mac: mac("00:11:22:33:44:55"), vtep: ip("192.0.2.2"))
+        ),
+        (
+            "remove switch remote-mac web 00-11-22-AA-BB-CC 2001:db8::2",
+            .removeRemoteMAC(
+                logicalSwitch: "web", mac: mac("00:11:22:aa:bb:cc"), vtep: ip("2001:db8::2"))
+        ),
+        ("show switch logical-switches", .showLogicalSwitches),
+        ("show switch mac-table", .showMACTable(logicalSwitch: nil, mac: nil)),
+        ("sh sw mac-t lo web", .showMACTable(logicalSwitch: "web", mac: nil)),
+        (
+            "show switch mac-table mac 00:11:22:33:44:55",
+            .showMACTable(logicalSwitch: nil, mac: mac("00:11:22:33:44:55"))
+        ),
+        (
+            "show switch mac-table logical-switch web mac 00:11:22:33:44:55",
+            .showMACTable(logicalSwitch: "web", mac: mac("00:11:22:33:44:55"))
+        ),
+        ("show switch tunnels", .showTunnels),
+        ("show switch statistics", .showStatistics),
+    ]
+
+    @Test("accepted lines and their typed commands", arguments: accepted)
+    func acceptedLines(line: String, expected: ShellCommand) throws {
+        #expect(try tree.parse(line) == expected)
+    }
+
+    @Test func blankLinesAreNoCommand() throws {
+        #expect(try tree.parse("") == nil)
+        #expect(try tree.parse("    ") == nil)
+    }
+
+    static let refused: [(String, String)] = [
+        (
+            "set network interface eth0 ip config static fo 255.255.255.0",
+            "% Invalid input at 'fo' (column 45): expected an IPv4 address, e.g. 192.0.2.1"
+        ),
+        (
+            "shw version",
+            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
+        ),
+        ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
+        (
+            "show x",
+            "% Invalid input at 'x' (column 6): expected one of: hostname, log, network, running-config, switch, version"
+        ),
+        (
+            "show n",
+            "% Incomplete command after 'show n': expected one of: dns-search-domains, dns-servers, interface, interfaces, ntp-servers, routes"
+        ),
+        (
+            "set network interface eth0 i",
+            "% Incomplete command after 'set network interface eth0 i': expected 'config'"
+        ),
+        (
+            "show network int eth0;",
+            "% Invalid input at 'eth0;' (column 18): ';' is not allowed in an interface name (letters, digits, '.', '_' and '-')"
+        ),
+        (
+            "show network dns-s",
+            "% Ambiguous input at 'dns-s' (column 14): could be dns-search-domains, dns-servers"
+        ),
+
+        (
+            "add logical-switch web vni 16777216",
+            "% Invalid input at '16777216' (column 28): VNI 16777216 is out of range (0–16777215)"
+        ),
+        (
+            "add logical-switch web vni -1",
+            "% Invalid input at '-1' (column 28): expected a VNI from 0 to 16777215"
+        ),
+        (
+            "add logical-switch web vni 99999999999999999999999",
+            "% Invalid input at '99999999999999999999999' (column 28): VNI 99999999999999999999999 is out of range (0–16777215)"
+        ),
+        (
+            "bind switch port eth1 vlan 4095 logical-switch web",
+            "% Invalid input at '4095' (column 28): VLAN 4095 is out of range (0–4094)"
+        ),
+        (
+            "set network interface eth0 mtu 67",
+            "% Invalid input at '67' (column 32): MTU 67 is out of range (68–65535)"
+        ),
+        (
+            "ping 192.0.2.1 count 0",
+            "% Invalid input at '0' (column 22): count 0 is out of range (1–1000)"
+        ),
+        (
+            "set network interface eth0 ip config static 10.0.0.1 255.0.255.0",
+            "% Invalid input at '255.0.255.0' (column 54): 255.0.255.0 is not a netmask: the one bits must be contiguous and not all zero, e.g. 255.255.255.0"
+        ),
+        (
+            "set network interface eth0 ip config static 10.0.0.1 0.0.0.0",
+            "% Invalid input at '0.0.0.0' (column 54): 0.0.0.0 is not a netmask: the one bits must be contiguous and not all zero, e.g. 255.255.255.0"
+        ),
+        (
+            "set network interface eth0 ip config static 10.0.0.1 24",
+            "% Invalid input at '24' (column 54): expected an IPv4 netmask, e.g. 255.255.255.0"
+        ),
+        (
+            "set network interface eth0 ip config static 2001:db8::1 255.255.255.0",
+            "% Invalid input at '2001:db8::1' (column 45): expected an IPv4 address, e.g. 192.0.2.1"
+        ),
+        (
+            "add network route 10.0.0.1/8 192.0.2.1",
+            "% Invalid input at '10.0.0.1/8' (column 19): 10.0.0.1/8 has host bits set; the network is 10.0.0.0/8"
+        ),
+        (
+            "add network route 10.0.0.0/33 192.0.2.1",
+            "% Invalid input at '10.0.0.0/33' (column 19): the prefix length of 10.0.0.0/33 must be 0–32"
+        ),
+        (
+            "remove network route 2001:db8::/129 fe80::1",
+            "% Invalid input at '2001:db8::/129' (column 22): the prefix length of 2001:db8::/129 must be 0–128"
+        ),
+        (
+            "add network route fo",
+            "% Invalid input at 'fo' (column 19): expected a CIDR prefix, e.g. 10.0.0.0/24; or an IP address, e.g. 192.0.2.1"
+        ),
+        (
+            "add network route 10.0.0.0/8 gw",
+            "% Invalid input at 'gw' (column 30): expected an IP address, e.g. 192.0.2.1"
+        ),
+        (
+            "set logical-switch web replication multicast 192.0.2.1",
+            "% Invalid input at '192.0.2.1' (column 46): 192.0.2.1 is not a multicast group (224.0.0.0/4 or ff00::/8), e.g. 239.1.1.1"
+        ),
+        (
+            "set logical-switch web replication head-end 192.0.2.2,,192.0.2.3",
+            "% Invalid input at '192.0.2.2,,192.0.2.3' (column 45): '' is not an IP address; expected a comma-separated list of IP addresses, e.g. 192.0.2.1,192.0.2.2"
+        ),
+        (
+            "set logical-switch web replication head-end 192.0.2.2,192.0.2.2",
+            "% Invalid input at '192.0.2.2,192.0.2.2' (column 45): 192.0.2.2 is listed twice"
+        ),
+        (
+            "set logical-switch web encapsulation ipip",
+            "% Invalid input at 'ipip' (column 38): expected one of: gre, nvgre, vxlan"
+        ),
+        (
+            "add switch remote-mac web 00:11:22:33:44 192.0.2.2",
+            "% Invalid input at '00:11:22:33:44' (column 27): expected a MAC address, e.g. 00:11:22:33:44:55"
+        ),
+        (
+            "set hostname gw_1",
+            "% Invalid input at 'gw_1' (column 14): '_' is not allowed in a host name (letters, digits, '-' and '.')"
+        ),
+        (
+            "set hostname 192.0.2.1",
+            "% Invalid input at '192.0.2.1' (column 14): a host name cannot be an IPv4 address"
+        ),
+        (
+            "set hostname gw-.example",
+            "% Invalid input at 'gw-.example' (column 14): the label 'gw-' must not start or end with '-'"
+        ),
+        (
+            "set hostname gw..example",
+            "% Invalid input at 'gw..example' (column 14): 'gw..example' has an empty label (two dots, or a dot at an end)"
+        ),
+        (
+            "set hostname " + String(repeating: "a", count: 65),
+            "% Invalid input at '\(String(repeating: "a", count: 65))' (column 14): a host name is at most 64 characters, this one has 65"
+        ),
+        (
+            "add network dns-search-domain \(String(repeating: "a", count: 64)).example",
+            "% Invalid input at '\(String(repeating: "a", count: 64)).example' (column 31): the label '\(String(repeating: "a", count: 64))' is longer than 63 characters"
+        ),
+        (
+            "show network interface abcdefghijklmnop",
+            "% Invalid input at 'abcdefghijklmnop' (column 24): an interface name is at most 15 characters, this one has 16"
+        ),
+        (
+            "show network interface ..",
+            "% Invalid input at '..' (column 24): '..' is not a valid interface name"
+        ),
+        (
+            "show version now",
+            "% Invalid input at 'now' (column 14): expected the end of the command"
+        ),
+        (
+            "show log lines",
+            "% Incomplete command after 'show log lines': expected a line count from 1 to 100000"
+        ),
+        (
+            "set",
+            "% Incomplete command after 'set': expected one of: hostname, logical-switch, network, user"
+        ),
+        (
+            "add logical-switch web",
+            "% Incomplete command after 'add logical-switch web': expected 'vni'"
+        ),
+        (
+            "set hostname gw1\nreboot",
+            "% Invalid input at 'gw1\\nreboot' (column 14): control characters (newline, tab, escape) are not allowed"
+        ),
+        (
+            "show\thostname",
+            "% Invalid input at 'show\\thostname' (column 1): control characters (newline, tab, escape) are not allowed"
+        ),
+        (
+            "show hostname \u{1B}[2J",
+            "% Invalid input at '\\u{1b}[2J' (column 15): control characters (newline, tab, escape) are not allowed"
+        ),
+        (
+            "set hostname gw1 gw2",
+            "% Invalid input at 'gw2' (column 18): expected the end of the command"
+        ),
+        (
+            "ping 192.0.2.1 count 3 count 4",
+            "% Invalid input at 'count' (column 24): expected the end of the command"
+        ),
+        (
+            "show log lines 5 lines 6",
+            "% Invalid input at 'lines' (column 18): expected the end of the command"
+        ),
+        (
+            "ping 192.0.2.1 3",
+            "% Invalid input at '3' (column 16): expected 'count'; or the end of the command"
+        ),
+        (
+            "ping 1.2.3",
+            "% Invalid input at '1.2.3' (column 6): expected a host name or IP address, e.g. ntp.example.net"
+        ),
+        (
+            "add network ntp-server fe80::1%eth0",
+            "% Invalid input at 'fe80::1%eth0' (column 24): expected a host name or IP address, e.g. ntp.example.net"
+        ),
+        (
+            "show switch mac-table mac 00:11:22:33:44:55 logical-switch web",
+            "% Invalid input at 'logical-switch' (column 45): expected the end of the command"
+        ),
+        (
+            "set logical-switch wéb encapsulation vxlan",
+            "% Invalid input at 'wéb' (column 20): 'é' is not allowed in a name (letters, digits, '.', '_' and '-')"
+        ),
+    ]
+
+    @Test("refused lines name the token, its column and what was expected", arguments: refused)
+    func refusedLines(line: String, message: String) {
+        #expect(throws: (any Error).self) { try tree.parse(line) }
+        do {
+            _ = try tree.parse(line)
+        } catch {
+            #expect(error.description == message)
+        }
+    }
+
+    @Test func errorColumnPointsAtTheToken() {
+        let line = "set network interface eth0 mtu 1"
+        do {
+            _ = try tree.parse(line)
+            Issue.record("accepted \(line)")
+        } catch {
+            let start = line.index(line.startIndex, offsetBy: error.column - 1)
+            #expect(line[start...] == "1")
+            #expect(
+                TerminalText.marker(column: error.column, promptWidth: 4)
+                    == String(repeating: " ", count: 4 + 31) + "^\n")
+        }
+    }
+}
+
+/// Every declared command, its syntax enumerated from the tree itself, so that a new command
+/// is covered without editing these tests.
+@Suite("Declared commands")
+struct DeclaredCommandTests {
+    /// One concrete input per path of every declaration: keywords in full, each argument its
+    /// kind's example.
+    static func samples() -> [(line: [String], tokens: [CommandTree.Token])] {
+        CommandTree.applianceCommands.flatMap { declaration in
+            CommandTree.expand(declaration.syntax).map { path in
+                (
+                    path.map { token -> String in
+                        switch token {
+                        case .keyword(let word, _, _): word
+                        case .argument(_, let kind, _): kind.example
+                        }
+                    }, path
+                )
+            }
+        }
+    }
+
+    @Test func everyCommandParsesFromItsExample() throws {
+        let samples = Self.samples()
+        #expect(samples.count > 50)
+        var commands = Set<ShellCommand>()
+        for sample in samples {
+            let line = sample.line.joined(separator: " ")
+            let command = try #require(try tree.parse(line), "\(line)")
+            commands.insert(command)
+        }
+        // Every path is a different command (no two declarations collapse into one value).
+        #expect(commands.count == samples.count)
+    }
+
+    @Test func everyCommandParsesFromItsShortestAbbreviations() throws {
+        for sample in Self.samples() {
+            var node = 0
+            var words: [String] = []
+            for (token, word) in zip(sample.tokens, sample.line) {
+                let edges = tree.nodes[node].edges
+                if case .keyword(let keyword, _, _) = token {
+                    let others = edges.compactMap { edge -> String? in
+                        if case .keyword(let other, _, _) = edge.token, other != keyword {
+                            return other
+                        }
+                        return nil
+                    }
+                    var length = 1
+                    while others.contains(where: { $0.hasPrefix(keyword.prefix(length)) })
+                        && length < keyword.count
+                    {
+                        length += 1
+                    }
+                    words.append(String(keyword.prefix(length)))
+                } else {
+                    words.append(word)
+                }
+                node = edges.first { $0.token.display == token.display }!.target
+            }
+            let full = try tree.parse(sample.line.joined(separator: " "))
+            let short = words.joined(separator: " ")
+            #expect(try tree.parse(short) == full, "\(short)")
+        }
+    }
+
+    @Test func argumentsAtOneNodeNeverAcceptEachOther() {
+        for node in tree.nodes {
+            let arguments = node.edges.compactMap { edge -> ArgumentKind? in
+                if case .argument(_, let kind, _) = edge.token { kind } else { nil }
+            }
+            let keywords = node.edges.compactMap { edge -> String? in
+                if case .keyword(let word, _, _) = edge.token { word } else { nil }
+            }
+            for kind in arguments {
+                for other in arguments where other != kind {
+                    if case .success = other.parse(kind.example) {
+                        Issue.record("\(other) also accepts \(kind)'s example \(kind.example)")
+                    }
+                }
+                for keyword in keywords {
+                    if case .success = kind.parse(keyword) {
+                        Issue.record("\(kind) accepts the sibling keyword \(keyword)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func everyTokenHasHelp() {
+        for node in tree.nodes {
+            for edge in node.edges {
+                #expect(edge.token.help.count >= 8, "\(edge.token.display): '\(edge.token.help)'")
+            }
+        }
+    }
+
+    @Test func usageListsEveryDeclarationOnce() {
+        let usage = CommandTree.applianceCommands.map(\.usage)
+        #expect(Set(usage).count == usage.count)
+        #expect(usage.contains("show log [lines N]"))
+        #expect(usage.contains("set network interface IF up|down"))
+        #expect(usage.contains("set logical-switch NAME encapsulation vxlan|gre|nvgre"))
+        #expect(usage.contains("show switch mac-table [logical-switch NAME] [mac MAC]"))
+    }
+
+    /// The injection test: every string argument of every command, tried with shell syntax,
+    /// option-looking and path-looking values. Each is refused, naming the token.
+    static let hostile = [
+        ";", "a;reboot", "$(reboot)", "a$(id)", "`id`", "a`id`", "a\nb", "\n", "a\rb",
+        "-f", "--help", "-", "../etc", "../../etc/passwd", "a/../b", "/etc/passwd", "a|b", "a&b",
+        "a>b", "a<b", "$HOME", "a'b", "a\"b", "a\\b", "*", "a b", "\u{0}", "a\u{7F}b",
+        "a\u{1B}[2Jb", "é",
+    ]
+
+    @Test func everyStringArgumentRefusesShellAndPathSyntax() {
+        var tried = 0
+        var kinds = Set<ArgumentKind>()
+        for sample in Self.samples() {
+            for (index, token) in sample.tokens.enumerated() {
+                guard case .argument(_, let kind, _) = token, kind.isString else { continue }
+                kinds.insert(kind)
+                for value in Self.hostile {
+                    var words = sample.line
+                    words[index] = value
+                    let line = words.joined(separator: " ")
+                    tried += 1
+                    do {
+                        let command = try tree.parse(line)
+                        Issue.record(
+                            "accepted \(line.debugDescription) as \(String(describing: command))")
+                    } catch {
+                        // The message names the offending token (escaped) and its column.
+                        let bad = value.split(separator: " ").last.map(String.init) ?? value
+                        #expect(
+                            error.description.contains("'\(visible(value))'")
+                                || error.description.contains("'\(visible(bad))'")
+                                || (value.contains(" ")
+                                    && error.description.contains("end of the command")),
+                            "\(line.debugDescription): \(error)")
+                    }
+                }
+            }
+        }
+        #expect(kinds == [.name, .hostname, .host, .domain, .interfaceName])
+        #expect(tried > 500)
+    }
+
+    @Test("each string kind refuses each hostile value on its own")
+    func stringKindsRefuseHostileValues() {
+        for kind in [ArgumentKind.name, .hostname, .host, .domain, .interfaceName] {
+            for value in Self.hostile {
+                if case .success(let parsed) = kind.parse(value) {
+                    Issue.record("\(kind) accepted \(value.debugDescription) as \(parsed)")
+                }
+            }
+            #expect(throws: Never.self) { try kind.parse(kind.example).get() }
+        }
+    }
+}
