@@ -9,10 +9,12 @@ set -euo pipefail
 build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils)
 # Peers and wire checks used by the integration tests and by the fixture capture scripts
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
-# datapath and its hardware_vtep schema, capture tools.
-peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool)
-# Benchmarks (bench/): the traffic generator of ../shared/reference and iperf3.
-bench=(netsniff-ng iperf3)
+# datapath and its hardware_vtep schema, capture tools, mausezahn (netsniff-ng) to inject
+# crafted frames.
+peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng)
+# Benchmarks (bench/): iperf3; the traffic generator of ../shared/reference (trafgen) comes
+# with netsniff-ng above.
+bench=(iperf3)
 
 wanted=("${build[@]}" "${peers[@]}" "${bench[@]}")
 missing=()

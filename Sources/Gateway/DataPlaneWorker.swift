@@ -384,7 +384,13 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     /// The template for (locator, VNI) once its next hop is known; nil until then.
     private func buildTemplate(_ index: LocatorIndex, _ vni: VNI) -> OuterHeaderTemplate? {
-        guard let locator = engine.locator(index), let hop = nextHops[locator] else { return nil }
+        // A group's Ethernet address follows from its IP address (RFC 1112 §6.4, RFC 2464
+        // §7), so it need not wait for the resolver (up to 1 s after a new configuration).
+        // Meanwhile the slow path would lose the frame: without IP_MULTICAST_IF the kernel
+        // routes a group by the unicast table (no route on the underlay: ENETUNREACH, io_error).
+        guard let locator = engine.locator(index),
+            let hop = nextHops[locator] ?? NextHop.multicast(locator.ip)
+        else { return nil }
         let ethernet = OuterHeaderTemplate.Ethernet(
             destination: hop.destination, source: underlayMAC)
         let network: OuterHeaderTemplate.Network

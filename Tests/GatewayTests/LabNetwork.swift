@@ -50,7 +50,7 @@ final class Lab: @unchecked Sendable {
             throw LabError(
                 description: "lab tests need root for network namespaces (uid \(getuid()))")
         }
-        let missing = ["ip", "bridge", "ethtool", "ping", "tcpdump", "tshark", "nc", "ss"]
+        let missing = ["ip", "bridge", "ethtool", "ping", "tcpdump", "tshark", "nc", "ss", "mausezahn"]
             .filter { Lab.executable($0) == nil }
         guard missing.isEmpty else {
             throw LabError(
@@ -74,14 +74,16 @@ final class Lab: @unchecked Sendable {
     /// `run(_:)` on a thread of its own. A lab test blocks for tens of seconds (processes,
     /// captures, sleeps); on Swift's cooperative pool (one thread per core, two here) that would
     /// starve every async test running beside it, which then misses its own deadlines.
+    ///
+    /// The body runs in the calling test's own task, only on another thread (a task executor
+    /// preference), so `#expect` inside it is recorded against that test: from a bare Thread,
+    /// Swift Testing cannot tell which test an issue belongs to and reports the test passed.
     static func runOnOwnThread<T: Sendable>(_ body: @escaping @Sendable (Lab) throws -> T)
         async throws -> T
     {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try run(body) }) }
-            thread.stackSize = 8 << 20
-            thread.start()
-        }
+        let executor = LabThreadExecutor()
+        defer { executor.shutdown() }
+        return try await withTaskExecutorPreference(executor) { try run(body) }
     }
 
     // MARK: Namespaces and links
@@ -387,5 +389,49 @@ final class LabProcess: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw LabError(description: "\(name) did not print '\(text)' within \(timeout):\n\(tail())")
+    }
+}
+
+/// A task executor with one thread of its own, for lab bodies that block for tens of seconds.
+final class LabThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopped = false
+
+    init() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "lab"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.withLock {
+            jobs.append(job)
+            condition.signal()
+        }
+    }
+
+    /// Lets the thread end once the jobs already queued have run.
+    func shutdown() {
+        condition.withLock {
+            stopped = true
+            condition.signal()
+        }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty {
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
     }
 }

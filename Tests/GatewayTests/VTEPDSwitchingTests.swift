@@ -1,0 +1,395 @@
+import Foundation
+import Testing
+
+/// vtepd's layer-2 switching checked on the wire against the Linux kernel's vxlan: multicast
+/// replication, VLAN isolation on an 802.1Q trunk, MAC ageing, moves and static entries.
+/// Every frame is counted exactly with tshark; vtepd's state is read with `vtepd show`.
+@Suite("vtepd switching against the Linux kernel's vxlan", .serialized)
+struct VTEPDSwitchingTests {
+    static let broadcast = "ff:ff:ff:ff:ff:ff"
+
+    @Test(
+        "multicast group 239.1.1.1 with two kernel VTEPs: one copy to the group, unicast once learned"
+    )
+    func multicastReplication() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let group = "239.1.1.1"
+            let topology = try lab.topology([
+                .gateway, .kernel(vni: 5001, group: group), .kernel(vni: 5001, group: group),
+            ])
+            let (a, b, c) = (topology.sites[0], topology.sites[1], topology.sites[2])
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            let ls = vtepd.logicalSwitch
+            try vtepd.control([
+                "set", "Logical_Switch", ls, "other_config:multicast-group=\(group)",
+            ])
+            try lab.waitUntil("vtepd floods \(ls) to the group \(group)") {
+                guard let r = try vtepd.replication(of: ls) else { return false }
+                return r.mode == "multicast" && r.locators == [group]
+            }
+            let problems = try vtepd.configuration()["problems"] as? [String] ?? ["unreadable"]
+            #expect(problems.isEmpty, "\(problems)")
+
+            // A broadcast from vtepd's host: one VXLAN copy, to the group. The underlay switch
+            // floods it to every port (no IGMP snooping), so each port sees exactly that one.
+            let ports = try topology.switchPorts.map {
+                try lab.capture(on: $0, in: topology.switchNamespace, filter: "udp port 4789")
+            }
+            let hosts = try [b, c].map {
+                try lab.capture(on: $0.hostInterface, in: $0.hostNamespace, filter: "icmp")
+            }
+            try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+            let fromA = "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(a.hostMAC)"
+            for (i, port) in ports.enumerated() {
+                try lab.stop(port, once: 1, match: fromA)
+                #expect(try lab.count(in: port.file, matching: fromA) == 1, "switch port \(i)")
+                #expect(
+                    try lab.count(in: port.file, matching: "\(fromA) && ip.dst == \(group)") == 1,
+                    "switch port \(i)")
+            }
+            for (site, host) in zip([b, c], hosts) {
+                try lab.stop(host, once: 1, match: LabSelfTests.broadcastOnHost)
+                #expect(
+                    try lab.count(in: host.file, matching: LabSelfTests.broadcastOnHost) == 1,
+                    "host \(site.index)")
+            }
+
+            // A broadcast from a kernel site reaches vtepd's host once, and vtepd sends
+            // nothing back into the overlay (split horizon).
+            let uplink = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            let hostA = try lab.capture(on: a.hostInterface, in: a.hostNamespace, filter: "icmp")
+            try lab.sendBroadcastPing(from: b.hostNamespace, to: "10.0.0.255")
+            let fromB = "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(b.hostMAC)"
+            try lab.stop(uplink, once: 1, match: fromB)
+            #expect(try lab.count(in: uplink.file, matching: "\(fromB) && ip.dst == \(group)") == 1)
+            #expect(try lab.count(in: uplink.file, matching: "ip.src == \(a.tunnelIP)") == 0)
+            #expect(
+                try lab.stopAndCount(
+                    hostA, matching: "\(LabSelfTests.broadcastOnHost) && eth.src == \(b.hostMAC)")
+                    == 1)
+
+            // Learning both ways (flood-and-learn, RFC 7348 §4.2).
+            #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 2).received == 2)
+            #expect(try lab.ping(from: b.hostNamespace, to: a.hostIPv4, count: 2).received == 2)
+
+            // Now unicast both ways: vtepd's requests go to B's VTEP, none to the group.
+            let learned = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
+            #expect(ping == LabPingResult(transmitted: 3, received: 3))
+            try lab.stop(learned, once: 6, match: "vxlan && icmp")
+            let requests = "vxlan && icmp.type == 8 && eth.dst == \(b.hostMAC)"
+            let replies = "vxlan && icmp.type == 0 && eth.dst == \(a.hostMAC)"
+            #expect(
+                try lab.count(
+                    in: learned.file,
+                    matching: "\(requests) && ip.src == \(a.tunnelIP) && ip.dst == \(b.tunnelIP)")
+                    == 3)
+            #expect(try lab.count(in: learned.file, matching: requests) == 3)
+            #expect(
+                try lab.count(
+                    in: learned.file,
+                    matching: "vxlan && ip.dst == \(group) && eth.dst == "
+                        + b.hostMAC) == 0)
+            #expect(
+                try lab.count(
+                    in: learned.file,
+                    matching: "\(replies) && ip.src == \(b.tunnelIP) && ip.dst == \(a.tunnelIP)")
+                    == 3)
+
+            // Host B is behind B's VTEP, which vtepd discovered from its traffic: no row of
+            // the database names it (no Ucast_Macs_Remote, no unknown-dst locator).
+            let entry = try vtepd.macEntry(b.hostMAC)
+            #expect(
+                entry?.type == "remote" && entry?.vtep == b.tunnelIP, "\(String(describing: entry))"
+            )
+            #expect(entry?.isStatic == false)
+            #expect(try vtepd.countedVTEPs().contains(b.tunnelIP))
+            let remoteMACs = try vtepd.control(["list-remote-macs", ls]).output
+            #expect(
+                !remoteMACs.contains(b.hostMAC) && !remoteMACs.contains(b.tunnelIP), "\(remoteMACs)"
+            )
+            // Nothing was lost on the way out: a failed send is counted, never silent.
+            #expect(try vtepd.dropCount("io_error") == 0)
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    @Test(
+        "802.1Q trunk: VLAN 100 → VNI 5001, VLAN 200 → VNI 5002, untagged dropped, VLAN 300 bound live"
+    )
+    func vlanTrunk() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001), .kernel(vni: 5002)])
+            let (a, b, c) = (topology.sites[0], topology.sites[1], topology.sites[2])
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            let trunk = a.accessInterface
+            // The trunk: VLAN 100 → ls5001 (to site 2), VLAN 200 → ls5002 (to site 3), nothing
+            // untagged.
+            try vtepd.control(["bind-ls", vtepd.physicalSwitch, trunk, "100", "ls5001"])
+            try vtepd.control(["unbind-ls", vtepd.physicalSwitch, trunk, "0"])
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            try vtepd.addSwitch("ls5002", vni: 5002, vlan: 200, replicatingTo: [c.tunnelIP])
+            try lab.replicate(from: b, to: [a])
+            try lab.replicate(from: c, to: [a])
+            let wanted = [
+                LabBinding(port: trunk, vlan: 100, logicalSwitch: "ls5001"),
+                LabBinding(port: trunk, vlan: 200, logicalSwitch: "ls5002"),
+            ]
+            try lab.waitUntil("vtepd forwards by the trunk's bindings \(wanted)") {
+                try vtepd.bindings() == wanted
+                    && vtepd.replication(of: "ls5001")?.locators == [b.tunnelIP]
+                    && vtepd.replication(of: "ls5002")?.locators == [c.tunnelIP]
+            }
+
+            // Tagged broadcasts from the trunk: VLAN 100 leaves in VNI 5001 only, VLAN 200 in
+            // VNI 5002 only, each untagged inside the tunnel (RFC 7348 §6.1).
+            let m100 = "02:00:00:01:00:64"
+            let m200 = "02:00:00:01:00:c8"
+            let uplink = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace)
+            let hostC = try lab.capture(on: c.hostInterface, in: c.hostNamespace)
+            try lab.inject(
+                LabFrame(destination: Self.broadcast, source: m100, vlan: 100), count: 3,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.inject(
+                LabFrame(destination: Self.broadcast, source: m200, vlan: 200), count: 2,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.stop(
+                uplink, once: 5, match: "vxlan && (eth.src == \(m100) || eth.src == \(m200))")
+            #expect(try lab.count(in: uplink.file, matching: "vxlan && eth.src == \(m100)") == 3)
+            #expect(
+                try lab.count(
+                    in: uplink.file,
+                    matching: "vxlan.vni == 5001 && eth.src == \(m100) && ip.dst == \(b.tunnelIP)")
+                    == 3)
+            #expect(try lab.count(in: uplink.file, matching: "vxlan && eth.src == \(m200)") == 2)
+            #expect(
+                try lab.count(
+                    in: uplink.file,
+                    matching: "vxlan.vni == 5002 && eth.src == \(m200) && ip.dst == \(c.tunnelIP)")
+                    == 2)
+            #expect(try lab.count(in: uplink.file, matching: "vxlan && vlan") == 0)
+            try lab.stop(hostB, once: 3, match: "eth.src == \(m100)")
+            #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m100)") == 3)
+            #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m200)") == 0)
+            try lab.stop(hostC, once: 2, match: "eth.src == \(m200)")
+            #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m200)") == 2)
+            #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m100)") == 0)
+            let table = try vtepd.macTable()
+            #expect(
+                table.contains {
+                    $0.mac == m100 && $0.logicalSwitch == "ls5001" && $0.vlan == 100
+                }, "\(table)")
+            #expect(
+                table.contains {
+                    $0.mac == m200 && $0.logicalSwitch == "ls5002" && $0.vlan == 200
+                }, "\(table)")
+
+            // From the far VTEPs: VNI 5002 arrives on the trunk tagged 200, VNI 5001 tagged 100.
+            let onTrunk = try lab.capture(on: a.hostInterface, in: a.hostNamespace)
+            try lab.sendBroadcastPing(from: c.hostNamespace, to: "10.0.0.255")
+            try lab.sendBroadcastPing(from: b.hostNamespace, to: "10.0.0.255")
+            try lab.stop(onTrunk, once: 2, match: LabSelfTests.broadcastOnHost)
+            let fromC = "\(LabSelfTests.broadcastOnHost) && eth.src == \(c.hostMAC)"
+            let fromB = "\(LabSelfTests.broadcastOnHost) && eth.src == \(b.hostMAC)"
+            #expect(try lab.count(in: onTrunk.file, matching: "\(fromC) && vlan.id == 200") == 1)
+            #expect(try lab.count(in: onTrunk.file, matching: "eth.src == \(c.hostMAC)") == 1)
+            #expect(try lab.count(in: onTrunk.file, matching: "\(fromB) && vlan.id == 100") == 1)
+            #expect(try lab.count(in: onTrunk.file, matching: "eth.src == \(b.hostMAC)") == 1)
+
+            // Untagged and priority-tagged (VID 0) frames: no untagged binding, so each is
+            // dropped and counted under no_binding, and none reaches the underlay.
+            let untagged = "02:00:00:01:00:00"
+            let before = try vtepd.dropCount("no_binding")
+            let dropped = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            try lab.inject(
+                LabFrame(destination: Self.broadcast, source: untagged), count: 3,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.inject(
+                LabFrame(destination: Self.broadcast, source: untagged, vlan: 0), count: 2,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.waitUntil("no_binding counts the 5 frames") {
+                try vtepd.dropCount("no_binding") >= before + 5
+            }
+            try lab.stop(dropped)
+            #expect(try vtepd.dropCount("no_binding") == before + 5)
+            #expect(try lab.count(in: dropped.file, matching: "eth.src == \(untagged)") == 0)
+            #expect(try vtepd.macEntry(untagged) == nil)
+
+            // Binding VLAN 300 while VLAN 100 and 300 traffic flows: VLAN 300 frames, dropped
+            // until then, start leaving in VNI 5003; VLAN 100 keeps to VNI 5001 throughout.
+            let m300 = "02:00:00:01:01:2c"
+            let live = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            let flow100 = try lab.startInjecting(
+                LabFrame(destination: Self.broadcast, source: m100, vlan: 100),
+                on: a.hostInterface, in: a.hostNamespace)
+            let unboundBefore = try vtepd.dropCount("no_binding")
+            let flow300 = try lab.startInjecting(
+                LabFrame(destination: Self.broadcast, source: m300, vlan: 300),
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.waitUntil("VLAN 300 frames are dropped as unbound") {
+                try vtepd.dropCount("no_binding") >= unboundBefore + 3
+            }
+            try vtepd.addSwitch("ls5003", vni: 5003, vlan: 300, replicatingTo: [b.tunnelIP])
+            let in5003 = "vxlan.vni == 5003 && eth.src == \(m300)"
+            try lab.waitUntil("VLAN 300 frames leave in VNI 5003", timeout: .seconds(30)) {
+                try lab.countSoFar(live, matching: in5003) >= 1
+            }
+            let settled = try vtepd.dropCount("no_binding")
+            let in5001 = "vxlan.vni == 5001 && eth.src == \(m100)"
+            let flowing = try lab.countSoFar(live, matching: in5001)
+            try lab.waitUntil("both flows keep going after the new binding") {
+                try lab.countSoFar(live, matching: in5003) >= 3
+                    && lab.countSoFar(live, matching: in5001) >= flowing + 3
+            }
+            flow300.stop()
+            flow100.stop()
+            try lab.stop(live)
+            #expect(try vtepd.dropCount("no_binding") == settled)
+            #expect(
+                try lab.count(
+                    in: live.file, matching: "vxlan && eth.src == \(m300) && !(vxlan.vni == 5003)")
+                    == 0)
+            #expect(
+                try lab.count(
+                    in: live.file, matching: "vxlan && eth.src == \(m100) && !(vxlan.vni == 5001)")
+                    == 0)
+            #expect(try lab.count(in: live.file, matching: "vxlan && vlan") == 0)
+            #expect(try vtepd.macEntry(m300)?.vlan == 300)
+            // Nothing was lost on the way out: a failed send is counted, never silent.
+            #expect(try vtepd.dropCount("io_error") == 0)
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    @Test(
+        "MAC ageing after 5 s, a MAC move followed at its first frame, a static MAC that never moves"
+    )
+    func ageingMovesAndStaticEntries() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001), .kernel(vni: 5001)])
+            let (a, b, c) = (topology.sites[0], topology.sites[1], topology.sites[2])
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            let ls = vtepd.logicalSwitch
+            try lab.replicate(from: a, to: [b, c], vtepd: vtepd)
+            try lab.replicate(from: b, to: [a])
+            try lab.replicate(from: c, to: [a])
+            try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=5"])
+            try lab.waitUntil("vtepd ages \(ls) after 5 s and replicates to both kernel VTEPs") {
+                try vtepd.macAgeing(of: ls) == 5
+                    && vtepd.replication(of: ls)?.locators == [b.tunnelIP, c.tunnelIP].sorted()
+            }
+            // Hosts A and B know each other's MAC: no ARP that would refresh or flood what is
+            // counted below.
+            try lab.pinNeighbour(
+                b.hostIPv4, to: b.hostMAC, on: a.hostInterface, in: a.hostNamespace)
+            try lab.pinNeighbour(
+                a.hostIPv4, to: a.hostMAC, on: b.hostInterface, in: b.hostNamespace)
+
+            // Learned from B's reply, then forgotten once B has been silent for 5 s.
+            #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1)
+            let learned = try vtepd.macEntry(b.hostMAC)
+            #expect(
+                learned?.vtep == b.tunnelIP && learned?.isStatic == false,
+                "\(String(describing: learned))")
+            try lab.waitUntil("host B's MAC ages out of vtepd's table") {
+                try vtepd.macEntry(b.hostMAC) == nil
+            }
+
+            // The next frame to B is unknown unicast: one copy per replication target.
+            let flood = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1)
+            let toB = "vxlan && icmp.type == 8 && eth.dst == \(b.hostMAC)"
+            try lab.stop(flood, once: 2, match: toB)
+            #expect(try lab.count(in: flood.file, matching: toB) == 2)
+            #expect(
+                try lab.count(in: flood.file, matching: "\(toB) && ip.dst == \(b.tunnelIP)") == 1)
+            #expect(
+                try lab.count(in: flood.file, matching: "\(toB) && ip.dst == \(c.tunnelIP)") == 1)
+
+            // Moves and static entries next; a longer ageing time keeps the 5 s timer out of
+            // them (changing it keeps the table).
+            try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=300"])
+            try lab.waitUntil("vtepd ages \(ls) after 300 s") { try vtepd.macAgeing(of: ls) == 300 }
+
+            // B's MAC speaks from site 3: vtepd follows it at its first frame.
+            let fromB = LabFrame(destination: a.hostMAC, source: b.hostMAC)
+            try lab.inject(fromB, count: 1, on: b.hostInterface, in: b.hostNamespace)
+            try lab.waitUntil("host B's MAC is behind site 2") {
+                try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP
+            }
+            let movesBefore = try vtepd.switchCounters(ls)["moves"] ?? -1
+            try lab.inject(fromB, count: 1, on: c.hostInterface, in: c.hostNamespace)
+            try lab.waitUntil("host B's MAC moved behind site 3 after one frame") {
+                try vtepd.macEntry(b.hostMAC)?.vtep == c.tunnelIP
+            }
+            #expect(try vtepd.switchCounters(ls)["moves"] == movesBefore + 1)
+            let moved = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            try lab.inject(
+                LabFrame(destination: b.hostMAC, source: a.hostMAC), count: 1,
+                on: a.hostInterface, in: a.hostNamespace)
+            let toMoved = "vxlan && eth.dst == \(b.hostMAC) && eth.src == \(a.hostMAC)"
+            try lab.stop(moved, once: 1, match: toMoved)
+            #expect(try lab.count(in: moved.file, matching: toMoved) == 1)
+            #expect(
+                try lab.count(in: moved.file, matching: "\(toMoved) && ip.dst == \(c.tunnelIP)")
+                    == 1)
+
+            // A static MAC (Ucast_Macs_Remote) behind site 2 does not follow frames from site 3:
+            // they are dropped and counted as static_mac_conflict.
+            let pinned = "02:00:0a:00:00:99"
+            try vtepd.control(["add-ucast-remote", ls, pinned, b.tunnelIP])
+            try lab.waitUntil("vtepd installs \(pinned) behind \(b.tunnelIP) as static") {
+                let entry = try vtepd.macEntry(pinned)
+                return entry?.isStatic == true && entry?.vtep == b.tunnelIP
+            }
+            let conflictsBefore = try vtepd.dropCount("static_mac_conflict")
+            let movesBeforeStatic = try vtepd.switchCounters(ls)["moves"] ?? -1
+            let hostA = try lab.capture(on: a.hostInterface, in: a.hostNamespace)
+            try lab.inject(
+                LabFrame(destination: a.hostMAC, source: pinned), count: 4,
+                on: c.hostInterface, in: c.hostNamespace)
+            try lab.waitUntil("static_mac_conflict counts the 4 frames") {
+                try vtepd.dropCount("static_mac_conflict") >= conflictsBefore + 4
+            }
+            try lab.stop(hostA)
+            #expect(try vtepd.dropCount("static_mac_conflict") == conflictsBefore + 4)
+            #expect(try lab.count(in: hostA.file, matching: "eth.src == \(pinned)") == 0)
+            let entry = try vtepd.macEntry(pinned)
+            #expect(
+                entry?.isStatic == true && entry?.vtep == b.tunnelIP, "\(String(describing: entry))"
+            )
+            #expect(try vtepd.switchCounters(ls)["moves"] == movesBeforeStatic)
+            let toStatic = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            try lab.inject(
+                LabFrame(destination: pinned, source: a.hostMAC), count: 1,
+                on: a.hostInterface, in: a.hostNamespace)
+            let toPinned = "vxlan && eth.dst == \(pinned)"
+            try lab.stop(toStatic, once: 1, match: toPinned)
+            #expect(try lab.count(in: toStatic.file, matching: toPinned) == 1)
+            #expect(
+                try lab.count(in: toStatic.file, matching: "\(toPinned) && ip.dst == \(b.tunnelIP)")
+                    == 1)
+            // Nothing was lost on the way out: a failed send is counted, never silent.
+            #expect(try vtepd.dropCount("io_error") == 0)
+            try vtepd.process.requireRunning()
+        }
+    }
+}
+
+extension LabVTEPD {
+    /// The effective `other_config:mac-ageing` of logical switch `name`, or nil while vtepd
+    /// does not forward it.
+    fileprivate func macAgeing(of name: String) throws -> Int? {
+        let switches = try configuration()["switches"] as? [[String: Any]] ?? []
+        return switches.first { $0["name"] as? String == name }?["macAgeing"] as? Int
+    }
+}
