@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Shell", targets: ["Shell"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .executable(name: "vtepd", targets: ["vtepd"]),
+        .executable(name: "vtepsh", targets: ["vtepsh"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -80,6 +81,18 @@ let package = Package(
         // The appliance shell's pure core: command tree, parser, `?` help, Tab completion,
         // line editor over a byte stream. No sockets, no NIO.
         .target(name: "Shell", dependencies: ["Packet"]),
+        // A vtepsh session: parsed commands to control requests, the line editor's loop,
+        // ping and traceroute by argument vector. vtepsh's testable part.
+        .target(name: "ShellSession", dependencies: ["Shell", "Appliance", "Packet"]),
+        // The appliance shell: an admin's login shell and `vtepsh -c "CMD"`; a client of
+        // vtepd's control socket.
+        .executableTarget(
+            name: "vtepsh",
+            dependencies: [
+                "ShellSession", "Shell", "Appliance", "Packet",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
         .executableTarget(
             name: "vtepd",
@@ -116,7 +129,10 @@ let package = Package(
             name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab"]),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks"]
+            dependencies: [
+                "Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance", "Shell",
+                "ShellSession", "Datapath",
+            ]
         ),
         .testTarget(
             name: "ShellTests",

@@ -244,3 +244,224 @@ public struct ConfigurationReport: Hashable, Sendable, Codable {
         self.problems = problems
     }
 }
+
+/// One interface, for `interfaces`. Wire fields: `name`, `adminState` (`up`/`down`, the
+/// administrator's choice), `operationalState` (RFC 2863, as `ip link` prints it), `mtu`,
+/// `mac` (absent without one), `addresses` (`ADDRESS/LENGTH`), `configured` (the appliance
+/// setting: `static 192.0.2.10/24`, `dhcp`; absent when not set), and the kernel's counters
+/// `rxPackets`, `rxBytes`, `rxErrors`, `rxDropped`, `txPackets`, `txBytes`, `txErrors`,
+/// `txDropped`.
+public struct InterfaceReport: Hashable, Sendable, Codable {
+    public var name: String
+    public var adminState: String
+    public var operationalState: String
+    public var mtu: Int
+    public var mac: String?
+    public var addresses: [String]
+    public var configured: String?
+    public var rxPackets: UInt64
+    public var rxBytes: UInt64
+    public var rxErrors: UInt64
+    public var rxDropped: UInt64
+    public var txPackets: UInt64
+    public var txBytes: UInt64
+    public var txErrors: UInt64
+    public var txDropped: UInt64
+
+    public init(
+        name: String, adminState: String, operationalState: String, mtu: Int, mac: String?,
+        addresses: [String], configured: String? = nil, rxPackets: UInt64 = 0,
+        rxBytes: UInt64 = 0, rxErrors: UInt64 = 0, rxDropped: UInt64 = 0, txPackets: UInt64 = 0,
+        txBytes: UInt64 = 0, txErrors: UInt64 = 0, txDropped: UInt64 = 0
+    ) {
+        self.name = name
+        self.adminState = adminState
+        self.operationalState = operationalState
+        self.mtu = mtu
+        self.mac = mac
+        self.addresses = addresses
+        self.configured = configured
+        self.rxPackets = rxPackets
+        self.rxBytes = rxBytes
+        self.rxErrors = rxErrors
+        self.rxDropped = rxDropped
+        self.txPackets = txPackets
+        self.txBytes = txBytes
+        self.txErrors = txErrors
+        self.txDropped = txDropped
+    }
+}
+
+/// One route of the main table, for `routes`. Wire fields: `destination` (`default` or a
+/// prefix), `gateway` (absent for on-link routes), `interface`, `origin` (`kernel`,
+/// `static`, `boot`, `dhcp`…), `configured` (true for the appliance's own static routes).
+public struct RouteReport: Hashable, Sendable, Codable {
+    public var destination: String
+    public var gateway: String?
+    public var interface: String?
+    public var origin: String
+    public var configured: Bool
+
+    public init(
+        destination: String, gateway: String? = nil, interface: String? = nil,
+        origin: String, configured: Bool
+    ) {
+        self.destination = destination
+        self.gateway = gateway
+        self.interface = interface
+        self.origin = origin
+        self.configured = configured
+    }
+}
+
+/// One hardware_vtep Logical_Switch, for `logical-switches`. Wire fields: `name`, `vni`
+/// (absent without a tunnel_key), `replication` (`multicast`, `head-end`, `service-node`),
+/// `locators` (the group, the VTEPs or the node), `encapsulation` (`other_config:
+/// encapsulation`, `vxlan` when unset), `bindings` (`PORT vlan N` of our physical switch),
+/// `remoteMACs` (how many static remote MACs).
+public struct LogicalSwitchReport: Hashable, Sendable, Codable {
+    public var name: String
+    public var vni: Int?
+    public var replication: String
+    public var locators: [String]
+    public var encapsulation: String
+    public var bindings: [String]
+    public var remoteMACs: Int
+
+    public init(
+        name: String, vni: Int?, replication: String, locators: [String],
+        encapsulation: String, bindings: [String], remoteMACs: Int
+    ) {
+        self.name = name
+        self.vni = vni
+        self.replication = replication
+        self.locators = locators
+        self.encapsulation = encapsulation
+        self.bindings = bindings
+        self.remoteMACs = remoteMACs
+    }
+}
+
+/// One remote VTEP, for `tunnels`. Wire fields: `ip`, `encapsulation`, `switches` (the
+/// logical switches that reach it: remote MACs, replication), `txFrames`, `rxFrames` (since
+/// vtepd started).
+public struct TunnelReport: Hashable, Sendable, Codable {
+    public var ip: String
+    public var encapsulation: String
+    public var switches: [String]
+    public var txFrames: UInt64
+    public var rxFrames: UInt64
+
+    public init(
+        ip: String, encapsulation: String, switches: [String], txFrames: UInt64 = 0,
+        rxFrames: UInt64 = 0
+    ) {
+        self.ip = ip
+        self.encapsulation = encapsulation
+        self.switches = switches
+        self.txFrames = txFrames
+        self.rxFrames = rxFrames
+    }
+}
+
+extension TextReport {
+    /// The shell's results as text; `render(_:)` sends them here.
+    static func renderShellResult(_ result: ControlResult) -> String {
+        switch result {
+        case .macTable(let rows): return macTable(rows)
+        case .counters(let report): return counters(report)
+        case .configuration(let report): return configuration(report)
+        case .accepted: return ""
+        case .lines(let lines): return lines.map { $0 + "\n" }.joined()
+        case .interfaces(let rows): return interfaces(rows)
+        case .routes(let rows): return routes(rows)
+        case .logicalSwitches(let rows): return logicalSwitches(rows)
+        case .tunnels(let rows): return tunnels(rows)
+        }
+    }
+
+    /// One table row per interface; with one interface, its details and counters.
+    public static func interfaces(_ rows: [InterfaceReport]) -> String {
+        if rows.count == 1, let only = rows.first {
+            let details: [(String, String)] = [
+                ("Interface", only.name),
+                ("Admin state", only.adminState),
+                ("Link state", only.operationalState),
+                ("MTU", String(only.mtu)),
+                ("MAC", only.mac ?? "-"),
+                (
+                    "Addresses",
+                    only.addresses.isEmpty ? "none" : only.addresses.joined(separator: ", ")
+                ),
+                ("Configured", only.configured ?? "not set"),
+                (
+                    "RX packets",
+                    "\(only.rxPackets)  bytes \(only.rxBytes)  errors \(only.rxErrors)  dropped \(only.rxDropped)"
+                ),
+                (
+                    "TX packets",
+                    "\(only.txPackets)  bytes \(only.txBytes)  errors \(only.txErrors)  dropped \(only.txDropped)"
+                ),
+            ]
+            let width = details.map(\.0.count).max() ?? 0
+            return details.map { label, value in
+                label + ":" + String(repeating: " ", count: width - label.count + 1) + value + "\n"
+            }.joined()
+        }
+        var table = TextTable(columns: [
+            .init("INTERFACE"), .init("ADMIN"), .init("LINK"), .init("MTU", .right), .init("MAC"),
+            .init("ADDRESSES"),
+        ])
+        for row in rows {
+            table.append([
+                row.name, row.adminState, row.operationalState, String(row.mtu), row.mac ?? "-",
+                row.addresses.joined(separator: " "),
+            ])
+        }
+        return table.rendered()
+    }
+
+    public static func routes(_ rows: [RouteReport]) -> String {
+        var table = TextTable(columns: [
+            .init("DESTINATION"), .init("GATEWAY"), .init("INTERFACE"), .init("ORIGIN"),
+            .init("CONFIGURED"),
+        ])
+        for row in rows {
+            table.append([
+                row.destination, row.gateway ?? "-", row.interface ?? "-", row.origin,
+                row.configured ? "yes" : "no",
+            ])
+        }
+        return table.rendered()
+    }
+
+    public static func logicalSwitches(_ rows: [LogicalSwitchReport]) -> String {
+        var table = TextTable(columns: [
+            .init("SWITCH"), .init("VNI", .right), .init("REPLICATION"), .init("ENCAPSULATION"),
+            .init("BINDINGS"), .init("REMOTE MACS", .right),
+        ])
+        for row in rows {
+            table.append([
+                row.name, row.vni.map(String.init) ?? "-",
+                ([row.replication] + row.locators).joined(separator: " "), row.encapsulation,
+                row.bindings.isEmpty ? "-" : row.bindings.joined(separator: ", "),
+                String(row.remoteMACs),
+            ])
+        }
+        return table.rendered()
+    }
+
+    public static func tunnels(_ rows: [TunnelReport]) -> String {
+        var table = TextTable(columns: [
+            .init("VTEP"), .init("ENCAPSULATION"), .init("SWITCHES"), .init("TX FRAMES", .right),
+            .init("RX FRAMES", .right),
+        ])
+        for row in rows {
+            table.append([
+                row.ip, row.encapsulation, row.switches.joined(separator: ", "),
+                String(row.txFrames), String(row.rxFrames),
+            ])
+        }
+        return table.rendered()
+    }
+}

@@ -58,6 +58,7 @@ public enum TextReport {
         case .macTable(let rows): return macTable(rows)
         case .counters(let report): return counters(report)
         case .configuration(let report): return configuration(report)
+        default: return renderShellResult(result)
         }
     }
 

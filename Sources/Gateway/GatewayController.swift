@@ -10,7 +10,17 @@ public final class GatewayController: ControlHandler, Sendable {
     public let dataPlane: DataPlane
     private let state = Mutex<(snapshot: GatewaySnapshot?, problems: [String])>((nil, []))
 
+    /// The shell's commands: the appliance settings and the hardware_vtep writer, attached by
+    /// vtepd once both exist.
+    private let shell = Mutex<(appliance: ApplianceController?, database: SwitchDatabase?)>(
+        (nil, nil))
+
     public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
+
+    /// Enables the shell's commands; until then they are refused with the reason.
+    public func attach(appliance: ApplianceController?, database: SwitchDatabase?) {
+        shell.withLock { $0 = (appliance, database) }
+    }
 
     /// The control plane calls this with each snapshot it hands to the data plane, and with
     /// problems of its own (database unreachable, next hops unresolved).
@@ -25,6 +35,62 @@ public final class GatewayController: ControlHandler, Sendable {
         case .macTable(let query): return .macTable(try await macTable(query))
         case .counters: return .counters(await counters())
         case .configuration: return .configuration(await configuration())
+        default: return try await handleShellCommand(request.command, from: peer)
+        }
+    }
+
+    /// The shell's commands: appliance settings to `ApplianceController`, gateway writes to
+    /// `SwitchDatabase` (audited here), reports from both.
+    func handleShellCommand(_ command: ControlCommand, from peer: PeerCredentials)
+        async throws(ControlFailure) -> ControlResult
+    {
+        let (appliance, database) = shell.withLock { $0 }
+        guard let appliance else {
+            throw ControlFailure(
+                "vtepd runs without the appliance settings: they could not be loaded at"
+                    + " start (vtepd's log says why)")
+        }
+        if let result = try appliance.handle(command, from: peer) { return result }
+        guard let database else {
+            throw ControlFailure("the hardware_vtep database is not attached yet; retry")
+        }
+        switch command {
+        case .runningConfig:
+            let gateway = try await database.commands()
+            return .lines((appliance.settings.commands + gateway).map(\.shellLine))
+        case .logicalSwitches:
+            return .logicalSwitches(try await database.logicalSwitches())
+        case .tunnels:
+            let use = try await database.locatorUse()
+            let plane = await counters()
+            var rows: [String: TunnelReport] = [:]
+            for (ip, entry) in use {
+                rows[ip] = TunnelReport(
+                    ip: ip, encapsulation: entry.encapsulation, switches: entry.switches.sorted())
+            }
+            for vtep in plane.vteps {
+                var row =
+                    rows[vtep.ip]
+                    ?? TunnelReport(ip: vtep.ip, encapsulation: vtep.encapsulation, switches: [])
+                row.encapsulation = vtep.encapsulation
+                row.txFrames += vtep.txFrames
+                row.rxFrames += vtep.rxFrames
+                rows[vtep.ip] = row
+            }
+            return .tunnels(rows.values.sorted { $0.ip < $1.ip })
+        default:
+            do throws(ControlFailure) {
+                guard try await database.execute(command) else {
+                    throw ControlFailure("\(command.name) is not a command vtepd can run")
+                }
+            } catch {
+                _ = appliance.record(command, peer: peer, result: .refused(error.message))
+                throw error
+            }
+            if let problem = appliance.record(command, peer: peer, result: .accepted) {
+                throw ControlFailure("the change was written, but \(problem)")
+            }
+            return .accepted
         }
     }
 

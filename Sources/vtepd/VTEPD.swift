@@ -41,6 +41,11 @@ struct Run: AsyncParsableCommand {
     @Option(help: "VXLAN UDP port.") var vxlanPort: UInt16 = 4789
     @Option(help: "Outer TTL of unicast tunnel packets.") var ttl: UInt8 = 64
     @Option(help: "Outer TTL of packets to a multicast group.") var multicastTTL: UInt8 = 1
+    @Option(
+        help:
+            "Where the appliance's files live (etc/hostname, etc/resolv.conf, …); a test sets a temporary directory."
+    )
+    var applianceRoot = "/"
 
     func validate() throws {
         guard !tunnelIP.isEmpty else { throw ValidationError("give at least one --tunnel-ip") }
@@ -85,11 +90,30 @@ struct Run: AsyncParsableCommand {
         try FileManager.default.createDirectory(
             atPath: stateRoot, withIntermediateDirectories: true)
 
+        let log = Log()
+        // The saved appliance settings first: the interfaces, addresses and routes the data
+        // plane is about to use are among them.
+        let appliance: ApplianceController?
+        do {
+            appliance = try ApplianceController(
+                host: ApplianceHost(root: applianceRoot),
+                store: ApplianceSettingsStore(stateDirectory: stateRoot),
+                audit: AuditLog(path: stateRoot + "/audit.log"))
+        } catch {
+            log.say(
+                "vtepd: the appliance settings are not in force and cannot be changed: \(error)")
+            appliance = nil
+        }
+        do {
+            try appliance?.restore()
+        } catch {
+            log.say("vtepd: restoring the saved appliance settings failed: \(error)")
+        }
+
         let dataPlane = try DataPlane(settings: settings, ports: port)
         let controller = GatewayController(dataPlane: dataPlane)
         let underlayIndex = try UnderlayPort(interface: underlay).interfaceIndex
         let resolver = NextHopResolver(underlayIndex: underlayIndex)
-        let log = Log()
 
         var databaseServer: DatabaseServer? = nil
         let remote: Remote
@@ -117,6 +141,9 @@ struct Run: AsyncParsableCommand {
             locators.set(snapshot)
         }
 
+        controller.attach(
+            appliance: appliance,
+            database: SwitchDatabase(client: controlPlane.client, physicalSwitch: name))
         dataPlane.start()
         await controlPlane.start()
         let controlPath = control ?? stateRoot + "/vtepd.ctl"

@@ -77,7 +77,8 @@ import Testing
             #expect(ids[1].hasPrefix(#"{"id":2,"ok":true,"result":{"drops":"#))
             #expect(
                 ids[2]
-                    == #"{"id":3,"ok":false,"error":"unknown command \"nonsense\"; commands: mac-table, counters, configuration"}"#
+                    == #"{"id":3,"ok":false,"error":"unknown command \"nonsense\"; commands: "#
+                    + ControlCommand.names.joined(separator: ", ") + #""}"#
             )
             #expect(
                 ids[3]
@@ -165,7 +166,8 @@ import Testing
                 answers == [
                     #"{"id":5,"ok":false,"error":"argument \"switch\" of mac-table must be a string"}"#,
                     #"{"id":null,"ok":false,"error":"request needs an integer \"id\""}"#,
-                    #"{"id":7,"ok":false,"error":"unknown command \"shutdown\"; commands: mac-table, counters, configuration"}"#,
+                    #"{"id":7,"ok":false,"error":"unknown command \"shutdown\"; commands: "#
+                        + ControlCommand.names.joined(separator: ", ") + #""}"#,
                     #"{"id":8,"ok":true,"result":[{"mac":"00:00:5e:00:53:02","static":true,"switch":"web","type":"remote","vni":5001,"vtep":"192.0.2.2"}]}"#,
                 ])
             #expect(try await bystander.counters() == Samples.counters)

@@ -48,7 +48,8 @@ import Testing
                 ControlRefusal(
                     id: 5,
                     message:
-                        "unknown command \"mac-tables\"; commands: mac-table, counters, configuration",
+                        "unknown command \"mac-tables\"; commands: "
+                            + ControlCommand.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (
@@ -90,7 +91,8 @@ import Testing
                 ControlRefusal(
                     id: 11,
                     message:
-                        "request needs a string \"command\": one of mac-table, counters, configuration",
+                        "request needs a string \"command\": one of "
+                            + ControlCommand.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (

@@ -60,6 +60,7 @@ final class SampleHandler: ControlHandler {
                 })
         case .counters: return .counters(Samples.counters)
         case .configuration: return .configuration(Samples.configuration)
+        default: throw ControlFailure("the sample handler answers only mac-table, counters, configuration")
         }
     }
 }

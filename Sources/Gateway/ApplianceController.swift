@@ -1,0 +1,321 @@
+import Appliance
+import Netlink
+import Packet
+import Synchronization
+
+/// The appliance half of vtepd's control socket: the host's settings (hostname, interfaces,
+/// routes, DNS, NTP, users). Each change is checked against the typed settings, applied to
+/// the host and saved atomically (`ApplianceHost.applyAndSave`, all or nothing), then written
+/// to the audit log with the user the kernel vouches for (SO_PEERCRED). A change that fails
+/// is rolled back by `applyAndSave` and returned as the error; a refusal is audited too.
+///
+/// Changes are serialised: the lock is held from reading the current settings to saving the
+/// new ones, so two shells can never both start from the same old settings.
+public final class ApplianceController: Sendable {
+    public let host: ApplianceHost
+    public let store: ApplianceSettingsStore
+    public let audit: AuditLog
+    private let current: Mutex<ApplianceSettings>
+
+    /// Loads the saved settings (none saved: the defaults, which change nothing). A saved
+    /// file that cannot be read is an error: vtepd must not overwrite it with defaults.
+    public init(host: ApplianceHost, store: ApplianceSettingsStore, audit: AuditLog)
+        throws(ApplianceSettingsStoreError)
+    {
+        self.host = host
+        self.store = store
+        self.audit = audit
+        current = Mutex(try store.load() ?? ApplianceSettings())
+    }
+
+    /// The settings in force.
+    public var settings: ApplianceSettings { current.withLock { $0 } }
+
+    /// Makes the host match the saved settings again (at vtepd's start).
+    public func restore() throws(HostConfigurationError) {
+        try current.withLock { settings throws(HostConfigurationError) in
+            try host.apply(settings, replacing: nil)
+        }
+    }
+
+    /// Writes one audit entry for `command`; a failure to write is returned as a sentence.
+    public func record(_ command: ControlCommand, peer: PeerCredentials, result: AuditResult)
+        -> String?
+    {
+        do {
+            try audit.append(credentials: peer, command: command.shellLine, result: result)
+            return nil
+        } catch {
+            return "the audit log \(audit.path) could not be written: \(error)"
+        }
+    }
+
+    /// Answers an appliance command; nil for a command that is not one.
+    public func handle(_ command: ControlCommand, from peer: PeerCredentials)
+        throws(ControlFailure) -> ControlResult?
+    {
+        switch command {
+        case .hostname:
+            return .lines([settings.hostname?.text ?? host.kernelHostname.get()])
+        case .interfaces(let name): return .interfaces(try interfaces(name))
+        case .routes: return .routes(try routes())
+        case .dnsServers: return .lines(settings.dnsServers.map(\.description))
+        case .ntpServers: return .lines(settings.ntpServers.map(\.description))
+        case .searchDomains: return .lines(settings.dnsSearchDomains.map(\.text))
+        case .log(let lines):
+            do {
+                return .lines(try audit.lastEntries(lines ?? ControlCommand.defaultLogLines))
+            } catch {
+                throw ControlFailure("cannot read the audit log: \(error)")
+            }
+        case .setPassword(let user, let password):
+            // Hashed here, outside the lock: yescrypt is slow on purpose.
+            let hash: PasswordHash
+            do {
+                hash = try PasswordHash(hashing: password)
+            } catch {
+                _ = record(command, peer: peer, result: .refused("\(error)"))
+                throw ControlFailure("\(error)")
+            }
+            try change(command, peer: peer) { settings in
+                settings.setUser(ApplianceUser(name: user, passwordHash: hash))
+            }
+            return .accepted
+        default:
+            guard let edit = Self.edit(for: command) else { return nil }
+            try change(command, peer: peer, edit)
+            return .accepted
+        }
+    }
+
+    /// The settings change a command asks for; nil when it asks for none.
+    static func edit(for command: ControlCommand)
+        -> ((inout ApplianceSettings) throws(ApplianceSettingsError) -> Void)?
+    {
+        switch command {
+        case .setHostname(let name): return { $0.hostname = name }
+        case .setInterfaceAddress(let name, let address):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.updateInterface(name) { $0.addressing = .staticIPv4(address) }
+            }
+        case .setInterfaceDHCP(let name):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.updateInterface(name) { $0.addressing = .dhcp }
+            }
+        case .setInterfaceMTU(let name, let mtu):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.updateInterface(name) { i throws(ApplianceSettingsError) in
+                    try i.setMTU(mtu)
+                }
+            }
+        case .setInterfaceState(let name, let up):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.updateInterface(name) { $0.isUp = up }
+            }
+        case .addRoute(let route):
+            return { settings throws(ApplianceSettingsError) in try settings.addRoute(route) }
+        case .removeRoute(let route):
+            return { settings throws(ApplianceSettingsError) in try settings.removeRoute(route) }
+        case .clearRoutes: return { $0.clearRoutes() }
+        case .addDNSServer(let server):
+            return { settings throws(ApplianceSettingsError) in try settings.addDNSServer(server) }
+        case .removeDNSServer(let server):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.removeDNSServer(server)
+            }
+        case .clearDNSServers: return { $0.clearDNSServers() }
+        case .addNTPServer(let server):
+            return { settings throws(ApplianceSettingsError) in try settings.addNTPServer(server) }
+        case .removeNTPServer(let server):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.removeNTPServer(server)
+            }
+        case .addSearchDomain(let domain):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.addSearchDomain(domain)
+            }
+        case .removeSearchDomain(let domain):
+            return { settings throws(ApplianceSettingsError) in
+                try settings.removeSearchDomain(domain)
+            }
+        case .clearSearchDomains: return { $0.clearSearchDomains() }
+        default: return nil
+        }
+    }
+
+    private func change(
+        _ command: ControlCommand, peer: PeerCredentials,
+        _ edit: (inout ApplianceSettings) throws(ApplianceSettingsError) -> Void
+    ) throws(ControlFailure) {
+        try current.withLock { settings throws(ControlFailure) in
+            var new = settings
+            do {
+                try edit(&new)
+            } catch {
+                _ = record(command, peer: peer, result: .refused("\(error)"))
+                throw ControlFailure("\(error)")
+            }
+            do {
+                try host.applyAndSave(new, replacing: settings, to: store)
+            } catch {
+                _ = record(command, peer: peer, result: .refused("\(error)"))
+                throw ControlFailure("\(error)")
+            }
+            settings = new
+        }
+        if let problem = record(command, peer: peer, result: .accepted) {
+            throw ControlFailure("the change was applied and saved, but \(problem)")
+        }
+    }
+
+    private func interfaces(_ name: InterfaceName?) throws(ControlFailure) -> [InterfaceReport] {
+        let links: [HostLink]
+        do {
+            links = try host.interfaces()
+        } catch {
+            throw ControlFailure("cannot read the interfaces: \(error)")
+        }
+        let settings = self.settings
+        let wanted = links.filter { name == nil || $0.name == name?.text }
+        if let name, wanted.isEmpty {
+            throw ControlFailure(
+                "this host has no interface \(name) (interfaces: "
+                    + links.map(\.name).joined(separator: ", ") + ")")
+        }
+        return wanted.map { link in
+            let configured: String? =
+                switch (try? InterfaceName(link.name)).flatMap({ settings.interface($0) })?
+                    .addressing
+                {
+                case .staticIPv4(let address)?: "static \(address)"
+                case .dhcp?: "dhcp"
+                case nil: nil
+                }
+            let c = link.counters
+            return InterfaceReport(
+                name: link.name, adminState: link.isAdministrativelyUp ? "up" : "down",
+                operationalState: link.operationalState, mtu: link.mtu,
+                mac: link.macAddress?.description,
+                addresses: link.addresses.map { "\($0.address)/\($0.prefixLength)" },
+                configured: configured, rxPackets: c.receivedPackets, rxBytes: c.receivedBytes,
+                rxErrors: c.receiveErrors, rxDropped: c.receiveDropped, txPackets: c.sentPackets,
+                txBytes: c.sentBytes, txErrors: c.sendErrors, txDropped: c.sendDropped)
+        }
+    }
+
+    private func routes() throws(ControlFailure) -> [RouteReport] {
+        let routes: [HostRoute]
+        let links: [HostLink]
+        do {
+            routes = try host.routes()
+            links = try host.interfaces()
+        } catch {
+            throw ControlFailure("cannot read the routes: \(error)")
+        }
+        let configured = settings.routes
+        return routes.map { route in
+            RouteReport(
+                destination: route.destination.length == 0 ? "default" : "\(route.destination)",
+                gateway: route.gateway?.description,
+                interface: route.interfaceIndex.flatMap { index in
+                    links.first { $0.index == index }?.name
+                },
+                origin: route.origin,
+                configured: configured.contains {
+                    $0.destination == route.destination && $0.gateway == route.gateway
+                })
+        }
+    }
+}
+
+extension ApplianceSettings {
+    /// The commands that rebuild these settings, for `show running-config`. Passwords are
+    /// not among them: a hash is not for printing.
+    public var commands: [ControlCommand] {
+        var commands: [ControlCommand] = []
+        if let hostname { commands.append(.setHostname(hostname)) }
+        for interface in interfaces {
+            switch interface.addressing {
+            case .staticIPv4(let address)?:
+                commands.append(.setInterfaceAddress(interface.name, address))
+            case .dhcp?: commands.append(.setInterfaceDHCP(interface.name))
+            case nil: break
+            }
+            if let mtu = interface.mtu {
+                commands.append(.setInterfaceMTU(interface.name, mtu: mtu))
+            }
+            if let up = interface.isUp {
+                commands.append(.setInterfaceState(interface.name, up: up))
+            }
+        }
+        commands += routes.map { .addRoute($0) }
+        commands += dnsServers.map { .addDNSServer($0) }
+        commands += dnsSearchDomains.map { .addSearchDomain($0) }
+        commands += ntpServers.map { .addNTPServer($0) }
+        return commands
+    }
+}
+
+extension ControlCommand {
+    /// The command as the shell types it, for the audit log and `show running-config`.
+    /// Never contains a password.
+    public var shellLine: String {
+        func interface(_ name: InterfaceName) -> String { "set network interface \(name)" }
+        func route(_ r: StaticRoute) -> String {
+            r.isDefault ? "\(r.gateway)" : "\(r.destination) \(r.gateway)"
+        }
+        switch self {
+        case .macTable(let query):
+            return "show switch mac-table"
+                + (query.logicalSwitch.map { " logical-switch \($0)" } ?? "")
+                + (query.mac.map { " mac \($0)" } ?? "")
+        case .counters: return "show switch statistics"
+        case .configuration: return "show configuration"
+        case .setHostname(let name): return "set hostname \(name)"
+        case .hostname: return "show hostname"
+        case .setPassword(let user, _): return "set user \(user) password"
+        case .interfaces(let name):
+            return name.map { "show network interface \($0)" } ?? "show network interfaces"
+        case .setInterfaceAddress(let name, let address):
+            return "\(interface(name)) ip config static \(address.address) \(address.netmask)"
+        case .setInterfaceDHCP(let name): return "\(interface(name)) ip config dhcp"
+        case .setInterfaceMTU(let name, let mtu): return "\(interface(name)) mtu \(mtu)"
+        case .setInterfaceState(let name, let up): return "\(interface(name)) \(up ? "up" : "down")"
+        case .addRoute(let r): return "add network route \(route(r))"
+        case .removeRoute(let r): return "remove network route \(route(r))"
+        case .routes: return "show network routes"
+        case .clearRoutes: return "clear network routes"
+        case .addDNSServer(let ip): return "add network dns-server \(ip)"
+        case .removeDNSServer(let ip): return "remove network dns-server \(ip)"
+        case .dnsServers: return "show network dns-servers"
+        case .clearDNSServers: return "clear network dns-servers"
+        case .addNTPServer(let server): return "add network ntp-server \(server)"
+        case .removeNTPServer(let server): return "remove network ntp-server \(server)"
+        case .ntpServers: return "show network ntp-servers"
+        case .addSearchDomain(let domain): return "add network dns-search-domain \(domain)"
+        case .removeSearchDomain(let domain): return "remove network dns-search-domain \(domain)"
+        case .searchDomains: return "show network dns-search-domains"
+        case .clearSearchDomains: return "clear network dns-search-domains"
+        case .runningConfig: return "show running-config"
+        case .log(let lines): return "show log" + (lines.map { " lines \($0)" } ?? "")
+        case .addLogicalSwitch(let name, let vni): return "add logical-switch \(name) vni \(vni)"
+        case .removeLogicalSwitch(let name, let vni):
+            return "remove logical-switch \(name)" + (vni.map { " vni \($0)" } ?? "")
+        case .setReplication(let name, let setting):
+            let addresses = setting.addresses.map(\.description).joined(separator: ",")
+            return "set logical-switch \(name) replication \(setting.mode) \(addresses)"
+        case .setEncapsulation(let name, let encapsulation):
+            return "set logical-switch \(name) encapsulation \(encapsulation)"
+        case .bindPort(let b):
+            return "bind switch port \(b.port) vlan \(b.vlan) logical-switch \(b.logicalSwitch)"
+        case .unbindPort(let b):
+            return "unbind switch port \(b.port) vlan \(b.vlan) logical-switch \(b.logicalSwitch)"
+        case .addRemoteMAC(let m):
+            return "add switch remote-mac \(m.logicalSwitch) \(m.mac) \(m.vtep)"
+        case .removeRemoteMAC(let m):
+            return "remove switch remote-mac \(m.logicalSwitch) \(m.mac) \(m.vtep)"
+        case .logicalSwitches: return "show switch logical-switches"
+        case .tunnels: return "show switch tunnels"
+        }
+    }
+}

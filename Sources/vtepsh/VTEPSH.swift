@@ -1,0 +1,142 @@
+import Appliance
+import ArgumentParser
+import Glibc
+import Shell
+import ShellSession
+
+/// vtepsh: the appliance shell, a client of vtepd's control socket. Thin by design: the
+/// session logic lives in `ShellSession`; here are the command line, the terminal and the
+/// socket.
+@main
+struct VTEPSH: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vtepsh",
+        abstract: "The VTEP gateway appliance shell.",
+        discussion:
+            "Without -c: an interactive shell on the terminal. With -c: one command, exit status 0 or 1."
+    )
+
+    static let version = "VTEP Gateway appliance shell (vtepsh) 0.1"
+
+    @Option(name: .customShort("c"), help: "Run one command and exit (0: done, 1: refused).")
+    var command: String?
+    @Option(help: "vtepd's control socket.")
+    var control = "/var/lib/vtep-gateway/vtepd.ctl"
+
+    func run() throws {
+        let path = control
+        let environment = ShellEnvironment(
+            send: { command in
+                do throws(ControlClientError) {
+                    return .success(try ControlClient.request(command, at: path))
+                } catch {
+                    return .failure(error)
+                }
+            },
+            runDiagnostic: { arguments in
+                Terminal.whileCooked { Diagnostics.run(arguments) }
+            },
+            localHostname: {
+                var buffer = [CChar](repeating: 0, count: 256)
+                return gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "vtep"
+            },
+            version: Self.version)
+        let executor = ShellExecutor(environment: environment)
+
+        if let command {
+            throw ExitCode(Self.runOne(command, executor))
+        }
+        guard isatty(STDIN_FILENO) == 1 else {
+            // Not a terminal (a pipe): no raw mode or echo to manage, lines are read plainly.
+            var status: Int32 = 0
+            while let line = readLine() {
+                status = Self.runOne(line, executor)
+            }
+            throw ExitCode(status)
+        }
+        try Terminal.enterRawMode()
+        defer { Terminal.restore() }
+        let session = ShellSession(executor: executor) { bytes in Terminal.write(bytes) }
+        session.start()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !session.isFinished {
+            let count = read(STDIN_FILENO, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            session.receive(buffer[0..<count])
+        }
+    }
+
+    /// `-c`: one line; its output on stdout, errors on stderr; the exit status.
+    static func runOne(_ line: String, _ executor: ShellExecutor) -> Int32 {
+        let outcome: ShellOutcome
+        switch executor.action(for: line, promptWidth: nil) {
+        case .failure(let failure): outcome = failure
+        case .success(nil): return 0
+        case .success(.exit?): return 0
+        case .success(let action?): outcome = executor.perform(action)
+        }
+        let bytes = Array(outcome.text.utf8)
+        _ = bytes.withUnsafeBytes {
+            Glibc.write(outcome.succeeded ? STDOUT_FILENO : STDERR_FILENO, $0.baseAddress, $0.count)
+        }
+        return outcome.succeeded ? 0 : 1
+    }
+}
+
+/// The controlling terminal's modes: raw while the line editor runs (it echoes and edits
+/// itself), restored on exit, on SIGTERM/SIGHUP, and while a diagnostic runs.
+enum Terminal {
+    nonisolated(unsafe) static var original = termios()
+    nonisolated(unsafe) static var raw = termios()
+    nonisolated(unsafe) static var active = false
+
+    static func enterRawMode() throws {
+        guard tcgetattr(STDIN_FILENO, &original) == 0 else {
+            throw ValidationError(
+                "cannot read the terminal's settings: \(String(cString: strerror(errno)))")
+        }
+        raw = original
+        cfmakeraw(&raw)
+        active = true
+        for signal in [SIGTERM, SIGHUP, SIGQUIT] {
+            Glibc.signal(signal) { number in
+                Terminal.restore()
+                Glibc.signal(number, SIG_DFL)
+                raise(number)
+            }
+        }
+        guard tcsetattr(STDIN_FILENO, TCSAFLUSH, &raw) == 0 else {
+            active = false
+            throw ValidationError(
+                "cannot put the terminal in raw mode: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Back to the modes the shell started with (async-signal-safe: tcsetattr only).
+    static func restore() {
+        guard active else { return }
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &original)
+    }
+
+    /// Runs `body` with the terminal's original modes (a child program expects a cooked
+    /// terminal: `\n` to CR LF, Ctrl-C as SIGINT), then raw again.
+    static func whileCooked<T>(_ body: () -> T) -> T {
+        guard active else { return body() }
+        tcsetattr(STDIN_FILENO, TCSADRAIN, &original)
+        defer { tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) }
+        return body()
+    }
+
+    static func write(_ bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count)
+            }
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}

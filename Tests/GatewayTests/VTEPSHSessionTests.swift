@@ -1,0 +1,126 @@
+import Appliance
+import Shell
+import ShellSession
+import Synchronization
+import Testing
+
+/// The shell session in memory: terminal bytes in, screen bytes out, vtepd replaced by a
+/// recorder. The pty tests (VTEPSHTests) run the same code against the real vtepd.
+@Suite struct VTEPSHSessionTests {
+    final class Recorder: Sendable {
+        let sent = Mutex<[ControlCommand]>([])
+        var commands: [ControlCommand] { sent.withLock { $0 } }
+
+        var environment: ShellEnvironment {
+            ShellEnvironment(
+                send: { command in
+                    self.sent.withLock { $0.append(command) }
+                    switch command {
+                    case .hostname: return .success(.lines(["gw1"]))
+                    case .dnsServers: return .success(.lines(["192.0.2.53"]))
+                    case .addLogicalSwitch(let name, _) where name == "taken":
+                        return .failure(
+                            .refused(
+                                command: command.name,
+                                message: "logical switch taken exists already"))
+                    default: return .success(.accepted)
+                    }
+                },
+                runDiagnostic: { arguments in .success(arguments.contains("192.0.2.99") ? 1 : 0) },
+                localHostname: { "local" }, version: "test 1")
+        }
+    }
+
+    final class Screen {
+        var bytes: [UInt8] = []
+    }
+
+    func session(_ recorder: Recorder) -> (ShellSession, Screen) {
+        let screen = Screen()
+        let session = ShellSession(executor: ShellExecutor(environment: recorder.environment)) {
+            bytes in screen.bytes += bytes
+        }
+        session.start()
+        return (session, screen)
+    }
+
+    func text(_ screen: Screen) -> String {
+        String(decoding: screen.bytes, as: UTF8.self)
+    }
+
+    @Test func abbreviatedCommandsGoToVTEPDAndTheirOutputIsShown() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        #expect(text(screen) == "gw1> ")
+        session.receive(Array("sh net dns-servers\r".utf8))
+        #expect(recorder.commands.last == .dnsServers)
+        #expect(text(screen).hasSuffix("sh net dns-servers\r\n192.0.2.53\r\ngw1> "))
+        session.receive(Array("add log web vni 5001\r".utf8))
+        #expect(recorder.commands.last == .addLogicalSwitch(name: "web", vni: 5001))
+        session.receive(Array("add log taken vni 7\r".utf8))
+        #expect(text(screen).contains("% logical switch taken exists already\r\ngw1> "))
+        session.receive([0x04])
+        #expect(session.isFinished)
+    }
+
+    @Test func badInputNamesTheTokenWithAMarkerAndSendsNothing() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        let before = recorder.commands.count
+        session.receive(Array("set hostname a;b\r".utf8))
+        #expect(recorder.commands.count == before)
+        // "gw1> " is 5 wide, the token starts at column 14: the marker is under it.
+        #expect(
+            text(screen).contains(
+                "\r\n" + String(repeating: " ", count: 18)
+                    + "^\r\n% Invalid input at 'a;b' (column 14): ';' is not allowed"))
+    }
+
+    @Test func thePasswordIsAskedTwiceWithoutEchoAndSentOnlyWhenBothMatch() throws {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("set user admin password\r".utf8))
+        #expect(text(screen).hasSuffix("New password: "))
+        session.receive(Array("first secret\r".utf8))
+        #expect(text(screen).hasSuffix("Retype new password: "))
+        session.receive(Array("other secret\r".utf8))
+        #expect(text(screen).contains("% the passwords differ; password not changed"))
+        #expect(!recorder.commands.contains { if case .setPassword = $0 { true } else { false } })
+
+        session.receive(Array("set user admin password\rgood secret\rgood secret\r".utf8))
+        #expect(
+            recorder.commands.last
+                == .setPassword(user: try UserName("admin"), password: "good secret"))
+        #expect(text(screen).contains("Password changed.\r\ngw1> "))
+        #expect(!text(screen).contains("secret"))
+
+        // Ctrl-C abandons the dialogue.
+        session.receive(Array("set user admin password\r".utf8) + [0x03])
+        #expect(text(screen).hasSuffix("% password not changed\r\ngw1> "))
+    }
+
+    @Test func helpQuestionMarkTabAndExit() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("help\r".utf8))
+        #expect(text(screen).contains("set hostname NAME"))
+        #expect(text(screen).contains("show switch mac-table [logical-switch NAME] [mac MAC]"))
+        session.receive(Array("sh\t".utf8))
+        #expect(text(screen).hasSuffix("show "))
+        session.receive(Array("net ?".utf8))
+        #expect(text(screen).contains("interfaces"))
+        session.receive([0x15] + Array("ping 192.0.2.99\r".utf8))
+        #expect(text(screen).contains("% ping exited with status 1"))
+        session.receive(Array("exit\r".utf8))
+        #expect(session.isFinished)
+    }
+
+    @Test func diagnosticsGetAnArgumentVectorThatCannotBeAnOption() {
+        #expect(
+            Diagnostics.pingArguments(.name("gw.example.net"), count: 3)
+                == ["ping", "-c", "3", "--", "gw.example.net"])
+        #expect(Diagnostics.tracerouteArguments(.name("a.example")) == ["traceroute", "a.example"])
+        #expect(throws: ParseError.self) { try CommandTree.appliance.parse("ping -f") }
+        #expect(throws: ParseError.self) { try CommandTree.appliance.parse("ping a;reboot") }
+    }
+}

@@ -1,0 +1,549 @@
+import Appliance
+import Foundation
+import Testing
+
+/// vtepsh end to end: vtepd in a network namespace of its own (and a UTS namespace of its
+/// own, so `set hostname` never renames this machine), its appliance files under a temporary
+/// root, and vtepsh driven through a real pty as an operator types, or with `-c`. Every check
+/// looks at the real thing: `ip -n NS addr/route`, the files under the root, `vtep-ctl`.
+@Suite(.serialized) struct VTEPSHTests {
+    @Test func anOperatorSessionThroughAPtyConfiguresTheApplianceAndSurvivesARestart()
+        async throws
+    {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            var vtepd = try site.startVTEPD()
+            let pty = try PTYShell(lab: lab, control: site.controlSocket)
+            defer { pty.close() }
+            let port = site.port
+
+            try pty.expect("> ")
+            // Abbreviations, and a prompt that follows the host name.
+            try pty.type("set host gw-test\r")
+            try pty.expect("gw-test> ")
+            #expect(try site.file("etc/hostname") == "gw-test\n")
+            #expect(
+                try lab.execute(["nsenter", "-t", "\(vtepd.pid)", "-u", "hostname"]).output
+                    == "gw-test\n")
+
+            // Tab completes a unique keyword; `?` lists what may follow.
+            try pty.type("sh\t")
+            try pty.expect("show ")
+            try pty.type("net ?")
+            try pty.expect("interfaces")
+            try pty.expect("All network interfaces")
+            try pty.expect("gw-test> show net ")  // the line, shown again under the list
+            try pty.type("\u{15}")  // Ctrl-U: clear the line
+
+            try pty.type("set net int \(port) ip con stat 10.9.0.1 255.255.255.0\r")
+            try pty.expect("gw-test> ")
+            try pty.type("set net int \(port) mtu 1400\r")
+            try pty.expect("gw-test> ")
+            try pty.type("add net route 10.77.0.0/16 10.9.0.254\r")
+            try pty.expect("gw-test> ")
+            try pty.type("add net dns-server 192.0.2.53\r")
+            try pty.expect("gw-test> ")
+            try pty.type("add net dns-search-domain example.net\r")
+            try pty.expect("gw-test> ")
+            try pty.type("add net ntp pool.ntp.org\r")
+            try pty.expect("gw-test> ")
+            try site.checkNetwork(lab)
+            try pty.type("sh net int \(port)\r")
+            let details = try pty.expect("gw-test> ")
+            #expect(details.contains("Configured:  static 10.9.0.1/24"), "\(details)")
+            #expect(details.contains("MTU:         1400"), "\(details)")
+
+            // ping runs with the terminal cooked for it, and the shell carries on after.
+            try pty.type("ping 127.0.0.1 count 1\r")
+            try pty.expect("1 packets transmitted, 1 received")
+            try pty.expect("gw-test> ")
+
+            // The gateway, in hardware_vtep as vtep-ctl writes it.
+            try pty.type("add log web vni 5001\r")
+            try pty.expect("gw-test> ")
+            try pty.type("bind sw port \(port) vlan 0 log web\r")
+            try pty.expect("gw-test> ")
+            try pty.type("set log web repl head 192.0.2.2,192.0.2.3\r")
+            try pty.expect("gw-test> ")
+            try pty.type("add sw remote-mac web 00:00:5e:00:53:01 192.0.2.2\r")
+            try pty.expect("gw-test> ")
+            try site.checkDatabase(lab)
+
+            // vtep-ctl's own change shows in the shell.
+            try site.vtepCtl(lab, ["add-ls", "db"])
+            try site.vtepCtl(lab, ["set", "Logical_Switch", "db", "tunnel_key=6000"])
+            try pty.type("sh sw logical-switches\r")
+            let switches = try pty.expect("gw-test> ")
+            #expect(switches.contains("db      6000  service-node"), "\(switches)")
+            #expect(switches.contains("web     5001  head-end 192.0.2.2 192.0.2.3"), "\(switches)")
+
+            try pty.type("sh run\r")
+            let running = try pty.expect("gw-test> ")
+            for line in [
+                "set hostname gw-test",
+                "set network interface \(port) ip config static 10.9.0.1 255.255.255.0",
+                "set network interface \(port) mtu 1400",
+                "add network route 10.77.0.0/16 10.9.0.254",
+                "add network dns-server 192.0.2.53", "add network ntp-server pool.ntp.org",
+                "add logical-switch web vni 5001", "add logical-switch db vni 6000",
+                "set logical-switch web replication head-end 192.0.2.2,192.0.2.3",
+                "bind switch port \(port) vlan 0 logical-switch web",
+                "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2",
+            ] {
+                #expect(
+                    running.contains(line + "\r\n"), "running-config lacks \(line):\n\(running)")
+            }
+
+            // The password: asked twice, never echoed, stored as a yescrypt hash.
+            try pty.type("set user admin password\r")
+            try pty.expect("New password: ")
+            try pty.type("correct horse\r")
+            try pty.expect("Retype new password: ")
+            try pty.type("correct horse\r")
+            try pty.expect("Password changed.")
+            try pty.expect("gw-test> ")
+            #expect(!pty.screen.contains("correct horse"))
+            let saved = try site.savedSettingsText()
+            #expect(saved.contains("\"password_hash\" : \"$y$"), "\(saved)")
+            #expect(!saved.contains("correct horse"))
+
+            // A bad token is named, with a marker; nothing changes.
+            try pty.type("set hostname bad;name\r")
+            let refused = try pty.expect("gw-test> ")
+            #expect(
+                refused.contains("% Invalid input at 'bad;name' (column 14): ';' is not allowed"),
+                "\(refused)")
+            // vtepd's refusal, in its words.
+            try pty.type("add net route 10.77.0.0/16 10.9.0.253\r")
+            #expect(try pty.expect("gw-test> ").contains("% route to 10.77.0.0/16"))
+
+            // The audit log, with the peer's user from SO_PEERCRED; no password in it.
+            try pty.type("show log\r")
+            let log = try pty.expect("gw-test> ")
+            #expect(
+                log.contains("user=root uid=0 result=\"ok\" command=\"set hostname gw-test\""),
+                "\(log)")
+            #expect(log.contains("command=\"set user admin password\""))
+            #expect(log.contains("result=\"refused: route to 10.77.0.0/16"))
+            #expect(!log.contains("horse"))
+
+            try pty.type("exit\r")
+            #expect(pty.waitForExit() == 0)
+
+            // Restart on a host that forgot everything: vtepd puts it all back.
+            #expect(vtepd.stop() == 0)
+            try lab.execute(["ip", "addr", "flush", "dev", port], in: site.namespace)
+            try lab.execute(["ip", "link", "set", port, "mtu", "1500"], in: site.namespace)
+            try FileManager.default.removeItem(atPath: site.root + "/etc/hostname")
+            try FileManager.default.removeItem(atPath: site.root + "/etc/resolv.conf")
+            vtepd = try site.startVTEPD()
+            try site.checkNetwork(lab)
+            try site.checkDatabase(lab)
+            #expect(try site.shell(lab, "show hostname") == "gw-test\n")
+            #expect(
+                try lab.execute(["nsenter", "-t", "\(vtepd.pid)", "-u", "hostname"]).output
+                    == "gw-test\n")
+            #expect(try site.shell(lab, "show running-config") == running.runningConfigLines)
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
+    @Test func hostileArgumentsAreRefusedByTheShellAndByTheSocketAndChangeNothing() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            _ = try site.startVTEPD()
+            try site.shell(lab, "add logical-switch web vni 5001")
+            let marker = lab.directory.appendingPathComponent("pwned").path
+            let hostile = [
+                "x;touch \(marker)", "$(touch \(marker))", "`touch \(marker)`", "x\ntouch",
+                "-f", "../../etc/passwd", "x|touch", "x&&touch",
+            ]
+            // Every string argument of every command kind.
+            let templates = [
+                "set hostname %", "show network interface %", "set network interface % mtu 1400",
+                "set network interface % up", "set network interface % ip config dhcp",
+                "add network ntp-server %", "add network dns-search-domain %",
+                "remove network dns-search-domain %", "add logical-switch % vni 7",
+                "remove logical-switch %", "set logical-switch % encapsulation gre",
+                "bind switch port % vlan 0 logical-switch web",
+                "bind switch port \(site.port) vlan 0 logical-switch %",
+                "add switch remote-mac % 00:00:5e:00:53:01 192.0.2.2",
+                "show switch mac-table logical-switch %", "ping %", "traceroute %",
+                "add network dns-server %", "add network route %",
+            ]
+            let before = try site.snapshot(lab)
+            for template in templates {
+                for value in hostile {
+                    let line = template.replacingOccurrences(of: "%", with: value)
+                    let result = try lab.attempt(
+                        [
+                            try ShellSite.executable("vtepsh").path, "--control",
+                            site.controlSocket, "-c", line,
+                        ])
+                    #expect(result.status == 1, "accepted: \(line)")
+                    #expect(result.errors.hasPrefix("% "), "\(line): \(result.errors)")
+                }
+            }
+            // Straight to the socket, bypassing vtepsh's parser.
+            for (command, field, rest) in [
+                ("set-hostname", "name", ""), ("add-ntp-server", "server", ""),
+                ("add-dns-search-domain", "domain", ""),
+                ("add-logical-switch", "name", #","vni":7"#),
+                ("set-interface-mtu", "interface", #","mtu":1400"#),
+                ("bind-port", "port", #","vlan":0,"switch":"web""#),
+                ("bind-port", "switch", #","vlan":0,"port":"\#(site.port)""#),
+                ("add-remote-mac", "switch", #","mac":"00:00:5e:00:53:01","vtep":"192.0.2.2""#),
+            ] {
+                for value in hostile {
+                    let json = String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+                    let response = try site.raw(
+                        #"{"id":4,"command":"\#(command)","arguments":{"\#(field)":\#(json)\#(rest)}}"#
+                    )
+                    #expect(
+                        response.hasPrefix(#"{"id":4,"ok":false,"error":""#),
+                        "\(command) \(value): \(response)")
+                }
+            }
+            #expect(try site.snapshot(lab) == before)
+            #expect(!FileManager.default.fileExists(atPath: marker))
+        }
+    }
+
+    /// SIGKILL vtepd at random moments while a client saves settings as fast as it can: the
+    /// saved file is always one whole settings document (the old or a new one), and the next
+    /// vtepd starts from it.
+    @Test func killingVTEPDDuringSavesNeverLeavesAPartialFile() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            var generator = SeededGenerator(seed: 0x5eed_7e95)
+            var sent: Set<String> = []
+            var lastSaved: String? = nil
+            var roundsThatSaved = 0
+            for round in 0..<30 {
+                let vtepd = try site.startVTEPD()
+                // It starts from what was saved.
+                let shown = try site.shell(lab, "show hostname")
+                if let lastSaved { #expect(shown == lastSaved + "\n", "round \(round)") }
+                let names = (0..<400).map { "r\(round)-n\($0)" }
+                sent.formUnion(names)
+                let script = lab.file("saves-\(round)")
+                try names.map { "set hostname \($0)\n" }.joined()
+                    .write(to: script, atomically: true, encoding: .utf8)
+                let saverLog = lab.file("saver-\(round).log")
+                let saver = LabProcess(
+                    name: "saver",
+                    pid: try lab.spawn(
+                        [try ShellSite.executable("vtepsh").path, "--control", site.controlSocket],
+                        in: nil, input: script, output: saverLog, errors: saverLog),
+                    log: saverLog)
+                Thread.sleep(forTimeInterval: Double.random(in: 0.05...0.6, using: &generator))
+                #expect(vtepd.stop(signal: SIGKILL) == 128 + SIGKILL)
+                saver.stop(signal: SIGKILL)
+                let settings = try ApplianceSettingsStore(stateDirectory: site.state).load()
+                if let name = settings?.hostname?.text {
+                    #expect(
+                        sent.contains(name), "round \(round): saved hostname \(name) was never sent"
+                    )
+                    if name.hasPrefix("r\(round)-") { roundsThatSaved += 1 }
+                    lastSaved = name
+                }
+            }
+            // The kills fell among saves, not before the first of a round.
+            #expect(roundsThatSaved >= 20, "only \(roundsThatSaved) of 30 rounds saved anything")
+            let vtepd = try site.startVTEPD()
+            if let lastSaved { #expect(try site.shell(lab, "show hostname") == lastSaved + "\n") }
+            #expect(vtepd.stop() == 0)
+            // Each vtepd stopped the ovsdb-server its killed predecessor left; the last one
+            // stopped its own.
+            if let text = try? String(
+                contentsOfFile: site.state + "/ovsdb-server.pid", encoding: .utf8),
+                let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                kill(pid, 0) == 0
+            {
+                Issue.record("ovsdb-server \(pid) outlived the last vtepd")
+                kill(pid, SIGKILL)
+            }
+        }
+    }
+}
+
+/// One gateway namespace with an access port and an underlay, vtepd's state and appliance
+/// root, for the shell tests.
+struct ShellSite {
+    let lab: Lab
+    let namespace: String
+    let port: String
+    let underlay: String
+    let state: String
+    let root: String
+    var controlSocket: String { state + "/vtepd.ctl" }
+
+    init(_ lab: Lab) throws {
+        self.lab = lab
+        namespace = try lab.namespace("g")
+        (port, _) = try lab.veth("p", in: namespace, "q", in: namespace)
+        (underlay, _) = try lab.veth("u", in: namespace, "v", in: namespace)
+        try lab.execute(["ip", "addr", "add", "192.0.2.1/24", "dev", underlay], in: namespace)
+        state = lab.file("state").path
+        root = lab.file("root").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: root + "/etc", withIntermediateDirectories: true)
+    }
+
+    /// vtepd in the namespace, in a UTS namespace of its own (`unshare --uts` execs it, so
+    /// the PID is vtepd's); returns once its control socket answers.
+    func startVTEPD() throws -> LabProcess {
+        let socket = controlSocket
+        try? FileManager.default.removeItem(atPath: socket)
+        let process = try lab.start(
+            "vtepd",
+            [
+                "unshare", "--uts", try Self.executable("vtepd").path, "run", "--state-root", state,
+                "--physical-switch", "ps1", "--tunnel-ip", "192.0.2.1", "--underlay", underlay,
+                "--port", port, "--appliance-root", root,
+            ], in: namespace)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while true {
+            try process.requireRunning()
+            if FileManager.default.fileExists(atPath: socket),
+                let result = try? lab.attempt(
+                    [
+                        try Self.executable("vtepsh").path, "--control", socket, "-c",
+                        "show switch logical-switches",
+                    ]),
+                result.status == 0
+            {
+                return process
+            }
+            guard ContinuousClock.now < deadline else {
+                throw LabError(
+                    description: "vtepd did not answer on \(socket) within 30 s:\n\(process.tail())"
+                )
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+    }
+
+    /// `vtepsh -c LINE`: its output; throws when it fails.
+    @discardableResult
+    func shell(_ lab: Lab, _ line: String) throws -> String {
+        try lab.execute([
+            try Self.executable("vtepsh").path, "--control", controlSocket, "-c", line,
+        ]).output
+    }
+
+    @discardableResult
+    func vtepCtl(_ lab: Lab, _ arguments: [String]) throws -> String {
+        try lab.execute(["vtep-ctl", "--db=unix:\(state)/db.sock"] + arguments).output
+    }
+
+    func file(_ path: String) throws -> String {
+        try String(contentsOfFile: root + "/" + path, encoding: .utf8)
+    }
+
+    func savedSettingsText() throws -> String {
+        try String(contentsOfFile: state + "/" + ApplianceSettingsStore.fileName, encoding: .utf8)
+    }
+
+    /// What the namespace's kernel and the files under the root say.
+    func checkNetwork(_ lab: Lab) throws {
+        let addresses = try lab.execute(["ip", "-o", "addr", "show", "dev", port], in: namespace)
+            .output
+        #expect(addresses.contains("inet 10.9.0.1/24"), "\(addresses)")
+        let link = try lab.execute(["ip", "-o", "link", "show", "dev", port], in: namespace).output
+        #expect(link.contains("mtu 1400"), "\(link)")
+        let routes = try lab.execute(["ip", "route"], in: namespace).output
+        #expect(
+            routes.contains("10.77.0.0/16 via 10.9.0.254 dev \(port) proto static"), "\(routes)")
+        let resolv = try file("etc/resolv.conf")
+        #expect(
+            resolv.contains("nameserver 192.0.2.53\n") && resolv.contains("search example.net\n"),
+            "\(resolv)")
+        #expect(
+            try file("etc/systemd/timesyncd.conf.d/vtep-gateway.conf").contains(
+                "NTP=pool.ntp.org\n"))
+        #expect(try file("etc/hosts").contains("127.0.1.1\tgw-test\n"))
+    }
+
+    /// What vtep-ctl, the reference client, reads from the database.
+    func checkDatabase(_ lab: Lab) throws {
+        let switches = try vtepCtl(lab, ["list", "Logical_Switch", "web"])
+        #expect(switches.contains("tunnel_key          : 5001"), "\(switches)")
+        #expect(switches.contains("replication_mode    : source_node"), "\(switches)")
+        #expect(try vtepCtl(lab, ["list-bindings", "ps1", port]).contains("0000 web"))
+        let macs = try vtepCtl(lab, ["list-remote-macs", "web"])
+        #expect(macs.contains("00:00:5e:00:53:01 -> vxlan_over_ipv4/192.0.2.2"), "\(macs)")
+        #expect(macs.contains("unknown-dst -> vxlan_over_ipv4/192.0.2.2"), "\(macs)")
+        #expect(macs.contains("unknown-dst -> vxlan_over_ipv4/192.0.2.3"), "\(macs)")
+    }
+
+    /// Everything a refused command could have changed.
+    func snapshot(_ lab: Lab) throws -> [String] {
+        [
+            try shell(lab, "show running-config"),
+            (try? savedSettingsText()) ?? "none",
+            try lab.execute(["ip", "-4", "addr"], in: namespace).output,
+            try lab.execute(["ip", "route"], in: namespace).output,
+            try vtepCtl(lab, ["list", "Logical_Switch"]),
+            try vtepCtl(lab, ["list", "Physical_Port"]),
+            (try? FileManager.default.contentsOfDirectory(atPath: root + "/etc").sorted().joined(
+                separator: ",")) ?? "",
+        ]
+    }
+
+    /// One request line straight to the control socket; the response line.
+    func raw(_ line: String) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw LabError(description: "socket: \(errno)") }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (i, byte) in controlSocket.utf8.enumerated() { path[i] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard connected == 0 else {
+            throw LabError(description: "connect \(controlSocket): \(errno)")
+        }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let bytes = Array((line + "\n").utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else {
+            throw LabError(description: "write to the control socket failed")
+        }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !response.contains(0x0A) {
+            let count = read(fd, &buffer, buffer.count)
+            guard count > 0 else { throw LabError(description: "no response to \(line)") }
+            response += buffer[0..<count]
+        }
+        return String(decoding: response.prefix { $0 != 0x0A }, as: UTF8.self)
+    }
+
+    /// A binary built beside the test bundle (`$VTEPD`/`$VTEPSH` override it).
+    static func executable(_ name: String) throws -> URL {
+        if let path = ProcessInfo.processInfo.environment[name.uppercased()] {
+            return URL(fileURLWithPath: path)
+        }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent()
+        for directory in [beside, beside.deletingLastPathComponent()] {
+            let candidate = directory.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        throw LabError(
+            description:
+                "no \(name) binary beside \(beside.path); run `swift build --product \(name)`")
+    }
+}
+
+/// vtepsh on a pseudo-terminal, as an operator's ssh session would run it.
+final class PTYShell {
+    let master: Int32
+    let process: LabProcess
+    private(set) var screen = ""
+    private var consumed: String.Index
+
+    init(lab: Lab, control: String) throws {
+        // posix_openpt, unlockpt and ptsname by hand (Glibc's Swift module lacks them):
+        // pts(4), TIOCSPTLCK and TIOCGPTN from <asm-generic/ioctls.h>.
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0,
+            ioctl(master, 0x8004_5430, &number) == 0
+        else { throw LabError(description: "cannot open a pty: \(errno)") }
+        let slave = "/dev/pts/\(number)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
+        posix_spawn_file_actions_adddup2(&actions, 0, 1)
+        posix_spawn_file_actions_adddup2(&actions, 0, 2)
+        posix_spawn_file_actions_addclose(&actions, master)
+        let path = try ShellSite.executable("vtepsh").path
+        let words: [String] = [path, "--control", control]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard status == 0 else { throw LabError(description: "cannot start vtepsh: \(status)") }
+        process = LabProcess(name: "vtepsh", pid: pid, log: lab.file("vtepsh-pty"))
+        consumed = screen.startIndex
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+    }
+
+    func type(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard Glibc.write(master, bytes, bytes.count) == bytes.count else {
+            throw LabError(description: "writing to the pty failed: \(errno)")
+        }
+    }
+
+    /// Reads the screen until `text` appears after what earlier calls consumed; returns the
+    /// screen from there up to and including it.
+    @discardableResult
+    func expect(_ text: String, timeout: Duration = .seconds(20)) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let range = screen.range(of: text, range: consumed..<screen.endIndex) {
+                let seen = String(screen[consumed..<range.upperBound])
+                consumed = range.upperBound
+                return seen
+            }
+            guard ContinuousClock.now < deadline else {
+                throw LabError(
+                    description:
+                        "the shell did not show '\(text)' within \(timeout); screen since the last match:\n"
+                        + String(screen[consumed...]))
+            }
+            var descriptor = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 100)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = read(master, &buffer, buffer.count)
+            if count > 0 {
+                let offset = screen.distance(from: screen.startIndex, to: consumed)
+                screen += String(decoding: buffer[0..<count], as: UTF8.self)
+                consumed = screen.index(screen.startIndex, offsetBy: offset)
+            }
+        }
+    }
+
+    func waitForExit() -> Int32? {
+        _ = process.waitForExit(timeout: .seconds(20))
+        return process.status
+    }
+
+    func close() {
+        process.stop(signal: SIGKILL)
+        Glibc.close(master)
+    }
+}
+
+extension String {
+    /// The running-config lines of a screen capture, as `vtepsh -c` prints them.
+    fileprivate var runningConfigLines: String {
+        let lines = replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n")
+            .filter { !$0.hasSuffix("> ") && !$0.contains("sh run") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// SplitMix64: the same random moments on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
