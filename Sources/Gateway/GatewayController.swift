@@ -156,8 +156,14 @@ public final class GatewayController: ControlHandler, Sendable {
                         encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
                         learned: k.learned, moves: k.moves, learningRefused: k.learningRefused))
             }
+            // Underlay datagrams the worker refused before the forwarding decision (a bad
+            // VXLAN header) are malformed frames too: the `malformed` drop is the sum of every
+            // malformed reason, as CountersReport.malformed promises.
+            let malformedTunnel = plane.malformedTunnel.values.reduce(0, +)
             var drops = DropReason.allCases.map {
-                CountersReport.ReasonCount(reason: $0.counterName, count: statistics.drops($0))
+                CountersReport.ReasonCount(
+                    reason: $0.counterName,
+                    count: statistics.drops($0) + ($0 == .malformed ? malformedTunnel : 0))
             }
             // The data plane's own drops, before or after the forwarding decision.
             drops += [
