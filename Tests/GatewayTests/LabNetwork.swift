@@ -105,10 +105,12 @@ final class Lab: @unchecked Sendable {
         return name
     }
 
-    /// A veth pair: `prefix + a` in `namespaceA`, `prefix + b` in `namespaceB`, both up.
+    /// A veth pair: `prefix + a` in `namespaceA`, `prefix + b` in `namespaceB`, both up
+    /// unless `up` is false.
     @discardableResult
     func veth(
-        _ a: String, in namespaceA: String, _ b: String, in namespaceB: String, mtu: Int? = nil
+        _ a: String, in namespaceA: String, _ b: String, in namespaceB: String, mtu: Int? = nil,
+        up: Bool = true
     ) throws -> (String, String) {
         let nameA = prefix + a
         let nameB = prefix + b
@@ -121,7 +123,7 @@ final class Lab: @unchecked Sendable {
         ])
         for (namespace, name) in [(namespaceA, nameA), (namespaceB, nameB)] {
             if let mtu { try execute(["ip", "link", "set", name, "mtu", "\(mtu)"], in: namespace) }
-            try execute(["ip", "link", "set", name, "up"], in: namespace)
+            if up { try execute(["ip", "link", "set", name, "up"], in: namespace) }
         }
         return (nameA, nameB)
     }

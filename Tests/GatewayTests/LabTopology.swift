@@ -101,11 +101,14 @@ extension Lab {
                 ["ip", "addr", "add", "\(site.underlayIPv6)/64", "dev", underlay, "nodad"],
                 in: gateway)
             try veth(
-                "e\(i)", in: host, "a\(i)", in: gateway, mtu: family.innerMTU)
+                "e\(i)", in: host, "a\(i)", in: gateway, mtu: family.innerMTU, up: false)
             // Link-local addresses on the access side would make the site itself send
-            // router solicitations and MLD reports into the overlay.
+            // router solicitations and MLD reports into the overlay; set before the link
+            // comes up, when the kernel would make one.
             try execute(
                 ["ip", "link", "set", site.accessInterface, "addrgenmode", "none"], in: gateway)
+            try execute(["ip", "link", "set", site.accessInterface, "up"], in: gateway)
+            try execute(["ip", "link", "set", site.hostInterface, "up"], in: host)
             try execute(
                 ["ip", "link", "set", site.hostInterface, "address", site.hostMAC], in: host)
             try execute(
