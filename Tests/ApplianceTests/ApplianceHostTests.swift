@@ -16,7 +16,7 @@ private struct HostFixture {
     init(_ lab: NamespaceLab, root: String) throws {
         namespace = try lab.namespace("h")
         let peer = try lab.namespace("p")
-        (link, _) = try lab.veth("a", in: namespace, "b", in: peer)
+        (link, _) = try lab.veth("a", in: namespace, "b", in: peer, up: false)
         self.root = root
         try AtomicFile.makeDirectories(root + "/etc")
         try AtomicFile.write(

@@ -60,7 +60,9 @@ final class SampleHandler: ControlHandler {
                 })
         case .counters: return .counters(Samples.counters)
         case .configuration: return .configuration(Samples.configuration)
-        default: throw ControlFailure("the sample handler answers only mac-table, counters, configuration")
+        default:
+            throw ControlFailure(
+                "the sample handler answers only mac-table, counters, configuration")
         }
     }
 }
@@ -82,7 +84,8 @@ final class RawConnection {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw TestFailure(description: "socket: errno \(errno)") }
         // A test that waits longer than this has found a hang: fail rather than block forever.
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Generous: a loaded CI machine running every suite at once is slow, not hung.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_un()

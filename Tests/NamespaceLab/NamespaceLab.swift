@@ -85,7 +85,27 @@ public final class NamespaceLab: @unchecked Sendable {
             if let mtu { try ip("-n", namespace, "link", "set", name, "mtu", "\(mtu)") }
             if up { try ip("-n", namespace, "link", "set", name, "up") }
         }
+        if up {
+            for (namespace, name) in [(namespaceA, nameA), (namespaceB, nameB)] {
+                try waitOperational(name, in: namespace)
+            }
+        }
         return (nameA, nameB)
+    }
+
+    /// Waits until the kernel reports `name` operationally up. Linkwatch activates a link's
+    /// queueing a moment after `ip link set up` (later on a loaded machine), and a frame
+    /// sent before that is silently dropped.
+    public func waitOperational(_ name: String, in namespace: String) throws {
+        let deadline = Date().addingTimeInterval(20)
+        while true {
+            let line = try ip("-n", namespace, "-o", "link", "show", "dev", name)
+            if line.contains(" state UP ") { return }
+            guard Date() < deadline else {
+                throw LabError(description: "\(name) in \(namespace) not up after 20 s: \(line)")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
     }
 
     /// Runs `ip ARGUMENTS…` and returns what it printed; throws with its error output.
