@@ -50,6 +50,8 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         var openToAll = false
         var prefixStart: UInt32 = 0
         var prefixCount: UInt32 = 0
+        /// `Encapsulation.rawValue` of the switch: tunnel packets in another are not its.
+        var encapsulation: UInt8 = Encapsulation.vxlan.rawValue
     }
 
     struct LocatorKey: Comparable {
@@ -266,6 +268,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             var r = SwitchRecord()
             r.present = true
             r.vni = s.vni.rawValue
+            r.encapsulation = s.encapsulation.rawValue
             let m = members[i].sorted { ($0.port, $0.vlan ?? 0) < ($1.port, $1.vlan ?? 0) }
             r.memberStart = UInt32(memberPool.count)
             r.memberCount = UInt32(m.count)
@@ -368,6 +371,15 @@ public final class ForwardingConfiguration: @unchecked Sendable {
 
     /// The VNI of a configured switch.
     public func vni(of index: SwitchIndex) -> VNI? { tables.vni(of: index) }
+
+    /// The encapsulation of the switch carrying `vni`, nil when none does: how the datapath
+    /// tells a GRE key from an NVGRE VSID + FlowID, which share one header. Per packet: no
+    /// allocation.
+    @inline(__always)
+    public func encapsulation(carrying vni: VNI) -> Encapsulation? {
+        guard let sw = tables.switchIndex(for: vni) else { return nil }
+        return Encapsulation(rawValue: tables.records[Int(sw.rawValue)].encapsulation)
+    }
 
     /// The flood list of a configured switch. Its buffers live as long as this configuration.
     public func floodList(of index: SwitchIndex) -> FloodList? { tables.floodList(of: index) }

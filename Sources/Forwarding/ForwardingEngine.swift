@@ -262,6 +262,11 @@ public final class ForwardingEngine {
         guard let sw = c.switchIndex(for: vni) else { return drop(.unknownVNI, nil) }
         let s = Int(sw.rawValue)
         let record = c.records[s]
+        // A GRE key that is a VXLAN switch's VNI (or the reverse) names no switch of its
+        // encapsulation: never cross from one into the other.
+        guard record.encapsulation == encapsulation.rawValue else {
+            return drop(.unknownVNI, nil)
+        }
         switchCounters[s].fromTunnel &+= 1
         let locator: LocatorIndex
         if let configured = c.locatorIndex(of: Locator(source, encapsulation)) {
@@ -368,6 +373,12 @@ public final class ForwardingEngine {
         if let sw { switchCounters[sw].drops &+= 1 }
         return .drop(reason)
     }
+
+    /// Counts a tunnel packet the datapath refused before any decision (a malformed VXLAN or
+    /// GRE header) as the decision counts a malformed frame: under its reason and under the
+    /// `malformed` drop, so the two stay one sum.
+    @inline(__always)
+    public func countMalformed(_ reason: Malformed) { _ = malformed(reason, nil) }
 
     @inline(__always)
     private func malformed(_ error: Malformed, _ sw: Int?) -> Decision {

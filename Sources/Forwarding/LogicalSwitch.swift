@@ -47,11 +47,22 @@ public struct LogicalSwitch: Hashable, Sendable {
     /// VTEP on its VNI, since flood-and-learn (RFC 7348 §4.2) discovers its peers from their
     /// traffic, while head-end and service-node switches accept only configured locators.
     public var acceptedSources: [IPPrefix]?
+    /// The encapsulation the switch's tunnels speak, sent and accepted: a tunnel packet whose
+    /// VNI names this switch but which arrived in another encapsulation is dropped as an
+    /// unknown VNI (VNIs stay unique across encapsulations), so a VTEP that is a locator of a
+    /// VXLAN and a GRE switch can never send into one through the other. Its locators carry
+    /// the same (vtepd: Logical_Switch `other_config:encapsulation`).
+    public var encapsulation: Encapsulation
+    /// GRE's optional fields on send (RFC 2784 checksum, RFC 2890 sequence number); accepted
+    /// on receive whatever this says. Only for `encapsulation == .gre`: NVGRE forbids both
+    /// (RFC 7637 §3.2).
+    public var greOptions: GREOptions
 
     public init(
         name: String, vni: VNI, replication: Replication = .headEnd([]),
         macAgeing: UInt32 = MACTable.defaultAgeing, macLimit: Int? = nil,
-        acceptedSources: [IPPrefix]? = nil
+        acceptedSources: [IPPrefix]? = nil, encapsulation: Encapsulation = .vxlan,
+        greOptions: GREOptions = GREOptions()
     ) {
         self.name = name
         self.vni = vni
@@ -59,6 +70,21 @@ public struct LogicalSwitch: Hashable, Sendable {
         self.macAgeing = macAgeing
         self.macLimit = macLimit
         self.acceptedSources = acceptedSources
+        self.encapsulation = encapsulation
+        self.greOptions = greOptions
+    }
+}
+
+/// What a GRE logical switch adds to the packets it sends.
+public struct GREOptions: Hashable, Sendable {
+    /// The C bit and a checksum over GRE header and payload (RFC 2784 §2.5).
+    public var checksum: Bool
+    /// The S bit and a sequence number counted per (VTEP, key) (RFC 2890 §2.2).
+    public var sequence: Bool
+
+    public init(checksum: Bool = false, sequence: Bool = false) {
+        self.checksum = checksum
+        self.sequence = sequence
     }
 }
 

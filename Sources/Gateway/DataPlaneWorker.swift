@@ -12,12 +12,20 @@ import Packet
 /// per-(locator, VNI) `OuterHeaderTemplate`, UDP source port from the inner-flow hash), or
 /// the kernel's UDP socket while the next hop is unresolved — then flush every transmit batch
 /// with one sendmmsg each. Buffers, batches and counters are allocated when the worker starts.
+///
+/// GRE and NVGRE (a logical switch's `encapsulation`) arrive on raw IP sockets of protocol 47
+/// and leave like VXLAN: prebuilt templates on the fast path, the raw socket (the kernel
+/// writes the IP header and resolves the next hop) on the slow path. GRE's key is the VNI;
+/// NVGRE's key is VSID << 8 | FlowID (RFC 7637 §3.2), the FlowID from the same inner-flow
+/// hash as VXLAN's source port. One header format serves both, so a received key is read as
+/// a GRE VNI when a GRE switch carries it, else as an NVGRE VSID (see `fromGRE`).
 public final class DataPlaneWorker: @unchecked Sendable {
     let settings: DataPlaneSettings
     let engine: ForwardingEngine
-    /// The configuration in force, read per packet without reference counting; kept alive by
-    /// `engine.configuration`.
-    private unowned(unsafe) var configuration: ForwardingConfiguration
+    /// The configuration in force, read per packet without reference counting (calls on an
+    /// `unowned(unsafe)` reference still retain around each call; a guaranteed reference
+    /// does not); kept alive by `engine.configuration`.
+    private var configurationRef: Unmanaged<ForwardingConfiguration>
 
     private let ports: [AccessPort]
     private let underlay: UnderlayPort
@@ -25,6 +33,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private let underlayMAC: MACAddress
     private let udp4: UDPTunnelSocket?
     private let udp6: UDPTunnelSocket?
+    private let gre4: GRETunnelSocket?
+    private let gre6: GRETunnelSocket?
     private let wakeup: Int32
 
     private let receiveBatch: PacketBatch
@@ -36,6 +46,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var slow4Pending = 0
     private let slow6: PacketBatch
     private var slow6Pending = 0
+    private let greSlow4: PacketBatch
+    private var greSlow4Pending = 0
+    private let greSlow6: PacketBatch
+    private var greSlow6Pending = 0
 
     /// PortIndex.rawValue → position in `ports`, or -1.
     private let workerPortOf: UnsafeMutablePointer<Int>
@@ -44,6 +58,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     private let hasher: FlowHasher
     private var templates: TemplateCache
+    private var sequences: SequenceCounters
     private var nextHops: [Locator: NextHop] = [:]
     private var statics: Set<GatewaySnapshot.RemoteMAC> = []
     private(set) var problems: [String] = []
@@ -76,7 +91,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         engine = ForwardingEngine(
             configuration: empty, macTableLimit: settings.macTableLimit, hashSeed: seed,
             discoveredLocatorLimit: ForwardingEngine.defaultDiscoveredLocatorLimit)
-        configuration = empty
+        configurationRef = .passUnretained(empty)
         hasher = FlowHasher(key: random.next())
 
         guard names.count <= PortIndex.count else {
@@ -102,6 +117,16 @@ public final class DataPlaneWorker: @unchecked Sendable {
             : try UDPTunnelSocket(
                 address: .v6(IPv6Address(high: 0, low: 0)), port: settings.vxlanPort,
                 receiveBuffer: settings.receiveBuffer)
+        gre4 =
+            settings.localIPv4 == nil
+            ? nil
+            : try GRETunnelSocket(
+                address: .v4(IPv4Address(rawValue: 0)), receiveBuffer: settings.receiveBuffer)
+        gre6 =
+            settings.localIPv6 == nil
+            ? nil
+            : try GRETunnelSocket(
+                address: .v6(IPv6Address(high: 0, low: 0)), receiveBuffer: settings.receiveBuffer)
 
         let batch = settings.batchSize
         // 128 bytes of headroom hold the longest outer header (VXLAN over IPv6 with an
@@ -113,6 +138,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
         slow4 = PacketBatch(capacity: batch, bufferSize: 2048, headroom: 8)
         slow6 = PacketBatch(capacity: batch, bufferSize: 2048, headroom: 8)
+        greSlow4 = PacketBatch(capacity: batch, bufferSize: 2048 + 32, headroom: 8)
+        greSlow6 = PacketBatch(capacity: batch, bufferSize: 2048 + 32, headroom: 8)
 
         workerPortOf = .allocate(capacity: PortIndex.count)
         workerPortOf.initialize(repeating: -1, count: PortIndex.count)
@@ -132,6 +159,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         malformed = .allocate(capacity: Malformed.allCases.count)
         malformed.initialize(repeating: 0, count: Malformed.allCases.count)
         templates = TemplateCache(capacity: 4096)
+        sequences = SequenceCounters(capacity: 4096)
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         clockOrigin = UInt64(now.tv_sec)
@@ -148,6 +176,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         vtepRx.deallocate()
         malformed.deallocate()
         templates.deallocate()
+        sequences.deallocate()
     }
 
     // MARK: The loop
@@ -164,6 +193,14 @@ public final class DataPlaneWorker: @unchecked Sendable {
         if let udp6 {
             descriptors.append(pollfd(fd: udp6.descriptor, events: Int16(POLLIN), revents: 0))
         }
+        let gre4Slot = descriptors.count
+        if let gre4 {
+            descriptors.append(pollfd(fd: gre4.descriptor, events: Int16(POLLIN), revents: 0))
+        }
+        let gre6Slot = descriptors.count
+        if let gre6 {
+            descriptors.append(pollfd(fd: gre6.descriptor, events: Int16(POLLIN), revents: 0))
+        }
         descriptors.append(pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0))
         var lastAgeing: UInt32 = 0
         while !stopping {
@@ -179,6 +216,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 }
                 if udp4 != nil, descriptors[udp4Slot].revents != 0 { fromTunnel(udp4!, now: now) }
                 if udp6 != nil, descriptors[udp6Slot].revents != 0 { fromTunnel(udp6!, now: now) }
+                if gre4 != nil, descriptors[gre4Slot].revents != 0 { fromGRE(gre4!, now: now) }
+                if gre6 != nil, descriptors[gre6Slot].revents != 0 { fromGRE(gre6!, now: now) }
             }
             if now != lastAgeing {
                 lastAgeing = now
@@ -269,12 +308,12 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 do {
                     header = try VXLANHeader.parse(payload, at: 0)
                 } catch {
-                    malformed[Int(error.rawValue)] &+= 1
+                    engine.countMalformed(error)
                     continue
                 }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: payload[VXLANHeader.length..<payload.count])
-                countReceived(from: source.address)
+                countReceived(from: source.address, .vxlan)
                 let ingress = Ingress.tunnel(
                     source: source.address, encapsulation: .vxlan, vni: VNI(masking: header.vni))
                 switch engine.decide(ingress, frame: inner, now: now) {
@@ -290,6 +329,99 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
     }
 
+    /// GRE and NVGRE from the raw sockets. Validation (RFC 2784 §2.3, RFC 2890): version 0,
+    /// no routing bit, bits 4–5 clear, protocol 0x6558, the checksum verified when C is set,
+    /// a key present; each failure its own `Malformed` counter. Then the key:
+    /// - a GRE switch carries VNI = key: GRE. The whole 32-bit key is the VNI, as Open
+    ///   vSwitch's `type=gre` ports use it as the tunnel id; keys above 16,777,215 name no
+    ///   switch (hardware_vtep's tunnel_key is 24 bits) and are never masked into one.
+    /// - else an NVGRE switch carries VSID = key >> 8: NVGRE, the FlowID ignored (RFC 7637
+    ///   §3.2: entropy only); C or S set is malformed NVGRE (RFC 7637 §3.2 "MUST be zero").
+    /// - else neither: dropped by the forwarding core as an unknown VNI.
+    /// The source must then be a locator of that encapsulation (the core checks it), so a
+    /// GRE-only peer's wrong key can never land in an NVGRE switch that happens to match.
+    private func fromGRE(_ socket: GRETunnelSocket, now: UInt32) {
+        let batch = receiveBatch
+        for _ in 0..<4 {
+            let n: Int
+            do { n = try socket.receive(into: batch) } catch {
+                ioErrors &+= 1
+                return
+            }
+            if n == 0 { return }
+            for i in 0..<n {
+                if batch.isTruncated(i) {
+                    truncated &+= 1
+                    continue
+                }
+                guard let source = batch.source(i) else { continue }
+                if isOwn(source.address) {
+                    ownSource &+= 1
+                    continue
+                }
+                let packet = batch.frame(i)
+                let header: GREHeader
+                do {
+                    header = try GREHeader.parse(packet, at: 0)
+                } catch {
+                    engine.countMalformed(error)
+                    continue
+                }
+                guard let key = header.key else {
+                    engine.countMalformed(.greKeyMissing)
+                    continue
+                }
+                let encapsulation: Encapsulation
+                let vni: VNI
+                if key <= VXLANHeader.maximumVNI,
+                    withConfiguration({ $0.encapsulation(carrying: VNI(masking: key)) }) == .gre
+                {
+                    encapsulation = .gre
+                    vni = VNI(masking: key)
+                } else if withConfiguration({ $0.encapsulation(carrying: VNI(masking: key >> 8)) })
+                    == .nvgre
+                {
+                    if header.checksum != nil {
+                        engine.countMalformed(.nvgreChecksumPresent)
+                        continue
+                    }
+                    if header.sequence != nil {
+                        engine.countMalformed(.nvgreSequencePresent)
+                        continue
+                    }
+                    encapsulation = .nvgre
+                    vni = VNI(masking: key >> 8)
+                } else if key <= VXLANHeader.maximumVNI {
+                    encapsulation = .gre
+                    vni = VNI(masking: key)
+                } else {
+                    // Not a GRE VNI, and VSID key >> 8 is no NVGRE switch: the core counts it.
+                    encapsulation = .nvgre
+                    vni = VNI(masking: key >> 8)
+                }
+                let inner = UnsafeRawBufferPointer(
+                    rebasing: packet[header.headerLength..<packet.count])
+                countReceived(from: source.address, encapsulation)
+                let ingress = Ingress.tunnel(
+                    source: source.address, encapsulation: encapsulation, vni: vni)
+                switch engine.decide(ingress, frame: inner, now: now) {
+                case .output(let port, let vlan): toPort(port, vlan: vlan, inner)
+                case .flood(let sw, _, let excluding, _):
+                    // Split horizon, as for VXLAN.
+                    flood(sw, excluding: excluding, replicate: false, inner)
+                case .drop, .encapsulate: break
+                }
+            }
+            flushAll()
+            if n < batch.capacity { return }
+        }
+    }
+
+    @inline(__always)
+    private func withConfiguration<T>(_ body: (ForwardingConfiguration) -> T) -> T {
+        configurationRef._withUnsafeGuaranteedRef(body)
+    }
+
     @inline(__always)
     private func isOwn(_ address: IPAddress) -> Bool {
         switch address {
@@ -300,8 +432,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     /// Counts a tunnel packet against its VTEP when the configuration names it; packets from
     /// discovered VTEPs are counted in their switch's `fromTunnel`.
-    private func countReceived(from address: IPAddress) {
-        let locator = configuration.locatorIndex(of: Locator(address, .vxlan))
+    private func countReceived(from address: IPAddress, _ encapsulation: Encapsulation) {
+        let locator = withConfiguration { $0.locatorIndex(of: Locator(address, encapsulation)) }
         if let locator, let c = Self.counterSlot(locator) { vtepRx[c] &+= 1 }
     }
 
@@ -322,7 +454,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         _ sw: SwitchIndex, excluding: AttachmentCircuit?, replicate: Bool,
         _ frame: UnsafeRawBufferPointer
     ) {
-        guard let list = configuration.floodList(of: sw) else { return }
+        guard let list = withConfiguration({ $0.floodList(of: sw) }) else { return }
         for member in list.members where member != excluding {
             toPort(member.port, vlan: member.vlan, frame)
         }
@@ -367,11 +499,14 @@ public final class DataPlaneWorker: @unchecked Sendable {
             return
         }
         let inner = UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength])
-        let port = settings.sourcePorts.port(for: hasher.hash(inner))
+        let hash = hasher.hash(inner)
+        let port = settings.sourcePorts.port(for: hash)
         let start = innerStart - template.headerLength
+        let sequence = template.carriesGRESequence ? sequences.next(locator, vni) : 0
         do {
             _ = try template.stamp(
-                into: buffer, at: start, innerLength: innerLength, sourcePort: port)
+                into: buffer, at: start, innerLength: innerLength, sourcePort: port,
+                flowID: Self.flowID(hash), sequence: sequence)
         } catch {
             malformed[Int(error.rawValue)] &+= 1
             return
@@ -381,6 +516,11 @@ public final class DataPlaneWorker: @unchecked Sendable {
         underlayPending = slot + 1
         if slot + 1 == batch.capacity { flushUnderlay() }
     }
+
+    /// NVGRE's FlowID (RFC 7637 §3.2) from the inner-flow hash: its top byte, which the
+    /// hasher mixes as well as the bits the source port range keeps.
+    @inline(__always)
+    static func flowID(_ hash: UInt32) -> UInt8 { UInt8(truncatingIfNeeded: hash >> 24) }
 
     /// The template for (locator, VNI) once its next hop is known; nil until then.
     private func buildTemplate(_ index: LocatorIndex, _ vni: VNI) -> OuterHeaderTemplate? {
@@ -406,19 +546,34 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 source: source, destination: destination,
                 hopLimit: destination.isMulticast ? settings.multicastTTL : settings.unicastTTL)
         }
+        let options = greOptions(vni)
         guard
             let template = try? OuterHeaderTemplate(
                 encapsulation: locator.encapsulation, vni: vni.rawValue, network: network,
-                ethernet: ethernet, udpDestinationPort: settings.vxlanPort)
+                ethernet: ethernet, udpDestinationPort: settings.vxlanPort,
+                greChecksum: options.checksum, greSequence: options.sequence)
         else { return nil }
         templates.insert(index, vni, template)
         return template
+    }
+
+    /// The GRE options of the switch carrying `vni` (used for GRE locators only; the
+    /// snapshot leaves them off on VXLAN and NVGRE switches).
+    private func greOptions(_ vni: VNI) -> GREOptions {
+        let configuration = engine.configuration
+        guard let sw = configuration.switchIndex(for: vni), let s = configuration.logicalSwitch(sw)
+        else { return GREOptions() }
+        return s.greOptions
     }
 
     /// Sends through the kernel's UDP stack, which resolves the next hop (ARP or neighbour
     /// discovery) so that the control plane's next resolution finds it.
     private func toSlowPath(_ index: LocatorIndex, _ vni: VNI, _ inner: UnsafeRawBufferPointer) {
         guard let locator = engine.locator(index) else { return }
+        if locator.encapsulation != .vxlan {
+            toGRESlowPath(index, locator, vni, inner)
+            return
+        }
         let batch: PacketBatch
         let slot: Int
         switch locator.ip {
@@ -450,6 +605,60 @@ public final class DataPlaneWorker: @unchecked Sendable {
         case .v6:
             slow6Pending = slot + 1
             if slow6Pending == batch.capacity { flushSlow() }
+        }
+    }
+
+    /// GRE or NVGRE through the raw socket: the kernel writes the IP header and resolves the
+    /// next hop, as the UDP socket does for VXLAN.
+    private func toGRESlowPath(
+        _ index: LocatorIndex, _ locator: Locator, _ vni: VNI, _ inner: UnsafeRawBufferPointer
+    ) {
+        let batch: PacketBatch
+        let slot: Int
+        switch locator.ip {
+        case .v4:
+            guard gre4 != nil else { return }
+            batch = greSlow4
+            slot = greSlow4Pending
+        case .v6:
+            guard gre6 != nil else { return }
+            batch = greSlow6
+            slot = greSlow6Pending
+        }
+        let buffer = batch.buffer(slot)
+        let start = batch.headroom
+        let headerLength: Int
+        if locator.encapsulation == .nvgre {
+            headerLength = NVGREHeader.length
+            guard start + headerLength + inner.count <= buffer.count else { return }
+            (buffer.baseAddress! + start + headerLength).copyMemory(
+                from: inner.baseAddress!, byteCount: inner.count)
+            let header = NVGREHeader(vsid: vni.rawValue, flowID: Self.flowID(hasher.hash(inner)))
+            do { _ = try header.store(into: buffer, at: start) } catch { return }
+        } else {
+            let options = greOptions(vni)
+            let header = GREHeader(
+                checksumPresent: options.checksum, key: vni.rawValue,
+                sequence: options.sequence ? sequences.next(index, vni) : nil)
+            headerLength = header.headerLength
+            guard start + headerLength + inner.count <= buffer.count else { return }
+            (buffer.baseAddress! + start + headerLength).copyMemory(
+                from: inner.baseAddress!, byteCount: inner.count)
+            do {
+                _ = try header.store(into: buffer, at: start, payloadLength: inner.count)
+            } catch { return }
+        }
+        batch.setFrame(slot, start: start, length: headerLength + inner.count)
+        batch.setDestination(UDPEndpoint(address: locator.ip, port: 0), for: slot)
+        slowPath &+= 1
+        if let c = Self.counterSlot(index) { vtepTx[c] &+= 1 }
+        switch locator.ip {
+        case .v4:
+            greSlow4Pending = slot + 1
+            if greSlow4Pending == batch.capacity { flushSlow() }
+        case .v6:
+            greSlow6Pending = slot + 1
+            if greSlow6Pending == batch.capacity { flushSlow() }
         }
     }
 
@@ -485,7 +694,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private func flushAll() {
         for w in 0..<ports.count where portPending[w] > 0 { flushPort(w) }
         if underlayPending > 0 { flushUnderlay() }
-        if slow4Pending > 0 || slow6Pending > 0 { flushSlow() }
+        if slow4Pending > 0 || slow6Pending > 0 || greSlow4Pending > 0 || greSlow6Pending > 0 {
+            flushSlow()
+        }
     }
 
     private func flushPort(_ w: Int) {
@@ -528,13 +739,27 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
         slow4Pending = 0
         slow6Pending = 0
+        for (socket, batch, count) in [
+            (gre4, greSlow4, greSlow4Pending), (gre6, greSlow6, greSlow6Pending),
+        ] where count > 0 {
+            guard let socket else { continue }
+            do {
+                let result = try socket.send(batch, count: count)
+                underlayTooBig &+= UInt64(result.tooBig)
+                transmitQueueFull &+= UInt64(count - result.processed)
+            } catch {
+                ioErrors &+= 1
+            }
+        }
+        greSlow4Pending = 0
+        greSlow6Pending = 0
     }
 
     // MARK: Control
 
     private func apply(_ new: ForwardingConfiguration, _ staticMACs: [GatewaySnapshot.RemoteMAC]) {
         engine.apply(new)
-        configuration = new
+        configurationRef = .passUnretained(new)
         templates.removeAll()
         problems = []
         for w in 0..<ports.count {
@@ -655,7 +880,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     drops: portDrops[$0], receiveOverruns: ports[$0].receiveDrops)
             },
             vteps: vteps, malformedTunnel: bad, underlayTooBig: underlayTooBig,
-            underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0),
+            underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0)
+                + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0),
             truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
             ownSource: ownSource, ioErrors: ioErrors)
     }
@@ -721,6 +947,56 @@ struct TemplateCache {
     mutating func removeAll() {
         keys.update(repeating: .max, count: mask + 1)
         count = 0
+    }
+}
+
+/// GRE sequence numbers (RFC 2890 §2.2) by (locator, VNI): one counter per tunnel and key,
+/// shared by the fast and slow paths and kept across template rebuilds, so a peer that
+/// checks order sees them increase. Open addressing over preallocated storage; when full,
+/// every counter restarts (a peer then sees one jump back, as after a restart).
+struct SequenceCounters {
+    private let mask: Int
+    private let limit: Int
+    private var count = 0
+    private let keys: UnsafeMutablePointer<UInt64>
+    private let values: UnsafeMutablePointer<UInt32>
+
+    init(capacity: Int) {
+        var size = 8
+        while size < 2 * capacity { size <<= 1 }
+        mask = size - 1
+        limit = capacity
+        keys = .allocate(capacity: size)
+        keys.initialize(repeating: .max, count: size)
+        values = .allocate(capacity: size)
+        values.initialize(repeating: 0, count: size)
+    }
+
+    func deallocate() {
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    /// The next sequence number for (locator, VNI): 0, 1, 2, … wrapping at 2^32.
+    @inline(__always)
+    mutating func next(_ l: LocatorIndex, _ vni: VNI) -> UInt32 {
+        let key = UInt64(l.rawValue) << 24 | UInt64(vni.rawValue)
+        var slot = Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40) & mask
+        while keys[slot] != .max && keys[slot] != key { slot = (slot &+ 1) & mask }
+        if keys[slot] == .max {
+            if count >= limit {
+                keys.update(repeating: .max, count: mask + 1)
+                values.update(repeating: 0, count: mask + 1)
+                count = 0
+                return next(l, vni)
+            }
+            count += 1
+            keys[slot] = key
+            values[slot] = 0
+        }
+        let value = values[slot]
+        values[slot] = value &+ 1
+        return value
     }
 }
 

@@ -30,7 +30,8 @@ public struct GatewaySnapshot: Hashable, Sendable {
 
     /// The `other_config` keys of Logical_Switch that vtepd reads (README-keys.md).
     public static let logicalSwitchKeys = [
-        "multicast-group", "mac-ageing", "mac-limit", "allowed-sources",
+        "multicast-group", "mac-ageing", "mac-limit", "allowed-sources", "encapsulation",
+        "gre-checksum", "gre-sequence",
     ]
 
     /// What vtep(5) and Open vSwitch's own ovs-vtep assume when `replication_mode` is empty.
@@ -103,8 +104,15 @@ private struct SnapshotReader {
     let database: HardwareVTEP.Database
     var problems: Set<String> = []
     var local: Set<IPAddress> = []
-    /// Locator rows already resolved (nil: unusable, problem already noted).
-    var resolved: [UUID: Locator?] = [:]
+    /// Locator rows already resolved, per encapsulation: one Physical_Locator row (unique
+    /// by address) serves every switch that reaches that VTEP, whatever each speaks (nil:
+    /// unusable, problem already noted).
+    var resolved: [ResolvedLocator: Locator?] = [:]
+
+    struct ResolvedLocator: Hashable {
+        var row: UUID
+        var encapsulation: Encapsulation
+    }
 
     init(database: HardwareVTEP.Database) {
         self.database = database
@@ -203,6 +211,21 @@ private struct SnapshotReader {
                     + "; none of them is forwarded until each has its own")
         }
         switches = switches.filter { byVNI[$0.vni]?.count == 1 }.sorted { $0.name < $1.name }
+        // GRE and NVGRE share one header: GRE key V is also NVGRE VSID V >> 8 with FlowID
+        // V & 0xFF, so such a pair could not be told apart on the wire.
+        let nvgreByVSID = Dictionary(
+            grouping: switches.filter { $0.encapsulation == .nvgre }, by: \.vni.rawValue)
+        var clashing: Set<String> = []
+        for gre in switches where gre.encapsulation == .gre {
+            guard let nvgre = nvgreByVSID[gre.vni.rawValue >> 8]?.first else { continue }
+            clashing.formUnion([gre.name, nvgre.name])
+            problems.insert(
+                "GRE logical switch \(gre.name) (key \(gre.vni)) and NVGRE logical switch"
+                    + " \(nvgre.name) (VSID \(nvgre.vni), keys \(nvgre.vni.rawValue << 8)–"
+                    + "\(nvgre.vni.rawValue << 8 | 0xFF)) share a GRE key; neither is forwarded"
+                    + " until one tunnel_key changes")
+        }
+        switches.removeAll { clashing.contains($0.name) }
 
         let kept = Set(switches.map(\.name))
         var bindings: [Binding] = []
@@ -290,6 +313,32 @@ private struct SnapshotReader {
             }
             allowedSources = prefixes
         }
+        let encapsulation: Encapsulation
+        switch config["encapsulation"] {
+        case nil: encapsulation = .vxlan
+        case let text?:
+            guard let known = Self.encapsulation(named: text) else {
+                throw SnapshotProblem(
+                    "other_config:encapsulation=\"\(text)\" is not an encapsulation vtepd speaks"
+                        + " (vxlan, gre or nvgre; remove the key for vxlan)")
+            }
+            encapsulation = known
+        }
+        var greOptions = GREOptions()
+        for (key, path) in [("gre-checksum", \GREOptions.checksum), ("gre-sequence", \.sequence)] {
+            guard let text = config[key] else { continue }
+            guard let on = Bool(text) else {
+                throw SnapshotProblem("other_config:\(key)=\"\(text)\" is neither true nor false")
+            }
+            guard encapsulation == .gre else {
+                problems.insert(
+                    "Logical_Switch \(ls.name) other_config:\(key) applies to encapsulation=gre"
+                        + " only (VXLAN has no such field; NVGRE forbids it, RFC 7637 §3.2);"
+                        + " ignored")
+                continue
+            }
+            greOptions[keyPath: path] = on
+        }
         var group: IPAddress?
         if let text = config["multicast-group"] {
             guard let ip = IPAddress(text), ip.isMulticast else {
@@ -298,6 +347,13 @@ private struct SnapshotReader {
                         + " (224.0.0.0/4 or ff00::/8)")
             }
             group = ip
+            // The raw GRE sockets join no groups (only the VXLAN UDP sockets do), so the
+            // flooded copies of other VTEPs would never arrive.
+            guard encapsulation == .vxlan else {
+                throw SnapshotProblem(
+                    "other_config:multicast-group is for VXLAN switches only; a \(encapsulation)"
+                        + " switch replicates with replication_mode (source_node or service_node)")
+            }
         }
 
         // The switch's remote VTEPs.
@@ -311,7 +367,7 @@ private struct SnapshotReader {
 
         let replication: Replication
         if let group {
-            replication = .multicast(Locator(group, encapsulation(of: ls)))
+            replication = .multicast(Locator(group, encapsulation))
         } else {
             let mode = ls.replicationMode ?? GatewaySnapshot.defaultReplicationMode
             switch mode {
@@ -341,7 +397,8 @@ private struct SnapshotReader {
 
         let bound = LogicalSwitch(
             name: ls.name, vni: vni, replication: replication, macAgeing: macAgeing,
-            macLimit: macLimit, acceptedSources: allowedSources)
+            macLimit: macLimit, acceptedSources: allowedSources, encapsulation: encapsulation,
+            greOptions: greOptions)
         // What the forwarding core would refuse in this switch alone (its name, say) is
         // refused here, so that compiling the whole snapshot cannot fail on one row.
         do {
@@ -380,9 +437,10 @@ private struct SnapshotReader {
 
     /// The locator a Physical_Locator row names for switch `ls`, or nil (problem noted).
     mutating func locator(_ uuid: UUID, for ls: HardwareVTEP.LogicalSwitch) -> Locator? {
-        if let known = resolved[uuid] { return known }
+        let key = ResolvedLocator(row: uuid, encapsulation: encapsulation(of: ls))
+        if let known = resolved[key] { return known }
         var result: Locator?
-        defer { resolved[uuid] = result }
+        defer { resolved[key] = result }
         guard let row = database.physicalLocators[uuid] else {
             problems.insert(
                 "Logical_Switch \(ls.name) refers to Physical_Locator row \(uuid), which is"
@@ -414,16 +472,19 @@ private struct SnapshotReader {
         return candidate
     }
 
-    /// The encapsulation spoken to a switch's locators. hardware_vtep's only
-    /// encapsulation_type is vxlan_over_ipv4, so today this is VXLAN.
-    ///
-    /// Hook for GRE/NVGRE: a later issue reads Logical_Switch `other_config:encapsulation`
-    /// here. The encapsulation is the switch's, not the locator row's, because one
+    /// The encapsulation spoken to a switch's locators: Logical_Switch
+    /// `other_config:encapsulation`, VXLAN without it. It is the switch's, not the locator
+    /// row's: hardware_vtep's only encapsulation_type is vxlan_over_ipv4, and one
     /// Physical_Locator row (unique by address) is shared by every switch that reaches that
-    /// VTEP. Resolved locators are cached per row in `resolved`, so that issue must key the
-    /// cache by (row, encapsulation) too.
+    /// VTEP. A value `boundSwitch` refuses never gets here (the switch is left out first).
     func encapsulation(of ls: HardwareVTEP.LogicalSwitch) -> Encapsulation {
-        .vxlan
+        guard let text = ls.otherConfig["encapsulation"] else { return .vxlan }
+        return Self.encapsulation(named: text) ?? .vxlan
+    }
+
+    /// `vxlan`, `gre` or `nvgre`, as README-keys.md spells them.
+    static func encapsulation(named text: String) -> Encapsulation? {
+        Encapsulation.allCases.first { $0.description == text }
     }
 
     mutating func remoteMACs(of switches: [LogicalSwitch])

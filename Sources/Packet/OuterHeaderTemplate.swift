@@ -55,6 +55,8 @@ public struct OuterHeaderTemplate: Sendable {
     /// Whether `stamp` fills in a checksum over the payload: IPv6 UDP, or GRE with C.
     @usableFromInline let computesChecksum: Bool
     @usableFromInline let greSequence: Bool
+    /// Whether the template has GRE's S bit: `stamp` then writes the caller's `sequence`.
+    @inlinable public var carriesGRESequence: Bool { greSequence }
     /// The constant part of that checksum: pseudo-header addresses and protocol, UDP
     /// destination port and VXLAN header; or GRE flags, protocol and key.
     @usableFromInline let constantSum: InternetChecksum

@@ -18,7 +18,7 @@ enum Lab {
     static let c = mac(0xC)
     static let vtep2 = Locator(ip("10.0.0.2"))
     static let vtep3 = Locator(ip("10.0.0.3"))
-    static let vtep4 = Locator(ip("fd00::4"), .nvgre)
+    static let vtep4 = Locator(ip("fd00::4"))
     static let serviceNode = Locator(ip("10.0.0.9"))
     static let group = Locator(ip("239.1.1.1"))
 
@@ -279,7 +279,7 @@ struct DecisionTests {
                 == .output(port: L.eth0, vlan: 100))
     }
 
-    @Test func ipv6NVGRELocatorIsResolved() {
+    @Test func ipv6LocatorIsResolved() {
         let engine = L.engine()
         #expect(
             engine.decide(L.tunnel(L.vtep4, 6000), frame(to: .broadcast, from: L.c))
@@ -287,10 +287,9 @@ struct DecisionTests {
         #expect(
             engine.macTable.lookup(L.c, on: L.db, now: 0)?.location
                 == .remote(L.index(L.vtep4, in: engine)))
-        // Same address, other encapsulation: not a configured locator, so a head-end switch
-        // refuses it.
-        let vxlan = Ingress.tunnel(source: L.vtep4.ip, encapsulation: .vxlan, vni: vni(5000))
-        #expect(engine.decide(vxlan, frame(to: .broadcast, from: L.c)) == .drop(.unknownSourceVTEP))
+        // Same address, another encapsulation: GRE names no switch of VXLAN's VNIs.
+        let gre = Ingress.tunnel(source: L.vtep4.ip, encapsulation: .gre, vni: vni(5000))
+        #expect(engine.decide(gre, frame(to: .broadcast, from: L.c)) == .drop(.unknownVNI))
     }
 
     @Test func learnedMACMovesAndIsCounted() {

@@ -57,7 +57,7 @@ import Testing
         #expect(
             engine.decide(Self.from("10.7.200.1"), frame(to: .broadcast, from: L.c))
                 == .flood(switch: L.db, vni: vni(6000), excluding: nil, includeReplication: false))
-        // The configured NVGRE locator fd00::4 is inside fd00::/64; vtep2 is not in any prefix.
+        // The configured IPv6 locator fd00::4 is inside fd00::/64; vtep2 is not in any prefix.
         #expect(
             engine.decide(L.tunnel(L.vtep4, 6000), frame(to: .broadcast, from: L.b))
                 == .flood(switch: L.db, vni: vni(6000), excluding: nil, includeReplication: false))

@@ -17,19 +17,23 @@
 # WARMUP seconds (default 1). trafgen runs on one CPU. Before a DUT is timed, 10 frames each
 # way are checked on the wire with tshark (right VNI, addresses and inner frame).
 #
-# MODES="ceiling kernel vtepd" (the default) chooses the rows: the generator ceiling
-# (trafgen into a bare veth), the kernel, vtepd. The table goes to standard output and to
+# MODES="ceiling kernel vtepd vtepd-gre" (the default) chooses the rows: the generator
+# ceiling (trafgen into a bare veth), the kernel, vtepd with VXLAN, vtepd with GRE (logical
+# switch other_config:encapsulation=gre: RFC 2890 GRE, key = VNI, protocol 0x6558; the same
+# frames, the GRE packets the sink sends built from GRE_TEMPLATE). This kernel has no gretap,
+# so there is no kernel GRE row; Open vSwitch's userspace GRE is not measured here. The table goes to standard output and to
 # bench/results/pps-<date>.md. Every process it starts is stopped by PID and every namespace
 # deleted on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
-MODES=${MODES:-ceiling kernel vtepd}
+MODES=${MODES:-ceiling kernel vtepd vtepd-gre}
 WINDOW=${WINDOW:-5}
 WINDOWS=${WINDOWS:-3}
 WARMUP=${WARMUP:-1}
 P=${P:-vgpps}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TEMPLATE=${DECAP_TEMPLATE:-$ROOT/bench/pps/decap.trafgen.tmpl}
+GRE_TEMPLATE=${GRE_DECAP_TEMPLATE:-$ROOT/bench/pps/decap-gre.trafgen.tmpl}
 RESULTS=${RESULTS:-$ROOT/bench/results/pps-$(date +%Y-%m-%d).md}
 WORK=$(mktemp -d "/tmp/$P.XXXXXX")
 DUT_IP=192.168.100.1 SINK_IP=192.168.100.2 VNI=100
@@ -45,8 +49,12 @@ done
 for mode in $MODES; do
     case $mode in
     ceiling | kernel) ;;
-    vtepd) command -v vtep-ctl >/dev/null || die "vtep-ctl not found (Debian openvswitch-vtep)" ;;
-    *) die "unknown mode '$mode' in MODES (ceiling, kernel, vtepd)" ;;
+    vtepd | vtepd-gre)
+        command -v vtep-ctl >/dev/null || die "vtep-ctl not found (Debian openvswitch-vtep)"
+        [ "$mode" = vtepd ] || [ -f "$GRE_TEMPLATE" ] ||
+            die "GRE decapsulation template $GRE_TEMPLATE not found"
+        ;;
+    *) die "unknown mode '$mode' in MODES (ceiling, kernel, vtepd, vtepd-gre)" ;;
     esac
 done
 ip netns list | grep -q "^${P}\(gen\|dut\|sink\)\b" &&
@@ -134,8 +142,12 @@ kernel_dut() {
     ip netns exec "$d" bridge fdb add 02:00:00:00:00:02 dev vx$VNI dst $SINK_IP master static
 }
 
+# vtepd_dut [ENCAPSULATION]: vtepd with logical switch ls$VNI in vxlan (default) or gre.
 vtepd_dut() {
-    local state="$WORK/vtepd-state"
+    local encapsulation=${1:-vxlan}
+    # A fresh database per run: the previous mode's bindings must not be there.
+    local state="$WORK/vtepd-state-$encapsulation"
+    rm -rf "$state"
     mkdir -p "$state"
     setsid ip netns exec "${P}dut" "$VTEPD" run --state-root "$state" --physical-switch "${P}ps" \
         --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" >"$WORK/vtepd.log" 2>&1 &
@@ -151,7 +163,8 @@ vtepd_dut() {
     "${vc[@]}" --may-exist add-ps "${P}ps"
     "${vc[@]}" --may-exist add-port "${P}ps" "${P}acc"
     "${vc[@]}" --may-exist add-ls ls$VNI
-    "${vc[@]}" set Logical_Switch ls$VNI tunnel_key=$VNI replication_mode=source_node
+    "${vc[@]}" set Logical_Switch ls$VNI tunnel_key=$VNI replication_mode=source_node \
+        other_config:encapsulation="$encapsulation"
     "${vc[@]}" bind-ls "${P}ps" "${P}acc" 0 ls$VNI
     # As the kernel's static fdb entry: the destination MAC is known, frames are unicast.
     "${vc[@]}" add-ucast-remote ls$VNI 02:00:00:00:00:02 $SINK_IP
@@ -216,15 +229,16 @@ encap_conf="$WORK/encap.trafgen"
 cat >"$encap_conf" <<'T'
 { eth(da=02:00:00:00:00:02, sa=02:00:00:00:00:01), ipv4(saddr=10.0.0.1, daddr=10.0.0.2, ttl=64), udp(sp=dinc(1000,60000,1), dp=9), fill(0x41, 18) }
 T
+# decap_conf [TEMPLATE]: the sink's trafgen configuration, with the real MACs.
 decap_conf() {
     sed -e "s/DUT_UNDERLAY_MAC/$(mac_of dut "${P}ul")/" -e "s/SINK_MAC/$(mac_of sink "${P}s")/" \
-        "$TEMPLATE" >"$WORK/decap.trafgen"
+        "${1:-$TEMPLATE}" >"$WORK/decap.trafgen"
     echo "$WORK/decap.trafgen"
 }
 
 # VTEPD=/path/to/vtepd uses that binary instead of building one (release build by default);
 # VTEPD_LABEL then says in the table what it is (e.g. "release build of 02b357b").
-if [[ " $MODES " == *" vtepd "* ]]; then
+if [[ " $MODES " == *" vtepd "* || " $MODES " == *" vtepd-gre "* ]]; then
     if [ -z "${VTEPD:-}" ]; then
         log "building vtepd (swift build -c release --product vtepd)"
         swift build --package-path "$ROOT" -c release --product vtepd >&2
@@ -247,24 +261,31 @@ for mode in $MODES; do
         measure gen "${P}g" "$encap_conf" dut "${P}acc"
         rows+=("| trafgen into a bare veth (generator ceiling) | $PPS | |")
         ;;
-    kernel | vtepd)
+    kernel | vtepd | vtepd-gre)
+        tunnel="udp.dstport == 4789 && vxlan.vni == $VNI"
+        template=$TEMPLATE
         if [ "$mode" = kernel ]; then
             kernel_dut
             name="Linux kernel vxlan + bridge ($(uname -r))"
-        else
-            vtepd_dut
+        elif [ "$mode" = vtepd ]; then
+            vtepd_dut vxlan
             name="vtepd ($VTEPD_BUILT)"
+        else
+            vtepd_dut gre
+            name="vtepd, GRE key $VNI ($VTEPD_BUILT)"
+            tunnel="ip.proto == 47 && gre.flags_and_version == 0x2000 && gre.proto == 0x6558 && gre.key == $VNI"
+            template=$GRE_TEMPLATE
         fi
         log "$mode: checking 10 frames each way on the wire"
         verify gen "${P}g" "$encap_conf" sink "${P}s" \
-            "ip.src == $DUT_IP && ip.dst == $SINK_IP && udp.dstport == 4789 && vxlan.vni == $VNI && eth.dst == 02:00:00:00:00:02 && udp.dstport == 9"
-        verify sink "${P}s" "$(decap_conf)" gen "${P}g" \
-            "!vxlan && eth.src == 02:00:00:00:00:02 && eth.dst == 02:00:00:00:00:01 && ip.src == 10.0.0.2 && udp.dstport == 9"
+            "ip.src == $DUT_IP && ip.dst == $SINK_IP && $tunnel && eth.dst == 02:00:00:00:00:02 && udp.dstport == 9"
+        verify sink "${P}s" "$(decap_conf "$template")" gen "${P}g" \
+            "!vxlan && !gre && eth.src == 02:00:00:00:00:02 && eth.dst == 02:00:00:00:00:01 && ip.src == 10.0.0.2 && udp.dstport == 9"
         log "$mode: encapsulation"
         measure gen "${P}g" "$encap_conf" sink "${P}s"
         encap=$PPS
         log "$mode: decapsulation"
-        measure sink "${P}s" "$(decap_conf)" gen "${P}g"
+        measure sink "${P}s" "$(decap_conf "$template")" gen "${P}g"
         rows+=("| $name | $encap | $PPS |")
         ;;
     esac

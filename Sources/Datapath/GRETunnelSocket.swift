@@ -1,0 +1,129 @@
+import CLinuxNet
+import Glibc
+import Packet
+
+/// The underlay's raw IP socket for GRE (IP protocol 47; RFC 2784, RFC 2890, and NVGRE,
+/// RFC 7637): receives GRE packets with their source VTEP's address, and sends GRE packets
+/// (GRE header and payload; the kernel writes the IP header) to per-slot destinations.
+///
+/// - Receive: a raw socket of protocol 47 gets a copy of every GRE packet addressed to this
+///   host (raw(7)). An IPv4 raw socket delivers the IP header too; `receive` moves each
+///   slot's frame past it, so for either family `batch.frame(slot)` starts at the GRE header
+///   (IPv6 raw sockets never deliver the IPv6 header, ipv6(7)). The kernel reassembles
+///   fragments before raw delivery.
+/// - Send: like `UDPTunnelSocket`, never fragmented (`IP_PMTUDISC_DO`,
+///   `IPV6_PMTUDISC_DO`): a packet over the path MTU is refused with EMSGSIZE and counted in
+///   `SendResult.tooBig`. The data plane's fast path sends through `UnderlayPort` with a
+///   prebuilt GRE `OuterHeaderTemplate`; this socket is the slow path while a next hop is
+///   unresolved (the kernel's output resolves it).
+/// - The kernel's own GRE handler, when the ip_gre module is loaded, sees the packets too
+///   and may answer those that match none of its tunnels; this socket does not change that.
+public final class GRETunnelSocket {
+    /// IANA protocol number 47 (RFC 2784 §1).
+    public static let ipProtocol: Int32 = 47
+
+    /// The address bound (the wildcard receives GRE to every local address of the family).
+    public let localAddress: IPAddress
+    /// The socket, for poll; owned by this object and closed when it goes.
+    public let descriptor: Int32
+    private let isIPv4: Bool
+
+    /// - Parameter receiveBuffer: bytes of kernel receive queue (see
+    ///   `System.setBufferSizes`); nil keeps the system default.
+    public init(address: IPAddress, receiveBuffer: Int? = nil) throws(SystemError) {
+        let subject = SystemError.Subject.address("GRE \(address)")
+        let family: Int32
+        switch address {
+        case .v4: family = AF_INET
+        case .v6: family = AF_INET6
+        }
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                family, clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec,
+                Self.ipProtocol)
+        }
+        do {
+            switch address {
+            case .v4:
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IP), option: clinuxnet_ip_mtu_discover,
+                    value: Int32(clinuxnet_ip_pmtudisc_do), subject: subject)
+            case .v6:
+                // No IPV6_V6ONLY: a raw IPv6 socket never sees IPv4, and Linux refuses the
+                // option (EINVAL) on a socket already bound to a protocol, as raw ones are.
+                // Not IPV6_DONTFRAG either: Linux honours it only for UDP, ICMPv6 and
+                // IPPROTO_RAW sockets (__ip6_append_data) and would fragment GRE; path MTU
+                // discovery "do" makes an oversize send fail with EMSGSIZE instead.
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IPV6), option: Int32(IPV6_MTU_DISCOVER),
+                    value: Int32(IPV6_PMTUDISC_DO), subject: subject)
+            }
+            try System.setBufferSizes(
+                descriptor, receive: receiveBuffer, send: nil, subject: subject)
+            // raw(7): a raw socket's port must be 0 (IPv6: 0 or the protocol).
+            let scratch = PacketBatch(capacity: 1, bufferSize: 128, headroom: 4)
+            scratch.setDestination(UDPEndpoint(address: address, port: 0), for: 0)
+            let length = scratch.messages[0].msg_hdr.msg_namelen
+            _ = try System.callBlocking("bind", subject: subject) {
+                scratch.addresses.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, length)
+                }
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        self.descriptor = descriptor
+        self.localAddress = address
+        switch address {
+        case .v4: isIPv4 = true
+        case .v6: isIPv4 = false
+        }
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    /// Packets the kernel dropped because our receive queue was full, since the socket
+    /// opened.
+    public var receiveDrops: UInt64 { System.receiveDrops(descriptor) }
+
+    /// Receives up to `batch.capacity` GRE packets into slots `0 ..< count` and returns
+    /// `count`, 0 when none are queued. Each slot's frame starts at the GRE header;
+    /// `batch.source(slot)` is the sender (port 0). An IPv4 slot whose IP header does not
+    /// fit what was received is left with length 0 (the kernel validated the header, so
+    /// this does not happen unless it was truncated).
+    public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
+        batch.prepareForReceive(names: true, controlMessages: false)
+        let outcome = try System.call("recvmmsg") {
+            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
+        }
+        guard case .processed(let received) = outcome else { return 0 }
+        let count = Int(received)
+        batch.finishReceive(count: count)
+        if isIPv4 {
+            for slot in 0..<count {
+                let start = batch.frameStart(slot)
+                let length = batch.frameLength(slot)
+                guard length >= 20 else {
+                    batch.setFrame(slot, start: start, length: 0)
+                    continue
+                }
+                let ihl = Int(batch.buffer(slot)[start] & 0x0F) * 4
+                if ihl < 20 || ihl > length {
+                    batch.setFrame(slot, start: start, length: 0)
+                } else {
+                    batch.setFrame(slot, start: start + ihl, length: length - ihl)
+                }
+            }
+        }
+        return count
+    }
+
+    /// Sends slots `0 ..< count` (each a GRE header and its payload), each to the address set
+    /// with `batch.setDestination(_:for:)` (port 0), in order.
+    public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        try batch.send(on: descriptor, count: count, names: true)
+    }
+}

@@ -1,0 +1,131 @@
+import Datapath
+import Foundation
+import NamespaceLab
+import Packet
+import Testing
+
+/// A GRE packet (RFC 2890 header with key `key`, then `length` bytes of payload).
+private func grePacket(key: UInt32, length: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: 8 + length)
+    for i in 0..<length { bytes[8 + i] = UInt8(truncatingIfNeeded: i &* 7 &+ Int(key)) }
+    bytes.withUnsafeMutableBytes {
+        _ = try! GREHeader(key: key).store(into: $0, at: 0, payloadLength: length)
+    }
+    return bytes
+}
+
+/// Receives until `expected` packets arrived or 10 s passed, then 100 ms more.
+private func receiveAll(_ expected: Int, on socket: GRETunnelSocket, batch: PacketBatch)
+    throws -> [(IPAddress, [UInt8])]
+{
+    var received: [(IPAddress, [UInt8])] = []
+    let deadline = Date().addingTimeInterval(10)
+    var quietUntil: Date?
+    while Date() < (quietUntil ?? deadline) {
+        let count = try socket.receive(into: batch)
+        if count == 0 {
+            waitReadable(socket.descriptor, milliseconds: 10)
+            continue
+        }
+        for slot in 0..<count {
+            #expect(!batch.isTruncated(slot))
+            received.append((try #require(batch.source(slot)).address, Array(batch.frame(slot))))
+        }
+        if received.count >= expected && quietUntil == nil {
+            quietUntil = Date().addingTimeInterval(0.1)
+        }
+    }
+    return received
+}
+
+@Suite("GRETunnelSocket: raw IP protocol 47 in namespaces")
+struct GRETunnelSocketTests {
+    /// Two namespaces over a veth: a batch of GRE packets sent on one raw socket arrives on
+    /// the other starting at the GRE header (the IPv4 header skipped, IPv6 never delivered),
+    /// with the sender's address; one larger than the link's MTU is refused, not fragmented.
+    @Test(arguments: [
+        ("10.78.0.1", "10.78.0.2", "24", 600, 1000),
+        ("fd00:78::1", "fd00:78::2", "64", 1280, 1400),
+    ])
+    func batchArrivesAtGREHeaderWithSourceAndDFHolds(
+        _ local: String, _ remote: String, _ prefixLength: String, _ mtu: Int, _ big: Int
+    ) throws {
+        let localAddress = try #require(IPAddress(local))
+        let remoteAddress = try #require(IPAddress(remote))
+        try NamespaceLab.run(tag: "vggr") { lab in
+            let near = try lab.namespace("n")
+            let far = try lab.namespace("f")
+            let (nearLink, farLink) = try lab.veth("n", in: near, "f", in: far, mtu: mtu)
+            try lab.ip(
+                "-n", near, "addr", "add", "\(local)/\(prefixLength)", "dev", nearLink, "nodad")
+            try lab.ip(
+                "-n", far, "addr", "add", "\(remote)/\(prefixLength)", "dev", farLink, "nodad")
+            let receiver = try lab.inNamespace(far) {
+                Handed(value: try GRETunnelSocket(address: remoteAddress, receiveBuffer: 1 << 20))
+            }.value
+            #expect(receiver.receiveDrops == 0)
+            let sizes = [64, 100, big, 200, 500]
+            let result = try lab.inNamespace(near) {
+                let sender = try GRETunnelSocket(address: localAddress)
+                let batch = PacketBatch(capacity: 8)
+                for (slot, length) in sizes.enumerated() {
+                    grePacket(key: UInt32(slot), length: length).withUnsafeBytes {
+                        batch.copyFrame($0, into: slot)
+                    }
+                    batch.setDestination(UDPEndpoint(address: remoteAddress, port: 0), for: slot)
+                }
+                return try sender.send(batch, count: sizes.count)
+            }
+            #expect(result == SendResult(processed: 5, tooBig: 1))
+            let received = try receiveAll(4, on: receiver, batch: PacketBatch(capacity: 8))
+            #expect(received.map(\.0) == Array(repeating: localAddress, count: 4))
+            #expect(
+                received.map(\.1)
+                    == [0, 1, 3, 4].map { grePacket(key: UInt32($0), length: sizes[$0]) })
+            for (_, bytes) in received {
+                let header = try bytes.withUnsafeBytes { try GREHeader.parse($0, at: 0) }
+                #expect(header.protocolType == EtherType.transparentEthernetBridging)
+            }
+        }
+    }
+
+    /// A packet of another IP protocol (UDP) to the same address never reaches the GRE
+    /// socket.
+    @Test func otherProtocolsAreNotReceived() throws {
+        try NamespaceLab.run(tag: "vggr") { lab in
+            let namespace = try lab.namespace("o")
+            let count = try lab.inNamespace(namespace) {
+                let loopback = IPAddress("127.0.0.1")!
+                let gre = try GRETunnelSocket(address: loopback)
+                let udp = try UDPTunnelSocket(address: loopback)
+                let batch = PacketBatch(capacity: 2)
+                grePacket(key: 9, length: 50).withUnsafeBytes { batch.copyFrame($0, into: 0) }
+                batch.setDestination(udp.localEndpoint, for: 0)
+                #expect(try udp.send(batch, count: 1).sent == 1)
+                let raw = PacketBatch(capacity: 1)
+                grePacket(key: 7, length: 60).withUnsafeBytes { raw.copyFrame($0, into: 0) }
+                raw.setDestination(UDPEndpoint(address: loopback, port: 0), for: 0)
+                #expect(try gre.send(raw, count: 1).sent == 1)
+                let received = try receiveAll(1, on: gre, batch: PacketBatch(capacity: 4))
+                return received.map(\.1)
+            }
+            #expect(count == [grePacket(key: 7, length: 60)])
+        }
+    }
+
+    @Test func bindErrorsNameTheAddress() throws {
+        try NamespaceLab.run(tag: "vggr") { lab in
+            let namespace = try lab.namespace("b")
+            let message = try lab.inNamespace(namespace) { () -> String in
+                do {
+                    _ = try GRETunnelSocket(address: IPAddress("10.123.0.1")!)
+                    return "no error"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(message.contains("10.123.0.1"))
+            #expect(message.contains("not configured"), "\(message)")
+        }
+    }
+}

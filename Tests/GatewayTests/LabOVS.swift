@@ -1,0 +1,185 @@
+import Foundation
+
+/// Open vSwitch's userspace datapath (`datapath_type=netdev`) as a lab site's VTEP: this
+/// kernel has no gretap, so OVS netdev is the GRE peer vtepd is tested against.
+///
+/// Layout (OVS Documentation/howto/userspace-tunneling, as
+/// Tests/PacketTests/Fixtures/capture-ovs-gre.sh records it), in the site's gateway
+/// namespace:
+///
+///     host ── access veth ── br-int (netdev) ── gre0 (type=gre, remote_ip, key)
+///                            br-phy (netdev) ── underlay veth ── underlay switch
+///                              tunnel IPs on br-phy's internal port (a tap)
+///
+/// ovsdb-server and ovs-vswitchd run with their own database, pidfile, control sockets and
+/// logs under the lab's directory (never /var/run/openvswitch, ovs-ctl or systemd), started
+/// by the lab and stopped by PID when it ends.
+struct LabOVS: Sendable {
+    let lab: Lab
+    let site: LabSite
+    let directory: URL
+    let ovsdbServer: LabProcess
+    let vswitchd: LabProcess
+
+    var database: String { "unix:" + directory.appendingPathComponent("db.sock").path }
+    var vswitchdControl: String { directory.appendingPathComponent("vswitchd.ctl").path }
+
+    /// `ovs-vsctl --db=unix:DIR/db.sock ARGUMENTS` in the site's namespace.
+    @discardableResult
+    func vsctl(_ arguments: [String]) throws -> LabCommandResult {
+        try lab.execute(
+            ["ovs-vsctl", "--timeout=20", "--db=\(database)"] + arguments, in: site.namespace)
+    }
+
+    /// `ovs-appctl -t DIR/vswitchd.ctl ARGUMENTS` in the site's namespace.
+    @discardableResult
+    func appctl(_ arguments: [String]) throws -> LabCommandResult {
+        try lab.execute(
+            ["ovs-appctl", "--timeout=20", "-t", vswitchdControl] + arguments, in: site.namespace)
+    }
+
+    /// The MACs `br-int` learned, with the OpenFlow port number of each (`ovs-appctl
+    /// fdb/show br-int`: " port  VLAN  MAC                Age").
+    func learnedMACs() throws -> [(port: String, mac: String)] {
+        let text = try appctl(["fdb/show", "br-int"]).output
+        return text.split(separator: "\n").dropFirst().compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count >= 3 else { return nil }
+            return (String(fields[0]), String(fields[2]).lowercased())
+        }
+    }
+
+    /// The OpenFlow port number of interface `name` on br-int.
+    func openFlowPort(_ name: String) throws -> String {
+        try vsctl(["get", "Interface", name, "ofport"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// (Re)creates `gre0` on br-int towards `remote` with key `key` and `extraOptions`
+    /// (`options:csum=true`, …), and tells OVS's tunnel neighbour cache `remoteMAC` so no
+    /// first frame is lost to its ARP/ND resolution.
+    func setTunnel(
+        remote: String, remoteMAC: String, key: Int, type: String = "gre",
+        extraOptions: [String] = []
+    ) throws {
+        try vsctl(["--if-exists", "del-port", "br-int", "gre0"])
+        try vsctl(
+            [
+                "add-port", "br-int", "gre0", "--", "set", "interface", "gre0", "type=\(type)",
+                "options:remote_ip=\(remote)", "options:key=\(key)",
+            ] + extraOptions)
+        try appctl(["tnl/neigh/set", "br-phy", remote, remoteMAC])
+        // ovs-vswitchd reports a port it could not create in the Interface's error column.
+        let error = try vsctl(["get", "Interface", "gre0", "error"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard error == "[]" else {
+            throw LabError(description: "OVS refused gre0 (\(type) to \(remote)): \(error)")
+        }
+    }
+}
+
+extension Lab {
+    /// Turns `site` (kind `.gateway`, nothing started in it) into an OVS userspace VTEP:
+    /// moves its underlay addresses to br-phy, bridges its access veth on br-int, and adds
+    /// `gre0` towards `remote` with `key`. `remoteMAC` is the remote VTEP's underlay MAC.
+    func startOVS(
+        at site: LabSite, remote: String, remoteMAC: String, key: Int,
+        tunnelOptions: [String] = []
+    ) throws -> LabOVS {
+        guard site.kind == .gateway else {
+            throw LabError(description: "site \(site.index) has a kernel VTEP, not a free slot")
+        }
+        for tool in ["ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl", "ovsdb-tool"]
+        where Lab.executable(tool) == nil {
+            throw LabError(
+                description: "\(tool) is not installed: the OVS tests need Debian's"
+                    + " openvswitch-switch (appliance/install-deps.sh)")
+        }
+        let schema = "/usr/share/openvswitch/vswitch.ovsschema"
+        guard FileManager.default.fileExists(atPath: schema) else {
+            throw LabError(description: "\(schema) is missing (Debian openvswitch-common)")
+        }
+        let directory = file("ovs-\(site.index)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = { (name: String) in directory.appendingPathComponent(name).path }
+        // OVS daemons put what is not given on the command line under these directories.
+        let environment = ["OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR", "OVS_SYSCONFDIR"].map {
+            "\($0)=\(directory.path)"
+        }
+        let ns = site.namespace
+        // Every address of the site is in one namespace: answer ARP only on the interface
+        // that owns the address, or br-int's side would answer for the underlay.
+        try execute(
+            [
+                "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1",
+                "net.ipv4.conf.default.arp_ignore=1",
+            ], in: ns)
+        try execute(["ovsdb-tool", "create", path("conf.db"), schema])
+        let server = try start(
+            "ovsdb-server-\(site.index)",
+            ["env"] + environment + [
+                "ovsdb-server", path("conf.db"), "--remote=punix:" + path("db.sock"),
+                "--unixctl=" + path("ovsdb-server.ctl"), "--pidfile=" + path("ovsdb-server.pid"),
+                "--log-file=" + path("ovsdb-server.log"), "-vconsole:off", "-vsyslog:off",
+            ], in: ns)
+        try waitForSocket(path("db.sock"), of: server)
+        try execute(
+            ["ovs-vsctl", "--timeout=20", "--db=unix:" + path("db.sock"), "--no-wait", "init"],
+            in: ns)
+        let vswitchd = try start(
+            "ovs-vswitchd-\(site.index)",
+            ["env"] + environment + [
+                "ovs-vswitchd", "unix:" + path("db.sock"), "--unixctl=" + path("vswitchd.ctl"),
+                "--pidfile=" + path("vswitchd.pid"), "--log-file=" + path("vswitchd.log"),
+                "-vconsole:off", "-vsyslog:off",
+            ], in: ns)
+        try waitForSocket(path("vswitchd.ctl"), of: vswitchd)
+        let ovs = LabOVS(
+            lab: self, site: site, directory: directory, ovsdbServer: server, vswitchd: vswitchd)
+
+        // The underlay: its addresses move from the veth to br-phy's internal port, which
+        // takes the veth's MAC so the underlay switch and the peers' caches stay right.
+        let mac = try interfaceMAC(site.underlayInterface, in: ns)
+        try execute(["ip", "addr", "flush", "dev", site.underlayInterface], in: ns)
+        try ovs.vsctl([
+            "add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev",
+            "other-config:hwaddr=\"\(mac)\"", "--", "add-port", "br-phy", site.underlayInterface,
+        ])
+        try execute(["ip", "link", "set", "br-phy", "up"], in: ns)
+        try execute(["ip", "addr", "add", "\(site.underlayIPv4)/24", "dev", "br-phy"], in: ns)
+        try execute(
+            ["ip", "addr", "add", "\(site.underlayIPv6)/64", "dev", "br-phy", "nodad"], in: ns)
+        // The overlay: the host's veth is a port of br-int, which learns (action NORMAL).
+        try ovs.vsctl([
+            "add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev", "--",
+            "add-port", "br-int", site.accessInterface,
+        ])
+        try execute(["ip", "link", "set", "br-int", "up"], in: ns)
+        try ovs.setTunnel(
+            remote: remote, remoteMAC: remoteMAC, key: key, extraOptions: tunnelOptions)
+        return ovs
+    }
+
+    /// The MAC address of `interface` in `namespace`.
+    func interfaceMAC(_ interface: String, in namespace: String) throws -> String {
+        let text = try execute(["cat", "/sys/class/net/\(interface)/address"], in: namespace)
+            .output.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard text.split(separator: ":").count == 6 else {
+            throw LabError(description: "cannot read the MAC of \(interface): '\(text)'")
+        }
+        return text
+    }
+
+    private func waitForSocket(_ path: String, of process: LabProcess) throws {
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !FileManager.default.fileExists(atPath: path) {
+            try process.requireRunning()
+            guard ContinuousClock.now < deadline else {
+                throw LabError(
+                    description: "\(process.name) did not create \(path) within 20 s:\n"
+                        + process.tail())
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+}
