@@ -10,13 +10,15 @@ build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils
 # Peers and wire checks used by the integration tests and by the fixture capture scripts
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
 # datapath and its hardware_vtep schema, capture tools, mausezahn (netsniff-ng) to inject
-# crafted frames.
-peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng)
+# crafted frames; OpenSSH's server and client (VTEPSHSSHTests runs its own sshd).
+peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client)
+# What the shell runs for the admin: ping (iputils-ping, above) and traceroute.
+runtime=(traceroute)
 # Benchmarks (bench/): iperf3; the traffic generator of ../shared/reference (trafgen) comes
 # with netsniff-ng above.
 bench=(iperf3)
 
-wanted=("${build[@]}" "${peers[@]}" "${bench[@]}")
+wanted=("${build[@]}" "${peers[@]}" "${runtime[@]}" "${bench[@]}")
 missing=()
 for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -29,6 +31,18 @@ if ((${#missing[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     export DEBIAN_FRONTEND=noninteractive
+    # Installing a peer must not leave its daemon running on this machine (openssh-server's
+    # postinst starts sshd on port 22, openvswitch-switch starts ovs-vswitchd): tests start
+    # their own, in namespaces. invoke-rc.d asks /usr/sbin/policy-rc.d first, and exit status
+    # 101 means "action forbidden" (Debian's README.policy-rc.d). One already there
+    # (containers ship one) is left as it is.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# install-deps.sh: no service starts while it installs\nexit 101\n' |
+            $sudo tee "$policy" >/dev/null
+        $sudo chmod 755 "$policy"
+        trap '$sudo rm -f "$policy"' EXIT
+    fi
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else

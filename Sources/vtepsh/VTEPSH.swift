@@ -18,7 +18,12 @@ struct VTEPSH: ParsableCommand {
 
     static let version = "VTEP Gateway appliance shell (vtepsh) 0.1"
 
-    @Option(name: .customShort("c"), help: "Run one command and exit (0: done, 1: refused).")
+    // `.unconditional`: as a login shell, sshd runs `vtepsh -c "COMMAND"` with whatever the
+    // client sent; a command that looks like an option (`--control=...`, `--help`) must
+    // still be the command, refused by the shell's grammar with `% `, not an option.
+    @Option(
+        name: .customShort("c"), parsing: .unconditional,
+        help: "Run one command and exit (0: done, 1: refused).")
     var command: String?
     @Option(help: "vtepd's control socket.")
     var control = "/var/lib/vtep-gateway/vtepd.ctl"
