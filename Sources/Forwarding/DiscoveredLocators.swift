@@ -46,24 +46,35 @@ struct DiscoveredLocators {
     /// Every discovered locator, in order of discovery (for the control plane).
     var all: [Locator] { Array(UnsafeBufferPointer(start: locators, count: count)) }
 
+    /// The index of `locator` if it was discovered.
+    @inline(__always)
+    func find(_ locator: Locator) -> LocatorIndex? { probe(locator).found }
+
     /// The index of `locator`, inserting it if new; nil when the table is full.
     @inline(__always)
     mutating func findOrInsert(_ locator: Locator) -> LocatorIndex? {
-        var slot = Self.hash(locator) & slotMask
-        while true {
-            let s = slots[slot]
-            if s == 0 { break }
-            if locators[Int(s &- 1)] == locator {
-                return LocatorIndex(rawValue: LocatorIndex.dynamicBase &+ s &- 1)
-            }
-            slot = (slot &+ 1) & slotMask
-        }
+        let (slot, found) = probe(locator)
+        if let found { return found }
         guard count < capacity else { return nil }
         (locators + count).initialize(to: locator)
         count &+= 1
         slots[slot] = UInt32(truncatingIfNeeded: count)
         return LocatorIndex(
             rawValue: LocatorIndex.dynamicBase &+ UInt32(truncatingIfNeeded: count) &- 1)
+    }
+
+    /// Linear probing from the locator's home slot: its index, or the empty slot it would take.
+    @inline(__always)
+    private func probe(_ locator: Locator) -> (slot: Int, found: LocatorIndex?) {
+        var slot = Self.hash(locator) & slotMask
+        while true {
+            let s = slots[slot]
+            if s == 0 { return (slot, nil) }
+            if locators[Int(s &- 1)] == locator {
+                return (slot, LocatorIndex(rawValue: LocatorIndex.dynamicBase &+ s &- 1))
+            }
+            slot = (slot &+ 1) & slotMask
+        }
     }
 
     @inline(__always)

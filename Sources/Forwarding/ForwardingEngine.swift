@@ -140,6 +140,12 @@ public final class ForwardingEngine {
         return outcome
     }
 
+    /// The index of a VTEP met on a multicast switch without the configuration naming it.
+    @inline(__always)
+    public func discoveredIndex(of locator: Locator) -> LocatorIndex? {
+        discovered.find(locator)
+    }
+
     /// The locator an index names: one of the configuration's, or one discovered on a
     /// multicast switch. The datapath resolves `.encapsulate` and flood targets with it.
     public func locator(_ index: LocatorIndex) -> Locator? {

@@ -313,7 +313,6 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: payload[VXLANHeader.length..<payload.count])
-                countReceived(from: source.address, .vxlan)
                 let ingress = Ingress.tunnel(
                     source: source.address, encapsulation: .vxlan, vni: VNI(masking: header.vni))
                 switch engine.decide(ingress, frame: inner, now: now) {
@@ -323,6 +322,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     flood(sw, excluding: excluding, replicate: false, inner)
                 case .drop, .encapsulate: break
                 }
+                // After the decision, which discovers a new VTEP on a multicast switch.
+                countReceived(from: source.address, .vxlan)
             }
             flushAll()
             if n < batch.capacity { return }
@@ -401,7 +402,6 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: packet[header.headerLength..<packet.count])
-                countReceived(from: source.address, encapsulation)
                 let ingress = Ingress.tunnel(
                     source: source.address, encapsulation: encapsulation, vni: vni)
                 switch engine.decide(ingress, frame: inner, now: now) {
@@ -411,6 +411,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     flood(sw, excluding: excluding, replicate: false, inner)
                 case .drop, .encapsulate: break
                 }
+                countReceived(from: source.address, encapsulation)
             }
             flushAll()
             if n < batch.capacity { return }
@@ -430,10 +431,12 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
     }
 
-    /// Counts a tunnel packet against its VTEP when the configuration names it; packets from
-    /// discovered VTEPs are counted in their switch's `fromTunnel`.
+    /// Counts a tunnel packet against its VTEP: one the configuration names, or one a
+    /// multicast switch discovered.
     private func countReceived(from address: IPAddress, _ encapsulation: Encapsulation) {
-        let locator = withConfiguration { $0.locatorIndex(of: Locator(address, encapsulation)) }
+        let remote = Locator(address, encapsulation)
+        let locator =
+            withConfiguration { $0.locatorIndex(of: remote) } ?? engine.discoveredIndex(of: remote)
         if let locator, let c = Self.counterSlot(locator) { vtepRx[c] &+= 1 }
     }
 

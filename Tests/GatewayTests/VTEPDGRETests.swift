@@ -488,8 +488,10 @@ struct VTEPDGRETests {
         let topology = try lab.topology([.gateway, .gateway], family: family)
         let (a, b) = (topology.sites[0], topology.sites[1])
         let vtepd = try lab.startVTEPD(at: a, vni: 5001)
-        try vtepd.control([
-            "set", "Logical_Switch", vtepd.logicalSwitch, "other_config:encapsulation=gre",
+        // Through the appliance shell, as an operator would (the other tests use vtep-ctl).
+        try lab.execute([
+            try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+            "set logical-switch \(vtepd.logicalSwitch) encapsulation gre",
         ])
         try lab.replicate(from: a, to: [b], vtepd: vtepd)
         let ovs = try lab.startOVS(
@@ -539,6 +541,13 @@ struct VTEPDGRETests {
         #expect(try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost) == 1)
         let counters = try vtepd.dropCounters()
         #expect(counters.malformed.isEmpty, "\(counters)")
+        // The shell's view of the tunnel: OVS's VTEP, in GRE, frames both ways.
+        let tunnels = try lab.execute([
+            try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+            "show switch tunnels",
+        ]).output
+        let row = tunnels.split(separator: "\n").first { $0.contains(b.tunnelIP) }
+        #expect(row?.contains("gre") == true, "\(tunnels)")
         try vtepd.process.requireRunning()
         try ovs.vswitchd.requireRunning()
     }

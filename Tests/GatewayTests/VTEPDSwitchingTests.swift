@@ -106,6 +106,10 @@ struct VTEPDSwitchingTests {
             )
             #expect(entry?.isStatic == false)
             #expect(try vtepd.countedVTEPs().contains(b.tunnelIP))
+            // A VTEP met through the group has its own receive count, like a configured one.
+            let vteps = try vtepd.counters()["vteps"] as? [[String: Any]] ?? []
+            let counted = vteps.first { $0["ip"] as? String == b.tunnelIP }
+            #expect(((counted?["rxFrames"] as? Int) ?? 0) > 0, "\(vteps)")
             let remoteMACs = try vtepd.control(["list-remote-macs", ls]).output
             #expect(
                 !remoteMACs.contains(b.hostMAC) && !remoteMACs.contains(b.tunnelIP), "\(remoteMACs)"
