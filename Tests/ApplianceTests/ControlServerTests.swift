@@ -8,7 +8,10 @@ import Testing
 #endif
 
 /// The server and client on a real Unix socket in a directory each test makes and removes.
-@Suite struct ControlServerTests {
+// Serialized: every test's server and clients share NIO's singleton event loops, and the
+// flood of 20,000 pipelined requests kept them busy long enough for another test's close to
+// arrive after its client's 10 s timeout (a CI run under load).
+@Suite(.serialized) struct ControlServerTests {
     /// Starts a server at `<directory>/control.sock`, runs `body`, and stops the server even
     /// when `body` fails.
     func withServer(
