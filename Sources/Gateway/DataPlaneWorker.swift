@@ -294,15 +294,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             }
             if n == 0 { return }
             for i in 0..<n {
-                if batch.isTruncated(i) {
-                    truncated &+= 1
-                    continue
-                }
-                guard let source = batch.source(i) else { continue }
-                if isOwn(source.address) {
-                    ownSource &+= 1
-                    continue
-                }
+                guard let source = tunnelSource(batch, i) else { continue }
                 let payload = batch.frame(i)
                 let header: VXLANHeader
                 do {
@@ -313,17 +305,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: payload[VXLANHeader.length..<payload.count])
-                let ingress = Ingress.tunnel(
-                    source: source.address, encapsulation: .vxlan, vni: VNI(masking: header.vni))
-                switch engine.decide(ingress, frame: inner, now: now) {
-                case .output(let port, let vlan): toPort(port, vlan: vlan, inner)
-                case .flood(let sw, _, let excluding, _):
-                    // Split horizon: a frame from a tunnel never goes back into one.
-                    flood(sw, excluding: excluding, replicate: false, inner)
-                case .drop, .encapsulate: break
-                }
-                // After the decision, which discovers a new VTEP on a multicast switch.
-                countReceived(from: source.address, .vxlan)
+                deliver(
+                    inner, from: source, encapsulation: .vxlan, vni: VNI(masking: header.vni),
+                    now: now)
             }
             flushAll()
             if n < batch.capacity { return }
@@ -351,15 +335,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             }
             if n == 0 { return }
             for i in 0..<n {
-                if batch.isTruncated(i) {
-                    truncated &+= 1
-                    continue
-                }
-                guard let source = batch.source(i) else { continue }
-                if isOwn(source.address) {
-                    ownSource &+= 1
-                    continue
-                }
+                guard let source = tunnelSource(batch, i) else { continue }
                 let packet = batch.frame(i)
                 let header: GREHeader
                 do {
@@ -402,20 +378,46 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: packet[header.headerLength..<packet.count])
-                let ingress = Ingress.tunnel(
-                    source: source.address, encapsulation: encapsulation, vni: vni)
-                switch engine.decide(ingress, frame: inner, now: now) {
-                case .output(let port, let vlan): toPort(port, vlan: vlan, inner)
-                case .flood(let sw, _, let excluding, _):
-                    // Split horizon, as for VXLAN.
-                    flood(sw, excluding: excluding, replicate: false, inner)
-                case .drop, .encapsulate: break
-                }
-                countReceived(from: source.address, encapsulation)
+                deliver(inner, from: source, encapsulation: encapsulation, vni: vni, now: now)
             }
             flushAll()
             if n < batch.capacity { return }
         }
+    }
+
+    /// The sender of a received tunnel packet, or nil (counted) when the packet is cut short
+    /// or comes from one of our own addresses.
+    @inline(__always)
+    private func tunnelSource(_ batch: PacketBatch, _ i: Int) -> UDPEndpoint? {
+        if batch.isTruncated(i) {
+            truncated &+= 1
+            return nil
+        }
+        guard let source = batch.source(i) else { return nil }
+        if isOwn(source.address) {
+            ownSource &+= 1
+            return nil
+        }
+        return source
+    }
+
+    /// A decapsulated frame, whatever its tunnel: decided, delivered to local ports only
+    /// (split horizon: a frame from a tunnel never goes back into one), and counted against
+    /// its VTEP after the decision, which discovers a new VTEP on a multicast switch.
+    @inline(__always)
+    private func deliver(
+        _ inner: UnsafeRawBufferPointer, from source: UDPEndpoint, encapsulation: Encapsulation,
+        vni: VNI, now: UInt32
+    ) {
+        let ingress = Ingress.tunnel(
+            source: source.address, encapsulation: encapsulation, vni: vni)
+        switch engine.decide(ingress, frame: inner, now: now) {
+        case .output(let port, let vlan): toPort(port, vlan: vlan, inner)
+        case .flood(let sw, _, let excluding, _):
+            flood(sw, excluding: excluding, replicate: false, inner)
+        case .drop, .encapsulate: break
+        }
+        countReceived(from: source.address, encapsulation)
     }
 
     @inline(__always)
