@@ -24,13 +24,24 @@ public struct Choice: Hashable, Sendable {
     }
 }
 
-/// A command: its syntax and how its matched arguments become a `ShellCommand`.
+/// A command: its syntax, the line `help` shows for it, and how its matched arguments become
+/// a `ShellCommand`.
 public struct CommandDeclaration: Sendable {
     public var syntax: [Syntax]
+    /// What the command does, in one line, as `help` lists it next to the usage. Its own
+    /// text rather than a keyword's: a keyword's help serves `?` and is shared by every
+    /// command through it (`up` says "Bring the link up", not what `set network interface
+    /// IF up` changes), the way the NSX/NVP appliances' `help` describes each command.
+    public var summary: String
     public var build: @Sendable (Arguments) -> ShellCommand
 
-    public init(_ syntax: [Syntax], build: @escaping @Sendable (Arguments) -> ShellCommand) {
+    /// `summary` is required so that no command reaches `help` without its line.
+    public init(
+        _ syntax: [Syntax], summary: String,
+        build: @escaping @Sendable (Arguments) -> ShellCommand
+    ) {
         self.syntax = syntax
+        self.summary = summary
         self.build = build
     }
 
@@ -437,6 +448,12 @@ public struct CommandTree: Sendable {
     }
 
     // MARK: - Help and completion
+
+    /// `help`: every command's usage and, aligned after it, its declaration's summary, in
+    /// declaration order.
+    public var commandList: String {
+        TerminalText.helpList(declarations.map { HelpEntry($0.usage, $0.summary) })
+    }
 
     /// `?`: the tokens that may come next after `text` (the line up to the cursor). If `text`
     /// ends inside a word, the keywords that word abbreviates and the arguments it may be

@@ -145,25 +145,3 @@ extension ShellCommand {
         }
     }
 }
-
-extension CommandTree {
-    /// `help`: every command's syntax and one line saying what it does (the help text of its
-    /// last keyword), aligned.
-    public var commandList: String {
-        let entries = declarations.map { declaration in
-            HelpEntry(declaration.usage, declaration.summary)
-        }
-        return TerminalText.helpList(entries)
-    }
-}
-
-extension CommandDeclaration {
-    /// One line about the command: the help of its last keyword outside optional parts.
-    public var summary: String {
-        var help = ""
-        for element in syntax {
-            if case .keyword(_, let text) = element { help = text }
-        }
-        return help
-    }
-}

@@ -145,3 +145,100 @@ struct HelpTests {
             TerminalText.details([("Name", "eth0"), ("MTU", "1500")]) == "Name: eth0\nMTU:  1500\n")
     }
 }
+
+/// `help` lists each command with its declaration's own summary: not the help of one of its
+/// keywords (which serves `?` and says what the keyword is, e.g. `up` "Bring the link up"),
+/// but what the command does, on one line.
+@Suite("help: one summary line per command")
+struct CommandListTests {
+    /// Usage (up to 54 columns today) plus the summary stays readable on a wide terminal;
+    /// a longer summary belongs in the README.
+    static let longestSummary = 70
+
+    @Test func everyDeclarationHasANonEmptyOneLineSummaryOfBoundedLength() {
+        #expect(!tree.declarations.isEmpty)
+        for declaration in tree.declarations {
+            let summary = declaration.summary
+            #expect(!summary.isEmpty, "\(declaration.usage) has no summary")
+            #expect(
+                summary.trimmingCharacters(in: .whitespaces) == summary,
+                "\(declaration.usage): leading or trailing space in '\(summary)'")
+            #expect(
+                !summary.unicodeScalars.contains(where: isControl),
+                "\(declaration.usage): summary has a line break or control character")
+            #expect(
+                summary.count <= Self.longestSummary,
+                "\(declaration.usage): summary has \(summary.count) characters, at most \(Self.longestSummary)"
+            )
+            #expect(!summary.hasSuffix("."), "\(declaration.usage): no trailing period")
+        }
+    }
+
+    @Test func noTwoDeclarationsShareASummary() {
+        let byText = Dictionary(grouping: tree.declarations, by: \.summary)
+        let shared = byText.filter { $0.value.count > 1 }.mapValues { $0.map(\.usage) }
+        #expect(shared.isEmpty, "summaries used by more than one command: \(shared)")
+    }
+
+    /// The regression this replaces: a summary copied from a keyword's help says what the
+    /// keyword is, not what the command does.
+    @Test func noSummaryIsTheHelpOfOneOfItsOwnTokens() {
+        func helps(_ syntax: [Syntax]) -> [String] {
+            syntax.flatMap { element -> [String] in
+                switch element {
+                case .keyword(_, let help): [help]
+                case .argument(_, _, let help): [help]
+                case .choice(_, let choices): choices.map(\.help)
+                case .optional(let inner): helps(inner)
+                }
+            }
+        }
+        for declaration in tree.declarations {
+            #expect(
+                !helps(declaration.syntax).contains(declaration.summary),
+                "\(declaration.usage): summary '\(declaration.summary)' is a token's help text")
+        }
+    }
+
+    @Test func helpListsEachUsageWithItsOwnSummaryOnOneAlignedLine() throws {
+        let lines = tree.commandList.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.last == "", "the listing ends with a newline")
+        let entries = lines.dropLast()
+        try #require(entries.count == tree.declarations.count)
+        let width = tree.declarations.map(\.usage.count).max()!
+        for (line, declaration) in zip(entries, tree.declarations) {
+            let padding = String(repeating: " ", count: width - declaration.usage.count)
+            #expect(line == "  " + declaration.usage + padding + "  " + declaration.summary)
+        }
+    }
+
+    /// A few commands by their text, as an operator reads them.
+    @Test(
+        arguments: [
+            (
+                "show switch tunnels",
+                "Show remote VTEPs, the switches that reach them, frames sent/received"
+            ),
+            (
+                "set network interface IF up|down",
+                "Set IF's administrative state: bring it up or take it down"
+            ),
+            (
+                "set hostname NAME",
+                "Set the host name at once; /etc/hostname and /etc/hosts follow"
+            ),
+            (
+                "ping HOST [count N]",
+                "Run ping(8) to HOST: N echo requests (default 5, at most 1000)"
+            ),
+            ("remove network route GATEWAY", "Remove the default route via GATEWAY"),
+            ("help", "List every command with what it does"),
+        ])
+    func helpLineOf(usage: String, summary: String) throws {
+        let line = try #require(
+            tree.commandList.split(separator: "\n").first { $0.hasPrefix("  \(usage)  ") },
+            "help lists no '\(usage)'")
+        #expect(
+            line.dropFirst(2 + usage.count).trimmingCharacters(in: .whitespaces) == summary)
+    }
+}
