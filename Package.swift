@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .executable(name: "vtepd", targets: ["vtepd"]),
         .executable(name: "vtepsh", targets: ["vtepsh"]),
+        .executable(name: "vtep-dhcp-event", targets: ["vtep-dhcp-event"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -94,6 +95,8 @@ let package = Package(
             ]
         ),
         // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
+        // udhcpc's script: hands each DHCP event to vtepd (Glibc only, so it starts fast).
+        .executableTarget(name: "vtep-dhcp-event"),
         .executableTarget(
             name: "vtepd",
             dependencies: [

@@ -11,9 +11,9 @@ build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
 # datapath and its hardware_vtep schema, capture tools, mausezahn (netsniff-ng) to inject
 # crafted frames; OpenSSH's server and client (VTEPSHSSHTests runs its own sshd).
-peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client)
+peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base)
 # What the shell runs for the admin: ping (iputils-ping, above) and traceroute.
-runtime=(traceroute)
+runtime=(traceroute udhcpc chrony)
 # Benchmarks (bench/): iperf3; the traffic generator of ../shared/reference (trafgen) comes
 # with netsniff-ng above.
 bench=(iperf3)

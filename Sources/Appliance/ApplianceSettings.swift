@@ -394,6 +394,9 @@ public struct ApplianceSettings: Hashable, Sendable {
     public private(set) var ntpServers: [NTPServer] = []
     /// Sorted by name.
     public private(set) var users: [ApplianceUser] = []
+    /// The leases vtepd's DHCP clients hold, by interface: state of the moment, never saved
+    /// (ApplianceSettingsJSON leaves them out). Only an interface configured for DHCP has one.
+    public private(set) var dhcpLeases: [InterfaceName: DHCPLease] = [:]
 
     public init(hostname: Hostname? = nil) { self.hostname = hostname }
 
@@ -425,6 +428,69 @@ public struct ApplianceSettings: Hashable, Sendable {
         interfaces.removeAll { $0.name == name }
         interfaces.append(settings)
         interfaces.sort { $0.name < $1.name }
+        if settings.addressing != .dhcp { dhcpLeases[name] = nil }
+    }
+
+    // MARK: DHCP
+
+    /// Records (or, with nil, forgets) the lease of an interface configured for DHCP.
+    public mutating func setLease(_ lease: DHCPLease?, on name: InterfaceName)
+        throws(ApplianceSettingsError)
+    {
+        guard interface(name)?.addressing == .dhcp else {
+            throw .notConfigured(what: "DHCP addressing on interface", value: "\(name)")
+        }
+        dhcpLeases[name] = lease
+    }
+
+    /// The IPv4 address an interface should have: its static one, or its lease's.
+    public func address(of name: InterfaceName) -> IPv4InterfaceAddress? {
+        switch interface(name)?.addressing {
+        case .staticIPv4(let address)?: address
+        case .dhcp?: dhcpLeases[name]?.address
+        case nil: nil
+        }
+    }
+
+    /// The static routes, and a default route through each lease's first router unless a
+    /// static IPv4 default route is configured (the operator's choice wins) or an earlier
+    /// lease gave one already (the kernel takes one default route per metric).
+    public var effectiveRoutes: [StaticRoute] {
+        var all = routes
+        for name in dhcpLeases.keys.sorted() {
+            guard let router = dhcpLeases[name]?.routers.first,
+                !all.contains(where: {
+                    if case .v4 = $0.gateway { $0.isDefault } else { false }
+                }),
+                let route = try? StaticRoute(destination: nil, gateway: "\(router)")
+            else { continue }
+            all.append(route)
+        }
+        return all
+    }
+
+    /// The static DNS servers, then the leases', at most `maximumDNSServers` (the resolver
+    /// reads no more).
+    public var effectiveDNSServers: [IPAddress] {
+        merged(dnsServers, \.dnsServers, limit: Self.maximumDNSServers)
+    }
+
+    /// The static search domains, then the leases', at most `maximumSearchDomains`.
+    public var effectiveSearchDomains: [DomainName] {
+        merged(dnsSearchDomains, \.searchDomains, limit: Self.maximumSearchDomains)
+    }
+
+    /// `statics`, then each lease's `leased` values (leases in interface order), each once.
+    private func merged<T: Equatable>(
+        _ statics: [T], _ leased: KeyPath<DHCPLease, [T]>, limit: Int
+    ) -> [T] {
+        var all = statics
+        for name in dhcpLeases.keys.sorted() {
+            for value in dhcpLeases[name]![keyPath: leased] where !all.contains(value) {
+                all.append(value)
+            }
+        }
+        return Array(all.prefix(limit))
     }
 
     // MARK: Routes

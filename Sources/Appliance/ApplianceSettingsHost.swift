@@ -11,6 +11,7 @@ public struct HostConfigurationError: Error, Sendable, CustomStringConvertible {
         case hostname(errno: Int32)
         case noSuchInterface(InterfaceName)
         case save(ApplianceSettingsStoreError)
+        case timeService(HostCommandError)
 
         public var description: String {
             switch self {
@@ -20,6 +21,7 @@ public struct HostConfigurationError: Error, Sendable, CustomStringConvertible {
             case .noSuchInterface(let name):
                 "this host has no interface \(name) (see show network interfaces)"
             case .save(let error): "\(error)"
+            case .timeService(let error): "chronyd refused its new sources: \(error)"
             }
         }
     }
@@ -68,13 +70,17 @@ public struct KernelHostname: Sendable {
 /// rtnetlink (libnl-route-3, in the calling thread's network namespace), and the hostname,
 /// DNS and NTP files under `root` (`/` on the appliance, a temporary directory in tests).
 ///
-/// NTP goes to a systemd-timesyncd drop-in (`etc/systemd/timesyncd.conf.d/vtep-gateway.conf`):
-/// timesyncd is Debian's default time daemon (no extra package), and a drop-in is one whole
-/// file the appliance owns, so it never edits a file the distribution ships. The daemon reads
-/// it when restarted; restarting it is the caller's business (vtepd, through systemd).
+/// NTP goes to chrony, the appliance's time daemon: one whole file the appliance owns in
+/// chronyd's `sourcedir` (`etc/chrony/sources.d/vtep-gateway.sources`, which Debian's
+/// chrony.conf reads), so no file the distribution ships is edited; then chronyd is told to
+/// `reload sources` over its command socket (`run/chrony/chronyd.sock` under the root), which
+/// adds and removes servers without a restart and without losing the clock's state. When
+/// chronyd is not running (no socket), the file alone is written and chronyd reads it when it
+/// starts. A reload chronyd refuses undoes the change like any other refused step.
 ///
-/// DHCP addressing removes the appliance's static address; running a DHCP client is not done
-/// here.
+/// DHCP addressing: the address, default route, DNS servers and search domains of a lease
+/// (`ApplianceSettings.dhcpLeases`, filled by vtepd's DHCP clients) are applied like static
+/// settings; running the DHCP client is vtepd's business.
 public struct ApplianceHost: Sendable {
     public let root: String
     public let kernelHostname: KernelHostname
@@ -87,9 +93,10 @@ public struct ApplianceHost: Sendable {
     public var hostnamePath: String { root + "etc/hostname" }
     public var hostsPath: String { root + "etc/hosts" }
     public var resolvConfPath: String { root + "etc/resolv.conf" }
-    public var timesyncdDropInPath: String {
-        root + "etc/systemd/timesyncd.conf.d/vtep-gateway.conf"
-    }
+    public var chronySourcesPath: String { root + "etc/chrony/sources.d/vtep-gateway.sources" }
+    /// chronyd's command socket (Debian's `bindcmdaddress` default, /run/chrony/chronyd.sock).
+    public var chronySocketPath: String { root + "run/chrony/chronyd.sock" }
+    public static let chronyc = "/usr/bin/chronyc"
 
     // MARK: Reading
 
@@ -198,14 +205,17 @@ public struct ApplianceHost: Sendable {
                         try network.setLink(index: index, mtu: previous)
                     })
             }
-            if let up = wanted?.isUp, up != link.isAdministrativelyUp {
+            // An interface configured for DHCP must be up for its client to ask, unless the
+            // operator set it down.
+            let wantedUp = wanted?.isUp ?? (wanted?.addressing == .dhcp ? true : nil)
+            if let up = wantedUp, up != link.isAdministrativelyUp {
                 try change.perform(
                     "set interface \(name) \(up ? "up" : "down")",
                     { () throws(NetlinkError) in try network.setLink(index: index, up: up) },
                     undo: { () throws(NetlinkError) in try network.setLink(index: index, up: !up) })
             }
-            let oldAddress = before?.staticAddress
-            let newAddress = wanted?.staticAddress
+            let oldAddress = before == nil ? nil : old?.address(of: name)
+            let newAddress = wanted == nil ? nil : new.address(of: name)
             if let oldAddress, oldAddress != newAddress,
                 let present = link.addresses.first(where: { $0 == hostAddress(oldAddress, index) })
             {
@@ -228,15 +238,16 @@ public struct ApplianceHost: Sendable {
         _ new: ApplianceSettings, _ old: ApplianceSettings?, _ network: HostNetwork,
         _ change: inout Change
     ) throws(HostConfigurationError) {
-        let before = old?.routes ?? []
-        guard !new.routes.isEmpty || !before.isEmpty else { return }
+        let before = old?.effectiveRoutes ?? []
+        let wanted = new.effectiveRoutes
+        guard !wanted.isEmpty || !before.isEmpty else { return }
         let present = try netlink("read the routes") { () throws(NetlinkError) in
             try network.routes()
         }
         func installed(_ route: StaticRoute) -> HostRoute? {
             present.first { $0.destination == route.destination && $0.gateway == route.gateway }
         }
-        for route in before where !new.routes.contains(route) {
+        for route in before where !wanted.contains(route) {
             guard installed(route) != nil else { continue }
             let entry = HostRoute(destination: route.destination, gateway: route.gateway)
             try change.perform(
@@ -244,7 +255,7 @@ public struct ApplianceHost: Sendable {
                 { () throws(NetlinkError) in try network.deleteRoute(entry) },
                 undo: { () throws(NetlinkError) in try network.addRoute(entry) })
         }
-        for route in new.routes where installed(route) == nil {
+        for route in wanted where installed(route) == nil {
             let entry = HostRoute(destination: route.destination, gateway: route.gateway)
             try change.perform(
                 "add route \(route)",
@@ -256,9 +267,11 @@ public struct ApplianceHost: Sendable {
     /// Removing an address makes the kernel drop the routes through it; undoing the removal
     /// does not bring them back. After a rollback, the routes `old` had are put back.
     private func restoreRoutes(_ old: ApplianceSettings?, _ network: HostNetwork) -> [String] {
-        guard let old, !old.routes.isEmpty, let present = try? network.routes() else { return [] }
+        guard let old, !old.effectiveRoutes.isEmpty, let present = try? network.routes() else {
+            return []
+        }
         var failures: [String] = []
-        for route in old.routes
+        for route in old.effectiveRoutes
         where !present.contains(where: {
             $0.destination == route.destination && $0.gateway == route.gateway
         }) {
@@ -285,12 +298,14 @@ public struct ApplianceHost: Sendable {
             }
             files.append((hostsPath, Self.hosts(hosts, hostname: hostname)))
         }
-        let hadDNS = !(old?.dnsServers.isEmpty ?? true) || !(old?.dnsSearchDomains.isEmpty ?? true)
-        if hadDNS || !new.dnsServers.isEmpty || !new.dnsSearchDomains.isEmpty {
+        let hadDNS =
+            !(old?.effectiveDNSServers.isEmpty ?? true)
+            || !(old?.effectiveSearchDomains.isEmpty ?? true)
+        if hadDNS || !new.effectiveDNSServers.isEmpty || !new.effectiveSearchDomains.isEmpty {
             files.append((resolvConfPath, Self.resolvConf(new)))
         }
         if !(old?.ntpServers.isEmpty ?? true) || !new.ntpServers.isEmpty {
-            files.append((timesyncdDropInPath, Self.timesyncdDropIn(new)))
+            files.append((chronySourcesPath, Self.chronySources(new)))
         }
         var planned: [PlannedFile] = []
         for (path, content) in files {
@@ -309,6 +324,14 @@ public struct ApplianceHost: Sendable {
     {
         for planned in files {
             let (path, content, previous) = (planned.path, planned.content, planned.previous)
+            let isChronySources = path == chronySourcesPath
+            if isChronySources {
+                // Undone after the file is put back (undo runs newest first): chronyd then
+                // reloads the old sources.
+                try change.perform(
+                    "prepare chronyd's reload", { () throws(HostCommandError) in },
+                    undo: { () throws(HostCommandError) in try reloadChronySources() })
+            }
             try change.perform(
                 "write \(path)",
                 { () throws(AtomicFileError) in
@@ -322,7 +345,42 @@ public struct ApplianceHost: Sendable {
                         try AtomicFile.remove(path)
                     }
                 })
+            if isChronySources {
+                try change.perform(
+                    "reload chronyd's sources (chronyc reload sources)",
+                    { () throws(HostCommandError) in try reloadChronySources() },
+                    undo: { () throws(HostCommandError) in })
+            }
         }
+    }
+
+    /// Removes every IPv4 address of `name` except `keeping`: what a DHCP client's
+    /// `deconfig` asks for, so an address a lease left before vtepd restarted goes too.
+    public func removeIPv4Addresses(of name: InterfaceName, keeping: IPv4InterfaceAddress?)
+        throws(NetlinkError)
+    {
+        let network = try HostNetwork()
+        guard let link = try network.links().first(where: { $0.name == name.text }) else { return }
+        let kept = keeping.map { hostAddress($0, link.index) }
+        for address in link.addresses where address != kept {
+            if case .v4 = address.address { try network.deleteAddress(address) }
+        }
+    }
+
+    /// `chronyc reload sources` over chronyd's command socket; nothing when chronyd is not
+    /// running (it reads the sources file when it starts).
+    public func reloadChronySources() throws(HostCommandError) {
+        guard access(chronySocketPath, F_OK) == 0 else { return }
+        try HostCommand.run(Self.chronyc, ["-h", chronySocketPath, "reload", "sources"])
+    }
+
+    /// What chronyd says of its sources (`chronyc -c sources`), or nil when chronyd is not
+    /// running here.
+    public func chronySources() throws(HostCommandError) -> [TimeSourceState]? {
+        guard access(chronySocketPath, F_OK) == 0 else { return nil }
+        let text = try HostCommand.run(
+            Self.chronyc, ["-h", chronySocketPath, "-c", "-n", "sources"])
+        return text.split(separator: "\n").compactMap { TimeSourceState(chronycCSV: $0) }
     }
 
     private func applyHostname(_ new: ApplianceSettings, _ change: inout Change)
@@ -372,23 +430,23 @@ public struct ApplianceHost: Sendable {
         return Array((lines.joined(separator: "\n") + "\n").utf8)
     }
 
-    /// resolv.conf(5): one `nameserver` line per server, one `search` line.
+    /// resolv.conf(5): one `nameserver` line per server, one `search` line; the static
+    /// settings first, then what DHCP leases gave.
     static func resolvConf(_ settings: ApplianceSettings) -> [UInt8] {
         var text = "# Written by vtepd from the appliance settings; change it with vtepsh.\n"
-        for server in settings.dnsServers { text += "nameserver \(server)\n" }
-        if !settings.dnsSearchDomains.isEmpty {
-            text += "search \(settings.dnsSearchDomains.map(\.text).joined(separator: " "))\n"
+        for server in settings.effectiveDNSServers { text += "nameserver \(server)\n" }
+        let search = settings.effectiveSearchDomains
+        if !search.isEmpty {
+            text += "search \(search.map(\.text).joined(separator: " "))\n"
         }
         return Array(text.utf8)
     }
 
-    /// timesyncd.conf(5) `[Time] NTP=`: a space-separated list; empty resets it to the
-    /// distribution's FallbackNTP.
-    static func timesyncdDropIn(_ settings: ApplianceSettings) -> [UInt8] {
-        let servers = settings.ntpServers.map(\.description).joined(separator: " ")
-        let text =
-            "# Written by vtepd from the appliance settings; change it with vtepsh.\n"
-            + "[Time]\nNTP=\(servers)\n"
+    /// chrony.conf(5) `server` lines, as a `sourcedir` file holds them; `iburst` so a new
+    /// server is used within seconds rather than after several poll intervals.
+    static func chronySources(_ settings: ApplianceSettings) -> [UInt8] {
+        var text = "# Written by vtepd from the appliance settings; change it with vtepsh.\n"
+        for server in settings.ntpServers { text += "server \(server) iburst\n" }
         return Array(text.utf8)
     }
 
@@ -441,6 +499,10 @@ extension NetlinkError: StepFailure {
 
 extension AtomicFileError: StepFailure {
     fileprivate var cause: HostConfigurationError.Cause { .file(self) }
+}
+
+extension HostCommandError: StepFailure {
+    fileprivate var cause: HostConfigurationError.Cause { .timeService(self) }
 }
 
 extension HostnameFailure: StepFailure {

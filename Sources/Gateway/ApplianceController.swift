@@ -16,6 +16,9 @@ public final class ApplianceController: Sendable {
     public let store: ApplianceSettingsStore
     public let audit: AuditLog
     private let current: Mutex<ApplianceSettings>
+    private let dhcp = Mutex<DHCPClients?>(nil)
+    /// What each interface's DHCP client last reported, for `show network interface`.
+    private let dhcpStatus = Mutex<[InterfaceName: String]>([:])
 
     /// Loads the saved settings (none saved: the defaults, which change nothing). A saved
     /// file that cannot be read is an error: vtepd must not overwrite it with defaults.
@@ -36,6 +39,83 @@ public final class ApplianceController: Sendable {
         try current.withLock { settings throws(HostConfigurationError) in
             try host.apply(settings, replacing: nil)
         }
+    }
+
+    // MARK: DHCP
+
+    /// From now on, runs a DHCP client on each interface configured for DHCP (and not set
+    /// down); starts those the settings in force ask for.
+    public func attach(dhcp clients: DHCPClients) {
+        dhcp.withLock { $0 = clients }
+        reconcileDHCP()
+    }
+
+    private func reconcileDHCP() {
+        guard let clients = dhcp.withLock({ $0 }) else { return }
+        let names = settings.interfaces.filter { $0.addressing == .dhcp && $0.isUp != false }
+            .map(\.name)
+        clients.reconcile(Set(names))
+        dhcpStatus.withLock { status in
+            for name in status.keys where !names.contains(name) { status[name] = nil }
+            for name in names where status[name] == nil { status[name] = "asking for a lease" }
+        }
+    }
+
+    /// Applies what a DHCP client reports (`DHCPHookServer`'s pairs: `event`, `interface` and
+    /// udhcpc's variables); returns nil when done, or why it was refused. The values come
+    /// from a DHCP server, so each is checked first; a lease for an interface no longer in
+    /// DHCP mode (a client being stopped) is refused. Changes are audited as user `dhcp`.
+    public func dhcpEvent(_ pairs: [String: String], from peer: PeerCredentials) -> String? {
+        let interfaceText = pairs["interface"] ?? ""
+        let name: InterfaceName
+        let event: DHCPEvent
+        do {
+            name = try InterfaceName(interfaceText)
+            event = try DHCPEvent(udhcpcEvent: pairs["event"] ?? "", environment: pairs)
+        } catch {
+            let reason = "\(error)"
+            try? audit.append(
+                credentials: peer, command: "dhcp \(DHCPEvent.printable(interfaceText))",
+                result: .refused(reason))
+            return reason
+        }
+        let line = "dhcp \(name) \(event)"
+        func record(_ result: AuditResult) {
+            try? audit.append(credentials: peer, command: line, result: result)
+        }
+        let lease: DHCPLease?
+        switch event {
+        case .noAnswer, .refused:
+            dhcpStatus.withLock { $0[name] = "no lease: \(event)" }
+            record(.accepted)
+            return nil
+        case .deconfig: lease = nil
+        case .bound(let granted, _): lease = granted
+        }
+        let refusal: String? = current.withLock { settings in
+            var new = settings
+            do {
+                try new.setLease(lease, on: name)
+                if new == settings && lease != nil { return nil }  // a renewal of the same lease
+                try host.apply(new, replacing: settings)
+                if lease == nil {
+                    try host.removeIPv4Addresses(of: name, keeping: nil)
+                }
+            } catch {
+                return "\(error)"
+            }
+            settings = new
+            return nil
+        }
+        if let refusal {
+            record(.refused(refusal))
+            return refusal
+        }
+        dhcpStatus.withLock {
+            $0[name] = lease.map { "bound \($0)" } ?? "asking for a lease"
+        }
+        if case .bound(_, renewal: true) = event {} else { record(.accepted) }
+        return nil
     }
 
     /// Writes one audit entry for `command`; a failure to write is returned as a sentence.
@@ -60,7 +140,7 @@ public final class ApplianceController: Sendable {
         case .interfaces(let name): return .interfaces(try interfaces(name))
         case .routes: return .routes(try routes())
         case .dnsServers: return .lines(settings.dnsServers.map(\.description))
-        case .ntpServers: return .lines(settings.ntpServers.map(\.description))
+        case .ntpServers: return .lines(ntpServers())
         case .searchDomains: return .lines(settings.dnsSearchDomains.map(\.text))
         case .log(let lines):
             do {
@@ -81,8 +161,29 @@ public final class ApplianceController: Sendable {
                 settings.setUser(ApplianceUser(name: user, passwordHash: hash))
             }
             return .accepted
+        case .setInterfaceDHCP:
+            if let problem = dhcp.withLock({ $0 })?.problem() {
+                _ = record(command, peer: peer, result: .refused(problem))
+                throw ControlFailure(problem)
+            }
+            try change(command, peer: peer, Self.edit(for: command)!)
+            reconcileDHCP()
+            return .accepted
         default:
             guard let edit = Self.edit(for: command) else { return nil }
+            // An interface leaving DHCP mode (a static address, or down): its client releases
+            // the lease first, from the leased address, before the change removes it. Should
+            // the change be refused, reconcileDHCP starts the client again.
+            let leaving: InterfaceName? =
+                switch command {
+                case .setInterfaceAddress(let name, _), .setInterfaceState(let name, up: false):
+                    settings.interface(name)?.addressing == .dhcp ? name : nil
+                default: nil
+                }
+            if let leaving, let clients = dhcp.withLock({ $0 }) {
+                clients.stopAndWait(leaving)
+            }
+            defer { reconcileDHCP() }
             try change(command, peer: peer, edit)
             return .accepted
         }
@@ -188,7 +289,11 @@ public final class ApplianceController: Sendable {
                     .addressing
                 {
                 case .staticIPv4(let address)?: "static \(address)"
-                case .dhcp?: "dhcp"
+                case .dhcp?:
+                    "dhcp, "
+                        + ((try? InterfaceName(link.name)).flatMap { name in
+                            dhcpStatus.withLock { $0[name] }
+                        } ?? "no DHCP client running")
                 case nil: nil
                 }
             let c = link.counters
@@ -201,6 +306,31 @@ public final class ApplianceController: Sendable {
                 rxErrors: c.receiveErrors, rxDropped: c.receiveDropped, txPackets: c.sentPackets,
                 txBytes: c.sentBytes, txErrors: c.sendErrors, txDropped: c.sendDropped)
         }
+    }
+
+    /// The configured servers, then what chronyd makes of its sources: a host name is
+    /// listed by chronyd under the address it resolved to.
+    private func ntpServers() -> [String] {
+        let configured = settings.ntpServers.map(\.description)
+        var lines = configured
+        do {
+            guard let sources = try host.chronySources() else {
+                if !configured.isEmpty {
+                    lines.append("chronyd is not running: it uses these servers when it starts")
+                }
+                return lines
+            }
+            lines.append("chronyd's sources:")
+            if sources.isEmpty { lines.append("  (none)") }
+            for source in sources {
+                lines.append(
+                    "  \(source.address)  \(source.state), stratum \(source.stratum), reach \(source.reach)"
+                        + (source.lastSampleAge.map { ", last sample \($0) s ago" } ?? ""))
+            }
+        } catch {
+            lines.append("chronyd did not answer: \(error)")
+        }
+        return lines
     }
 
     private func routes() throws(ControlFailure) -> [RouteReport] {

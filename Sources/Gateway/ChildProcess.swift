@@ -1,3 +1,4 @@
+import Appliance
 import Foundation
 import Synchronization
 
@@ -21,56 +22,20 @@ final class ChildProcess: Sendable {
     }
 
     /// Starts `executable` with `arguments`: stdin from /dev/null, stdout and stderr to the
-    /// given descriptors, nothing else inherited.
+    /// given descriptors, nothing else inherited; `environment` (`NAME=value` strings) instead
+    /// of vtepd's own when given.
     static func spawn(
-        _ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32
+        _ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32,
+        environment: [String]? = nil
     ) throws(DatabaseServerError) -> ChildProcess {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderr, 2)
-        closeDescriptorsFrom3(&actions)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes,
-            Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for arg in argv { free(arg) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let result = HostCommand.spawnQuietly(
+            &pid, executable, arguments, stdin: "/dev/null", stdout: stdout, stderr: stderr,
+            newProcessGroup: true, environment: environment)
         guard result == 0 else {
             throw .spawnFailed(executable: executable, reason: String(cString: strerror(result)))
         }
         return ChildProcess(pid: pid)
-    }
-
-    /// Closes every descriptor from 3 up in the child. glibc 2.34+ has
-    /// posix_spawn_file_actions_addclosefrom_np, which Swift's Glibc module does not export,
-    /// so it is looked up at run time; without it, each descriptor open now is closed.
-    private static func closeDescriptorsFrom3(_ actions: inout posix_spawn_file_actions_t) {
-        typealias CloseFrom =
-            @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
-            let closeFrom = unsafeBitCast(symbol, to: CloseFrom.self)
-            if closeFrom(&actions, 3) == 0 { return }
-        }
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
-        for fd in open.compactMap({ Int32($0) }) where fd > 2 {
-            posix_spawn_file_actions_addclose(&actions, fd)
-        }
     }
 
     /// Waits for the child to exit, on a thread of its own (waitpid blocks), and reaps it.

@@ -75,6 +75,15 @@ struct Run: AsyncParsableCommand {
         }
     }
 
+    /// A program installed beside vtepd (`/proc/self/exe`'s directory): the same build's.
+    static func sibling(_ program: String) -> String {
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent(program)
+            .path
+    }
+
     func run() async throws {
         let addresses = tunnelIP.compactMap(IPAddress.init)
         var settings = DataPlaneSettings(
@@ -144,6 +153,25 @@ struct Run: AsyncParsableCommand {
         controller.attach(
             appliance: appliance,
             database: SwitchDatabase(client: controlPlane.client, physicalSwitch: name))
+        // DHCP: udhcpc per interface in DHCP mode, its events through the hook socket.
+        var dhcpClients: DHCPClients? = nil
+        var dhcpHook: DHCPHookServer? = nil
+        if let appliance {
+            let hookSocket = stateRoot + "/dhcp-hook.sock"
+            do {
+                dhcpHook = try DHCPHookServer(path: hookSocket) { pairs, peer in
+                    appliance.dhcpEvent(pairs, from: peer)
+                }
+                let clients = DHCPClients(
+                    hook: Self.sibling("vtep-dhcp-event"), hookSocket: hookSocket,
+                    stateDirectory: stateRoot, say: { log.say($0) })
+                if let problem = clients.problem() { log.say("vtepd: DHCP: \(problem)") }
+                appliance.attach(dhcp: clients)
+                dhcpClients = clients
+            } catch {
+                log.say("vtepd: DHCP is not available: \(error)")
+            }
+        }
         dataPlane.start()
         await controlPlane.start()
         let controlPath = control ?? stateRoot + "/vtepd.ctl"
@@ -170,6 +198,9 @@ struct Run: AsyncParsableCommand {
         log.say("vtepd: stopping")
         resolving.cancel()
         await server.stop()
+        // The clients release their leases; their last reports still reach the hook socket.
+        await dhcpClients?.stopAll()
+        dhcpHook?.stop()
         await controlPlane.stop()
         await dataPlane.stop()
         await databaseServer?.stop()

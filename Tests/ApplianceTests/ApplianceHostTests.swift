@@ -131,9 +131,9 @@ struct ApplianceHostTests {
                         == "# Written by vtepd from the appliance settings; change it with vtepsh.\n"
                         + "nameserver 192.0.2.53\nnameserver 2001:db8::53\nsearch example.net\n")
                 #expect(
-                    try fixture.file("etc/systemd/timesyncd.conf.d/vtep-gateway.conf")
+                    try fixture.file("etc/chrony/sources.d/vtep-gateway.sources")
                         == "# Written by vtepd from the appliance settings; change it with vtepsh.\n"
-                        + "[Time]\nNTP=ntp.example.net 192.0.2.123\n")
+                        + "server ntp.example.net iburst\nserver 192.0.2.123 iburst\n")
 
                 // Applying the same settings again (as at every start) changes nothing and
                 // is not refused.
@@ -232,9 +232,9 @@ struct ApplianceHostTests {
                 let old = try fixture.settings(routes: [("198.51.100.0/24", "192.0.2.1")])
                 try lab.inNamespace(fixture.namespace) { try host.apply(old, replacing: nil) }
                 let stateBefore = try fixture.kernelState(lab)
-                try AtomicFile.remove(root + "/etc/systemd/timesyncd.conf.d/vtep-gateway.conf")
-                try FileManager.default.removeItem(atPath: root + "/etc/systemd")
-                try AtomicFile.write(Array("not a directory\n".utf8), to: root + "/etc/systemd")
+                try AtomicFile.remove(root + "/etc/chrony/sources.d/vtep-gateway.sources")
+                try FileManager.default.removeItem(atPath: root + "/etc/chrony")
+                try AtomicFile.write(Array("not a directory\n".utf8), to: root + "/etc/chrony")
                 let filesBefore = try fixture.files()
 
                 var new = try fixture.settings(
@@ -246,7 +246,7 @@ struct ApplianceHostTests {
                 }
                 let refusal = try #require(error)
                 #expect(
-                    refusal.step == "write \(root)/etc/systemd/timesyncd.conf.d/vtep-gateway.conf")
+                    refusal.step == "write \(root)/etc/chrony/sources.d/vtep-gateway.sources")
                 guard case .file(let fileError) = refusal.cause else {
                     Issue.record("\(refusal)")
                     return

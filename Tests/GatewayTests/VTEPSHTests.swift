@@ -361,8 +361,8 @@ struct ShellSite {
             resolv.contains("nameserver 192.0.2.53\n") && resolv.contains("search example.net\n"),
             "\(resolv)")
         #expect(
-            try file("etc/systemd/timesyncd.conf.d/vtep-gateway.conf").contains(
-                "NTP=pool.ntp.org\n"))
+            try file("etc/chrony/sources.d/vtep-gateway.sources").contains(
+                "server pool.ntp.org iburst\n"))
         #expect(try file("etc/hosts").contains("127.0.1.1\tgw-test\n"))
     }
 

@@ -1,0 +1,250 @@
+import Appliance
+import Foundation
+import Synchronization
+
+/// The DHCP clients of the interfaces configured for DHCP: one busybox udhcpc each (Debian's
+/// udhcpc package), kept running while the interface stays in DHCP mode and started again if
+/// it dies.
+///
+/// udhcpc speaks DHCP (discover, request, renew, rebind, release: RFC 2131) and configures
+/// nothing itself: at each event it runs its script, here `vtep-dhcp-event`, which hands the
+/// lease to vtepd over `DHCPHookServer`'s socket and waits for vtepd to apply it. So addresses,
+/// routes and resolv.conf are changed by vtepd alone, through the same all-or-nothing path as
+/// the operator's commands. Options: `-f` foreground (vtepd supervises it), `-R` release the
+/// lease when stopped, `-O search` ask for option 119 beside udhcpc's default set (subnet,
+/// router, DNS, domain, hostname, broadcast, lease time).
+public final class DHCPClients: Sendable {
+    public static let udhcpc = "/sbin/udhcpc"
+    /// After an unexpected exit, the pause before the next start.
+    static let restartPause = Duration.seconds(2)
+
+    let hook: String
+    let hookSocket: String
+    /// Where each client's PID file goes (`udhcpc-IF.pid`): vtepd's state directory.
+    let stateDirectory: String
+    let say: @Sendable (String) -> Void
+    private let clients = Mutex<[InterfaceName: ChildProcess]>([:])
+    private let wanted = Mutex<Set<InterfaceName>>([])
+
+    /// `hook`: the vtep-dhcp-event executable; `hookSocket`: where `DHCPHookServer` listens.
+    public init(
+        hook: String, hookSocket: String, stateDirectory: String,
+        say: @escaping @Sendable (String) -> Void
+    ) {
+        self.hook = hook
+        self.hookSocket = hookSocket
+        self.stateDirectory = stateDirectory
+        self.say = say
+    }
+
+    /// Why DHCP cannot be used on this appliance, or nil.
+    public func problem() -> String? {
+        if access(Self.udhcpc, X_OK) != 0 {
+            return "no DHCP client: \(Self.udhcpc) is missing (Debian package udhcpc)"
+        }
+        if access(hook, X_OK) != 0 { return "the DHCP client's hook \(hook) is missing" }
+        return nil
+    }
+
+    /// Runs a client for each interface of `names` and stops the others'.
+    public func reconcile(_ names: Set<InterfaceName>) {
+        wanted.withLock { $0 = names }
+        let running = clients.withLock { Set($0.keys) }
+        for name in running.subtracting(names) { stop(name) }
+        for name in names.subtracting(running) { start(name) }
+    }
+
+    /// The interfaces with a running client.
+    public var running: Set<InterfaceName> { clients.withLock { Set($0.keys) } }
+
+    /// The client's PID on `name`, for `show network interface`.
+    public func pid(of name: InterfaceName) -> Int32? { clients.withLock { $0[name]?.pid } }
+
+    /// Stops every client (they release their leases) and waits for them to exit.
+    public func stopAll() async {
+        wanted.withLock { $0 = [] }
+        let all = clients.withLock { table in
+            defer { table = [:] }
+            return Array(table.values)
+        }
+        for process in all { process.signal(SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        for process in all {
+            while process.exit == nil && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+            if process.exit == nil { process.signal(SIGKILL) }
+        }
+    }
+
+    func pidFile(_ name: InterfaceName) -> String { stateDirectory + "/udhcpc-\(name).pid" }
+
+    /// A client a previous vtepd left running (it was killed: its children live on in their
+    /// own process group) would answer for the same interface beside the new one. Its PID
+    /// file names it; it is stopped if that PID is still a udhcpc for this interface.
+    private func stopLeftover(_ name: InterfaceName) {
+        guard let text = try? String(contentsOfFile: pidFile(name), encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
+            let commandLine = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")
+        else { return }
+        let arguments = commandLine.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        guard arguments.first.map({ $0.hasSuffix("udhcpc") }) == true,
+            let at = arguments.firstIndex(of: "-i"), arguments.dropFirst(at + 1).first == name.text
+        else { return }
+        say("vtepd: stopping the DHCP client a previous vtepd left on \(name) (pid \(pid))")
+        kill(pid, SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(3)
+        while kill(pid, 0) == 0 && ContinuousClock.now < deadline { usleep(20_000) }
+        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+    }
+
+    private func start(_ name: InterfaceName) {
+        stopLeftover(name)
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(
+                Self.udhcpc,
+                [
+                    "-f", "-R", "-i", name.text, "-s", hook, "-O", "search", "-p",
+                    pidFile(name),
+                ],
+                stdout: 2, stderr: 2,
+                environment: [
+                    "VTEPD_DHCP_HOOK_SOCKET=\(hookSocket)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                ])
+        } catch {
+            say("vtepd: cannot start the DHCP client on \(name): \(error)")
+            return
+        }
+        clients.withLock { $0[name] = process }
+        say("vtepd: DHCP client on \(name) started (udhcpc, pid \(process.pid))")
+        Task.detached { [self] in
+            let status = await process.waitForExit()
+            let stillOurs = clients.withLock { table in
+                guard table[name] === process else { return false }
+                table[name] = nil
+                return true
+            }
+            guard stillOurs else { return }  // stopped on purpose
+            say("vtepd: the DHCP client on \(name) \(ChildProcess.describe(status)); restarting it")
+            try? await Task.sleep(for: Self.restartPause)
+            if wanted.withLock({ $0.contains(name) }) && clients.withLock({ $0[name] == nil }) {
+                start(name)
+            }
+        }
+    }
+
+    /// SIGTERM: udhcpc releases the lease (`-R`) and exits; its watcher reaps it.
+    @discardableResult
+    private func stop(_ name: InterfaceName) -> ChildProcess? {
+        guard let process = clients.withLock({ $0.removeValue(forKey: name) }) else { return nil }
+        process.signal(SIGTERM)
+        say("vtepd: DHCP client on \(name) stopped (pid \(process.pid))")
+        return process
+    }
+
+    /// Stops the client on `name` and waits (at most `timeout`) until it has exited: it
+    /// releases the lease from the leased address, so that address must still be there; the
+    /// caller changes the interface afterwards. Blocks the calling thread.
+    public func stopAndWait(_ name: InterfaceName, timeout: Duration = .seconds(5)) {
+        wanted.withLock { _ = $0.remove(name) }
+        guard let process = stop(name) else { return }
+        let deadline = ContinuousClock.now + timeout
+        while process.exit == nil && ContinuousClock.now < deadline { usleep(10_000) }
+    }
+}
+
+/// The Unix socket vtep-dhcp-event reports udhcpc's events on: SOCK_SEQPACKET, so one
+/// message is one event; mode 0600 in vtepd's state directory, and only root's reports
+/// (SO_PEERCRED) are taken. One thread accepts and handles the reports in turn; each is
+/// answered `ok` or `refused: WHY` once applied, so udhcpc goes on only after the host has
+/// its lease.
+public final class DHCPHookServer: @unchecked Sendable {
+    public let path: String
+    private let listener: Int32
+    private let thread: Thread
+
+    /// `handle(event name, pairs, peer)` returns nil when applied, or why not.
+    public init(
+        path: String,
+        handle: @escaping @Sendable ([String: String], PeerCredentials) -> String?
+    ) throws(HostCommandError) {
+        self.path = path
+        func failure(_ call: String) -> HostCommandError {
+            HostCommandError(
+                command: "DHCP hook socket \(path)",
+                reason: "\(call): \(String(cString: strerror(errno)))")
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            throw HostCommandError(command: "DHCP hook socket \(path)", reason: "path too long")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw failure("socket") }
+        // Only vtepd uses its state directory; a socket left by a vtepd that died is stale.
+        var status = stat()
+        if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 8) == 0 else {
+            let error = failure("bind/listen")
+            close(fd)
+            throw error
+        }
+        listener = fd
+        thread = Thread {
+            var buffer = [UInt8](repeating: 0, count: DHCPHookMessage.maximumSize + 1)
+            while true {
+                let connection = accept(fd, nil, nil)
+                if connection < 0 {
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    return  // shut down
+                }
+                defer { close(connection) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(
+                    connection, SOL_SOCKET, SO_RCVTIMEO, &timeout,
+                    socklen_t(MemoryLayout<timeval>.size))
+                // struct ucred (socket(7)), which Swift's Glibc module does not export.
+                var credentials = (pid: Int32(0), uid: UInt32(0), gid: UInt32(0))
+                var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+                guard getsockopt(connection, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0
+                else { continue }
+                _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+                let peer = PeerCredentials(
+                    pid: credentials.pid, uid: credentials.uid, gid: credentials.gid)
+                let count = recv(connection, &buffer, buffer.count, 0)
+                let answer: String
+                if peer.uid != 0 {
+                    answer = "refused: only root's DHCP client may report leases"
+                } else if count <= 0 {
+                    continue
+                } else if let pairs = DHCPHookMessage.decode(buffer[0..<count]) {
+                    answer = handle(pairs, peer).map { "refused: \($0)" } ?? "ok"
+                } else {
+                    answer = "refused: not a DHCP hook message"
+                }
+                _ = Array(answer.utf8).withUnsafeBytes {
+                    send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+                }
+            }
+        }
+        thread.name = "dhcp hook"
+        thread.start()
+    }
+
+    /// Stops accepting and removes the socket file.
+    public func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        unlink(path)
+    }
+}
