@@ -12,6 +12,7 @@ public struct HostConfigurationError: Error, Sendable, CustomStringConvertible {
         case noSuchInterface(InterfaceName)
         case save(ApplianceSettingsStoreError)
         case timeService(HostCommandError)
+        case shadow(ShadowFileError)
 
         public var description: String {
             switch self {
@@ -22,6 +23,7 @@ public struct HostConfigurationError: Error, Sendable, CustomStringConvertible {
                 "this host has no interface \(name) (see show network interfaces)"
             case .save(let error): "\(error)"
             case .timeService(let error): "chronyd refused its new sources: \(error)"
+            case .shadow(let error): "\(error)"
             }
         }
     }
@@ -152,6 +154,7 @@ public struct ApplianceHost: Sendable {
             try applyInterfaces(new, old, network, &change)
             try applyRoutes(new, old, network, &change)
             try writeFiles(files, &change)
+            try applyPasswords(new, old, &change)
             try applyHostname(new, &change)
             return change
         } catch {
@@ -383,6 +386,34 @@ public struct ApplianceHost: Sendable {
         return text.split(separator: "\n").compactMap { TimeSourceState(chronycCSV: $0) }
     }
 
+    /// Each user's password hash into shadow(5) under the root, where login, sshd and PAM
+    /// read it; a user whose line already holds the hash is left alone (so a restart rewrites
+    /// nothing, and the date of the last change stays true).
+    private func applyPasswords(
+        _ new: ApplianceSettings, _ old: ApplianceSettings?, _ change: inout Change
+    ) throws(HostConfigurationError) {
+        let shadow = ShadowFile(root: root)
+        for user in new.users where old?.users.contains(user) != true || old == nil {
+            let current: String?
+            do {
+                current = try shadow.passwordField(of: user.name.text)
+            } catch {
+                throw HostConfigurationError(
+                    step: "read \(shadow.path)", cause: .shadow(error), rollbackFailures: [])
+            }
+            guard current != user.passwordHash.text else { continue }
+            var done: ShadowChange?
+            try change.perform(
+                "set the password of \(user.name) in \(shadow.path)",
+                { () throws(ShadowFileError) in
+                    done = try shadow.setPassword(of: user.name.text, to: user.passwordHash)
+                },
+                undo: { () throws(ShadowFileError) in
+                    if let done { try shadow.undo(done) }
+                })
+        }
+    }
+
     private func applyHostname(_ new: ApplianceSettings, _ change: inout Change)
         throws(HostConfigurationError)
     {
@@ -503,6 +534,10 @@ extension AtomicFileError: StepFailure {
 
 extension HostCommandError: StepFailure {
     fileprivate var cause: HostConfigurationError.Cause { .timeService(self) }
+}
+
+extension ShadowFileError: StepFailure {
+    fileprivate var cause: HostConfigurationError.Cause { .shadow(self) }
 }
 
 extension HostnameFailure: StepFailure {

@@ -26,8 +26,14 @@ public struct AtomicFileError: Error, Sendable, Hashable, CustomStringConvertibl
 /// The temporary file is named `.NAME.tmp-XXXXXX`. One left behind by a crash is harmless (the
 /// real file is intact) and is removed by the next write of the same file.
 public enum AtomicFile {
-    /// Replaces `path` with `bytes`, with permission bits `mode`.
-    public static func write(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644)
+    /// Replaces `path` with `bytes`, with permission bits `mode`, owned by `owner` when given
+    /// (else by the caller). The temporary file is created 0600 (mkstemp) and gets its owner
+    /// before its mode, so it is never readable by more than `mode` allows: what a file such
+    /// as /etc/shadow (0640 root:shadow) needs.
+    public static func write(
+        _ bytes: [UInt8], to path: String, mode: mode_t = 0o644,
+        owner: (user: uid_t, group: gid_t)? = nil
+    )
         throws(AtomicFileError)
     {
         let (directory, name) = split(path)
@@ -39,7 +45,7 @@ public enum AtomicFile {
         defer {
             if !renamed { unlink(temporary) }
         }
-        try fill(descriptor, temporary, bytes, mode)
+        try fill(descriptor, temporary, bytes, mode, owner)
         try call("rename", path) { rename(temporary, path) }
         renamed = true
         try syncDirectory(directory)
@@ -47,13 +53,18 @@ public enum AtomicFile {
 
     /// Writes and flushes the temporary file, and closes it.
     private static func fill(
-        _ descriptor: Int32, _ temporary: String, _ bytes: [UInt8], _ mode: mode_t
+        _ descriptor: Int32, _ temporary: String, _ bytes: [UInt8], _ mode: mode_t,
+        _ owner: (user: uid_t, group: gid_t)?
     )
         throws(AtomicFileError)
     {
         defer { close(descriptor) }
         // mkostemp is not visible to Swift; nothing runs a child process between the two calls.
         try call("fcntl", temporary) { fcntl(descriptor, F_SETFD, FD_CLOEXEC) }
+        // chown(2) may clear set-user-ID and set-group-ID bits: owner first, then mode.
+        if let owner {
+            try call("fchown", temporary) { fchown(descriptor, owner.user, owner.group) }
+        }
         try call("fchmod", temporary) { fchmod(descriptor, mode) }
         var written = 0
         while written < bytes.count {

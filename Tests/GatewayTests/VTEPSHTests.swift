@@ -106,6 +106,13 @@ import Testing
             let saved = try site.savedSettingsText()
             #expect(saved.contains("\"password_hash\" : \"$y$"), "\(saved)")
             #expect(!saved.contains("correct horse"))
+            // …and in shadow(5) under the root, where sshd and login read it: the same hash,
+            // the other accounts' lines untouched.
+            let shadow = try site.file("etc/shadow").split(separator: "\n")
+            let admin = try #require(shadow.first { $0.hasPrefix("admin:") })
+            let hash = admin.split(separator: ":", omittingEmptySubsequences: false)[1]
+            #expect(hash.hasPrefix("$y$") && saved.contains("\"\(hash)\""), "\(admin)")
+            #expect(shadow.first == "root:*:20000:0:99999:7:::")
 
             // A bad token is named, with a marker; nothing changes.
             try pty.type("set hostname bad;name\r")
@@ -289,6 +296,11 @@ struct ShellSite {
         try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(
             atPath: root + "/etc", withIntermediateDirectories: true)
+        // The appliance's accounts, as first boot leaves them: admin exists, with no usable
+        // password until `set user admin password`.
+        try AtomicFile.write(
+            Array("root:*:20000:0:99999:7:::\nadmin:!:20000:0:99999:7:::\n".utf8),
+            to: root + "/etc/shadow", mode: 0o640)
     }
 
     /// vtepd in the namespace, in a UTS namespace of its own (`unshare --uts` execs it, so
