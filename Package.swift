@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "Appliance", "Packet", "Netlink", "Datapath", "NamespaceLab",
+                "Appliance", "Packet", "Netlink", "Datapath", "NamespaceLab", "CCrypt",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

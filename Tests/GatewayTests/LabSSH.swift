@@ -4,16 +4,29 @@ import Foundation
 /// (`appliance/sshd/vtep-gateway.conf`) included, and an admin network to reach it from.
 ///
 /// How vtepsh becomes the admin's shell without touching this machine's accounts: sshd runs in
-/// a private mount namespace (`unshare --mount`) where /etc/passwd and /etc/group are copies,
-/// root's shell is the lab's login shell and root is a member of `vtep-admin`. So sshd takes
-/// the same path as on the appliance: it runs the account's shell as `-shell` for an
-/// interactive session and as `shell -c "COMMAND"` for a command, and the drop-in's `Match
-/// Group vtep-admin` applies. A ForceCommand wrapper that re-quotes `$SSH_ORIGINAL_COMMAND`
+/// a private mount namespace (`unshare --mount`) whose /etc is the lab's: a directory of
+/// symbolic links to this machine's /etc (bind-mounted at /run/lab-host-etc) except for
+/// passwd and group, which are copies where root's shell is the lab's login shell and root is
+/// a member of `vtep-admin`, and shadow (see `passwordLogin`). So sshd takes the same path as
+/// on the appliance: it runs the account's shell as `-shell` for an interactive session and
+/// as `shell -c "COMMAND"` for a command, and the drop-in's `Match Group vtep-admin` applies. A ForceCommand wrapper that re-quotes `$SSH_ORIGINAL_COMMAND`
 /// would test a path the appliance never takes; this tests the one it does. The login shell
 /// is a two-line script only because a login shell gets no options of its own: it adds
 /// `--control SOCKET` and passes sshd's `-c COMMAND` on as one argument (`"$@"`), never
 /// through a shell's parser. The same namespace puts a tmpfs over /run for sshd's privilege
 /// separation directory (/run/sshd), which this machine need not have.
+///
+/// Password logins (`passwordLogin`): /etc/shadow is a symbolic link to the appliance root's
+/// etc/shadow, so sshd reads whatever file is there now, by name, as on the appliance. A bind
+/// mount of the file would pin the inode it was made on, and sshd would never see the new
+/// file `ShadowFile` renames into its place. The account is `admin`, the name vtepd's `set
+/// user admin password` changes, added to the passwd copy with uid 0 (root's line under another name):
+/// the admin of the appliance is an unprivileged member of vtep-admin reaching vtepd's
+/// socket through that group, which this machine lacks; as uid 0 the lab's admin reaches the
+/// socket as root does. sshd applies PermitRootLogin to every uid 0 (auth-passwd.c), so this
+/// lab sets it to yes. With UsePAM no, sshd checks the password itself: getspnam(3), then
+/// crypt(3) of libxcrypt, and refuses an account whose field starts with `!` (auth.c,
+/// "account is locked").
 struct LabSSH {
     let lab: Lab
     /// The namespace ssh (the client) runs in: the admin's side of the veth.
@@ -28,13 +41,16 @@ struct LabSSH {
     /// sshd's argument vector in its mount namespace, for `options` and this lab's config.
     private let sshdArguments: @Sendable ([String]) -> [String]
     private let namespace: String
+    /// The appliance root's etc/shadow, when sshd takes `admin`'s password from it.
+    let passwordLogin: String?
 
     /// sshd on `address` in `namespace`, reached from a new admin namespace over a veth;
     /// `loginShell` is the argument vector root's login shell execs (sshd's arguments are
-    /// appended). Returns once sshd listens.
+    /// appended). With `passwordLogin`, the path of the appliance root's etc/shadow, the
+    /// account `admin` logs in by password (see above). Returns once sshd listens.
     init(
         _ lab: Lab, in namespace: String, loginShell: [String], address: String = "198.51.100.1",
-        clientAddress: String = "198.51.100.2"
+        clientAddress: String = "198.51.100.2", passwordLogin: String? = nil
     ) throws {
         for program in [
             "/usr/sbin/sshd", "/usr/bin/ssh", "/usr/bin/ssh-keygen", "/usr/bin/unshare",
@@ -49,6 +65,7 @@ struct LabSSH {
         self.namespace = namespace
         self.address = address
         self.clientAddress = clientAddress
+        self.passwordLogin = passwordLogin
         client = try lab.namespace("adm")
         let (gatewaySide, adminSide) = try lab.veth("sg", in: namespace, "sa", in: client)
         try lab.execute(["ip", "addr", "add", "\(address)/24", "dev", gatewaySide], in: namespace)
@@ -83,19 +100,25 @@ struct LabSSH {
             """
         try script.write(toFile: shell, atomically: true, encoding: .utf8)
         chmod(shell, 0o755)
-        let passwd = lab.file("passwd").path
-        try Self.rewrite("/etc/passwd", to: passwd) { line in
+        let etc = lab.file("etc").path
+        try Self.makeEtc(etc, shadow: passwordLogin ?? "\(Self.hostEtc)/shadow")
+        var admin: String?
+        try Self.rewrite("/etc/passwd", to: etc + "/passwd") { line in
             guard line.hasPrefix("root:") else { return line }
             var fields = line.split(separator: ":", omittingEmptySubsequences: false).map(
                 String.init)
             fields[fields.count - 1] = shell
+            fields[0] = "admin"
+            admin = fields.joined(separator: ":")
+            fields[0] = "root"
             return fields.joined(separator: ":")
         }
-        let group = lab.file("group").path
-        try Self.rewrite("/etc/group", to: group) { line in
+        if passwordLogin != nil, let admin { try (admin + "\n").append(toFile: etc + "/passwd") }
+        try Self.rewrite("/etc/group", to: etc + "/group") { line in
             line.hasPrefix("vtep-admin:") ? nil : line
         }
-        try "vtep-admin:x:61999:root\n".append(toFile: group)
+        try "vtep-admin:x:61999:root\(passwordLogin == nil ? "" : ",admin")\n".append(
+            toFile: etc + "/group")
 
         pidFile = lab.file("sshd.pid").path
         let config = lab.file("sshd_config").path
@@ -108,9 +131,9 @@ struct LabSSH {
         HostKey \(hostKey)
         PidFile \(pidFile)
         AuthorizedKeysFile \(authorizedKeys)
-        PermitRootLogin prohibit-password
+        PermitRootLogin \(passwordLogin == nil ? "prohibit-password" : "yes")
         PubkeyAuthentication yes
-        PasswordAuthentication no
+        PasswordAuthentication \(passwordLogin == nil ? "no" : "yes")
         KbdInteractiveAuthentication no
         UsePAM no
         StrictModes no
@@ -123,10 +146,10 @@ struct LabSSH {
             [
                 "unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
                 """
-                mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group \
-                && mount -t tmpfs -o mode=0755 lab-run /run && mkdir -m 0755 /run/sshd \
+                mount -t tmpfs -o mode=0755 lab-run /run && mkdir -m 0755 /run/sshd "$2" \
+                && mount --bind /etc "$2" && mount --bind "$1" /etc \
                 && shift 2 && exec /usr/sbin/sshd "$@"
-                """, "sh", passwd, group,
+                """, "sh", etc, Self.hostEtc,
             ] + options + ["-f", config]
         }
         // unshare execs sh, sh execs sshd: the PID is sshd's, and SIGTERM stops it (sshd(8)).
@@ -157,6 +180,37 @@ struct LabSSH {
             if words.count == 2 { settings[String(words[0])] = String(words[1]) }
         }
         return settings
+    }
+
+    /// `ssh admin@ADDRESS COMMAND` from the admin namespace, logging in with `password` and
+    /// nothing else: ssh asks it of an SSH_ASKPASS program (SSH_ASKPASS_REQUIRE=force,
+    /// OpenSSH 8.4) that prints it from a 0600 file, once. The result whatever the status.
+    func runWithPassword(_ password: String, _ command: String) throws -> LabCommandResult {
+        let secret = lab.file("password")
+        guard
+            FileManager.default.createFile(
+                atPath: secret.path, contents: Data((password + "\n").utf8),
+                attributes: [.posixPermissions: 0o600])
+        else { throw LabError(description: "cannot write \(secret.path)") }
+        defer { try? FileManager.default.removeItem(at: secret) }
+        let askpass = lab.file("askpass").path
+        try "#!/bin/sh\nexec cat \(Self.quoted(secret.path))\n".write(
+            toFile: askpass, atomically: true, encoding: .utf8)
+        chmod(askpass, 0o700)
+        return try lab.attempt(
+            [
+                "env", "SSH_ASKPASS=\(askpass)", "SSH_ASKPASS_REQUIRE=force", "ssh", "-F",
+                "/dev/null", "-p", "\(port)", "-o", "BatchMode=no", "-o",
+                "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no", "-o",
+                "NumberOfPasswordPrompts=1", "-o", "StrictHostKeyChecking=yes", "-o",
+                "UserKnownHostsFile=\(knownHosts)", "-o", "ConnectTimeout=20",
+                "admin@\(address)", "--", command,
+            ], in: client, timeout: .seconds(60))
+    }
+
+    /// What sshd logged so far (LogLevel VERBOSE, on its standard error).
+    func log() -> String {
+        (try? String(contentsOf: sshd.log, encoding: .utf8)) ?? ""
     }
 
     /// The PID sshd wrote to its PidFile.
@@ -193,6 +247,26 @@ struct LabSSH {
             return port
         }
         throw LabError(description: "no free port in 2222-2299 in \(namespace):\n\(listening)")
+    }
+
+    /// Where sshd's mount namespace keeps this machine's /etc once the lab's covers it.
+    private static let hostEtc = "/run/lab-host-etc"
+
+    /// The lab's /etc in `directory`: a symbolic link for each entry of this machine's /etc
+    /// (into `hostEtc`; a link stays the same link, so relative ones such as mtab still
+    /// resolve), shadow a link to `shadow`; passwd and group are left for the caller's copies.
+    private static func makeEtc(_ directory: String, shadow: String) throws {
+        let files = FileManager.default
+        try files.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        for name in try files.contentsOfDirectory(atPath: "/etc")
+        where !["passwd", "group", "shadow"].contains(name) {
+            let target =
+                (try? files.destinationOfSymbolicLink(atPath: "/etc/" + name))
+                ?? "\(hostEtc)/\(name)"
+            try files.createSymbolicLink(
+                atPath: directory + "/" + name, withDestinationPath: target)
+        }
+        try files.createSymbolicLink(atPath: directory + "/shadow", withDestinationPath: shadow)
     }
 
     private static func rewrite(

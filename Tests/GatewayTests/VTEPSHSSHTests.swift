@@ -1,3 +1,4 @@
+import Appliance
 import Foundation
 import Testing
 
@@ -120,6 +121,96 @@ import Testing
 
             // The PID the lab stops is sshd's own, the one in its PidFile.
             #expect(try ssh.pidFromFile() == ssh.sshd.pid)
+            ssh.sshd.stop()
+            #expect(!ssh.sshd.isRunning)
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
+    /// `set user admin password` is the admin's SSH password: vtepd writes the hash into the
+    /// appliance root's etc/shadow, and the real sshd (UsePAM no: getspnam(3) and crypt(3),
+    /// as on any shadow host) takes it. The account starts as Debian's `useradd` leaves it,
+    /// locked (`!`); other lines of the file must come out byte for byte.
+    @Test func setUserAdminPasswordIsTheAdminsSSHPassword() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            let shadow = site.root + "/etc/shadow"
+            let before = "root:*:20000:0:99999:7:::\n" + "daemon:*:20000:0:99999:7:::\n"
+            let after = "nobody:*:20000:0:99999:7:::\n"
+            try Data((before + "admin:!:20000:0:99999:7:::\n" + after).utf8).write(
+                to: URL(fileURLWithPath: shadow))
+            // Debian's: 0640 root:shadow.
+            guard let group = getgrnam("shadow") else {
+                throw LabError(description: "this machine has no group shadow (Debian's gid 42)")
+            }
+            let shadowGroup = group.pointee.gr_gid
+            #expect(chown(shadow, 0, shadowGroup) == 0 && chmod(shadow, 0o640) == 0)
+            let vtepd = try site.startVTEPD()
+            let ssh = try LabSSH(
+                lab, in: site.namespace,
+                loginShell: [
+                    try ShellSite.executable("vtepsh").path, "--control", site.controlSocket,
+                ], passwordLogin: shadow)
+            let password = "correct horse battery"
+            let hostname = try site.shell(lab, "show hostname")
+
+            // Locked: not even the password about to be set lets admin in.
+            let locked = try ssh.runWithPassword(password, "show hostname")
+            #expect(locked.status == 255, "\(locked.output)\(locked.errors)")
+            #expect(locked.errors.contains("Permission denied"), "\(locked.errors)")
+            #expect(locked.output.isEmpty)
+            #expect(
+                ssh.log().contains("User admin not allowed because account is locked"),
+                "\(ssh.log())")
+
+            // The console: vtepsh asks twice, without echo.
+            let console = try PTYShell(lab: lab, control: site.controlSocket)
+            defer { console.close() }
+            try console.expect("> ")
+            try console.type("set user admin password\r")
+            try console.expect("New password: ")
+            try console.type(password + "\r")
+            try console.expect("Retype new password: ")
+            try console.type(password + "\r")
+            try console.expect("Password changed.")
+            try console.expect("> ")
+            try console.type("exit\r")
+            #expect(console.waitForExit() == 0)
+            #expect(!console.screen.contains(password))
+
+            // admin's fields 2 and 3 are the hash and today; every other byte is as it was,
+            // and so are the mode and the owner.
+            let written = try String(contentsOfFile: shadow, encoding: .utf8)
+            #expect(written.hasPrefix(before) && written.hasSuffix(after), "\(written)")
+            let line = written.dropFirst(before.utf8.count).dropLast(after.utf8.count)
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            #expect(fields.count == 9, "\(line)")
+            let today = Int(time(nil)) / 86400
+            if fields.count == 9 {
+                #expect(fields[0] == "admin" && fields[1].hasPrefix("$y$"), "\(line)")
+                #expect(Int(fields[2]) == today || Int(fields[2]) == today - 1, "\(line)")
+                #expect(fields[3...].joined(separator: ":") == "0:99999:7:::\n", "\(line)")
+                let hash = try? PasswordHash(String(fields[1]))
+                #expect(hash?.verify(password) == true, "not a hash of the password: \(line)")
+                // The saved settings hold the same hash.
+                #expect(try site.savedSettingsText().contains(String(fields[1])))
+            }
+            var status = stat()
+            #expect(stat(shadow, &status) == 0)
+            #expect(status.st_mode & 0o7777 == 0o640 && status.st_uid == 0)
+            #expect(status.st_gid == shadowGroup)
+            // The new password lets admin in, to vtepsh.
+            let login = try ssh.runWithPassword(password, "show hostname")
+            #expect(login.status == 0, "\(login.output)\(login.errors)\n\(ssh.log())")
+            #expect(login.output == hostname, "\(login.output)")
+            #expect(ssh.log().contains("Accepted password for admin"), "\(ssh.log())")
+
+            // A wrong one does not.
+            let wrong = try ssh.runWithPassword("correct horse batterY", "show hostname")
+            #expect(wrong.status == 255, "\(wrong.output)\(wrong.errors)")
+            #expect(wrong.output.isEmpty)
+            #expect(ssh.log().contains("Failed password for admin"), "\(ssh.log())")
+
             ssh.sshd.stop()
             #expect(!ssh.sshd.isRunning)
             #expect(vtepd.stop() == 0)
