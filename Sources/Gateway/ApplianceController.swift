@@ -1,4 +1,5 @@
 import Appliance
+import Dispatch
 import Netlink
 import Packet
 import Synchronization
@@ -17,6 +18,8 @@ public final class ApplianceController: Sendable {
     public let audit: AuditLog
     private let current: Mutex<ApplianceSettings>
     private let dhcp = Mutex<DHCPClients?>(nil)
+    /// Where `handleOffThePool` runs the blocking work: one thread, in order.
+    private let work = DispatchQueue(label: "vtepd appliance work")
     /// What each interface's DHCP client last reported, for `show network interface`.
     private let dhcpStatus = Mutex<[InterfaceName: String]>([:])
 
@@ -128,6 +131,25 @@ public final class ApplianceController: Sendable {
         } catch {
             return "the audit log \(audit.path) could not be written: \(error)"
         }
+    }
+
+    /// `handle` on a thread of its own: the appliance's work blocks (netlink, fsync, yescrypt,
+    /// chronyc, waiting for a DHCP client to release its lease), and on the cooperative pool
+    /// (two threads on a two-core appliance) it would stall vtepd's control plane meanwhile.
+    public func handleOffThePool(_ command: ControlCommand, from peer: PeerCredentials)
+        async throws(ControlFailure) -> ControlResult?
+    {
+        let outcome: Result<ControlResult?, ControlFailure> = await withCheckedContinuation {
+            continuation in
+            work.async {
+                do throws(ControlFailure) {
+                    continuation.resume(returning: .success(try self.handle(command, from: peer)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try outcome.get()
     }
 
     /// Answers an appliance command; nil for a command that is not one.

@@ -50,7 +50,9 @@ public final class GatewayController: ControlHandler, Sendable {
                 "vtepd runs without the appliance settings: they could not be loaded at"
                     + " start (vtepd's log says why)")
         }
-        if let result = try appliance.handle(command, from: peer) { return result }
+        if let result = try await appliance.handleOffThePool(command, from: peer) {
+            return result
+        }
         guard let database else {
             throw ControlFailure("the hardware_vtep database is not attached yet; retry")
         }
