@@ -87,9 +87,16 @@ public struct ApplianceHost: Sendable {
     public let root: String
     public let kernelHostname: KernelHostname
 
-    public init(root: String = "/", kernelHostname: KernelHostname = .system) {
+    /// chronyc(1); a test may name another program to play a chronyd that refuses.
+    public let chronyc: String
+
+    public init(
+        root: String = "/", kernelHostname: KernelHostname = .system,
+        chronyc: String = "/usr/bin/chronyc"
+    ) {
         self.root = root.hasSuffix("/") ? root : root + "/"
         self.kernelHostname = kernelHostname
+        self.chronyc = chronyc
     }
 
     public var hostnamePath: String { root + "etc/hostname" }
@@ -98,7 +105,6 @@ public struct ApplianceHost: Sendable {
     public var chronySourcesPath: String { root + "etc/chrony/sources.d/vtep-gateway.sources" }
     /// chronyd's command socket (Debian's `bindcmdaddress` default, /run/chrony/chronyd.sock).
     public var chronySocketPath: String { root + "run/chrony/chronyd.sock" }
-    public static let chronyc = "/usr/bin/chronyc"
 
     // MARK: Reading
 
@@ -370,19 +376,41 @@ public struct ApplianceHost: Sendable {
         }
     }
 
+    /// Whether a chronyd receives on the command socket: connect(2) to a datagram socket that
+    /// nobody reads (chronyd died and left the file) or to no socket at all is refused. A
+    /// chronyd that is not running is not an error: it reads the sources file when it starts.
+    public func chronydListens() -> Bool {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let path = Array(chronySocketPath.utf8)
+        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path)
+            raw[path.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
     /// `chronyc reload sources` over chronyd's command socket; nothing when chronyd is not
     /// running (it reads the sources file when it starts).
     public func reloadChronySources() throws(HostCommandError) {
-        guard access(chronySocketPath, F_OK) == 0 else { return }
-        try HostCommand.run(Self.chronyc, ["-h", chronySocketPath, "reload", "sources"])
+        guard chronydListens() else { return }
+        try HostCommand.run(chronyc, ["-h", chronySocketPath, "reload", "sources"])
     }
 
     /// What chronyd says of its sources (`chronyc -c sources`), or nil when chronyd is not
     /// running here.
     public func chronySources() throws(HostCommandError) -> [TimeSourceState]? {
-        guard access(chronySocketPath, F_OK) == 0 else { return nil }
+        guard chronydListens() else { return nil }
         let text = try HostCommand.run(
-            Self.chronyc, ["-h", chronySocketPath, "-c", "-n", "sources"])
+            chronyc, ["-h", chronySocketPath, "-c", "-n", "sources"])
         return text.split(separator: "\n").compactMap { TimeSourceState(chronycCSV: $0) }
     }
 

@@ -28,20 +28,61 @@ struct TimeServiceTests {
         }
     }
 
-    /// A command socket chronyc cannot talk to (a regular file where the socket should be):
-    /// the reload is refused, the sources file is put back, and the report says the reload
-    /// after the undo failed too, since chronyd cannot be reached to reload the old file.
-    @Test func aRefusedReloadPutsTheOldSourcesBack() throws {
-        try #require(
-            access(ApplianceHost.chronyc, X_OK) == 0,
-            "chronyc is missing: appliance/install-deps.sh installs chrony")
+    /// A datagram socket bound at `path` and kept open: what chronydListens() sees of a
+    /// running chronyd. Closed: the file chronyd leaves when it dies.
+    private func boundSocket(_ path: String) throws -> Int32 {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(path.utf8))
+            raw[path.utf8.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        try #require(fd >= 0 && bound == 0, "bind \(path): errno \(errno)")
+        return fd
+    }
+
+    /// chronyd died and left its socket: it is not running, so the change is accepted and
+    /// the file waits for its next start; nothing is asked of chronyc.
+    @Test func aStaleSocketCountsAsNotRunning() throws {
         try withTemporaryDirectory { root in
-            let host = ApplianceHost(root: root)
+            let host = ApplianceHost(root: root, chronyc: "/nonexistent/chronyc")
+            try AtomicFile.makeDirectories(root + "/run/chrony")
+            close(try boundSocket(host.chronySocketPath))
+            #expect(!host.chronydListens())
+            try host.apply(try settings(["192.0.2.123"]), replacing: nil)
+            #expect(try AtomicFile.read(host.chronySourcesPath) != nil)
+            #expect(try host.chronySources() == nil)
+        }
+    }
+
+    /// chronyd refuses the new sources (played by a chronyc that fails while the file names
+    /// 192.0.2.124): the change is refused, the old file is put back, and chronyd reloads it
+    /// (the undo's reload runs after the file is restored, so it succeeds).
+    @Test func aRefusedReloadPutsTheOldSourcesBack() throws {
+        try withTemporaryDirectory { root in
+            let chronyc = root + "/chronyc"
+            let calls = root + "/calls"
+            let sources = root + "/etc/chrony/sources.d/vtep-gateway.sources"
+            try """
+            #!/bin/sh
+            echo "$*" >> \(calls)
+            if grep -q 192.0.2.124 \(sources); then echo "501 Not authorised"; exit 1; fi
+            echo "200 OK"
+            """.write(toFile: chronyc, atomically: true, encoding: .utf8)
+            try #require(chmod(chronyc, 0o755) == 0)
+            let host = ApplianceHost(root: root, chronyc: chronyc)
+            try AtomicFile.makeDirectories(root + "/run/chrony")
+            let chronyd = try boundSocket(host.chronySocketPath)
+            defer { close(chronyd) }
             let old = try settings(["192.0.2.123"])
             try host.apply(old, replacing: nil)
             let before = try AtomicFile.read(host.chronySourcesPath)
-            try AtomicFile.makeDirectories(root + "/run/chrony")
-            try AtomicFile.write(Array("not a socket\n".utf8), to: host.chronySocketPath)
 
             let new = try settings(["192.0.2.123", "192.0.2.124"])
             var thrown: HostConfigurationError?
@@ -56,11 +97,15 @@ struct TimeServiceTests {
                 Issue.record("\(refusal)")
                 return
             }
-            #expect(failure.reason.contains("exited with status 1"), "\(failure)")
+            #expect(failure.reason == "exited with status 1: 501 Not authorised", "\(failure)")
             #expect(try AtomicFile.read(host.chronySourcesPath) == before)
-            #expect(refusal.rollbackFailures.count == 1, "\(refusal.rollbackFailures)")
+            #expect(refusal.rollbackFailures.isEmpty, "\(refusal.rollbackFailures)")
+            // First apply, the refused one, the undo's: three reloads over the socket.
+            let made = try String(contentsOfFile: calls, encoding: .utf8)
             #expect(
-                refusal.rollbackFailures.first?.hasPrefix("undo prepare chronyd's reload") == true)
+                made
+                    == String(
+                        repeating: "-h \(host.chronySocketPath) reload sources\n", count: 3))
         }
     }
 

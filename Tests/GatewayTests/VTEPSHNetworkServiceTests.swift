@@ -173,7 +173,11 @@ import Testing
                 try lab.execute(["ip", "-o", "addr", "show", "dev", port], in: site.namespace)
                     .output
                     == before)
-            // A good report is applied, as udhcpc's would be.
+            // A good report is applied, as udhcpc's would be; after the client's own first
+            // report (`deconfig`, which removes DHCP addresses), so that cannot undo it.
+            try lab.waitUntil("the DHCP client's first report") {
+                try site.shell(lab, "show log").contains("dhcp \(port) deconfig")
+            }
             let good = try report(
                 "bound",
                 [
