@@ -380,22 +380,7 @@ public struct ApplianceHost: Sendable {
     /// nobody reads (chronyd died and left the file) or to no socket at all is refused. A
     /// chronyd that is not running is not an error: it reads the sources file when it starts.
     public func chronydListens() -> Bool {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let path = Array(chronySocketPath.utf8)
-        guard path.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path)
-            raw[path.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
-            }
-        }
+        UnixSocket.connects(chronySocketPath, type: Int32(SOCK_DGRAM.rawValue))
     }
 
     /// `chronyc reload sources` over chronyd's command socket; nothing when chronyd is not

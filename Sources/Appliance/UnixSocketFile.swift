@@ -144,7 +144,7 @@ enum UnixSocketFile {
         unlink(path)
     }
 
-    private static func withSocketAddress<Result>(
+    static func withSocketAddress<Result>(
         _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result
     ) -> Result {
         var address = sockaddr_un()
@@ -168,5 +168,28 @@ enum UnixSocketFile {
             if result == -1, errno == EINTR { continue }
             return result
         }
+    }
+}
+
+/// Unix socket addresses for vtepd's other sockets (the DHCP hook's, chronyd's and
+/// ovsdb-server's), built one way.
+public enum UnixSocket {
+    /// Calls `body` with `path` as a `sockaddr_un`; nil when the path does not fit in
+    /// `sun_path` (unix(7)).
+    public static func withAddress<Result>(
+        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result
+    ) -> Result? {
+        guard path.utf8.count <= UnixSocketFile.maximumPathLength else { return nil }
+        return UnixSocketFile.withSocketAddress(path, body)
+    }
+
+    /// Whether connect(2) to the socket of `type` (SOCK_STREAM, SOCK_DGRAM, …) at `path`
+    /// succeeds: something listens (stream) or receives (datagram) there. A file its daemon
+    /// left behind refuses the connection.
+    public static func connects(_ path: String, type: Int32) -> Bool {
+        let fd = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return withAddress(path) { connect(fd, $0, $1) == 0 } ?? false
     }
 }

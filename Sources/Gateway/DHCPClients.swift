@@ -175,25 +175,14 @@ public final class DHCPHookServer: @unchecked Sendable {
                 command: "DHCP hook socket \(path)",
                 reason: "\(call): \(String(cString: strerror(errno)))")
         }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            throw HostCommandError(command: "DHCP hook socket \(path)", reason: "path too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw failure("socket") }
         // Only vtepd uses its state directory; a socket left by a vtepd that died is stale.
         var status = stat()
         if lstat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
+        guard let bound = UnixSocket.withAddress(path, { bind(fd, $0, $1) }) else {
+            close(fd)
+            throw HostCommandError(command: "DHCP hook socket \(path)", reason: "path too long")
         }
         guard bound == 0, chmod(path, 0o600) == 0, listen(fd, 8) == 0 else {
             let error = failure("bind/listen")
