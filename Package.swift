@@ -134,7 +134,7 @@ let package = Package(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance", "Shell",
-                "ShellSession", "Datapath",
+                "ShellSession", "Datapath", "NamespaceLab",
             ]
         ),
         .testTarget(

@@ -93,10 +93,10 @@ private func hostError(_ body: () throws -> Void) -> HostConfigurationError? {
 
 @Suite("Appliance settings applied to a host in a private network and UTS namespace")
 struct ApplianceHostTests {
-    @Test func applyConfiguresKernelAndFilesAndIsIdempotent() throws {
+    @Test func applyConfiguresKernelAndFilesAndIsIdempotent() async throws {
         let machine = machineHostname()
-        try withTemporaryDirectory { root in
-            try NamespaceLab.run(tag: "vgah", privateHostnames: true) { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vgah", privateHostnames: true) { lab in
+            try withTemporaryDirectory { root in
                 let fixture = try HostFixture(lab, root: root)
                 let host = ApplianceHost(root: root)
                 let first = try fixture.settings(routes: [
@@ -184,9 +184,9 @@ struct ApplianceHostTests {
 
     /// The kernel refuses the last step (a gateway that is not on-link): the address, MTU and
     /// route changes made before it are undone, and no file or hostname changes.
-    @Test func refusedRouteRollsEverythingBack() throws {
-        try withTemporaryDirectory { root in
-            try NamespaceLab.run(tag: "vgah", privateHostnames: true) { lab in
+    @Test func refusedRouteRollsEverythingBack() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgah", privateHostnames: true) { lab in
+            try withTemporaryDirectory { root in
                 let fixture = try HostFixture(lab, root: root)
                 let host = ApplianceHost(root: root)
                 let old = try fixture.settings(routes: [("198.51.100.0/24", "192.0.2.1")])
@@ -224,9 +224,9 @@ struct ApplianceHostTests {
     /// A file that cannot be written (the drop-in's directory cannot be made: etc/systemd is
     /// a regular file) fails after the netlink steps and the other files succeeded; they are
     /// undone too, including the routes the kernel dropped with the old address.
-    @Test func failedFileWriteRollsBackNetlinkChanges() throws {
-        try withTemporaryDirectory { root in
-            try NamespaceLab.run(tag: "vgah", privateHostnames: true) { lab in
+    @Test func failedFileWriteRollsBackNetlinkChanges() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgah", privateHostnames: true) { lab in
+            try withTemporaryDirectory { root in
                 let fixture = try HostFixture(lab, root: root)
                 let host = ApplianceHost(root: root)
                 let old = try fixture.settings(routes: [("198.51.100.0/24", "192.0.2.1")])
@@ -261,9 +261,9 @@ struct ApplianceHostTests {
     }
 
     /// Settings for an interface the host does not have are refused before anything changes.
-    @Test func missingInterfaceIsRefused() throws {
-        try withTemporaryDirectory { root in
-            try NamespaceLab.run(tag: "vgah", privateHostnames: true) { lab in
+    @Test func missingInterfaceIsRefused() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgah", privateHostnames: true) { lab in
+            try withTemporaryDirectory { root in
                 let fixture = try HostFixture(lab, root: root)
                 let host = ApplianceHost(root: root)
                 var settings = try fixture.settings()
@@ -282,9 +282,9 @@ struct ApplianceHostTests {
 
     /// When saving fails after the host was changed, the host is changed back: applied and
     /// saved settings never disagree.
-    @Test func failedSaveUndoesTheHostChange() throws {
-        try withTemporaryDirectory { root in
-            try NamespaceLab.run(tag: "vgah", privateHostnames: true) { lab in
+    @Test func failedSaveUndoesTheHostChange() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgah", privateHostnames: true) { lab in
+            try withTemporaryDirectory { root in
                 let fixture = try HostFixture(lab, root: root)
                 let host = ApplianceHost(root: root)
                 let good = ApplianceSettingsStore(stateDirectory: root + "/state")

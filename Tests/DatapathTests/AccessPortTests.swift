@@ -79,8 +79,8 @@ private func receive(_ expected: Int, on port: AccessPort, batch: PacketBatch) t
 
 @Suite("AccessPort: AF_PACKET on a veth pair in a namespace")
 struct AccessPortTests {
-    @Test func receivesExactlyWhatThePeerSentInBatchesAndNotItsOwn() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func receivesExactlyWhatThePeerSentInBatchesAndNotItsOwn() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("a", ipv6: false)
             let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
             let frames = (0..<100).map { testFrame($0) }
@@ -116,8 +116,8 @@ struct AccessPortTests {
         [VLANTag(vid: 0)],
         [VLANTag(tpid: EtherType.serviceVLAN, vid: 10), VLANTag(pcp: 5, dei: true, vid: 20)],
     ])
-    func vlanTagsReachTheForwardingCoreAsOnTheWire(_ tags: [VLANTag]) throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    func vlanTagsReachTheForwardingCoreAsOnTheWire(_ tags: [VLANTag]) async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("v", ipv6: false)
             let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
             let frames = (0..<3).map { testFrame($0, tags: tags) }
@@ -141,8 +141,8 @@ struct AccessPortTests {
         }
     }
 
-    @Test func openingAMissingInterfaceNamesIt() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func openingAMissingInterfaceNamesIt() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("m", ipv6: false)
             let missing = lab.prefix + "nope"
             let failure = try lab.inNamespace(namespace) { () -> SystemError? in

@@ -49,10 +49,10 @@ struct GRETunnelSocketTests {
     ])
     func batchArrivesAtGREHeaderWithSourceAndDFHolds(
         _ local: String, _ remote: String, _ prefixLength: String, _ mtu: Int, _ big: Int
-    ) throws {
+    ) async throws {
         let localAddress = try #require(IPAddress(local))
         let remoteAddress = try #require(IPAddress(remote))
-        try NamespaceLab.run(tag: "vggr") { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vggr") { lab in
             let near = try lab.namespace("n")
             let far = try lab.namespace("f")
             let (nearLink, farLink) = try lab.veth("n", in: near, "f", in: far, mtu: mtu)
@@ -91,8 +91,8 @@ struct GRETunnelSocketTests {
 
     /// A packet of another IP protocol (UDP) to the same address never reaches the GRE
     /// socket.
-    @Test func otherProtocolsAreNotReceived() throws {
-        try NamespaceLab.run(tag: "vggr") { lab in
+    @Test func otherProtocolsAreNotReceived() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vggr") { lab in
             let namespace = try lab.namespace("o")
             let count = try lab.inNamespace(namespace) {
                 let loopback = IPAddress("127.0.0.1")!
@@ -113,8 +113,8 @@ struct GRETunnelSocketTests {
         }
     }
 
-    @Test func bindErrorsNameTheAddress() throws {
-        try NamespaceLab.run(tag: "vggr") { lab in
+    @Test func bindErrorsNameTheAddress() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vggr") { lab in
             let namespace = try lab.namespace("b")
             let message = try lab.inNamespace(namespace) { () -> String in
                 do {

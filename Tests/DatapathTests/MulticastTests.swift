@@ -87,11 +87,11 @@ struct MulticastTests {
     func joinedGroupIsReceivedAndReportedAndLeftGroupIsNot(
         _ receiverAddress: String, _ senderAddress: String, _ sender: String, _ wildcard: String,
         _ groupText: String, _ groupRoute: String
-    ) throws {
+    ) async throws {
         let group = try #require(IPAddress(groupText))
         let senderIP = try #require(IPAddress(sender))
         let isIPv6 = groupText.contains(":")
-        try NamespaceLab.run(tag: "vgdp") { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let receiving = try lab.namespace("r", ipv6: isIPv6)
             let sending = try lab.namespace("s", ipv6: isIPv6)
             if isIPv6 {
@@ -164,8 +164,8 @@ struct MulticastTests {
         }
     }
 
-    @Test func groupOfTheOtherFamilyAndUnknownInterfaceAreRefused() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func groupOfTheOtherFamilyAndUnknownInterfaceAreRefused() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("x")
             let errors = try lab.inNamespace(namespace) { () -> [SystemError?] in
                 let socket = try UDPTunnelSocket(address: IPAddress("0.0.0.0")!)

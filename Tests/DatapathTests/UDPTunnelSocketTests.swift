@@ -35,9 +35,9 @@ private func receiveAll(_ expected: Int, on socket: UDPTunnelSocket, batch: Pack
 @Suite("UDPTunnelSocket: batched UDP in a namespace")
 struct UDPTunnelSocketTests {
     @Test(arguments: ["127.0.0.1", "::1"])
-    func batchArrivesWithSourcesAtPerSlotDestinations(_ loopback: String) throws {
+    func batchArrivesWithSourcesAtPerSlotDestinations(_ loopback: String) async throws {
         let address = try #require(IPAddress(loopback))
-        try NamespaceLab.run(tag: "vgdp") { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("u")
             let results = try lab.inNamespace(namespace) {
                 let sender = try UDPTunnelSocket(address: address, port: 40000)
@@ -72,10 +72,10 @@ struct UDPTunnelSocketTests {
     ])
     func oversizeDatagramIsRefusedNotFragmented(
         _ local: String, _ remote: String, _ prefixLength: String, _ mtu: Int, _ big: Int
-    ) throws {
+    ) async throws {
         let localAddress = try #require(IPAddress(local))
         let remoteAddress = try #require(IPAddress(remote))
-        try NamespaceLab.run(tag: "vgdp") { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let near = try lab.namespace("n")
             let far = try lab.namespace("f")
             let (nearLink, farLink) = try lab.veth("n", in: near, "f", in: far, mtu: mtu)
@@ -106,8 +106,8 @@ struct UDPTunnelSocketTests {
     }
 
     /// A datagram longer than the slot keeps its start and is marked, never silently cut.
-    @Test func oversizeDatagramIsMarkedTruncated() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func oversizeDatagramIsMarkedTruncated() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("t")
             let (truncated, length) = try lab.inNamespace(namespace) {
                 let address = IPAddress("127.0.0.1")!
@@ -127,8 +127,8 @@ struct UDPTunnelSocketTests {
         }
     }
 
-    @Test func bindErrorsNameTheAddress() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func bindErrorsNameTheAddress() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("b")
             let errors = try lab.inNamespace(namespace) { () -> [Handed<SystemError?>] in
                 var errors: [Handed<SystemError?>] = []

@@ -58,8 +58,8 @@ struct UnderlayPortTests {
     /// from the port's own) leave in one sendmmsg, arrive on the peer byte for byte, and are
     /// accepted by the peer's kernel as UDP to port 4789. Frames the peer sends back are
     /// never read on the underlay socket.
-    @Test func vxlanFramesArriveByteExactAndNothingIsEverReceived() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func vxlanFramesArriveByteExactAndNothingIsEverReceived() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let near = try lab.namespace("a", ipv6: false)
             let far = try lab.namespace("b", ipv6: false)
             let (underlayLink, peerLink) = try lab.veth("u", in: near, "p", in: far)
@@ -130,8 +130,8 @@ struct UnderlayPortTests {
 
     /// The interface MTU is readable (and follows changes); a frame longer than MTU plus
     /// its Ethernet header is refused and counted, the rest of the batch still goes.
-    @Test func mtuIsReadAndOversizeFramesAreCountedNotSent() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func mtuIsReadAndOversizeFramesAreCountedNotSent() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("m", ipv6: false)
             let (underlayLink, peerLink) = try lab.veth(
                 "u", in: namespace, "p", in: namespace, mtu: 1400)
@@ -168,8 +168,8 @@ struct UnderlayPortTests {
         }
     }
 
-    @Test func missingAndNonEthernetInterfacesAreRefusedByName() throws {
-        try NamespaceLab.run(tag: "vgdp") { lab in
+    @Test func missingAndNonEthernetInterfacesAreRefusedByName() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("e", ipv6: false)
             let missing = lab.prefix + "nope"
             let errors = try lab.inNamespace(namespace) { () -> [SystemError?] in

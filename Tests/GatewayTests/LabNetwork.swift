@@ -1,4 +1,5 @@
 import Foundation
+import NamespaceLab
 import Synchronization
 
 /// Why a lab step failed. Lab tests throw it (and so fail) rather than skip: an integration
@@ -50,8 +51,10 @@ final class Lab: @unchecked Sendable {
             throw LabError(
                 description: "lab tests need root for network namespaces (uid \(getuid()))")
         }
-        let missing = ["ip", "bridge", "ethtool", "ping", "tcpdump", "tshark", "nc", "ss", "mausezahn"]
-            .filter { Lab.executable($0) == nil }
+        let missing = [
+            "ip", "bridge", "ethtool", "ping", "tcpdump", "tshark", "nc", "ss", "mausezahn",
+        ]
+        .filter { Lab.executable($0) == nil }
         guard missing.isEmpty else {
             throw LabError(
                 description: "lab tests need \(missing.joined(separator: ", ")) on PATH; "
@@ -391,49 +394,5 @@ final class LabProcess: @unchecked Sendable {
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw LabError(description: "\(name) did not print '\(text)' within \(timeout):\n\(tail())")
-    }
-}
-
-/// A task executor with one thread of its own, for lab bodies that block for tens of seconds.
-final class LabThreadExecutor: TaskExecutor, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var stopped = false
-
-    init() {
-        let thread = Thread { [self] in loop() }
-        thread.name = "lab"
-        thread.stackSize = 8 << 20
-        thread.start()
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        condition.withLock {
-            jobs.append(job)
-            condition.signal()
-        }
-    }
-
-    /// Lets the thread end once the jobs already queued have run.
-    func shutdown() {
-        condition.withLock {
-            stopped = true
-            condition.signal()
-        }
-    }
-
-    private func loop() {
-        while true {
-            condition.lock()
-            while jobs.isEmpty && !stopped { condition.wait() }
-            if jobs.isEmpty {
-                condition.unlock()
-                return
-            }
-            let job = jobs.removeFirst()
-            condition.unlock()
-            job.runSynchronously(on: asUnownedTaskExecutor())
-        }
     }
 }

@@ -49,6 +49,18 @@ public final class NamespaceLab: @unchecked Sendable {
         return try body(lab)
     }
 
+    /// `run` on a thread of its own (`LabThreadExecutor`), for tests: a blocking lab body on
+    /// the cooperative pool would starve the async tests running beside it.
+    public static func runOnOwnThread<T>(
+        tag: String, privateHostnames: Bool = false, _ body: (NamespaceLab) throws -> T
+    ) async throws -> T {
+        let executor = LabThreadExecutor()
+        defer { executor.shutdown() }
+        return try await withTaskExecutorPreference(executor) {
+            try run(tag: tag, privateHostnames: privateHostnames, body)
+        }
+    }
+
     public static let ipCommand: String? = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 
@@ -177,4 +189,52 @@ public struct Handed<Value>: @unchecked Sendable {
 public func waitReadable(_ descriptor: Int32, milliseconds: Int32) {
     var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
     _ = poll(&entry, 1, milliseconds)
+}
+
+/// A task executor with one thread of its own, for lab bodies that block (namespaces, sockets,
+/// waits of many seconds). Run on it through `withTaskExecutorPreference`, a test's body stays
+/// in its task, so Swift Testing credits its `#expect`s to it (on a bare Thread it would not),
+/// and it holds no thread of the cooperative pool, which async tests need (two threads on a
+/// two-core machine).
+public final class LabThreadExecutor: TaskExecutor, @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [UnownedJob] = []
+    private var stopped = false
+
+    public init() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "lab"
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        condition.withLock {
+            jobs.append(job)
+            condition.signal()
+        }
+    }
+
+    /// Lets the thread end once the jobs already queued have run.
+    public func shutdown() {
+        condition.withLock {
+            stopped = true
+            condition.signal()
+        }
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty && !stopped { condition.wait() }
+            if jobs.isEmpty {
+                condition.unlock()
+                return
+            }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
 }

@@ -36,8 +36,8 @@ private func refusal(_ body: () throws -> Void) -> NetlinkError? {
 
 @Suite("Netlink: host configuration through libnl-route-3, in a namespace")
 struct HostNetworkTests {
-    @Test func addressesLinkStateMTUAndRoutesReachTheKernel() throws {
-        try NamespaceLab.run(tag: "vgnl") { lab in
+    @Test func addressesLinkStateMTUAndRoutesReachTheKernel() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
             let namespace = try lab.namespace("h")
             let other = try lab.namespace("o")
             let (link, _) = try lab.veth("a", in: namespace, "b", in: other)
@@ -130,8 +130,8 @@ struct HostNetworkTests {
     }
 
     /// The kernel's own errno and explanation come through, not libnl's coarser code.
-    @Test func refusalsCarryTheKernelsErrno() throws {
-        try NamespaceLab.run(tag: "vgnl") { lab in
+    @Test func refusalsCarryTheKernelsErrno() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
             let namespace = try lab.namespace("r")
             let other = try lab.namespace("s")
             let (link, _) = try lab.veth("a", in: namespace, "b", in: other)

@@ -42,8 +42,8 @@ private func interfaceIndex(_ name: String) -> Int32 { Int32(bitPattern: if_name
 
 @Suite("Netlink: round trips with the kernel in a namespace")
 struct NamespaceRoundTripTests {
-    @Test func routesWithAndWithoutGatewayAndMissingOnes() throws {
-        try NamespaceLab.run(tag: "vgnl") { lab in
+    @Test func routesWithAndWithoutGatewayAndMissingOnes() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let destinations = [
@@ -104,9 +104,9 @@ struct NamespaceRoundTripTests {
     /// The next hop is unknown until solicited; after `solicit` the kernel resolves it by
     /// itself (ARP, neighbour discovery) and `lookup` returns the far end's MAC.
     @Test(arguments: ["10.201.0.2", "fd00:201::2"])
-    func neighbourIsResolvedAfterSolicit(_ address: String) throws {
+    func neighbourIsResolvedAfterSolicit(_ address: String) async throws {
         let nextHop = try #require(IPAddress(address))
-        try NamespaceLab.run(tag: "vgnl") { lab in
+        try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let (before, justAfter, resolved, polls) = try lab.inNamespace(pair.near) {
@@ -137,8 +137,8 @@ struct NamespaceRoundTripTests {
 
     /// Nobody answers for 10.201.0.77: the entry stays INCOMPLETE (then FAILED) and
     /// `lookup` keeps returning nil rather than a stale or zero MAC.
-    @Test func unansweredSolicitationLeavesNoAddress() throws {
-        try NamespaceLab.run(tag: "vgnl") { lab in
+    @Test func unansweredSolicitationLeavesNoAddress() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
             let pair = try Pair(lab)
             let link = pair.nearLink
             let (entry, found, missingInterface) = try lab.inNamespace(pair.near) {
