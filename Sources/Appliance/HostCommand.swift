@@ -41,9 +41,16 @@ public enum HostCommand {
         defer { close(readEnd) }
 
         var pid: pid_t = 0
-        let started = spawnQuietly(
-            &pid, path, arguments, stdin: "/dev/null", stdout: writeEnd, stderr: writeEnd,
-            newProcessGroup: false, environment: nil)
+        var started: Int32 = 0
+        // ETXTBSY: the program was just written, and a child another thread forked meanwhile
+        // still holds that write descriptor until it execs (execve(2)); it passes in moments.
+        for attempt in 0..<50 {
+            if attempt > 0 { usleep(20_000) }
+            started = spawnQuietly(
+                &pid, path, arguments, stdin: "/dev/null", stdout: writeEnd, stderr: writeEnd,
+                newProcessGroup: false, environment: nil)
+            if started != ETXTBSY { break }
+        }
         close(writeEnd)
         guard started == 0 else {
             throw HostCommandError(

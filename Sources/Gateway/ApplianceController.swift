@@ -67,7 +67,8 @@ public final class ApplianceController: Sendable {
     /// Applies what a DHCP client reports (`DHCPHookServer`'s pairs: `event`, `interface` and
     /// udhcpc's variables); returns nil when done, or why it was refused. The values come
     /// from a DHCP server, so each is checked first; a lease for an interface no longer in
-    /// DHCP mode (a client being stopped) is refused. Changes are audited as user `dhcp`.
+    /// DHCP mode (a client being stopped) is refused. Each event but a plain renewal goes to
+    /// the audit log as `dhcp IF EVENT …`, under the hook's credentials (root).
     public func dhcpEvent(_ pairs: [String: String], from peer: PeerCredentials) -> String? {
         let interfaceText = pairs["interface"] ?? ""
         let name: InterfaceName

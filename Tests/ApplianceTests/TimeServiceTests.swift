@@ -1,4 +1,5 @@
 import Foundation
+import NamespaceLab
 import Testing
 
 @testable import Appliance
@@ -69,13 +70,13 @@ struct TimeServiceTests {
             let chronyc = root + "/chronyc"
             let calls = root + "/calls"
             let sources = root + "/etc/chrony/sources.d/vtep-gateway.sources"
-            try """
-            #!/bin/sh
-            echo "$*" >> \(calls)
-            if grep -q 192.0.2.124 \(sources); then echo "501 Not authorised"; exit 1; fi
-            echo "200 OK"
-            """.write(toFile: chronyc, atomically: true, encoding: .utf8)
-            try #require(chmod(chronyc, 0o755) == 0)
+            try writeExecutable(
+                """
+                #!/bin/sh
+                echo "$*" >> \(calls)
+                if grep -q 192.0.2.124 \(sources); then echo "501 Not authorised"; exit 1; fi
+                echo "200 OK"
+                """, to: chronyc)
             let host = ApplianceHost(root: root, chronyc: chronyc)
             try AtomicFile.makeDirectories(root + "/run/chrony")
             let chronyd = try boundSocket(host.chronySocketPath)

@@ -1,4 +1,5 @@
 import Foundation
+import NamespaceLab
 
 /// OpenSSH's own sshd in a lab namespace, with the appliance's drop-in
 /// (`appliance/sshd/vtep-gateway.conf`) included, and an admin network to reach it from.
@@ -98,8 +99,7 @@ struct LabSSH {
             exec \(command) "$@"
 
             """
-        try script.write(toFile: shell, atomically: true, encoding: .utf8)
-        chmod(shell, 0o755)
+        try writeExecutable(script, to: shell)
         let etc = lab.file("etc").path
         try Self.makeEtc(etc, shadow: passwordLogin ?? "\(Self.hostEtc)/shadow")
         var admin: String?
@@ -194,9 +194,7 @@ struct LabSSH {
         else { throw LabError(description: "cannot write \(secret.path)") }
         defer { try? FileManager.default.removeItem(at: secret) }
         let askpass = lab.file("askpass").path
-        try "#!/bin/sh\nexec cat \(Self.quoted(secret.path))\n".write(
-            toFile: askpass, atomically: true, encoding: .utf8)
-        chmod(askpass, 0o700)
+        try writeExecutable("#!/bin/sh\nexec cat \(Self.quoted(secret.path))\n", to: askpass)
         return try lab.attempt(
             [
                 "env", "SSH_ASKPASS=\(askpass)", "SSH_ASKPASS_REQUIRE=force", "ssh", "-F",

@@ -238,3 +238,18 @@ public final class LabThreadExecutor: TaskExecutor, @unchecked Sendable {
         }
     }
 }
+
+/// Writes an executable script at `path` through a child `/bin/sh`, never through a descriptor
+/// of this process: a test process forks children from many threads at once, and one forked
+/// while this process held the file open for writing would keep that descriptor, so the
+/// script's exec would fail with ETXTBSY (execve(2)) for as long as that child lives.
+public func writeExecutable(_ text: String, to path: String) throws {
+    let writer = Process()
+    writer.executableURL = URL(fileURLWithPath: "/bin/sh")
+    writer.arguments = ["-c", "printf '%s' \"$1\" > \"$2\" && chmod 0700 \"$2\"", "sh", text, path]
+    try writer.run()
+    writer.waitUntilExit()
+    guard writer.terminationStatus == 0 else {
+        throw LabError(description: "could not write the script \(path)")
+    }
+}
