@@ -579,6 +579,13 @@ public struct ApplianceSettings: Hashable, Sendable {
         users.append(user)
         users.sort { $0.name < $1.name }
     }
+
+    /// The same settings without users (so without password hashes).
+    public var withoutUsers: ApplianceSettings {
+        var copy = self
+        copy.users = []
+        return copy
+    }
 }
 
 // MARK: - Character classes shared by the validators

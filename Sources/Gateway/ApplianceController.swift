@@ -37,10 +37,17 @@ public final class ApplianceController: Sendable {
     /// The settings in force.
     public var settings: ApplianceSettings { current.withLock { $0 } }
 
-    /// Makes the host match the saved settings again (at vtepd's start).
+    /// Makes the host match the saved settings again (at vtepd's start): first everything but
+    /// the passwords, then the passwords, so that a shadow file that cannot take them (the
+    /// account was removed, the file is damaged) costs the login password only, never the
+    /// appliance's addresses and routes. Throws the first part's refusal, else the second's.
     public func restore() throws(HostConfigurationError) {
         try current.withLock { settings throws(HostConfigurationError) in
-            try host.apply(settings, replacing: nil)
+            var passwordsOnly = ApplianceSettings()
+            for user in settings.users { passwordsOnly.setUser(user) }
+            // Users in `old` that equal `new`'s are taken as applied: no password step here.
+            try host.apply(settings, replacing: passwordsOnly)
+            try host.apply(settings, replacing: settings.withoutUsers)
         }
     }
 
