@@ -164,7 +164,7 @@ import Testing
                 "\(ssh.log())")
 
             // The console: vtepsh asks twice, without echo.
-            let console = try PTYShell(lab: lab, control: site.controlSocket)
+            let console = try LabTerminal.vtepsh(lab: lab, control: site.controlSocket)
             defer { console.close() }
             try console.expect("> ")
             try console.type("set user admin password\r")

@@ -13,7 +13,7 @@ import Testing
         try await Lab.runOnOwnThread { lab in
             let site = try ShellSite(lab)
             var vtepd = try site.startVTEPD()
-            let pty = try PTYShell(lab: lab, control: site.controlSocket)
+            let pty = try LabTerminal.vtepsh(lab: lab, control: site.controlSocket)
             defer { pty.close() }
             let port = site.port
 
@@ -455,86 +455,11 @@ struct ShellSite {
     }
 }
 
-/// vtepsh on a pseudo-terminal, as an operator's ssh session would run it.
-final class PTYShell {
-    let master: Int32
-    let process: LabProcess
-    private(set) var screen = ""
-    private var consumed: String.Index
-
-    init(lab: Lab, control: String) throws {
-        // posix_openpt, unlockpt and ptsname by hand (Glibc's Swift module lacks them):
-        // pts(4), TIOCSPTLCK and TIOCGPTN from <asm-generic/ioctls.h>.
-        master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
-        var unlock: Int32 = 0
-        var number: UInt32 = 0
-        guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0,
-            ioctl(master, 0x8004_5430, &number) == 0
-        else { throw LabError(description: "cannot open a pty: \(errno)") }
-        let slave = "/dev/pts/\(number)"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
-        posix_spawn_file_actions_adddup2(&actions, 0, 1)
-        posix_spawn_file_actions_adddup2(&actions, 0, 2)
-        posix_spawn_file_actions_addclose(&actions, master)
-        let path = try ShellSite.executable("vtepsh").path
-        let words: [String] = [path, "--control", control]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        guard status == 0 else { throw LabError(description: "cannot start vtepsh: \(status)") }
-        process = LabProcess(name: "vtepsh", pid: pid, log: lab.file("vtepsh-pty"))
-        consumed = screen.startIndex
-        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
-    }
-
-    func type(_ text: String) throws {
-        let bytes = Array(text.utf8)
-        guard Glibc.write(master, bytes, bytes.count) == bytes.count else {
-            throw LabError(description: "writing to the pty failed: \(errno)")
-        }
-    }
-
-    /// Reads the screen until `text` appears after what earlier calls consumed; returns the
-    /// screen from there up to and including it.
-    @discardableResult
-    func expect(_ text: String, timeout: Duration = .seconds(20)) throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if let range = screen.range(of: text, range: consumed..<screen.endIndex) {
-                let seen = String(screen[consumed..<range.upperBound])
-                consumed = range.upperBound
-                return seen
-            }
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description:
-                        "the shell did not show '\(text)' within \(timeout); screen since the last match:\n"
-                        + String(screen[consumed...]))
-            }
-            var descriptor = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
-            _ = poll(&descriptor, 1, 100)
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let count = read(master, &buffer, buffer.count)
-            if count > 0 {
-                let offset = screen.distance(from: screen.startIndex, to: consumed)
-                screen += String(decoding: buffer[0..<count], as: UTF8.self)
-                consumed = screen.index(screen.startIndex, offsetBy: offset)
-            }
-        }
-    }
-
-    func waitForExit() -> Int32? {
-        _ = process.waitForExit(timeout: .seconds(20))
-        return process.status
-    }
-
-    func close() {
-        process.stop(signal: SIGKILL)
-        Glibc.close(master)
+extension LabTerminal {
+    /// vtepsh on a pseudo-terminal, as an operator at the console runs it.
+    static func vtepsh(lab: Lab, control: String) throws -> LabTerminal {
+        try LabTerminal(
+            lab: lab, [try ShellSite.executable("vtepsh").path, "--control", control], in: nil)
     }
 }
 

@@ -1,0 +1,115 @@
+import Foundation
+
+/// A program on a pseudo-terminal, as a person at a terminal runs it: vtepsh itself (an
+/// operator at the console), or `ssh -tt`, so the remote vtepsh gets a terminal of sshd's and
+/// runs its line editor.
+final class LabTerminal {
+    let master: Int32
+    let process: LabProcess
+    private(set) var screen = ""
+    private var consumed: String.Index
+
+    /// `arguments` in `namespace` (through `ip netns exec`), or, with no namespace, the
+    /// program at the path `arguments[0]` in this one.
+    init(lab: Lab, _ arguments: [String], in namespace: String?) throws {
+        // posix_openpt, unlockpt and ptsname by hand (Glibc's Swift module lacks them):
+        // pts(4), TIOCSPTLCK and TIOCGPTN from <asm-generic/ioctls.h>.
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0,
+            ioctl(master, 0x8004_5430, &number) == 0
+        else { throw LabError(description: "cannot open a pty: \(errno)") }
+        let slave = "/dev/pts/\(number)"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, slave, O_RDWR, 0)
+        posix_spawn_file_actions_adddup2(&actions, 0, 1)
+        posix_spawn_file_actions_adddup2(&actions, 0, 2)
+        posix_spawn_file_actions_addclose(&actions, master)
+        // The test runner's threads block most signals and a child inherits the mask (see
+        // Lab.spawn); ssh must see SIGTERM when the test stops it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var words = arguments
+        if let namespace {
+            guard let ip = Lab.executable("ip") else {
+                throw LabError(description: "ip is not installed (not found on PATH)")
+            }
+            words = [ip, "netns", "exec", namespace] + arguments
+        }
+        let path = words[0]
+        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        guard status == 0 else {
+            throw LabError(description: "cannot start \(arguments.first ?? ""): \(status)")
+        }
+        process = LabProcess(name: arguments.first ?? "", pid: pid, log: lab.file("pty"))
+        consumed = screen.startIndex
+        _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+    }
+
+    func type(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard write(master, bytes, bytes.count) == bytes.count else {
+            throw LabError(description: "writing to the pty failed: \(errno)")
+        }
+    }
+
+    /// Reads the screen until `text` appears after what earlier calls consumed; returns the
+    /// screen from there up to and including it.
+    @discardableResult
+    func expect(_ text: String, timeout: Duration = .seconds(30)) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let range = screen.range(of: text, range: consumed..<screen.endIndex) {
+                let seen = String(screen[consumed..<range.upperBound])
+                consumed = range.upperBound
+                return seen
+            }
+            guard ContinuousClock.now < deadline else {
+                throw LabError(
+                    description:
+                        "the terminal did not show '\(text)' within \(timeout); screen since the last match:\n"
+                        + String(screen[consumed...]))
+            }
+            drain()
+        }
+    }
+
+    /// Waits for the program to exit by itself, reading what it still prints; its status.
+    func waitForExit(timeout: Duration = .seconds(30)) -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning && ContinuousClock.now < deadline { drain() }
+        return process.status
+    }
+
+    func close() {
+        process.stop(signal: SIGKILL)
+        Glibc.close(master)
+    }
+
+    private func drain() {
+        var descriptor = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, 100)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = read(master, &buffer, buffer.count)
+        if count > 0 {
+            let offset = screen.distance(from: screen.startIndex, to: consumed)
+            screen += String(decoding: buffer[0..<count], as: UTF8.self)
+            consumed = screen.index(screen.startIndex, offsetBy: offset)
+        }
+    }
+}
