@@ -30,7 +30,7 @@ struct TimeServiceTests {
     }
 
     /// A datagram socket bound at `path` and kept open: what chronydListens() sees of a
-    /// running chronyd. Closed: the file chronyd leaves when it dies.
+    /// running chronyd.
     private func boundSocket(_ path: String) throws -> Int32 {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -38,7 +38,7 @@ struct TimeServiceTests {
             raw.copyBytes(from: Array(path.utf8))
             raw[path.utf8.count] = 0
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
@@ -50,11 +50,16 @@ struct TimeServiceTests {
 
     /// chronyd died and left its socket: it is not running, so the change is accepted and
     /// the file waits for its next start; nothing is asked of chronyc.
+    ///
+    /// The stale socket is a socket inode no socket is bound to, made by mknod(2). (Binding a
+    /// socket and closing it is not enough: a child another test spawns at that moment holds
+    /// a copy of the descriptor until its exec, and the socket stays alive, as CI once saw.)
     @Test func aStaleSocketCountsAsNotRunning() throws {
         try withTemporaryDirectory { root in
             let host = ApplianceHost(root: root, chronyc: "/nonexistent/chronyc")
             try AtomicFile.makeDirectories(root + "/run/chrony")
-            close(try boundSocket(host.chronySocketPath))
+            try #require(
+                mknod(host.chronySocketPath, S_IFSOCK | 0o600, 0) == 0, "mknod: errno \(errno)")
             #expect(!host.chronydListens())
             try host.apply(try settings(["192.0.2.123"]), replacing: nil)
             #expect(try AtomicFile.read(host.chronySourcesPath) != nil)
