@@ -491,6 +491,24 @@ public final class MACTable {
         return result.sorted { $0.mac < $1.mac }
     }
 
+    /// Every live entry behind a local port, of every switch, in one pass over the table.
+    /// Control plane only.
+    public func localMACs(now: UInt32) -> [(sw: SwitchIndex, mac: MACAddress)] {
+        var result: [(sw: SwitchIndex, mac: MACAddress)] = []
+        for i in 0..<capacity {
+            let slot = slots[i]
+            guard slot.key != MACTable.emptyKey, !isExpired(slot, now: now),
+                case .local = MACTable.unpack(slot.value & MACTable.locationMask)
+            else { continue }
+            result.append(
+                (
+                    SwitchIndex(rawValue: UInt16(truncatingIfNeeded: slot.key &>> 48)),
+                    MACAddress(rawValue: slot.key & MACTable.macMask)
+                ))
+        }
+        return result
+    }
+
     // MARK: Internals
 
     func entry(_ slot: Slot) -> Entry {

@@ -29,6 +29,9 @@ public actor ControlPlane {
     public private(set) var lastDisconnect: String?
     /// Messages or rows from the server that were malformed and left out.
     public private(set) var droppedMessages = 0
+    /// How many replicas arrived (synchronisations and updates): it changes whenever the
+    /// database does.
+    public private(set) var replicaUpdates = 0
 
     private var pending: Replica?
     private var computing = false
@@ -96,6 +99,7 @@ public actor ControlPlane {
     }
 
     private func changed(_ replica: Replica) {
+        replicaUpdates += 1
         pending = replica
         guard !computing else { return }
         computing = true

@@ -852,6 +852,11 @@ public final class DataPlaneWorker: @unchecked Sendable {
         engine.macTable.entries(of: sw, now: now())
     }
 
+    /// Every MAC learned behind a local port, of every switch.
+    public func localMACs() -> [(sw: SwitchIndex, mac: MACAddress)] {
+        engine.macTable.localMACs(now: now())
+    }
+
     public func locator(_ index: LocatorIndex) -> Locator? { engine.locator(index) }
 
     public var secondsNow: UInt32 { now() }

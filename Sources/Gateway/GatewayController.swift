@@ -142,6 +142,21 @@ public final class GatewayController: ControlHandler, Sendable {
         return rows
     }
 
+    /// The MACs learned behind our ports, per logical switch the data plane forwards (each
+    /// of them, with or without MACs): what `LocalMACPublisher` publishes.
+    public func localMACs() async -> [String: Set<MACAddress>] {
+        await dataPlane.inspect { worker in
+            let switches = worker.currentConfiguration.switches
+            var macs: [String: Set<MACAddress>] = [:]
+            for s in switches { if let s { macs[s.name] = [] } }
+            for (sw, mac) in worker.localMACs() {
+                let i = Int(sw.rawValue)
+                if i < switches.count, let s = switches[i] { macs[s.name]?.insert(mac) }
+            }
+            return macs
+        }
+    }
+
     func counters() async -> CountersReport {
         await dataPlane.inspect { worker in
             let c = worker.currentConfiguration

@@ -30,7 +30,14 @@ public struct SwitchDatabase: Sendable {
     /// The rows as they are now: one select per table, in one transaction (a consistent
     /// view, and fresher than the monitor's replica right after a write).
     public func read() async throws(ControlFailure) -> HardwareVTEP.Database {
-        let requests = HardwareVTEP.monitorRequests
+        try await Self.read(client)
+    }
+
+    /// `read()` through `client`, of the monitored tables named in `tables` (nil: all).
+    static func read(_ client: OVSDBClient, tables: [String]? = nil)
+        async throws(ControlFailure) -> HardwareVTEP.Database
+    {
+        let requests = HardwareVTEP.monitorRequests.filter { tables?.contains($0.table) ?? true }
         let operations = requests.map {
             Operation.select(
                 table: $0.table, where: [], columns: $0.columns.map { ["_uuid"] + $0 })
@@ -144,7 +151,7 @@ public struct SwitchDatabase: Sendable {
             guard let ls = db.logicalSwitches[mac.logicalSwitch],
                 let locator = db.physicalLocators[mac.locator]
             else { continue }
-            note(canonical(locator.dstIP), ls)
+            note(Self.canonical(locator.dstIP), ls)
         }
         return use
     }
@@ -235,12 +242,12 @@ public struct SwitchDatabase: Sendable {
             }) {
                 let location = db.physicalLocators[existing.locator]?.dstIP ?? "?"
                 throw ControlFailure(
-                    canonical(location) == remote.vtep.description
+                    Self.canonical(location) == remote.vtep.description
                         ? "remote MAC \(mac) is already behind \(location) in \(ls.name)"
                         : "remote MAC \(mac) in \(ls.name) is behind \(location); remove it first")
             }
             var writes: [Operation] = []
-            let locator = locatorReference(remote.vtep, db, name: "locator", into: &writes)
+            let locator = Self.locatorReference(remote.vtep, db, name: "locator", into: &writes)
             writes.append(
                 .insert(
                     table: "Ucast_Macs_Remote",
@@ -255,7 +262,7 @@ public struct SwitchDatabase: Sendable {
             guard
                 let row = db.ucastMacsRemote.values.first(where: {
                     $0.logicalSwitch == ls.uuid && $0.mac.lowercased() == mac
-                        && db.physicalLocators[$0.locator].map { canonical($0.dstIP) }
+                        && db.physicalLocators[$0.locator].map { Self.canonical($0.dstIP) }
                             == remote.vtep.description
                 })
             else {
@@ -316,7 +323,8 @@ public struct SwitchDatabase: Sendable {
         }
         var members: [Atom] = []
         for (index, address) in setting.addresses.enumerated() {
-            members.append(locatorReference(address, db, name: "locator\(index)", into: &writes))
+            members.append(
+                Self.locatorReference(address, db, name: "locator\(index)", into: &writes))
         }
         writes.append(
             .insert(
@@ -361,13 +369,13 @@ public struct SwitchDatabase: Sendable {
     }
 
     /// The Physical_Locator row for `address` (VXLAN), or an insert of one named `name`.
-    private func locatorReference(
+    static func locatorReference(
         _ address: IPAddress, _ db: HardwareVTEP.Database, name: String,
         into writes: inout [Operation]
     ) -> Atom {
-        if let row = db.physicalLocators.values.first(where: {
+        if let row = db.physicalLocators.values.sorted(by: { $0.uuid < $1.uuid }).first(where: {
             $0.encapsulationType == Self.locatorEncapsulation
-                && canonical($0.dstIP) == address.description
+                && Self.canonical($0.dstIP) == address.description
         }) {
             return .uuid(row.uuid)
         }
@@ -390,7 +398,9 @@ public struct SwitchDatabase: Sendable {
         for row in db.mcastMacsRemote.values
         where row.logicalSwitch == ls.uuid && row.mac == "unknown-dst" {
             for locator in db.physicalLocatorSets[row.locatorSet]?.locators ?? [] {
-                if let ip = db.physicalLocators[locator]?.dstIP { locators.append(canonical(ip)) }
+                if let ip = db.physicalLocators[locator]?.dstIP {
+                    locators.append(Self.canonical(ip))
+                }
             }
         }
         return (mode, locators.sorted())
@@ -430,5 +440,5 @@ public struct SwitchDatabase: Sendable {
     private func uuidIs(_ uuid: UUID) -> Condition { Condition("_uuid", "==", .atom(.uuid(uuid))) }
 
     /// An address as we print it, so `2001:DB8::1` in a row matches `2001:db8::1` typed.
-    private func canonical(_ text: String) -> String { IPAddress(text)?.description ?? text }
+    static func canonical(_ text: String) -> String { IPAddress(text)?.description ?? text }
 }

@@ -22,6 +22,8 @@ public enum HardwareVTEP {
             columns: ["MAC", "logical_switch", "locator_set", "ipaddr"]),
         MonitorRequest(
             table: "Ucast_Macs_Local", columns: ["MAC", "logical_switch", "locator", "ipaddr"]),
+        MonitorRequest(
+            table: "Mcast_Macs_Local", columns: ["MAC", "logical_switch", "locator_set", "ipaddr"]),
     ]
 
     /// A gateway (vtep(5) Physical_Switch): the addresses its tunnels end on, its ports.
@@ -77,7 +79,8 @@ public enum HardwareVTEP {
     }
 
     /// Mcast_Macs_Remote: a multicast MAC, or `unknown-dst` for all BUM traffic, replicated to
-    /// a locator set.
+    /// a locator set; Mcast_Macs_Local: where the gateway itself takes such traffic in (our
+    /// own tunnel address, published by us).
     public struct McastMAC: Hashable, Sendable {
         public var uuid: UUID
         public var mac: String
@@ -105,6 +108,7 @@ public enum HardwareVTEP {
         public var ucastMacsRemote: [UUID: UcastMAC] = [:]
         public var mcastMacsRemote: [UUID: McastMAC] = [:]
         public var ucastMacsLocal: [UUID: UcastMAC] = [:]
+        public var mcastMacsLocal: [UUID: McastMAC] = [:]
         /// Rows left out, one per row.
         public var problems: [RowError] = []
 
@@ -144,14 +148,13 @@ public enum HardwareVTEP {
                 try UcastMAC(uuid: uuid, row)
             }
             mcastMacsRemote = Self.decode("Mcast_Macs_Remote", replica, &problems) { uuid, row in
-                McastMAC(
-                    uuid: uuid, mac: try row.string("MAC"),
-                    logicalSwitch: try row.uuid("logical_switch"),
-                    locatorSet: try row.uuid("locator_set"),
-                    ipaddr: try row.string("ipaddr", default: ""))
+                try McastMAC(uuid: uuid, row)
             }
             ucastMacsLocal = Self.decode("Ucast_Macs_Local", replica, &problems) { uuid, row in
                 try UcastMAC(uuid: uuid, row)
+            }
+            mcastMacsLocal = Self.decode("Mcast_Macs_Local", replica, &problems) { uuid, row in
+                try McastMAC(uuid: uuid, row)
             }
         }
 
@@ -185,6 +188,14 @@ extension HardwareVTEP.UcastMAC {
         self.init(
             uuid: uuid, mac: try row.string("MAC"), logicalSwitch: try row.uuid("logical_switch"),
             locator: try row.uuid("locator"), ipaddr: try row.string("ipaddr", default: ""))
+    }
+}
+
+extension HardwareVTEP.McastMAC {
+    fileprivate init(uuid: UUID, _ row: RowReader) throws(MalformedData) {
+        self.init(
+            uuid: uuid, mac: try row.string("MAC"), logicalSwitch: try row.uuid("logical_switch"),
+            locatorSet: try row.uuid("locator_set"), ipaddr: try row.string("ipaddr", default: ""))
     }
 }
 

@@ -180,6 +180,13 @@ struct Run: AsyncParsableCommand {
             "vtepd: physical switch \(name), underlay \(underlay), ports \(port.joined(separator: ",")),"
                 + " control socket \(controlPath)")
 
+        // What is learned behind our ports, published to Ucast_Macs_Local for a controller.
+        let publisher = LocalMACPublisher(
+            client: controlPlane.client, tunnelIPs: addresses,
+            learned: { await controller.localMACs() },
+            databaseVersion: { await controlPlane.replicaUpdates })
+        let publishing = Task { await publisher.run(say: { log.say($0) }) }
+
         // Next hops: once a second, and right after each configuration.
         let resolving = Task {
             var last: [Locator: NextHop] = [:]
@@ -197,6 +204,8 @@ struct Run: AsyncParsableCommand {
         await Signals.wait(for: [SIGTERM, SIGINT])
         log.say("vtepd: stopping")
         resolving.cancel()
+        publishing.cancel()
+        await publishing.value
         await server.stop()
         // The clients release their leases; their last reports still reach the hook socket.
         await dhcpClients?.stopAll()

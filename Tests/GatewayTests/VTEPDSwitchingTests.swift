@@ -389,6 +389,74 @@ struct VTEPDSwitchingTests {
     }
 }
 
+extension VTEPDSwitchingTests {
+    @Test(
+        "learned MACs published to Ucast_Macs_Local: withdrawn at ageing, restored after clear-local-macs, gone with the binding"
+    )
+    func localMACsArePublishedForAController() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            let ls = vtepd.logicalSwitch
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            try lab.replicate(from: b, to: [a])
+            try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=5"])
+            try lab.waitUntil("vtepd ages \(ls) after 5 s") { try vtepd.macAgeing(of: ls) == 5 }
+            try lab.pinNeighbour(
+                b.hostIPv4, to: b.hostMAC, on: a.hostInterface, in: a.hostNamespace)
+            try lab.pinNeighbour(
+                a.hostIPv4, to: a.hostMAC, on: b.hostInterface, in: b.hostNamespace)
+            func local() throws -> [String] {
+                let result = try vtepd.control(["list-local-macs", ls])
+                return result.output.split(separator: "\n").map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }
+            }
+            let published = "\(a.hostMAC) -> vxlan_over_ipv4/\(a.underlayIPv4)"
+            let flooding = "unknown-dst -> vxlan_over_ipv4/\(a.underlayIPv4)"
+            let nothing = ["ucast-mac-local", "mcast-mac-local"]
+            // Bound: the flood row is there before any MAC is.
+            try lab.waitUntil("vtepd publishes \(ls)'s unknown-dst row") {
+                try local() == nothing + [flooding]
+            }
+
+            // Host A behind vtepd is learned and published; host B behind the kernel is
+            // learned too, but it is remote: never published.
+            #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1)
+            try lab.waitUntil("host A's MAC is published with vtepd's tunnel address") {
+                try local() == ["ucast-mac-local", published, "mcast-mac-local", flooding]
+            }
+            #expect(try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP)
+
+            // Silent for 5 s: aged out of the table and withdrawn.
+            try lab.waitUntil("host A's MAC is withdrawn once it ages out") {
+                try local() == nothing + [flooding]
+            }
+            #expect(try vtepd.macEntry(a.hostMAC) == nil)
+
+            // A frame from A publishes it again; an operator's clear-local-macs is undone.
+            try lab.inject(
+                LabFrame(destination: b.hostMAC, source: a.hostMAC), count: 1,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.waitUntil("host A's MAC is published again after its frame") {
+                try local().contains(published)
+            }
+            try vtepd.control(["clear-local-macs", ls])
+            try lab.waitUntil("vtepd restores what clear-local-macs removed") {
+                try local() == ["ucast-mac-local", published, "mcast-mac-local", flooding]
+            }
+
+            // Unbound: nothing of ours is left in the switch.
+            try vtepd.control(["unbind-ls", vtepd.physicalSwitch, a.accessInterface, "0"])
+            try lab.waitUntil("vtepd withdraws \(ls)'s rows once it is unbound") {
+                try local() == nothing
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
+}
+
 extension LabVTEPD {
     /// The effective `other_config:mac-ageing` of logical switch `name`, or nil while vtepd
     /// does not forward it.
