@@ -170,7 +170,7 @@ extension Lab {
         return text
     }
 
-    private func waitForSocket(_ path: String, of process: LabProcess) throws {
+    func waitForSocket(_ path: String, of process: LabProcess) throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while !FileManager.default.fileExists(atPath: path) {
             try process.requireRunning()
