@@ -14,19 +14,9 @@ struct VTEPDSwitchingTests {
     func multicastReplication() async throws {
         try await Lab.runOnOwnThread { lab in
             let group = "239.1.1.1"
-            let topology = try lab.topology([
-                .gateway, .kernel(vni: 5001, group: group), .kernel(vni: 5001, group: group),
-            ])
+            let (topology, vtepd) = try lab.multicastSites(group: group)
             let (a, b, c) = (topology.sites[0], topology.sites[1], topology.sites[2])
-            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
             let ls = vtepd.logicalSwitch
-            try vtepd.control([
-                "set", "Logical_Switch", ls, "other_config:multicast-group=\(group)",
-            ])
-            try lab.waitUntil("vtepd floods \(ls) to the group \(group)") {
-                guard let r = try vtepd.replication(of: ls) else { return false }
-                return r.mode == "multicast" && r.locators == [group]
-            }
             let problems = try vtepd.configuration()["problems"] as? [String] ?? ["unreadable"]
             #expect(problems.isEmpty, "\(problems)")
 
@@ -454,6 +444,92 @@ extension VTEPDSwitchingTests {
             }
             try vtepd.process.requireRunning()
         }
+    }
+}
+
+extension VTEPDSwitchingTests {
+    @Test(
+        "allowed-sources on a multicast switch: a VTEP outside it is dropped as source_vtep_not_accepted and never learned, until the list takes it in"
+    )
+    func allowedSourcesNarrowFloodAndLearn() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let group = "239.1.1.2"
+            let (topology, vtepd) = try lab.multicastSites(group: group)
+            let (a, b, c) = (topology.sites[0], topology.sites[1], topology.sites[2])
+            let ls = vtepd.logicalSwitch
+            try vtepd.control([
+                "set", "Logical_Switch", ls, "other_config:allowed-sources=\(b.tunnelIP)/32",
+            ])
+            func allowed() throws -> [String]? {
+                let switches = try vtepd.configuration()["switches"] as? [[String: Any]] ?? []
+                return switches.first { $0["name"] as? String == ls }?["allowedSources"]
+                    as? [String]
+            }
+            try lab.waitUntil("vtepd accepts only site 2 into \(ls)") {
+                try allowed() == ["\(b.tunnelIP)/32"]
+            }
+
+            // Site 3 is on the VNI and in the group, but not allowed: its frames (unknown
+            // unicast to host A, sent to the group) are counted and go nowhere. (The count
+            // may hold more than these: whatever else site 3's host floods.)
+            let fromC = "eth.src == \(c.hostMAC)"
+            let fromB = "eth.src == \(b.hostMAC)"
+            let hostA = try lab.capture(on: a.hostInterface, in: a.hostNamespace)
+            let refusedBefore = try vtepd.dropCount("source_vtep_not_accepted")
+            try lab.inject(
+                LabFrame(destination: a.hostMAC, source: c.hostMAC), count: 4,
+                on: c.hostInterface, in: c.hostNamespace)
+            try lab.waitUntil("source_vtep_not_accepted counts site 3's 4 frames") {
+                try vtepd.dropCount("source_vtep_not_accepted") >= refusedBefore + 4
+            }
+            // Site 2's frames pass and are learned.
+            try lab.inject(
+                LabFrame(destination: a.hostMAC, source: b.hostMAC), count: 4,
+                on: b.hostInterface, in: b.hostNamespace)
+            try lab.stop(hostA, once: 4, match: fromB)
+            #expect(try lab.count(in: hostA.file, matching: fromB) == 4)
+            #expect(try lab.count(in: hostA.file, matching: fromC) == 0)
+            #expect(try vtepd.macEntry(c.hostMAC) == nil)
+            #expect(try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP)
+            #expect(!(try vtepd.countedVTEPs().contains(c.tunnelIP)))
+
+            // The list takes site 3 in while vtepd runs: its next frames pass and are learned.
+            try vtepd.control([
+                "set", "Logical_Switch", ls,
+                "other_config:allowed-sources=\(b.tunnelIP),\(c.tunnelIP)",
+            ])
+            try lab.waitUntil("vtepd accepts sites 2 and 3") {
+                try allowed()?.sorted() == [b.tunnelIP, c.tunnelIP].map { "\($0)/32" }.sorted()
+            }
+            let refusedBeforeAllowed = try vtepd.dropCount("source_vtep_not_accepted")
+            let hostAgain = try lab.capture(on: a.hostInterface, in: a.hostNamespace)
+            try lab.inject(
+                LabFrame(destination: a.hostMAC, source: c.hostMAC), count: 4,
+                on: c.hostInterface, in: c.hostNamespace)
+            try lab.stop(hostAgain, once: 4, match: fromC)
+            #expect(try lab.count(in: hostAgain.file, matching: fromC) == 4)
+            #expect(try vtepd.macEntry(c.hostMAC)?.vtep == c.tunnelIP)
+            #expect(try vtepd.dropCount("source_vtep_not_accepted") == refusedBeforeAllowed)
+            try vtepd.process.requireRunning()
+        }
+    }
+}
+
+extension Lab {
+    /// vtepd at site 1 and kernel VTEPs at sites 2 and 3, all on VNI 5001 in multicast group
+    /// `group`; returns once vtepd floods its switch to the group.
+    fileprivate func multicastSites(group: String) throws -> (LabTopology, LabVTEPD) {
+        let topology = try self.topology([
+            .gateway, .kernel(vni: 5001, group: group), .kernel(vni: 5001, group: group),
+        ])
+        let vtepd = try startVTEPD(at: topology.sites[0], vni: 5001)
+        let ls = vtepd.logicalSwitch
+        try vtepd.control(["set", "Logical_Switch", ls, "other_config:multicast-group=\(group)"])
+        try waitUntil("vtepd floods \(ls) to the group \(group)") {
+            guard let r = try vtepd.replication(of: ls) else { return false }
+            return r.mode == "multicast" && r.locators == [group]
+        }
+        return (topology, vtepd)
     }
 }
 
