@@ -491,11 +491,15 @@ public final class MACTable {
         return result.sorted { $0.mac < $1.mac }
     }
 
-    /// Every live entry behind a local port, of every switch, in one pass over the table.
-    /// Control plane only.
-    public func localMACs(now: UInt32) -> [(sw: SwitchIndex, mac: MACAddress)] {
+    /// The live entries behind a local port, of every switch, in slots `from..<from + count`
+    /// (the whole table is `0..<capacity`; a full pass over the default table takes about
+    /// 3 ms, so callers on the worker go a slice at a time). Control plane only.
+    public func localMACs(now: UInt32, from: Int = 0, count: Int = .max)
+        -> [(sw: SwitchIndex, mac: MACAddress)]
+    {
         var result: [(sw: SwitchIndex, mac: MACAddress)] = []
-        for i in 0..<capacity {
+        let start = min(max(0, from), capacity)
+        for i in start..<(start + min(count, capacity - start)) {
             let slot = slots[i]
             guard slot.key != MACTable.emptyKey, !isExpired(slot, now: now),
                 case .local = MACTable.unpack(slot.value & MACTable.locationMask)

@@ -763,6 +763,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     // MARK: Control
 
     private func apply(_ new: ForwardingConfiguration, _ staticMACs: [GatewaySnapshot.RemoteMAC]) {
+        configurationsApplied &+= 1
         engine.apply(new)
         configurationRef = .passUnretained(new)
         templates.removeAll()
@@ -839,6 +840,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
     // MARK: Inspection (runs on the worker via DataPlane.inspect)
 
     public var currentConfiguration: ForwardingConfiguration { engine.configuration }
+    /// How many configurations were applied: what switch indices mean changes with it.
+    public private(set) var configurationsApplied = 0
 
     public var discoveredLocators: [Locator] { engine.discoveredLocators }
 
@@ -852,9 +855,15 @@ public final class DataPlaneWorker: @unchecked Sendable {
         engine.macTable.entries(of: sw, now: now())
     }
 
-    /// Every MAC learned behind a local port, of every switch.
-    public func localMACs() -> [(sw: SwitchIndex, mac: MACAddress)] {
-        engine.macTable.localMACs(now: now())
+    /// The MACs learned behind a local port, of every switch, in MAC table slots
+    /// `from..<from + count`; `next` is where the following slice starts, nil after the last.
+    public func localMACs(from: Int, count: Int) -> (
+        macs: [(sw: SwitchIndex, mac: MACAddress)], next: Int?
+    ) {
+        let table = engine.macTable
+        let macs = table.localMACs(now: now(), from: from, count: count)
+        let end = from + count
+        return (macs, end < table.capacity ? end : nil)
     }
 
     public func locator(_ index: LocatorIndex) -> Locator? { engine.locator(index) }

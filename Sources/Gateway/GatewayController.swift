@@ -143,18 +143,40 @@ public final class GatewayController: ControlHandler, Sendable {
     }
 
     /// The MACs learned behind our ports, per logical switch the data plane forwards (each
-    /// of them, with or without MACs): what `LocalMACPublisher` publishes.
-    public func localMACs() async -> [String: Set<MACAddress>] {
-        await dataPlane.inspect { worker in
-            let switches = worker.currentConfiguration.switches
-            var macs: [String: Set<MACAddress>] = [:]
-            for s in switches { if let s { macs[s.name] = [] } }
-            for (sw, mac) in worker.localMACs() {
-                let i = Int(sw.rawValue)
-                if i < switches.count, let s = switches[i] { macs[s.name]?.insert(mac) }
+    /// of them, with or without MACs): what `LocalMACPublisher` publishes. The worker reads
+    /// the MAC table a slice of `slice` slots between two batches, so forwarding never stalls
+    /// for the whole table (a full pass over the default table takes about 3 ms). The
+    /// slices are not one instant's view, which the next round corrects; a configuration
+    /// applied during the pass (switch indices may change meaning) starts it again.
+    public func localMACs(slice: Int = 1 << 16) async -> [String: Set<MACAddress>] {
+        var result: [String: Set<MACAddress>] = [:]
+        for _ in 0..<3 {
+            var found: [SwitchIndex: Set<MACAddress>] = [:]
+            var names: [String: SwitchIndex] = [:]
+            var configuration: Int? = nil
+            var cursor: Int? = 0
+            var consistent = true
+            while let from = cursor {
+                let (applied, part, next, switches) = await dataPlane.inspect { worker in
+                    let (macs, next) = worker.localMACs(from: from, count: slice)
+                    var switches: [String: SwitchIndex] = [:]
+                    if next == nil {
+                        for (i, s) in worker.currentConfiguration.switches.enumerated() {
+                            if let s { switches[s.name] = SwitchIndex(rawValue: UInt16(i)) }
+                        }
+                    }
+                    return (worker.configurationsApplied, macs, next, switches)
+                }
+                if configuration == nil { configuration = applied }
+                consistent = consistent && configuration == applied
+                for (sw, mac) in part { found[sw, default: []].insert(mac) }
+                names = switches
+                cursor = next
             }
-            return macs
+            result = names.mapValues { found[$0] ?? [] }
+            if consistent { break }
         }
+        return result
     }
 
     func counters() async -> CountersReport {

@@ -454,6 +454,27 @@ struct MACTableTests {
         let list = table.entries(of: 0, now: 12)
         #expect(list.map(\.mac) == [mac(1)])
     }
+
+    /// What vtepd publishes to Ucast_Macs_Local: live local entries of every switch, read in
+    /// slices that together are the whole pass.
+    @Test func localMACsAreLiveLocalEntriesOfEverySwitchInSlices() {
+        let table = MACTable(totalLimit: 64)
+        table.setPolicy(for: 0, ageing: 10, limit: nil)
+        table.learn(mac(1), on: 0, at: .local(port: 1, vlan: nil), now: 5)
+        table.learn(mac(2), on: 0, at: .local(port: 2, vlan: 100), now: 0)  // aged at 12
+        table.learn(mac(3), on: 0, at: .remote(1), now: 5)
+        table.learn(mac(1), on: 1, at: .local(port: 1, vlan: 200), now: 5)
+        table.installStatic(mac(4), on: 1, at: .remote(2), now: 5)
+        func key(_ e: (sw: SwitchIndex, mac: MACAddress)) -> String { "\(e.sw.rawValue)/\(e.mac)" }
+        let whole = table.localMACs(now: 12).map(key).sorted()
+        #expect(whole == ["0/\(mac(1))", "1/\(mac(1))"])
+        var sliced: [String] = []
+        for from in stride(from: 0, to: table.capacity, by: 7) {
+            sliced += table.localMACs(now: 12, from: from, count: 7).map(key)
+        }
+        #expect(sliced.sorted() == whole)
+        #expect(table.localMACs(now: 12, from: table.capacity, count: 7).isEmpty)
+    }
 }
 
 @Test func unassignedSwitchIndexNeverMatchesAnEmptySlot() {
