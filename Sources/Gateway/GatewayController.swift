@@ -15,7 +15,13 @@ public final class GatewayController: ControlHandler, Sendable {
     private let shell = Mutex<(appliance: ApplianceController?, database: SwitchDatabase?)>(
         (nil, nil))
 
+    /// Why publishing local MACs fails, while it does.
+    private let publishingProblem = Mutex<String?>(nil)
+
     public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
+
+    /// `LocalMACPublisher`'s failure (nil: it works again), for the configuration's problems.
+    public func publishing(problem: String?) { publishingProblem.withLock { $0 = problem } }
 
     /// Enables the shell's commands; until then they are refused with the reason.
     public func attach(appliance: ApplianceController?, database: SwitchDatabase?) {
@@ -267,6 +273,9 @@ public final class GatewayController: ControlHandler, Sendable {
             bindings: (snapshot?.bindings ?? []).map {
                 .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
             },
-            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems)
+            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems
+                + (publishingProblem.withLock { $0 }.map {
+                    ["local MACs are not published to Ucast_Macs_Local: \($0)"]
+                } ?? []))
     }
 }

@@ -197,16 +197,13 @@ public actor LocalMACPublisher {
         self.databaseVersion = databaseVersion
     }
 
-    /// Rounds until the task is cancelled; `say` hears each new failure and the recovery.
-    public func run(say: @escaping @Sendable (String) -> Void) async {
+    /// Rounds until the task is cancelled; `problem` hears each new failure (why) and the
+    /// recovery (nil).
+    public func run(problem: @escaping @Sendable (String?) -> Void) async {
         while !Task.isCancelled {
             let before = lastError
             await round()
-            if let lastError, lastError != before {
-                say("vtepd: publishing local MACs failed, retrying: \(lastError)")
-            } else if before != nil && lastError == nil {
-                say("vtepd: publishing local MACs again")
-            }
+            if lastError != before { problem(lastError) }
             try? await Task.sleep(for: settings.interval)
         }
     }

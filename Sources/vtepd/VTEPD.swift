@@ -185,7 +185,16 @@ struct Run: AsyncParsableCommand {
             client: controlPlane.client, tunnelIPs: addresses,
             learned: { await controller.localMACs() },
             databaseVersion: { await controlPlane.replicaUpdates })
-        let publishing = Task { await publisher.run(say: { log.say($0) }) }
+        let publishing = Task {
+            await publisher.run { problem in
+                if let problem {
+                    log.say("vtepd: publishing local MACs failed, retrying: \(problem)")
+                } else {
+                    log.say("vtepd: publishing local MACs again")
+                }
+                controller.publishing(problem: problem)
+            }
+        }
 
         // Next hops: once a second, and right after each configuration.
         let resolving = Task {

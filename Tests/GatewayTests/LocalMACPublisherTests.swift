@@ -307,6 +307,52 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
         }
     }
 
+    /// A running publisher reports the database going away, and its return.
+    @Test func aFailureIsReportedOnceAndSoIsTheRecovery() async throws {
+        try await withServer { fixture in
+            try await fixture.vtepCtl("add-ls", "ls0")
+            let learned = Learned()
+            learned.set(["ls0": [Self.mac(1)]])
+            let client = OVSDBClient(
+                remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests,
+                backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)))
+            Task { for await _ in client.events {} }
+            await client.start()
+            try await eventually("the connection") { await client.isConnected }
+            var settings = LocalMACPublisher.Settings()
+            settings.interval = .milliseconds(50)
+            let publisher = LocalMACPublisher(
+                client: client, tunnelIPs: [Self.here], settings: settings,
+                learned: { learned.macs.withLock { $0 } },
+                databaseVersion: { learned.version.add(1, ordering: .relaxed).newValue })
+            let reports = Mutex<[String?]>([])
+            let running = Task {
+                await publisher.run { problem in reports.withLock { $0.append(problem) } }
+            }
+            defer { running.cancel() }
+            try await eventually("MAC 1 is published") {
+                try await localMACs(fixture, "ls0").contains(
+                    "02:00:00:00:00:01 -> vxlan_over_ipv4/10.0.0.1")
+            }
+            await fixture.server.stop()
+            try await eventually("the failure is reported") {
+                reports.withLock { $0.count == 1 && $0.first! != nil }
+            }
+            try await fixture.server.start()
+            try await eventually("the recovery is reported") {
+                reports.withLock { $0.count == 2 && $0.last! == nil }
+            }
+            learned.set(["ls0": [Self.mac(2)]])
+            try await eventually("MAC 2 replaces MAC 1") {
+                try await localMACs(fixture, "ls0") == [
+                    "ucast-mac-local", "02:00:00:00:00:02 -> vxlan_over_ipv4/10.0.0.1",
+                    "mcast-mac-local", "unknown-dst -> vxlan_over_ipv4/10.0.0.1",
+                ]
+            }
+            #expect(reports.withLock { $0.count } == 2)
+        }
+    }
+
     @Test func anUnknownSwitchIsSkippedAndAnUnreachableDatabaseIsAFailureToRetry() async throws {
         try await withServer { fixture in
             let learned = Learned()
