@@ -97,21 +97,38 @@ public final class ApplianceController: Sendable {
         let lease: DHCPLease?
         switch event {
         case .noAnswer, .refused:
+            // An address the interface holds without a lease of this vtepd (a previous one's,
+            // kept across the restart and asked for again) is not confirmed: it goes.
+            let failure: String? = current.withLock { settings in
+                guard settings.dhcpLeases[name] == nil else { return nil }
+                do {
+                    try host.removeIPv4Addresses(of: name, keeping: nil)
+                } catch {
+                    return "\(error)"
+                }
+                return nil
+            }
             dhcpStatus.withLock { $0[name] = "no lease: \(event)" }
+            if let failure {
+                record(.refused(failure))
+                return failure
+            }
             record(.accepted)
             return nil
         case .deconfig: lease = nil
         case .bound(let granted, _): lease = granted
         }
         let refusal: String? = current.withLock { settings in
+            // A client starting (its first deconfig) while the interface holds the address of
+            // a previous vtepd's lease: that address stays while the client asks for it again.
+            if lease == nil && settings.dhcpLeases[name] == nil { return nil }
             var new = settings
             do {
                 try new.setLease(lease, on: name)
                 if new == settings && lease != nil { return nil }  // a renewal of the same lease
                 try host.apply(new, replacing: settings)
-                if lease == nil {
-                    try host.removeIPv4Addresses(of: name, keeping: nil)
-                }
+                // The lease's address alone: one an earlier lease left goes too.
+                try host.removeIPv4Addresses(of: name, keeping: lease?.address)
             } catch {
                 return "\(error)"
             }

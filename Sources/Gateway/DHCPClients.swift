@@ -1,5 +1,6 @@
 import Appliance
 import Foundation
+import Netlink
 import Synchronization
 
 /// The DHCP clients of the interfaces configured for DHCP: one busybox udhcpc each (Debian's
@@ -11,8 +12,16 @@ import Synchronization
 /// lease to vtepd over `DHCPHookServer`'s socket and waits for vtepd to apply it. So addresses,
 /// routes and resolv.conf are changed by vtepd alone, through the same all-or-nothing path as
 /// the operator's commands. Options: `-f` foreground (vtepd supervises it), `-R` release the
-/// lease when stopped, `-O search` ask for option 119 beside udhcpc's default set (subnet,
-/// router, DNS, domain, hostname, broadcast, lease time).
+/// lease at SIGTERM, `-O search` ask for option 119 beside udhcpc's default set (subnet,
+/// router, DNS, domain, hostname, broadcast, lease time), `-r ADDRESS` ask for the address
+/// the interface still holds.
+///
+/// The lease is released (SIGTERM) when the interface leaves DHCP mode, not when vtepd stops
+/// (SIGKILL: no release, no deconfig): a restarted vtepd keeps the management address, and
+/// its new client asks the server for that address again (RFC 2131 §3.2's reuse of a
+/// previous address), so SSH sessions survive a restart. Until the server answers, the
+/// address stays; when no server answers or it refuses, vtepd removes it (see
+/// `ApplianceController.dhcpEvent`).
 public final class DHCPClients: Sendable {
     public static let udhcpc = "/sbin/udhcpc"
     /// After an unexpected exit, the pause before the next start.
@@ -60,20 +69,20 @@ public final class DHCPClients: Sendable {
     /// The client's PID on `name`, for `show network interface`.
     public func pid(of name: InterfaceName) -> Int32? { clients.withLock { $0[name]?.pid } }
 
-    /// Stops every client (they release their leases) and waits for them to exit.
+    /// Stops every client (SIGKILL) and waits for them to exit. Their leases are not
+    /// released: the addresses stay, for the next vtepd's clients to ask for again.
     public func stopAll() async {
         wanted.withLock { $0 = [] }
         let all = clients.withLock { table in
             defer { table = [:] }
             return Array(table.values)
         }
-        for process in all { process.signal(SIGTERM) }
+        for process in all { process.signal(SIGKILL) }
         let deadline = ContinuousClock.now + .seconds(5)
         for process in all {
             while process.exit == nil && ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(20))
             }
-            if process.exit == nil { process.signal(SIGKILL) }
         }
     }
 
@@ -81,7 +90,8 @@ public final class DHCPClients: Sendable {
 
     /// A client a previous vtepd left running (it was killed: its children live on in their
     /// own process group) would answer for the same interface beside the new one. Its PID
-    /// file names it; it is stopped if that PID is still a udhcpc for this interface.
+    /// file names it; it is killed if that PID is still a udhcpc for this interface (SIGKILL,
+    /// as at a stop: its lease is not released, and the new client asks for it again).
     private func stopLeftover(_ name: InterfaceName) {
         guard let text = try? String(contentsOfFile: pidFile(name), encoding: .utf8),
             let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1,
@@ -92,22 +102,21 @@ public final class DHCPClients: Sendable {
             let at = arguments.firstIndex(of: "-i"), arguments.dropFirst(at + 1).first == name.text
         else { return }
         say("vtepd: stopping the DHCP client a previous vtepd left on \(name) (pid \(pid))")
-        kill(pid, SIGTERM)
+        kill(pid, SIGKILL)
         let deadline = ContinuousClock.now + .seconds(3)
         while kill(pid, 0) == 0 && ContinuousClock.now < deadline { usleep(20_000) }
-        if kill(pid, 0) == 0 { kill(pid, SIGKILL) }
     }
 
     private func start(_ name: InterfaceName) {
         stopLeftover(name)
+        var arguments = [
+            "-f", "-R", "-i", name.text, "-s", hook, "-O", "search", "-p", pidFile(name),
+        ]
+        if let held = Self.heldIPv4Address(of: name) { arguments += ["-r", held] }
         let process: ChildProcess
         do {
             process = try ChildProcess.spawn(
-                Self.udhcpc,
-                [
-                    "-f", "-R", "-i", name.text, "-s", hook, "-O", "search", "-p",
-                    pidFile(name),
-                ],
+                Self.udhcpc, arguments,
                 stdout: 2, stderr: 2,
                 environment: [
                     "VTEPD_DHCP_HOOK_SOCKET=\(hookSocket)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
@@ -134,7 +143,18 @@ public final class DHCPClients: Sendable {
         }
     }
 
-    /// SIGTERM: udhcpc releases the lease (`-R`) and exits; its watcher reaps it.
+    /// The first IPv4 address `name` holds (a lease a previous vtepd applied), if any.
+    static func heldIPv4Address(of name: InterfaceName) -> String? {
+        guard let link = try? HostNetwork().links().first(where: { $0.name == name.text })
+        else { return nil }
+        for address in link.addresses {
+            if case .v4(let v4) = address.address { return v4.description }
+        }
+        return nil
+    }
+
+    /// SIGTERM: udhcpc releases the lease (`-R`: RFC 2131 DHCPRELEASE, then its `deconfig`
+    /// event) and exits; its watcher reaps it.
     @discardableResult
     private func stop(_ name: InterfaceName) -> ChildProcess? {
         guard let process = clients.withLock({ $0.removeValue(forKey: name) }) else { return nil }

@@ -99,15 +99,31 @@ import Testing
             // The lease is state, not configuration: it is not saved.
             #expect(!(try site.savedSettingsText().contains("198.51.100.5")))
 
-            // A stop releases the lease (udhcpc -R): the server forgets it. A start asks again.
+            // A restart keeps the lease: the stop releases nothing and leaves the address, and
+            // the new client asks the server for that address again. The address is never
+            // removed on the way, which `ip monitor` would show as a Deleted line.
+            let address = try #require(
+                leased.split(separator: " ").first { $0.hasPrefix("198.51.100.5") })
+            let events = lab.file("address-events")
+            let monitor = try lab.start(
+                "ip-monitor", ["ip", "-o", "monitor", "address"], in: site.namespace,
+                output: events)
             #expect(vtepd.stop() == 0)
-            try lab.waitUntil("dnsmasq to see the release at vtepd's stop") {
-                server.leasedMACs().isEmpty
-            }
+            #expect(server.leasedMACs() == [mac], "the lease is kept at vtepd's stop")
+            #expect(try addresses().contains("inet \(address)"), "the address stays")
             vtepd = try site.startVTEPD()
-            try lab.waitUntil("a lease again after the restart", timeout: .seconds(60)) {
-                try addresses().contains("inet 198.51.100.5")
+            try lab.waitUntil("the restarted vtepd's client bound again", timeout: .seconds(60)) {
+                try site.shell(lab, "show network interface \(lan)").contains(
+                    "dhcp, bound \(address.split(separator: "/")[0])")
             }
+            monitor.stop()
+            let changes = (try? String(contentsOf: events, encoding: .utf8)) ?? ""
+            #expect(
+                !changes.split(separator: "\n").contains {
+                    $0.hasPrefix("Deleted") && $0.contains(" \(lan) ")
+                }, "\(changes)")
+            #expect(try addresses().contains("inet \(address)"))
+            #expect(server.leasedMACs() == [mac])
 
             // Static addressing stops the client: the lease is released, its address, route and
             // DNS server leave, and the static address is all there is.
@@ -124,6 +140,37 @@ import Testing
             #expect(!(try site.file("etc/resolv.conf").contains("198.51.100.53")))
             let running = try lab.attempt(["pgrep", "-a", "-f", "udhcpc .*-i \(lan)"])
             #expect(running.status == 1, "a client still runs: \(running.output)")
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
+    /// The address a restart keeps is a previous lease's, not yet confirmed: when no server
+    /// answers the new client, it goes (as a deconfig would have removed it).
+    @Test func aKeptAddressGoesWhenNoServerConfirmsIt() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            defer { Self.stopLeftoverClients(site) }
+            let server = try DHCPServer(lab, site: site)
+            let lan = server.lan
+            var vtepd = try site.startVTEPD()
+            try site.shell(lab, "set network interface \(lan) ip config dhcp")
+            func addresses() throws -> String {
+                try lab.execute(["ip", "-o", "-4", "addr", "show", "dev", lan], in: site.namespace)
+                    .output
+            }
+            try lab.waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
+                try addresses().contains("inet 198.51.100.5")
+            }
+            #expect(vtepd.stop() == 0)
+            #expect(try addresses().contains("inet 198.51.100.5"), "kept at the stop")
+            server.process.stop()
+            vtepd = try site.startVTEPD()
+            try lab.waitUntil("the unconfirmed address leaves \(lan)", timeout: .seconds(60)) {
+                try !addresses().contains("inet ")
+            }
+            let details = try site.shell(lab, "show network interface \(lan)")
+            #expect(details.contains("no lease"), "\(details)")
+            #expect(try site.shell(lab, "show log").contains("dhcp \(lan) leasefail"))
             #expect(vtepd.stop() == 0)
         }
     }
@@ -175,7 +222,7 @@ import Testing
             ).output
             #expect(after == before, "before: \(before) after: \(after)")
             // A good report is applied, as udhcpc's would be; after the client's own first
-            // report (`deconfig`, which removes DHCP addresses), so that cannot undo it.
+            // report (`deconfig`), so that the two cannot cross.
             try lab.waitUntil("the DHCP client's first report") {
                 try site.shell(lab, "show log").contains("dhcp \(port) deconfig")
             }
