@@ -37,6 +37,21 @@ import Testing
                 ], in: namespace)
         }
 
+        /// Puts `lan` in DHCP mode through the shell and waits for a lease's address on it;
+        /// returns what reads `lan`'s IPv4 addresses (`ip -o -4 addr show`).
+        func leaseOnLAN(_ lab: Lab, _ site: ShellSite) throws -> () throws -> String {
+            try site.shell(lab, "set network interface \(lan) ip config dhcp")
+            let lan = lan
+            let addresses = {
+                try lab.execute(["ip", "-o", "-4", "addr", "show", "dev", lan], in: site.namespace)
+                    .output
+            }
+            try lab.waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
+                try addresses().contains("inet 198.51.100.5")
+            }
+            return addresses
+        }
+
         /// The MACs dnsmasq holds a lease for (its lease file: expiry, MAC, address, …).
         func leasedMACs() -> [String] {
             let text = (try? String(contentsOfFile: leases, encoding: .utf8)) ?? ""
@@ -71,15 +86,7 @@ import Testing
             let mac = try lab.execute(
                 ["cat", "/sys/class/net/\(lan)/address"], in: site.namespace
             ).output.trimmingCharacters(in: .whitespacesAndNewlines)
-
-            try site.shell(lab, "set network interface \(lan) ip config dhcp")
-            func addresses() throws -> String {
-                try lab.execute(["ip", "-o", "-4", "addr", "show", "dev", lan], in: site.namespace)
-                    .output
-            }
-            try lab.waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
-                try addresses().contains("inet 198.51.100.5")
-            }
+            let addresses = try server.leaseOnLAN(lab, site)
             let leased = try addresses()
             #expect(leased.contains("/24"), "\(leased)")
             let routes = try lab.execute(["ip", "route"], in: site.namespace).output
@@ -153,14 +160,7 @@ import Testing
             let server = try DHCPServer(lab, site: site)
             let lan = server.lan
             var vtepd = try site.startVTEPD()
-            try site.shell(lab, "set network interface \(lan) ip config dhcp")
-            func addresses() throws -> String {
-                try lab.execute(["ip", "-o", "-4", "addr", "show", "dev", lan], in: site.namespace)
-                    .output
-            }
-            try lab.waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
-                try addresses().contains("inet 198.51.100.5")
-            }
+            let addresses = try server.leaseOnLAN(lab, site)
             #expect(vtepd.stop() == 0)
             #expect(try addresses().contains("inet 198.51.100.5"), "kept at the stop")
             server.process.stop()
