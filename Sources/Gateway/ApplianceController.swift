@@ -118,10 +118,12 @@ public final class ApplianceController: Sendable {
         case .deconfig: lease = nil
         case .bound(let granted, _): lease = granted
         }
+        // A client starting (its first deconfig) while the interface holds the address of a
+        // previous vtepd's lease: that address stays while the client asks for it again. (A
+        // client stopped because the interface leaves DHCP mode deconfigures it all.)
+        let starting = dhcp.withLock { $0 }?.isWanted(name) == true
         let refusal: String? = current.withLock { settings in
-            // A client starting (its first deconfig) while the interface holds the address of
-            // a previous vtepd's lease: that address stays while the client asks for it again.
-            if lease == nil && settings.dhcpLeases[name] == nil { return nil }
+            if lease == nil && settings.dhcpLeases[name] == nil && starting { return nil }
             var new = settings
             do {
                 try new.setLease(lease, on: name)

@@ -63,6 +63,10 @@ public final class DHCPClients: Sendable {
         for name in names.subtracting(running) { start(name) }
     }
 
+    /// Whether `name` should have a running client: false once the interface leaves DHCP
+    /// mode, before its client is stopped.
+    public func isWanted(_ name: InterfaceName) -> Bool { wanted.withLock { $0.contains(name) } }
+
     /// The interfaces with a running client.
     public var running: Set<InterfaceName> { clients.withLock { Set($0.keys) } }
 

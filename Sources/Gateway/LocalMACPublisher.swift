@@ -203,7 +203,7 @@ public actor LocalMACPublisher {
         while !Task.isCancelled {
             let before = lastError
             await round()
-            if lastError != before { problem(lastError) }
+            if lastError != before && !Task.isCancelled { problem(lastError) }
             try? await Task.sleep(for: settings.interval)
         }
     }

@@ -214,12 +214,14 @@ struct Run: AsyncParsableCommand {
         log.say("vtepd: stopping")
         resolving.cancel()
         publishing.cancel()
-        await publishing.value
         await server.stop()
-        // The clients release their leases; their last reports still reach the hook socket.
+        // The DHCP clients are killed, not released: their leases and addresses stay for the
+        // next vtepd's clients to ask for again.
         await dhcpClients?.stopAll()
         dhcpHook?.stop()
+        // Stopping the database client fails a transaction the publisher may still wait on.
         await controlPlane.stop()
+        await publishing.value
         await dataPlane.stop()
         await databaseServer?.stop()
         log.say("vtepd: stopped")

@@ -175,6 +175,32 @@ import Testing
         }
     }
 
+    /// An interface leaving DHCP mode while it holds a kept, unconfirmed address (the server
+    /// has not answered since the restart): that address goes with the mode.
+    @Test func aKeptAddressGoesWhenTheInterfaceLeavesDHCPMode() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            defer { Self.stopLeftoverClients(site) }
+            let server = try DHCPServer(lab, site: site)
+            let lan = server.lan
+            var vtepd = try site.startVTEPD()
+            let addresses = try server.leaseOnLAN(lab, site)
+            #expect(vtepd.stop() == 0)
+            server.process.stop()
+            vtepd = try site.startVTEPD()
+            try lab.waitUntil("the new client's first report") {
+                try site.shell(lab, "show log").contains("dhcp \(lan) deconfig")
+            }
+            #expect(try addresses().contains("inet 198.51.100.5"), "kept while unconfirmed")
+            try site.shell(
+                lab, "set network interface \(lan) ip config static 198.51.100.9 255.255.255.0")
+            let now = try addresses()
+            #expect(now.contains("inet 198.51.100.9/24"), "\(now)")
+            #expect(!now.contains("198.51.100.5"), "\(now)")
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
     /// The hook socket takes only well-formed reports for interfaces in DHCP mode; what a
     /// DHCP server could put in its options never reaches the host unchecked.
     @Test func dhcpReportsAreCheckedBeforeTheyReachTheHost() async throws {
