@@ -151,7 +151,8 @@ public final class GatewayController: ControlHandler, Sendable {
     /// The MACs learned behind our ports, per logical switch the data plane forwards (each
     /// of them, with or without MACs): what `LocalMACPublisher` publishes. The worker reads
     /// the MAC table a slice of `slice` slots between two batches, so forwarding never stalls
-    /// for the whole table (a full pass over the default table takes about 3 ms). The
+    /// for the whole table (a full pass over the default table holding 1M entries takes
+    /// about 20 ms, a slice under 0.5 ms: `bench`, "MACTable localMACs"). The
     /// slices are not one instant's view, which the next round corrects; a configuration
     /// applied during the pass (switch indices may change meaning) starts it again.
     public func localMACs(slice: Int = 1 << 16) async -> [String: Set<MACAddress>] {
