@@ -197,13 +197,14 @@ public actor LocalMACPublisher {
         self.databaseVersion = databaseVersion
     }
 
-    /// Rounds until the task is cancelled; `problem` hears each new failure (why) and the
-    /// recovery (nil).
+    /// Rounds until the task is cancelled; `problem` hears when publishing starts failing
+    /// (why: the first failure's reason, not each different one after it) and when it works
+    /// again (nil).
     public func run(problem: @escaping @Sendable (String?) -> Void) async {
         while !Task.isCancelled {
             let before = lastError
             await round()
-            if lastError != before && !Task.isCancelled { problem(lastError) }
+            if (lastError == nil) != (before == nil) && !Task.isCancelled { problem(lastError) }
             try? await Task.sleep(for: settings.interval)
         }
     }

@@ -336,11 +336,18 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
             }
             await fixture.server.stop()
             try await eventually("the failure is reported") {
-                reports.withLock { $0.count == 1 && $0.first! != nil }
+                reports.withLock { $0.first.map { $0 != nil } ?? false }
             }
             try await fixture.server.start()
-            try await eventually("the recovery is reported") {
-                reports.withLock { $0.count == 2 && $0.last! == nil }
+            do {
+                try await eventually("the recovery is reported") {
+                    reports.withLock { $0.count >= 2 && $0.last.map { $0 == nil } == true }
+                }
+            } catch {
+                let said = reports.withLock { $0 }
+                Issue.record(
+                    "reported so far: \(said); last round: \(await publisher.lastError ?? "ok")")
+                throw error
             }
             learned.set(["ls0": [Self.mac(2)]])
             try await eventually("MAC 2 replaces MAC 1") {
@@ -349,7 +356,9 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
                     "mcast-mac-local", "unknown-dst -> vxlan_over_ipv4/10.0.0.1",
                 ]
             }
-            #expect(reports.withLock { $0.count } == 2)
+            // Reported at the two transitions only, whatever reasons the failing rounds gave.
+            let said = reports.withLock { $0 }
+            #expect(said.count == 2 && said[0] != nil && said[1] == nil, "\(said)")
         }
     }
 
