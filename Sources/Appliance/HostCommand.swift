@@ -114,6 +114,21 @@ public enum HostCommand {
         posix_spawn_file_actions_adddup2(&actions, stdout, 1)
         posix_spawn_file_actions_adddup2(&actions, stderr, 2)
         closeDescriptorsFrom3(&actions)
+        return spawn(
+            &pid, path, argv: [path] + arguments, actions: &actions,
+            newProcessGroup: newProcessGroup, environment: environment)
+    }
+
+    /// posix_spawn of `path` with `argv` (its first word included) and `actions`, the child
+    /// starting with no signal blocked and every signal at its default (a child inherits
+    /// the mask and ignored signals of the thread that spawns it, and vtepd's threads and the
+    /// test runner's block or ignore some), optionally in a process group of its own, with
+    /// `environment` (`NAME=value`) or the caller's. Returns posix_spawn's result.
+    public static func spawn(
+        _ pid: inout pid_t, _ path: String, argv: [String],
+        actions: UnsafePointer<posix_spawn_file_actions_t>?, newProcessGroup: Bool = false,
+        environment: [String]? = nil
+    ) -> Int32 {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -129,12 +144,12 @@ public enum HostCommand {
             flags |= POSIX_SPAWN_SETPGROUP
         }
         posix_spawnattr_setflags(&attributes, Int16(flags))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
+        let words: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for pointer in words { free(pointer) } }
         let envp = environment.map { $0.map { strdup($0) } + [nil] }
         defer { for variable in envp ?? [] { free(variable) } }
-        if let envp { return posix_spawn(&pid, path, &actions, &attributes, argv, envp) }
-        return posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        if let envp { return posix_spawn(&pid, path, actions, &attributes, words, envp) }
+        return posix_spawn(&pid, path, actions, &attributes, words, environ)
     }
 
     /// Closes every descriptor from 3 up in the child (glibc 2.34's

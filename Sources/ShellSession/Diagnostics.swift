@@ -1,3 +1,4 @@
+import Appliance
 import Glibc
 import Shell
 
@@ -37,24 +38,12 @@ public enum Diagnostics {
                     "\(program) is not installed on this appliance (looked in "
                         + directories.joined(separator: ", ") + ")"))
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
         // The child starts with default signal handling and nothing blocked, so Ctrl-C stops
         // it while the shell (which ignores SIGINT meanwhile) carries on.
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
         let previous = signal(SIGINT, SIG_IGN)
         defer { signal(SIGINT, previous) }
         var pid: pid_t = 0
-        let started = posix_spawn(&pid, path, nil, &attributes, argv, environ)
+        let started = HostCommand.spawn(&pid, path, argv: arguments, actions: nil)
         guard started == 0 else {
             return .failure(
                 ShellFailure("cannot start \(path): \(String(cString: strerror(started)))"))

@@ -1,3 +1,4 @@
+import Appliance
 import Foundation
 import NamespaceLab
 import Synchronization
@@ -233,22 +234,9 @@ final class Lab: @unchecked Sendable {
             posix_spawn_file_actions_addopen(
                 &actions, 2, errors.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] =
-            ([path] + vector.dropFirst()).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let result = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let result = HostCommand.spawn(
+            &pid, path, argv: [path] + vector.dropFirst(), actions: &actions)
         guard result == 0 else {
             throw LabError(
                 description: "cannot start \(path): \(String(cString: strerror(result)))")

@@ -1,3 +1,4 @@
+import Appliance
 import Foundation
 
 /// A program on a pseudo-terminal, as a person at a terminal runs it: vtepsh itself (an
@@ -30,17 +31,6 @@ final class LabTerminal {
         posix_spawn_file_actions_addclose(&actions, master)
         // The test runner's threads block most signals and a child inherits the mask (see
         // Lab.spawn); ssh must see SIGTERM when the test stops it.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var words = arguments
         if let namespace {
             guard let ip = Lab.executable("ip") else {
@@ -49,10 +39,8 @@ final class LabTerminal {
             words = [ip, "netns", "exec", namespace] + arguments
         }
         let path = words[0]
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
+        let status = HostCommand.spawn(&pid, path, argv: words, actions: &actions)
         guard status == 0 else {
             throw LabError(description: "cannot start \(arguments.first ?? ""): \(status)")
         }

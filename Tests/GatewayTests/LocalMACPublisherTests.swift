@@ -180,20 +180,30 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
         func set(_ value: [String: Set<MACAddress>]) { macs.withLock { $0 = value } }
     }
 
-    func publisher(_ fixture: ServerFixture, _ learned: Learned, limit: Int = 1000) async throws
-        -> LocalMACPublisher
-    {
+    /// A publisher on a connected client of `fixture`'s server. `running`: for `run()`, a
+    /// fast reconnect, a round every 50 ms, and a database version that changes at every
+    /// round, so every round reads.
+    func publisher(
+        _ fixture: ServerFixture, _ learned: Learned, limit: Int = 1000, running: Bool = false
+    ) async throws -> LocalMACPublisher {
         let client = OVSDBClient(
-            remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests)
+            remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests,
+            backoff: running
+                ? Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)) : .standard)
         Task { for await _ in client.events {} }
         await client.start()
         try await eventually("the connection") { await client.isConnected }
         var settings = LocalMACPublisher.Settings()
         settings.batchLimit = limit
+        if running { settings.interval = .milliseconds(50) }
         return LocalMACPublisher(
             client: client, tunnelIPs: [Self.here], settings: settings,
             learned: { learned.macs.withLock { $0 } },
-            databaseVersion: { learned.version.load(ordering: .relaxed) })
+            databaseVersion: {
+                running
+                    ? learned.version.add(1, ordering: .relaxed).newValue
+                    : learned.version.load(ordering: .relaxed)
+            })
     }
 
     /// `vtep-ctl list-local-macs`, as its lines without the blank ones.
@@ -313,18 +323,7 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
             try await fixture.vtepCtl("add-ls", "ls0")
             let learned = Learned()
             learned.set(["ls0": [Self.mac(1)]])
-            let client = OVSDBClient(
-                remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests,
-                backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)))
-            Task { for await _ in client.events {} }
-            await client.start()
-            try await eventually("the connection") { await client.isConnected }
-            var settings = LocalMACPublisher.Settings()
-            settings.interval = .milliseconds(50)
-            let publisher = LocalMACPublisher(
-                client: client, tunnelIPs: [Self.here], settings: settings,
-                learned: { learned.macs.withLock { $0 } },
-                databaseVersion: { learned.version.add(1, ordering: .relaxed).newValue })
+            let publisher = try await publisher(fixture, learned, running: true)
             let reports = Mutex<[String?]>([])
             let running = Task {
                 await publisher.run { problem in reports.withLock { $0.append(problem) } }
