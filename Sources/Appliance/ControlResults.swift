@@ -131,16 +131,31 @@ public struct CountersReport: Hashable, Sendable, Codable {
     public var drops: [ReasonCount]
     /// Frames dropped as malformed, by reason; their sum is the `malformed` drop reason's count.
     public var malformed: [ReasonCount]
+    /// What the data plane did for offloads, by counter name (`super_frames_in`,
+    /// `segments_out`, `coalesced_frames_out`, `coalesced_segments`, `checksums_completed`).
+    /// Absent on the wire from servers older than it: read as empty.
+    public var offloads: [ReasonCount]
 
     public init(
         switches: [LogicalSwitch] = [], ports: [Port] = [], vteps: [VTEP] = [],
-        drops: [ReasonCount] = [], malformed: [ReasonCount] = []
+        drops: [ReasonCount] = [], malformed: [ReasonCount] = [], offloads: [ReasonCount] = []
     ) {
         self.switches = switches
         self.ports = ports
         self.vteps = vteps
         self.drops = drops
         self.malformed = malformed
+        self.offloads = offloads
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        switches = try c.decode([LogicalSwitch].self, forKey: .switches)
+        ports = try c.decode([Port].self, forKey: .ports)
+        vteps = try c.decode([VTEP].self, forKey: .vteps)
+        drops = try c.decode([ReasonCount].self, forKey: .drops)
+        malformed = try c.decode([ReasonCount].self, forKey: .malformed)
+        offloads = try c.decodeIfPresent([ReasonCount].self, forKey: .offloads) ?? []
     }
 }
 

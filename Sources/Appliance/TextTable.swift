@@ -125,6 +125,7 @@ public enum TextReport {
             "Remote VTEPs\n" + vteps.rendered(),
             "Drops\n" + reasons(report.drops),
             "Malformed frames\n" + reasons(report.malformed),
+            "Offloads\n" + reasons(report.offloads),
         ].joined(separator: "\n")
     }
 

@@ -2,9 +2,12 @@
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stddef.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 
 #include "CLinuxNet.h"
 
@@ -37,4 +40,20 @@ int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t addre
     if (ioctl(fd, SIOCGIFHWADDR, &request) < 0) return -1;
     memcpy(address, request.ifr_hwaddr.sa_data, 6);
     return request.ifr_hwaddr.sa_family;
+}
+
+int clinuxnet_interface_disable_lro(int fd, const char *name) {
+    struct ifreq request;
+    struct ethtool_value value;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    value.cmd = ETHTOOL_GFLAGS;
+    value.data = 0;
+    request.ifr_data = (void *)&value;
+    if (ioctl(fd, SIOCETHTOOL, &request) < 0) return errno == EOPNOTSUPP ? 0 : -1;
+    if (!(value.data & ETH_FLAG_LRO)) return 0;
+    value.cmd = ETHTOOL_SFLAGS;
+    value.data &= ~ETH_FLAG_LRO;
+    if (ioctl(fd, SIOCETHTOOL, &request) < 0) return -1;
+    return 1;
 }

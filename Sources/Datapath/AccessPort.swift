@@ -19,6 +19,11 @@ import Packet
 ///   slip into the queue in between.
 /// - Non-blocking: `receive` returns 0 when nothing is queued; wait for readability on
 ///   `descriptor` (epoll) between batches.
+/// - With `vnetHeader` (PACKET_VNET_HDR), frames come and go as the kernel has them, with
+///   a `VirtioNetHeader` in `PacketBatch.offload(slot)`: GRO and TSO super-frames up to 64 KB
+///   (the batch's buffers must hold them) and checksums left to offload. Whatever offloads
+///   the interface has on, nothing arrives cut short. Every frame sent carries the slot's
+///   header too (`.plain` for a frame as it goes on the wire).
 public final class AccessPort {
     public let interfaceName: String
     public let interfaceIndex: Int32
@@ -34,9 +39,12 @@ public final class AccessPort {
     ///     as tcpdump no longer see what we send).
     ///   - receiveBuffer: bytes of kernel receive queue (see `System.setBufferSizes`); nil
     ///     keeps the system default.
+    ///   - vnetHeader: read and write frames with a virtio_net_hdr (see above). Do not
+    ///     combine with `qdiscBypass`: the direct transmit path drops a super-frame that it
+    ///     has to segment for a device without TSO (net/core/dev.c `dev_direct_xmit`).
     public init(
         interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
-        receiveBuffer: Int? = nil
+        receiveBuffer: Int? = nil, vnetHeader: Bool = false
     ) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
@@ -54,6 +62,11 @@ public final class AccessPort {
                 option: clinuxnet_packet_ignore_outgoing, value: Int32(1), subject: subject)
             try System.setBufferSizes(
                 descriptor, receive: receiveBuffer, send: nil, subject: subject)
+            if vnetHeader {
+                try System.setOption(
+                    descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
+                    value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
+            }
             if qdiscBypass {
                 try System.setOption(
                     descriptor, level: clinuxnet_sol_packet,
@@ -86,6 +99,35 @@ public final class AccessPort {
         self.interfaceName = interface
         self.interfaceIndex = index
         self.descriptor = descriptor
+        self.vnetHeader = vnetHeader
+    }
+
+    /// The interface's current MTU: the largest IP packet of a frame sent out of it (a
+    /// super-frame's segments included). Read it between batches, not per frame.
+    public var mtu: Int {
+        get throws(SystemError) {
+            Int(
+                try System.callBlocking("SIOCGIFMTU", subject: .interface(interfaceName)) {
+                    clinuxnet_interface_mtu(descriptor, interfaceName)
+                })
+        }
+    }
+
+    /// Whether frames carry a virtio_net_hdr (see `init`).
+    public let vnetHeader: Bool
+
+    /// Turns large receive offload off on `interface`, as the kernel's bridge does on its
+    /// ports: LRO rebuilds frames in a way that cannot be segmented again, so they cannot be
+    /// forwarded (GRO's can). Returns true when it was on and is now off.
+    public static func disableLRO(on interface: String) throws(SystemError) -> Bool {
+        let subject = SystemError.Subject.interface(interface)
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(AF_INET, clinuxnet_sock_dgram | clinuxnet_sock_cloexec, 0)
+        }
+        defer { close(descriptor) }
+        return try System.callBlocking("ETHTOOL_SFLAGS", subject: subject) {
+            clinuxnet_interface_disable_lro(descriptor, interface)
+        } == 1
     }
 
     deinit {
@@ -99,13 +141,14 @@ public final class AccessPort {
     /// `count`, 0 when none are queued. Each frame starts at the batch's headroom, or 4
     /// bytes before it when its VLAN tag was restored.
     public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
-        batch.prepareForReceive(names: false, controlMessages: true)
+        let prefix = vnetHeader ? VirtioNetHeader.length : 0
+        batch.prepareForReceive(names: false, controlMessages: true, prefix: prefix)
         let outcome = try System.call("recvmmsg", subject: .interface(interfaceName)) {
             clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
         }
         guard case .processed(let received) = outcome else { return 0 }
         let count = Int(received)
-        batch.finishReceive(count: count)
+        batch.finishReceive(count: count, prefix: prefix)
         for slot in 0..<count {
             restoreVLANTag(batch, slot)
         }
@@ -114,7 +157,7 @@ public final class AccessPort {
 
     /// Sends the frames in slots `0 ..< count` out of the interface, in order.
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
-        try batch.send(on: descriptor, count: count, names: false)
+        try batch.send(on: descriptor, count: count, names: false, vnetHeader: vnetHeader)
     }
 
     /// Puts back the tag the kernel moved into skb metadata (tpacket_auxdata), so the
@@ -145,6 +188,8 @@ public final class AccessPort {
                         tag, into: batch.buffer(slot), frameStart: start, frameLength: length)
                 else { return }
                 batch.setFrame(slot, start: newStart, length: length + 4)
+                // The offload header's offsets count from the frame's first byte.
+                batch.offloads[slot] = batch.offloads[slot].shifted(by: 4)
                 batch.restoredTPID[slot] = tpid
                 batch.restoredTCI[slot] = auxiliary.tp_vlan_tci
                 return

@@ -68,6 +68,10 @@ public final class PacketBatch {
     @usableFromInline let restoredTPID: UnsafeMutablePointer<UInt16>
     @usableFromInline let restoredTCI: UnsafeMutablePointer<UInt16>
     @usableFromInline let truncated: UnsafeMutablePointer<Bool>
+    /// What the kernel knows of each frame beyond its bytes (a GSO super-frame, a checksum
+    /// to finish; for a UDP_GRO read, the datagram size in `gsoSize`), and on sockets that
+    /// take a virtio_net_hdr, what to send each frame with: `.plain` unless set.
+    @usableFromInline let offloads: UnsafeMutablePointer<VirtioNetHeader>
 
     /// - Parameters:
     ///   - capacity: slots per batch; 64 amortises a syscall well without hurting latency.
@@ -93,6 +97,8 @@ public final class PacketBatch {
         restoredTPID = .allocate(capacity: capacity)
         restoredTCI = .allocate(capacity: capacity)
         truncated = .allocate(capacity: capacity)
+        offloads = .allocate(capacity: capacity)
+        offloads.initialize(repeating: .plain, count: capacity)
         messages.initialize(repeating: clinuxnet_mmsghdr(), count: capacity)
         vectors.initialize(repeating: iovec(), count: capacity)
         addresses.initialize(repeating: sockaddr_storage(), count: capacity)
@@ -114,6 +120,7 @@ public final class PacketBatch {
         restoredTPID.deallocate()
         restoredTCI.deallocate()
         truncated.deallocate()
+        offloads.deallocate()
     }
 
     // MARK: - Per-slot access
@@ -170,6 +177,21 @@ public final class PacketBatch {
     @inlinable
     public func isTruncated(_ slot: Int) -> Bool { truncated[slot] }
 
+    /// The offload state of the frame in `slot`: as received (`AccessPort` with a vnet
+    /// header; `UDPTunnelSocket` with UDP GRO, where `gsoSize` is the size of each datagram of
+    /// a coalesced read), or as set for sending with `setOffload`.
+    @inlinable
+    public func offload(_ slot: Int) -> VirtioNetHeader { offloads[slot] }
+
+    /// Sends the frame in `slot` with `header` (a super-frame the kernel or the NIC segments,
+    /// a checksum it finishes), on a socket that takes a virtio_net_hdr. Reset to `.plain`
+    /// by every send.
+    @inlinable
+    public func setOffload(_ header: VirtioNetHeader, for slot: Int) {
+        precondition(slot >= 0 && slot < capacity)
+        offloads[slot] = header
+    }
+
     /// The sender of the datagram in `slot`, for batches received on a `UDPTunnelSocket`.
     public func source(_ slot: Int) -> UDPEndpoint? {
         precondition(slot >= 0 && slot < capacity)
@@ -223,12 +245,14 @@ public final class PacketBatch {
 
     // MARK: - Message vectors for recvmmsg / sendmmsg
 
-    /// Points every slot's message at the space after its headroom. The kernel rewrites
-    /// msg_namelen, msg_controllen and msg_flags on each receive, so this runs per batch.
-    func prepareForReceive(names: Bool, controlMessages: Bool) {
-        let room = bufferSize - headroom
+    /// Points every slot's message at the space after its headroom, less `prefix` bytes in
+    /// front for a virtio_net_hdr. The kernel rewrites msg_namelen, msg_controllen and
+    /// msg_flags on each receive, so this runs per batch.
+    func prepareForReceive(names: Bool, controlMessages: Bool, prefix: Int = 0) {
+        let room = bufferSize - headroom + prefix
         for slot in 0..<capacity {
-            vectors[slot] = iovec(iov_base: buffers + slot * bufferSize + headroom, iov_len: room)
+            vectors[slot] = iovec(
+                iov_base: buffers + slot * bufferSize + headroom - prefix, iov_len: room)
             messages[slot].msg_hdr.msg_iov = vectors + slot
             messages[slot].msg_hdr.msg_iovlen = 1
             if names {
@@ -251,23 +275,40 @@ public final class PacketBatch {
         }
     }
 
-    /// Records lengths and flags of the `count` slots a receive filled.
-    func finishReceive(count: Int) {
+    /// Records lengths and flags of the `count` slots a receive filled; with a `prefix`
+    /// (virtio_net_hdr) in front of each frame, loads it into `offload(slot)`.
+    func finishReceive(count: Int, prefix: Int = 0) {
         for slot in 0..<count {
             starts[slot] = Int32(headroom)
-            lengths[slot] = Int32(messages[slot].msg_len)
-            truncated[slot] = messages[slot].msg_hdr.msg_flags & clinuxnet_msg_trunc != 0
+            let length = Int(messages[slot].msg_len) - prefix
+            lengths[slot] = Int32(max(0, length))
+            truncated[slot] =
+                messages[slot].msg_hdr.msg_flags & clinuxnet_msg_trunc != 0 || length < 0
             restoredTPID[slot] = 0
+            offloads[slot] =
+                prefix == 0 || length < 0
+                ? .plain
+                : VirtioNetHeader.load(from: buffers + slot * bufferSize + headroom - prefix)
         }
     }
 
     /// Points slots `first ..< first + count` at their frames. Destinations (when `names`)
-    /// were set with `setDestination`, which also set msg_namelen.
-    func prepareForSend(from first: Int, count: Int, names: Bool) {
+    /// were set with `setDestination`, which also set msg_namelen. With `vnetHeader`, each
+    /// slot's `offload` is written into the 10 bytes in front of its frame, sent with it, and
+    /// reset to `.plain`.
+    func prepareForSend(from first: Int, count: Int, names: Bool, vnetHeader: Bool = false) {
         for slot in first..<(first + count) {
+            var start = Int(starts[slot])
+            var length = Int(lengths[slot])
+            if vnetHeader {
+                precondition(start >= VirtioNetHeader.length, "no headroom for a vnet header")
+                start -= VirtioNetHeader.length
+                length += VirtioNetHeader.length
+                offloads[slot].store(to: buffers + slot * bufferSize + start)
+                offloads[slot] = .plain
+            }
             vectors[slot] = iovec(
-                iov_base: buffers + slot * bufferSize + Int(starts[slot]),
-                iov_len: Int(lengths[slot]))
+                iov_base: buffers + slot * bufferSize + start, iov_len: length)
             messages[slot].msg_hdr.msg_iov = vectors + slot
             messages[slot].msg_hdr.msg_iovlen = 1
             messages[slot].msg_hdr.msg_name =
@@ -288,10 +329,12 @@ public final class PacketBatch {
     /// error is thrown only when no slot was handled yet; after progress it ends the batch
     /// and the caller, resending the rest, meets it again first if it persists. So a
     /// returned count is never lost to an error.
-    func send(on descriptor: Int32, count: Int, names: Bool) throws(SystemError) -> SendResult {
+    func send(on descriptor: Int32, count: Int, names: Bool, vnetHeader: Bool = false)
+        throws(SystemError) -> SendResult
+    {
         precondition(count >= 0 && count <= capacity)
         guard count > 0 else { return SendResult() }
-        prepareForSend(from: 0, count: count, names: names)
+        prepareForSend(from: 0, count: count, names: names, vnetHeader: vnetHeader)
         var result = SendResult()
         while result.processed < count {
             let first = result.processed

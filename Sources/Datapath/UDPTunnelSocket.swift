@@ -30,10 +30,16 @@ public final class UDPTunnelSocket {
     /// The socket, for epoll; owned by this object and closed when it goes.
     public let descriptor: Int32
 
-    /// - Parameter receiveBuffer: bytes of kernel receive queue (see
-    ///   `System.setBufferSizes`); nil keeps the system default.
+    /// - Parameters:
+    ///   - receiveBuffer: bytes of kernel receive queue (see `System.setBufferSizes`); nil
+    ///     keeps the system default.
+    ///   - gro: UDP_GRO (Linux 5.0): the kernel may hand over several datagrams of one
+    ///     sender in one read, laid end to end, each `offload(slot).gsoSize` bytes but the
+    ///     last; the batch's buffers should then hold 64 KB. Without it, a GRO'd train is
+    ///     split back into datagrams before the socket queue.
     public init(
-        address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort, receiveBuffer: Int? = nil
+        address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort, receiveBuffer: Int? = nil,
+        gro: Bool = false
     ) throws(SystemError) {
         let subject = SystemError.Subject.address(
             UDPEndpoint(address: address, port: port).description)
@@ -72,6 +78,11 @@ public final class UDPTunnelSocket {
             }
             try System.setBufferSizes(
                 descriptor, receive: receiveBuffer, send: nil, subject: subject)
+            if gro {
+                try System.setOption(
+                    descriptor, level: clinuxnet_sol_udp, option: clinuxnet_udp_gro,
+                    value: Int32(1), name: "UDP_GRO", subject: subject)
+            }
             // A one-slot batch is the simplest way to build the sockaddr for either family.
             let scratch = PacketBatch(capacity: 1, bufferSize: 128, headroom: 4)
             scratch.setDestination(UDPEndpoint(address: address, port: port), for: 0)
@@ -93,7 +104,11 @@ public final class UDPTunnelSocket {
             throw error
         }
         self.descriptor = descriptor
+        self.gro = gro
     }
+
+    /// Whether reads may hold several datagrams (see `init`).
+    public let gro: Bool
 
     deinit {
         close(descriptor)
@@ -106,13 +121,39 @@ public final class UDPTunnelSocket {
     /// Receives up to `batch.capacity` datagrams into slots `0 ..< count` and returns
     /// `count`, 0 when none are queued. `batch.source(slot)` is each one's sender.
     public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
-        batch.prepareForReceive(names: true, controlMessages: false)
+        batch.prepareForReceive(names: true, controlMessages: gro)
         let outcome = try System.call("recvmmsg") {
             clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
         }
         guard case .processed(let received) = outcome else { return 0 }
-        batch.finishReceive(count: Int(received))
-        return Int(received)
+        let count = Int(received)
+        batch.finishReceive(count: count)
+        if gro {
+            for slot in 0..<count { readSegmentSize(batch, slot) }
+        }
+        return count
+    }
+
+    /// The SOL_UDP/UDP_GRO control message of a coalesced read: the size of each datagram.
+    private func readSegmentSize(_ batch: PacketBatch, _ slot: Int) {
+        let header = UnsafeMutableRawPointer(batch.messages + slot)
+            .assumingMemoryBound(to: msghdr.self)
+        var control = clinuxnet_cmsg_firsthdr(header)
+        while let message = control {
+            if message.pointee.cmsg_level == clinuxnet_sol_udp
+                && message.pointee.cmsg_type == clinuxnet_udp_gro
+                && message.pointee.cmsg_len >= clinuxnet_cmsg_len(MemoryLayout<Int32>.size)
+            {
+                let size = UnsafeRawPointer(clinuxnet_cmsg_data(message)!)
+                    .loadUnaligned(as: Int32.self)
+                if size > 0 && Int(size) < batch.frameLength(slot) {
+                    batch.offloads[slot] = VirtioNetHeader(
+                        gsoType: VirtioNetHeader.GSO.udpL4, gsoSize: UInt16(clamping: size))
+                }
+                return
+            }
+            control = clinuxnet_cmsg_nxthdr(header, message)
+        }
     }
 
     /// Sends slots `0 ..< count`, each to the destination set with

@@ -17,6 +17,11 @@ import Packet
 /// - The kernel refuses a frame longer than the interface's MTU plus its Ethernet header
 ///   (EMSGSIZE, counted in `SendResult.tooBig`); the data plane drops frames over `mtu`
 ///   before encapsulating, and counts them.
+/// - UDP GSO trains (`sendTrains`) go through a second socket with PACKET_VNET_HDR and
+///   without the bypass: the direct path would drop a train the device cannot segment
+///   itself (net/core/dev.c `dev_direct_xmit`), while the queueing path segments it in
+///   software. SKB_GSO_UDP_L4 from a packet socket needs Linux 6.2; where the kernel refuses
+///   it, `supportsTrains` turns false and the caller sends datagrams one by one.
 /// - The frame's EtherType tells the kernel its protocol (net/packet `packet_parse_headers`
 ///   for SOCK_RAW with protocol 0), so offloads and drivers see a normal IP frame.
 public final class UnderlayPort {
@@ -25,6 +30,10 @@ public final class UnderlayPort {
     /// The socket, owned by this port and closed when it goes. Only ever written to: wait
     /// for writability on it (epoll) after a batch ended early.
     public let descriptor: Int32
+    /// The socket for GSO trains (vnet header, no bypass).
+    let trainDescriptor: Int32
+    /// False once the kernel refused a train (EINVAL: no SKB_GSO_UDP_L4 on packet sockets).
+    public private(set) var supportsTrains = true
 
     /// Opens the transmit socket on `interface`, which must be an Ethernet interface.
     public init(interface: String) throws(SystemError) {
@@ -57,13 +66,64 @@ public final class UnderlayPort {
             close(descriptor)
             throw error
         }
+        let trainDescriptor: Int32
+        do {
+            trainDescriptor = try Self.openTrainSocket(index, subject)
+        } catch {
+            close(descriptor)
+            throw error
+        }
         self.interfaceName = interface
         self.interfaceIndex = index
         self.descriptor = descriptor
+        self.trainDescriptor = trainDescriptor
+    }
+
+    private static func openTrainSocket(_ index: Int32, _ subject: SystemError.Subject)
+        throws(SystemError) -> Int32
+    {
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                AF_PACKET,
+                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
+        }
+        do {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
+                value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
+            var address = sockaddr_ll()
+            address.sll_family = UInt16(AF_PACKET)
+            address.sll_protocol = 0
+            address.sll_ifindex = index
+            _ = try System.callBlocking("bind", subject: subject) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                    }
+                }
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        return descriptor
     }
 
     deinit {
         close(descriptor)
+        close(trainDescriptor)
+    }
+
+    /// Sends the GSO trains in slots `0 ..< count`, each with its `offload` header
+    /// (`OuterHeaderTemplate.stampTrain`), in order. An EINVAL (a kernel without UDP GSO on
+    /// packet sockets) clears `supportsTrains` and is thrown.
+    public func sendTrains(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        do {
+            return try batch.send(on: trainDescriptor, count: count, names: false, vnetHeader: true)
+        } catch {
+            if error.errno == EINVAL { supportsTrains = false }
+            throw error
+        }
     }
 
     /// The interface's current MTU: the largest IP packet (outer header included) it

@@ -27,6 +27,9 @@ public final class ForwardingEngine {
     private var current: ForwardingConfiguration.Tables
 
     private var discovered: DiscoveredLocators
+    /// Frames on the wire the frame being decided stands for: 1, or a super-frame's count
+    /// (`decide(_:superFrame:frames:now:)`).
+    private var weight: UInt64 = 1
     private let switchCounters: UnsafeMutablePointer<SwitchCounters>
     private let dropCounters: UnsafeMutablePointer<UInt64>
     private let malformedCounters: UnsafeMutablePointer<UInt64>
@@ -193,6 +196,23 @@ public final class ForwardingEngine {
     public func decide(_ ingress: Ingress, frame: UnsafeRawBufferPointer, now: UInt32)
         -> Decision
     {
+        weight = 1
+        switch ingress {
+        case .access(let port):
+            return fromAccess(port, frame, now)
+        case .tunnel(let source, let encapsulation, let vni):
+            return fromTunnel(source, encapsulation, vni, frame, now)
+        }
+    }
+
+    /// Decides for a super-frame (GRO/TSO) that stands for `frames` frames on the wire, all
+    /// with its Ethernet header: one decision and one learning step, but every frame counter
+    /// counts `frames`, so statistics stay per frame on the wire.
+    public func decide(
+        _ ingress: Ingress, superFrame frame: UnsafeRawBufferPointer, frames: Int, now: UInt32
+    ) -> Decision {
+        weight = UInt64(max(1, frames))
+        defer { weight = 1 }
         switch ingress {
         case .access(let port):
             return fromAccess(port, frame, now)
@@ -238,7 +258,7 @@ public final class ForwardingEngine {
         guard raw != ForwardingConfiguration.unbound else { return drop(.noBinding, nil) }
         let sw = SwitchIndex(rawValue: raw)
         let s = Int(raw)
-        switchCounters[s].fromAccess &+= 1
+        switchCounters[s].fromAccess &+= weight
         if let reason = sourceAndDestinationProblem(header) { return drop(reason, s) }
 
         let here = UInt32(port.rawValue & 0xFFF) &<< 12 | UInt32(vid)
@@ -251,7 +271,7 @@ public final class ForwardingEngine {
         guard let value = macTable.lookupValue(MACTable.key(sw, header.destination), now: now)
         else { return flood(sw, record, excluding: AttachmentCircuit(port: port, vlan: vid)) }
         if value & MACTable.remoteBit != 0 {
-            switchCounters[s].encapsulated &+= 1
+            switchCounters[s].encapsulated &+= weight
             return .encapsulate(
                 locator: LocatorIndex(rawValue: value & 0xFF_FFFF), vni: VNI(masking: record.vni))
         }
@@ -273,7 +293,7 @@ public final class ForwardingEngine {
         guard record.encapsulation == encapsulation.rawValue else {
             return drop(.unknownVNI, nil)
         }
-        switchCounters[s].fromTunnel &+= 1
+        switchCounters[s].fromTunnel &+= weight
         let locator: LocatorIndex
         if let configured = c.locatorIndex(of: Locator(source, encapsulation)) {
             guard c.accepts(configured.rawValue, record) else {
@@ -351,7 +371,7 @@ public final class ForwardingEngine {
         guard current.boundSwitchRaw(port: port, vid: vid) == sw.rawValue else {
             return flood(sw, record, excluding: excluding)
         }
-        switchCounters[Int(sw.rawValue)].toAccess &+= 1
+        switchCounters[Int(sw.rawValue)].toAccess &+= weight
         return .output(port: PortIndex(rawValue: port), vlan: vid == 0 ? nil : vid)
     }
 
@@ -367,7 +387,7 @@ public final class ForwardingEngine {
             ? Int(record.memberCount)
             : Int(record.memberCount) - 1 + Int(record.replicationCount)
         guard targets > 0 else { return drop(.noFloodTargets, s) }
-        switchCounters[s].flooded &+= 1
+        switchCounters[s].flooded &+= weight
         return .flood(
             switch: sw, vni: VNI(masking: record.vni), excluding: excluding,
             includeReplication: excluding != nil)
@@ -375,8 +395,8 @@ public final class ForwardingEngine {
 
     @inline(__always)
     private func drop(_ reason: DropReason, _ sw: Int?) -> Decision {
-        dropCounters[Int(reason.rawValue)] &+= 1
-        if let sw { switchCounters[sw].drops &+= 1 }
+        dropCounters[Int(reason.rawValue)] &+= weight
+        if let sw { switchCounters[sw].drops &+= weight }
         return .drop(reason)
     }
 
@@ -388,9 +408,9 @@ public final class ForwardingEngine {
 
     @inline(__always)
     private func malformed(_ error: Malformed, _ sw: Int?) -> Decision {
-        malformedCounters[Int(error.rawValue)] &+= 1
-        dropCounters[Int(DropReason.malformed.rawValue)] &+= 1
-        if let sw { switchCounters[sw].drops &+= 1 }
+        malformedCounters[Int(error.rawValue)] &+= weight
+        dropCounters[Int(DropReason.malformed.rawValue)] &+= weight
+        if let sw { switchCounters[sw].drops &+= weight }
         return .drop(.malformed, malformed: error)
     }
 }

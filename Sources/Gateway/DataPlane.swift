@@ -90,6 +90,16 @@ public struct DataPlaneCounters: Sendable {
     public var transmitQueueFull: UInt64
     /// Frames sent through the kernel's UDP path while their next hop was unresolved.
     public var slowPath: UInt64
+    /// GRO/TSO super-frames read from access ports.
+    public var superFramesIn: UInt64
+    /// Segments cut from super-frames toward tunnels.
+    public var segmentsOut: UInt64
+    /// Super-frames merged from tunnel segments and written to access ports, and the
+    /// segments they held.
+    public var coalescedFramesOut: UInt64
+    public var coalescedSegments: UInt64
+    /// Checksums left to offload that the worker finished before forwarding.
+    public var checksumsCompleted: UInt64
     /// Tunnel packets whose source is one of our own addresses.
     public var ownSource: UInt64
     /// Receive or send calls that failed with an unexpected error.
@@ -112,6 +122,10 @@ public final class DataPlane: @unchecked Sendable {
     private let lastConfiguration = Mutex<ForwardingConfiguration?>(nil)
     private var thread: Thread?
     private let worker: DataPlaneWorker
+
+    /// What the data plane changed on the host when it opened its ports (LRO turned off),
+    /// for the log.
+    public var startNotes: [String] { worker.startNotes }
 
     enum Command {
         case apply(ForwardingConfiguration, [GatewaySnapshot.RemoteMAC])

@@ -13,6 +13,15 @@ import Packet
 /// the kernel's UDP socket while the next hop is unresolved — then flush every transmit batch
 /// with one sendmmsg each. Buffers, batches and counters are allocated when the worker starts.
 ///
+/// Offloads: frames move as the kernel has them. Access ports read and write with a
+/// virtio_net_hdr, so a GRO or TSO super-frame (up to 64 KB) arrives whole: it is decided
+/// once (counted as the frames it stands for), passed whole to access ports with its header,
+/// and segmented in software (`SuperFrame`) only toward a tunnel, each segment sized so its
+/// outer datagram fits the underlay MTU. A checksum left to offload is finished before the
+/// frame is forwarded. From the VXLAN sockets (UDP_GRO), consecutive segments of one inner
+/// TCP flow bound for the same access port are merged again (`TCPCoalescer`) and written as
+/// one super-frame for the kernel or the NIC to segment.
+///
 /// GRE and NVGRE (a logical switch's `encapsulation`) arrive on raw IP sockets of protocol 47
 /// and leave like VXLAN: prebuilt templates on the fast path, the raw socket (the kernel
 /// writes the IP header and resolves the next hop) on the slow path. GRE's key is the VNI;
@@ -40,8 +49,19 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private let receiveBatch: PacketBatch
     private let portBatches: [PacketBatch]
     private let portPending: UnsafeMutablePointer<Int>
+    /// Per port: the TCP super-frame being merged in its last pending slot, and the VLAN it
+    /// was tagged for (-1 untagged); `openVLAN` is `closedSlot` when none is open.
+    private let coalescers: UnsafeMutablePointer<TCPCoalescer>
+    private let openVLAN: UnsafeMutablePointer<Int32>
+    private static let closedSlot: Int32 = -2
+    /// One segment of a super-frame on its way to the slow path (unresolved next hop).
+    private let segmentScratch: UnsafeMutableRawBufferPointer
     private let underlayBatch: PacketBatch
     private var underlayPending = 0
+    /// UDP GSO trains of VXLAN datagrams (one super-frame's segments each), sent through the
+    /// underlay's vnet-header socket.
+    private let trainBatch: PacketBatch
+    private var trainPending = 0
     private let slow4: PacketBatch
     private var slow4Pending = 0
     private let slow6: PacketBatch
@@ -67,6 +87,11 @@ public final class DataPlaneWorker: @unchecked Sendable {
     // Counters.
     private let portRx: UnsafeMutablePointer<UInt64>
     private let portTx: UnsafeMutablePointer<UInt64>
+    /// Frames on the wire beyond one per slot in each port's pending batch (super-frames),
+    /// added to `portTx` when the batch is sent whole.
+    private let portTxExtra: UnsafeMutablePointer<UInt64>
+    /// Each port's MTU: the largest IP packet a segment of a super-frame written to it may be.
+    private let portMTU: UnsafeMutablePointer<Int>
     private let portDrops: UnsafeMutablePointer<UInt64>
     private static let countedLocators = 1 << 16
     private let vtepTx: UnsafeMutablePointer<UInt64>
@@ -76,8 +101,19 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var truncated: UInt64 = 0
     private var transmitQueueFull: UInt64 = 0
     private var slowPath: UInt64 = 0
+    private var superFramesIn: UInt64 = 0
+    private var segmentsOut: UInt64 = 0
+    private var coalescedOut: UInt64 = 0
+    private var coalescedSegments: UInt64 = 0
+    private var checksumsCompleted: UInt64 = 0
     private var ownSource: UInt64 = 0
     private var ioErrors: UInt64 = 0
+
+    /// What the worker changed on the host when it started (LRO), for the log.
+    let startNotes: [String]
+    /// The largest frame a vnet-header socket hands over or takes: a 64 KB IP packet behind
+    /// an Ethernet header and one tag; also the largest UDP_GRO read.
+    static let superFrameBytes = 65_535 + 18
 
     private var stopping = false
     private let clockOrigin: UInt64
@@ -97,10 +133,19 @@ public final class DataPlaneWorker: @unchecked Sendable {
         guard names.count <= PortIndex.count else {
             throw GatewayError.tooManyPorts(names.count)
         }
+        var notes: [String] = []
+        for name in names where try AccessPort.disableLRO(on: name) {
+            notes.append(
+                "turned large receive offload (LRO) off on access port \(name): LRO frames cannot be forwarded"
+            )
+        }
+        startNotes = notes
+        // No PACKET_QDISC_BYPASS: the direct path drops a super-frame that must be segmented
+        // in software for a port without TSO.
         ports = try names.map {
             try AccessPort(
-                interface: $0, promiscuous: true, qdiscBypass: true,
-                receiveBuffer: settings.receiveBuffer)
+                interface: $0, promiscuous: true, qdiscBypass: false,
+                receiveBuffer: settings.receiveBuffer, vnetHeader: true)
         }
         underlay = try UnderlayPort(interface: settings.underlay)
         underlayMTU = try underlay.mtu
@@ -110,13 +155,13 @@ public final class DataPlaneWorker: @unchecked Sendable {
             ? nil
             : try UDPTunnelSocket(
                 address: .v4(IPv4Address(rawValue: 0)), port: settings.vxlanPort,
-                receiveBuffer: settings.receiveBuffer)
+                receiveBuffer: settings.receiveBuffer, gro: true)
         udp6 =
             settings.localIPv6 == nil
             ? nil
             : try UDPTunnelSocket(
                 address: .v6(IPv6Address(high: 0, low: 0)), port: settings.vxlanPort,
-                receiveBuffer: settings.receiveBuffer)
+                receiveBuffer: settings.receiveBuffer, gro: true)
         gre4 =
             settings.localIPv4 == nil
             ? nil
@@ -129,13 +174,25 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 address: .v6(IPv6Address(high: 0, low: 0)), receiveBuffer: settings.receiveBuffer)
 
         let batch = settings.batchSize
-        // 128 bytes of headroom hold the longest outer header (VXLAN over IPv6 with an
-        // underlay tag, 74 bytes) in front of a received frame.
-        receiveBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
-        portBatches = names.map { _ in PacketBatch(capacity: batch, bufferSize: 2048, headroom: 8) }
+        // Received frames and frames for access ports may be super-frames (a 64 KB IP packet
+        // behind an Ethernet header and a tag; a UDP_GRO read of 64 KB). 128 bytes of
+        // headroom hold the longest outer header (VXLAN over IPv6 with an underlay tag, 74
+        // bytes) in front of a received frame; 16 hold a port frame's virtio_net_hdr.
+        receiveBatch = PacketBatch(
+            capacity: batch, bufferSize: Self.superFrameBytes + 128, headroom: 128)
+        portBatches = names.map { _ in
+            PacketBatch(capacity: batch, bufferSize: Self.superFrameBytes + 16, headroom: 16)
+        }
         portPending = .allocate(capacity: max(1, names.count))
         portPending.initialize(repeating: 0, count: max(1, names.count))
+        coalescers = .allocate(capacity: max(1, names.count))
+        coalescers.initialize(repeating: TCPCoalescer(), count: max(1, names.count))
+        openVLAN = .allocate(capacity: max(1, names.count))
+        openVLAN.initialize(repeating: Self.closedSlot, count: max(1, names.count))
+        segmentScratch = .allocate(byteCount: 2048, alignment: 64)
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
+        trainBatch = PacketBatch(
+            capacity: 16, bufferSize: Self.superFrameBytes + 128, headroom: 128)
         slow4 = PacketBatch(capacity: batch, bufferSize: 2048, headroom: 8)
         slow6 = PacketBatch(capacity: batch, bufferSize: 2048, headroom: 8)
         greSlow4 = PacketBatch(capacity: batch, bufferSize: 2048 + 32, headroom: 8)
@@ -149,6 +206,11 @@ public final class DataPlaneWorker: @unchecked Sendable {
         portRx.initialize(repeating: 0, count: max(1, names.count))
         portTx = .allocate(capacity: max(1, names.count))
         portTx.initialize(repeating: 0, count: max(1, names.count))
+        portTxExtra = .allocate(capacity: max(1, names.count))
+        portTxExtra.initialize(repeating: 0, count: max(1, names.count))
+        portMTU = .allocate(capacity: max(1, names.count))
+        portMTU.initialize(repeating: 1500, count: max(1, names.count))
+        for (w, port) in ports.enumerated() { portMTU[w] = try port.mtu }
         portDrops = .allocate(capacity: max(1, names.count))
         portDrops.initialize(repeating: 0, count: max(1, names.count))
         let vteps = Self.countedLocators + ForwardingEngine.defaultDiscoveredLocatorLimit
@@ -167,10 +229,15 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     deinit {
         portPending.deallocate()
+        coalescers.deallocate()
+        openVLAN.deallocate()
+        segmentScratch.deallocate()
         workerPortOf.deallocate()
         portIndexOf.deallocate()
         portRx.deallocate()
         portTx.deallocate()
+        portTxExtra.deallocate()
+        portMTU.deallocate()
         portDrops.deallocate()
         vtepTx.deallocate()
         vtepRx.deallocate()
@@ -268,6 +335,24 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     truncated &+= 1
                     continue
                 }
+                let offload = batch.offload(i)
+                if offload.isSuperFrame {
+                    fromAccess(superFrame: batch.frame(i), offload, ingress, port: p, now: now)
+                    continue
+                }
+                if offload.needsChecksumCompletion {
+                    let start = batch.frameStart(i)
+                    let buffer = batch.buffer(i)
+                    guard
+                        offload.completeChecksum(
+                            in: UnsafeMutableRawBufferPointer(
+                                rebasing: buffer[start..<start + batch.frameLength(i)]))
+                    else {
+                        engine.countMalformed(.offloadHeaderInvalid)
+                        continue
+                    }
+                    checksumsCompleted &+= 1
+                }
                 let frame = batch.frame(i)
                 switch engine.decide(ingress, frame: frame, now: now) {
                 case .drop: break
@@ -279,6 +364,42 @@ public final class DataPlaneWorker: @unchecked Sendable {
             }
             flushAll()
             if n < batch.capacity { return }
+        }
+    }
+
+    /// A GRO or TSO super-frame from an access port: one decision for the frames it stands
+    /// for; whole to access ports (the kernel or the NIC segments it there), segmented toward
+    /// tunnels.
+    private func fromAccess(
+        superFrame frame: UnsafeRawBufferPointer, _ offload: VirtioNetHeader, _ ingress: Ingress,
+        port p: Int, now: UInt32
+    ) {
+        let whole: SuperFrame
+        do {
+            whole = try SuperFrame(frame, header: offload, maximumSegmentSize: Int(UInt16.max))
+        } catch {
+            engine.countMalformed(error)
+            return
+        }
+        superFramesIn &+= 1
+        portRx[p] &+= UInt64(whole.count - 1)
+        let frames = whole.count
+        switch engine.decide(ingress, superFrame: frame, frames: frames, now: now) {
+        case .drop: break
+        case .output(let port, let vlan):
+            toPort(port, vlan: vlan, frame, offload: offload, frames: frames)
+        case .encapsulate(let locator, let vni):
+            toTunnel(locator, vni, superFrame: frame, offload)
+        case .flood(let sw, _, let excluding, let replicate):
+            guard let list = withConfiguration({ $0.floodList(of: sw) }) else { return }
+            for member in list.members where member != excluding {
+                toPort(member.port, vlan: member.vlan, frame, offload: offload, frames: frames)
+            }
+            if replicate {
+                for locator in list.replication {
+                    toTunnel(locator, list.vni, superFrame: frame, offload)
+                }
+            }
         }
     }
 
@@ -295,19 +416,29 @@ public final class DataPlaneWorker: @unchecked Sendable {
             if n == 0 { return }
             for i in 0..<n {
                 guard let source = tunnelSource(batch, i) else { continue }
-                let payload = batch.frame(i)
-                let header: VXLANHeader
-                do {
-                    header = try VXLANHeader.parse(payload, at: 0)
-                } catch {
-                    engine.countMalformed(error)
-                    continue
-                }
-                let inner = UnsafeRawBufferPointer(
-                    rebasing: payload[VXLANHeader.length..<payload.count])
-                deliver(
-                    inner, from: source, encapsulation: .vxlan, vni: VNI(masking: header.vni),
-                    now: now)
+                let read = batch.frame(i)
+                // A UDP_GRO read holds datagrams of `gsoSize` bytes end to end, the last
+                // possibly shorter; a plain read, one datagram.
+                let size = Int(batch.offload(i).gsoSize)
+                let step = size == 0 ? read.count : size
+                var at = 0
+                repeat {
+                    let payload = UnsafeRawBufferPointer(
+                        rebasing: read[at..<min(read.count, at + step)])
+                    at += step
+                    let header: VXLANHeader
+                    do {
+                        header = try VXLANHeader.parse(payload, at: 0)
+                    } catch {
+                        engine.countMalformed(error)
+                        continue
+                    }
+                    let inner = UnsafeRawBufferPointer(
+                        rebasing: payload[VXLANHeader.length..<payload.count])
+                    deliver(
+                        inner, from: source, encapsulation: .vxlan,
+                        vni: VNI(masking: header.vni), now: now)
+                } while at < read.count
             }
             flushAll()
             if n < batch.capacity { return }
@@ -412,8 +543,13 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let ingress = Ingress.tunnel(
             source: source.address, encapsulation: encapsulation, vni: vni)
         switch engine.decide(ingress, frame: inner, now: now) {
-        case .output(let port, let vlan): toPort(port, vlan: vlan, inner)
+        case .output(let port, let vlan): toPort(port, vlan: vlan, coalescing: inner)
         case .flood(let sw, _, let excluding, _):
+            // The receive buffer is ours: finish a checksum a namespace neighbour left undone
+            // (`toPort(coalescing:)` does it for unicast).
+            if PartialChecksum.complete(in: UnsafeMutableRawBufferPointer(mutating: inner)) {
+                checksumsCompleted &+= 1
+            }
             flood(sw, excluding: excluding, replicate: false, inner)
         case .drop, .encapsulate: break
         }
@@ -468,9 +604,15 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
     }
 
-    private func toPort(_ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer) {
+    /// Copies `frame` into port `port`'s next transmit slot, re-tagged for `vlan`; a
+    /// super-frame keeps its offload header, its offsets moved with the tag.
+    private func toPort(
+        _ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer,
+        offload: VirtioNetHeader = .plain, frames: Int = 1
+    ) {
         let w = workerPortOf[Int(port.rawValue)]
         guard w >= 0 else { return }
+        if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         let batch = portBatches[w]
         let slot = portPending[w]
         let buffer = batch.buffer(slot)
@@ -481,8 +623,74 @@ public final class DataPlaneWorker: @unchecked Sendable {
             return
         }
         batch.setFrame(slot, start: start, length: length)
+        if offload != .plain {
+            batch.setOffload(offload.shifted(by: length - frame.count), for: slot)
+            portTxExtra[w] &+= UInt64(frames - 1)
+        }
         portPending[w] = slot + 1
         if slot + 1 == batch.capacity { flushPort(w) }
+    }
+
+    /// Like `toPort`, for a frame decapsulated from a tunnel: a TCP segment that continues
+    /// the super-frame being merged in the port's last slot joins it (`TCPCoalescer`);
+    /// otherwise that one is closed and this frame starts the next slot.
+    private func toPort(_ port: PortIndex, vlan: UInt16?, coalescing frame: UnsafeRawBufferPointer)
+    {
+        let w = workerPortOf[Int(port.rawValue)]
+        guard w >= 0 else { return }
+        let tag = vlan.map { Int32($0) } ?? -1
+        let batch = portBatches[w]
+        if openVLAN[w] != Self.closedSlot {
+            let slot = portPending[w] - 1
+            var length = batch.frameLength(slot)
+            if openVLAN[w] == tag
+                && coalescers[w].append(
+                    frame, to: batch.buffer(slot), frameStart: batch.frameStart(slot),
+                    frameLength: &length)
+            {
+                batch.setFrame(slot, start: batch.frameStart(slot), length: length)
+                if !coalescers[w].isOpen { closeCoalescing(w) }
+                return
+            }
+            closeCoalescing(w)
+        }
+        let slot = portPending[w]
+        let buffer = batch.buffer(slot)
+        let start = batch.headroom
+        let length = Self.copyRetagged(frame, vlan: vlan, into: buffer, at: start)
+        guard length > 0 else {
+            portDrops[w] &+= 1
+            return
+        }
+        batch.setFrame(slot, start: start, length: length)
+        portPending[w] = slot + 1
+        let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length])
+        if coalescers[w].start(UnsafeRawBufferPointer(copy), maximumIPLength: portMTU[w]) {
+            openVLAN[w] = tag
+            if !coalescers[w].isOpen { closeCoalescing(w) }
+        } else if PartialChecksum.complete(in: copy) {
+            checksumsCompleted &+= 1
+        }
+        if slot + 1 == batch.capacity { flushPort(w) }
+    }
+
+    /// Finishes the super-frame being merged in port `w`'s last slot: its lengths, checksum
+    /// and offload header.
+    private func closeCoalescing(_ w: Int) {
+        openVLAN[w] = Self.closedSlot
+        let batch = portBatches[w]
+        let slot = portPending[w] - 1
+        guard slot >= 0 else { return }
+        let merged = coalescers[w].segments
+        let header = coalescers[w].finish(
+            batch.buffer(slot), frameStart: batch.frameStart(slot),
+            frameLength: batch.frameLength(slot))
+        if merged > 1 {
+            batch.setOffload(header, for: slot)
+            portTxExtra[w] &+= UInt64(merged - 1)
+            coalescedOut &+= 1
+            coalescedSegments &+= UInt64(merged)
+        }
     }
 
     private func toTunnel(_ locator: LocatorIndex, _ vni: VNI, _ frame: UnsafeRawBufferPointer) {
@@ -498,6 +706,157 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength]))
             return
         }
+        encapsulate(locator, vni, template, innerLength: innerLength)
+    }
+
+    /// A super-frame toward a tunnel: cut into segments that fit the underlay once
+    /// encapsulated (never fragmented, RFC 7348 §4.3), each written untagged straight into an
+    /// underlay slot and encapsulated there; or, before the next hop is known, through the
+    /// slow path one segment at a time.
+    private func toTunnel(
+        _ locator: LocatorIndex, _ vni: VNI, superFrame frame: UnsafeRawBufferPointer,
+        _ offload: VirtioNetHeader
+    ) {
+        let template = templates.find(locator, vni) ?? buildTemplate(locator, vni)
+        let overhead: Int
+        if let template {
+            overhead = template.headerLength - 14
+        } else {
+            guard let l = engine.locator(locator) else { return }
+            overhead = Self.outerOverhead(l, greOptions(vni))
+        }
+        let untagged =
+            (try? SuperFrame(frame, header: offload, maximumSegmentSize: 1))?
+            .untaggedHeaderLength ?? 0
+        let room = min(underlayMTU - overhead, underlayBatch.bufferSize - underlayBatch.headroom)
+        let pieces: SuperFrame
+        do {
+            pieces = try SuperFrame(
+                frame, header: offload, maximumSegmentSize: room - untagged)
+        } catch {
+            engine.countMalformed(error)
+            return
+        }
+        if let template, template.encapsulation == .vxlan, underlay.supportsTrains,
+            pieces.count > 1
+        {
+            toTunnelAsTrains(locator, vni, template, pieces, frame)
+            return
+        }
+        for i in 0..<pieces.count {
+            if let template {
+                let slot = underlayPending
+                let length = pieces.write(
+                    i, of: frame, vlan: nil, into: underlayBatch.buffer(slot),
+                    at: underlayBatch.headroom)
+                guard length > 0 else {
+                    underlayTooBig &+= 1
+                    continue
+                }
+                segmentsOut &+= 1
+                encapsulate(locator, vni, template, innerLength: length)
+            } else {
+                let length = pieces.write(i, of: frame, vlan: nil, into: segmentScratch, at: 0)
+                guard length > 0 else {
+                    underlayTooBig &+= 1
+                    continue
+                }
+                segmentsOut &+= 1
+                toSlowPath(
+                    locator, vni,
+                    UnsafeRawBufferPointer(rebasing: segmentScratch[0..<length]))
+            }
+        }
+    }
+
+    /// A super-frame's segments as UDP GSO trains: VXLAN datagrams back to back behind one
+    /// outer header (`OuterHeaderTemplate.stampTrain`), so the kernel or the NIC cuts them
+    /// and the underlay carries one packet per train as far as it can. One source port for
+    /// the train: its segments are one inner flow. Plain frames queued before it leave
+    /// before it, so a flow's frames keep their order.
+    private func toTunnelAsTrains(
+        _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate,
+        _ pieces: SuperFrame, _ frame: UnsafeRawBufferPointer
+    ) {
+        if underlayPending > 0 { flushUnderlay() }
+        let segmentLength = pieces.untaggedHeaderLength + pieces.segmentSize
+        let stride = segmentLength + VXLANHeader.length
+        let room = trainBatch.bufferSize - trainBatch.headroom - template.headerLength
+        // At most 64 segments a train (the kernel's UDP_MAX_SEGMENTS) and one IP packet.
+        let perTrain = min(
+            64, room / stride, (template.maximumInnerLength + VXLANHeader.length) / stride)
+        guard perTrain >= 1 else { return }
+        var first = 0
+        var port: UInt16 = 0
+        while first < pieces.count {
+            let count = min(perTrain, pieces.count - first)
+            let slot = trainPending
+            let buffer = trainBatch.buffer(slot)
+            let start = trainBatch.headroom
+            var last = 0
+            for i in 0..<count {
+                last = pieces.write(
+                    first + i, of: frame, vlan: nil, into: buffer,
+                    at: start + template.headerLength + i * stride)
+                guard last > 0 else {
+                    underlayTooBig &+= 1
+                    return
+                }
+            }
+            if first == 0 {
+                let inner = UnsafeRawBufferPointer(
+                    rebasing: buffer[
+                        start + template.headerLength..<start + template.headerLength
+                            + segmentLength])
+                port = settings.sourcePorts.port(for: hasher.hash(inner))
+            }
+            let header: VirtioNetHeader
+            do {
+                header = try template.stampTrain(
+                    into: buffer, at: start, segmentLength: segmentLength, count: count,
+                    lastLength: last, sourcePort: port)
+            } catch {
+                malformed[Int(error.rawValue)] &+= 1
+                return
+            }
+            let length = template.headerLength + (count - 1) * stride + last
+            trainBatch.setFrame(slot, start: start, length: length)
+            trainBatch.setOffload(header, for: slot)
+            if let c = Self.counterSlot(locator) { vtepTx[c] &+= UInt64(count) }
+            segmentsOut &+= UInt64(count)
+            trainPending = slot + 1
+            if trainPending == trainBatch.capacity { flushTrains() }
+            first += count
+        }
+    }
+
+    /// Bytes a tunnel adds in front of the inner frame, outer Ethernet header excluded: what
+    /// counts against the underlay MTU.
+    static func outerOverhead(_ locator: Locator, _ options: GREOptions) -> Int {
+        let ip: Int
+        switch locator.ip {
+        case .v4: ip = 20
+        case .v6: ip = 40
+        }
+        switch locator.encapsulation {
+        case .vxlan: return ip + UDPHeader.length + VXLANHeader.length
+        case .nvgre: return ip + NVGREHeader.length
+        case .gre:
+            return ip + 8 + (options.checksum ? 4 : 0) + (options.sequence ? 4 : 0)
+        }
+    }
+
+    /// Stamps the outer headers in front of the inner frame at the underlay batch's next
+    /// slot (`innerLength` bytes at its headroom) and queues it.
+    @inline(__always)
+    private func encapsulate(
+        _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate, innerLength: Int
+    ) {
+        if trainPending > 0 { flushTrains() }
+        let batch = underlayBatch
+        let slot = underlayPending
+        let buffer = batch.buffer(slot)
+        let innerStart = batch.headroom
         // The IP packet: everything after the outer Ethernet header.
         if template.headerLength - 14 + innerLength > underlayMTU {
             underlayTooBig &+= 1
@@ -699,17 +1058,23 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private func flushAll() {
         for w in 0..<ports.count where portPending[w] > 0 { flushPort(w) }
         if underlayPending > 0 { flushUnderlay() }
+        if trainPending > 0 { flushTrains() }
         if slow4Pending > 0 || slow6Pending > 0 || greSlow4Pending > 0 || greSlow6Pending > 0 {
             flushSlow()
         }
     }
 
     private func flushPort(_ w: Int) {
+        if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         let count = portPending[w]
         portPending[w] = 0
+        let extra = portTxExtra[w]
+        portTxExtra[w] = 0
         do {
             let result = try ports[w].send(portBatches[w], count: count)
-            portTx[w] &+= UInt64(result.sent)
+            // Super-frames count as their segments when the whole batch went (which slots
+            // did not go is not worth tracking for the count).
+            portTx[w] &+= UInt64(result.sent) &+ (result.sent == count ? extra : 0)
             portDrops[w] &+= UInt64(count - result.sent)
             transmitQueueFull &+= UInt64(count - result.processed)
         } catch {
@@ -723,6 +1088,18 @@ public final class DataPlaneWorker: @unchecked Sendable {
         underlayPending = 0
         do {
             let result = try underlay.send(underlayBatch, count: count)
+            underlayTooBig &+= UInt64(result.tooBig)
+            transmitQueueFull &+= UInt64(count - result.processed)
+        } catch {
+            ioErrors &+= 1
+        }
+    }
+
+    private func flushTrains() {
+        let count = trainPending
+        trainPending = 0
+        do {
+            let result = try underlay.sendTrains(trainBatch, count: count)
             underlayTooBig &+= UInt64(result.tooBig)
             transmitQueueFull &+= UInt64(count - result.processed)
         } catch {
@@ -769,6 +1146,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
         templates.removeAll()
         problems = []
         for w in 0..<ports.count {
+            // A port's MTU can change while vtepd runs; a configuration change is the moment
+            // to read it again (an ioctl, never per frame).
+            if let mtu = try? ports[w].mtu { portMTU[w] = mtu }
             if portIndexOf[w] >= 0 { workerPortOf[Int(portIndexOf[w])] = -1 }
             if let index = new.portIndex(named: ports[w].interfaceName) {
                 portIndexOf[w] = Int32(index.rawValue)
@@ -902,6 +1282,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
             underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0)
                 + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0),
             truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
+            superFramesIn: superFramesIn, segmentsOut: segmentsOut,
+            coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
+            checksumsCompleted: checksumsCompleted,
             ownSource: ownSource, ioErrors: ioErrors)
     }
 }

@@ -241,7 +241,14 @@ public final class GatewayController: ControlHandler, Sendable {
                         encapsulation: $0.locator.encapsulation.description,
                         txFrames: $0.txFrames, rxFrames: $0.rxFrames)
                 },
-                drops: drops, malformed: malformed)
+                drops: drops, malformed: malformed,
+                offloads: [
+                    .init(reason: "super_frames_in", count: plane.superFramesIn),
+                    .init(reason: "segments_out", count: plane.segmentsOut),
+                    .init(reason: "coalesced_frames_out", count: plane.coalescedFramesOut),
+                    .init(reason: "coalesced_segments", count: plane.coalescedSegments),
+                    .init(reason: "checksums_completed", count: plane.checksumsCompleted),
+                ])
         }
     }
 

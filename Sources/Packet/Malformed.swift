@@ -48,6 +48,9 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
     // Building: tag insertion and encapsulation
     case noHeadroom
     case innerFrameTooLarge
+    // GSO super-frames and partial checksums (virtio_net_hdr, from the kernel)
+    case offloadHeaderInvalid
+    case offloadUnsupported
 
     /// What an operator reads in `show statistics` or a packet trace.
     public var description: String {
@@ -89,6 +92,10 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
         case .nvgreSequencePresent: "NVGRE sequence number present"
         case .noHeadroom: "no headroom in the buffer for the added header"
         case .innerFrameTooLarge: "inner frame too large to encapsulate"
+        case .offloadHeaderInvalid:
+            "super-frame or partial checksum whose offload header disagrees with its headers"
+        case .offloadUnsupported:
+            "super-frame of a kind that is not segmented (UFO, QinQ, IP fragments, BIG TCP)"
         }
     }
 
@@ -132,6 +139,8 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
         case .nvgreSequencePresent: "nvgre_sequence_present"
         case .noHeadroom: "no_headroom"
         case .innerFrameTooLarge: "inner_frame_too_large"
+        case .offloadHeaderInvalid: "offload_header_invalid"
+        case .offloadUnsupported: "offload_unsupported"
         }
     }
 }

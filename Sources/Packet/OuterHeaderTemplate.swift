@@ -266,3 +266,66 @@ public enum InvalidOuterHeaderTemplate: Error, Hashable, Sendable, CustomStringC
         }
     }
 }
+
+extension OuterHeaderTemplate {
+    /// Outer headers for a UDP GSO train (UDP segmentation offload, `VirtioNetHeader.GSO
+    /// .udpL4`): `count` VXLAN datagrams laid out back to back behind one outer Ethernet, IP
+    /// and UDP header, each datagram a VXLAN header and an inner frame of `segmentLength`
+    /// bytes (the last `lastLength`). The caller has written inner frame i at `offset +
+    /// headerLength + i × (segmentLength + 8)`. This writes the outer headers with lengths
+    /// covering the whole train and the UDP checksum field holding the pseudo-header sum,
+    /// copies the VXLAN header in front of every later inner frame, and returns the header
+    /// to send the train with: the kernel (or the NIC) cuts it into datagrams of
+    /// `segmentLength + 8` bytes, each with its own lengths, IPv4 identification and
+    /// checksums, as it does for a UDP socket's UDP_SEGMENT.
+    ///
+    /// VXLAN only; throws `.innerFrameTooLarge` when the train exceeds an IP packet's 64 KB.
+    @inlinable
+    public func stampTrain(
+        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, segmentLength: Int,
+        count: Int, lastLength: Int, sourcePort: UInt16
+    ) throws(Malformed) -> VirtioNetHeader {
+        precondition(encapsulation == .vxlan && count >= 1 && lastLength <= segmentLength)
+        let stride = segmentLength + VXLANHeader.length
+        let innerLength = (count - 1) * stride + lastLength
+        // One datagram's worth of checksum work is skipped below: the template's own
+        // checksum (IPv6) would sum the whole train, and is replaced anyway.
+        _ = try stamp(into: buffer, at: offset, innerLength: 0, sourcePort: sourcePort)
+        guard innerLength <= maximumInnerLength,
+            buffer.contains(headerLength + innerLength, at: offset)
+        else { throw .innerFrameTooLarge }
+        let network = offset + networkOffset
+        let udp = offset + tunnelOffset
+        let udpLength = UInt16(truncatingIfNeeded: headerLength - tunnelOffset + innerLength)
+        let view = UnsafeRawBufferPointer(buffer)
+        var sum = InternetChecksum()
+        if isIPv6 {
+            buffer.storeBigEndian(udpLength, at: network + 4)
+            sum.addIPv6PseudoHeader(
+                source: IPv6Address(loadingFrom: view, at: network + 8),
+                destination: IPv6Address(loadingFrom: view, at: network + 24),
+                nextHeader: IPProtocol.udp, length: UInt32(udpLength))
+        } else {
+            let totalLength = udpLength &+ 20
+            buffer.storeBigEndian(totalLength, at: network + 2)
+            buffer.storeBigEndian(UInt16(0), at: network + 10)
+            let header = UnsafeRawBufferPointer(rebasing: view[network..<network + 20])
+            buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)
+            sum.addIPv4PseudoHeader(
+                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: network + 12)),
+                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: network + 16)),
+                protocol: IPProtocol.udp, length: udpLength)
+        }
+        buffer.storeBigEndian(udpLength, at: udp + 4)
+        buffer.storeBigEndian(sum.folded, at: udp + 6)
+        let vxlan = buffer.baseAddress! + offset + headerLength - VXLANHeader.length
+        for i in 1..<max(1, count) {
+            (vxlan + i * stride).copyMemory(from: vxlan, byteCount: VXLANHeader.length)
+        }
+        return VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum, gsoType: VirtioNetHeader.GSO.udpL4,
+            headerLength: UInt16(headerLength - VXLANHeader.length),
+            gsoSize: UInt16(stride),
+            checksumStart: UInt16(tunnelOffset), checksumOffset: 6)
+    }
+}

@@ -120,6 +120,7 @@ struct Run: AsyncParsableCommand {
         }
 
         let dataPlane = try DataPlane(settings: settings, ports: port)
+        for note in dataPlane.startNotes { log.say("vtepd: \(note)") }
         let controller = GatewayController(dataPlane: dataPlane)
         let underlayIndex = try UnderlayPort(interface: underlay).interfaceIndex
         let resolver = NextHopResolver(underlayIndex: underlayIndex)

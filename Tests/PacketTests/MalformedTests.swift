@@ -155,6 +155,30 @@ struct MalformedTests {
                 _ = try template().stamp(into: buffer.storage, at: 0, innerLength: 65_500)
             }
         ),
+        // TCPv4 GSO named for a frame that carries UDP.
+        .offloadHeaderInvalid: (
+            hex(
+                "020000000002 020000000001 0800 4500001c 00004000 40110000 0a000001 0a000002"
+                    + " 1f901f90 00080000"),
+            { frame in
+                _ = try SuperFrame(
+                    frame,
+                    header: VirtioNetHeader(gsoType: VirtioNetHeader.GSO.tcpv4, gsoSize: 1000),
+                    maximumSegmentSize: 1400)
+            }
+        ),
+        // UFO (IP fragmentation of one datagram) is never segmented here.
+        .offloadUnsupported: (
+            hex(
+                "020000000002 020000000001 0800 4500001c 00004000 40110000 0a000001 0a000002"
+                    + " 1f901f90 00080000"),
+            { frame in
+                _ = try SuperFrame(
+                    frame,
+                    header: VirtioNetHeader(gsoType: VirtioNetHeader.GSO.udp, gsoSize: 1000),
+                    maximumSegmentSize: 1400)
+            }
+        ),
     ]
 
     @Test func everyReasonHasAnInputThatProducesExactlyIt() {

@@ -91,12 +91,15 @@ for end in "gwa $P-aacc" "gwb $P-bacc" "gwa $P-aul" "gwb $P-bul"; do
 done
 ip -n "$P-gwa" link set "$P-aacc" addrgenmode none
 ip -n "$P-gwb" link set "$P-bacc" addrgenmode none
-# Plain frames on the access links (no checksum offload, TSO, GSO or GRO), as a physical port
-# would carry them: vtepd reads its access port with AF_PACKET and sees frames as sent.
-for end in "ha $P-ah" "gwa $P-aacc" "hb $P-bh" "gwb $P-bacc"; do
-    set -- $end
-    in_ns "$P-$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null
-done
+# Every veth keeps its default offloads (checksum offload, TSO, GSO, GRO on), as users keep
+# them on their NICs: vtepd reads and writes super-frames with their virtio_net_hdr.
+# DEMO_OFFLOADS=off turns them off on every link instead, standing for NICs without offloads.
+if [ "${DEMO_OFFLOADS:-on}" = off ]; then
+    for end in "ha $P-ah" "gwa $P-aacc" "hb $P-bh" "gwb $P-bacc" "gwa $P-aul" "gwb $P-bul"; do
+        set -- $end
+        in_ns "$P-$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null
+    done
+fi
 
 # A kernel VTEP: vxlan0 (dstport 4789 given explicitly, the kernel's default is the pre-IANA
 # 8472) learning remote MACs, bridged with the access port; BUM frames head-end to $3.

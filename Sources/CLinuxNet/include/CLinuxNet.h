@@ -32,6 +32,11 @@ int clinuxnet_setns_net(int fd);
 /// The MTU of interface `name` (ioctl SIOCGIFMTU on the socket `fd`); -1 with errno on
 /// failure.
 int clinuxnet_interface_mtu(int fd, const char *name);
+/// Turns large receive offload off on interface `name` (ethtool ETHTOOL_GFLAGS/SFLAGS,
+/// ETH_FLAG_LRO), as the kernel's bridge does for its ports (dev_disable_lro): LRO merges
+/// frames in a way that cannot be segmented again. Returns 1 when it was on and is now off, 0
+/// when it was off already or the device has no LRO, -1 with errno on failure.
+int clinuxnet_interface_disable_lro(int fd, const char *name);
 /// The hardware address of interface `name` (ioctl SIOCGIFHWADDR): copies its first 6
 /// bytes to `address` and returns its ARPHRD_* type; -1 with errno on failure.
 int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t address[6]);
@@ -69,6 +74,7 @@ static const int clinuxnet_packet_mr_promisc = PACKET_MR_PROMISC;
 static const int clinuxnet_packet_auxdata = PACKET_AUXDATA;
 static const int clinuxnet_packet_ignore_outgoing = PACKET_IGNORE_OUTGOING;
 static const int clinuxnet_packet_qdisc_bypass = PACKET_QDISC_BYPASS;
+static const int clinuxnet_packet_vnet_hdr = PACKET_VNET_HDR;
 static const uint32_t clinuxnet_tp_status_vlan_valid = TP_STATUS_VLAN_VALID;
 static const uint32_t clinuxnet_tp_status_vlan_tpid_valid = TP_STATUS_VLAN_TPID_VALID;
 
@@ -77,6 +83,12 @@ static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
 static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
 static const int clinuxnet_ipv6_v6only = IPV6_V6ONLY;
 static const int clinuxnet_arphrd_ether = ARPHRD_ETHER;
+
+// UDP GRO (Linux 5.0) and GSO (4.18): linux/udp.h values, which glibc's netinet/udp.h only
+// has from 2.34 on under other guards.
+static const int clinuxnet_sol_udp = 17;
+static const int clinuxnet_udp_segment = 103;
+static const int clinuxnet_udp_gro = 104;
 
 // Socket buffers and the kernel's per-socket drop count. The *FORCE options (CAP_NET_ADMIN)
 // may exceed net.core.rmem_max / wmem_max; SO_MEMINFO (Linux 4.6) returns sk_meminfo, whose
