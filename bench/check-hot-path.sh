@@ -21,6 +21,11 @@ hot=(
     "EthernetHeader.parse("
     "FlowHasher.hash("
     "OuterHeaderTemplate.stamp("
+    "SuperFrame.init("
+    "SuperFrame.write("
+    "TCPCoalescer.start("
+    "TCPCoalescer.append("
+    "TCPCoalescer.finish("
 )
 forbidden='swift_(retain|release|unknownObject(Retain|Release)|bridgeObject(Retain|Release)|allocObject|allocBox|allocExistentialBox)|<malloc|<calloc|<realloc|<_Znwm'
 
