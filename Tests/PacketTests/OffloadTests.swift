@@ -419,6 +419,102 @@ import Testing
         #expect(Self.tcpFields(merged[0].0).3)
     }
 
+    // MARK: UDP GSO trains of VXLAN datagrams
+
+    /// Cuts a train as the kernel's UDP segmentation does (net/ipv4/udp_offload.c
+    /// `__udp_gso_segment`): the first `headerLength` bytes repeated in front of each
+    /// `gsoSize`-byte piece of the rest, lengths and checksums per datagram (the UDP one from
+    /// the partial sum in the field, adjusted for the new length).
+    static func cutAsTheKernel(_ train: [UInt8], _ header: VirtioNetHeader, ipv6: Bool) -> [[UInt8]]
+    {
+        let h = Int(header.headerLength)
+        let size = Int(header.gsoSize)
+        var out: [[UInt8]] = []
+        var at = h
+        while at < train.count {
+            var d = Array(train[0..<h]) + train[at..<min(train.count, at + size)]
+            at += size
+            d.withUnsafeMutableBytes { b in
+                let l3 = 14
+                let udp = Int(header.checksumStart)
+                let udpLength = b.count - udp
+                if ipv6 {
+                    b.storeBytes(
+                        of: UInt16(udpLength).bigEndian, toByteOffset: l3 + 4, as: UInt16.self)
+                } else {
+                    b.storeBytes(
+                        of: UInt16(b.count - l3).bigEndian, toByteOffset: l3 + 2, as: UInt16.self)
+                    b.storeBytes(of: UInt16(0), toByteOffset: l3 + 10, as: UInt16.self)
+                    let c = InternetChecksum.checksum(
+                        UnsafeRawBufferPointer(rebasing: b[l3..<l3 + 20]))
+                    b.storeBytes(of: c.bigEndian, toByteOffset: l3 + 10, as: UInt16.self)
+                }
+                b.storeBytes(
+                    of: UInt16(udpLength).bigEndian, toByteOffset: udp + 4, as: UInt16.self)
+                var sum = Self.pseudoHeader(
+                    b, l3: l3, ipv6: ipv6, length: udpLength, protocol: IPProtocol.udp)
+                b.storeBytes(of: UInt16(0), toByteOffset: udp + 6, as: UInt16.self)
+                sum.add(UnsafeRawBufferPointer(rebasing: b[udp..<b.count]))
+                b.storeBytes(of: sum.checksum.bigEndian, toByteOffset: udp + 6, as: UInt16.self)
+            }
+            out.append(d)
+        }
+        return out
+    }
+
+    @Test(arguments: [false, true])
+    func aTrainCutAsTheKernelCutsItGivesOneVXLANDatagramPerSegment(ipv6: Bool) throws {
+        let network: OuterHeaderTemplate.Network =
+            ipv6
+            ? .ipv6(source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!)
+            : .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2))
+        let template = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 5001, network: network,
+            ethernet: .init(
+                destination: MACAddress(0x02, 0, 0, 0, 0, 0xAA),
+                source: MACAddress(0x02, 0, 0, 0, 0, 0xBB)))
+        let data = Self.payload(10_000, seed: 11)
+        let frame = Self.tcpFrame(ipv6: false, payload: data)
+        let header = Self.gsoHeader(ipv6: false, size: 1398, l2: 14, headers: 66)
+        let parts = try Self.segments(of: frame, header: header, limit: 1398)
+        let segmentLength = parts[0].count
+        var train = [UInt8](repeating: 0, count: 70_000)
+        let offload = try train.withUnsafeMutableBytes { b in
+            for (i, part) in parts.enumerated() {
+                let at = template.headerLength + i * (segmentLength + 8)
+                for (j, byte) in part.enumerated() { b[at + j] = byte }
+            }
+            return try template.stampTrain(
+                into: b, at: 0, segmentLength: segmentLength, count: parts.count,
+                lastLength: parts.last!.count, sourcePort: 0xC123)
+        }
+        let length =
+            template.headerLength + (parts.count - 1) * (segmentLength + 8) + parts.last!.count
+        train.removeSubrange(length...)
+        #expect(offload.gsoType == VirtioNetHeader.GSO.udpL4)
+        #expect(offload.flags == VirtioNetHeader.needsChecksum)
+        #expect(Int(offload.gsoSize) == segmentLength + 8)
+        #expect(Int(offload.headerLength) == template.headerLength - 8)
+        let datagrams = Self.cutAsTheKernel(train, offload, ipv6: ipv6)
+        try #require(datagrams.count == parts.count)
+        for (i, d) in datagrams.enumerated() {
+            try d.withUnsafeBytes { raw in
+                #expect(try parseStack(raw) >= 6, "datagram \(i) parses to the inner TCP")
+                let outer = try EthernetHeader.parse(raw)
+                let udpAt: Int
+                if ipv6 {
+                    udpAt = try IPv6Header.parse(raw, at: outer.payloadOffset).upperLayerOffset
+                } else {
+                    udpAt = try IPv4Header.parse(raw, at: outer.payloadOffset).payloadOffset
+                }
+                let udp = try UDPHeader.parse(raw, at: udpAt)
+                #expect(udp.sourcePort == 0xC123 && udp.destinationPort == 4789)
+                #expect(try VXLANHeader.parse(raw, at: udp.payloadOffset).vni == 5001)
+                #expect(Array(raw[(udp.payloadOffset + 8)...]) == parts[i])
+            }
+        }
+    }
+
     // MARK: Partial checksums and the header itself
 
     @Test func finishingAPartialChecksumEqualsAFullRecomputation() {
