@@ -327,8 +327,9 @@ public struct TCPCoalescer: Sendable {
 public enum PartialChecksum {
     /// Finishes the TCP or UDP checksum of `frame` (an Ethernet frame, one tag at most)
     /// when its field holds exactly the pseudo-header sum, as offload leaves it; returns true
-    /// then. Safe on a frame whose checksum is complete: should its field equal that sum by
-    /// chance (2^-16), finishing it writes the same value again.
+    /// when that changed the field. Safe on a frame whose checksum is complete: should its
+    /// field equal that sum by chance (2^-16), finishing it gives the same value again, and
+    /// the answer is false.
     @inlinable
     public static func complete(in frame: UnsafeMutableRawBufferPointer) -> Bool {
         let view = UnsafeRawBufferPointer(frame)
@@ -382,8 +383,10 @@ public enum PartialChecksum {
             return false
         }
         let covered = UnsafeRawBufferPointer(rebasing: view[l4..<end])
-        let checksum = ~InternetChecksum.foldedSum(covered)
-        frame.storeBigEndian(checksum == 0 ? 0xFFFF : checksum, at: field)
+        let finished = ~InternetChecksum.foldedSum(covered)
+        let checksum = finished == 0 ? 0xFFFF : finished
+        guard checksum != view.loadBigEndianUInt16(at: field) else { return false }
+        frame.storeBigEndian(checksum, at: field)
         return true
     }
 }

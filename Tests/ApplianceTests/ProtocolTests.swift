@@ -156,6 +156,7 @@ import Testing
             "switches", "ports", "vteps", "drops", "malformed", "name", "vni", "fromAccess",
             "fromTunnel", "toAccess", "encapsulated", "flooded", "learned", "moves",
             "learningRefused", "rxFrames", "txFrames", "ip", "encapsulation", "reason", "count",
+            "offloads",
         ] {
             #expect(counters.contains("\"\(field)\":"), "\(field)")
         }

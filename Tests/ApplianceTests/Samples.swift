@@ -31,7 +31,10 @@ enum Samples {
             .init(ip: "2001:db8::2", encapsulation: "gre"),
         ],
         drops: [.init(reason: "unknown_vni", count: 2), .init(reason: "no_binding", count: 3)],
-        malformed: [.init(reason: "vxlan_i_flag_clear", count: 1)])
+        malformed: [.init(reason: "vxlan_i_flag_clear", count: 1)],
+        offloads: [
+            .init(reason: "super_frames_in", count: 7), .init(reason: "segments_out", count: 301),
+        ])
 
     static let configuration = ConfigurationReport(
         physicalSwitch: "gw1", tunnelIPs: ["192.0.2.1", "2001:db8::1"], underlay: "eth0",

@@ -51,6 +51,11 @@ import Testing
                 REASON              COUNT
                 vxlan_i_flag_clear      1
 
+                Offloads
+                REASON           COUNT
+                super_frames_in      7
+                segments_out       301
+
                 """)
     }
 

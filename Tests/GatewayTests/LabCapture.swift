@@ -16,14 +16,18 @@ extension Lab {
     /// them until a block fills or times out, and frames still held when tcpdump is stopped
     /// are lost: "17 received by filter, 0 captured"); `-U` writes each packet as it arrives;
     /// `-Z root` keeps tcpdump from dropping to a user that may not write the lab's directory.
-    func capture(on interface: String, in namespace: String, filter: String = "") throws
-        -> LabCapture
-    {
+    ///
+    /// `bufferKiB` sets tcpdump's kernel buffer (`-B`; its default, 2 MiB, overflows when a
+    /// capture takes a TCP transfer at full speed: check `droppedByKernel` then).
+    func capture(
+        on interface: String, in namespace: String, filter: String = "", bufferKiB: Int? = nil
+    ) throws -> LabCapture {
         let pcap = file("\(interface).pcap")
         var arguments = [
             "tcpdump", "-i", interface, "--immediate-mode", "-n", "-U", "-s", "0", "-Z", "root",
             "-w", pcap.path,
         ]
+        if let bufferKiB { arguments += ["-B", "\(bufferKiB)"] }
         if !filter.isEmpty { arguments.append(filter) }
         let process = try start("tcpdump-\(interface)", arguments, in: namespace)
         try process.waitForLog("listening on")
@@ -46,6 +50,24 @@ extension Lab {
                 + Double(settle.components.seconds))
         try capture.process.requireRunning()
         capture.process.stop(signal: SIGINT)
+    }
+
+    /// What tcpdump reported at its end as "N packets dropped by kernel" for a stopped
+    /// `capture`: frames that crossed the interface but are not in the pcap.
+    func droppedByKernel(_ capture: LabCapture) throws -> Int {
+        guard capture.process.waitForExit(timeout: .seconds(10)) else {
+            throw LabError(description: "tcpdump on \(capture.interface) is still running")
+        }
+        let log = (try? String(contentsOf: capture.process.log, encoding: .utf8)) ?? ""
+        guard
+            let line = log.split(separator: "\n").first(where: {
+                $0.hasSuffix("packets dropped by kernel")
+            }), let n = Int(line.split(separator: " ")[0])
+        else {
+            throw LabError(
+                description: "tcpdump on \(capture.interface) reported no drop count:\n\(log)")
+        }
+        return n
     }
 
     /// The number of frames in `pcap` that match `displayFilter`, read with `tshark -r`.

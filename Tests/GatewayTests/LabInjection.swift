@@ -87,6 +87,23 @@ extension LabVTEPD {
         return LabDropCounters(drops: drops, malformed: malformed)
     }
 
+    /// The "Offloads" counters of `vtepd show counters --json` (`super_frames_in`,
+    /// `segments_out`, `coalesced_frames_out`, `coalesced_segments`, `checksums_completed`);
+    /// throws when the report has none of them, so a test never reads a missing counter as 0.
+    func offloadCounters() throws -> [String: UInt64] {
+        let report = try countersReport()
+        var counters: [String: UInt64] = [:]
+        for entry in report.offloads { counters[entry.reason, default: 0] += entry.count }
+        let names = [
+            "super_frames_in", "segments_out", "coalesced_frames_out", "coalesced_segments",
+            "checksums_completed",
+        ]
+        guard names.allSatisfy({ counters[$0] != nil }) else {
+            throw LabError(description: "vtepd show counters lacks offload counters: \(counters)")
+        }
+        return counters
+    }
+
     /// Polls the drop counters until `done` holds (frames sent a moment ago are still in
     /// vtepd's socket queue) or `timeout` passes; returns the last reading either way, for the
     /// caller to judge exactly.

@@ -133,7 +133,8 @@ final class Lab: @unchecked Sendable {
     }
 
     /// Turns off transmit checksum offload, TSO, GSO and GRO on `interface`, so what crosses
-    /// it are plain frames with real checksums, as a physical port would carry them.
+    /// it are plain frames with real checksums, as a NIC without offloads would carry them.
+    /// Only for labs that stand for such NICs (`LabOffloads.off`): labs keep offloads on.
     func plainFrames(_ interface: String, in namespace: String) throws {
         try execute(
             ["ethtool", "-K", interface, "tx", "off", "tso", "off", "gso", "off", "gro", "off"],

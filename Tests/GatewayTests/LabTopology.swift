@@ -12,6 +12,18 @@ enum LabUnderlayFamily: Sendable {
     var innerMTU: Int { self == .ipv4 ? 1450 : 1430 }
 }
 
+/// Whether a topology's veths keep the offloads Linux gives them.
+enum LabOffloads: Sendable, Equatable {
+    /// Every veth keeps its defaults (transmit checksum offload, TSO, GSO and GRO on), as
+    /// users keep them on their NICs: hosts hand their gateway GRO/TSO super-frames with
+    /// checksums left to finish, and receive what the gateway merged.
+    case on
+    /// Transmit checksum offload, TSO, GSO and GRO off on every veth of the topology (host,
+    /// access, underlay and the switch's ports): a lab standing for NICs without offloads,
+    /// where every frame is a plain frame with a real checksum.
+    case off
+}
+
 /// What sits in a site's gateway namespace between its host and the underlay.
 enum LabSiteKind: Sendable, Equatable {
     /// The Linux kernel's vxlan device `vxlan0` (UDP port 4789, learning on) and a bridge
@@ -53,6 +65,7 @@ struct LabSite: Sendable {
 /// ports, with a kernel VTEP or a vtepd slot at each site.
 struct LabTopology: Sendable {
     let family: LabUnderlayFamily
+    let offloads: LabOffloads
     let switchNamespace: String
     /// In `switchNamespace`, the bridge port of each site, indexed like `sites`.
     let switchPorts: [String]
@@ -66,9 +79,11 @@ extension Lab {
     /// RFC 5737 and RFC 3849), host 10.0.0.i/24 with MAC 02:00:0a:00:00:0i. The switch's
     /// bridge floods multicast to every port (snooping off), like a switch without IGMP
     /// snooping, so multicast-group tests do not depend on report timing.
-    func topology(_ kinds: [LabSiteKind], family: LabUnderlayFamily = .ipv4) throws
-        -> LabTopology
-    {
+    ///
+    /// Offloads stay on unless `offloads` is `.off` (see `LabOffloads`).
+    func topology(
+        _ kinds: [LabSiteKind], family: LabUnderlayFamily = .ipv4, offloads: LabOffloads = .on
+    ) throws -> LabTopology {
         guard (1...9).contains(kinds.count) else {
             throw LabError(description: "a lab topology has 1 to 9 sites, not \(kinds.count)")
         }
@@ -89,6 +104,8 @@ extension Lab {
             let (underlay, switchPort) = try veth(
                 "u\(i)", in: gateway, "w\(i)", in: switchNamespace)
             try execute(["ip", "link", "set", switchPort, "master", "br0"], in: switchNamespace)
+            try apply(offloads, to: underlay, in: gateway)
+            try apply(offloads, to: switchPort, in: switchNamespace)
             let site = LabSite(
                 index: i, kind: kind, family: family, namespace: gateway, hostNamespace: host,
                 underlayInterface: underlay, accessInterface: prefix + "a\(i)",
@@ -113,8 +130,8 @@ extension Lab {
                 ["ip", "link", "set", site.hostInterface, "address", site.hostMAC], in: host)
             try execute(
                 ["ip", "addr", "add", "\(site.hostIPv4)/24", "dev", site.hostInterface], in: host)
-            try plainFrames(site.hostInterface, in: host)
-            try plainFrames(site.accessInterface, in: gateway)
+            try apply(offloads, to: site.hostInterface, in: host)
+            try apply(offloads, to: site.accessInterface, in: gateway)
             if case .kernel(let vni, let group) = kind {
                 try kernelVTEP(site, vni: vni, group: group)
             }
@@ -122,10 +139,16 @@ extension Lab {
             switchPorts.append(switchPort)
         }
         let topology = LabTopology(
-            family: family, switchNamespace: switchNamespace, switchPorts: switchPorts,
-            sites: sites)
+            family: family, offloads: offloads, switchNamespace: switchNamespace,
+            switchPorts: switchPorts, sites: sites)
         try warmUnderlay(topology)
         return topology
+    }
+
+    /// Turns `interface`'s offloads off when `offloads` is `.off`; leaves them as Linux set
+    /// them when `.on`. For links a test adds to a topology, so they match its other veths.
+    func apply(_ offloads: LabOffloads, to interface: String, in namespace: String) throws {
+        if offloads == .off { try plainFrames(interface, in: namespace) }
     }
 
     /// `vxlan0` (with `dstport 4789` given explicitly: the kernel's default is the pre-IANA

@@ -20,6 +20,16 @@ struct VTEPDInteropTests {
         }
     }
 
+    @Test(
+        "IPv4 underlay, every veth's offloads off (NICs without offloads): the same, plain frames only"
+    )
+    func kernelPeerIPv4WithoutOffloads() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)], offloads: .off)
+            try check(lab, topology)
+        }
+    }
+
     private func check(_ lab: Lab, _ topology: LabTopology) throws {
         let (a, b) = (topology.sites[0], topology.sites[1])
         let vtepd = try lab.startVTEPD(at: a, vni: 5001)
@@ -41,8 +51,20 @@ struct VTEPDInteropTests {
         #expect(table.contains(b.hostMAC) && table.contains(b.tunnelIP), "\(table)")
         #expect(table.contains(a.hostMAC), "\(table)")
 
+        let before = try vtepd.offloadCounters()
         try lab.transferTCP(from: a.hostNamespace, to: b.hostNamespace, address: b.hostIPv4)
         try lab.transferTCP(from: b.hostNamespace, to: a.hostNamespace, address: a.hostIPv4)
+        let after = try vtepd.offloadCounters()
+        let grew = { (name: String) in after[name]! > before[name]! }
+        switch topology.offloads {
+        case .on:
+            // Host A's TSO super-frames were cut for the tunnel, with their checksums.
+            #expect(grew("super_frames_in") && grew("segments_out"), "\(after)")
+        case .off:
+            // Plain frames with finished checksums only: nothing to cut or to finish.
+            #expect(!grew("super_frames_in") && !grew("segments_out"), "\(after)")
+            #expect(!grew("checksums_completed"), "\(after)")
+        }
 
         // One broadcast from host A: exactly one VXLAN copy leaves us, its UDP source port
         // from the inner-flow hash in 49152–65535 (RFC 7348 §5); one copy reaches host B.
