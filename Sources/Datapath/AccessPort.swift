@@ -39,9 +39,11 @@ public final class AccessPort {
     ///     as tcpdump no longer see what we send).
     ///   - receiveBuffer: bytes of kernel receive queue (see `System.setBufferSizes`); nil
     ///     keeps the system default.
-    ///   - vnetHeader: read and write frames with a virtio_net_hdr (see above). Do not
-    ///     combine with `qdiscBypass`: the direct transmit path drops a super-frame that it
-    ///     has to segment for a device without TSO (net/core/dev.c `dev_direct_xmit`).
+    ///   - vnetHeader: read and write frames with a virtio_net_hdr (see above). With
+    ///     `qdiscBypass` too, frames that carry an offload (a super-frame, a checksum to
+    ///     finish) leave through a second socket without the bypass, because the direct
+    ///     transmit path drops a super-frame it has to segment for a device without TSO
+    ///     (net/core/dev.c `dev_direct_xmit`); `send` keeps the batch's order across both.
     public init(
         interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
         receiveBuffer: Int? = nil, vnetHeader: Bool = false
@@ -96,10 +98,55 @@ public final class AccessPort {
             close(descriptor)
             throw error
         }
+        var offloadDescriptor: Int32 = -1
+        if vnetHeader && qdiscBypass {
+            do {
+                offloadDescriptor = try Self.openOffloadSocket(index, subject)
+            } catch {
+                close(descriptor)
+                throw error
+            }
+        }
         self.interfaceName = interface
         self.interfaceIndex = index
         self.descriptor = descriptor
         self.vnetHeader = vnetHeader
+        self.offloadDescriptor = offloadDescriptor
+    }
+
+    /// The socket frames with an offload leave through when the main one bypasses the
+    /// qdisc; -1 when there is none (every frame leaves through `descriptor`).
+    private let offloadDescriptor: Int32
+
+    /// A transmit-only socket (protocol 0: deaf) with a vnet header and the queueing path.
+    private static func openOffloadSocket(_ index: Int32, _ subject: SystemError.Subject)
+        throws(SystemError) -> Int32
+    {
+        let descriptor = try System.callBlocking("socket", subject: subject) {
+            socket(
+                AF_PACKET,
+                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
+        }
+        do {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
+                value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
+            var address = sockaddr_ll()
+            address.sll_family = UInt16(AF_PACKET)
+            address.sll_protocol = 0
+            address.sll_ifindex = index
+            _ = try System.callBlocking("bind", subject: subject) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                    }
+                }
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        return descriptor
     }
 
     /// The interface's current MTU: the largest IP packet of a frame sent out of it (a
@@ -132,6 +179,7 @@ public final class AccessPort {
 
     deinit {
         close(descriptor)
+        if offloadDescriptor >= 0 { close(offloadDescriptor) }
     }
 
     /// Frames the kernel dropped because our receive queue was full, since the port opened.
@@ -157,7 +205,33 @@ public final class AccessPort {
 
     /// Sends the frames in slots `0 ..< count` out of the interface, in order.
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
-        try batch.send(on: descriptor, count: count, names: false, vnetHeader: vnetHeader)
+        guard offloadDescriptor >= 0 else {
+            return try batch.send(
+                on: descriptor, count: count, names: false, vnetHeader: vnetHeader)
+        }
+        // Runs of plain frames through the bypass, runs of offloaded ones through the queue,
+        // in the batch's order; a run cut short ends the batch (as "would block" does).
+        var result = SendResult()
+        var start = 0
+        while start < count {
+            let plain = batch.offloads[start] == .plain
+            var end = start + 1
+            while end < count && (batch.offloads[end] == .plain) == plain { end += 1 }
+            let run: SendResult
+            do {
+                run = try batch.send(
+                    on: plain ? descriptor : offloadDescriptor, from: start, count: end - start,
+                    names: false, vnetHeader: true)
+            } catch {
+                if result.processed > 0 { break }
+                throw error
+            }
+            result.processed += run.processed
+            result.tooBig += run.tooBig
+            if run.processed < end - start { break }
+            start = end
+        }
+        return result
     }
 
     /// Puts back the tag the kernel moved into skb metadata (tpacket_auxdata), so the

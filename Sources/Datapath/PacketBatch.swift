@@ -329,19 +329,21 @@ public final class PacketBatch {
     /// error is thrown only when no slot was handled yet; after progress it ends the batch
     /// and the caller, resending the rest, meets it again first if it persists. So a
     /// returned count is never lost to an error.
-    func send(on descriptor: Int32, count: Int, names: Bool, vnetHeader: Bool = false)
-        throws(SystemError) -> SendResult
-    {
-        precondition(count >= 0 && count <= capacity)
+    /// With `from`, slots `from ..< from + count`; the result counts from `from`.
+    func send(
+        on descriptor: Int32, from start: Int = 0, count: Int, names: Bool,
+        vnetHeader: Bool = false
+    ) throws(SystemError) -> SendResult {
+        precondition(start >= 0 && count >= 0 && start + count <= capacity)
         guard count > 0 else { return SendResult() }
-        prepareForSend(from: 0, count: count, names: names, vnetHeader: vnetHeader)
+        prepareForSend(from: start, count: count, names: names, vnetHeader: vnetHeader)
         var result = SendResult()
         while result.processed < count {
-            let first = result.processed
+            let first = start + result.processed
             do {
                 let outcome = try System.call("sendmmsg") {
                     clinuxnet_sendmmsg(
-                        descriptor, messages + first, UInt32(count - first), 0)
+                        descriptor, messages + first, UInt32(start + count - first), 0)
                 }
                 guard case .processed(let sent) = outcome else { break }
                 result.processed += Int(sent)

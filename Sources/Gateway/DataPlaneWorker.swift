@@ -140,11 +140,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
             )
         }
         startNotes = notes
-        // No PACKET_QDISC_BYPASS: the direct path drops a super-frame that must be segmented
-        // in software for a port without TSO.
+        // Plain frames bypass the qdisc; super-frames take the queueing path (AccessPort).
         ports = try names.map {
             try AccessPort(
-                interface: $0, promiscuous: true, qdiscBypass: false,
+                interface: $0, promiscuous: true, qdiscBypass: true,
                 receiveBuffer: settings.receiveBuffer, vnetHeader: true)
         }
         underlay = try UnderlayPort(interface: settings.underlay)

@@ -242,7 +242,10 @@ struct VTEPDOffloadTests {
             #expect(features.output.contains("tcp-segmentation-offload: on"), "\(features.output)")
 
             // Host A's frames cross the trunk tagged 100, the kernel site's come back tagged.
-            let onTrunk = try lab.capture(on: trunk, in: a.namespace, filter: "icmp or vlan")
+            // Seen from the host's end of the trunk: vtepd's own transmissions bypass the
+            // qdisc, where a capture on its end would not see them.
+            let onTrunk = try lab.capture(
+                on: a.hostInterface, in: a.hostNamespace, filter: "icmp or vlan")
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3).received == 3)
             try lab.stop(onTrunk)
             let echo = "icmp && ip.addr == \(b.hostIPv4)"
