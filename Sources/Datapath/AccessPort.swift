@@ -101,7 +101,8 @@ public final class AccessPort {
         var offloadDescriptor: Int32 = -1
         if vnetHeader && qdiscBypass {
             do {
-                offloadDescriptor = try Self.openOffloadSocket(index, subject)
+                offloadDescriptor = try System.packetTransmitSocket(
+                    index: index, vnetHeader: true, qdiscBypass: false, subject: subject)
             } catch {
                 close(descriptor)
                 throw error
@@ -117,37 +118,6 @@ public final class AccessPort {
     /// The socket frames with an offload leave through when the main one bypasses the
     /// qdisc; -1 when there is none (every frame leaves through `descriptor`).
     private let offloadDescriptor: Int32
-
-    /// A transmit-only socket (protocol 0: deaf) with a vnet header and the queueing path.
-    private static func openOffloadSocket(_ index: Int32, _ subject: SystemError.Subject)
-        throws(SystemError) -> Int32
-    {
-        let descriptor = try System.callBlocking("socket", subject: subject) {
-            socket(
-                AF_PACKET,
-                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
-        }
-        do {
-            try System.setOption(
-                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
-                value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
-            var address = sockaddr_ll()
-            address.sll_family = UInt16(AF_PACKET)
-            address.sll_protocol = 0
-            address.sll_ifindex = index
-            _ = try System.callBlocking("bind", subject: subject) {
-                withUnsafePointer(to: &address) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
-                    }
-                }
-            }
-        } catch {
-            close(descriptor)
-            throw error
-        }
-        return descriptor
-    }
 
     /// The interface's current MTU: the largest IP packet of a frame sent out of it (a
     /// super-frame's segments included). Read it between batches, not per frame.

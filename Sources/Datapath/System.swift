@@ -106,6 +106,49 @@ public enum System {
         }
     }
 
+    /// A transmit-only AF_PACKET socket on the interface with `index`: bound with protocol
+    /// 0, so the kernel registers no packet handler and it never receives (packet_do_bind),
+    /// and binding fixes where frames go without a per-message address. With `vnetHeader`
+    /// every frame written carries a virtio_net_hdr; with `qdiscBypass` frames skip the
+    /// queueing discipline (see `AccessPort` and `UnderlayPort` for when that is wrong).
+    static func packetTransmitSocket(
+        index: Int32, vnetHeader: Bool, qdiscBypass: Bool, subject: SystemError.Subject
+    ) throws(SystemError) -> Int32 {
+        let descriptor = try callBlocking("socket", subject: subject) {
+            socket(
+                AF_PACKET,
+                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
+        }
+        do {
+            if vnetHeader {
+                try setOption(
+                    descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
+                    value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
+            }
+            if qdiscBypass {
+                try setOption(
+                    descriptor, level: clinuxnet_sol_packet,
+                    option: clinuxnet_packet_qdisc_bypass, value: Int32(1),
+                    name: "PACKET_QDISC_BYPASS", subject: subject)
+            }
+            var address = sockaddr_ll()
+            address.sll_family = UInt16(AF_PACKET)
+            address.sll_protocol = 0
+            address.sll_ifindex = index
+            _ = try callBlocking("bind", subject: subject) {
+                withUnsafePointer(to: &address) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
+                    }
+                }
+            }
+        } catch {
+            close(descriptor)
+            throw error
+        }
+        return descriptor
+    }
+
     /// setsockopt(2) for a plain value option.
     static func setOption<Value: BitwiseCopyable>(
         _ descriptor: Int32, level: Int32, option: Int32, value: Value,

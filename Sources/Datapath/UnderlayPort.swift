@@ -39,36 +39,13 @@ public final class UnderlayPort {
     public init(interface: String) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
-        let descriptor = try System.callBlocking("socket", subject: subject) {
-            socket(
-                AF_PACKET,
-                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
-        }
-        do {
-            try System.setOption(
-                descriptor, level: clinuxnet_sol_packet,
-                option: clinuxnet_packet_qdisc_bypass, value: Int32(1), subject: subject)
-            // Binding to the interface fixes where frames go without a per-message address;
-            // protocol 0 keeps the socket deaf (packet_do_bind registers no handler).
-            var address = sockaddr_ll()
-            address.sll_family = UInt16(AF_PACKET)
-            address.sll_protocol = 0
-            address.sll_ifindex = index
-            _ = try System.callBlocking("bind", subject: subject) {
-                withUnsafePointer(to: &address) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
-                    }
-                }
-            }
-            _ = try Self.hardwareAddress(descriptor, interface)
-        } catch {
-            close(descriptor)
-            throw error
-        }
+        let descriptor = try System.packetTransmitSocket(
+            index: index, vnetHeader: false, qdiscBypass: true, subject: subject)
         let trainDescriptor: Int32
         do {
-            trainDescriptor = try Self.openTrainSocket(index, subject)
+            _ = try Self.hardwareAddress(descriptor, interface)
+            trainDescriptor = try System.packetTransmitSocket(
+                index: index, vnetHeader: true, qdiscBypass: false, subject: subject)
         } catch {
             close(descriptor)
             throw error
@@ -77,36 +54,6 @@ public final class UnderlayPort {
         self.interfaceIndex = index
         self.descriptor = descriptor
         self.trainDescriptor = trainDescriptor
-    }
-
-    private static func openTrainSocket(_ index: Int32, _ subject: SystemError.Subject)
-        throws(SystemError) -> Int32
-    {
-        let descriptor = try System.callBlocking("socket", subject: subject) {
-            socket(
-                AF_PACKET,
-                clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec, 0)
-        }
-        do {
-            try System.setOption(
-                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_vnet_hdr,
-                value: Int32(1), name: "PACKET_VNET_HDR", subject: subject)
-            var address = sockaddr_ll()
-            address.sll_family = UInt16(AF_PACKET)
-            address.sll_protocol = 0
-            address.sll_ifindex = index
-            _ = try System.callBlocking("bind", subject: subject) {
-                withUnsafePointer(to: &address) { pointer in
-                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_ll>.size))
-                    }
-                }
-            }
-        } catch {
-            close(descriptor)
-            throw error
-        }
-        return descriptor
     }
 
     deinit {

@@ -612,6 +612,22 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let w = workerPortOf[Int(port.rawValue)]
         guard w >= 0 else { return }
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
+        guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
+        let batch = portBatches[w]
+        if offload != .plain {
+            batch.setOffload(offload.shifted(by: copy.count - frame.count), for: slot)
+            portTxExtra[w] &+= UInt64(frames - 1)
+        }
+        if slot + 1 == batch.capacity { flushPort(w) }
+    }
+
+    /// Copies `frame`, re-tagged for `vlan`, into port `w`'s next transmit slot and queues
+    /// it; returns the slot and the copy, or nil (counted as the port's drop) when it does
+    /// not fit.
+    @inline(__always)
+    private func enqueue(_ frame: UnsafeRawBufferPointer, vlan: UInt16?, on w: Int) -> (
+        Int, UnsafeMutableRawBufferPointer
+    )? {
         let batch = portBatches[w]
         let slot = portPending[w]
         let buffer = batch.buffer(slot)
@@ -619,15 +635,11 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let length = Self.copyRetagged(frame, vlan: vlan, into: buffer, at: start)
         guard length > 0 else {
             portDrops[w] &+= 1
-            return
+            return nil
         }
         batch.setFrame(slot, start: start, length: length)
-        if offload != .plain {
-            batch.setOffload(offload.shifted(by: length - frame.count), for: slot)
-            portTxExtra[w] &+= UInt64(frames - 1)
-        }
         portPending[w] = slot + 1
-        if slot + 1 == batch.capacity { flushPort(w) }
+        return (slot, UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length]))
     }
 
     /// Like `toPort`, for a frame decapsulated from a tunnel: a TCP segment that continues
@@ -653,17 +665,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             }
             closeCoalescing(w)
         }
-        let slot = portPending[w]
-        let buffer = batch.buffer(slot)
-        let start = batch.headroom
-        let length = Self.copyRetagged(frame, vlan: vlan, into: buffer, at: start)
-        guard length > 0 else {
-            portDrops[w] &+= 1
-            return
-        }
-        batch.setFrame(slot, start: start, length: length)
-        portPending[w] = slot + 1
-        let copy = UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length])
+        guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
         if coalescers[w].start(UnsafeRawBufferPointer(copy), maximumIPLength: portMTU[w]) {
             openVLAN[w] = tag
             if !coalescers[w].isOpen { closeCoalescing(w) }

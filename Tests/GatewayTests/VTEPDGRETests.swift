@@ -88,18 +88,8 @@ struct VTEPDGRETests {
     @Test("NVGRE between two vtepd gateways: RFC 7637 layout on the wire, FlowID from the flow")
     func nvgreBetweenGateways() async throws {
         try await Lab.runOnOwnThread { lab in
-            let topology = try lab.topology([.gateway, .gateway])
+            let (topology, vtepdA, vtepdB) = try Self.nvgrePair(lab)
             let (a, b) = (topology.sites[0], topology.sites[1])
-            let vtepdA = try lab.startVTEPD(at: a, vni: 5001)
-            let vtepdB = try lab.startVTEPD(at: b, vni: 5001)
-            for (vtepd, remote) in [(vtepdA, b), (vtepdB, a)] {
-                try vtepd.control([
-                    "set", "Logical_Switch", vtepd.logicalSwitch,
-                    "other_config:encapsulation=nvgre",
-                ])
-                try lab.replicate(from: vtepd.site, to: [remote], vtepd: vtepd)
-            }
-            try Self.waitForPing(lab, from: a, to: b, vtepd: vtepdA)
 
             let wire = try lab.capture(
                 on: topology.switchPorts[0], in: topology.switchNamespace, filter: Self.gre)
@@ -560,6 +550,23 @@ struct VTEPDGRETests {
         #expect(row?.contains("gre") == true, "\(tunnels)")
         try vtepd.process.requireRunning()
         try ovs.vswitchd.requireRunning()
+    }
+
+    /// Two vtepd gateways (sites 1 and 2 of a new topology) on one NVGRE switch, VNI 5001,
+    /// head-end to each other, a ping already across.
+    static func nvgrePair(_ lab: Lab) throws -> (LabTopology, LabVTEPD, LabVTEPD) {
+        let topology = try lab.topology([.gateway, .gateway])
+        let (a, b) = (topology.sites[0], topology.sites[1])
+        let vtepdA = try lab.startVTEPD(at: a, vni: 5001)
+        let vtepdB = try lab.startVTEPD(at: b, vni: 5001)
+        for (vtepd, remote) in [(vtepdA, b), (vtepdB, a)] {
+            try vtepd.control([
+                "set", "Logical_Switch", vtepd.logicalSwitch, "other_config:encapsulation=nvgre",
+            ])
+            try lab.replicate(from: vtepd.site, to: [remote], vtepd: vtepd)
+        }
+        try waitForPing(lab, from: a, to: b, vtepd: vtepdA)
+        return (topology, vtepdA, vtepdB)
     }
 
     static func waitForPing(_ lab: Lab, from a: LabSite, to b: LabSite, vtepd: LabVTEPD) throws {

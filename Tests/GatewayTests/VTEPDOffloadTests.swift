@@ -165,18 +165,8 @@ struct VTEPDOffloadTests {
     )
     func nvgreBetweenGateways() async throws {
         try await Lab.runOnOwnThread { lab in
-            let topology = try lab.topology([.gateway, .gateway])
+            let (topology, vtepdA, vtepdB) = try VTEPDGRETests.nvgrePair(lab)
             let (a, b) = (topology.sites[0], topology.sites[1])
-            let vtepdA = try lab.startVTEPD(at: a, vni: 5001)
-            let vtepdB = try lab.startVTEPD(at: b, vni: 5001)
-            for (vtepd, remote) in [(vtepdA, b), (vtepdB, a)] {
-                try vtepd.control([
-                    "set", "Logical_Switch", vtepd.logicalSwitch,
-                    "other_config:encapsulation=nvgre",
-                ])
-                try lab.replicate(from: vtepd.site, to: [remote], vtepd: vtepd)
-            }
-            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepdA)
             let mtu = try Self.mtu(of: a.underlayInterface, in: a.namespace, lab)
 
             for (from, to, sender, receiver) in [
