@@ -94,6 +94,10 @@ public struct DataPlaneCounters: Sendable {
     public var superFramesIn: UInt64
     /// Segments cut from super-frames toward tunnels.
     public var segmentsOut: UInt64
+    /// UDP GSO trains of VXLAN datagrams sent, and read (UDP_GRO: several datagrams in one
+    /// read).
+    public var trainsOut: UInt64
+    public var trainsIn: UInt64
     /// Super-frames merged from tunnel segments and written to access ports, and the
     /// segments they held.
     public var coalescedFramesOut: UInt64

@@ -102,6 +102,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var transmitQueueFull: UInt64 = 0
     private var slowPath: UInt64 = 0
     private var superFramesIn: UInt64 = 0
+    private var trainsIn: UInt64 = 0
+    private var trainsOut: UInt64 = 0
     private var segmentsOut: UInt64 = 0
     private var coalescedOut: UInt64 = 0
     private var coalescedSegments: UInt64 = 0
@@ -420,6 +422,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 // possibly shorter; a plain read, one datagram.
                 let size = Int(batch.offload(i).gsoSize)
                 let step = size == 0 ? read.count : size
+                if size != 0 { trainsIn &+= 1 }
                 var at = 0
                 repeat {
                     let payload = UnsafeRawBufferPointer(
@@ -823,6 +826,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             let length = template.headerLength + (count - 1) * stride + last
             trainBatch.setFrame(slot, start: start, length: length)
             trainBatch.setOffload(header, for: slot)
+            trainsOut &+= 1
             if let c = Self.counterSlot(locator) { vtepTx[c] &+= UInt64(count) }
             segmentsOut &+= UInt64(count)
             trainPending = slot + 1
@@ -1283,7 +1287,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
             underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0)
                 + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0),
             truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
-            superFramesIn: superFramesIn, segmentsOut: segmentsOut,
+            superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,
+            trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
             checksumsCompleted: checksumsCompleted,
             ownSource: ownSource, ioErrors: ioErrors)

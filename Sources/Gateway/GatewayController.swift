@@ -245,6 +245,8 @@ public final class GatewayController: ControlHandler, Sendable {
                 offloads: [
                     .init(reason: "super_frames_in", count: plane.superFramesIn),
                     .init(reason: "segments_out", count: plane.segmentsOut),
+                    .init(reason: "trains_out", count: plane.trainsOut),
+                    .init(reason: "trains_in", count: plane.trainsIn),
                     .init(reason: "coalesced_frames_out", count: plane.coalescedFramesOut),
                     .init(reason: "coalesced_segments", count: plane.coalescedSegments),
                     .init(reason: "checksums_completed", count: plane.checksumsCompleted),
