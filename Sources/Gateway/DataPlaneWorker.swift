@@ -703,7 +703,12 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let buffer = batch.buffer(slot)
         let innerStart = batch.headroom
         let innerLength = Self.copyRetagged(frame, vlan: nil, into: buffer, at: innerStart)
-        guard innerLength > 0 else { return }
+        // A plain frame longer than an underlay slot (2 KB: jumbo frames are not carried yet)
+        // counts as too big for the underlay.
+        guard innerLength > 0 else {
+            underlayTooBig &+= 1
+            return
+        }
         guard let template = templates.find(locator, vni) ?? buildTemplate(locator, vni) else {
             toSlowPath(
                 locator, vni,
@@ -789,7 +794,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         // At most 64 segments a train (the kernel's UDP_MAX_SEGMENTS) and one IP packet.
         let perTrain = min(
             64, room / stride, (template.maximumInnerLength + VXLANHeader.length) / stride)
-        guard perTrain >= 1 else { return }
+        guard perTrain >= 1 else {
+            underlayTooBig &+= UInt64(pieces.count)
+            return
+        }
         var first = 0
         var port: UInt16 = 0
         while first < pieces.count {
