@@ -14,10 +14,12 @@ build: deps
 	$(SWIFT) build
 
 # Builds everything (the benchmarks too, so they cannot rot), checks the release build's
-# per-frame functions for ARC traffic and allocation, and runs every test.
+# per-frame functions (the forwarding core's and the worker's) for ARC traffic and
+# allocation, and runs every test.
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --package-path bench -c release
+	$(SWIFT) build -c release --product vtepd
 	./bench/check-hot-path.sh
 	SWIFT=$(SWIFT) ./Tests/run-tests.sh
 

@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 binary=${1:-.build/x86_64-unknown-linux-gnu/release/ForwardingBenchmarks}
 [ -x "$binary" ] || { echo "check-hot-path: no $binary (run: swift build -c release)" >&2; exit 1; }
+# The data plane worker's per-frame transmit steps live in vtepd itself.
+vtepd=${2:-../.build/release/vtepd}
+[ -x "$vtepd" ] || { echo "check-hot-path: no $vtepd (run: swift build -c release --product vtepd)" >&2; exit 1; }
 
 # Demangled names (prefix match) of the functions a frame passes through.
 hot=(
@@ -27,13 +30,28 @@ hot=(
     "TCPCoalescer.append("
     "TCPCoalescer.finish("
 )
+# What the worker does per frame once a batch is in hand: deliver to a port (merging TCP
+# segments), flood, encapsulate (one frame, a super-frame's segments, a UDP GSO train).
+# Receive loops and flushes are per batch and not listed.
+worker_hot=(
+    "DataPlaneWorker.toPort("
+    "DataPlaneWorker.closeCoalescing("
+    "DataPlaneWorker.flood("
+    "DataPlaneWorker.toTunnel("
+    "DataPlaneWorker.toTunnelAsTrains("
+    "DataPlaneWorker.fromAccess(superFrame:"
+)
 forbidden='swift_(retain|release|unknownObject(Retain|Release)|bridgeObject(Retain|Release)|allocObject|allocBox|allocExistentialBox)|<malloc|<calloc|<realloc|<_Znwm'
 
-sorted=$(nm -n --defined-only "$binary")
-symbols=$(swift demangle --simplified <<<"$sorted")
 checked=0
 failed=0
-for name in "${hot[@]}"; do
+# check BINARY NAME...: every function whose demangled name starts with a NAME.
+check() {
+local binary=$1 sorted symbols lines name address start next stop code calls
+shift
+sorted=$(nm -n --defined-only "$binary")
+symbols=$(swift demangle --simplified <<<"$sorted")
+for name in "$@"; do
     lines=$(grep -E '^[0-9a-f]+ [tT] ' <<<"$symbols" | grep -F -- "$name" |
         grep -v -E "(thunk|metadata|descriptor|getter|setter|closure)" || true)
     if [ -z "$lines" ]; then
@@ -57,5 +75,8 @@ for name in "${hot[@]}"; do
         fi
     done <<<"$lines"
 done
+}
+check "$binary" "${hot[@]}"
+check "$vtepd" "${worker_hot[@]}"
 if [ "$failed" -ne 0 ]; then exit 1; fi
 echo "check-hot-path: $checked hot-path functions: no ARC traffic, no heap allocation"

@@ -48,6 +48,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     private let receiveBatch: PacketBatch
     private let portBatches: [PacketBatch]
+    /// The same batches, read per frame without reference counting (`withPortBatch`); kept
+    /// alive by `portBatches`.
+    private let portBatchRefs: UnsafeMutablePointer<Unmanaged<PacketBatch>>
     private let portPending: UnsafeMutablePointer<Int>
     /// Per port: the TCP super-frame being merged in its last pending slot, and the VLAN it
     /// was tagged for (-1 untagged); `openVLAN` is `closedSlot` when none is open.
@@ -184,6 +187,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         portBatches = names.map { _ in
             PacketBatch(capacity: batch, bufferSize: Self.superFrameBytes + 16, headroom: 16)
         }
+        portBatchRefs = .allocate(capacity: max(1, names.count))
+        for (w, batch) in portBatches.enumerated() {
+            (portBatchRefs + w).initialize(to: .passUnretained(batch))
+        }
         portPending = .allocate(capacity: max(1, names.count))
         portPending.initialize(repeating: 0, count: max(1, names.count))
         coalescers = .allocate(capacity: max(1, names.count))
@@ -229,6 +236,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     }
 
     deinit {
+        portBatchRefs.deallocate()
         portPending.deallocate()
         coalescers.deallocate()
         openVLAN.deallocate()
@@ -616,12 +624,20 @@ public final class DataPlaneWorker: @unchecked Sendable {
         guard w >= 0 else { return }
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
-        let batch = portBatches[w]
         if offload != .plain {
-            batch.setOffload(offload.shifted(by: copy.count - frame.count), for: slot)
+            withPortBatch(w) {
+                $0.setOffload(offload.shifted(by: copy.count - frame.count), for: slot)
+            }
             portTxExtra[w] &+= UInt64(frames - 1)
         }
-        if slot + 1 == batch.capacity { flushPort(w) }
+        if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
+    }
+
+    /// Runs `body` with port `w`'s transmit batch, without retaining it (the worker's
+    /// `portBatches` keeps it alive).
+    @inline(__always)
+    private func withPortBatch<T>(_ w: Int, _ body: (PacketBatch) -> T) -> T {
+        portBatchRefs[w]._withUnsafeGuaranteedRef(body)
     }
 
     /// Copies `frame`, re-tagged for `vlan`, into port `w`'s next transmit slot and queues
@@ -631,18 +647,21 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private func enqueue(_ frame: UnsafeRawBufferPointer, vlan: UInt16?, on w: Int) -> (
         Int, UnsafeMutableRawBufferPointer
     )? {
-        let batch = portBatches[w]
         let slot = portPending[w]
-        let buffer = batch.buffer(slot)
-        let start = batch.headroom
-        let length = Self.copyRetagged(frame, vlan: vlan, into: buffer, at: start)
-        guard length > 0 else {
+        let copy = withPortBatch(w) { batch -> UnsafeMutableRawBufferPointer? in
+            let buffer = batch.buffer(slot)
+            let start = batch.headroom
+            let length = Self.copyRetagged(frame, vlan: vlan, into: buffer, at: start)
+            guard length > 0 else { return nil }
+            batch.setFrame(slot, start: start, length: length)
+            return UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length])
+        }
+        guard let copy else {
             portDrops[w] &+= 1
             return nil
         }
-        batch.setFrame(slot, start: start, length: length)
         portPending[w] = slot + 1
-        return (slot, UnsafeMutableRawBufferPointer(rebasing: buffer[start..<start + length]))
+        return (slot, copy)
     }
 
     /// Like `toPort`, for a frame decapsulated from a tunnel: a TCP segment that continues
@@ -653,16 +672,21 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let w = workerPortOf[Int(port.rawValue)]
         guard w >= 0 else { return }
         let tag = vlan.map { Int32($0) } ?? -1
-        let batch = portBatches[w]
         if openVLAN[w] != Self.closedSlot {
             let slot = portPending[w] - 1
-            var length = batch.frameLength(slot)
-            if openVLAN[w] == tag
-                && coalescers[w].append(
-                    frame, to: batch.buffer(slot), frameStart: batch.frameStart(slot),
-                    frameLength: &length)
-            {
-                batch.setFrame(slot, start: batch.frameStart(slot), length: length)
+            let joined =
+                openVLAN[w] == tag
+                && withPortBatch(w) { batch in
+                    var length = batch.frameLength(slot)
+                    guard
+                        coalescers[w].append(
+                            frame, to: batch.buffer(slot), frameStart: batch.frameStart(slot),
+                            frameLength: &length)
+                    else { return false }
+                    batch.setFrame(slot, start: batch.frameStart(slot), length: length)
+                    return true
+                }
+            if joined {
                 if !coalescers[w].isOpen { closeCoalescing(w) }
                 return
             }
@@ -675,22 +699,23 @@ public final class DataPlaneWorker: @unchecked Sendable {
         } else if PartialChecksum.complete(in: copy) {
             checksumsCompleted &+= 1
         }
-        if slot + 1 == batch.capacity { flushPort(w) }
+        if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
     }
 
     /// Finishes the super-frame being merged in port `w`'s last slot: its lengths, checksum
     /// and offload header.
     private func closeCoalescing(_ w: Int) {
         openVLAN[w] = Self.closedSlot
-        let batch = portBatches[w]
         let slot = portPending[w] - 1
         guard slot >= 0 else { return }
         let merged = coalescers[w].segments
-        let header = coalescers[w].finish(
-            batch.buffer(slot), frameStart: batch.frameStart(slot),
-            frameLength: batch.frameLength(slot))
+        let header = withPortBatch(w) { batch in
+            coalescers[w].finish(
+                batch.buffer(slot), frameStart: batch.frameStart(slot),
+                frameLength: batch.frameLength(slot))
+        }
         if merged > 1 {
-            batch.setOffload(header, for: slot)
+            withPortBatch(w) { $0.setOffload(header, for: slot) }
             portTxExtra[w] &+= UInt64(merged - 1)
             coalescedOut &+= 1
             coalescedSegments &+= UInt64(merged)
