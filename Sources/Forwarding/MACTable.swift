@@ -480,15 +480,30 @@ public final class MACTable {
 
     /// Every entry of one switch (live ones only), sorted by MAC. Control plane only.
     public func entries(of sw: SwitchIndex, now: UInt32) -> [(mac: MACAddress, entry: Entry)] {
-        var result: [(mac: MACAddress, entry: Entry)] = []
-        for i in 0..<capacity {
+        entries(now: now, from: 0, count: capacity)
+            .filter { $0.sw == sw }
+            .map { (mac: $0.mac, entry: $0.entry) }
+            .sorted { $0.mac < $1.mac }
+    }
+
+    /// The live entries of every switch in slots `from..<from + count`, unsorted: a slice of
+    /// the table for readers on the worker, which must not stall forwarding for a whole pass
+    /// (see `localMACs`). Control plane only.
+    public func entries(now: UInt32, from: Int, count: Int)
+        -> [(sw: SwitchIndex, mac: MACAddress, entry: Entry)]
+    {
+        var result: [(sw: SwitchIndex, mac: MACAddress, entry: Entry)] = []
+        let start = min(max(0, from), capacity)
+        for i in start..<(start + min(count, capacity - start)) {
             let slot = slots[i]
-            guard slot.key != MACTable.emptyKey, slot.key &>> 48 == UInt64(sw.rawValue),
-                !isExpired(slot, now: now)
-            else { continue }
-            result.append((MACAddress(rawValue: slot.key & MACTable.macMask), entry(slot)))
+            guard slot.key != MACTable.emptyKey, !isExpired(slot, now: now) else { continue }
+            result.append(
+                (
+                    SwitchIndex(rawValue: UInt16(truncatingIfNeeded: slot.key &>> 48)),
+                    MACAddress(rawValue: slot.key & MACTable.macMask), entry(slot)
+                ))
         }
-        return result.sorted { $0.mac < $1.mac }
+        return result
     }
 
     /// The live entries behind a local port, of every switch, in slots `from..<from + count`

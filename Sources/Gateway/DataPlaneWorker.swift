@@ -1269,8 +1269,16 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     public func statistics() -> ForwardingStatistics { engine.statistics() }
 
-    public func macEntries(of sw: SwitchIndex) -> [(mac: MACAddress, entry: MACTable.Entry)] {
-        engine.macTable.entries(of: sw, now: now())
+    /// The live MAC entries of every switch in MAC table slots `from..<from + count`;
+    /// `next` is where the following slice starts, nil after the last.
+    public func macEntries(from: Int, count: Int) -> (
+        entries: [(sw: SwitchIndex, mac: MACAddress, entry: MACTable.Entry)], next: Int?
+    ) {
+        let table = engine.macTable
+        let end = from + count
+        return (
+            table.entries(now: now(), from: from, count: count), end < table.capacity ? end : nil
+        )
     }
 
     /// The MACs learned behind a local port, of every switch, in MAC table slots

@@ -113,39 +113,57 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         let mac = parsed
         let wanted = query.logicalSwitch
-        let rows: [MACTableRow]? = await dataPlane.inspect { worker in
-            let c = worker.currentConfiguration
-            if let wanted, c.switchIndex(named: wanted) == nil { return nil }
-            var rows: [MACTableRow] = []
-            for (i, s) in c.switches.enumerated() {
-                guard let s, wanted == nil || s.name == wanted else { continue }
-                let now = worker.secondsNow
-                for (entryMAC, entry) in worker.macEntries(of: SwitchIndex(rawValue: UInt16(i)))
-                where mac == nil || entryMAC == mac {
-                    let age = entry.isStatic ? nil : now &- entry.lastSeen
-                    switch entry.location {
-                    case .local(let a):
-                        rows.append(
-                            MACTableRow(
-                                logicalSwitch: s.name, vni: s.vni.rawValue,
-                                mac: entryMAC.description, type: .local, isStatic: entry.isStatic,
-                                port: c.portName(a.port), vlan: a.vlan, age: age))
-                    case .remote(let l):
-                        rows.append(
-                            MACTableRow(
-                                logicalSwitch: s.name, vni: s.vni.rawValue,
-                                mac: entryMAC.description, type: .remote, isStatic: entry.isStatic,
-                                vtep: worker.locator(l)?.ip.description, age: age))
+        // Read a slice of the table per worker turn, as `localMACs` does, so a large table
+        // never stalls forwarding; a configuration applied during the pass (switch and
+        // locator indices may change meaning) starts it again.
+        var rows: [MACTableRow] = []
+        for _ in 0..<3 {
+            rows = []
+            var configuration: Int? = nil
+            var consistent = true
+            var cursor: Int? = 0
+            while let from = cursor {
+                let answer: (Int, [MACTableRow], Int?)? = await dataPlane.inspect { worker in
+                    let c = worker.currentConfiguration
+                    if let wanted, c.switchIndex(named: wanted) == nil { return nil }
+                    let now = worker.secondsNow
+                    let (entries, next) = worker.macEntries(from: from, count: 1 << 16)
+                    var part: [MACTableRow] = []
+                    for (sw, entryMAC, entry) in entries where mac == nil || entryMAC == mac {
+                        guard let s = c.logicalSwitch(sw), wanted == nil || s.name == wanted
+                        else { continue }
+                        let age = entry.isStatic ? nil : now &- entry.lastSeen
+                        switch entry.location {
+                        case .local(let a):
+                            part.append(
+                                MACTableRow(
+                                    logicalSwitch: s.name, vni: s.vni.rawValue,
+                                    mac: entryMAC.description, type: .local,
+                                    isStatic: entry.isStatic, port: c.portName(a.port),
+                                    vlan: a.vlan, age: age))
+                        case .remote(let l):
+                            part.append(
+                                MACTableRow(
+                                    logicalSwitch: s.name, vni: s.vni.rawValue,
+                                    mac: entryMAC.description, type: .remote,
+                                    isStatic: entry.isStatic,
+                                    vtep: worker.locator(l)?.ip.description, age: age))
+                        }
                     }
+                    return (worker.configurationsApplied, part, next)
                 }
+                guard let (applied, part, next) = answer else {
+                    throw ControlFailure(
+                        "no logical switch named \"\(wanted ?? "")\" is bound on this gateway")
+                }
+                if configuration == nil { configuration = applied }
+                consistent = consistent && configuration == applied
+                rows += part
+                cursor = next
             }
-            return rows.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }
+            if consistent { break }
         }
-        guard let rows else {
-            throw ControlFailure(
-                "no logical switch named \"\(wanted ?? "")\" is bound on this gateway")
-        }
-        return rows
+        return rows.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }
     }
 
     /// The MACs learned behind our ports, per logical switch the data plane forwards (each

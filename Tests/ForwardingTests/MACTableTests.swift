@@ -475,6 +475,35 @@ struct MACTableTests {
         #expect(sliced.sorted() == whole)
         #expect(table.localMACs(now: 12, from: table.capacity, count: 7).isEmpty)
     }
+
+    /// What `show switch mac-table` reads: live entries of every switch, local and remote,
+    /// static or learned, in slices that together are the whole pass.
+    @Test func entriesInSlicesAreTheWholeTable() {
+        let table = MACTable(totalLimit: 64)
+        table.setPolicy(for: 0, ageing: 10, limit: nil)
+        table.learn(mac(1), on: 0, at: .local(port: 1, vlan: nil), now: 5)
+        table.learn(mac(2), on: 0, at: .local(port: 2, vlan: 100), now: 0)  // aged at 12
+        table.learn(mac(3), on: 0, at: .remote(1), now: 5)
+        table.learn(mac(1), on: 1, at: .local(port: 1, vlan: 200), now: 5)
+        table.installStatic(mac(4), on: 1, at: .remote(2), now: 5)
+        func key(_ e: (sw: SwitchIndex, mac: MACAddress, entry: MACTable.Entry)) -> String {
+            "\(e.sw.rawValue)/\(e.mac)/\(e.entry.location)/\(e.entry.isStatic)"
+        }
+        var sliced: [String] = []
+        for from in stride(from: 0, to: table.capacity, by: 7) {
+            sliced += table.entries(now: 12, from: from, count: 7).map(key)
+        }
+        #expect(
+            sliced.sorted()
+                == [
+                    "0/\(mac(1))/\(MACLocation.local(port: 1, vlan: nil))/false",
+                    "0/\(mac(3))/\(MACLocation.remote(1))/false",
+                    "1/\(mac(1))/\(MACLocation.local(port: 1, vlan: 200))/false",
+                    "1/\(mac(4))/\(MACLocation.remote(2))/true",
+                ].sorted())
+        #expect(table.entries(of: 1, now: 12).map(\.mac) == [mac(1), mac(4)].sorted())
+        #expect(table.entries(now: 12, from: table.capacity, count: 7).isEmpty)
+    }
 }
 
 @Test func unassignedSwitchIndexNeverMatchesAnEmptySlot() {

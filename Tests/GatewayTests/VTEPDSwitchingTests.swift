@@ -476,6 +476,10 @@ extension VTEPDSwitchingTests {
             let fromB = "eth.src == \(b.hostMAC)"
             let hostA = try lab.capture(on: a.hostInterface, in: a.hostNamespace)
             let refusedBefore = try vtepd.dropCount("source_vtep_not_accepted")
+            // Site 3 may have been met already, by whatever it sent to the group while the
+            // switch was still open to every VTEP; what its refused frames must not do is
+            // make it known now.
+            let knewSiteC = try vtepd.countedVTEPs().contains(c.tunnelIP)
             try lab.inject(
                 LabFrame(destination: a.hostMAC, source: c.hostMAC), count: 4,
                 on: c.hostInterface, in: c.hostNamespace)
@@ -491,7 +495,8 @@ extension VTEPDSwitchingTests {
             #expect(try lab.count(in: hostA.file, matching: fromC) == 0)
             #expect(try vtepd.macEntry(c.hostMAC) == nil)
             #expect(try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP)
-            #expect(!(try vtepd.countedVTEPs().contains(c.tunnelIP)))
+            let knowsSiteC = try vtepd.countedVTEPs().contains(c.tunnelIP)
+            #expect(knewSiteC || !knowsSiteC)
 
             // The list takes site 3 in while vtepd runs: its next frames pass and are learned.
             try vtepd.control([
