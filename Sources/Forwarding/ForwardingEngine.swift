@@ -197,12 +197,7 @@ public final class ForwardingEngine {
         -> Decision
     {
         weight = 1
-        switch ingress {
-        case .access(let port):
-            return fromAccess(port, frame, now)
-        case .tunnel(let source, let encapsulation, let vni):
-            return fromTunnel(source, encapsulation, vni, frame, now)
-        }
+        return decideWeighted(ingress, frame, now)
     }
 
     /// Decides for a super-frame (GRO/TSO) that stands for `frames` frames on the wire, all
@@ -213,6 +208,14 @@ public final class ForwardingEngine {
     ) -> Decision {
         weight = UInt64(max(1, frames))
         defer { weight = 1 }
+        return decideWeighted(ingress, frame, now)
+    }
+
+    /// The decision, every frame counter counting `weight` frames.
+    @inline(__always)
+    private func decideWeighted(
+        _ ingress: Ingress, _ frame: UnsafeRawBufferPointer, _ now: UInt32
+    ) -> Decision {
         switch ingress {
         case .access(let port):
             return fromAccess(port, frame, now)
