@@ -187,6 +187,7 @@ lab_links() {
         set -- $x
         ip -n "$P$1" link set "$2" up
     done
+    # OFFLOADS=off stands for NICs without offloads; "on" leaves every veth as Linux made it.
     if [ "$offloads" = off ]; then
         for x in "ha ${P}ah" "sa ${P}aa" "sa ${P}au" "sb ${P}bu" "sb ${P}ba" "hb ${P}bh"; do
             set -- $x
