@@ -283,15 +283,7 @@ struct VTEPDOffloadTests {
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && vlan.id == 100") == 6)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && !vlan") == 0)
 
-            let before = try vtepd.offloadCounters()
-            try lab.transferTCP(from: a.hostNamespace, to: b.hostNamespace, address: b.hostIPv4)
-            let sent = try vtepd.offloadCounters()
-            #expect(sent["super_frames_in"]! > before["super_frames_in"]!, "\(sent)")
-            #expect(sent["segments_out"]! > before["segments_out"]!, "\(sent)")
-            try lab.transferTCP(from: b.hostNamespace, to: a.hostNamespace, address: a.hostIPv4)
-            let received = try vtepd.offloadCounters()
-            #expect(
-                received["coalesced_frames_out"]! > sent["coalesced_frames_out"]!, "\(received)")
+            try lab.transferTCPCuttingAndMerging(a, b, vtepd: vtepd)
             let entry = try vtepd.macEntry(a.hostMAC)
             #expect(
                 entry?.vlan == 100 && entry?.logicalSwitch == "ls5001",
@@ -450,5 +442,31 @@ struct VTEPDOffloadTests {
                 ["ss", "-Hlun", "sport", "=", ":\(port)"], in: namespace)
             return !listening.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
         }
+    }
+}
+
+extension Lab {
+    /// 4 MiB over TCP from host A to host B and back, content checked, through `vtepd` at
+    /// site A with offloads on: host A's super-frames must have been cut on the way out
+    /// (`super_frames_in`, `segments_out`) and the far side's segments merged on the way in
+    /// (`coalesced_frames_out`).
+    func transferTCPCuttingAndMerging(
+        _ a: LabSite, _ b: LabSite, vtepd: LabVTEPD,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let before = try vtepd.offloadCounters()
+        try transferTCP(from: a.hostNamespace, to: b.hostNamespace, address: b.hostIPv4)
+        let sent = try vtepd.offloadCounters()
+        #expect(
+            sent["super_frames_in"]! > before["super_frames_in"]!, "\(sent)",
+            sourceLocation: sourceLocation)
+        #expect(
+            sent["segments_out"]! > before["segments_out"]!, "\(sent)",
+            sourceLocation: sourceLocation)
+        try transferTCP(from: b.hostNamespace, to: a.hostNamespace, address: a.hostIPv4)
+        let received = try vtepd.offloadCounters()
+        #expect(
+            received["coalesced_frames_out"]! > sent["coalesced_frames_out"]!, "\(received)",
+            sourceLocation: sourceLocation)
     }
 }
