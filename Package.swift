@@ -1,8 +1,14 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
-// ../shared/ARCHITECTURE.md: dependencies point downward only
-// (Forwarding → Packet, CPrefetch; Datapath → Packet, CLinuxNet; OVSDB → SwiftNIO). Later
-// modules (Netlink, Appliance, Shell, vtepd, vtepsh) join with the issues that build them.
+// ../shared/ARCHITECTURE.md: dependencies point one way only, from the executables down:
+//   vtepd → Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI
+//   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning (nothing privileged: no netlink, no libcrypt)
+//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning
+//   DataPlane → Datapath, Forwarding, Netlink
+//   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
+//   ControlAPI → Appliance, SwiftNIO
+//   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
+// Each target below says in one line what it owns.
 import PackageDescription
 
 let package = Package(
@@ -13,6 +19,10 @@ let package = Package(
         .library(name: "Datapath", targets: ["Datapath"]),
         .library(name: "OVSDB", targets: ["OVSDB"]),
         .library(name: "Appliance", targets: ["Appliance"]),
+        .library(name: "ControlAPI", targets: ["ControlAPI"]),
+        .library(name: "HostConfiguration", targets: ["HostConfiguration"]),
+        .library(name: "DataPlane", targets: ["DataPlane"]),
+        .library(name: "SwitchControl", targets: ["SwitchControl"]),
         .library(name: "Shell", targets: ["Shell"]),
         .library(name: "Gateway", targets: ["Gateway"]),
         .executable(name: "vtepd", targets: ["vtepd"]),
@@ -57,26 +67,53 @@ let package = Package(
         // libxcrypt's crypt_gensalt_rn / crypt_rn, for the appliance users' password hashes.
         .systemLibrary(
             name: "CCrypt", pkgConfig: "libxcrypt", providers: [.apt(["libcrypt-dev"])]),
-        // vtepd's library: hardware_vtep rows into forwarding snapshots, the supervised
-        // ovsdb-server, and the data plane's worker.
+        // Typed appliance settings (host name, users, interfaces, routes, DNS, NTP), their
+        // atomic store and the audit log of changes. Applies nothing; touches no packets.
+        .target(name: "Appliance", dependencies: ["Packet"]),
+        // vtepd's control API: the protocol (commands, results, reports), newline-delimited
+        // JSON framing, the Unix-socket server and client, peer credentials. What vtepsh links.
         .target(
-            name: "Gateway",
+            name: "ControlAPI",
             dependencies: [
-                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "Appliance",
+                "Appliance", "Packet",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // Starting other programs by argument vector (posix_spawn, no shell, no inherited
+        // descriptors, clean signal state): short commands run to completion, supervised
+        // children. Used by HostConfiguration, SwitchControl and the shell's diagnostics.
+        .target(name: "ProcessSpawning"),
+        // Applying settings to the host: netlink links, addresses and routes, /etc files,
+        // shadow(5) and yescrypt, udhcpc leases and supervision, chrony.
+        .target(
+            name: "HostConfiguration",
+            dependencies: ["Appliance", "ProcessSpawning", "Packet", "Netlink", "CCrypt"]
+        ),
+        // The data plane's worker: Datapath batches through the Forwarding decision into
+        // transmit queues, with counters; the underlay next-hop resolver.
+        .target(
+            name: "DataPlane",
+            dependencies: ["Datapath", "Forwarding", "Packet", "Netlink"]
+        ),
+        // The switch's control: hardware_vtep rows ↔ forwarding snapshots (the role of
+        // ovs-vtep), local-MAC publishing, the vtep-ctl-like writes, the supervised ovsdb-server.
+        .target(
+            name: "SwitchControl",
+            dependencies: [
+                "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["README-keys.md"]
         ),
-        // The control socket (newline-delimited JSON over a Unix socket) and its reports; the
-        // API vtepsh uses. Typed appliance settings, their atomic store, the audit log and
-        // their application to the host. Touches no packets.
+        // vtepd's assembly: the control handler that routes each command to the appliance
+        // settings or the switch, and the appliance settings' application at run time.
         .target(
-            name: "Appliance",
+            name: "Gateway",
             dependencies: [
-                "Packet", "Netlink", "CCrypt",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
+                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink",
             ]
         ),
         // The appliance shell's pure core: command tree, parser, `?` help, Tab completion,
@@ -84,13 +121,15 @@ let package = Package(
         .target(name: "Shell", dependencies: ["Packet"]),
         // A vtepsh session: parsed commands to control requests, the line editor's loop,
         // ping and traceroute by argument vector. vtepsh's testable part.
-        .target(name: "ShellSession", dependencies: ["Shell", "Appliance", "Packet"]),
+        .target(
+            name: "ShellSession",
+            dependencies: ["Shell", "ControlAPI", "Appliance", "ProcessSpawning", "Packet"]),
         // The appliance shell: an admin's login shell and `vtepsh -c "CMD"`; a client of
         // vtepd's control socket.
         .executableTarget(
             name: "vtepsh",
             dependencies: [
-                "ShellSession", "Shell", "Appliance", "Packet",
+                "ShellSession", "Shell", "ControlAPI", "Appliance", "Packet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -100,7 +139,8 @@ let package = Package(
         .executableTarget(
             name: "vtepd",
             dependencies: [
-                "Gateway", "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath",
+                "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
+                "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -133,7 +173,9 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance", "Shell",
+                "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
+                "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
+                "Shell",
                 "ShellSession", "Datapath", "NamespaceLab",
             ]
         ),
@@ -147,7 +189,8 @@ let package = Package(
         .testTarget(
             name: "ApplianceTests",
             dependencies: [
-                "Appliance", "Packet", "Netlink", "Datapath", "NamespaceLab", "CCrypt",
+                "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

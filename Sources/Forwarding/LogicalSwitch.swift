@@ -109,3 +109,19 @@ public struct Binding: Hashable, Sendable, CustomStringConvertible {
 func vlanText(_ vlan: UInt16?) -> String {
     if let vlan, vlan != 0 { "VLAN \(vlan)" } else { "untagged" }
 }
+
+/// A static remote MAC (hardware_vtep Ucast_Macs_Remote): `mac` in logical switch `logicalSwitch` is behind `locator`.
+/// The data plane installs these with `ForwardingEngine.installStatic`.
+public struct StaticRemoteMAC: Hashable, Sendable, CustomStringConvertible {
+    public var logicalSwitch: String
+    public var mac: MACAddress
+    public var locator: Locator
+
+    public init(logicalSwitch: String, mac: MACAddress, locator: Locator) {
+        self.logicalSwitch = logicalSwitch
+        self.mac = mac
+        self.locator = locator
+    }
+
+    public var description: String { "\(mac) in \(logicalSwitch) via \(locator)" }
+}

@@ -1,6 +1,9 @@
 import Appliance
+import ControlAPI
+import DataPlane
 import Forwarding
 import Packet
+import SwitchControl
 import Synchronization
 
 /// Answers vtepd's control socket from the data plane and the latest snapshot: the MAC table,

@@ -1,5 +1,6 @@
 import Appliance
 import Glibc
+import ProcessSpawning
 import Shell
 
 /// `ping` and `traceroute`: run from a fixed path with an argument vector (posix_spawn, never

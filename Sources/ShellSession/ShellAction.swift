@@ -1,4 +1,5 @@
 import Appliance
+import ControlAPI
 import Packet
 import Shell
 

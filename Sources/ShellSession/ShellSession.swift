@@ -1,4 +1,5 @@
 import Appliance
+import ControlAPI
 import Shell
 
 /// How a command turned out, for the screen and for `vtepsh -c`'s exit status.

@@ -1,12 +1,16 @@
 import Appliance
 import ArgumentParser
+import ControlAPI
+import DataPlane
 import Datapath
 import Dispatch
 import Forwarding
 import Foundation
 import Gateway
+import HostConfiguration
 import OVSDB
 import Packet
+import SwitchControl
 
 /// vtepd: the VTEP gateway daemon. Thin by design (ARCHITECTURE.md): it parses bootstrap
 /// settings, wires the `Gateway` pieces together and handles signals.

@@ -1,5 +1,6 @@
 import Appliance
 import ArgumentParser
+import ControlAPI
 import Glibc
 import Shell
 import ShellSession

@@ -5,6 +5,9 @@ import Packet
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// One namespace with a veth (`link`) whose peer sits in a second namespace, and an appliance
 /// root under /tmp with an /etc/hosts that has lines of its own.

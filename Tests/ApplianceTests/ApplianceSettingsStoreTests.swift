@@ -1,5 +1,8 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 import Testing
 
 /// A fresh directory under /tmp, removed after `body`.

@@ -1,6 +1,9 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
 import Packet
+import ProcessSpawning
 import Testing
 
 /// The error `body` throws, or nil.

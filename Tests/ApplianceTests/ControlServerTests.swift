@@ -2,6 +2,9 @@ import Foundation
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 #if canImport(Glibc)
     import Glibc

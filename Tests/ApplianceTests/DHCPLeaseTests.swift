@@ -2,6 +2,9 @@ import Packet
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// udhcpc's reports as vtepd reads them, and what a lease adds to the settings in force.
 @Suite("DHCP: udhcpc's events and leases")

@@ -3,6 +3,9 @@ import NIOEmbedded
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// The framing and codec handlers on an `EmbeddedChannel`: exact bytes in, exact bytes out.
 @Suite struct FramingTests {

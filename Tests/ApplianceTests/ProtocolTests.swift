@@ -1,6 +1,9 @@
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// Request parsing: what is accepted, and the exact words of every refusal.
 @Suite struct ProtocolTests {
@@ -49,7 +52,7 @@ import Testing
                     id: 5,
                     message:
                         "unknown command \"mac-tables\"; commands: "
-                            + ControlCommand.names.joined(separator: ", "),
+                        + ControlCommand.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (
@@ -92,7 +95,7 @@ import Testing
                     id: 11,
                     message:
                         "request needs a string \"command\": one of "
-                            + ControlCommand.names.joined(separator: ", "),
+                        + ControlCommand.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (

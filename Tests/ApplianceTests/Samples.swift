@@ -1,4 +1,7 @@
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// Results as vtepd would map them from a two-switch gateway (documentation addresses,
 /// RFC 5737 / RFC 3849 / RFC 7042).

@@ -3,6 +3,9 @@ import Foundation
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// shadow(5) changed as chpasswd changes it: the bytes of the file before and after, the
 /// hash checked by libxcrypt's crypt_r(3) as pam_unix checks a login, the lckpwdf(3) lock
@@ -46,6 +49,12 @@ struct ShadowFileTests {
             return try body(
                 root, ShadowFile(root: root, lockTimeout: .seconds(20), today: { Self.day }))
         }
+    }
+
+    /// Appliance checks stored hashes against libxcrypt's CRYPT_OUTPUT_SIZE without linking
+    /// libcrypt; the number it keeps must be the library's.
+    @Test func theSettingsKnowLibxcryptsLongestHash() {
+        #expect(PasswordHash.cryptOutputSize == Int(ccrypt_output_size))
     }
 
     @Test func theHashAndTodayLandInTheAccountsLineAndNothingElseChanges() throws {

@@ -3,6 +3,9 @@ import Packet
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// The shell's control commands on the wire: the exact request line of each, that it parses
 /// back to the same command, and that bad values sent straight to the socket (bypassing

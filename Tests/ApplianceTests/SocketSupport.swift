@@ -3,6 +3,9 @@ import Synchronization
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 #if canImport(Glibc)
     import Glibc

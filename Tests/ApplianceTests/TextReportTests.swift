@@ -1,6 +1,9 @@
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// What an operator reads: golden text for every result.
 @Suite struct TextReportTests {

@@ -3,6 +3,9 @@ import NamespaceLab
 import Testing
 
 @testable import Appliance
+@testable import ControlAPI
+@testable import HostConfiguration
+@testable import ProcessSpawning
 
 /// NTP servers go to chronyd's sourcedir and chronyd is told to reload them. These tests use
 /// no chronyd: VTEPSHTimeTests (GatewayTests) runs a real one, with a real NTP server.

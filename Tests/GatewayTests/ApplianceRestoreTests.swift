@@ -1,7 +1,12 @@
 import Appliance
+import ControlAPI
+import DataPlane
 import Foundation
 import Gateway
+import HostConfiguration
 import Packet
+import ProcessSpawning
+import SwitchControl
 import Synchronization
 import Testing
 

@@ -1,9 +1,14 @@
+import ControlAPI
 import Foundation
+import HostConfiguration
 import OVSDB
 import Packet
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 /// Bootstrap against a real ovsdb-server; vtep-ctl reads what it wrote.
 @Suite(.serialized, .timeLimit(.minutes(1))) struct BootstrapTests {

@@ -1,11 +1,16 @@
+import ControlAPI
 import Forwarding
 import Foundation
+import HostConfiguration
 import OVSDB
 import Packet
 import Synchronization
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 /// What the data plane would be handed, in order.
 final class SnapshotSink: Sendable {

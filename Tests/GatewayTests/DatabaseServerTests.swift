@@ -1,8 +1,13 @@
+import ControlAPI
 import Foundation
+import HostConfiguration
 import OVSDB
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 /// Against Open vSwitch's real ovsdb-server and vtep-ctl (Debian openvswitch-common,
 /// openvswitch-vtep). Each test has its own state directory and stops its server by PID.

@@ -1,6 +1,9 @@
 import Appliance
+import ControlAPI
 import Datapath
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 
 /// Crafted underlay input and the reads a robustness test needs around it: UDP datagrams sent
 /// from inside a namespace, VXLAN headers with chosen (also wrong) bits, vtepd's drop counters

@@ -1,6 +1,9 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
 import NamespaceLab
+import ProcessSpawning
 import Synchronization
 
 /// Why a lab step failed. Lab tests throw it (and so fail) rather than skip: an integration

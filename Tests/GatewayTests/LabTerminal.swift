@@ -1,5 +1,8 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 
 /// A program on a pseudo-terminal, as a person at a terminal runs it: vtepsh itself (an
 /// operator at the console), or `ssh -tt`, so the remote vtepsh gets a terminal of sshd's and

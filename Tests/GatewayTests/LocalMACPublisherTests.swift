@@ -1,10 +1,15 @@
+import ControlAPI
 import Foundation
+import HostConfiguration
 import Packet
 import Synchronization
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
 @testable import OVSDB
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 typealias RowID = OVSDB.UUID
 func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }

@@ -1,8 +1,13 @@
+import ControlAPI
 import Foundation
+import HostConfiguration
 import OVSDB
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 /// A real ovsdb-server on a fresh state directory, started the way vtepd starts it
 /// (`DatabaseServer`), with `vtep-ctl` to read and write it as an operator would. Missing

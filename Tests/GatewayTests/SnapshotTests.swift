@@ -1,10 +1,15 @@
+import ControlAPI
 import Forwarding
+import HostConfiguration
 import Packet
 import PropertyChecks
 import Testing
 
+@testable import DataPlane
 @testable import Gateway
 @testable import OVSDB
+@testable import ProcessSpawning
+@testable import SwitchControl
 
 /// Builds `HardwareVTEP.Database` values row by row, as vtep-ctl would leave them.
 struct DatabaseBuilder {

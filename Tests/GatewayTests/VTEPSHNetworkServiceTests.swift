@@ -1,5 +1,8 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 import Testing
 
 /// The appliance's network services against real peers: DHCP addressing through busybox

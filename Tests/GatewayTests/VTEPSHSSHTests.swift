@@ -1,5 +1,8 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 import Testing
 
 /// An admin reaches vtepsh over OpenSSH, as on the appliance: `ssh admin@gw "COMMAND"` runs

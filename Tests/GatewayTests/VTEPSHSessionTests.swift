@@ -1,4 +1,7 @@
 import Appliance
+import ControlAPI
+import HostConfiguration
+import ProcessSpawning
 import Shell
 import ShellSession
 import Synchronization

@@ -1,5 +1,8 @@
 import Appliance
+import ControlAPI
 import Foundation
+import HostConfiguration
+import ProcessSpawning
 import Testing
 
 /// vtepsh end to end: vtepd in a network namespace of its own (and a UTS namespace of its
@@ -482,5 +485,45 @@ struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+/// The module split's promise, checked on the binaries: the unprivileged shell links no
+/// netlink, libmnl or libcrypt (those are vtepd's, which must link them for the check to mean
+/// anything).
+@Suite struct VTEPSHLinkageTests {
+    static let privileged = ["libnl-3", "libnl-route-3", "libmnl", "libcrypt"]
+
+    static func linkedLibraries(_ binary: URL) throws -> [String] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try #require(Lab.executable("ldd")))
+        process.arguments = [binary.path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "ldd \(binary.path) failed")
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            $0.split(separator: " ").first.map { String($0.trimmingCharacters(in: .whitespaces)) }
+        }
+    }
+
+    static func privilegedLibraries(_ binary: URL) throws -> [String] {
+        try linkedLibraries(binary).filter { library in
+            privileged.contains { library.hasPrefix($0 + ".so") }
+        }
+    }
+
+    @Test func vtepshLinksNothingPrivileged() throws {
+        #expect(try Self.privilegedLibraries(ShellSite.executable("vtepsh")) == [])
+    }
+
+    @Test func vtepdLinksWhatTheCheckLooksFor() throws {
+        #expect(
+            Set(
+                try Self.privilegedLibraries(ShellSite.executable("vtepd")).map {
+                    String($0.prefix { $0 != "." })
+                }) == Set(Self.privileged))
     }
 }

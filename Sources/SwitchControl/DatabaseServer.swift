@@ -1,6 +1,7 @@
 import Appliance
 import Foundation
 import OVSDB
+import ProcessSpawning
 
 /// Why the database server could not be prepared or started. Each names the path or command
 /// and what to do about it.
@@ -13,6 +14,15 @@ public enum DatabaseServerError: Error, Hashable, Sendable, CustomStringConverti
     case toolFailed(command: String, status: String, output: String)
     case didNotStart(socket: String, reason: String, log: String)
     case alreadyStarted
+
+    init(_ error: ChildProcessError) {
+        switch error {
+        case .spawnFailed(let executable, let reason):
+            self = .spawnFailed(executable: executable, reason: reason)
+        case .toolFailed(let command, let status, let output):
+            self = .toolFailed(command: command, status: status, output: output)
+        }
+    }
 
     public var description: String {
         switch self {
@@ -105,6 +115,18 @@ public actor DatabaseServer {
         }
         let socket = self.stateDirectory + "/db.sock"
         guard socket.utf8.count < 108 else { throw .socketPathTooLong(path: socket) }
+    }
+
+    /// `ChildProcess.run`, its failure as this server's error.
+    @discardableResult
+    private static func tool(_ executable: String, _ arguments: [String])
+        async throws(DatabaseServerError) -> String
+    {
+        do {
+            return try await ChildProcess.run(executable, arguments)
+        } catch {
+            throw DatabaseServerError(error)
+        }
     }
 
     /// The first executable called `name` in the usual system directories, then `PATH`.
@@ -221,7 +243,12 @@ public actor DatabaseServer {
                 "--pidfile=\(pidfilePath)", "--unixctl=\(controlSocketPath)", "--no-chdir",
                 "--log-file=\(logPath)", "-vconsole:off",
             ]
-        let process = try ChildProcess.spawn(ovsdbServer, arguments, stdout: log, stderr: log)
+        let process: ChildProcess
+        do {
+            process = try ChildProcess.spawn(ovsdbServer, arguments, stdout: log, stderr: log)
+        } catch {
+            throw DatabaseServerError(error)
+        }
         child = process
         launches += 1
         return process
@@ -272,13 +299,13 @@ public actor DatabaseServer {
     /// Creates the database if absent; converts it if the installed schema differs.
     private func prepareDatabase() async throws(DatabaseServerError) {
         guard FileManager.default.fileExists(atPath: databasePath) else {
-            try await ChildProcess.run(ovsdbTool, ["create", databasePath, schemaPath])
+            try await Self.tool(ovsdbTool, ["create", databasePath, schemaPath])
             return
         }
-        let needs = try await ChildProcess.run(
+        let needs = try await Self.tool(
             ovsdbTool, ["needs-conversion", databasePath, schemaPath])
         guard needs.trimmingCharacters(in: .whitespacesAndNewlines) == "yes" else { return }
-        let version = try await ChildProcess.run(ovsdbTool, ["db-version", databasePath])
+        let version = try await Self.tool(ovsdbTool, ["db-version", databasePath])
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let backup = "\(databasePath).backup-\(version)"
         do {
@@ -290,7 +317,7 @@ public actor DatabaseServer {
                 path: stateDirectory,
                 reason: "cannot back up \(databasePath) before converting it: \(error)")
         }
-        try await ChildProcess.run(ovsdbTool, ["convert", databasePath, schemaPath])
+        try await Self.tool(ovsdbTool, ["convert", databasePath, schemaPath])
     }
 
     /// An ovsdb-server left running on our database by a vtepd that died without stopping it

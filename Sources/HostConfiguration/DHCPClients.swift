@@ -1,6 +1,7 @@
 import Appliance
 import Foundation
 import Netlink
+import ProcessSpawning
 import Synchronization
 
 /// The DHCP clients of the interfaces configured for DHCP: one busybox udhcpc each (Debian's

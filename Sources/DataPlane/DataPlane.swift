@@ -132,7 +132,7 @@ public final class DataPlane: @unchecked Sendable {
     public var startNotes: [String] { worker.startNotes }
 
     enum Command {
-        case apply(ForwardingConfiguration, [GatewaySnapshot.RemoteMAC])
+        case apply(ForwardingConfiguration, [StaticRemoteMAC])
         case nextHops([Locator: NextHop])
         case run(@Sendable (DataPlaneWorker) -> Void)
         case stop
@@ -193,7 +193,7 @@ public final class DataPlane: @unchecked Sendable {
     /// and changes nothing, when `build` does.
     public func apply(
         _ build: (ForwardingConfiguration?) throws -> ForwardingConfiguration,
-        statics: [GatewaySnapshot.RemoteMAC]
+        statics: [StaticRemoteMAC]
     ) throws -> ForwardingConfiguration {
         try lastConfiguration.withLock { last in
             let configuration = try build(last)

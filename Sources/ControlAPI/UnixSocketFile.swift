@@ -1,3 +1,5 @@
+import Appliance
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -40,7 +42,7 @@ public enum ControlServerError: Error, Hashable, Sendable, CustomStringConvertib
 /// permissions, ownership, and the identity that tells our socket file from a successor's.
 enum UnixSocketFile {
     /// Usable bytes of `sockaddr_un.sun_path` (108 with the terminating NUL, unix(7)).
-    static let maximumPathLength = 107
+    static let maximumPathLength = UnixSocket.maximumPathLength
 
     enum State: Equatable {
         case absent
@@ -75,7 +77,7 @@ enum UnixSocketFile {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .system(operation: "probe", path: path, errno: errno) }
         defer { close(fd) }
-        let result = withSocketAddress(path) { address, length in
+        let result = UnixSocket.withAddress(path) { address, length in
             retryingInterrupts { connect(fd, address, length) }
         }
         if result == 0 { return .live }
@@ -144,52 +146,11 @@ enum UnixSocketFile {
         unlink(path)
     }
 
-    static func withSocketAddress<Result>(
-        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result
-    ) -> Result {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.initializeMemory(as: UInt8.self, repeating: 0)
-            for (index, byte) in path.utf8.prefix(maximumPathLength).enumerated() {
-                raw[index] = byte
-            }
-        }
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-    }
-
     private static func retryingInterrupts(_ call: () -> Int32) -> Int32 {
         while true {
             let result = call()
             if result == -1, errno == EINTR { continue }
             return result
         }
-    }
-}
-
-/// Unix socket addresses for vtepd's other sockets (the DHCP hook's, chronyd's and
-/// ovsdb-server's), built one way.
-public enum UnixSocket {
-    /// Calls `body` with `path` as a `sockaddr_un`; nil when the path does not fit in
-    /// `sun_path` (unix(7)).
-    public static func withAddress<Result>(
-        _ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Result
-    ) -> Result? {
-        guard path.utf8.count <= UnixSocketFile.maximumPathLength else { return nil }
-        return UnixSocketFile.withSocketAddress(path, body)
-    }
-
-    /// Whether connect(2) to the socket of `type` (SOCK_STREAM, SOCK_DGRAM, …) at `path`
-    /// succeeds: something listens (stream) or receives (datagram) there. A file its daemon
-    /// left behind refuses the connection.
-    public static func connects(_ path: String, type: Int32) -> Bool {
-        let fd = socket(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        return withAddress(path) { connect(fd, $0, $1) == 0 } ?? false
     }
 }

@@ -1,3 +1,4 @@
+import Appliance
 import CCrypt
 import Glibc
 
@@ -21,34 +22,7 @@ public enum PasswordError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A crypt(5) password hash, as /etc/shadow holds it: `$y$…` (yescrypt, Debian's default
-/// since 11) or `$6$…` (sha512-crypt). Never the password itself.
-public struct PasswordHash: Hashable, Sendable, CustomStringConvertible {
-    public static let minimumPasswordLength = 8
-    /// CRYPT_MAX_PASSPHRASE_SIZE of libxcrypt.
-    public static let maximumPasswordBytes = 512
-
-    public let text: String
-
-    /// Accepts a stored hash after checking it is one of the two schemes and has only the
-    /// characters crypt(5) uses (so it can go into /etc/shadow as one field).
-    public init(_ text: String) throws(ApplianceSettingsError) {
-        guard text.hasPrefix("$y$") || text.hasPrefix("$6$") else {
-            throw .invalidPasswordHash(
-                reason: "it is neither yescrypt ($y$) nor sha512-crypt ($6$)")
-        }
-        let allowed = text.utf8.allSatisfy {
-            (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
-                || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "$")
-                || $0 == UInt8(ascii: "=")
-        }
-        guard allowed, text.utf8.count < Int(ccrypt_output_size) else {
-            throw .invalidPasswordHash(
-                reason: "it has characters or a length crypt(5) never produces")
-        }
-        self.text = text
-    }
-
+extension PasswordHash {
     /// Hashes `password` with a fresh random salt: yescrypt if libxcrypt offers it, else
     /// sha512-crypt (crypt_gensalt_rn with no random bytes given reads them from the kernel).
     public init(hashing password: String) throws(PasswordError) {
@@ -92,12 +66,6 @@ public struct PasswordHash: Hashable, Sendable, CustomStringConvertible {
         for index in a.indices { difference |= a[index] ^ b[index] }
         return difference == 0
     }
-
-    /// "yescrypt" or "sha512-crypt".
-    public var scheme: String { text.hasPrefix("$y$") ? "yescrypt" : "sha512-crypt" }
-
-    /// Shows the scheme only: a hash is not for logs.
-    public var description: String { "<\(scheme) hash>" }
 
     /// crypt_rn(3) with its work area on the heap (struct crypt_data is 32 KiB); nil when
     /// libxcrypt refuses the setting.

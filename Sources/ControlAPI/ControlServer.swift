@@ -1,3 +1,4 @@
+import Appliance
 import NIOCore
 import NIOPosix
 import Synchronization

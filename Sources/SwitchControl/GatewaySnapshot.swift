@@ -12,21 +12,8 @@ import Packet
 /// `problems`, in words an operator can act on; one bad row never stops the others. The keys
 /// read beyond the standard schema are documented in README-keys.md.
 public struct GatewaySnapshot: Hashable, Sendable {
-    /// A Ucast_Macs_Remote row: `mac` in logical switch `logicalSwitch` is behind `locator`.
-    /// The data plane installs these with `ForwardingEngine.installStatic`.
-    public struct RemoteMAC: Hashable, Sendable, CustomStringConvertible {
-        public var logicalSwitch: String
-        public var mac: MACAddress
-        public var locator: Locator
-
-        public init(logicalSwitch: String, mac: MACAddress, locator: Locator) {
-            self.logicalSwitch = logicalSwitch
-            self.mac = mac
-            self.locator = locator
-        }
-
-        public var description: String { "\(mac) in \(logicalSwitch) via \(locator)" }
-    }
+    /// A Ucast_Macs_Remote row, as the data plane installs it.
+    public typealias RemoteMAC = StaticRemoteMAC
 
     /// The `other_config` keys of Logical_Switch that vtepd reads (README-keys.md).
     public static let logicalSwitchKeys = [

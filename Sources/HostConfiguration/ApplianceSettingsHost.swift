@@ -1,6 +1,8 @@
+import Appliance
 import Glibc
 import Netlink
 import Packet
+import ProcessSpawning
 
 /// A change the host refused. Whatever had been changed before it was undone, unless
 /// `rollbackFailures` says otherwise.

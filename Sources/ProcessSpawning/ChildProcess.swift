@@ -1,6 +1,21 @@
-import Appliance
 import Foundation
 import Synchronization
+
+/// Why a child process could not be started or did not succeed.
+package enum ChildProcessError: Error, Hashable, Sendable, CustomStringConvertible {
+    case spawnFailed(executable: String, reason: String)
+    /// A short command (`ChildProcess.run`) exited other than 0: its standard error and output.
+    case toolFailed(command: String, status: String, output: String)
+
+    package var description: String {
+        switch self {
+        case .spawnFailed(let executable, let reason):
+            return "cannot start \(executable): \(reason)"
+        case .toolFailed(let command, let status, let output):
+            return "\(command) \(status): \(output.trimmingCharacters(in: .whitespacesAndNewlines))"
+        }
+    }
+}
 
 /// A child process started with posix_spawn, watched by one thread that reaps it.
 ///
@@ -13,8 +28,8 @@ import Synchronization
 /// Signals go to the PID only while it is not yet reaped: the watcher waits with `WNOWAIT`,
 /// records the exit under a lock and only then reaps, so `signal(_:)` can never hit a reused
 /// PID.
-final class ChildProcess: Sendable {
-    let pid: pid_t
+package final class ChildProcess: Sendable {
+    package let pid: pid_t
     private let exitStatus = Mutex<Int32?>(nil)
 
     private init(pid: pid_t) {
@@ -24,10 +39,10 @@ final class ChildProcess: Sendable {
     /// Starts `executable` with `arguments`: stdin from /dev/null, stdout and stderr to the
     /// given descriptors, nothing else inherited; `environment` (`NAME=value` strings) instead
     /// of vtepd's own when given.
-    static func spawn(
+    package static func spawn(
         _ executable: String, _ arguments: [String], stdout: Int32, stderr: Int32,
         environment: [String]? = nil
-    ) throws(DatabaseServerError) -> ChildProcess {
+    ) throws(ChildProcessError) -> ChildProcess {
         var pid: pid_t = 0
         let result = HostCommand.spawnQuietly(
             &pid, executable, arguments, stdin: "/dev/null", stdout: stdout, stderr: stderr,
@@ -40,7 +55,7 @@ final class ChildProcess: Sendable {
 
     /// Waits for the child to exit, on a thread of its own (waitpid blocks), and reaps it.
     /// Returns the raw wait status. Call once.
-    func waitForExit() async -> Int32 {
+    package func waitForExit() async -> Int32 {
         await withCheckedContinuation { continuation in
             let thread = Thread { [self] in
                 var info = siginfo_t()
@@ -59,7 +74,7 @@ final class ChildProcess: Sendable {
 
     /// Sends `signal` unless the child has already been reaped. True if it was sent.
     @discardableResult
-    func signal(_ signal: Int32) -> Bool {
+    package func signal(_ signal: Int32) -> Bool {
         exitStatus.withLock { recorded in
             guard recorded == nil else { return false }
             return kill(pid, signal) == 0
@@ -67,22 +82,23 @@ final class ChildProcess: Sendable {
     }
 
     /// Nil while running.
-    var exit: Int32? { exitStatus.withLock { $0 } }
+    package var exit: Int32? { exitStatus.withLock { $0 } }
 
     /// "exited with status 1", "killed by signal 9 (SIGKILL)".
-    static func describe(_ status: Int32) -> String {
+    package static func describe(_ status: Int32) -> String {
         let signal = status & 0x7F
         if signal == 0 { return "exited with status \((status >> 8) & 0xFF)" }
         let name = strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
         return "killed by signal \(signal) (\(name))"
     }
 
-    static func exitedCleanly(_ status: Int32) -> Bool { status == 0 }
+    package static func exitedCleanly(_ status: Int32) -> Bool { status == 0 }
 
     /// Runs a short command to completion and returns its standard output; throws
     /// `toolFailed` with its standard error if it does not exit 0.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) async throws(DatabaseServerError)
+    package static func run(_ executable: String, _ arguments: [String])
+        async throws(ChildProcessError)
         -> String
     {
         var out: [Int32] = [0, 0]

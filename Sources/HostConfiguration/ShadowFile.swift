@@ -1,3 +1,4 @@
+import Appliance
 import Glibc
 
 /// Why shadow(5) was not read or changed. Whenever one of these is thrown, the file was not

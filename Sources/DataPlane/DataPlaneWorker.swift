@@ -83,7 +83,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var templates: TemplateCache
     private var sequences: SequenceCounters
     private var nextHops: [Locator: NextHop] = [:]
-    private var statics: Set<GatewaySnapshot.RemoteMAC> = []
+    private var statics: Set<StaticRemoteMAC> = []
     private(set) var problems: [String] = []
     private var groups: Set<IPAddress> = []
 
@@ -1177,7 +1177,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     // MARK: Control
 
-    private func apply(_ new: ForwardingConfiguration, _ staticMACs: [GatewaySnapshot.RemoteMAC]) {
+    private func apply(_ new: ForwardingConfiguration, _ staticMACs: [StaticRemoteMAC]) {
         configurationsApplied &+= 1
         engine.apply(new)
         configurationRef = .passUnretained(new)

@@ -1,3 +1,4 @@
+import Appliance
 import Packet
 
 #if canImport(FoundationEssentials)
