@@ -644,12 +644,7 @@ extension ControlCommand {
             let setting: ReplicationSetting
             switch (mode, addresses.count) {
             case ("multicast", 1):
-                let isMulticast =
-                    switch addresses[0] {
-                    case .v4(let a): a.isMulticast
-                    case .v6(let a): a.isMulticast
-                    }
-                guard isMulticast else {
+                guard addresses[0].isMulticast else {
                     throw ControlFailure(
                         "\(name): \(addresses[0]) is not a multicast group (224.0.0.0/4 or ff00::/8)"
                     )

@@ -184,12 +184,7 @@ public final class UDPTunnelSocket {
     {
         let subject = SystemError.Subject.other(
             "group \(group) on interface index \(interfaceIndex)")
-        let isMulticast: Bool
-        switch group {
-        case .v4(let address): isMulticast = address.isMulticast
-        case .v6(let address): isMulticast = address.isMulticast
-        }
-        guard isMulticast else {
+        guard group.isMulticast else {
             throw SystemError(
                 call: join ? "join" : "leave", errno: EINVAL,
                 subject: .other("\(group), which is not a multicast group address"))

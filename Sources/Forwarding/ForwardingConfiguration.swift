@@ -165,7 +165,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         for s in switches {
             switch s.replication {
             case .multicast(let group):
-                guard Self.isMulticast(group.ip) else {
+                guard group.ip.isMulticast else {
                     throw .groupNotMulticast(group, switch: s.name)
                 }
                 addLocator(group)
@@ -407,13 +407,6 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         let scalars = name.unicodeScalars
         return !scalars.isEmpty && scalars.count <= 64
             && scalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F }
-    }
-
-    static func isMulticast(_ ip: IPAddress) -> Bool {
-        switch ip {
-        case .v4(let a): a.isMulticast
-        case .v6(let a): a.isMulticast
-        }
     }
 
     /// An address a VTEP can have: not unspecified, broadcast, multicast or loopback.

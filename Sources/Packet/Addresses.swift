@@ -214,6 +214,14 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case .v6(let address): address.description
         }
     }
+
+    /// An IP multicast group: 224.0.0.0/4 or ff00::/8.
+    public var isMulticast: Bool {
+        switch self {
+        case .v4(let address): address.isMulticast
+        case .v6(let address): address.isMulticast
+        }
+    }
 }
 
 // MARK: - Text parsing shared by the address types

@@ -180,12 +180,7 @@ public enum ArgumentKind: Hashable, Sendable {
             return .success(.ipList(addresses))
         case .multicastGroup:
             guard let address = IPAddress(text) else { return .failure(refusal()) }
-            let isMulticast: Bool
-            switch address {
-            case .v4(let v4): isMulticast = v4.isMulticast
-            case .v6(let v6): isMulticast = v6.isMulticast
-            }
-            guard isMulticast else {
+            guard address.isMulticast else {
                 return .failure(
                     ArgumentRefusal(
                         "\(text) is not a multicast group (224.0.0.0/4 or ff00::/8), e.g. \(example)"

@@ -529,13 +529,6 @@ private struct SnapshotProblem: Error {
 }
 
 extension IPAddress {
-    fileprivate var isMulticast: Bool {
-        switch self {
-        case .v4(let a): a.isMulticast
-        case .v6(let a): a.isMulticast
-        }
-    }
-
     /// IPv4 before IPv6, then by address.
     fileprivate var order: (UInt8, UInt64, UInt64) {
         switch self {

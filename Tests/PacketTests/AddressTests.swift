@@ -5,6 +5,15 @@ import Testing
 
 @Suite("Addresses: text and wire forms")
 struct AddressTests {
+    @Test(arguments: [
+        ("224.0.0.1", true), ("239.255.255.255", true), ("223.255.255.255", false),
+        ("240.0.0.0", false), ("ff02::1", true), ("ff00::", true), ("fe80::1", false),
+        ("2001:db8::1", false),
+    ])
+    func ipMulticastGroupsOfBothFamilies(text: String, multicast: Bool) throws {
+        #expect(try #require(IPAddress(text)).isMulticast == multicast)
+    }
+
     @Test func macParsesBothSeparatorsAndCases() {
         #expect(MACAddress("00:11:22:33:44:55")?.rawValue == 0x0011_2233_4455)
         #expect(MACAddress("AA-bb-CC-dd-EE-ff")?.rawValue == 0xAABB_CCDD_EEFF)
