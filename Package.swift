@@ -6,7 +6,7 @@
 //   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning
 //   DataPlane → Datapath, Forwarding, Netlink
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
-//   ControlAPI → Appliance, SwiftNIO
+//   ControlAPI → Appliance, Shell (the grammar's vocabulary), SwiftNIO
 //   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
 // Each target below says in one line what it owns.
 import PackageDescription
@@ -70,12 +70,13 @@ let package = Package(
         // Typed appliance settings (host name, users, interfaces, routes, DNS, NTP), their
         // atomic store and the audit log of changes. Applies nothing; touches no packets.
         .target(name: "Appliance", dependencies: ["Packet"]),
-        // vtepd's control API: the protocol (commands, results, reports), newline-delimited
-        // JSON framing, the Unix-socket server and client, peer credentials. What vtepsh links.
+        // vtepd's control API: each command declared once (wire form, shell grammar, audit,
+        // running-config line), results and reports, newline-delimited JSON framing, the
+        // Unix-socket server and client, peer credentials. What vtepsh links.
         .target(
             name: "ControlAPI",
             dependencies: [
-                "Appliance", "Packet",
+                "Appliance", "Shell", "Packet",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -182,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "ShellTests",
             dependencies: [
-                "Shell", "Packet", "PropertyChecks",
+                "Shell", "ShellSession", "ControlAPI", "Appliance", "Packet", "PropertyChecks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

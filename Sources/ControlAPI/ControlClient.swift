@@ -70,7 +70,7 @@ public final class ControlClient: Sendable {
     }
 
     /// Sends one request and waits for its result; a refusal by vtepd is thrown as `.refused`.
-    public func send(_ command: ControlCommand, timeout: Duration = .seconds(10))
+    public func send(_ command: any ControlCommand, timeout: Duration = .seconds(10))
         async throws(ControlClientError) -> ControlResult
     {
         do {
@@ -80,24 +80,24 @@ public final class ControlClient: Sendable {
         }
     }
 
-    public func macTable(_ query: MACTableQuery = MACTableQuery()) async throws(ControlClientError)
+    public func macTable(_ query: ShowMACTable = ShowMACTable()) async throws(ControlClientError)
         -> [MACTableRow]
     {
-        guard case .macTable(let rows) = try await send(.macTable(query)) else {
+        guard case .macTable(let rows) = try await send(query) else {
             throw .malformedResponse(reason: "mac-table returned another command's result")
         }
         return rows
     }
 
     public func counters() async throws(ControlClientError) -> CountersReport {
-        guard case .counters(let report) = try await send(.counters) else {
+        guard case .counters(let report) = try await send(Counters()) else {
             throw .malformedResponse(reason: "counters returned another command's result")
         }
         return report
     }
 
     public func configuration() async throws(ControlClientError) -> ConfigurationReport {
-        guard case .configuration(let report) = try await send(.configuration) else {
+        guard case .configuration(let report) = try await send(Configuration()) else {
             throw .malformedResponse(reason: "configuration returned another command's result")
         }
         return report
@@ -110,7 +110,7 @@ public final class ControlClient: Sendable {
     /// Connects, sends one command, waits for the result and closes, blocking the calling
     /// thread: for command-line tools that are not async. Must not be called on an event loop.
     public static func request(
-        _ command: ControlCommand, at path: String, timeout: Duration = .seconds(10),
+        _ command: any ControlCommand, at path: String, timeout: Duration = .seconds(10),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) throws(ControlClientError) -> ControlResult {
         do {
@@ -147,7 +147,7 @@ public final class ControlClient: Sendable {
             }
     }
 
-    private func sendFuture(_ command: ControlCommand, _ timeout: Duration)
+    private func sendFuture(_ command: any ControlCommand, _ timeout: Duration)
         -> EventLoopFuture<ControlResult>
     {
         let promise = channel.eventLoop.makePromise(of: ControlResult.self)
@@ -161,12 +161,12 @@ public final class ControlClient: Sendable {
 /// A command written into a client channel: `ControlClientHandler` gives it an id and completes
 /// `promise` with the result of the response that carries that id.
 public struct PendingControlRequest: Sendable {
-    public var command: ControlCommand
+    public var command: any ControlCommand
     public var timeout: TimeAmount
     public var promise: EventLoopPromise<ControlResult>
 
     public init(
-        command: ControlCommand, timeout: TimeAmount, promise: EventLoopPromise<ControlResult>
+        command: any ControlCommand, timeout: TimeAmount, promise: EventLoopPromise<ControlResult>
     ) {
         self.command = command
         self.timeout = timeout
@@ -184,7 +184,7 @@ public final class ControlClientHandler: ChannelDuplexHandler {
     public typealias OutboundOut = ByteBuffer
 
     private struct Pending {
-        var command: ControlCommand
+        var command: any ControlCommand
         var promise: EventLoopPromise<ControlResult>
         var timer: Scheduled<Void>?
     }
@@ -244,7 +244,7 @@ public final class ControlClientHandler: ChannelDuplexHandler {
                 return
             }
             do {
-                entry.promise.succeed(try entry.command.decodeResult(from: bytes))
+                entry.promise.succeed(try entry.command.reply.decode(from: bytes))
             } catch {
                 entry.promise.fail(
                     ControlClientError.malformedResponse(

@@ -151,7 +151,7 @@ public final class ApplianceController: Sendable {
     }
 
     /// Writes one audit entry for `command`; a failure to write is returned as a sentence.
-    public func record(_ command: ControlCommand, peer: PeerCredentials, result: AuditResult)
+    public func record(_ command: any ControlCommand, peer: PeerCredentials, result: AuditResult)
         -> String?
     {
         do {
@@ -162,17 +162,17 @@ public final class ApplianceController: Sendable {
         }
     }
 
-    /// `handle` on a thread of its own: the appliance's work blocks (netlink, fsync, yescrypt,
+    /// `body` on a thread of its own: the appliance's work blocks (netlink, fsync, yescrypt,
     /// chronyc, waiting for a DHCP client to release its lease), and on the cooperative pool
     /// (two threads on a two-core appliance) it would stall vtepd's control plane meanwhile.
-    public func handleOffThePool(_ command: ControlCommand, from peer: PeerCredentials)
-        async throws(ControlFailure) -> ControlResult?
+    func offThePool(_ body: @escaping @Sendable () throws(ControlFailure) -> ControlResult)
+        async throws(ControlFailure) -> ControlResult
     {
-        let outcome: Result<ControlResult?, ControlFailure> = await withCheckedContinuation {
+        let outcome: Result<ControlResult, ControlFailure> = await withCheckedContinuation {
             continuation in
             work.async {
                 do throws(ControlFailure) {
-                    continuation.resume(returning: .success(try self.handle(command, from: peer)))
+                    continuation.resume(returning: .success(try body()))
                 } catch {
                     continuation.resume(returning: .failure(error))
                 }
@@ -181,142 +181,143 @@ public final class ApplianceController: Sendable {
         return try outcome.get()
     }
 
-    /// Answers an appliance command; nil for a command that is not one.
-    public func handle(_ command: ControlCommand, from peer: PeerCredentials)
-        throws(ControlFailure) -> ControlResult?
-    {
-        switch command {
-        case .hostname:
-            return .lines([settings.hostname?.text ?? host.kernelHostname.get()])
-        case .interfaces(let name): return .interfaces(try interfaces(name))
-        case .routes: return .routes(try routes())
-        case .dnsServers: return .lines(settings.dnsServers.map(\.description))
-        case .ntpServers: return .lines(ntpServers())
-        case .searchDomains: return .lines(settings.dnsSearchDomains.map(\.text))
-        case .log(let lines):
+    /// Registers the handler of each appliance command (run off the cooperative pool, one at
+    /// a time, in order). Changes are audited by the caller of the handler.
+    public func register(in handlers: inout ControlHandlers) {
+        func on<C: ControlCommand>(
+            _ type: C.Type, _ body: @escaping @Sendable (C) throws(ControlFailure) -> ControlResult
+        ) {
+            handlers.on(type) { command, _ throws(ControlFailure) in
+                try await self.offThePool { () throws(ControlFailure) in try body(command) }
+            }
+        }
+        /// A settings change: `edit` applied to the settings in force.
+        func change<C: ControlCommand>(
+            _ type: C.Type,
+            _ edit:
+                @escaping @Sendable (C, inout ApplianceSettings) throws(ApplianceSettingsError)
+                -> Void
+        ) {
+            on(type) { command throws(ControlFailure) in
+                // An interface leaving DHCP mode (a static address, or down): its client
+                // releases the lease first, from the leased address, before the change removes
+                // it. Should the change be refused, reconcileDHCP starts the client again.
+                let leaving: InterfaceName? =
+                    switch command {
+                    case let c as SetInterfaceAddress: c.interface
+                    case let c as SetInterfaceState where c.state == .down: c.interface
+                    default: nil
+                    }
+                if let leaving, self.settings.interface(leaving)?.addressing == .dhcp,
+                    let clients = self.dhcp.withLock({ $0 })
+                {
+                    clients.stopAndWait(leaving)
+                }
+                defer { self.reconcileDHCP() }
+                try self.change { settings throws(ApplianceSettingsError) in
+                    try edit(command, &settings)
+                }
+                return .accepted
+            }
+        }
+
+        on(ShowHostname.self) { _ in
+            .lines([self.settings.hostname?.text ?? self.host.kernelHostname.get()])
+        }
+        on(ShowInterfaces.self) { command throws(ControlFailure) in
+            .interfaces(try self.interfaces(command.interface))
+        }
+        on(ShowRoutes.self) { _ throws(ControlFailure) in .routes(try self.routes()) }
+        on(ShowDNSServers.self) { _ in .lines(self.settings.dnsServers.map(\.description)) }
+        on(ShowNTPServers.self) { _ in .lines(self.ntpServers()) }
+        on(ShowSearchDomains.self) { _ in .lines(self.settings.dnsSearchDomains.map(\.text)) }
+        on(ShowLog.self) { command throws(ControlFailure) in
             do {
-                return .lines(try audit.lastEntries(lines ?? ControlCommand.defaultLogLines))
+                return .lines(try self.audit.lastEntries(command.lines ?? ShowLog.defaultLines))
             } catch {
                 throw ControlFailure("cannot read the audit log: \(error)")
             }
-        case .setPassword(let user, let password):
+        }
+        on(SetPassword.self) { command throws(ControlFailure) in
             // Hashed here, outside the lock: yescrypt is slow on purpose.
             let hash: PasswordHash
             do {
-                hash = try PasswordHash(hashing: password)
+                hash = try PasswordHash(hashing: command.password)
             } catch {
-                _ = record(command, peer: peer, result: .refused("\(error)"))
                 throw ControlFailure("\(error)")
             }
-            try change(command, peer: peer) { settings in
-                settings.setUser(ApplianceUser(name: user, passwordHash: hash))
+            try self.change { settings in
+                settings.setUser(ApplianceUser(name: command.user, passwordHash: hash))
             }
             return .accepted
-        case .setInterfaceDHCP:
-            if let problem = dhcp.withLock({ $0 })?.problem() {
-                _ = record(command, peer: peer, result: .refused(problem))
+        }
+        on(SetInterfaceDHCP.self) { command throws(ControlFailure) in
+            if let problem = self.dhcp.withLock({ $0 })?.problem() {
                 throw ControlFailure(problem)
             }
-            try change(command, peer: peer, Self.edit(for: command)!)
-            reconcileDHCP()
-            return .accepted
-        default:
-            guard let edit = Self.edit(for: command) else { return nil }
-            // An interface leaving DHCP mode (a static address, or down): its client releases
-            // the lease first, from the leased address, before the change removes it. Should
-            // the change be refused, reconcileDHCP starts the client again.
-            let leaving: InterfaceName? =
-                switch command {
-                case .setInterfaceAddress(let name, _), .setInterfaceState(let name, up: false):
-                    settings.interface(name)?.addressing == .dhcp ? name : nil
-                default: nil
-                }
-            if let leaving, let clients = dhcp.withLock({ $0 }) {
-                clients.stopAndWait(leaving)
+            try self.change { settings throws(ApplianceSettingsError) in
+                try settings.updateInterface(command.interface) { $0.addressing = .dhcp }
             }
-            defer { reconcileDHCP() }
-            try change(command, peer: peer, edit)
+            self.reconcileDHCP()
             return .accepted
         }
-    }
-
-    /// The settings change a command asks for; nil when it asks for none.
-    static func edit(for command: ControlCommand)
-        -> ((inout ApplianceSettings) throws(ApplianceSettingsError) -> Void)?
-    {
-        switch command {
-        case .setHostname(let name): return { $0.hostname = name }
-        case .setInterfaceAddress(let name, let address):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.updateInterface(name) { $0.addressing = .staticIPv4(address) }
+        change(SetHostname.self) { command, settings in settings.hostname = command.name }
+        change(SetInterfaceAddress.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.updateInterface(command.interface) {
+                $0.addressing = .staticIPv4(command.address)
             }
-        case .setInterfaceDHCP(let name):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.updateInterface(name) { $0.addressing = .dhcp }
-            }
-        case .setInterfaceMTU(let name, let mtu):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.updateInterface(name) { i throws(ApplianceSettingsError) in
-                    try i.setMTU(mtu)
-                }
-            }
-        case .setInterfaceState(let name, let up):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.updateInterface(name) { $0.isUp = up }
-            }
-        case .addRoute(let route):
-            return { settings throws(ApplianceSettingsError) in try settings.addRoute(route) }
-        case .removeRoute(let route):
-            return { settings throws(ApplianceSettingsError) in try settings.removeRoute(route) }
-        case .clearRoutes: return { $0.clearRoutes() }
-        case .addDNSServer(let server):
-            return { settings throws(ApplianceSettingsError) in try settings.addDNSServer(server) }
-        case .removeDNSServer(let server):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.removeDNSServer(server)
-            }
-        case .clearDNSServers: return { $0.clearDNSServers() }
-        case .addNTPServer(let server):
-            return { settings throws(ApplianceSettingsError) in try settings.addNTPServer(server) }
-        case .removeNTPServer(let server):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.removeNTPServer(server)
-            }
-        case .addSearchDomain(let domain):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.addSearchDomain(domain)
-            }
-        case .removeSearchDomain(let domain):
-            return { settings throws(ApplianceSettingsError) in
-                try settings.removeSearchDomain(domain)
-            }
-        case .clearSearchDomains: return { $0.clearSearchDomains() }
-        default: return nil
         }
+        change(SetInterfaceMTU.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.updateInterface(command.interface) { i throws(ApplianceSettingsError) in
+                try i.setMTU(command.mtu)
+            }
+        }
+        change(SetInterfaceState.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.updateInterface(command.interface) { $0.isUp = command.state == .up }
+        }
+        change(AddRoute.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.addRoute(command.route)
+        }
+        change(RemoveRoute.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.removeRoute(command.route)
+        }
+        change(ClearRoutes.self) { _, settings in settings.clearRoutes() }
+        change(AddDNSServer.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.addDNSServer(command.server)
+        }
+        change(RemoveDNSServer.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.removeDNSServer(command.server)
+        }
+        change(ClearDNSServers.self) { _, settings in settings.clearDNSServers() }
+        change(AddNTPServer.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.addNTPServer(command.server)
+        }
+        change(RemoveNTPServer.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.removeNTPServer(command.server)
+        }
+        change(AddSearchDomain.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.addSearchDomain(command.domain)
+        }
+        change(RemoveSearchDomain.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.removeSearchDomain(command.domain)
+        }
+        change(ClearSearchDomains.self) { _, settings in settings.clearSearchDomains() }
     }
 
+    /// Applies `edit` to the settings in force, to the host, and saves the result (all or
+    /// nothing, `applyAndSave`). The lock is held from reading the settings to saving them.
     private func change(
-        _ command: ControlCommand, peer: PeerCredentials,
         _ edit: (inout ApplianceSettings) throws(ApplianceSettingsError) -> Void
     ) throws(ControlFailure) {
         try current.withLock { settings throws(ControlFailure) in
             var new = settings
             do {
                 try edit(&new)
-            } catch {
-                _ = record(command, peer: peer, result: .refused("\(error)"))
-                throw ControlFailure("\(error)")
-            }
-            do {
                 try host.applyAndSave(new, replacing: settings, to: store)
             } catch {
-                _ = record(command, peer: peer, result: .refused("\(error)"))
                 throw ControlFailure("\(error)")
             }
             settings = new
-        }
-        if let problem = record(command, peer: peer, result: .accepted) {
-            throw ControlFailure("the change was applied and saved, but \(problem)")
         }
     }
 
@@ -412,27 +413,27 @@ public final class ApplianceController: Sendable {
 extension ApplianceSettings {
     /// The commands that rebuild these settings, for `show running-config`. Passwords are
     /// not among them: a hash is not for printing.
-    public var commands: [ControlCommand] {
-        var commands: [ControlCommand] = []
-        if let hostname { commands.append(.setHostname(hostname)) }
+    public var commands: [any ControlCommand] {
+        var commands: [any ControlCommand] = []
+        if let hostname { commands.append(SetHostname(hostname)) }
         for interface in interfaces {
             switch interface.addressing {
             case .staticIPv4(let address)?:
-                commands.append(.setInterfaceAddress(interface.name, address))
-            case .dhcp?: commands.append(.setInterfaceDHCP(interface.name))
+                commands.append(SetInterfaceAddress(interface.name, address))
+            case .dhcp?: commands.append(SetInterfaceDHCP(interface.name))
             case nil: break
             }
             if let mtu = interface.mtu {
-                commands.append(.setInterfaceMTU(interface.name, mtu: mtu))
+                commands.append(SetInterfaceMTU(interface.name, mtu: mtu))
             }
             if let up = interface.isUp {
-                commands.append(.setInterfaceState(interface.name, up: up))
+                commands.append(SetInterfaceState(interface.name, up ? .up : .down))
             }
         }
-        commands += routes.map { .addRoute($0) }
-        commands += dnsServers.map { .addDNSServer($0) }
-        commands += dnsSearchDomains.map { .addSearchDomain($0) }
-        commands += ntpServers.map { .addNTPServer($0) }
+        commands += routes.map { AddRoute($0) }
+        commands += dnsServers.map { AddDNSServer($0) }
+        commands += dnsSearchDomains.map { AddSearchDomain($0) }
+        commands += ntpServers.map { AddNTPServer($0) }
         return commands
     }
 }

@@ -13,22 +13,74 @@ public final class GatewayController: ControlHandler, Sendable {
     public let dataPlane: DataPlane
     private let state = Mutex<(snapshot: GatewaySnapshot?, problems: [String])>((nil, []))
 
-    /// The shell's commands: the appliance settings and the hardware_vtep writer, attached by
-    /// vtepd once both exist.
-    private let shell = Mutex<(appliance: ApplianceController?, database: SwitchDatabase?)>(
-        (nil, nil))
+    /// The handler of each command, and the appliance whose audit log records the changes:
+    /// the data plane's reports from the start, the shell's commands once vtepd attaches the
+    /// appliance settings and the hardware_vtep writer.
+    private let handlers = Mutex<(table: ControlHandlers, appliance: ApplianceController?)>(
+        (ControlHandlers(), nil))
 
     /// Why publishing local MACs fails, while it does.
     private let publishingProblem = Mutex<String?>(nil)
 
-    public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
+    public init(dataPlane: DataPlane) {
+        self.dataPlane = dataPlane
+        handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
+    }
 
     /// `LocalMACPublisher`'s failure (nil: it works again), for the configuration's problems.
     public func publishing(problem: String?) { publishingProblem.withLock { $0 = problem } }
 
-    /// Enables the shell's commands; until then they are refused with the reason.
-    public func attach(appliance: ApplianceController?, database: SwitchDatabase?) {
-        shell.withLock { $0 = (appliance, database) }
+    /// Enables the shell's commands; until then they are refused with the reason. Returns
+    /// the declared commands left without a handler (none when both are given).
+    @discardableResult
+    public func attach(appliance: ApplianceController?, database: SwitchDatabase?) -> [String] {
+        let table = Self.handlers(self, appliance: appliance, database: database)
+        handlers.withLock { $0 = (table, appliance) }
+        return table.missing
+    }
+
+    /// The table for what is attached: the reports always; the appliance's commands with the
+    /// appliance; the gateway's writes and reports, and the running configuration, with both.
+    static func handlers(
+        _ controller: GatewayController, appliance: ApplianceController?,
+        database: SwitchDatabase?
+    ) -> ControlHandlers {
+        var table = ControlHandlers()
+        table.on(ShowMACTable.self) { query, _ throws(ControlFailure) in
+            .macTable(try await controller.macTable(query))
+        }
+        table.on(Counters.self) { _, _ in .counters(await controller.counters()) }
+        table.on(Configuration.self) { _, _ in .configuration(await controller.configuration()) }
+        guard let appliance else { return table }
+        appliance.register(in: &table)
+        guard let database else { return table }
+        table.on(ShowRunningConfig.self) { _, _ throws(ControlFailure) in
+            let gateway = try await database.commands()
+            return .lines((appliance.settings.commands + gateway).map(\.shellLine))
+        }
+        table.on(ShowLogicalSwitches.self) { _, _ throws(ControlFailure) in
+            .logicalSwitches(try await database.logicalSwitches())
+        }
+        table.on(ShowTunnels.self) { _, _ throws(ControlFailure) in
+            .tunnels(try await controller.tunnels(database))
+        }
+        func write<C: ControlCommand>(_ type: C.Type) {
+            table.on(type) { command, _ throws(ControlFailure) in
+                guard try await database.execute(command) else {
+                    throw ControlFailure("\(C.command) is not a command vtepd can run")
+                }
+                return .accepted
+            }
+        }
+        write(AddLogicalSwitch.self)
+        write(RemoveLogicalSwitch.self)
+        write(SetReplication.self)
+        write(SetEncapsulation.self)
+        write(BindPort.self)
+        write(UnbindPort.self)
+        write(AddRemoteMAC.self)
+        write(RemoveRemoteMAC.self)
+        return table
     }
 
     /// The control plane calls this with each snapshot it hands to the data plane, and with
@@ -37,84 +89,62 @@ public final class GatewayController: ControlHandler, Sendable {
         state.withLock { $0 = (snapshot ?? $0.snapshot, problems) }
     }
 
+    /// Runs a request with its command's handler; a change is written to the audit log with
+    /// its outcome, under the user the kernel vouches for.
     public func handle(_ request: ControlRequest, from peer: PeerCredentials)
         async throws(ControlFailure) -> ControlResult
     {
-        switch request.command {
-        case .macTable(let query): return .macTable(try await macTable(query))
-        case .counters: return .counters(await counters())
-        case .configuration: return .configuration(await configuration())
-        default: return try await handleShellCommand(request.command, from: peer)
-        }
-    }
-
-    /// The shell's commands: appliance settings to `ApplianceController`, gateway writes to
-    /// `SwitchDatabase` (audited here), reports from both.
-    func handleShellCommand(_ command: ControlCommand, from peer: PeerCredentials)
-        async throws(ControlFailure) -> ControlResult
-    {
-        let (appliance, database) = shell.withLock { $0 }
-        guard let appliance else {
-            throw ControlFailure(
-                "vtepd runs without the appliance settings: they could not be loaded at"
-                    + " start (vtepd's log says why)")
-        }
-        if let result = try await appliance.handleOffThePool(command, from: peer) {
-            return result
-        }
-        guard let database else {
+        let command = request.command
+        let (table, appliance) = handlers.withLock { $0 }
+        guard let handler = table.handler(for: command) else {
+            guard appliance != nil else {
+                throw ControlFailure(
+                    "vtepd runs without the appliance settings: they could not be loaded at"
+                        + " start (vtepd's log says why)")
+            }
             throw ControlFailure("the hardware_vtep database is not attached yet; retry")
         }
-        switch command {
-        case .runningConfig:
-            let gateway = try await database.commands()
-            return .lines((appliance.settings.commands + gateway).map(\.shellLine))
-        case .logicalSwitches:
-            return .logicalSwitches(try await database.logicalSwitches())
-        case .tunnels:
-            let use = try await database.locatorUse()
-            let plane = await counters()
-            var rows: [String: TunnelReport] = [:]
-            for (ip, entry) in use {
-                rows[ip] = TunnelReport(
-                    ip: ip, encapsulation: entry.encapsulation, switches: entry.switches.sorted())
-            }
-            for vtep in plane.vteps {
-                var row =
-                    rows[vtep.ip]
-                    ?? TunnelReport(ip: vtep.ip, encapsulation: vtep.encapsulation, switches: [])
-                row.encapsulation = vtep.encapsulation
-                row.txFrames += vtep.txFrames
-                row.rxFrames += vtep.rxFrames
-                rows[vtep.ip] = row
-            }
-            return .tunnels(rows.values.sorted { $0.ip < $1.ip })
-        default:
-            do throws(ControlFailure) {
-                guard try await database.execute(command) else {
-                    throw ControlFailure("\(command.name) is not a command vtepd can run")
-                }
-            } catch {
-                _ = appliance.record(command, peer: peer, result: .refused(error.message))
-                throw error
-            }
-            if let problem = appliance.record(command, peer: peer, result: .accepted) {
-                throw ControlFailure("the change was written, but \(problem)")
-            }
-            return .accepted
+        guard command.changesState, let appliance else {
+            return try await handler(command, peer).get()
         }
+        let result: ControlResult
+        do {
+            result = try await handler(command, peer).get()
+        } catch {
+            _ = appliance.record(command, peer: peer, result: .refused(error.message))
+            throw error
+        }
+        if let problem = appliance.record(command, peer: peer, result: .accepted) {
+            throw ControlFailure("the change was made, but \(problem)")
+        }
+        return result
     }
 
-    func macTable(_ query: MACTableQuery) async throws(ControlFailure) -> [MACTableRow] {
-        var parsed: MACAddress? = nil
-        if let text = query.mac {
-            parsed = MACAddress(text)
-            if parsed == nil {
-                throw ControlFailure(
-                    "\"\(text)\" is not a MAC address (expected aa:bb:cc:dd:ee:ff)")
-            }
+    /// `show switch tunnels`: the remote VTEPs the database reaches, with the data plane's
+    /// frames to and from each.
+    func tunnels(_ database: SwitchDatabase) async throws(ControlFailure) -> [TunnelReport] {
+        let use = try await database.locatorUse()
+        let plane = await counters()
+        var rows: [String: TunnelReport] = [:]
+        for (ip, entry) in use {
+            rows[ip] = TunnelReport(
+                ip: ip, encapsulation: entry.encapsulation, switches: entry.switches.sorted())
         }
-        let mac = parsed
+        for vtep in plane.vteps {
+            var row =
+                rows[vtep.ip]
+                ?? TunnelReport(ip: vtep.ip, encapsulation: vtep.encapsulation, switches: [])
+            row.encapsulation = vtep.encapsulation
+            row.txFrames += vtep.txFrames
+            row.rxFrames += vtep.rxFrames
+            rows[vtep.ip] = row
+        }
+        return rows.values.sorted { $0.ip < $1.ip }
+    }
+
+    func macTable(_ query: ShowMACTable) async throws(ControlFailure) -> [MACTableRow] {
+        let mac = query.mac
+
         let wanted = query.logicalSwitch
         // Read a slice of the table per worker turn, as `localMACs` does, so a large table
         // never stalls forwarding; a configuration applied during the pass (switch and

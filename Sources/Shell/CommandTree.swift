@@ -25,24 +25,36 @@ public struct Choice: Hashable, Sendable {
 }
 
 /// A command: its syntax, the line `help` shows for it, and how its matched arguments become
-/// a `ShellCommand`.
-public struct CommandDeclaration: Sendable {
+/// a `Command` (the shell's action; a control command for vtepd, most of them). The builder
+/// may refuse values that the argument kinds let through but the command's own types do not
+/// (a host name whose last label is all digits): the line is then refused as a parse error.
+public struct CommandDeclaration<Command: Sendable>: Sendable {
     public var syntax: [Syntax]
     /// What the command does, in one line, as `help` lists it next to the usage. Its own
     /// text rather than a keyword's: a keyword's help serves `?` and is shared by every
     /// command through it (`up` says "Bring the link up", not what `set network interface
     /// IF up` changes), the way the NSX/NVP appliances' `help` describes each command.
     public var summary: String
-    public var build: @Sendable (Arguments) -> ShellCommand
+    public var build: @Sendable (Arguments) throws(CommandRefusal) -> Command
 
     /// `summary` is required so that no command reaches `help` without its line.
     public init(
         _ syntax: [Syntax], summary: String,
-        build: @escaping @Sendable (Arguments) -> ShellCommand
+        build: @escaping @Sendable (Arguments) throws(CommandRefusal) -> Command
     ) {
         self.syntax = syntax
         self.summary = summary
         self.build = build
+    }
+
+    /// The same declaration building something else from what this one builds.
+    public func map<Other: Sendable>(_ transform: @escaping @Sendable (Command) -> Other)
+        -> CommandDeclaration<Other>
+    {
+        let build = self.build
+        return CommandDeclaration<Other>(syntax, summary: summary) {
+            (arguments) throws(CommandRefusal) in transform(try build(arguments))
+        }
     }
 
     /// The syntax as the `help` command lists it: `show log [lines N]`, `set ... up|down`.
@@ -153,7 +165,14 @@ public struct Completion: Hashable, Sendable {
 
 /// The commands as a tree of tokens: each edge a keyword or a typed argument, each node that
 /// ends a command holding its builder.
-public struct CommandTree: Sendable {
+/// What the line editor asks of a command tree: `?` help and Tab completion, whatever the
+/// commands build.
+public protocol CommandGrammar: Sendable {
+    func help(before text: String) throws(ParseError) -> [HelpEntry]
+    func complete(before text: String) -> Completion
+}
+
+public struct CommandTree<Command: Sendable>: CommandGrammar {
     enum Token: Sendable {
         case keyword(String, help: String, slot: String?)
         case argument(String, ArgumentKind, help: String)
@@ -189,7 +208,7 @@ public struct CommandTree: Sendable {
 
     struct Node: Sendable {
         var edges: [Edge] = []
-        var build: (@Sendable (Arguments) -> ShellCommand)?
+        var build: (@Sendable (Arguments) throws(CommandRefusal) -> Command)?
     }
 
     /// A token of the input line with its 1-based column.
@@ -199,12 +218,12 @@ public struct CommandTree: Sendable {
     }
 
     private(set) var nodes: [Node] = [Node()]
-    public let declarations: [CommandDeclaration]
+    public let declarations: [CommandDeclaration<Command>]
 
     /// Builds the tree. Declarations that collide (the same path twice, a keyword with two
     /// different help texts) are programming errors and stop the process: the tests build the
     /// shipped tree, so they cannot reach an appliance.
-    public init(_ declarations: [CommandDeclaration]) {
+    public init(_ declarations: [CommandDeclaration<Command>]) {
         self.declarations = declarations
         for declaration in declarations {
             for path in Self.expand(declaration.syntax) {
@@ -236,7 +255,8 @@ public struct CommandTree: Sendable {
     }
 
     private mutating func insert(
-        _ path: [Token], build: @escaping @Sendable (Arguments) -> ShellCommand, usage: String
+        _ path: [Token], build: @escaping @Sendable (Arguments) throws(CommandRefusal) -> Command,
+        usage: String
     ) {
         var node = 0
         for token in path {
@@ -265,13 +285,17 @@ public struct CommandTree: Sendable {
     /// (`sh net int` is `show network interfaces`, `sh net int eth0` is `show network
     /// interface eth0`). When more than one does, or the line stops before they part, the
     /// line is ambiguous and the error names the word and its candidates.
-    public func parse(_ line: String) throws(ParseError) -> ShellCommand? {
+    public func parse(_ line: String) throws(ParseError) -> Command? {
         let words = try Self.tokenize(line)
         guard let last = words.last else { return nil }
         let reached = try reach(words)
         let complete = reached.filter { nodes[$0.node].build != nil }
         if complete.count == 1, let build = nodes[complete[0].node].build {
-            return build(complete[0].arguments)
+            do {
+                return try build(complete[0].arguments)
+            } catch {
+                throw .refused(reason: error.reason)
+            }
         }
         if complete.count > 1 { throw ambiguity(complete, words) }
         if reached.count > 1 { throw ambiguity(reached, words) }

@@ -46,7 +46,7 @@ public struct LineEditor {
         case singleShift
     }
 
-    public let tree: CommandTree
+    public let tree: any CommandGrammar
     /// The most lines the history keeps; the oldest go first.
     public let historyLimit: Int
     public private(set) var history: [String] = []
@@ -71,7 +71,7 @@ public struct LineEditor {
     /// Longest control sequence kept; anything longer is garbage, not a key.
     private static let maximumSequence = 16
 
-    public init(tree: CommandTree = .appliance, historyLimit: Int = 500) {
+    public init(tree: any CommandGrammar, historyLimit: Int = 500) {
         precondition(historyLimit > 0, "the history must hold at least one line")
         self.tree = tree
         self.historyLimit = historyLimit

@@ -8,6 +8,8 @@ public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
     case ambiguous(token: String, column: Int, candidates: [String])
     /// The line ended where the command needs more; `column` is one past its end.
     case incomplete(after: String, column: Int, expected: String)
+    /// The line matched a command, whose own types refuse a value (`CommandRefusal`).
+    case refused(reason: String)
 
     /// Where the problem is, 1-based, for a `^` marker under the line.
     public var column: Int {
@@ -15,6 +17,7 @@ public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalidInput(_, let column, _), .ambiguous(_, let column, _),
             .incomplete(_, let column, _):
             column
+        case .refused: 1
         }
     }
 
@@ -28,6 +31,7 @@ public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
                 + candidates.joined(separator: ", ")
         case .incomplete(let after, _, let expected):
             "% Incomplete command after '\(after)': expected \(expected)"
+        case .refused(let reason): "% \(visible(reason))"
         }
     }
 }
@@ -58,4 +62,11 @@ func isControl(_ scalar: Unicode.Scalar) -> Bool {
     case .control, .lineSeparator, .paragraphSeparator: true
     default: false
     }
+}
+
+/// A builder's refusal of a value its command's types do not accept, in words.
+public struct CommandRefusal: Error, Hashable, Sendable, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
 }

@@ -16,7 +16,7 @@ public struct ShellOutcome: Error, Hashable, Sendable {
 /// What the shell needs from the outside: a way to vtepd, and one to run diagnostics. Tests
 /// put in-memory versions here; vtepsh the control socket and posix_spawn.
 public struct ShellEnvironment: Sendable {
-    public var send: @Sendable (ControlCommand) -> Result<ControlResult, ControlClientError>
+    public var send: @Sendable (any ControlCommand) -> Result<ControlResult, ControlClientError>
     /// Runs a diagnostic with the terminal as its input and output; its exit status.
     public var runDiagnostic: @Sendable ([String]) -> Result<Int32, ShellFailure>
     /// The host name for the prompt when vtepd cannot say.
@@ -24,7 +24,7 @@ public struct ShellEnvironment: Sendable {
     public var version: String
 
     public init(
-        send: @escaping @Sendable (ControlCommand) -> Result<ControlResult, ControlClientError>,
+        send: @escaping @Sendable (any ControlCommand) -> Result<ControlResult, ControlClientError>,
         runDiagnostic: @escaping @Sendable ([String]) -> Result<Int32, ShellFailure>,
         localHostname: @escaping @Sendable () -> String, version: String
     ) {
@@ -38,10 +38,10 @@ public struct ShellEnvironment: Sendable {
 /// Runs one command line: parse, act, text. Shared by the interactive session and
 /// `vtepsh -c`, so both behave alike.
 public struct ShellExecutor: Sendable {
-    public let tree: CommandTree
+    public let tree: CommandTree<ShellAction>
     public let environment: ShellEnvironment
 
-    public init(tree: CommandTree = .appliance, environment: ShellEnvironment) {
+    public init(tree: CommandTree<ShellAction> = .appliance, environment: ShellEnvironment) {
         self.tree = tree
         self.environment = environment
     }
@@ -50,8 +50,7 @@ public struct ShellExecutor: Sendable {
     /// `promptWidth` is given).
     public func action(for line: String, promptWidth: Int?) -> Result<ShellAction?, ShellOutcome> {
         do {
-            guard let command = try tree.parse(line) else { return .success(nil) }
-            return .success(try command.action())
+            return .success(try tree.parse(line))
         } catch let error as ParseError {
             let marker = promptWidth.map {
                 TerminalText.marker(column: error.column, promptWidth: $0)
@@ -92,7 +91,7 @@ public struct ShellExecutor: Sendable {
     }
 
     /// Sends a command to vtepd and renders its result.
-    public func send(_ command: ControlCommand) -> ShellOutcome {
+    public func send(_ command: any ControlCommand) -> ShellOutcome {
         switch environment.send(command) {
         case .success(let result):
             return ShellOutcome(text: TextReport.render(result), succeeded: true)
@@ -105,7 +104,8 @@ public struct ShellExecutor: Sendable {
 
     /// `HOSTNAME> `, the host name as vtepd has it.
     public func prompt() -> String {
-        if case .success(.lines(let lines)) = environment.send(.hostname), let name = lines.first,
+        if case .success(.lines(let lines)) = environment.send(ShowHostname()),
+            let name = lines.first,
             !name.isEmpty
         {
             return name + "> "
@@ -172,7 +172,9 @@ public final class ShellSession {
                 stage = .password(user: user, first: nil)
             case .success(let action?):
                 show(executor.perform(action).text)
-                if case .control(.setHostname) = action { prompt = executor.prompt() }
+                if case .control(let command) = action, command is SetHostname {
+                    prompt = executor.prompt()
+                }
             }
         case (.password, .cancelled), (.password, .endOfInput):
             stage = .command
@@ -184,7 +186,7 @@ public final class ShellSession {
             if first != second {
                 show(TerminalText.errorLine("the passwords differ; password not changed"))
             } else {
-                let outcome = executor.send(.setPassword(user: user, password: second))
+                let outcome = executor.send(SetPassword(user: user, password: second))
                 show(outcome.succeeded ? "Password changed.\n" : outcome.text)
             }
         }

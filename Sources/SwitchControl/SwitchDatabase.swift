@@ -85,38 +85,38 @@ public struct SwitchDatabase: Sendable {
 
     /// The commands that rebuild the logical switches, their replication, encapsulation,
     /// bindings on our ports and static remote MACs.
-    public func commands() async throws(ControlFailure) -> [ControlCommand] {
+    public func commands() async throws(ControlFailure) -> [any ControlCommand] {
         let db = try await read()
-        var commands: [ControlCommand] = []
+        var commands: [any ControlCommand] = []
         let ports = ourPorts(db).sorted { $0.name < $1.name }
         for ls in db.logicalSwitches.values.sorted(by: { $0.name < $1.name }) {
             guard let vni = ls.tunnelKey else { continue }
-            commands.append(.addLogicalSwitch(name: ls.name, vni: vni))
+            commands.append(AddLogicalSwitch(name: ls.name, vni: vni))
             let (mode, locators) = replication(of: ls, db)
             let addresses = locators.compactMap(IPAddress.init)
             if !addresses.isEmpty {
                 switch mode {
                 case "multicast":
                     commands.append(
-                        .setReplication(logicalSwitch: ls.name, .multicast(addresses[0])))
+                        SetReplication(logicalSwitch: ls.name, .multicast(addresses[0])))
                 case "head-end":
-                    commands.append(.setReplication(logicalSwitch: ls.name, .headEnd(addresses)))
+                    commands.append(SetReplication(logicalSwitch: ls.name, .headEnd(addresses)))
                 default:
                     commands.append(
-                        .setReplication(logicalSwitch: ls.name, .serviceNode(addresses[0])))
+                        SetReplication(logicalSwitch: ls.name, .serviceNode(addresses[0])))
                 }
             }
             if let text = ls.otherConfig["encapsulation"],
                 let encapsulation = Encapsulation.allCases.first(where: { $0.description == text })
             {
-                commands.append(.setEncapsulation(logicalSwitch: ls.name, encapsulation))
+                commands.append(SetEncapsulation(logicalSwitch: ls.name, encapsulation))
             }
             for port in ports {
                 guard let name = try? InterfaceName(port.name) else { continue }
                 for (vlan, target) in port.vlanBindings.sorted(by: { $0.key < $1.key })
                 where target == ls.uuid {
                     commands.append(
-                        .bindPort(
+                        BindPort(
                             SwitchBinding(port: name, vlan: Int(vlan), logicalSwitch: ls.name)))
                 }
             }
@@ -127,7 +127,7 @@ public struct SwitchDatabase: Sendable {
                     let ip = db.physicalLocators[mac.locator].flatMap({ IPAddress($0.dstIP) })
                 else { continue }
                 commands.append(
-                    .addRemoteMAC(RemoteMAC(logicalSwitch: ls.name, mac: address, vtep: ip)))
+                    AddRemoteMAC(RemoteMAC(logicalSwitch: ls.name, mac: address, vtep: ip)))
             }
         }
         return commands
@@ -160,11 +160,12 @@ public struct SwitchDatabase: Sendable {
     // MARK: Writing
 
     /// Runs one of the gateway's change commands; returns false for any other command.
-    public func execute(_ command: ControlCommand) async throws(ControlFailure) -> Bool {
+    public func execute(_ command: any ControlCommand) async throws(ControlFailure) -> Bool {
         let db = try await read()
         let operations: [Operation]
         switch command {
-        case .addLogicalSwitch(let name, let vni):
+        case let c as AddLogicalSwitch:
+            let (name, vni) = (c.name, c.vni)
             if let existing = db.logicalSwitches.values.first(where: { $0.name == name }) {
                 throw ControlFailure(
                     "logical switch \(name) exists already"
@@ -178,7 +179,8 @@ public struct SwitchDatabase: Sendable {
                     table: "Logical_Switch",
                     row: Row(["name": .atom(.string(name)), "tunnel_key": .atom(.integer(vni))]))
             ]
-        case .removeLogicalSwitch(let name, let vni):
+        case let c as RemoveLogicalSwitch:
+            let (name, vni) = (c.name, c.vni)
             let ls = try logicalSwitch(name, db)
             if let vni, ls.tunnelKey != vni {
                 throw ControlFailure(
@@ -186,10 +188,11 @@ public struct SwitchDatabase: Sendable {
                         + " not \(vni); nothing removed")
             }
             operations = removal(of: ls, db)
-        case .setReplication(let name, let setting):
-            operations = try replicationOperations(try logicalSwitch(name, db), setting, db)
-        case .setEncapsulation(let name, let encapsulation):
-            let ls = try logicalSwitch(name, db)
+        case let c as SetReplication:
+            operations = try replicationOperations(
+                try logicalSwitch(c.logicalSwitch, db), c.replication, db)
+        case let c as SetEncapsulation:
+            let (ls, encapsulation) = (try logicalSwitch(c.logicalSwitch, db), c.encapsulation)
             operations = [
                 .mutate(
                     table: "Logical_Switch", where: [uuidIs(ls.uuid)],
@@ -200,7 +203,8 @@ public struct SwitchDatabase: Sendable {
                             .map([.string("encapsulation"): .string(encapsulation.description)])),
                     ])
             ]
-        case .bindPort(let binding):
+        case let c as BindPort:
+            let binding = c.value
             let ls = try logicalSwitch(binding.logicalSwitch, db)
             let port = try ourPort(binding.port.text, db)
             if let bound = port.vlanBindings[UInt16(binding.vlan)] {
@@ -220,7 +224,8 @@ public struct SwitchDatabase: Sendable {
                             .map([.integer(binding.vlan): .uuid(ls.uuid)]))
                     ])
             ]
-        case .unbindPort(let binding):
+        case let c as UnbindPort:
+            let binding = c.value
             let ls = try logicalSwitch(binding.logicalSwitch, db)
             let port = try ourPort(binding.port.text, db)
             guard port.vlanBindings[UInt16(binding.vlan)] == ls.uuid else {
@@ -235,7 +240,8 @@ public struct SwitchDatabase: Sendable {
                         Mutation("vlan_bindings", "delete", .set([.integer(binding.vlan)]))
                     ])
             ]
-        case .addRemoteMAC(let remote):
+        case let c as AddRemoteMAC:
+            let remote = c.value
             let ls = try logicalSwitch(remote.logicalSwitch, db)
             let mac = remote.mac.description
             if let existing = db.ucastMacsRemote.values.first(where: {
@@ -257,7 +263,8 @@ public struct SwitchDatabase: Sendable {
                         "locator": .atom(locator),
                     ])))
             operations = writes
-        case .removeRemoteMAC(let remote):
+        case let c as RemoveRemoteMAC:
+            let remote = c.value
             let ls = try logicalSwitch(remote.logicalSwitch, db)
             let mac = remote.mac.description
             guard

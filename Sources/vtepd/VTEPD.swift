@@ -155,9 +155,14 @@ struct Run: AsyncParsableCommand {
             locators.set(snapshot)
         }
 
-        controller.attach(
+        let unhandled = controller.attach(
             appliance: appliance,
             database: SwitchDatabase(client: controlPlane.client, physicalSwitch: name))
+        // Every declared command has its handler once both are attached (a test checks it);
+        // one without is a build that must not run.
+        precondition(
+            appliance == nil || unhandled.isEmpty,
+            "commands without a handler: \(unhandled.joined(separator: ", "))")
         // DHCP: udhcpc per interface in DHCP mode, its events through the hook socket.
         var dhcpClients: DHCPClients? = nil
         var dhcpHook: DHCPHookServer? = nil
@@ -258,11 +263,19 @@ struct Show: AsyncParsableCommand {
     func run() async throws {
         let client = try await ControlClient.connect(to: control)
         defer { Task { await client.close() } }
-        let command: ControlCommand
+        let command: any ControlCommand
         switch what {
-        case "mac-table": command = .macTable(MACTableQuery(logicalSwitch: logicalSwitch, mac: mac))
-        case "counters": command = .counters
-        default: command = .configuration
+        case "mac-table":
+            let address = try mac.map { text in
+                guard let address = MACAddress(text) else {
+                    throw ValidationError(
+                        "\"\(text)\" is not a MAC address (use aa:bb:cc:dd:ee:ff)")
+                }
+                return address
+            }
+            command = ShowMACTable(logicalSwitch: logicalSwitch, mac: address)
+        case "counters": command = Counters()
+        default: command = Configuration()
         }
         let result = try await client.send(command)
         if json {

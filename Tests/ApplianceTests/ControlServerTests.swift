@@ -1,4 +1,5 @@
 import Foundation
+import Packet
 import Testing
 
 @testable import Appliance
@@ -41,10 +42,10 @@ import Testing
             let client = try await ControlClient.connect(to: server.path)
             #expect(try await client.macTable() == Samples.macTable)
             #expect(
-                try await client.macTable(MACTableQuery(logicalSwitch: "web"))
+                try await client.macTable(ShowMACTable(logicalSwitch: "web"))
                     == Array(Samples.macTable.prefix(2)))
             #expect(
-                try await client.macTable(MACTableQuery(mac: "00:00:5e:00:53:bb"))
+                try await client.macTable(ShowMACTable(mac: MACAddress("00:00:5e:00:53:bb")!))
                     == [Samples.macTable[3]])
             #expect(try await client.counters() == Samples.counters)
             #expect(try await client.configuration() == Samples.configuration)
@@ -52,7 +53,7 @@ import Testing
                 throws: ControlClientError.refused(
                     command: "mac-table", message: "no logical switch named missing")
             ) {
-                try await client.macTable(MACTableQuery(logicalSwitch: "missing"))
+                try await client.macTable(ShowMACTable(logicalSwitch: "missing"))
             }
             // The refusal left the connection usable.
             #expect(try await client.counters() == Samples.counters)
@@ -60,7 +61,7 @@ import Testing
 
             let path = server.path
             let blocking = try await onThread {
-                try ControlClient.request(.configuration, at: path)
+                try ControlClient.request(Configuration(), at: path)
             }
             #expect(blocking == .configuration(Samples.configuration))
         }
@@ -84,7 +85,7 @@ import Testing
             #expect(
                 ids[2]
                     == #"{"id":3,"ok":false,"error":"unknown command \"nonsense\"; commands: "#
-                    + ControlCommand.names.joined(separator: ", ") + #""}"#
+                    + ControlCommands.names.joined(separator: ", ") + #""}"#
             )
             #expect(
                 ids[3]
@@ -92,7 +93,7 @@ import Testing
             )
             // Concurrent requests from the client API are pipelined on one connection.
             let client = try await ControlClient.connect(to: server.path)
-            async let slow = client.macTable(MACTableQuery(logicalSwitch: "slow"))
+            async let slow = client.macTable(ShowMACTable(logicalSwitch: "slow"))
             async let fast = client.counters()
             #expect(try await (slow, fast) == ([], Samples.counters))
             await client.close()
@@ -173,7 +174,7 @@ import Testing
                     #"{"id":5,"ok":false,"error":"argument \"switch\" of mac-table must be a string"}"#,
                     #"{"id":null,"ok":false,"error":"request needs an integer \"id\""}"#,
                     #"{"id":7,"ok":false,"error":"unknown command \"shutdown\"; commands: "#
-                        + ControlCommand.names.joined(separator: ", ") + #""}"#,
+                        + ControlCommands.names.joined(separator: ", ") + #""}"#,
                     #"{"id":8,"ok":true,"result":[{"mac":"00:00:5e:00:53:02","static":true,"switch":"web","type":"remote","vni":5001,"vtep":"192.0.2.2"}]}"#,
                 ])
             #expect(try await bystander.counters() == Samples.counters)
@@ -339,7 +340,7 @@ import Testing
             await #expect(throws: ControlClientError.timedOut(command: "mac-table", seconds: 0.05))
             {
                 try await client.send(
-                    .macTable(MACTableQuery(logicalSwitch: "slow")), timeout: .milliseconds(50))
+                    ShowMACTable(logicalSwitch: "slow"), timeout: .milliseconds(50))
             }
             // The late answer is dropped; the next request gets its own.
             #expect(try await client.counters() == Samples.counters)

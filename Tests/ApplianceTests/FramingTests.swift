@@ -1,5 +1,6 @@
 import NIOCore
 import NIOEmbedded
+import Packet
 import Testing
 
 @testable import Appliance
@@ -42,8 +43,8 @@ import Testing
             "and\":\"counters\"}\r\n\n\n{\"id\":2,\"command\":\"configuration\"}\n{\"id\":3,")
         #expect(
             try server.inbound() == [
-                .request(ControlRequest(id: 1, command: .counters)),
-                .request(ControlRequest(id: 2, command: .configuration)),
+                .request(ControlRequest(id: 1, command: Counters())),
+                .request(ControlRequest(id: 2, command: Configuration())),
             ])
         try server.receive(
             #""command":"mac-table","arguments":{"switch":"web","mac":"00-00-5E-00-53-01"}}"#)
@@ -54,8 +55,8 @@ import Testing
                 .request(
                     ControlRequest(
                         id: 3,
-                        command: .macTable(
-                            MACTableQuery(logicalSwitch: "web", mac: "00:00:5e:00:53:01"))))
+                        command: ShowMACTable(
+                            logicalSwitch: "web", mac: MACAddress("00:00:5e:00:53:01")!)))
             ])
     }
 
@@ -64,7 +65,7 @@ import Testing
         try server.receive(#"{"id":9,"command":"counters"}"#)
         #expect(try server.inbound() == [])
         server.channel.pipeline.fireChannelInactive()
-        #expect(try server.inbound() == [.request(ControlRequest(id: 9, command: .counters))])
+        #expect(try server.inbound() == [.request(ControlRequest(id: 9, command: Counters()))])
     }
 
     @Test func aLineAtTheLimitPassesOneByteMoreIsRefusedAndTheRestDiscarded() throws {
@@ -72,7 +73,7 @@ import Testing
         let limit = request.utf8.count
         let server = try ServerPipeline(maximumLength: limit)
         try server.receive(request + "\n")
-        #expect(try server.inbound() == [.request(ControlRequest(id: 1, command: .counters))])
+        #expect(try server.inbound() == [.request(ControlRequest(id: 1, command: Counters()))])
         // Reported as soon as the limit is crossed, before any newline arrives.
         try server.receive(" " + request)
         #expect(
@@ -148,7 +149,7 @@ import Testing
             try channel.connect(to: SocketAddress(unixDomainSocketPath: "/run/vtepd.sock")).wait()
         }
 
-        func send(_ command: ControlCommand, timeout: TimeAmount = .seconds(10)) throws
+        func send(_ command: any ControlCommand, timeout: TimeAmount = .seconds(10)) throws
             -> EventLoopFuture<ControlResult>
         {
             let promise = channel.eventLoop.makePromise(of: ControlResult.self)
@@ -166,8 +167,8 @@ import Testing
 
     @Test func clientNumbersRequestsAndMatchesResponsesById() async throws {
         let client = try ClientPipeline()
-        let table = try client.send(.macTable(MACTableQuery(logicalSwitch: "web")))
-        let counters = try client.send(.counters)
+        let table = try client.send(ShowMACTable(logicalSwitch: "web"))
+        let counters = try client.send(Counters())
         #expect(
             try client.sent() == #"{"id":1,"command":"mac-table","arguments":{"switch":"web"}}"#
                 + "\n")
@@ -192,7 +193,7 @@ import Testing
 
     @Test func clientTimesOutAndDropsTheLateResponse() async throws {
         let client = try ClientPipeline()
-        let late = try client.send(.configuration, timeout: .seconds(2))
+        let late = try client.send(Configuration(), timeout: .seconds(2))
         client.channel.embeddedEventLoop.advanceTime(by: .seconds(2))
         await #expect(throws: ControlClientError.timedOut(command: "configuration", seconds: 2)) {
             try await late.get()
@@ -203,13 +204,13 @@ import Testing
 
     @Test func clientFailsPendingRequestsOnCloseAndOnMalformedResponses() async throws {
         let client = try ClientPipeline()
-        let first = try client.send(.counters)
+        let first = try client.send(Counters())
         try client.receive("not json\n")
         await #expect(throws: ControlClientError.self) { try await first.get() }
         #expect(!client.channel.isActive)
 
         let other = try ClientPipeline()
-        let pending = try other.send(.counters)
+        let pending = try other.send(Counters())
         _ = try? other.channel.finish()
         await #expect(throws: ControlClientError.disconnected(command: "counters")) {
             try await pending.get()
@@ -218,7 +219,7 @@ import Testing
 
     @Test func clientReportsAResultOfTheWrongShape() async throws {
         let client = try ClientPipeline()
-        let table = try client.send(.macTable(MACTableQuery()))
+        let table = try client.send(ShowMACTable())
         try client.receive(#"{"id":1,"ok":true,"result":{"unexpected":true}}"# + "\n")
         await #expect(throws: ControlClientError.self) { try await table.get() }
         do {

@@ -1,11 +1,14 @@
+import Foundation
+import Packet
 import Testing
 
 @testable import Appliance
 @testable import ControlAPI
-@testable import HostConfiguration
-@testable import ProcessSpawning
 
-/// Request parsing: what is accepted, and the exact words of every refusal.
+/// vtepd's control protocol on the wire: each command's exact request line and its shell
+/// line, requests parsing back to the same command, results round-tripping, and the exact
+/// words of every refusal, including bad values sent straight to the socket (bypassing vtepsh's
+/// parser), which the commands' own types refuse by the same rules.
 @Suite struct ProtocolTests {
     func parse(_ text: String) -> Result<ControlRequest, ControlRefusal> {
         ControlRequest.parse(Array(text.utf8))
@@ -16,32 +19,195 @@ import Testing
         return nil
     }
 
-    @Test func requestsOfEveryCommandParse() throws {
+    @Test func requestsParseWithOrWithoutArguments() throws {
         #expect(
             try parse(#"{"id":1,"command":"mac-table"}"#).get()
-                == ControlRequest(id: 1, command: .macTable(MACTableQuery())))
+                == ControlRequest(id: 1, command: ShowMACTable()))
         #expect(
-            try parse(#"{"command":"mac-table","id":2,"arguments":{"mac":"AA:BB:CC:DD:EE:0F"}}"#)
+            try parse(#"{"command":"mac-table","id":2,"arguments":{"mac":"AA-BB-CC-DD-EE-0F"}}"#)
                 .get()
                 == ControlRequest(
-                    id: 2, command: .macTable(MACTableQuery(mac: "aa:bb:cc:dd:ee:0f"))))
+                    id: 2, command: ShowMACTable(mac: MACAddress("aa:bb:cc:dd:ee:0f")!)))
         #expect(
             try parse(#"{"id":3,"command":"counters","arguments":{},"client":"vtepsh 1.0"}"#).get()
-                == ControlRequest(id: 3, command: .counters))
+                == ControlRequest(id: 3, command: Counters()))
         #expect(
             try parse(#"{"id":-4,"command":"configuration","arguments":null}"#).get()
-                == ControlRequest(id: -4, command: .configuration))
+                == ControlRequest(id: -4, command: Configuration()))
+        #expect(
+            ControlRequest(id: 1, command: Counters())
+                != ControlRequest(id: 1, command: Configuration()))
     }
 
-    @Test func encodedRequestsParseBack() throws {
-        for command: ControlCommand in [
-            .macTable(MACTableQuery()),
-            .macTable(MACTableQuery(logicalSwitch: "a/b", mac: "00:00:5e:00:53:01")),
-            .counters, .configuration,
-        ] {
-            let request = ControlRequest(id: 77, command: command)
-            #expect(try ControlRequest.parse(request.encoded()).get() == request)
+    /// Every command's exact request line (id 9) and the line the shell types for it.
+    static let table: [(String, String)] = [
+        (#"{"id":9,"command":"mac-table"}"#, "show switch mac-table"),
+        (
+            #"{"id":9,"command":"mac-table","arguments":{"mac":"00:00:5e:00:53:01","switch":"web"}}"#,
+            "show switch mac-table logical-switch web mac 00:00:5e:00:53:01"
+        ),
+        (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
+        (#"{"id":9,"command":"configuration"}"#, "show configuration"),
+        (
+            #"{"id":9,"command":"set-hostname","arguments":{"name":"gw1.example.net"}}"#,
+            "set hostname gw1.example.net"
+        ),
+        (#"{"id":9,"command":"hostname"}"#, "show hostname"),
+        (
+            #"{"id":9,"command":"set-password","arguments":{"password":"s3cret pass\"word","user":"admin"}}"#,
+            "set user admin password"
+        ),
+        (#"{"id":9,"command":"interfaces"}"#, "show network interfaces"),
+        (
+            #"{"id":9,"command":"interfaces","arguments":{"interface":"eth1"}}"#,
+            "show network interface eth1"
+        ),
+        (
+            #"{"id":9,"command":"set-interface-address","arguments":{"address":"192.0.2.10/24","interface":"eth1"}}"#,
+            "set network interface eth1 ip config static 192.0.2.10 255.255.255.0"
+        ),
+        (
+            #"{"id":9,"command":"set-interface-dhcp","arguments":{"interface":"eth1"}}"#,
+            "set network interface eth1 ip config dhcp"
+        ),
+        (
+            #"{"id":9,"command":"set-interface-mtu","arguments":{"interface":"eth1","mtu":9000}}"#,
+            "set network interface eth1 mtu 9000"
+        ),
+        (
+            #"{"id":9,"command":"set-interface-state","arguments":{"interface":"eth1","state":"down"}}"#,
+            "set network interface eth1 down"
+        ),
+        (
+            #"{"id":9,"command":"add-route","arguments":{"destination":"198.51.100.0/24","gateway":"192.0.2.1"}}"#,
+            "add network route 198.51.100.0/24 192.0.2.1"
+        ),
+        (
+            #"{"id":9,"command":"remove-route","arguments":{"gateway":"2001:db8::1"}}"#,
+            "remove network route 2001:db8::1"
+        ),
+        (
+            #"{"id":9,"command":"remove-route","arguments":{"destination":"2001:db8:1::/48","gateway":"2001:db8::1"}}"#,
+            "remove network route 2001:db8:1::/48 2001:db8::1"
+        ),
+        (
+            #"{"id":9,"command":"add-route","arguments":{"gateway":"192.0.2.1"}}"#,
+            "add network route 192.0.2.1"
+        ),
+        (#"{"id":9,"command":"routes"}"#, "show network routes"),
+        (#"{"id":9,"command":"clear-routes"}"#, "clear network routes"),
+        (
+            #"{"id":9,"command":"add-dns-server","arguments":{"server":"192.0.2.53"}}"#,
+            "add network dns-server 192.0.2.53"
+        ),
+        (
+            #"{"id":9,"command":"remove-dns-server","arguments":{"server":"2001:db8::53"}}"#,
+            "remove network dns-server 2001:db8::53"
+        ),
+        (#"{"id":9,"command":"dns-servers"}"#, "show network dns-servers"),
+        (#"{"id":9,"command":"clear-dns-servers"}"#, "clear network dns-servers"),
+        (
+            #"{"id":9,"command":"add-ntp-server","arguments":{"server":"pool.ntp.org"}}"#,
+            "add network ntp-server pool.ntp.org"
+        ),
+        (
+            #"{"id":9,"command":"remove-ntp-server","arguments":{"server":"192.0.2.123"}}"#,
+            "remove network ntp-server 192.0.2.123"
+        ),
+        (#"{"id":9,"command":"ntp-servers"}"#, "show network ntp-servers"),
+        (
+            #"{"id":9,"command":"add-dns-search-domain","arguments":{"domain":"example.net"}}"#,
+            "add network dns-search-domain example.net"
+        ),
+        (
+            #"{"id":9,"command":"remove-dns-search-domain","arguments":{"domain":"example.org"}}"#,
+            "remove network dns-search-domain example.org"
+        ),
+        (#"{"id":9,"command":"dns-search-domains"}"#, "show network dns-search-domains"),
+        (#"{"id":9,"command":"clear-dns-search-domains"}"#, "clear network dns-search-domains"),
+        (#"{"id":9,"command":"running-config"}"#, "show running-config"),
+        (#"{"id":9,"command":"log"}"#, "show log"),
+        (#"{"id":9,"command":"log","arguments":{"lines":20}}"#, "show log lines 20"),
+        (
+            #"{"id":9,"command":"add-logical-switch","arguments":{"name":"web","vni":5001}}"#,
+            "add logical-switch web vni 5001"
+        ),
+        (
+            #"{"id":9,"command":"remove-logical-switch","arguments":{"name":"web"}}"#,
+            "remove logical-switch web"
+        ),
+        (
+            #"{"id":9,"command":"remove-logical-switch","arguments":{"name":"web","vni":16777215}}"#,
+            "remove logical-switch web vni 16777215"
+        ),
+        (
+            #"{"id":9,"command":"set-replication","arguments":{"addresses":["239.1.1.1"],"mode":"multicast","switch":"web"}}"#,
+            "set logical-switch web replication multicast 239.1.1.1"
+        ),
+        (
+            #"{"id":9,"command":"set-replication","arguments":{"addresses":["192.0.2.2","2001:db8::2"],"mode":"head-end","switch":"web"}}"#,
+            "set logical-switch web replication head-end 192.0.2.2,2001:db8::2"
+        ),
+        (
+            #"{"id":9,"command":"set-replication","arguments":{"addresses":["192.0.2.9"],"mode":"service-node","switch":"web"}}"#,
+            "set logical-switch web replication service-node 192.0.2.9"
+        ),
+        (
+            #"{"id":9,"command":"set-encapsulation","arguments":{"encapsulation":"gre","switch":"web"}}"#,
+            "set logical-switch web encapsulation gre"
+        ),
+        (
+            #"{"id":9,"command":"bind-port","arguments":{"port":"eth1","switch":"web","vlan":0}}"#,
+            "bind switch port eth1 vlan 0 logical-switch web"
+        ),
+        (
+            #"{"id":9,"command":"unbind-port","arguments":{"port":"eth1","switch":"web","vlan":4094}}"#,
+            "unbind switch port eth1 vlan 4094 logical-switch web"
+        ),
+        (
+            #"{"id":9,"command":"add-remote-mac","arguments":{"mac":"00:00:5e:00:53:01","switch":"web","vtep":"192.0.2.2"}}"#,
+            "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2"
+        ),
+        (
+            #"{"id":9,"command":"remove-remote-mac","arguments":{"mac":"00:00:5e:00:53:01","switch":"web","vtep":"2001:db8::2"}}"#,
+            "remove switch remote-mac web 00:00:5e:00:53:01 2001:db8::2"
+        ),
+        (#"{"id":9,"command":"logical-switches"}"#, "show switch logical-switches"),
+        (#"{"id":9,"command":"tunnels"}"#, "show switch tunnels"),
+    ]
+
+    @Test func everyCommandHasItsExactWireFormAndShellLine() throws {
+        var names: Set<String> = []
+        for (wire, line) in Self.table {
+            let request = try parse(wire).get()
+            #expect(String(decoding: request.encoded(), as: UTF8.self) == wire)
+            #expect(request.command.shellLine == line, "\(wire)")
+            names.insert(request.command.name)
         }
+        #expect(names == Set(ControlCommands.names))
+        // Every argument a command declares is exercised by some line above.
+        for type in ControlCommands.all {
+            for argument in type.argumentNames {
+                #expect(
+                    Self.table.contains {
+                        $0.0.contains(#""command":"\#(type.command)""#)
+                            && $0.0.contains(#""\#(argument)":"#)
+                    }, "\(type.command) \(argument)")
+            }
+        }
+    }
+
+    @Test func theDeclarationsAreConsistent() {
+        #expect(Set(ControlCommands.names).count == ControlCommands.all.count)
+        for type in ControlCommands.all {
+            // A change answers {} and is audited; nothing else does either.
+            #expect(type.changesState == (type.reply == .accepted), "\(type.command)")
+        }
+        #expect(SetHostname.changesState && !ShowHostname.changesState)
+        // Only the password dialogue and the API's own report have no shell grammar.
+        #expect(
+            Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
+                == ["set-password", "configuration"])
     }
 
     @Test func wellFormedButWrongRequestsAreRefusedAndKeepTheConnection() {
@@ -52,7 +218,7 @@ import Testing
                     id: 5,
                     message:
                         "unknown command \"mac-tables\"; commands: "
-                        + ControlCommand.names.joined(separator: ", "),
+                        + ControlCommands.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (
@@ -66,7 +232,7 @@ import Testing
                 ControlRefusal(
                     id: 7,
                     message:
-                        "argument \"mac\" of mac-table: \"00:00:5e:00:53\" is not a MAC address (use aa:bb:cc:dd:ee:ff)",
+                        "mac-table: \"00:00:5e:00:53\" is not a MAC address (use aa:bb:cc:dd:ee:ff)",
                     closesConnection: false)
             ),
             (
@@ -95,7 +261,7 @@ import Testing
                     id: 11,
                     message:
                         "request needs a string \"command\": one of "
-                        + ControlCommand.names.joined(separator: ", "),
+                        + ControlCommands.names.joined(separator: ", "),
                     closesConnection: false)
             ),
             (
@@ -139,14 +305,152 @@ import Testing
     }
 
     @Test func everyResultRoundTripsThroughItsWireForm() throws {
-        let results: [(ControlCommand, ControlResult)] = [
-            (.macTable(MACTableQuery()), .macTable(Samples.macTable)),
-            (.counters, .counters(Samples.counters)),
-            (.configuration, .configuration(Samples.configuration)),
+        let results: [(any ControlCommand, ControlResult, String?)] = [
+            (ShowMACTable(), .macTable(Samples.macTable), nil),
+            (Counters(), .counters(Samples.counters), nil),
+            (Configuration(), .configuration(Samples.configuration), nil),
+            (SetHostname(try Hostname("gw1")), .accepted, #"{"id":1,"ok":true,"result":{}}"#),
+            (ShowHostname(), .lines(["gw1"]), #"{"id":1,"ok":true,"result":["gw1"]}"#),
+            (
+                ShowRunningConfig(),
+                .lines(["set hostname gw1", "add logical-switch web vni 5001"]), nil
+            ),
+            (
+                ShowInterfaces(),
+                .interfaces([
+                    InterfaceReport(
+                        name: "eth1", adminState: "up", operationalState: "UP", mtu: 1500,
+                        mac: "02:00:00:00:00:01", addresses: ["192.0.2.10/24"],
+                        configured: "static 192.0.2.10/24", rxPackets: 7, txBytes: 99)
+                ]), nil
+            ),
+            (
+                ShowRoutes(),
+                .routes([
+                    RouteReport(
+                        destination: "default", gateway: "192.0.2.1", interface: "eth1",
+                        origin: "static", configured: true)
+                ]),
+                #"{"id":1,"ok":true,"result":[{"configured":true,"destination":"default","gateway":"192.0.2.1","interface":"eth1","origin":"static"}]}"#
+            ),
+            (
+                ShowLogicalSwitches(),
+                .logicalSwitches([
+                    LogicalSwitchReport(
+                        name: "web", vni: 5001, replication: "head-end", locators: ["192.0.2.2"],
+                        encapsulation: "vxlan", bindings: ["eth1 vlan 0"], remoteMACs: 1)
+                ]),
+                #"{"id":1,"ok":true,"result":[{"bindings":["eth1 vlan 0"],"encapsulation":"vxlan","locators":["192.0.2.2"],"name":"web","remoteMACs":1,"replication":"head-end","vni":5001}]}"#
+            ),
+            (
+                ShowTunnels(),
+                .tunnels([
+                    TunnelReport(
+                        ip: "192.0.2.2", encapsulation: "vxlan", switches: ["web"], txFrames: 3,
+                        rxFrames: 4)
+                ]),
+                #"{"id":1,"ok":true,"result":[{"encapsulation":"vxlan","ip":"192.0.2.2","rxFrames":4,"switches":["web"],"txFrames":3}]}"#
+            ),
         ]
-        for (command, result) in results {
+        for (command, result, wire) in results {
             let line = ControlResponse(id: 1, outcome: .success(result)).encoded()
-            #expect(try command.decodeResult(from: .init(line)) == result)
+            if let wire { #expect(String(decoding: line, as: UTF8.self) == wire) }
+            #expect(try command.reply.decode(from: Data(line)) == result)
+        }
+    }
+
+    /// Strings an attacker would try in every string field.
+    static let hostile = [
+        "a;reboot", "$(reboot)", "`reboot`", "a\nb", "-rf", "../../etc/passwd", "a b", "",
+    ]
+
+    /// (command, the string argument under test, the other arguments it needs).
+    static let stringFields: [(String, String, String)] = [
+        ("set-hostname", "name", ""),
+        ("set-password", "user", #","password":"long enough password""#),
+        ("interfaces", "interface", ""),
+        ("set-interface-dhcp", "interface", ""),
+        ("set-interface-mtu", "interface", #","mtu":1500"#),
+        ("set-interface-state", "interface", #","state":"up""#),
+        ("set-interface-address", "address", #","interface":"eth1""#),
+        ("add-route", "gateway", ""),
+        ("add-route", "destination", #","gateway":"192.0.2.1""#),
+        ("add-dns-server", "server", ""),
+        ("add-ntp-server", "server", ""),
+        ("add-dns-search-domain", "domain", ""),
+        ("add-logical-switch", "name", #","vni":1"#),
+        ("remove-logical-switch", "name", ""),
+        ("set-encapsulation", "switch", #","encapsulation":"gre""#),
+        ("set-encapsulation", "encapsulation", #","switch":"web""#),
+        ("set-replication", "switch", #","mode":"service-node","addresses":["192.0.2.1"]"#),
+        ("set-replication", "mode", #","switch":"web","addresses":["192.0.2.1"]"#),
+        ("bind-port", "port", #","vlan":0,"switch":"web""#),
+        ("bind-port", "switch", #","vlan":0,"port":"eth1""#),
+        ("add-remote-mac", "switch", #","mac":"00:00:5e:00:53:01","vtep":"192.0.2.2""#),
+        ("add-remote-mac", "mac", #","switch":"web","vtep":"192.0.2.2""#),
+        ("add-remote-mac", "vtep", #","switch":"web","mac":"00:00:5e:00:53:01""#),
+    ]
+
+    @Test func hostileStringsSentStraightToTheSocketAreRefused() throws {
+        let encoder = JSONEncoder()
+        for (command, field, rest) in Self.stringFields {
+            for text in Self.hostile {
+                let value = String(decoding: try encoder.encode(text), as: UTF8.self)
+                let line =
+                    #"{"id":5,"command":"\#(command)","arguments":{"\#(field)":\#(value)\#(rest)}}"#
+                guard case .failure(let refusal) = ControlRequest.parse(Array(line.utf8)) else {
+                    Issue.record("accepted: \(line)")
+                    continue
+                }
+                #expect(refusal.id == 5)
+                #expect(!refusal.closesConnection)
+                #expect(refusal.message.contains(command), "\(refusal.message)")
+            }
+        }
+        // The password is free text (hashed, never placed in a file or a command line): it
+        // may contain all of these.
+        let line =
+            #"{"id":1,"command":"set-password","arguments":{"user":"admin","password":"a;$(b)`c`-d../e"}}"#
+        #expect(throws: Never.self) { try ControlRequest.parse(Array(line.utf8)).get() }
+    }
+
+    @Test func badNumbersAndShapesAreRefusedWithTheReason() {
+        let cases: [(String, String)] = [
+            (
+                #"{"id":1,"command":"add-logical-switch","arguments":{"name":"web","vni":16777216}}"#,
+                "VNI 16777216 is out of range (0–16777215)"
+            ),
+            (
+                #"{"id":1,"command":"bind-port","arguments":{"port":"eth1","vlan":4095,"switch":"web"}}"#,
+                "VLAN 4095 is out of range (0–4094)"
+            ),
+            (
+                #"{"id":1,"command":"set-interface-mtu","arguments":{"interface":"eth1","mtu":"9000"}}"#,
+                "argument \"mtu\" of set-interface-mtu must be an integer"
+            ),
+            (
+                #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"multicast","addresses":["192.0.2.1"]}}"#,
+                "192.0.2.1 is not a multicast group"
+            ),
+            (
+                #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"head-end","addresses":"192.0.2.1"}}"#,
+                "must be an array of strings"
+            ),
+            (
+                #"{"id":1,"command":"set-hostname","arguments":{"name":"gw1","extra":1}}"#,
+                "unknown argument \"extra\" for set-hostname"
+            ),
+            (
+                #"{"id":1,"command":"set-hostname"}"#,
+                "set-hostname needs the argument \"name\""
+            ),
+        ]
+        for (line, expected) in cases {
+            guard case .failure(let refusal) = ControlRequest.parse(Array(line.utf8)) else {
+                Issue.record("accepted: \(line)")
+                continue
+            }
+            #expect(refusal.message.contains(expected), "\(refusal.message)")
         }
     }
 

@@ -51,7 +51,7 @@ final class SampleHandler: ControlHandler {
     {
         peers.withLock { $0.append(peer) }
         switch request.command {
-        case .macTable(let query):
+        case let query as ShowMACTable:
             if query.logicalSwitch == "slow" { try? await Task.sleep(for: .milliseconds(300)) }
             if query.logicalSwitch == "missing" {
                 throw ControlFailure("no logical switch named missing")
@@ -59,10 +59,10 @@ final class SampleHandler: ControlHandler {
             return .macTable(
                 Samples.macTable.filter { row in
                     (query.logicalSwitch.map { $0 == row.logicalSwitch } ?? true)
-                        && (query.mac.map { $0 == row.mac } ?? true)
+                        && (query.mac.map { $0.description == row.mac } ?? true)
                 })
-        case .counters: return .counters(Samples.counters)
-        case .configuration: return .configuration(Samples.configuration)
+        case is Counters: return .counters(Samples.counters)
+        case is Configuration: return .configuration(Samples.configuration)
         default:
             throw ControlFailure(
                 "the sample handler answers only mac-table, counters, configuration")

@@ -11,17 +11,18 @@ import Testing
 /// recorder. The pty tests (VTEPSHTests) run the same code against the real vtepd.
 @Suite struct VTEPSHSessionTests {
     final class Recorder: Sendable {
-        let sent = Mutex<[ControlCommand]>([])
-        var commands: [ControlCommand] { sent.withLock { $0 } }
+        let sent = Mutex<[any ControlCommand]>([])
+        var commands: [any ControlCommand] { sent.withLock { $0 } }
+        var last: ShellAction? { commands.last.map { .control($0) } }
 
         var environment: ShellEnvironment {
             ShellEnvironment(
                 send: { command in
                     self.sent.withLock { $0.append(command) }
                     switch command {
-                    case .hostname: return .success(.lines(["gw1"]))
-                    case .dnsServers: return .success(.lines(["192.0.2.53"]))
-                    case .addLogicalSwitch(let name, _) where name == "taken":
+                    case is ShowHostname: return .success(.lines(["gw1"]))
+                    case is ShowDNSServers: return .success(.lines(["192.0.2.53"]))
+                    case let add as AddLogicalSwitch where add.name == "taken":
                         return .failure(
                             .refused(
                                 command: command.name,
@@ -56,10 +57,10 @@ import Testing
         let (session, screen) = session(recorder)
         #expect(text(screen) == "gw1> ")
         session.receive(Array("sh net dns-servers\r".utf8))
-        #expect(recorder.commands.last == .dnsServers)
+        #expect(recorder.last == .control(ShowDNSServers()))
         #expect(text(screen).hasSuffix("sh net dns-servers\r\n192.0.2.53\r\ngw1> "))
         session.receive(Array("add log web vni 5001\r".utf8))
-        #expect(recorder.commands.last == .addLogicalSwitch(name: "web", vni: 5001))
+        #expect(recorder.last == .control(AddLogicalSwitch(name: "web", vni: 5001)))
         session.receive(Array("add log taken vni 7\r".utf8))
         #expect(text(screen).contains("% logical switch taken exists already\r\ngw1> "))
         session.receive([0x04])
@@ -88,12 +89,12 @@ import Testing
         #expect(text(screen).hasSuffix("Retype new password: "))
         session.receive(Array("other secret\r".utf8))
         #expect(text(screen).contains("% the passwords differ; password not changed"))
-        #expect(!recorder.commands.contains { if case .setPassword = $0 { true } else { false } })
+        #expect(!recorder.commands.contains { $0 is SetPassword })
 
         session.receive(Array("set user admin password\rgood secret\rgood secret\r".utf8))
         #expect(
-            recorder.commands.last
-                == .setPassword(user: try UserName("admin"), password: "good secret"))
+            recorder.last
+                == .control(SetPassword(user: try UserName("admin"), password: "good secret")))
         #expect(text(screen).contains("Password changed.\r\ngw1> "))
         #expect(!text(screen).contains("secret"))
 
@@ -123,7 +124,9 @@ import Testing
             Diagnostics.pingArguments(.name("gw.example.net"), count: 3)
                 == ["ping", "-c", "3", "--", "gw.example.net"])
         #expect(Diagnostics.tracerouteArguments(.name("a.example")) == ["traceroute", "a.example"])
-        #expect(throws: ParseError.self) { try CommandTree.appliance.parse("ping -f") }
-        #expect(throws: ParseError.self) { try CommandTree.appliance.parse("ping a;reboot") }
+        #expect(throws: ParseError.self) { try CommandTree<ShellAction>.appliance.parse("ping -f") }
+        #expect(throws: ParseError.self) {
+            try CommandTree<ShellAction>.appliance.parse("ping a;reboot")
+        }
     }
 }

@@ -1,8 +1,11 @@
+import Appliance
+import ControlAPI
+import ShellSession
 import Testing
 
 @testable import Shell
 
-private let tree = CommandTree.appliance
+private let tree = CommandTree<ShellAction>.appliance
 
 @Suite("? help and Tab completion")
 struct HelpTests {

@@ -1,5 +1,8 @@
+import Appliance
+import ControlAPI
 import PropertyBased
 import PropertyChecks
+import ShellSession
 import Testing
 
 @testable import Shell
@@ -24,7 +27,7 @@ private func session(
 private func session(_ input: String, mode: LineEditor.Mode = .command) -> (
     events: [LineEditor.Event], screen: String, editor: LineEditor
 ) {
-    var editor = LineEditor()
+    var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
     let (events, screen) = session(Array(input.utf8), mode: mode, editor: &editor)
     return (events, screen, editor)
 }
@@ -131,7 +134,7 @@ struct LineEditorTests {
     }
 
     @Test func enterYieldsTheLineAndTypeAheadWaitsForTheNextPrompt() {
-        var editor = LineEditor()
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
         editor.startLine(prompt: "gw> ")
         editor.feed(Array("show version\r\nshow host".utf8))
         #expect(editor.nextEvent() == .line("show version"))
@@ -164,7 +167,7 @@ struct LineEditorTests {
     }
 
     @Test func historyUpDownWithoutConsecutiveDuplicates() {
-        var editor = LineEditor(historyLimit: 3)
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance, historyLimit: 3)
         _ = session(Array("show version\rshow version\rshow hostname\r   \r".utf8), editor: &editor)
         #expect(editor.history == ["show version", "show hostname"])
         _ = editor.takeOutput()
@@ -251,10 +254,10 @@ struct LineEditorTests {
 
     @Test func keysSplitAcrossReadsAreJoined() {
         let whole = Array("ab\(esc)[Dé€😀\(esc)[3~\(esc)OH".utf8)
-        var reference = LineEditor()
+        var reference = LineEditor(tree: CommandTree<ShellAction>.appliance)
         let expected = session(whole, editor: &reference)
         for split in 1..<whole.count {
-            var editor = LineEditor()
+            var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
             editor.startLine(prompt: "gw> ")
             editor.feed(whole[..<split])
             #expect(editor.nextEvent() == nil)
@@ -269,7 +272,7 @@ struct LineEditorTests {
     }
 
     @Test func malformedBytesAreCountedAndDropped() {
-        var editor = LineEditor()
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
         // A stray continuation byte, 0xFF, an overlong "/" (C0 AF), an overlong 3-byte form,
         // a lead byte cut short by ASCII, a C1 control (U+0085), an unbound escape sequence
         // and one too long to be a key.
@@ -378,7 +381,8 @@ struct LineEditorPropertyTests {
             case .tab:
                 var before = ""
                 before.unicodeScalars.append(contentsOf: line[..<cursor])
-                apply(.insert(CommandTree.appliance.complete(before: before).insertion))
+                apply(
+                    .insert(CommandTree<ShellAction>.appliance.complete(before: before).insertion))
             case .ctrlD:
                 if line.isEmpty {
                     finish(.endOfInput)
@@ -408,7 +412,7 @@ struct LineEditorPropertyTests {
     /// a screen; returns the first difference from the model, if any.
     static func check(_ actions: [Int], reads: [Int]) -> String? {
         var model = Model(limit: 4)
-        var editor = LineEditor(historyLimit: 4)
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance, historyLimit: 4)
         var screen = Screen()
         var bytes: [UInt8] = []
         for index in actions {
@@ -467,7 +471,7 @@ struct LineEditorPropertyTests {
     @Test func randomBytesKeepTheScreenInStep() throws {
         let input = zip(Gen.uint8().array(of: 0...300), Gen.int(in: 1...9).array(of: 1...6))
         try seededCheck(count: 300, seed: 0xB17E_5000_0000_0002, input) { bytes, reads in
-            var editor = LineEditor()
+            var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
             var screen = Screen()
             editor.startLine(prompt: "gw> ")
             var offset = 0

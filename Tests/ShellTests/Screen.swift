@@ -1,3 +1,7 @@
+import Appliance
+import ControlAPI
+import ShellSession
+
 @testable import Shell
 
 /// A small VT100 screen, enough to replay what the line editor writes: printable text

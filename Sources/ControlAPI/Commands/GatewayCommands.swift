@@ -1,0 +1,503 @@
+import Appliance
+import Packet
+import Shell
+
+// The gateway's commands: reports of the data plane and the hardware_vtep database, and the
+// database writes (one transaction each, as vtep-ctl writes them).
+
+/// The MAC table, optionally only one logical switch's or one MAC's entries.
+public struct ShowMACTable: ControlCommand {
+    public static let command = "mac-table"
+    public static let reply = ControlResult.Kind.macTable
+    public var logicalSwitch: String?
+    public var mac: MACAddress?
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case mac
+    }
+    public init(logicalSwitch: String? = nil, mac: MACAddress? = nil) {
+        self.logicalSwitch = logicalSwitch
+        self.mac = mac
+    }
+    public var shellLine: String {
+        "show switch mac-table" + (logicalSwitch.map { " logical-switch \($0)" } ?? "")
+            + (mac.map { " mac \($0)" } ?? "")
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.switchWord,
+                .keyword("mac-table", help: "Local and remote MAC addresses"),
+                .optional([
+                    .keyword("logical-switch", help: "Only this logical switch"),
+                    .argument("NAME", .name, help: "Logical switch name"),
+                ]),
+                .optional([
+                    .keyword("mac", help: "Only this MAC address"),
+                    .argument("MAC", .mac, help: "MAC address"),
+                ]),
+            ], summary: "Show local and remote MACs, of one logical switch or MAC if given"
+        ) { Self(logicalSwitch: $0.has("NAME") ? $0.text("NAME") : nil, mac: $0.mac("MAC")) }
+    ]
+}
+
+/// Per logical switch, access port, remote VTEP, drop and malformed reason.
+public struct Counters: ControlCommand {
+    public static let command = "counters"
+    public static let reply = ControlResult.Kind.counters
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show switch statistics" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.switchWord,
+                .keyword("statistics", help: "Frame and drop counters"),
+            ], summary: "Show the data plane's frame and drop counters"
+        ) { _ in Self() }
+    ]
+}
+
+/// The effective configuration and the problems found in it (`vtepd show configuration`).
+public struct Configuration: ControlCommand {
+    public static let command = "configuration"
+    public static let reply = ControlResult.Kind.configuration
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show configuration" }
+}
+
+/// A logical switch name as the shell allows it: letters, digits, `.`, `_`, `-`, 1–64
+/// characters, not starting with `-` (it reaches vtep-ctl command lines and logs).
+func checkLogicalSwitchName(_ text: String) throws(ControlFailure) {
+    let allowed = text.utf8.allSatisfy {
+        (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
+            || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+    }
+    guard !text.isEmpty, text.utf8.count <= 64, allowed, !text.hasPrefix("-") else {
+        throw ControlFailure(
+            "\"\(text)\" is not a logical switch name (1–64 letters, digits, '.', '_'"
+                + " or '-', not starting with '-')")
+    }
+}
+
+/// RFC 7348 §5: 24 bits.
+func checkVNI(_ vni: Int) throws(ControlFailure) {
+    guard (0...16_777_215).contains(vni) else {
+        throw ControlFailure("VNI \(vni) is out of range (0–16777215)")
+    }
+}
+
+public struct AddLogicalSwitch: ControlCommand {
+    public static let command = "add-logical-switch"
+    public static let reply = ControlResult.Kind.accepted
+    public var name: String
+    public var vni: Int
+    public enum CodingKeys: String, CodingKey, CaseIterable { case name, vni }
+    public init(name: String, vni: Int) {
+        self.name = name
+        self.vni = vni
+    }
+    public var shellLine: String { "add logical-switch \(name) vni \(vni)" }
+    public func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(name)
+        try checkVNI(vni)
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.add, Word.logicalSwitch, Slot.switchName, Word.vni, Slot.vni],
+            summary: "Create logical switch NAME with VNI N (its tunnel key, 0–16777215)"
+        ) { Self(name: $0.text("NAME"), vni: $0.integer("N")!) }
+    ]
+}
+
+/// With a VNI, only a switch with that VNI is removed.
+public struct RemoveLogicalSwitch: ControlCommand {
+    public static let command = "remove-logical-switch"
+    public static let reply = ControlResult.Kind.accepted
+    public var name: String
+    public var vni: Int?
+    public enum CodingKeys: String, CodingKey, CaseIterable { case name, vni }
+    public init(name: String, vni: Int? = nil) {
+        self.name = name
+        self.vni = vni
+    }
+    public var shellLine: String {
+        "remove logical-switch \(name)" + (vni.map { " vni \($0)" } ?? "")
+    }
+    public func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(name)
+        if let vni { try checkVNI(vni) }
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.remove, Word.logicalSwitch, Slot.switchName,
+                .optional([
+                    .keyword("vni", help: "Remove only if the switch has this VNI"), Slot.vni,
+                ]),
+            ], summary: "Delete a logical switch with its bindings and MACs (only if VNI is N)"
+        ) { Self(name: $0.text("NAME"), vni: $0.integer("N")) }
+    ]
+}
+
+/// How a logical switch floods broadcast, unknown-unicast and multicast frames. Wire: `mode`
+/// `multicast` (`addresses`: the group), `head-end` (the VTEPs) or `service-node` (the node).
+public enum ReplicationSetting: Hashable, Sendable {
+    /// RFC 7348 §4.2: one copy to an IP multicast group.
+    case multicast(IPAddress)
+    /// A copy to each VTEP (hardware_vtep `source_node`).
+    case headEnd([IPAddress])
+    /// One copy to a replicating service node (hardware_vtep `service_node`).
+    case serviceNode(IPAddress)
+
+    public var mode: String {
+        switch self {
+        case .multicast: "multicast"
+        case .headEnd: "head-end"
+        case .serviceNode: "service-node"
+        }
+    }
+
+    public var addresses: [IPAddress] {
+        switch self {
+        case .multicast(let group): [group]
+        case .headEnd(let list): list
+        case .serviceNode(let node): [node]
+        }
+    }
+
+    /// The setting for `mode` and `addresses`, or why there is none.
+    public init(mode: String, addresses: [IPAddress]) throws(ControlFailure) {
+        var seen: Set<IPAddress> = []
+        for address in addresses where !seen.insert(address).inserted {
+            throw ControlFailure("\(address) is listed twice")
+        }
+        switch (mode, addresses.count) {
+        case ("multicast", 1):
+            guard addresses[0].isMulticast else {
+                throw ControlFailure(
+                    "\(addresses[0]) is not a multicast group (224.0.0.0/4 or ff00::/8)")
+            }
+            self = .multicast(addresses[0])
+        case ("service-node", 1): self = .serviceNode(addresses[0])
+        case ("head-end", 1...): self = .headEnd(addresses)
+        case ("multicast", _), ("service-node", _), ("head-end", _):
+            let takes = mode == "head-end" ? "one or more addresses" : "exactly one address"
+            throw ControlFailure("mode \(mode) takes \(takes), got \(addresses.count)")
+        default:
+            throw ControlFailure("mode \"\(mode)\" must be multicast, head-end or service-node")
+        }
+    }
+}
+
+public struct SetReplication: ControlCommand {
+    public static let command = "set-replication"
+    public static let reply = ControlResult.Kind.accepted
+    public var logicalSwitch: String
+    public var replication: ReplicationSetting
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case mode, addresses
+    }
+    public init(logicalSwitch: String, _ replication: ReplicationSetting) {
+        self.logicalSwitch = logicalSwitch
+        self.replication = replication
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        logicalSwitch = try container.decode(String.self, forKey: .logicalSwitch)
+        let mode = try container.decode(String.self, forKey: .mode)
+        let addresses = try container.decodeIfPresent([IPAddress].self, forKey: .addresses) ?? []
+        do {
+            replication = try ReplicationSetting(mode: mode, addresses: addresses)
+        } catch {
+            throw DecodingError.dataCorruptedError(
+                forKey: .mode, in: container, debugDescription: error.message)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(logicalSwitch, forKey: .logicalSwitch)
+        try container.encode(replication.mode, forKey: .mode)
+        try container.encode(replication.addresses, forKey: .addresses)
+    }
+
+    public var shellLine: String {
+        let addresses = replication.addresses.map(\.description).joined(separator: ",")
+        return "set logical-switch \(logicalSwitch) replication \(replication.mode) \(addresses)"
+    }
+    public func validate() throws(ControlFailure) { try checkLogicalSwitchName(logicalSwitch) }
+
+    public static let shell = [
+        declaration(
+            "multicast", help: "Flood to an IP multicast group",
+            .argument("GROUP", .multicastGroup, help: "Multicast group address"),
+            summary: "Flood NAME's BUM traffic to multicast GROUP"
+        ) { .multicast($0.ip("GROUP")) },
+        declaration(
+            "head-end", help: "Send a copy to each remote VTEP in a list",
+            .argument("IP,IP...", .ipAddressList, help: "Remote VTEP addresses, comma-separated"),
+            summary: "Flood NAME's BUM traffic as a copy to each listed VTEP (head-end)"
+        ) { .headEnd($0.ipList("IP,IP...")) },
+        declaration(
+            "service-node", help: "Send one copy to a replicating service node",
+            .argument("IP", .ipAddress, help: "Service node address"),
+            summary: "Flood NAME's BUM traffic through one replicating service node"
+        ) { .serviceNode($0.ip("IP")) },
+    ]
+
+    private static func declaration(
+        _ mode: String, help: String, _ argument: Syntax, summary: String,
+        _ setting: @escaping @Sendable (Arguments) -> ReplicationSetting
+    ) -> CommandDeclaration<Self> {
+        CommandDeclaration<Self>(
+            [
+                Word.set, Word.logicalSwitch, Slot.switchName, Word.replication,
+                .keyword(mode, help: help), argument,
+            ], summary: summary
+        ) { arguments throws(CommandRefusal) in
+            let wanted = setting(arguments)
+            do throws(ControlFailure) {
+                // The same rules as the wire's (a head-end list naming a VTEP twice).
+                return Self(
+                    logicalSwitch: arguments.text("NAME"),
+                    try ReplicationSetting(mode: wanted.mode, addresses: wanted.addresses))
+            } catch {
+                throw CommandRefusal(error.message)
+            }
+        }
+    }
+}
+
+/// Stored in Logical_Switch `other_config:encapsulation`.
+public struct SetEncapsulation: ControlCommand {
+    public static let command = "set-encapsulation"
+    public static let reply = ControlResult.Kind.accepted
+    public var logicalSwitch: String
+    public var encapsulation: Encapsulation
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case encapsulation
+    }
+    public init(logicalSwitch: String, _ encapsulation: Encapsulation) {
+        self.logicalSwitch = logicalSwitch
+        self.encapsulation = encapsulation
+    }
+    public var shellLine: String {
+        "set logical-switch \(logicalSwitch) encapsulation \(encapsulation)"
+    }
+    public func validate() throws(ControlFailure) { try checkLogicalSwitchName(logicalSwitch) }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.set, Word.logicalSwitch, Slot.switchName,
+                .keyword("encapsulation", help: "The tunnel encapsulation to remote VTEPs"),
+                .choice(
+                    "ENCAPSULATION",
+                    [
+                        Choice("vxlan", "VXLAN, UDP port 4789 (RFC 7348)"),
+                        Choice("gre", "GRE with the VNI in the key (RFC 2784, RFC 2890)"),
+                        Choice("nvgre", "NVGRE (RFC 7637)"),
+                    ]),
+            ], summary: "Set NAME's tunnel encapsulation to remote VTEPs: VXLAN, GRE or NVGRE"
+        ) { arguments in
+            let word = arguments.keyword("ENCAPSULATION")
+            return Self(
+                logicalSwitch: arguments.text("NAME"),
+                Encapsulation.allCases.first { $0.description == word }!)
+        }
+    ]
+}
+
+/// A port's VLAN bound to a logical switch (Physical_Port `vlan_bindings`).
+public struct SwitchBinding: Hashable, Sendable, Codable {
+    public var port: InterfaceName
+    /// 0 = untagged.
+    public var vlan: Int
+    public var logicalSwitch: String
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case port, vlan
+        case logicalSwitch = "switch"
+    }
+
+    public init(port: InterfaceName, vlan: Int, logicalSwitch: String) {
+        self.port = port
+        self.vlan = vlan
+        self.logicalSwitch = logicalSwitch
+    }
+
+    func validate() throws(ControlFailure) {
+        // IEEE 802.1Q: 12 bits, 4095 reserved; 0 is untagged.
+        guard (0...4094).contains(vlan) else {
+            throw ControlFailure("VLAN \(vlan) is out of range (0–4094)")
+        }
+        try checkLogicalSwitchName(logicalSwitch)
+    }
+
+    func line(_ verb: String) -> String {
+        "\(verb) switch port \(port) vlan \(vlan) logical-switch \(logicalSwitch)"
+    }
+
+    static func syntax(_ verb: Syntax) -> [Syntax] {
+        [
+            verb, Word.switchWord, Word.port, Slot.port, Word.vlan, Slot.vlan,
+            Word.logicalSwitch, Slot.switchName,
+        ]
+    }
+
+    static func parsed(_ arguments: Arguments) throws(CommandRefusal) -> Self {
+        Self(
+            port: try interfaceName(arguments, "PORT"), vlan: arguments.integer("N")!,
+            logicalSwitch: arguments.text("NAME"))
+    }
+}
+
+/// A command whose arguments are one value (a binding, a remote MAC): its wire form is
+/// that value's.
+public protocol SingleValueCommand: ControlCommand {
+    associatedtype Value: Codable & Hashable & Sendable
+    var value: Value { get }
+    init(_ value: Value)
+}
+
+extension SingleValueCommand {
+    public init(from decoder: any Decoder) throws { self.init(try Value(from: decoder)) }
+    public func encode(to encoder: any Encoder) throws { try value.encode(to: encoder) }
+}
+
+public struct BindPort: SingleValueCommand {
+    public static let command = "bind-port"
+    public static let reply = ControlResult.Kind.accepted
+    public typealias CodingKeys = SwitchBinding.CodingKeys
+    public var value: SwitchBinding
+    public init(_ value: SwitchBinding) { self.value = value }
+    public var shellLine: String { value.line("bind") }
+    public func validate() throws(ControlFailure) { try value.validate() }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            SwitchBinding.syntax(Word.bind),
+            summary: "Bind VLAN N of PORT (0 = untagged) to a logical switch"
+        ) { arguments throws(CommandRefusal) in Self(try SwitchBinding.parsed(arguments)) }
+    ]
+}
+
+public struct UnbindPort: SingleValueCommand {
+    public static let command = "unbind-port"
+    public static let reply = ControlResult.Kind.accepted
+    public typealias CodingKeys = SwitchBinding.CodingKeys
+    public var value: SwitchBinding
+    public init(_ value: SwitchBinding) { self.value = value }
+    public var shellLine: String { value.line("unbind") }
+    public func validate() throws(ControlFailure) { try value.validate() }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            SwitchBinding.syntax(Word.unbind),
+            summary: "Remove the binding of VLAN N of PORT to a logical switch"
+        ) { arguments throws(CommandRefusal) in Self(try SwitchBinding.parsed(arguments)) }
+    ]
+}
+
+/// A static MAC behind a remote VTEP (Ucast_Macs_Remote).
+public struct RemoteMAC: Hashable, Sendable, Codable {
+    public var logicalSwitch: String
+    public var mac: MACAddress
+    public var vtep: IPAddress
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case mac, vtep
+    }
+
+    public init(logicalSwitch: String, mac: MACAddress, vtep: IPAddress) {
+        self.logicalSwitch = logicalSwitch
+        self.mac = mac
+        self.vtep = vtep
+    }
+
+    func line(_ verb: String) -> String {
+        "\(verb) switch remote-mac \(logicalSwitch) \(mac) \(vtep)"
+    }
+
+    static func syntax(_ verb: Syntax) -> [Syntax] {
+        [
+            verb, Word.switchWord, Word.remoteMAC, Slot.remoteMACSwitch, Slot.remoteMACAddress,
+            Slot.remoteVTEP,
+        ]
+    }
+
+    static func parsed(_ arguments: Arguments) -> Self {
+        Self(
+            logicalSwitch: arguments.text("LOGICAL-SWITCH"), mac: arguments.mac("MAC")!,
+            vtep: arguments.ip("VTEP-IP"))
+    }
+}
+
+public struct AddRemoteMAC: SingleValueCommand {
+    public static let command = "add-remote-mac"
+    public static let reply = ControlResult.Kind.accepted
+    public typealias CodingKeys = RemoteMAC.CodingKeys
+    public var value: RemoteMAC
+    public init(_ value: RemoteMAC) { self.value = value }
+    public var shellLine: String { value.line("add") }
+    public func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(value.logicalSwitch)
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            RemoteMAC.syntax(Word.add),
+            summary: "Add a static MAC on LOGICAL-SWITCH behind the remote VTEP at VTEP-IP"
+        ) { Self(RemoteMAC.parsed($0)) }
+    ]
+}
+
+public struct RemoveRemoteMAC: SingleValueCommand {
+    public static let command = "remove-remote-mac"
+    public static let reply = ControlResult.Kind.accepted
+    public typealias CodingKeys = RemoteMAC.CodingKeys
+    public var value: RemoteMAC
+    public init(_ value: RemoteMAC) { self.value = value }
+    public var shellLine: String { value.line("remove") }
+    public func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(value.logicalSwitch)
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            RemoteMAC.syntax(Word.remove), summary: "Remove a static remote MAC from LOGICAL-SWITCH"
+        ) { Self(RemoteMAC.parsed($0)) }
+    ]
+}
+
+public struct ShowLogicalSwitches: ControlCommand {
+    public static let command = "logical-switches"
+    public static let reply = ControlResult.Kind.logicalSwitches
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show switch logical-switches" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.switchWord,
+                .keyword(
+                    "logical-switches", help: "Logical switches with their VNI and replication"),
+            ], summary: "List logical switches: VNI, replication, encapsulation, bindings"
+        ) { _ in Self() }
+    ]
+}
+
+public struct ShowTunnels: ControlCommand {
+    public static let command = "tunnels"
+    public static let reply = ControlResult.Kind.tunnels
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show switch tunnels" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.switchWord,
+                .keyword("tunnels", help: "Remote VTEPs and their tunnels"),
+            ], summary: "Show remote VTEPs, the switches that reach them, frames sent/received"
+        ) { _ in Self() }
+    ]
+}

@@ -1,0 +1,58 @@
+import Appliance
+import ControlAPI
+import DataPlane
+import Foundation
+import Gateway
+import HostConfiguration
+import NamespaceLab
+import OVSDB
+import Packet
+import SwitchControl
+import Testing
+
+/// Every command declared in ControlAPI has its handler in the table vtepd builds, and only
+/// the data plane's reports run before the appliance and the database are attached.
+@Suite struct ControlHandlerTests {
+    @Test func everyDeclaredCommandHasAHandlerOnceBothAreAttached() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vtep-handlers-\(getpid())-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(
+            atPath: base + "/state", withIntermediateDirectories: true)
+        // A data plane on a veth of a namespace of the test's: its sockets open, but the
+        // worker is never started, so it forwards nothing.
+        let plane = try NamespaceLab.run(tag: "hd") { lab in
+            let namespace = try lab.namespace("n")
+            let (underlay, _) = try lab.veth("u", in: namespace, "p", in: namespace)
+            return try lab.inNamespace(namespace) {
+                Handed(
+                    value: try DataPlane(
+                        settings: DataPlaneSettings(
+                            underlay: underlay, localIPv4: IPv4Address(192, 0, 2, 1),
+                            localIPv6: nil),
+                        ports: []))
+            }.value
+        }
+        let controller = GatewayController(dataPlane: plane)
+        let appliance = try ApplianceController(
+            host: ApplianceHost(
+                root: base,
+                kernelHostname: KernelHostname(get: { "test" }, set: { _ in 0 })),
+            store: ApplianceSettingsStore(stateDirectory: base + "/state"),
+            audit: AuditLog(path: base + "/state/audit.log"))
+        // Never started: it does not connect.
+        let database = SwitchDatabase(
+            client: OVSDBClient(remote: .unix(path: base + "/none.sock"), monitoring: []),
+            physicalSwitch: "ps")
+
+        let reports = ["mac-table", "counters", "configuration"]
+        #expect(
+            controller.attach(appliance: nil, database: nil)
+                == ControlCommands.names.filter { !reports.contains($0) })
+        // The appliance's own commands work without the database.
+        let withoutDatabase = controller.attach(appliance: appliance, database: nil)
+        #expect(withoutDatabase.contains("bind-port") && !withoutDatabase.contains("set-hostname"))
+        #expect(controller.attach(appliance: appliance, database: database) == [])
+    }
+}
