@@ -403,8 +403,10 @@ public struct CommandTree<Command: Sendable>: CommandGrammar {
         return words
     }
 
-    /// The edges `word` may take at `node`: an exact keyword alone; else every keyword it
-    /// abbreviates and every argument kind that accepts it.
+    /// The edges `word` may take at `node`: an exact keyword alone; else the one keyword it
+    /// abbreviates; else every argument kind that accepts it. An abbreviation of several
+    /// keywords is ambiguous here and now, as on IOS and vtysh: the words that follow never
+    /// choose among them (`s h gw1` is not `set hostname gw1` because a name follows).
     func candidates(for word: Word, at node: Int) throws(ParseError) -> [Edge] {
         let edges = nodes[node].edges
         let lowered = word.text.lowercased()
@@ -413,10 +415,19 @@ public struct CommandTree<Command: Sendable>: CommandGrammar {
         }) {
             return [exact]
         }
+        let abbreviated = edges.filter {
+            if case .keyword(let keyword, _, _) = $0.token { keyword.hasPrefix(lowered) } else { false }
+        }
+        if abbreviated.count > 1 {
+            throw .ambiguous(
+                token: word.text, column: word.column,
+                candidates: abbreviated.map(\.token.display).sorted())
+        }
+        if !abbreviated.isEmpty { return abbreviated }
         var refusals: [ArgumentRefusal] = []
         let candidates = edges.filter { edge in
             switch edge.token {
-            case .keyword(let keyword, _, _): return keyword.hasPrefix(lowered)
+            case .keyword: return false
             case .argument(_, let kind, _):
                 switch kind.parse(word.text) {
                 case .success: return true

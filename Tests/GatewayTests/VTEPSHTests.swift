@@ -51,7 +51,7 @@ import Testing
             try pty.type("add net ntp pool.ntp.org\r")
             try pty.expect("gw-test> ")
             try site.checkNetwork(lab)
-            try pty.type("sh net int \(port)\r")
+            try pty.type("sh net interface \(port)\r")
             let details = try pty.expect("gw-test> ")
             #expect(details.contains("Configured:  static 10.9.0.1/24"), "\(details)")
             #expect(details.contains("MTU:         1400"), "\(details)")

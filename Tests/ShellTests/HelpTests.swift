@@ -68,10 +68,13 @@ struct HelpTests {
                     HelpEntry("count", "Number of echo requests"),
                     HelpEntry("<cr>", "Run the command"),
                 ])
-        // `sh net int` ends `show network interfaces` or goes on to an interface name.
+        // `sh net interface` goes on to an interface name; `sh net int` is ambiguous.
         #expect(
-            try tree.help(before: "sh net int ")
-                == [HelpEntry("IF", "Interface name"), HelpEntry("<cr>", "Run the command")])
+            try tree.help(before: "sh net interface ") == [HelpEntry("IF", "Interface name")])
+        #expect(
+            throws: ParseError.ambiguous(
+                token: "int", column: 8, candidates: ["interface", "interfaces"])
+        ) { try tree.help(before: "sh net int ") }
     }
 
     @Test func questionMarkAfterBadInputNamesIt() {

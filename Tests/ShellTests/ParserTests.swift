@@ -27,12 +27,9 @@ struct ParserTests {
         ("se us ad pa", "set user admin password"),
         ("show network interfaces", "show network interfaces"),
         ("sh net interfaces", "show network interfaces"),
-        ("sh net int eth0", "show network interface eth0"),
-        ("sh net int", "show network interfaces"),
-        ("sh net in", "show network interfaces"),
-        ("s hostname", "show hostname"),
-        ("s h", "show hostname"),
-        ("s h gw1", "set hostname gw1"),
+        ("sh net interface eth0", "show network interface eth0"),
+        ("sh net interfaces", "show network interfaces"),
+        ("sh ho", "show hostname"),
         ("show network interface interfaces", "show network interface interfaces"),
         ("show network interface breth0.100", "show network interface breth0.100"),
         (
@@ -200,6 +197,13 @@ struct ParserTests {
             "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
+        // An abbreviation of several keywords is ambiguous whatever follows it: the words
+        // after it never choose (a name after `s h` must not turn a show into a change).
+        ("s h", "% Ambiguous input at 's' (column 1): could be set, show"),
+        ("s hostname", "% Ambiguous input at 's' (column 1): could be set, show"),
+        ("s h gw1", "% Ambiguous input at 's' (column 1): could be set, show"),
+        ("sh net int", "% Ambiguous input at 'int' (column 8): could be interface, interfaces"),
+        ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
             "% Invalid input at 'x' (column 6): expected one of: hostname, log, network, running-config, switch, version"
@@ -213,8 +217,8 @@ struct ParserTests {
             "% Incomplete command after 'set network interface eth0 i': expected 'config'"
         ),
         (
-            "show network int eth0;",
-            "% Invalid input at 'eth0;' (column 18): ';' is not allowed in an interface name (letters, digits, '.', '_' and '-')"
+            "show network interface eth0;",
+            "% Invalid input at 'eth0;' (column 24): ';' is not allowed in an interface name (letters, digits, '.', '_' and '-')"
         ),
         (
             "show network dns-s",
