@@ -13,6 +13,7 @@ public enum ApplianceSettingsError: Error, Sendable, Hashable, CustomStringConve
     case invalidPrefix(String)
     case invalidGateway(String, reason: String)
     case invalidNTPServer(String)
+    case invalidDNSServer(String, reason: String)
     case invalidUserName(String, reason: String)
     case invalidPasswordHash(reason: String)
     /// `what` ("DNS server") `value` is configured already.
@@ -47,6 +48,8 @@ public enum ApplianceSettingsError: Error, Sendable, Hashable, CustomStringConve
                 + " host bits zero)"
         case .invalidGateway(let text, let reason):
             return "\(text) cannot be a gateway: \(reason)"
+        case .invalidDNSServer(let text, let reason):
+            return "\(text) cannot be a DNS server: \(reason)"
         case .invalidNTPServer(let text):
             return "\"\(text)\" is neither an IP address nor a host name"
         case .invalidUserName(let text, let reason):
@@ -513,7 +516,16 @@ public struct ApplianceSettings: Hashable, Sendable {
 
     // MARK: DNS
 
+    /// A resolver's address: a host's (a local resolver on loopback, such as 127.0.0.53, is
+    /// one), not unspecified, broadcast or multicast.
+    public static func checkDNSServer(_ server: IPAddress) throws(ApplianceSettingsError) {
+        if let reason = server.notAHostAddress, !reason.contains("loopback") {
+            throw .invalidDNSServer("\(server)", reason: reason)
+        }
+    }
+
     public mutating func addDNSServer(_ server: IPAddress) throws(ApplianceSettingsError) {
+        try Self.checkDNSServer(server)
         if dnsServers.contains(server) { throw .duplicate(what: "DNS server", value: "\(server)") }
         guard dnsServers.count < Self.maximumDNSServers else {
             throw .tooMany(

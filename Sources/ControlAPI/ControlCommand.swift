@@ -54,8 +54,23 @@ extension ControlCommand {
         (other as? Self) == self
     }
 
+    /// The shell's declarations, each checking the command it builds with `validate()`, so
+    /// the prompt refuses what vtepd would refuse, in the same words.
     static var erasedShell: [CommandDeclaration<any ControlCommand>] {
-        shell.map { $0.map { $0 as any ControlCommand } }
+        shell.map { declaration in
+            let build = declaration.build
+            return CommandDeclaration<any ControlCommand>(
+                declaration.syntax, summary: declaration.summary
+            ) { arguments throws(CommandRefusal) in
+                let command = try build(arguments)
+                do throws(ControlFailure) {
+                    try command.validate()
+                } catch {
+                    throw CommandRefusal(error.message)
+                }
+                return command
+            }
+        }
     }
 
     /// Decodes the arguments (nil: the request had none): their names, and a decoder at the
@@ -137,7 +152,7 @@ public enum ControlCommands {
         ShowSearchDomains.self, ClearSearchDomains.self, ShowRunningConfig.self, ShowLog.self,
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
-        RemoveRemoteMAC.self, ShowLogicalSwitches.self, ShowTunnels.self,
+        RemoveRemoteMAC.self, ShowLogicalSwitches.self, ShowTunnels.self, ShowProblems.self,
     ]
 
     /// The wire names, as `all` orders them.

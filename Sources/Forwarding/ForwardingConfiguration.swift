@@ -409,16 +409,9 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             && scalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7F }
     }
 
-    /// An address a VTEP can have: not unspecified, broadcast, multicast or loopback.
-    static func isUnicastVTEP(_ ip: IPAddress) -> Bool {
-        switch ip {
-        case .v4(let a):
-            a.rawValue != 0 && a.rawValue != 0xFFFF_FFFF && !a.isMulticast
-                && a.rawValue >> 24 != 127
-        case .v6(let a):
-            !(a.high == 0 && a.low <= 1) && !a.isMulticast
-        }
-    }
+    /// An address a VTEP can have: not unspecified, broadcast, multicast or loopback (the
+    /// shell and the control socket refuse the others by the same rule).
+    static func isUnicastVTEP(_ ip: IPAddress) -> Bool { ip.notAHostAddress == nil }
 
     /// Dense indices for `keys`: a key present in `previous` keeps its index, the others take
     /// the lowest indices not kept.

@@ -51,6 +51,7 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         table.on(Counters.self) { _, _ in .counters(await controller.counters()) }
         table.on(Configuration.self) { _, _ in .configuration(await controller.configuration()) }
+        table.on(ShowProblems.self) { _, _ in .lines(await controller.configuration().problems) }
         guard let appliance else { return table }
         appliance.register(in: &table)
         guard let database else { return table }
@@ -59,13 +60,34 @@ public final class GatewayController: ControlHandler, Sendable {
             return .lines((appliance.settings.commands + gateway).map(\.shellLine))
         }
         table.on(ShowLogicalSwitches.self) { _, _ throws(ControlFailure) in
-            .logicalSwitches(try await database.logicalSwitches())
+            // The remote MACs in effect: rows vtepd ignores (see `show switch problems`) are
+            // not counted.
+            let snapshot = controller.state.withLock { $0.snapshot }
+            return .logicalSwitches(
+                try await database.logicalSwitches().map { row in
+                    var row = row
+                    row.remoteMACs = snapshot?.remoteMACs(of: row.name).count ?? 0
+                    return row
+                })
         }
         table.on(ShowTunnels.self) { _, _ throws(ControlFailure) in
             .tunnels(try await controller.tunnels(database))
         }
-        func write<C: ControlCommand>(_ type: C.Type) {
+        /// A hardware_vtep write; `remotes` are the addresses it names as remote VTEPs, which
+        /// must not be this gateway's own (vtepd would ignore the row).
+        func write<C: ControlCommand>(
+            _ type: C.Type, remotes: @escaping @Sendable (C) -> [IPAddress] = { _ in [] }
+        ) {
             table.on(type) { command, _ throws(ControlFailure) in
+                let settings = controller.dataPlane.settings
+                let own = [
+                    settings.localIPv4.map(IPAddress.v4), settings.localIPv6.map(IPAddress.v6),
+                ]
+                for address in remotes(command) where own.contains(address) {
+                    throw ControlFailure(
+                        "\(address) is this gateway's own tunnel address; a remote VTEP cannot"
+                            + " have it")
+                }
                 guard try await database.execute(command) else {
                     throw ControlFailure("\(C.command) is not a command vtepd can run")
                 }
@@ -74,11 +96,11 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         write(AddLogicalSwitch.self)
         write(RemoveLogicalSwitch.self)
-        write(SetReplication.self)
+        write(SetReplication.self) { $0.replication.addresses }
         write(SetEncapsulation.self)
         write(BindPort.self)
         write(UnbindPort.self)
-        write(AddRemoteMAC.self)
+        write(AddRemoteMAC.self) { [$0.value.vtep] }
         write(RemoveRemoteMAC.self)
         return table
     }

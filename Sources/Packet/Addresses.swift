@@ -222,6 +222,22 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         case .v6(let address): address.isMulticast
         }
     }
+
+    /// Why no host can have this address as its own (unspecified, limited broadcast,
+    /// multicast, loopback), in words; nil when one can. A VTEP, a DNS server or a next hop
+    /// must have such an address.
+    public var notAHostAddress: String? {
+        switch self {
+        case .v4(let a) where a.rawValue == 0: "it is the unspecified address"
+        case .v4(let a) where a.rawValue == 0xFFFF_FFFF: "it is the broadcast address"
+        case .v4(let a) where a.isMulticast: "it is a multicast group"
+        case .v4(let a) where a.rawValue >> 24 == 127: "it is a loopback address"
+        case .v6(let a) where a.high == 0 && a.low == 0: "it is the unspecified address"
+        case .v6(let a) where a.high == 0 && a.low == 1: "it is the loopback address"
+        case .v6(let a) where a.isMulticast: "it is a multicast group"
+        default: nil
+        }
+    }
 }
 
 // MARK: - Text parsing shared by the address types

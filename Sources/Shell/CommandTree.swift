@@ -416,7 +416,11 @@ public struct CommandTree<Command: Sendable>: CommandGrammar {
             return [exact]
         }
         let abbreviated = edges.filter {
-            if case .keyword(let keyword, _, _) = $0.token { keyword.hasPrefix(lowered) } else { false }
+            if case .keyword(let keyword, _, _) = $0.token {
+                keyword.hasPrefix(lowered)
+            } else {
+                false
+            }
         }
         if abbreviated.count > 1 {
             throw .ambiguous(

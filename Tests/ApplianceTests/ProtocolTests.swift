@@ -48,6 +48,7 @@ import Testing
         ),
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
+        (#"{"id":9,"command":"problems"}"#, "show switch problems"),
         (
             #"{"id":9,"command":"set-hostname","arguments":{"name":"gw1.example.net"}}"#,
             "set hostname gw1.example.net"
@@ -416,6 +417,22 @@ import Testing
 
     @Test func badNumbersAndShapesAreRefusedWithTheReason() {
         let cases: [(String, String)] = [
+            (
+                #"{"id":1,"command":"add-remote-mac","arguments":{"switch":"web","mac":"01:00:5e:00:00:01","vtep":"192.0.2.2"}}"#,
+                "add-remote-mac: 01:00:5e:00:00:01 is not a unicast MAC address"
+            ),
+            (
+                #"{"id":1,"command":"add-remote-mac","arguments":{"switch":"web","mac":"00:00:5e:00:53:01","vtep":"::1"}}"#,
+                "add-remote-mac: ::1 cannot be a VTEP: it is the loopback address"
+            ),
+            (
+                #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"head-end","addresses":["0.0.0.0"]}}"#,
+                "set-replication: 0.0.0.0 cannot be a VTEP: it is the unspecified address"
+            ),
+            (
+                #"{"id":1,"command":"add-dns-server","arguments":{"server":"ff02::1"}}"#,
+                "add-dns-server: ff02::1 cannot be a DNS server: it is a multicast group"
+            ),
             (
                 #"{"id":1,"command":"add-logical-switch","arguments":{"name":"web","vni":16777216}}"#,
                 "VNI 16777216 is out of range (0–16777215)"

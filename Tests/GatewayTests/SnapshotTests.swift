@@ -612,4 +612,74 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         }
         return ls
     }
+
+    // MARK: - Property: what the shell and the socket accept, vtepd takes
+
+    /// Remote MACs and replication targets as an admin might type them, hostile ones
+    /// included: every command the protocol accepts (the shell's parser runs the same
+    /// `validate()`) gives rows vtepd uses whole, with no problem reported.
+    @Test func noAcceptedGatewayCommandLeavesAProblem() throws {
+        let macs = [
+            "00:00:5e:00:53:01", "02:11:22:33:44:55", "ff:ff:ff:ff:ff:ff", "01:00:5e:00:00:01",
+            "33:33:00:00:00:01", "00:00:00:00:00:00",
+        ]
+        // Not 10.0.0.1: the gateway's own tunnel address is refused by vtepd's handler, which
+        // knows it (ControlHandlerTests covers the table; the VTEPSH lab the refusal).
+        let addresses = [
+            "10.0.0.2", "192.0.2.7", "2001:db8::2", "0.0.0.0", "255.255.255.255", "239.1.1.1",
+            "224.0.0.1", "127.0.0.1", "::", "::1", "ff02::1",
+        ]
+        var rng = SplitMix64(seed: 0xACC3_97ED)
+        var accepted = 0
+        var refused = 0
+        for iteration in 0..<400 {
+            let line: String
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0:
+                let mac = macs.randomElement(using: &rng)!
+                let vtep = addresses.randomElement(using: &rng)!
+                line =
+                    #"{"id":1,"command":"add-remote-mac","arguments":{"switch":"web","mac":"\#(mac)","vtep":"\#(vtep)"}}"#
+            case 1:
+                let list = (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+                    "\"" + addresses.randomElement(using: &rng)! + "\""
+                }
+                line =
+                    #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"head-end","addresses":[\#(list.joined(separator: ","))]}}"#
+            default:
+                let node = addresses.randomElement(using: &rng)!
+                line =
+                    #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"service-node","addresses":["\#(node)"]}}"#
+            }
+            guard case .success(let request) = ControlRequest.parse(Array(line.utf8)) else {
+                refused += 1
+                continue
+            }
+            accepted += 1
+            var b = DatabaseBuilder()
+            let ps = b.physicalSwitch("ps0", tunnelIPs: ["10.0.0.1"])
+            var mode = "source_node"
+            var flood: [String] = []
+            switch request.command {
+            case let add as AddRemoteMAC:
+                flood = ["10.0.0.2"]
+                _ = add
+            case let set as SetReplication:
+                if case .serviceNode = set.replication { mode = "service_node" }
+                flood = set.replication.addresses.map(\.description)
+            default: Issue.record("unexpected \(line)")
+            }
+            let ls = b.logicalSwitch("web", key: 5000, mode: mode)
+            b.port("p0", on: ps, bindings: [0: ls])
+            b.mcast(flood, in: ls)
+            if let add = request.command as? AddRemoteMAC {
+                b.ucast(add.value.mac.description, in: ls, at: add.value.vtep.description)
+            }
+            let snapshot = b.snapshot()
+            #expect(snapshot.problems == [], "iteration \(iteration): \(line)")
+            #expect(throws: Never.self, "\(line)") { try snapshot.configuration(previous: nil) }
+        }
+        // Both sides were exercised.
+        #expect(accepted > 50 && refused > 50)
+    }
 }

@@ -219,6 +219,51 @@ import Testing
         }
     }
 
+    /// What vtepd would ignore is refused at the prompt (its own tunnel address as a remote
+    /// VTEP is known only to vtepd); what a controller or vtep-ctl wrote that vtepd ignores is
+    /// listed by `show switch problems` and left out of `show switch logical-switches`' count.
+    @Test func whatVTEPDWouldIgnoreIsRefusedOrListedAsAProblem() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            let vtepd = try site.startVTEPD()
+            try site.shell(lab, "add logical-switch web vni 5001")
+            try site.shell(lab, "bind switch port \(site.port) vlan 0 logical-switch web")
+            let before = try site.snapshot(lab)
+            for line in [
+                "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.1",
+                "set logical-switch web replication head-end 192.0.2.2,192.0.2.1",
+                "add switch remote-mac web ff:ff:ff:ff:ff:ff 192.0.2.2",
+            ] {
+                let result = try lab.attempt(
+                    [
+                        try ShellSite.executable("vtepsh").path, "--control", site.controlSocket,
+                        "-c", line,
+                    ])
+                #expect(result.status == 1, "accepted: \(line)")
+                #expect(result.errors.hasPrefix("% "), "\(line): \(result.errors)")
+            }
+            let own = try lab.attempt(
+                [
+                    try ShellSite.executable("vtepsh").path, "--control", site.controlSocket,
+                    "-c", "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.1",
+                ])
+            #expect(own.errors.contains("192.0.2.1 is this gateway's own tunnel address"))
+            #expect(try site.snapshot(lab) == before)
+
+            // vtep-ctl (a controller) writes one good and one broadcast remote MAC.
+            try site.shell(lab, "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2")
+            try site.vtepCtl(lab, ["add-ucast-remote", "web", "ff:ff:ff:ff:ff:ff", "192.0.2.3"])
+            try lab.waitUntil("vtepd reports the broadcast remote MAC") {
+                try site.shell(lab, "show switch problems").contains("ff:ff:ff:ff:ff:ff")
+            }
+            let table = try site.raw(#"{"id":2,"command":"mac-table"}"#)
+            #expect(table.components(separatedBy: #""type":"remote""#).count == 2, "\(table)")
+            let report = try site.raw(#"{"id":1,"command":"logical-switches"}"#)
+            #expect(report.contains(#""remoteMACs":1"#), "\(report)")
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
     /// SIGKILL vtepd at random moments while a client saves settings as fast as it can: the
     /// saved file is always one whole settings document (the old or a new one), and the next
     /// vtepd starts from it.

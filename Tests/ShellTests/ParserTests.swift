@@ -30,6 +30,8 @@ struct ParserTests {
         ("sh net interface eth0", "show network interface eth0"),
         ("sh net interfaces", "show network interfaces"),
         ("sh ho", "show hostname"),
+        ("sh sw prob", "show switch problems"),
+        ("add network dns-server 127.0.0.53", "add network dns-server 127.0.0.53"),
         ("show network interface interfaces", "show network interface interfaces"),
         ("show network interface breth0.100", "show network interface breth0.100"),
         (
@@ -197,6 +199,27 @@ struct ParserTests {
             "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
+        // What vtepd would ignore or refuse is refused at the prompt, in vtepd's words.
+        (
+            "add switch remote-mac web ff:ff:ff:ff:ff:ff 192.0.2.2",
+            "% ff:ff:ff:ff:ff:ff is not a unicast MAC address (broadcast and multicast MACs are flooded by the switch's replication; 00:00:00:00:00:00 is no address)"
+        ),
+        (
+            "add switch remote-mac web 00:00:5e:00:53:01 239.1.1.1",
+            "% 239.1.1.1 cannot be a VTEP: it is a multicast group"
+        ),
+        (
+            "set logical-switch web replication head-end 192.0.2.2,239.1.1.1",
+            "% 239.1.1.1 cannot be a VTEP: it is a multicast group"
+        ),
+        (
+            "set logical-switch web replication service-node 255.255.255.255",
+            "% 255.255.255.255 cannot be a VTEP: it is the broadcast address"
+        ),
+        (
+            "add network dns-server 0.0.0.0",
+            "% 0.0.0.0 cannot be a DNS server: it is the unspecified address"
+        ),
         // An abbreviation of several keywords is ambiguous whatever follows it: the words
         // after it never choose (a name after `s h` must not turn a show into a change).
         ("s h", "% Ambiguous input at 's' (column 1): could be set, show"),

@@ -335,6 +335,13 @@ public struct AddDNSServer: ControlCommand {
     public enum CodingKeys: String, CodingKey, CaseIterable { case server }
     public init(_ server: IPAddress) { self.server = server }
     public var shellLine: String { "add network dns-server \(server)" }
+    public func validate() throws(ControlFailure) {
+        do {
+            try ApplianceSettings.checkDNSServer(server)
+        } catch {
+            throw ControlFailure(error.description)
+        }
+    }
     public static let shell = [
         CommandDeclaration<Self>(
             [Word.add, Word.network, Word.dnsServer, Slot.server],

@@ -67,6 +67,25 @@ public struct Configuration: ControlCommand {
     public var shellLine: String { "show configuration" }
 }
 
+/// What vtepd finds wrong and leaves out: rows of the hardware_vtep database it ignores (a
+/// controller's or vtep-ctl's), settings it cannot use, what it cannot do now (the
+/// `problems` of `configuration`, one per line).
+public struct ShowProblems: ControlCommand {
+    public static let command = "problems"
+    public static let reply = ControlResult.Kind.lines
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show switch problems" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.switchWord,
+                .keyword("problems", help: "What vtepd finds wrong and ignores"),
+            ], summary: "Show what vtepd finds wrong in the database and settings, and ignores"
+        ) { _ in Self() }
+    ]
+}
+
 /// A logical switch name as the shell allows it: letters, digits, `.`, `_`, `-`, 1–64
 /// characters, not starting with `-` (it reaches vtep-ctl command lines and logs).
 func checkLogicalSwitchName(_ text: String) throws(ControlFailure) {
@@ -167,11 +186,19 @@ public enum ReplicationSetting: Hashable, Sendable {
         }
     }
 
-    /// The setting for `mode` and `addresses`, or why there is none.
+    /// The setting for `mode` and `addresses`, or why there is none. Head-end VTEPs and
+    /// service nodes must have addresses a VTEP can have, as vtepd's forwarding requires.
     public init(mode: String, addresses: [IPAddress]) throws(ControlFailure) {
         var seen: Set<IPAddress> = []
         for address in addresses where !seen.insert(address).inserted {
             throw ControlFailure("\(address) is listed twice")
+        }
+        if mode == "head-end" || mode == "service-node" {
+            for address in addresses {
+                if let reason = address.notAHostAddress {
+                    throw ControlFailure("\(address) cannot be a VTEP: \(reason)")
+                }
+            }
         }
         switch (mode, addresses.count) {
         case ("multicast", 1):
@@ -416,6 +443,20 @@ public struct RemoteMAC: Hashable, Sendable, Codable {
         self.vtep = vtep
     }
 
+    /// What vtepd's forwarding takes as a remote MAC: a unicast MAC behind an address a VTEP
+    /// can have.
+    func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(logicalSwitch)
+        guard !mac.isMulticast, !mac.isZero else {
+            throw ControlFailure(
+                "\(mac) is not a unicast MAC address (broadcast and multicast MACs are flooded"
+                    + " by the switch's replication; 00:00:00:00:00:00 is no address)")
+        }
+        if let reason = vtep.notAHostAddress {
+            throw ControlFailure("\(vtep) cannot be a VTEP: \(reason)")
+        }
+    }
+
     func line(_ verb: String) -> String {
         "\(verb) switch remote-mac \(logicalSwitch) \(mac) \(vtep)"
     }
@@ -441,9 +482,7 @@ public struct AddRemoteMAC: SingleValueCommand {
     public var value: RemoteMAC
     public init(_ value: RemoteMAC) { self.value = value }
     public var shellLine: String { value.line("add") }
-    public func validate() throws(ControlFailure) {
-        try checkLogicalSwitchName(value.logicalSwitch)
-    }
+    public func validate() throws(ControlFailure) { try value.validate() }
     public static let shell = [
         CommandDeclaration<Self>(
             RemoteMAC.syntax(Word.add),
