@@ -153,6 +153,8 @@ public enum ControlCommands {
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowLogicalSwitches.self, ShowTunnels.self, ShowProblems.self,
+        ClearNTPServers.self, ClearInterfaceAddressing.self, ShowSystem.self, ShowSwitch.self,
+        AuditRefusedInput.self,
     ]
 
     /// The wire names, as `all` orders them.

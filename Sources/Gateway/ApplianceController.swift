@@ -206,6 +206,7 @@ public final class ApplianceController: Sendable {
                     switch command {
                     case let c as SetInterfaceAddress: c.interface
                     case let c as SetInterfaceState where c.state == .down: c.interface
+                    case let c as ClearInterfaceAddressing: c.interface
                     default: nil
                     }
                 if let leaving, self.settings.interface(leaving)?.addressing == .dhcp,
@@ -221,6 +222,15 @@ public final class ApplianceController: Sendable {
             }
         }
 
+        handlers.on(AuditRefusedInput.self) { command, peer throws(ControlFailure) in
+            try await self.offThePool { () throws(ControlFailure) in
+                // The audit log escapes both, so a hostile line stays one entry on one line.
+                if let problem = self.record(command, peer: peer, result: .refused(command.reason)) {
+                    throw ControlFailure(problem)
+                }
+                return .lines([])
+            }
+        }
         on(ShowHostname.self) { _ in
             .lines([self.settings.hostname?.text ?? self.host.kernelHostname.get()])
         }
@@ -302,6 +312,10 @@ public final class ApplianceController: Sendable {
             try settings.removeSearchDomain(command.domain)
         }
         change(ClearSearchDomains.self) { _, settings in settings.clearSearchDomains() }
+        change(ClearNTPServers.self) { _, settings in settings.clearNTPServers() }
+        change(ClearInterfaceAddressing.self) { command, settings throws(ApplianceSettingsError) in
+            try settings.updateInterface(command.interface) { $0.addressing = nil }
+        }
     }
 
     /// Applies `edit` to the settings in force, to the host, and saves the result (all or

@@ -2,6 +2,7 @@ import Appliance
 import ControlAPI
 import DataPlane
 import Forwarding
+import Foundation
 import Packet
 import SwitchControl
 import Synchronization
@@ -21,6 +22,9 @@ public final class GatewayController: ControlHandler, Sendable {
 
     /// Why publishing local MACs fails, while it does.
     private let publishingProblem = Mutex<String?>(nil)
+
+    /// When this vtepd started, for `show system`.
+    private let started = (clock: ContinuousClock.now, date: Date())
 
     public init(dataPlane: DataPlane) {
         self.dataPlane = dataPlane
@@ -52,6 +56,8 @@ public final class GatewayController: ControlHandler, Sendable {
         table.on(Counters.self) { _, _ in .counters(await controller.counters()) }
         table.on(Configuration.self) { _, _ in .configuration(await controller.configuration()) }
         table.on(ShowProblems.self) { _, _ in .lines(await controller.configuration().problems) }
+        table.on(ShowSwitch.self) { _, _ in .configuration(await controller.configuration()) }
+        table.on(ShowSystem.self) { _, _ in .lines(controller.systemLines()) }
         guard let appliance else { return table }
         appliance.register(in: &table)
         guard let database else { return table }
@@ -142,6 +148,35 @@ public final class GatewayController: ControlHandler, Sendable {
         return result
     }
 
+    /// `show system`: vtepd's version, uptime, the clock, load and memory, from /proc.
+    func systemLines() -> [String] {
+        func read(_ path: String) -> String {
+            (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        }
+        func kibibytes(_ text: String, _ key: String) -> Int? {
+            text.split(separator: "\n").first { $0.hasPrefix(key + ":") }?
+                .split(separator: " ").dropFirst().first.flatMap { Int($0) }
+        }
+        let uptime = Int((ContinuousClock.now - started.clock).components.seconds)
+        let format = ISO8601DateFormatter()
+        var lines = [
+            "vtepd: \(Product.name) \(Product.version), pid \(getpid())",
+            "started: \(format.string(from: started.date)) (up \(uptime / 86400)d"
+                + " \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m \(uptime % 60)s)",
+            "clock: \(format.string(from: Date()))",
+        ]
+        let load = read("/proc/loadavg").split(separator: " ").prefix(3)
+        if load.count == 3 { lines.append("load: " + load.joined(separator: " ")) }
+        let memory = read("/proc/meminfo")
+        if let total = kibibytes(memory, "MemTotal"), let available = kibibytes(memory, "MemAvailable") {
+            lines.append("memory: \(total / 1024) MiB, \(available / 1024) MiB available")
+        }
+        if let resident = kibibytes(read("/proc/self/status"), "VmRSS") {
+            lines.append("vtepd resident: \(resident / 1024) MiB")
+        }
+        return lines
+    }
+
     /// `show switch tunnels`: the remote VTEPs the database reaches, with the data plane's
     /// frames to and from each.
     func tunnels(_ database: SwitchDatabase) async throws(ControlFailure) -> [TunnelReport] {
@@ -152,7 +187,8 @@ public final class GatewayController: ControlHandler, Sendable {
             rows[ip] = TunnelReport(
                 ip: ip, encapsulation: entry.encapsulation, switches: entry.switches.sorted())
         }
-        for vtep in plane.vteps {
+        // A multicast group is a flooding destination, not a VTEP.
+        for vtep in plane.vteps where IPAddress(vtep.ip)?.isMulticast != true {
             var row =
                 rows[vtep.ip]
                 ?? TunnelReport(ip: vtep.ip, encapsulation: vtep.encapsulation, switches: [])

@@ -25,15 +25,22 @@ public enum ParseError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .invalidInput(let token, let column, let reason):
-            "% Invalid input at '\(visible(token))' (column \(column)): \(reason)"
+            "% Invalid input at '\(shortened(token))' (column \(column)): \(reason)"
         case .ambiguous(let token, let column, let candidates):
-            "% Ambiguous input at '\(visible(token))' (column \(column)): could be "
+            "% Ambiguous input at '\(shortened(token))' (column \(column)): could be "
                 + candidates.joined(separator: ", ")
         case .incomplete(let after, _, let expected):
             "% Incomplete command after '\(after)': expected \(expected)"
         case .refused(let reason): "% \(visible(reason))"
         }
     }
+}
+
+/// A token as an error message shows it: escaped, and cut to its first 40 characters with
+/// its length when longer, so that a pasted screenful is not echoed back whole.
+func shortened(_ token: String) -> String {
+    guard token.count > 40 else { return visible(token) }
+    return visible(String(token.prefix(40))) + "…(\(token.count) characters)"
 }
 
 /// Control characters shown as escapes, so that an error message cannot itself move the

@@ -11,14 +11,15 @@ public enum Word {
     public static let remove = Syntax.keyword("remove", help: "Remove a setting or an entry")
     public static let set = Syntax.keyword("set", help: "Change a setting")
     public static let show = Syntax.keyword("show", help: "Show configuration and state")
-    public static let clear = Syntax.keyword("clear", help: "Remove all entries of a list")
+    public static let clear = Syntax.keyword(
+        "clear", help: "Remove all entries of a list, or stop managing a setting")
     public static let bind = Syntax.keyword("bind", help: "Bind a port's VLAN to a logical switch")
     public static let unbind = Syntax.keyword("unbind", help: "Remove a port's VLAN binding")
     public static let network = Syntax.keyword(
         "network", help: "Host networking: interfaces, routes, DNS, NTP")
     public static let interface = Syntax.keyword("interface", help: "One network interface")
     public static let route = Syntax.keyword("route", help: "A static IP route")
-    public static let routes = Syntax.keyword("routes", help: "The static IP routes")
+    public static let routes = Syntax.keyword("routes", help: "The IP routes")
     public static let dnsServer = Syntax.keyword("dns-server", help: "A DNS resolver")
     public static let dnsServers = Syntax.keyword("dns-servers", help: "The DNS resolvers")
     public static let ntpServer = Syntax.keyword("ntp-server", help: "An NTP time server")

@@ -12,6 +12,8 @@ public enum ShellAction: Hashable, Sendable {
     case help
     case version
     case exit
+    /// The lines typed in this session, oldest first.
+    case history
     /// Run a diagnostic program with this argument vector (never a shell).
     case diagnostic([String])
 
@@ -19,7 +21,7 @@ public enum ShellAction: Hashable, Sendable {
         switch (lhs, rhs) {
         case (.control(let a), .control(let b)): a.isSame(as: b)
         case (.password(let a), .password(let b)): a == b
-        case (.help, .help), (.version, .version), (.exit, .exit): true
+        case (.help, .help), (.version, .version), (.exit, .exit), (.history, .history): true
         case (.diagnostic(let a), .diagnostic(let b)): a == b
         default: false
         }
@@ -32,6 +34,7 @@ public enum ShellAction: Hashable, Sendable {
         case .help: hasher.combine(1)
         case .version: hasher.combine(2)
         case .exit: hasher.combine(3)
+        case .history: hasher.combine(4)
         case .diagnostic(let arguments): hasher.combine(arguments)
         }
     }
@@ -67,6 +70,10 @@ private let shellCommands: [CommandDeclaration<ShellAction>] = [
         [Word.show, .keyword("version", help: "Software version")],
         summary: "Show the software version"
     ) { _ in .version },
+    CommandDeclaration(
+        [Word.show, .keyword("history", help: "The lines typed in this session")],
+        summary: "Show the lines typed in this session, oldest first"
+    ) { _ in .history },
     CommandDeclaration(
         [.keyword("help", help: "List the commands")],
         summary: "List every command with what it does"

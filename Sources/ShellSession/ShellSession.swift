@@ -52,6 +52,9 @@ public struct ShellExecutor: Sendable {
         do {
             return .success(try tree.parse(line))
         } catch let error as ParseError {
+            // Refused here, it never reaches vtepd as a command: its audit log still records
+            // the attempt (escaped and cut there), whatever vtepd says to the note.
+            _ = environment.send(AuditRefusedInput(line: line, reason: error.description))
             let marker = promptWidth.map {
                 TerminalText.marker(column: error.column, promptWidth: $0)
             }
@@ -83,7 +86,7 @@ public struct ShellExecutor: Sendable {
             case .failure(let failure):
                 return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
             }
-        case .password, .exit:
+        case .password, .exit, .history:
             return ShellOutcome(
                 text: TerminalText.errorLine("this command needs the interactive shell"),
                 succeeded: false)
@@ -94,7 +97,9 @@ public struct ShellExecutor: Sendable {
     public func send(_ command: any ControlCommand) -> ShellOutcome {
         switch environment.send(command) {
         case .success(let result):
-            return ShellOutcome(text: TextReport.render(result), succeeded: true)
+            // `show system`: the shell's own version first, then vtepd's view.
+            let own = command is ShowSystem ? "vtepsh: \(environment.version)\n" : ""
+            return ShellOutcome(text: own + TextReport.render(result), succeeded: true)
         case .failure(.refused(_, let message)):
             return ShellOutcome(text: TerminalText.errorLine(message), succeeded: false)
         case .failure(let error):
@@ -170,11 +175,14 @@ public final class ShellSession {
                 return
             case .success(.password(let user)?):
                 stage = .password(user: user, first: nil)
+            case .success(.history?):
+                show(
+                    editor.history.enumerated().map { "\($0.offset + 1)  \($0.element)\n" }
+                        .joined())
             case .success(let action?):
                 show(executor.perform(action).text)
-                if case .control(let command) = action, command is SetHostname {
-                    prompt = executor.prompt()
-                }
+                // vtepd may have been restarted, or the name changed by another admin.
+                prompt = executor.prompt()
             }
         case (.password, .cancelled), (.password, .endOfInput):
             stage = .command

@@ -17,7 +17,7 @@ struct VTEPSH: ParsableCommand {
             "Without -c: an interactive shell on the terminal. With -c: one command, exit status 0 or 1."
     )
 
-    static let version = "VTEP Gateway appliance shell (vtepsh) 0.1"
+    static let version = "\(Product.name) appliance shell (vtepsh) \(Product.version)"
 
     // `.unconditional`: as a login shell, sshd runs `vtepsh -c "COMMAND"` with whatever the
     // client sent; a command that looks like an option (`--control=...`, `--help`) must
@@ -54,9 +54,13 @@ struct VTEPSH: ParsableCommand {
         }
         guard isatty(STDIN_FILENO) == 1 else {
             // Not a terminal (a pipe): no raw mode or echo to manage, lines are read plainly.
+            // Every line runs; the status is 1 if any was refused, and each refusal says which
+            // line it was.
             var status: Int32 = 0
+            var number = 0
             while let line = readLine() {
-                status = Self.runOne(line, executor)
+                number += 1
+                if Self.runOne(line, executor, lineNumber: number) != 0 { status = 1 }
             }
             throw ExitCode(status)
         }
@@ -74,7 +78,7 @@ struct VTEPSH: ParsableCommand {
     }
 
     /// `-c`: one line; its output on stdout, errors on stderr; the exit status.
-    static func runOne(_ line: String, _ executor: ShellExecutor) -> Int32 {
+    static func runOne(_ line: String, _ executor: ShellExecutor, lineNumber: Int? = nil) -> Int32 {
         let outcome: ShellOutcome
         switch executor.action(for: line, promptWidth: nil) {
         case .failure(let failure): outcome = failure
@@ -82,7 +86,8 @@ struct VTEPSH: ParsableCommand {
         case .success(.exit?): return 0
         case .success(let action?): outcome = executor.perform(action)
         }
-        let bytes = Array(outcome.text.utf8)
+        let prefix = outcome.succeeded ? "" : lineNumber.map { "line \($0): " } ?? ""
+        let bytes = Array((prefix + outcome.text).utf8)
         _ = bytes.withUnsafeBytes {
             Glibc.write(outcome.succeeded ? STDOUT_FILENO : STDERR_FILENO, $0.baseAddress, $0.count)
         }

@@ -49,6 +49,17 @@ import Testing
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
         (#"{"id":9,"command":"problems"}"#, "show switch problems"),
+        (#"{"id":9,"command":"switch"}"#, "show switch"),
+        (#"{"id":9,"command":"system"}"#, "show system"),
+        (#"{"id":9,"command":"clear-ntp-servers"}"#, "clear network ntp-servers"),
+        (
+            #"{"id":9,"command":"clear-interface-ip-config","arguments":{"interface":"eth1"}}"#,
+            "clear network interface eth1 ip config"
+        ),
+        (
+            #"{"id":9,"command":"audit-refused-input","arguments":{"line":"set hostname a;b","reason":"% Invalid input"}}"#,
+            "set hostname a;b"
+        ),
         (
             #"{"id":9,"command":"set-hostname","arguments":{"name":"gw1.example.net"}}"#,
             "set hostname gw1.example.net"
@@ -208,7 +219,7 @@ import Testing
         // Only the password dialogue and the API's own report have no shell grammar.
         #expect(
             Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
-                == ["set-password", "configuration"])
+                == ["set-password", "configuration", "audit-refused-input"])
     }
 
     @Test func wellFormedButWrongRequestsAreRefusedAndKeepTheConnection() {

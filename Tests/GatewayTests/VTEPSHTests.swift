@@ -219,6 +219,52 @@ import Testing
         }
     }
 
+    /// Lines piped in all run; the status is 1 when any was refused, each refusal names its
+    /// line, and what vtepsh refused itself is in vtepd's audit log. The system and switch
+    /// views, and the two `clear` commands that stop managing a setting.
+    @Test func pipedRefusalsCountAndAreAuditedAndTheSystemViews() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            let vtepd = try site.startVTEPD()
+            let script = lab.file("piped")
+            try Data(
+                "add logical-switch web vni 5001\nset hostname a;b\nshow hostname\n".utf8
+            ).write(to: script)
+            let piped = try lab.attempt(
+                [try ShellSite.executable("vtepsh").path, "--control", site.controlSocket],
+                input: script)
+            #expect(piped.status == 1)
+            #expect(piped.errors.hasPrefix("line 2: % Invalid input at 'a;b'"), "\(piped.errors)")
+            #expect(piped.output.hasSuffix("\n"), "the third line ran: \(piped.output)")
+            #expect(try site.shell(lab, "show switch logical-switches").contains("web"))
+            let log = try site.shell(lab, "show log")
+            #expect(
+                log.contains(#"result="refused: % Invalid input at 'a;b'"#)
+                    && log.contains(#"command="set hostname a;b""#), "\(log)")
+
+            let system = try site.shell(lab, "show system")
+            #expect(system.hasPrefix("vtepsh: VTEP Gateway appliance shell (vtepsh) "), "\(system)")
+            for field in ["vtepd: VTEP Gateway ", "started: ", "clock: ", "load: ", "memory: "] {
+                #expect(system.contains(field), "\(field) in \(system)")
+            }
+            #expect(try site.shell(lab, "show switch").contains("ps1"))
+
+            try site.shell(lab, "add network ntp-server 192.0.2.123")
+            try site.shell(
+                lab, "set network interface \(site.port) ip config static 10.9.0.1 255.255.255.0")
+            try site.shell(lab, "clear network ntp-servers")
+            try site.shell(lab, "clear network interface \(site.port) ip config")
+            let running = try site.shell(lab, "show running-config")
+            #expect(!running.contains("ntp-server") && !running.contains("ip config"), "\(running)")
+            // As IOS's `no ip address`: the address the appliance configured goes with it.
+            let addresses = try lab.execute(
+                ["ip", "-o", "-4", "addr", "show", "dev", site.port], in: site.namespace
+            ).output
+            #expect(!addresses.contains("10.9.0.1"), "\(addresses)")
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
     /// What vtepd would ignore is refused at the prompt (its own tunnel address as a remote
     /// VTEP is known only to vtepd); what a controller or vtep-ctl wrote that vtepd ignores is
     /// listed by `show switch problems` and left out of `show switch logical-switches`' count.

@@ -23,11 +23,13 @@ struct HelpTests {
         let entries = try tree.help(before: "sh ")
         #expect(
             entries == [
+                HelpEntry("history", "The lines typed in this session"),
                 HelpEntry("hostname", "The appliance's host name"),
                 HelpEntry("log", "The appliance's log"),
                 HelpEntry("network", "Host networking: interfaces, routes, DNS, NTP"),
                 HelpEntry("running-config", "The commands that rebuild the current configuration"),
                 HelpEntry("switch", "The VTEP gateway"),
+                HelpEntry("system", "Versions, uptime, clock, load and memory"),
                 HelpEntry("version", "Software version"),
             ])
     }
@@ -90,7 +92,9 @@ struct HelpTests {
         #expect(
             throws: ParseError.invalidInput(
                 token: "vx", column: 5,
-                reason: "expected one of: hostname, log, network, running-config, switch, version")
+                reason:
+                    "expected one of: history, hostname, log, network, running-config, switch,"
+                    + " system, version")
         ) {
             try tree.help(before: "sho vx")
         }

@@ -31,6 +31,11 @@ struct ParserTests {
         ("sh net interfaces", "show network interfaces"),
         ("sh ho", "show hostname"),
         ("sh sw prob", "show switch problems"),
+        ("show switch", "show switch"),
+        ("sh sys", "show system"),
+        ("sh hist", "show history"),
+        ("clear network ntp-servers", "clear network ntp-servers"),
+        ("cl net int eth1 ip con", "clear network interface eth1 ip config"),
         ("add network dns-server 127.0.0.53", "add network dns-server 127.0.0.53"),
         ("show network interface interfaces", "show network interface interfaces"),
         ("show network interface breth0.100", "show network interface breth0.100"),
@@ -158,6 +163,7 @@ struct ParserTests {
         case .help: "help"
         case .version: "show version"
         case .exit: "exit"
+        case .history: "show history"
         case .diagnostic(let arguments): "DIAG " + arguments.joined(separator: " ")
         }
     }
@@ -199,6 +205,11 @@ struct ParserTests {
             "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
+        (
+            "set hostname " + String(repeating: "x;", count: 5000),
+            "% Invalid input at '" + String(repeating: "x;", count: 20)
+                + "…(10000 characters)' (column 14): ';' is not allowed in a host name (letters, digits, '-' and '.')"
+        ),
         // What vtepd would ignore or refuse is refused at the prompt, in vtepd's words.
         (
             "add switch remote-mac web ff:ff:ff:ff:ff:ff 192.0.2.2",
@@ -229,7 +240,7 @@ struct ParserTests {
         ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
-            "% Invalid input at 'x' (column 6): expected one of: hostname, log, network, running-config, switch, version"
+            "% Invalid input at 'x' (column 6): expected one of: history, hostname, log, network, running-config, switch, system, version"
         ),
         (
             "show n",
@@ -346,11 +357,11 @@ struct ParserTests {
         ),
         (
             "set hostname " + String(repeating: "a", count: 65),
-            "% Invalid input at '\(String(repeating: "a", count: 65))' (column 14): a host name is at most 64 characters, this one has 65"
+            "% Invalid input at '\(String(repeating: "a", count: 40))…(65 characters)' (column 14): a host name is at most 64 characters, this one has 65"
         ),
         (
             "add network dns-search-domain \(String(repeating: "a", count: 64)).example",
-            "% Invalid input at '\(String(repeating: "a", count: 64)).example' (column 31): the label '\(String(repeating: "a", count: 64))' is longer than 63 characters"
+            "% Invalid input at '\(String(repeating: "a", count: 40))…(72 characters)' (column 31): the label '\(String(repeating: "a", count: 64))' is longer than 63 characters"
         ),
         (
             "show network interface abcdefghijklmnop",

@@ -170,6 +170,43 @@ public struct SetInterfaceMTU: ControlCommand {
     ]
 }
 
+/// Stops managing an interface's IPv4 address, as IOS's `no ip address`: the static address
+/// the appliance configured is removed, a DHCP client releases its lease and stops; other
+/// addresses on the interface are left alone.
+public struct ClearInterfaceAddressing: ControlCommand {
+    public static let command = "clear-interface-ip-config"
+    public static let reply = ControlResult.Kind.accepted
+    public var interface: InterfaceName
+    public enum CodingKeys: String, CodingKey, CaseIterable { case interface }
+    public init(_ interface: InterfaceName) { self.interface = interface }
+    public var shellLine: String { "clear network interface \(interface) ip config" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.clear, Word.network, Word.interface, Slot.interface,
+                .keyword("ip", help: "IPv4 addressing"),
+                .keyword("config", help: "How the interface gets its address"),
+            ], summary: "Stop managing IF's IPv4 address: remove it, or release the DHCP lease"
+        ) { arguments throws(CommandRefusal) in Self(try interfaceName(arguments)) }
+    ]
+}
+
+/// vtepd's version, uptime, the clock, load and memory (`show system`; the shell adds its
+/// own version).
+public struct ShowSystem: ControlCommand {
+    public static let command = "system"
+    public static let reply = ControlResult.Kind.lines
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show system" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.show, .keyword("system", help: "Versions, uptime, clock, load and memory")],
+            summary: "Show vtepsh and vtepd versions, vtepd's uptime, clock, load, memory"
+        ) { _ in Self() }
+    ]
+}
+
 /// An interface's administrative state.
 public enum LinkState: String, Hashable, Sendable, Codable, CaseIterable {
     case up
@@ -409,7 +446,7 @@ public struct AddNTPServer: ControlCommand {
     public static let shell = [
         CommandDeclaration<Self>(
             [Word.add, Word.network, Word.ntpServer, Slot.ntpHost],
-            summary: "Add an NTP server (name or address) for systemd-timesyncd"
+            summary: "Add an NTP server (name or address) for chronyd"
         ) { arguments throws(CommandRefusal) in Self(try ntpServer(arguments)) }
     ]
 }
@@ -424,8 +461,22 @@ public struct RemoveNTPServer: ControlCommand {
     public static let shell = [
         CommandDeclaration<Self>(
             [Word.remove, Word.network, Word.ntpServer, Slot.ntpHost],
-            summary: "Remove an NTP server from systemd-timesyncd's list"
+            summary: "Remove an NTP server from chronyd's sources"
         ) { arguments throws(CommandRefusal) in Self(try ntpServer(arguments)) }
+    ]
+}
+
+public struct ClearNTPServers: ControlCommand {
+    public static let command = "clear-ntp-servers"
+    public static let reply = ControlResult.Kind.accepted
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "clear network ntp-servers" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.clear, Word.network, Word.ntpServers],
+            summary: "Remove every configured NTP server"
+        ) { _ in Self() }
     ]
 }
 
@@ -523,6 +574,27 @@ public struct ShowRunningConfig: ControlCommand {
             ], summary: "Show the commands that rebuild the current configuration"
         ) { _ in Self() }
     ]
+}
+
+/// A line the shell refused itself (its grammar or a value's type), for the audit log: what
+/// was typed (cut to `maximumLength`) and why it was refused. Not a change: it answers `[]`.
+public struct AuditRefusedInput: ControlCommand {
+    public static let command = "audit-refused-input"
+    public static let reply = ControlResult.Kind.lines
+    public static let maximumLength = 200
+    public var line: String
+    public var reason: String
+    public enum CodingKeys: String, CodingKey, CaseIterable { case line, reason }
+    public init(line: String, reason: String) {
+        self.line = String(line.prefix(Self.maximumLength))
+        self.reason = String(reason.prefix(Self.maximumLength))
+    }
+    public var shellLine: String { line }
+    public func validate() throws(ControlFailure) {
+        guard line.count <= Self.maximumLength, reason.count <= Self.maximumLength else {
+            throw ControlFailure("line and reason are cut to \(Self.maximumLength) characters")
+        }
+    }
 }
 
 /// The audit log's last lines; nil: `defaultLines`.

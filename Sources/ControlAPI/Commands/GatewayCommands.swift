@@ -58,6 +58,22 @@ public struct Counters: ControlCommand {
     ]
 }
 
+/// The switch itself: physical switch, tunnel IPs, underlay, ports, logical switches and
+/// bindings in effect, and the problems (the `configuration` report, as the shell shows it).
+public struct ShowSwitch: ControlCommand {
+    public static let command = "switch"
+    public static let reply = ControlResult.Kind.configuration
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show switch" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.show, Word.switchWord],
+            summary: "Show the switch: its name, tunnel IPs, underlay, ports, problems"
+        ) { _ in Self() }
+    ]
+}
+
 /// The effective configuration and the problems found in it (`vtepd show configuration`).
 public struct Configuration: ControlCommand {
     public static let command = "configuration"
