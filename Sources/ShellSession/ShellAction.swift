@@ -14,6 +14,8 @@ public enum ShellAction: Hashable, Sendable {
     case exit
     /// The lines typed in this session, oldest first.
     case history
+    /// `terminal length N`: page output N rows at a time (0: never page).
+    case terminalLength(Int)
     /// Run a diagnostic program with this argument vector (never a shell).
     case diagnostic([String])
 
@@ -23,6 +25,7 @@ public enum ShellAction: Hashable, Sendable {
         case (.password(let a), .password(let b)): a == b
         case (.help, .help), (.version, .version), (.exit, .exit), (.history, .history): true
         case (.diagnostic(let a), .diagnostic(let b)): a == b
+        case (.terminalLength(let a), .terminalLength(let b)): a == b
         default: false
         }
     }
@@ -36,7 +39,31 @@ public enum ShellAction: Hashable, Sendable {
         case .exit: hasher.combine(3)
         case .history: hasher.combine(4)
         case .diagnostic(let arguments): hasher.combine(arguments)
+        case .terminalLength(let rows): hasher.combine(rows)
         }
+    }
+}
+
+extension ShellAction {
+    /// Whether the action shows something an output filter can apply to: a command for vtepd
+    /// that is not a change, or the shell's own listings.
+    public var showsOutput: Bool {
+        switch self {
+        case .control(let command): !command.changesState
+        case .help, .version, .history: true
+        case .password, .exit, .diagnostic, .terminalLength: false
+        }
+    }
+}
+
+/// A line as the shell runs it: the action, and the output filters after it (`| include …`).
+public struct ShellLine: Hashable, Sendable {
+    public var action: ShellAction
+    public var filters: [OutputFilter]
+
+    public init(action: ShellAction, filters: [OutputFilter] = []) {
+        self.action = action
+        self.filters = filters
     }
 }
 
@@ -74,6 +101,15 @@ private let shellCommands: [CommandDeclaration<ShellAction>] = [
         [Word.show, .keyword("history", help: "The lines typed in this session")],
         summary: "Show the lines typed in this session, oldest first"
     ) { _ in .history },
+    CommandDeclaration(
+        [
+            .keyword("terminal", help: "This terminal's settings"),
+            .keyword("length", help: "Rows per page of output"),
+            .argument(
+                "N", .integer(IntegerRange("row count", 0...512)),
+                help: "Rows per page, 0 to never page"),
+        ], summary: "Page output N rows at a time (0: never page)"
+    ) { .terminalLength($0.integer("N")!) },
     CommandDeclaration(
         [.keyword("help", help: "List the commands")],
         summary: "List every command with what it does"

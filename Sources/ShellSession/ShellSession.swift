@@ -46,11 +46,16 @@ public struct ShellExecutor: Sendable {
         self.environment = environment
     }
 
-    /// The line's action, or the error to print (with a `^` under the offending column when
-    /// `promptWidth` is given).
-    public func action(for line: String, promptWidth: Int?) -> Result<ShellAction?, ShellOutcome> {
+    /// The line's action and output filters, or the error to print (with a `^` under the
+    /// offending column when `promptWidth` is given).
+    public func action(for line: String, promptWidth: Int?) -> Result<ShellLine?, ShellOutcome> {
         do {
-            return .success(try tree.parse(line))
+            let (command, filters) = try OutputFilter.split(line)
+            guard let action = try tree.parse(command) else { return .success(nil) }
+            if !filters.isEmpty && !action.showsOutput {
+                throw ShellFailure("output filters (| …) follow commands that show something")
+            }
+            return .success(ShellLine(action: action, filters: filters))
         } catch let error as ParseError {
             // Refused here, it never reaches vtepd as a command: its audit log still records
             // the attempt (escaped and cut there), whatever vtepd says to the note.
@@ -63,9 +68,17 @@ public struct ShellExecutor: Sendable {
                     text: (marker ?? "") + TerminalText.errorLine(error.description),
                     succeeded: false))
         } catch {
+            _ = environment.send(AuditRefusedInput(line: line, reason: "\(error)"))
             return .failure(
                 ShellOutcome(text: TerminalText.errorLine("\(error)"), succeeded: false))
         }
+    }
+
+    /// Runs a line that needs no dialogue, its filters applied to what it shows.
+    public func perform(_ line: ShellLine) -> ShellOutcome {
+        var outcome = perform(line.action)
+        if outcome.succeeded { outcome.text = OutputFilter.apply(line.filters, to: outcome.text) }
+        return outcome
     }
 
     /// Runs an action that needs no dialogue (not `.password`, not `.exit`).
@@ -86,7 +99,7 @@ public struct ShellExecutor: Sendable {
             case .failure(let failure):
                 return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
             }
-        case .password, .exit, .history:
+        case .password, .exit, .history, .terminalLength:
             return ShellOutcome(
                 text: TerminalText.errorLine("this command needs the interactive shell"),
                 succeeded: false)
@@ -126,7 +139,14 @@ public final class ShellSession {
         case command
         /// Asking for `user`'s new password; `first` once it was typed once.
         case password(user: UserName, first: String?)
+        /// Output longer than a page: the lines not shown yet, `--More--` waiting for a key.
+        case paging([String])
     }
+
+    /// Rows of the terminal: output longer than this is shown a page at a time with
+    /// `--More--` (space: the next page, Enter: the next line, q or Ctrl-C: stop). 0 never
+    /// pages. vtepsh sets it from the terminal's size; `terminal length N` changes it.
+    public var terminalLength = 24
 
     public let executor: ShellExecutor
     private var editor: LineEditor
@@ -137,7 +157,7 @@ public final class ShellSession {
 
     public init(executor: ShellExecutor, write: @escaping ([UInt8]) -> Void) {
         self.executor = executor
-        self.editor = LineEditor(tree: executor.tree)
+        self.editor = LineEditor(tree: ShellGrammar(executor.tree))
         self.write = write
     }
 
@@ -150,6 +170,10 @@ public final class ShellSession {
 
     /// Takes terminal input; runs each line completed by it.
     public func receive(_ bytes: some Sequence<UInt8>) {
+        var bytes = Array(bytes)
+        while case .paging = stage, !bytes.isEmpty {
+            page(key: bytes.removeFirst())
+        }
         editor.feed(bytes)
         while !isFinished, let event = editor.nextEvent() {
             flush()
@@ -161,6 +185,8 @@ public final class ShellSession {
 
     private func handle(_ event: LineEditor.Event) {
         switch (stage, event) {
+        case (.paging, _):
+            return
         case (.command, .endOfInput):
             finish()
             return
@@ -170,17 +196,29 @@ public final class ShellSession {
             switch executor.action(for: line, promptWidth: prompt.count) {
             case .failure(let outcome): show(outcome.text)
             case .success(nil): break
-            case .success(.exit?):
+            case .success(let line?) where line.action == .exit:
                 finish()
                 return
-            case .success(.password(let user)?):
-                stage = .password(user: user, first: nil)
-            case .success(.history?):
-                show(
-                    editor.history.enumerated().map { "\($0.offset + 1)  \($0.element)\n" }
-                        .joined())
-            case .success(let action?):
-                show(executor.perform(action).text)
+            case .success(let line?):
+                if case .password(let user) = line.action {
+                    stage = .password(user: user, first: nil)
+                    break
+                }
+                if line.action == .history {
+                    show(
+                        OutputFilter.apply(
+                            line.filters,
+                            to: editor.history.enumerated().map {
+                                "\($0.offset + 1)  \($0.element)\n"
+                            }.joined()))
+                    break
+                }
+                if case .terminalLength(let rows) = line.action {
+                    terminalLength = rows
+                    break
+                }
+                showPaged(executor.perform(line).text)
+                if case .paging = stage { return }
                 // vtepd may have been restarted, or the name changed by another admin.
                 prompt = executor.prompt()
             }
@@ -199,10 +237,53 @@ public final class ShellSession {
             }
         }
         switch stage {
+        case .paging: return
         case .command: editor.startLine(prompt: prompt)
         case .password(_, nil): editor.startLine(prompt: "New password: ", mode: .secret)
         case .password(_, _?): editor.startLine(prompt: "Retype new password: ", mode: .secret)
         }
+    }
+
+    /// Shows `text`, a page at a time when it is longer than the terminal.
+    private func showPaged(_ text: String) {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        guard terminalLength > 1, lines.count >= terminalLength else {
+            show(text)
+            return
+        }
+        let page = terminalLength - 1
+        show(lines.prefix(page).map { $0 + "\n" }.joined())
+        stage = .paging(Array(lines.dropFirst(page)))
+        show(Self.more)
+    }
+
+    static let more = "--More--"
+
+    /// One key at `--More--`: space the next page, Enter the next line, q or Ctrl-C stop
+    /// (any other key: the next page, as `more` does).
+    private func page(key: UInt8) {
+        guard case .paging(let rest) = stage else { return }
+        // Erase `--More--` first.
+        show("\r" + String(repeating: " ", count: Self.more.count) + "\r")
+        let shown: Int
+        switch key {
+        case UInt8(ascii: "q"), UInt8(ascii: "Q"), 0x03: shown = rest.count + 1
+        case 0x0D, 0x0A: shown = 1
+        default: shown = max(terminalLength - 1, 1)
+        }
+        if shown <= rest.count {
+            show(rest.prefix(shown).map { $0 + "\n" }.joined())
+        }
+        let left = shown > rest.count ? [] : Array(rest.dropFirst(shown))
+        if left.isEmpty {
+            stage = .command
+            editor.startLine(prompt: prompt)
+        } else {
+            stage = .paging(left)
+            show(Self.more)
+        }
+        flush()
     }
 
     private func finish() {

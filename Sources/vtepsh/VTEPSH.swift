@@ -67,6 +67,11 @@ struct VTEPSH: ParsableCommand {
         try Terminal.enterRawMode()
         defer { Terminal.restore() }
         let session = ShellSession(executor: executor) { bytes in Terminal.write(bytes) }
+        // Pages as tall as the terminal (TIOCGWINSZ); `terminal length N` changes it.
+        var size = winsize()
+        if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 {
+            session.terminalLength = Int(size.ws_row)
+        }
         session.start()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !session.isFinished {
@@ -83,8 +88,8 @@ struct VTEPSH: ParsableCommand {
         switch executor.action(for: line, promptWidth: nil) {
         case .failure(let failure): outcome = failure
         case .success(nil): return 0
-        case .success(.exit?): return 0
-        case .success(let action?): outcome = executor.perform(action)
+        case .success(let line?) where line.action == .exit: return 0
+        case .success(let line?): outcome = executor.perform(line)
         }
         let prefix = outcome.succeeded ? "" : lineNumber.map { "line \($0): " } ?? ""
         let bytes = Array((prefix + outcome.text).utf8)

@@ -25,6 +25,7 @@ import Testing
                     switch command {
                     case is ShowHostname: return .success(.lines(["gw1"]))
                     case is ShowDNSServers: return .success(.lines(["192.0.2.53"]))
+                    case is ShowLog: return .success(.lines((1...30).map { "entry \($0)" }))
                     case let add as AddLogicalSwitch where add.name == "taken":
                         return .failure(
                             .refused(
@@ -117,7 +118,12 @@ import Testing
     @Test func helpQuestionMarkTabAndExit() {
         let recorder = Recorder()
         let (session, screen) = session(recorder)
+        // `help` is longer than a 24-row page: `q` at `--More--` stops it; with paging off
+        // it shows whole.
         session.receive(Array("help\r".utf8))
+        #expect(text(screen).hasSuffix("--More--"))
+        session.receive(Array("q".utf8))
+        session.receive(Array("terminal length 0\rhelp\r".utf8))
         #expect(text(screen).contains("set hostname NAME"))
         #expect(text(screen).contains("show switch mac-table [logical-switch NAME] [mac MAC]"))
         session.receive(Array("sh\t".utf8))
@@ -139,5 +145,45 @@ import Testing
         #expect(throws: ParseError.self) {
             try CommandTree<ShellAction>.appliance.parse("ping a;reboot")
         }
+    }
+
+    @Test func outputFiltersApplyToWhatCommandsShow() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("sh net dns-servers | include 53$\r".utf8))
+        #expect(text(screen).hasSuffix("| include 53$\r\n192.0.2.53\r\ngw1> "))
+        session.receive(Array("sh net dns-servers | exclude 192\r".utf8))
+        #expect(text(screen).hasSuffix("| exclude 192\r\ngw1> "))
+        session.receive(Array("show log | begin entry 29 | count\r".utf8))
+        #expect(text(screen).hasSuffix("| count\r\n2\r\ngw1> "))
+        let before = recorder.commands.filter { $0 is SetHostname }.count
+        session.receive(Array("set hostname gw2 | count\r".utf8))
+        #expect(text(screen).contains("% output filters (| …) follow commands that show something"))
+        session.receive(Array("show log | grep x\r".utf8))
+        #expect(text(screen).contains(#"% "| grep x" is not an output filter"#))
+        session.receive(Array("show log | include [\r".utf8))
+        #expect(text(screen).contains(#"% "[" is not a regular expression"#))
+        #expect(recorder.commands.filter { $0 is SetHostname }.count == before)
+        session.receive(Array("show log | ?".utf8))
+        #expect(text(screen).contains("include") && text(screen).contains("count"))
+    }
+
+    @Test func longOutputIsPagedWithMore() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("terminal length 5\r".utf8))
+        session.receive(Array("show log\r".utf8))
+        #expect(text(screen).hasSuffix("entry 3\r\nentry 4\r\n--More--"))
+        #expect(!text(screen).contains("entry 5"))
+        session.receive([0x20])  // space: the next page
+        #expect(text(screen).hasSuffix("entry 8\r\n--More--"))
+        #expect(!text(screen).contains("entry 9"))
+        session.receive([0x0D])  // Enter: one line
+        #expect(text(screen).hasSuffix("entry 9\r\n--More--"))
+        session.receive(Array("q".utf8))
+        #expect(text(screen).hasSuffix("gw1> ") && !text(screen).contains("entry 10"))
+        // 0: never page.
+        session.receive(Array("terminal length 0\rshow log\r".utf8))
+        #expect(text(screen).hasSuffix("entry 30\r\ngw1> "))
     }
 }

@@ -14,7 +14,7 @@ struct HelpTests {
         #expect(
             entries.map(\.token) == [
                 "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "traceroute", "unbind",
+                "terminal", "traceroute", "unbind",
             ])
         #expect(entries.first == HelpEntry("add", "Add a setting or an entry"))
     }
@@ -84,7 +84,7 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "shw", column: 1,
                 reason:
-                    "expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
+                    "expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
             )
         ) {
             try tree.help(before: "shw ")
@@ -109,7 +109,7 @@ struct HelpTests {
             "",
             Completion(candidates: [
                 "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "traceroute", "unbind",
+                "terminal", "traceroute", "unbind",
             ])
         ),
         ("show network d", Completion(insertion: "ns-se")),

@@ -34,6 +34,7 @@ struct ParserTests {
         ("show switch", "show switch"),
         ("sh sys", "show system"),
         ("sh hist", "show history"),
+        ("term len 0", "terminal length 0"),
         ("clear network ntp-servers", "clear network ntp-servers"),
         ("cl net int eth1 ip con", "clear network interface eth1 ip config"),
         ("add network dns-server 127.0.0.53", "add network dns-server 127.0.0.53"),
@@ -164,6 +165,7 @@ struct ParserTests {
         case .version: "show version"
         case .exit: "exit"
         case .history: "show history"
+        case .terminalLength(let rows): "terminal length \(rows)"
         case .diagnostic(let arguments): "DIAG " + arguments.joined(separator: " ")
         }
     }
@@ -202,7 +204,7 @@ struct ParserTests {
         ),
         (
             "shw version",
-            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, traceroute, unbind"
+            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
         (
