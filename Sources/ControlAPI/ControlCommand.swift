@@ -154,7 +154,7 @@ public enum ControlCommands {
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowLogicalSwitches.self, ShowTunnels.self, ShowProblems.self,
         ClearNTPServers.self, ClearInterfaceAddressing.self, ShowSystem.self, ShowSwitch.self,
-        AuditRefusedInput.self,
+        AuditRefusedInput.self, ShowNames.self,
     ]
 
     /// The wire names, as `all` orders them.

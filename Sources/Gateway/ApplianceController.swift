@@ -225,7 +225,8 @@ public final class ApplianceController: Sendable {
         handlers.on(AuditRefusedInput.self) { command, peer throws(ControlFailure) in
             try await self.offThePool { () throws(ControlFailure) in
                 // The audit log escapes both, so a hostile line stays one entry on one line.
-                if let problem = self.record(command, peer: peer, result: .refused(command.reason)) {
+                if let problem = self.record(command, peer: peer, result: .refused(command.reason))
+                {
                     throw ControlFailure(problem)
                 }
                 return .lines([])

@@ -58,6 +58,10 @@ public final class GatewayController: ControlHandler, Sendable {
         table.on(ShowProblems.self) { _, _ in .lines(await controller.configuration().problems) }
         table.on(ShowSwitch.self) { _, _ in .configuration(await controller.configuration()) }
         table.on(ShowSystem.self) { _, _ in .lines(controller.systemLines()) }
+        table.on(ShowNames.self) { request, _ throws(ControlFailure) in
+            .lines(
+                try await controller.names(request.kind, appliance: appliance, database: database))
+        }
         guard let appliance else { return table }
         appliance.register(in: &table)
         guard let database else { return table }
@@ -148,6 +152,23 @@ public final class GatewayController: ControlHandler, Sendable {
         return result
     }
 
+    /// What exists now of `kind`, sorted, for the shell's completion. What cannot be read
+    /// (no database yet) is an empty list: completion is a convenience.
+    func names(
+        _ kind: ShowNames.Kind, appliance: ApplianceController?, database: SwitchDatabase?
+    ) async throws(ControlFailure) -> [String] {
+        switch kind {
+        case .interfaces:
+            return ((try? appliance?.host.interfaces()) ?? []).map(\.name).sorted()
+        case .ports:
+            return (state.withLock { $0.snapshot }?.ports ?? []).sorted()
+        case .logicalSwitches:
+            return ((try? await database?.logicalSwitches()) ?? []).map(\.name).sorted()
+        case .vteps:
+            return ((try? await database?.locatorUse()) ?? [:]).keys.sorted()
+        }
+    }
+
     /// `show system`: vtepd's version, uptime, the clock, load and memory, from /proc.
     func systemLines() -> [String] {
         func read(_ path: String) -> String {
@@ -168,7 +189,9 @@ public final class GatewayController: ControlHandler, Sendable {
         let load = read("/proc/loadavg").split(separator: " ").prefix(3)
         if load.count == 3 { lines.append("load: " + load.joined(separator: " ")) }
         let memory = read("/proc/meminfo")
-        if let total = kibibytes(memory, "MemTotal"), let available = kibibytes(memory, "MemAvailable") {
+        if let total = kibibytes(memory, "MemTotal"),
+            let available = kibibytes(memory, "MemAvailable")
+        {
             lines.append("memory: \(total / 1024) MiB, \(available / 1024) MiB available")
         }
         if let resident = kibibytes(read("/proc/self/status"), "VmRSS") {

@@ -498,18 +498,34 @@ public struct CommandTree<Command: Sendable>: CommandGrammar {
     /// ends inside a word, the keywords that word abbreviates and the arguments it may be
     /// the start of; `<cr>` when the line is already a complete command.
     public func help(before text: String) throws(ParseError) -> [HelpEntry] {
+        try help(before: text, names: nil)
+    }
+
+    public func complete(before text: String) -> Completion { complete(before: text, names: nil) }
+
+    /// `?`: what may come next, one line of help each; with `names`, the live names an
+    /// argument may take (interfaces, ports, logical switches) after its placeholder.
+    public func help(before text: String, names: NameSource?) throws(ParseError) -> [HelpEntry] {
         var words = try Self.tokenize(text)
         let partial = text.isEmpty || text.hasSuffix(" ") ? nil : words.popLast()
         let next = try following(words)
         let lowered = partial?.text.lowercased() ?? ""
         var keywords = next.edges.filter {
-            if case .keyword(let word, _, _) = $0.token { word.hasPrefix(lowered) } else { false }
+            if case .keyword(let word, _, _) = $0.edge.token {
+                word.hasPrefix(lowered)
+            } else {
+                false
+            }
         }
-        keywords.sort { $0.token.display < $1.token.display }
-        let placeholders = next.edges.filter {
-            if case .argument = $0.token { true } else { false }
+        keywords.sort { $0.edge.token.display < $1.edge.token.display }
+        var entries = keywords.map { HelpEntry($0.edge.token.display, $0.edge.token.help) }
+        for (edge, path) in next.edges {
+            guard case .argument(let slot, let kind, _) = edge.token else { continue }
+            entries.append(HelpEntry(slot, edge.token.help))
+            for name in names?(path, slot, kind) ?? [] where name.hasPrefix(partial?.text ?? "") {
+                entries.append(HelpEntry("  " + name, ""))
+            }
         }
-        var entries = (keywords + placeholders).map { HelpEntry($0.token.display, $0.token.help) }
         if partial == nil, next.isComplete {
             entries.append(HelpEntry("<cr>", "Run the command"))
         }
@@ -522,58 +538,77 @@ public struct CommandTree<Command: Sendable>: CommandGrammar {
     }
 
     /// Tab: completes the keyword being typed when its prefix is unique (or extends it to the
-    /// candidates' common prefix), and otherwise lists what may come next.
-    public func complete(before text: String) -> Completion {
+    /// candidates' common prefix), and otherwise lists what may come next. With `names`, an
+    /// argument that has live names completes the same way among them; a partial name that
+    /// matches none is left as typed for the admin to finish, never accepted.
+    public func complete(before text: String, names: NameSource?) -> Completion {
         guard var words = try? Self.tokenize(text) else { return Completion() }
         let partial = text.isEmpty || text.hasSuffix(" ") ? nil : words.popLast()
         guard let next = try? following(words) else { return Completion() }
+        let typedText = partial?.text ?? ""
         var keywords: [String] = []
         var placeholders: [String] = []
+        var named: [String] = []
+        var hasNames = false
         var accepted = false
-        for edge in next.edges {
+        for (edge, path) in next.edges {
             switch edge.token {
             case .keyword(let word, _, _):
-                if word.hasPrefix(partial?.text.lowercased() ?? "") { keywords.append(word) }
+                if word.hasPrefix(typedText.lowercased()) { keywords.append(word) }
             case .argument(let slot, let kind, _):
                 placeholders.append(slot)
-                if let partial, case .success = kind.parse(partial.text) { accepted = true }
+                if let known = names?(path, slot, kind) {
+                    hasNames = true
+                    named += known.filter { $0.hasPrefix(typedText) && !named.contains($0) }
+                } else if let partial, case .success = kind.parse(partial.text) {
+                    accepted = true
+                }
             }
         }
         keywords.sort()
-        let typed = partial?.text.count ?? 0
-        if keywords.count == 1 && (partial != nil || placeholders.isEmpty) {
-            return Completion(insertion: String(keywords[0].dropFirst(typed)) + " ")
+        named.sort()
+        let typed = typedText.count
+        let choices = keywords + named
+        if choices.count == 1 && (partial != nil || placeholders.isEmpty || !named.isEmpty) {
+            return Completion(insertion: String(choices[0].dropFirst(typed)) + " ")
         }
-        if keywords.count > 1 {
-            let common = keywords.dropFirst().reduce(keywords[0]) { $0.commonPrefix(with: $1) }
+        if choices.count > 1 {
+            let common = choices.dropFirst().reduce(choices[0]) { $0.commonPrefix(with: $1) }
             if common.count > typed {
                 return Completion(insertion: String(common.dropFirst(typed)))
             }
-            return Completion(candidates: keywords + placeholders)
+            return Completion(candidates: choices + placeholders)
         }
-        // A complete argument gets its separating space; otherwise show what is expected.
-        if accepted { return Completion(insertion: " ") }
+        // A complete argument without live names gets its separating space; a name that
+        // matches no live one is left as typed.
+        if accepted && !hasNames { return Completion(insertion: " ") }
         return Completion(candidates: keywords + placeholders)
     }
 
-    /// What may follow `words`, over every way through the tree they match (`sh net int`
-    /// may be followed by an interface name or end there).
+    /// What may follow `words`, over every way through the tree they match, each edge with
+    /// the path (tokens as displayed) that leads to it.
     private func following(_ words: [Word]) throws(ParseError) -> (
-        nodes: [Int], edges: [Edge], isComplete: Bool
+        nodes: [Int], edges: [(edge: Edge, path: [String])], isComplete: Bool
     ) {
-        let reachedNodes = try reach(words).map(\.node)
+        let reached = try reach(words)
         var nodes: [Int] = []
-        for node in reachedNodes where !nodes.contains(node) { nodes.append(node) }
-        var edges: [Edge] = []
-        for node in nodes {
-            for edge in self.nodes[node].edges
-            where !edges.contains(where: { $0.token.display == edge.token.display }) {
-                edges.append(edge)
+        var edges: [(edge: Edge, path: [String])] = []
+        for way in reached where !nodes.contains(way.node) {
+            nodes.append(way.node)
+            for edge in self.nodes[way.node].edges
+            where !edges.contains(where: { $0.edge.token.display == edge.token.display }) {
+                edges.append((edge, way.path))
             }
         }
         return (nodes, edges, nodes.contains { self.nodes[$0].build != nil })
     }
 }
+
+/// Live names an argument may take, for `?` and Tab: given the path to it (its command's
+/// tokens so far, as displayed), its slot and kind; nil when it has none.
+public typealias NameSource =
+    @Sendable (_ path: [String], _ slot: String, _ kind: ArgumentKind)
+    -> [String]?
 
 extension String {
     fileprivate func commonPrefix(with other: String) -> String {

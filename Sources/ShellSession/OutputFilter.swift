@@ -1,3 +1,4 @@
+import ControlAPI
 import Foundation
 import Shell
 
@@ -82,8 +83,43 @@ public enum OutputFilter: Hashable, Sendable {
 /// filters, for `?` and Tab.
 public struct ShellGrammar: CommandGrammar {
     public let tree: CommandTree<ShellAction>
+    /// Live names for arguments (nil: none).
+    public let names: NameSource?
 
-    public init(_ tree: CommandTree<ShellAction>) { self.tree = tree }
+    public init(_ tree: CommandTree<ShellAction>, names: NameSource? = nil) {
+        self.tree = tree
+        self.names = names
+    }
+
+    /// The kind of live names an argument takes, by its slot and the command's path: an
+    /// interface, a port, an existing logical switch (not the new one `add logical-switch`
+    /// names), a remote VTEP.
+    public static func nameKind(path: [String], slot: String, kind: ArgumentKind)
+        -> ShowNames.Kind?
+    {
+        switch slot {
+        case "IF": return .interfaces
+        case "PORT": return .ports
+        case "LOGICAL-SWITCH": return .logicalSwitches
+        case "VTEP-IP": return .vteps
+        case "NAME" where kind == .name && path.last == "logical-switch" && path.first != "add":
+            return .logicalSwitches
+        default: return nil
+        }
+    }
+
+    /// Names from vtepd through `send`, for `names`.
+    public static func names(
+        _ send:
+            @escaping @Sendable (any ControlCommand) -> Result<ControlResult, ControlClientError>
+    ) -> NameSource {
+        { path, slot, kind in
+            guard let wanted = nameKind(path: path, slot: slot, kind: kind),
+                case .success(.lines(let names)) = send(ShowNames(wanted))
+            else { return nil }
+            return names
+        }
+    }
 
     static let filters = [
         HelpEntry("begin", "Show from the first line matching a regular expression"),
@@ -99,7 +135,9 @@ public struct ShellGrammar: CommandGrammar {
     }
 
     public func help(before text: String) throws(ParseError) -> [HelpEntry] {
-        guard let part = Self.filterPart(text) else { return try tree.help(before: text) }
+        guard let part = Self.filterPart(text) else {
+            return try tree.help(before: text, names: names)
+        }
         if part.contains(" ") {
             let name = part.prefix { $0 != " " }
             return name.hasPrefix("c")
@@ -110,7 +148,9 @@ public struct ShellGrammar: CommandGrammar {
     }
 
     public func complete(before text: String) -> Completion {
-        guard let part = Self.filterPart(text) else { return tree.complete(before: text) }
+        guard let part = Self.filterPart(text) else {
+            return tree.complete(before: text, names: names)
+        }
         guard !part.contains(" ") else { return Completion() }
         let matches = Self.filters.map(\.token).filter { $0.hasPrefix(part.lowercased()) }
         if matches.count == 1 {

@@ -157,7 +157,8 @@ public final class ShellSession {
 
     public init(executor: ShellExecutor, write: @escaping ([UInt8]) -> Void) {
         self.executor = executor
-        self.editor = LineEditor(tree: ShellGrammar(executor.tree))
+        self.editor = LineEditor(
+            tree: ShellGrammar(executor.tree, names: ShellGrammar.names(executor.environment.send)))
         self.write = write
     }
 

@@ -49,6 +49,7 @@ import Testing
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
         (#"{"id":9,"command":"problems"}"#, "show switch problems"),
+        (#"{"id":9,"command":"names","arguments":{"kind":"logical-switches"}}"#, "names logical-switches"),
         (#"{"id":9,"command":"switch"}"#, "show switch"),
         (#"{"id":9,"command":"system"}"#, "show system"),
         (#"{"id":9,"command":"clear-ntp-servers"}"#, "clear network ntp-servers"),
@@ -219,7 +220,7 @@ import Testing
         // Only the password dialogue and the API's own report have no shell grammar.
         #expect(
             Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
-                == ["set-password", "configuration", "audit-refused-input"])
+                == ["set-password", "configuration", "audit-refused-input", "names"])
     }
 
     @Test func wellFormedButWrongRequestsAreRefusedAndKeepTheConnection() {

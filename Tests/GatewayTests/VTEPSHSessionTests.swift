@@ -26,6 +26,10 @@ import Testing
                     case is ShowHostname: return .success(.lines(["gw1"]))
                     case is ShowDNSServers: return .success(.lines(["192.0.2.53"]))
                     case is ShowLog: return .success(.lines((1...30).map { "entry \($0)" }))
+                    case let names as ShowNames where names.kind == .ports:
+                        return .success(.lines(["eth1", "eth2", "swp7"]))
+                    case let names as ShowNames where names.kind == .logicalSwitches:
+                        return .success(.lines(["web", "db"]))
                     case let add as AddLogicalSwitch where add.name == "taken":
                         return .failure(
                             .refused(
@@ -185,5 +189,25 @@ import Testing
         // 0: never page.
         session.receive(Array("terminal length 0\rshow log\r".utf8))
         #expect(text(screen).hasSuffix("entry 30\r\ngw1> "))
+    }
+
+    @Test func tabAndQuestionMarkCompleteLiveNamesAndNeverAcceptAnUnknownOne() {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("bind switch port s\t".utf8))
+        #expect(text(screen).hasSuffix("bind switch port swp7 "))
+        session.receive(Array("vlan 0 logical-switch w\t".utf8))
+        #expect(text(screen).hasSuffix("logical-switch web "))
+        session.receive([0x15] + Array("bind switch port x\t".utf8))
+        // Nothing matches: left as typed, the placeholder listed, no space added.
+        #expect(text(screen).hasSuffix("PORT\r\ngw1> bind switch port x"))
+        session.receive([0x15] + Array("bind switch port eth\t".utf8))
+        #expect(text(screen).contains("eth1  eth2  PORT"))
+        #expect(text(screen).hasSuffix("gw1> bind switch port eth"))
+        session.receive([0x15] + Array("set logical-switch ?".utf8))
+        #expect(text(screen).contains("web") && text(screen).contains("db"))
+        // A new switch's name is not completed from the existing ones.
+        session.receive([0x15] + Array("add logical-switch w\t".utf8))
+        #expect(text(screen).hasSuffix("[Kadd logical-switch w "))
     }
 }

@@ -64,7 +64,12 @@ import Testing
             // The gateway, in hardware_vtep as vtep-ctl writes it.
             try pty.type("add log web vni 5001\r")
             try pty.expect("gw-test> ")
-            try pty.type("bind sw port \(port) vlan 0 log web\r")
+            // Tab completes the port and the logical switch from vtepd's live state.
+            try pty.type("bind sw port \(port.prefix(port.count - 1))\t")
+            try pty.expect("bind sw port \(port) ")
+            try pty.type("vlan 0 log w\t")
+            try pty.expect("log web ")
+            try pty.type("\r")
             try pty.expect("gw-test> ")
             try pty.type("set log web repl head 192.0.2.2,192.0.2.3\r")
             try pty.expect("gw-test> ")

@@ -102,6 +102,22 @@ public struct ShowProblems: ControlCommand {
     ]
 }
 
+/// The names of things that exist now, for the shell's Tab and `?`: the host's interfaces,
+/// the switch's ports, the logical switches, the remote VTEPs.
+public struct ShowNames: ControlCommand {
+    public enum Kind: String, Codable, Hashable, Sendable, CaseIterable {
+        case interfaces, ports
+        case logicalSwitches = "logical-switches"
+        case vteps
+    }
+    public static let command = "names"
+    public static let reply = ControlResult.Kind.lines
+    public var kind: Kind
+    public enum CodingKeys: String, CodingKey, CaseIterable { case kind }
+    public init(_ kind: Kind) { self.kind = kind }
+    public var shellLine: String { "names \(kind.rawValue)" }
+}
+
 /// A logical switch name as the shell allows it: letters, digits, `.`, `_`, `-`, 1–64
 /// characters, not starting with `-` (it reaches vtep-ctl command lines and logs).
 func checkLogicalSwitchName(_ text: String) throws(ControlFailure) {
