@@ -243,39 +243,100 @@ public final class HostNetwork {
         return addresses
     }
 
+    /// Every route of an RTM_GETROUTE dump, each message parsed on its own: libnl's route
+    /// cache keys routes by destination, table, TOS and metric, so it keeps one of the
+    /// fe80::/64 routes of several IPv6 interfaces and drops the others. The caller puts them.
+    /// On a socket of its own, whose sequence numbers the raw reads cannot put out of step
+    /// with the requests of `socket`.
+    private func routeObjects() throws(NetlinkError) -> [OpaquePointer] {
+        guard let socket = nl_socket_alloc() else {
+            throw .socket(call: "nl_socket_alloc", errno: ENOMEM)
+        }
+        defer { nl_socket_free(socket) }
+        let connected = nl_connect(socket, NETLINK_ROUTE)
+        if connected < 0 { throw .socket(call: "connect", errno: Self.errno(forLibnl: connected)) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(
+            nl_socket_get_fd(socket), SOL_SOCKET, SO_RCVTIMEO, &timeout,
+            socklen_t(MemoryLayout<timeval>.size))
+        var request = rtmsg()
+        request.rtm_family = UInt8(AF_UNSPEC)
+        let sent = withUnsafeMutableBytes(of: &request) {
+            nl_send_simple(socket, Int32(RTM_GETROUTE), NLM_F_DUMP, $0.baseAddress, $0.count)
+        }
+        guard sent >= 0 else { throw refused("listing routes (RTM_GETROUTE)", sent) }
+        var objects: [OpaquePointer] = []
+        var done = false
+        while !done {
+            var peer = sockaddr_nl()
+            var buffer: UnsafeMutablePointer<UInt8>?
+            let received = nl_recv(socket, &peer, &buffer, nil)
+            guard received > 0, let buffer else {
+                for object in objects { rtnl_route_put(object) }
+                throw refused("listing routes (RTM_GETROUTE)", received)
+            }
+            defer { free(buffer) }
+            var remaining = received
+            var header: UnsafeMutablePointer<nlmsghdr>? = UnsafeMutableRawPointer(buffer)
+                .assumingMemoryBound(to: nlmsghdr.self)
+            while let current = header, nlmsg_ok(current, remaining) != 0 {
+                switch Int32(current.pointee.nlmsg_type) {
+                case NLMSG_DONE: done = true
+                case NLMSG_ERROR:
+                    // struct nlmsgerr: the negative errno first.
+                    let code = UnsafeRawPointer(current).advanced(by: MemoryLayout<nlmsghdr>.size)
+                        .loadUnaligned(as: Int32.self)
+                    done = true
+                    if code != 0 {
+                        for object in objects { rtnl_route_put(object) }
+                        throw .refused(
+                            request: "listing routes (RTM_GETROUTE)", errno: -code,
+                            kernelMessage: nil)
+                    }
+                case Int32(RTM_NEWROUTE):
+                    var route: OpaquePointer?
+                    if rtnl_route_parse(current, &route) >= 0, let route { objects.append(route) }
+                default: break
+                }
+                header = nlmsg_next(current, &remaining)
+            }
+        }
+        return objects
+    }
+
     /// The unicast routes of the main table (what `ip route` and `ip -6 route` list).
     public func routes() throws(NetlinkError) -> [HostRoute] {
-        var cache: OpaquePointer?
-        let status = rtnl_route_alloc_cache(socket, AF_UNSPEC, 0, &cache)
-        guard status >= 0, let cache else {
-            throw refused("listing routes (RTM_GETROUTE)", status)
-        }
-        defer { nl_cache_free(cache) }
+        let objects = try routeObjects()
+        defer { for object in objects { rtnl_route_put(object) } }
         var routes: [HostRoute] = []
-        var object = nl_cache_get_first(cache)
-        while let current = object {
-            defer { object = nl_cache_get_next(current) }
-            let route = current
+        for route in objects {
             guard rtnl_route_get_table(route) == RT_TABLE_MAIN.rawValue,
                 rtnl_route_get_type(route) == UInt8(RTN_UNICAST),
                 let destination = rtnl_route_get_dst(route).flatMap(Self.prefix)
             else { continue }
-            var gateway: IPAddress?
-            var interfaceIndex: Int32?
-            if rtnl_route_get_nnexthops(route) > 0, let hop = rtnl_route_nexthop_n(route, 0) {
-                gateway = rtnl_route_nh_get_gateway(hop).flatMap(Self.ipAddress)
-                let index = rtnl_route_nh_get_ifindex(hop)
-                if index > 0 { interfaceIndex = Int32(index) }
-            }
             var originText = [CChar](repeating: 0, count: 32)
             rtnl_route_proto2str(Int32(rtnl_route_get_protocol(route)), &originText, 32)
-            routes.append(
-                HostRoute(
-                    destination: destination, gateway: gateway, interfaceIndex: interfaceIndex,
-                    origin: String(
-                        decoding: originText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
-                        as: UTF8.self),
-                    metric: rtnl_route_get_priority(route)))
+            let origin = String(
+                decoding: originText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) },
+                as: UTF8.self)
+            // libnl's cache merges routes that differ only in their next hop (fe80::/64 on
+            // every IPv6 interface) into one object with several: one row per next hop, as
+            // `ip route` shows them.
+            let hops = Int(rtnl_route_get_nnexthops(route))
+            for n in 0..<max(hops, 1) {
+                var gateway: IPAddress?
+                var interfaceIndex: Int32?
+                if n < hops, let hop = rtnl_route_nexthop_n(route, Int32(n)) {
+                    gateway = rtnl_route_nh_get_gateway(hop).flatMap(Self.ipAddress)
+                    let index = rtnl_route_nh_get_ifindex(hop)
+                    if index > 0 { interfaceIndex = Int32(index) }
+                }
+                routes.append(
+                    HostRoute(
+                        destination: destination, gateway: gateway,
+                        interfaceIndex: interfaceIndex, origin: origin,
+                        metric: rtnl_route_get_priority(route)))
+            }
         }
         return routes
     }

@@ -129,6 +129,36 @@ struct HostNetworkTests {
         }
     }
 
+    /// fe80::/64 on each IPv6 interface: the same destination with different next hops,
+    /// which libnl's cache keeps as one route; each is its own row, as `ip -6 route` shows.
+    @Test func routesThatDifferOnlyInTheirInterfaceAreEachListed() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgll") { lab in
+            let namespace = try lab.namespace("h")
+            let other = try lab.namespace("o")
+            let links = try (0..<3).map { n in
+                try lab.veth("a\(n)", in: namespace, "b\(n)", in: other).0
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while try ipOutput("-n", namespace, "-6", "route", "show").components(
+                separatedBy: "fe80::/64"
+            ).count < 4 {
+                guard ContinuousClock.now < deadline else {
+                    throw LabError(description: "no fe80::/64 route on every link")
+                }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            let (routes, indices) = try lab.inNamespace(namespace) {
+                let network = try HostNetwork()
+                let indices = try links.map { try #require(try network.link(named: $0)).index }
+                return (try network.routes(), indices)
+            }
+            let linkLocal = routes.filter { $0.destination == IPPrefix("fe80::/64")! }
+            #expect(
+                Set(linkLocal.compactMap(\.interfaceIndex)) == Set(indices), "\(linkLocal)")
+            #expect(linkLocal.count == 3, "\(linkLocal)")
+        }
+    }
+
     /// The kernel's own errno and explanation come through, not libnl's coarser code.
     @Test func refusalsCarryTheKernelsErrno() async throws {
         try await NamespaceLab.runOnOwnThread(tag: "vgnl") { lab in
