@@ -13,11 +13,15 @@
 /// (`ESC O D`…) forms; Delete (`ESC [ 3 ~`); Ctrl-A/E home/end, Ctrl-B/F left/right, Ctrl-K
 /// kill to end, Ctrl-U kill to start, Ctrl-W kill the word before the cursor, Ctrl-L redraw;
 /// Up/Down (and Ctrl-P/N) walk the history; Tab completes and `?` lists what may come next,
-/// in command mode.
+/// in command mode; Alt-b/Alt-f and Ctrl-Left/Ctrl-Right (also Alt-Left/Alt-Right) move by
+/// word; Ctrl-R searches the history backwards as bash does (type to narrow, Ctrl-R again for
+/// an older match, Enter runs it, Ctrl-G or Ctrl-C gives up, any other key edits it).
 ///
-/// The screen model: one column per Unicode scalar and no wrapping at the terminal's width,
-/// so wide (CJK) characters, combining marks and lines longer than the terminal are shown
-/// misplaced; command lines are ASCII in practice.
+/// The screen model: one column per Unicode scalar, so wide (CJK) characters and combining
+/// marks are shown misplaced; command lines are ASCII in practice. With `width` set (the
+/// terminal's columns) a line longer than the terminal scrolls sideways within one row, as
+/// on IOS and vtysh: `$` at either end marks text out of view, and the line is redrawn
+/// whole after each key. `width` 0 (tests' default) draws incrementally with no limit.
 public struct LineEditor {
     public enum Mode: Hashable, Sendable {
         /// A shell command: `?` and Tab help, the line goes into the history.
@@ -67,6 +71,17 @@ public struct LineEditor {
     private var afterCarriageReturn = false
     private var historyIndex: Int?
     private var draft: [Unicode.Scalar] = []
+    /// Ctrl-R: the text searched for, the history index of the match shown, and the line
+    /// that was being edited before.
+    private var search: (query: [Unicode.Scalar], match: Int?, saved: [Unicode.Scalar])?
+
+    /// The terminal's width in columns; 0: unknown, draw without a limit. The session sets
+    /// it from TIOCGWINSZ and again on SIGWINCH (`resize`).
+    public private(set) var width = 0
+    /// The first scalar of the line in view when it scrolls sideways.
+    private var scroll = 0
+    /// What the screen shows of the line, to redraw only after a change.
+    private var drawn: (text: [Unicode.Scalar], cursor: Int)?
 
     /// Longest control sequence kept; anything longer is garbage, not a key.
     private static let maximumSequence = 16
@@ -87,6 +102,9 @@ public struct LineEditor {
     /// The cursor's position in the line, in Unicode scalars.
     public var cursor: Int { cursorIndex }
 
+    /// Whether Ctrl-R's reverse search is on.
+    public var isSearching: Bool { search != nil }
+
     /// Whether a prompt is shown and input is being edited.
     public var isEditing: Bool { active }
 
@@ -97,8 +115,23 @@ public struct LineEditor {
         buffer = []
         cursorIndex = 0
         historyIndex = nil
+        search = nil
+        scroll = 0
         active = true
         output += Array(prompt.utf8)
+        drawn = (Array(prompt.unicodeScalars), prompt.unicodeScalars.count)
+    }
+
+    /// The terminal is now `columns` wide (SIGWINCH): the line is drawn again to fit.
+    public mutating func resize(columns: Int) {
+        width = max(columns, 0)
+        drawn = nil
+        if active { redraw() }
+    }
+
+    /// Lines typed in earlier sessions, oldest first (the newest `historyLimit` are kept).
+    public mutating func loadHistory(_ lines: [String]) {
+        history = Array(lines.filter { !$0.isEmpty }.suffix(historyLimit))
     }
 
     /// Queues input bytes; a key split across two calls (an escape sequence, a UTF-8
@@ -134,6 +167,7 @@ public struct LineEditor {
                 active = false
                 return event
             }
+            if width > 0, case .none = escape, pendingUTF8.isEmpty { redraw() }
         }
         return nil
     }
@@ -153,7 +187,13 @@ public struct LineEditor {
             case UInt8(ascii: "["): escape = .controlSequence([])
             case UInt8(ascii: "O"): escape = .singleShift
             case 0x1B: break
-            default: escape = .none  // Meta-key combinations: none bound.
+            case UInt8(ascii: "b"):
+                escape = .none
+                wordLeft()
+            case UInt8(ascii: "f"):
+                escape = .none
+                wordRight()
+            default: escape = .none  // Other Meta-key combinations: none bound.
             }
             return nil
         case .controlSequence(var parameters):
@@ -182,6 +222,7 @@ public struct LineEditor {
             singleShift(byte)
             return nil
         }
+        if search != nil, pendingUTF8.isEmpty, searchTook(byte) { return nil }
         if !pendingUTF8.isEmpty {
             if byte & 0xC0 == 0x80 {
                 pendingUTF8.append(byte)
@@ -210,6 +251,7 @@ public struct LineEditor {
             return enter()
         case 0x0E: historyNext()
         case 0x10: historyPrevious()
+        case 0x12: if mode == .command { startSearch() }
         case 0x15: killToStart()
         case 0x17: killWord()
         case 0x1B: escape = .escape
@@ -250,6 +292,11 @@ public struct LineEditor {
         case ([], UInt8(ascii: "D")): moveLeft()
         case ([], UInt8(ascii: "H")): moveHome()
         case ([], UInt8(ascii: "F")): moveEnd()
+        // Ctrl- and Alt-Left/Right (xterm's modifier parameters 5 and 3): a word.
+        case (Array("1;5".utf8), UInt8(ascii: "D")), (Array("1;3".utf8), UInt8(ascii: "D")):
+            wordLeft()
+        case (Array("1;5".utf8), UInt8(ascii: "C")), (Array("1;3".utf8), UInt8(ascii: "C")):
+            wordRight()
         case (_, UInt8(ascii: "~")):
             switch parameters {
             case [UInt8(ascii: "1")], [UInt8(ascii: "7")]: moveHome()
@@ -322,7 +369,25 @@ public struct LineEditor {
     private mutating func killToEnd() {
         guard cursorIndex < buffer.count else { return }
         buffer.removeSubrange(cursorIndex...)
-        emit("\u{1B}[K")
+        if width == 0, mode != .secret { emit("\u{1B}[K") }
+    }
+
+    /// Alt-b: to the start of this word or the one before.
+    private mutating func wordLeft() {
+        var index = cursorIndex
+        while index > 0, buffer[index - 1] == " " { index -= 1 }
+        while index > 0, buffer[index - 1] != " " { index -= 1 }
+        emitLeft(cursorIndex - index)
+        cursorIndex = index
+    }
+
+    /// Alt-f: to the end of this word or the next.
+    private mutating func wordRight() {
+        var index = cursorIndex
+        while index < buffer.count, buffer[index] == " " { index += 1 }
+        while index < buffer.count, buffer[index] != " " { index += 1 }
+        emitRight(index - cursorIndex)
+        cursorIndex = index
     }
 
     private mutating func killToStart() {
@@ -375,6 +440,78 @@ public struct LineEditor {
         buffer = scalars
         cursorIndex = buffer.count
         showTail(from: 0, erase: true)
+    }
+
+    // MARK: - Reverse search (Ctrl-R)
+
+    private mutating func startSearch() {
+        guard search == nil else { return }
+        search = ([], nil, buffer)
+        showSearch()
+    }
+
+    /// A key while searching: true when the search took it. Keys it does not take end it
+    /// with the match in the line, then act as usual (Enter runs the match).
+    private mutating func searchTook(_ byte: UInt8) -> Bool {
+        guard var current = search else { return false }
+        switch byte {
+        case 0x12:  // Ctrl-R: an older match of the same text.
+            current.match =
+                find(current.query, before: current.match)
+                ?? current.match
+            search = current
+        case 0x07, 0x03:  // Ctrl-G, Ctrl-C: back to the line as it was.
+            search = nil
+            buffer = current.saved
+            cursorIndex = buffer.count
+            drawn = nil
+            emit("\r\u{1B}[K")
+            showLine()
+            return true
+        case 0x08, 0x7F:
+            if !current.query.isEmpty { current.query.removeLast() }
+            current.match = find(current.query, before: nil)
+            search = current
+        case 0x20...0x7E:
+            current.query.append(Unicode.Scalar(byte))
+            current.match = find(current.query, atOrBefore: current.match)
+            search = current
+        default:
+            // Accept the match into the line and let the key act on it (Enter runs it).
+            search = nil
+            buffer = current.match.map { Array(history[$0].unicodeScalars) } ?? current.saved
+            cursorIndex = buffer.count
+            drawn = nil
+            emit("\r\u{1B}[K")
+            showLine()
+            return false
+        }
+        showSearch()
+        return true
+    }
+
+    /// The newest history line before `index` (nil: from the newest) containing `query`.
+    private func find(_ query: [Unicode.Scalar], before index: Int?) -> Int? {
+        let text = String(String.UnicodeScalarView(query))
+        let end = index ?? history.count
+        return (0..<end).last { text.isEmpty || history[$0].contains(text) }
+    }
+
+    /// As `find`, but `index` itself may still match (the query grew).
+    private func find(_ query: [Unicode.Scalar], atOrBefore index: Int?) -> Int? {
+        find(query, before: index.map { $0 + 1 })
+    }
+
+    private mutating func showSearch() {
+        guard let current = search else { return }
+        let query = String(String.UnicodeScalarView(current.query))
+        let match = current.match.map { history[$0] } ?? ""
+        var text = "(reverse-i-search)`\(query)': \(match)"
+        if width > 1, text.unicodeScalars.count >= width {
+            text = String(String.UnicodeScalarView(text.unicodeScalars.prefix(width - 1)))
+        }
+        emit("\r\u{1B}[K" + text)
+        drawn = nil
     }
 
     // MARK: - Line events
@@ -438,27 +575,71 @@ public struct LineEditor {
     /// The prompt and the whole line, the cursor put back where it is in the line; after
     /// anything that scrolled the line away.
     private mutating func showLine() {
+        if width > 0 {
+            drawn = nil
+            redraw()
+            return
+        }
         output += Array(prompt.utf8)
         showTail(from: 0, erase: false)
+    }
+
+    /// With a width: the prompt and the part of the line in view, `$` where text is out of
+    /// view, the cursor put where it belongs; nothing when the screen already shows that.
+    private mutating func redraw() {
+        guard width > 0, search == nil else { return }
+        let promptScalars = Array(prompt.unicodeScalars)
+        let text = mode == .secret ? [] : buffer
+        let cursor = mode == .secret ? 0 : cursorIndex
+        var view: [Unicode.Scalar]
+        var column: Int
+        // One column stays free: writing the last one would wrap on some terminals.
+        let room = max(width - 1 - promptScalars.count, 8)
+        if text.count <= room {
+            scroll = 0
+            view = text
+            column = cursor
+        } else {
+            // Keep the cursor in view with a margin, `$` cells at the cut ends.
+            if cursor < scroll + 1 { scroll = max(cursor - room / 2, 0) }
+            if cursor > scroll + room - 2 {
+                scroll = min(cursor - room + room / 2, text.count - room + 1)
+            }
+            scroll = max(0, min(scroll, max(text.count - room + 1, 0)))
+            let end = min(scroll + room, text.count)
+            view = Array(text[scroll..<end])
+            if scroll > 0 { view[0] = "$" }
+            if end < text.count { view[view.count - 1] = "$" }
+            column = cursor - scroll
+        }
+        let screen = promptScalars + view
+        let position = promptScalars.count + column
+        if let drawn, drawn.text == screen, drawn.cursor == position { return }
+        var bytes = "\r"
+        bytes.unicodeScalars.append(contentsOf: screen)
+        bytes += "\u{1B}[K\r"
+        if position > 0 { bytes += "\u{1B}[\(position)C" }
+        emit(bytes)
+        drawn = (screen, position)
     }
 
     /// With the screen's cursor at `position`, rewrites the line from there to its end
     /// (erasing what is left of a longer old line) and moves the screen's cursor to the
     /// editor's.
     private mutating func showTail(from position: Int, erase: Bool) {
-        guard mode != .secret else { return }
+        guard mode != .secret, width == 0 else { return }
         for scalar in buffer[position...] { output += Array(String(scalar).utf8) }
         if erase { emit("\u{1B}[K") }
         emitLeft(buffer.count - cursorIndex)
     }
 
     private mutating func emitLeft(_ columns: Int) {
-        guard mode != .secret, columns > 0 else { return }
+        guard mode != .secret, width == 0, columns > 0 else { return }
         emit(columns == 1 ? "\u{1B}[D" : "\u{1B}[\(columns)D")
     }
 
     private mutating func emitRight(_ columns: Int) {
-        guard mode != .secret, columns > 0 else { return }
+        guard mode != .secret, width == 0, columns > 0 else { return }
         emit(columns == 1 ? "\u{1B}[C" : "\u{1B}[\(columns)C")
     }
 

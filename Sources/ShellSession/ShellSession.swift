@@ -155,11 +155,25 @@ public final class ShellSession {
     private var prompt = "> "
     public private(set) var isFinished = false
 
-    public init(executor: ShellExecutor, write: @escaping ([UInt8]) -> Void) {
+    /// Where the history is kept between sessions; nil: not kept.
+    private let historyFile: HistoryFile?
+
+    public init(
+        executor: ShellExecutor, history: HistoryFile? = nil,
+        write: @escaping ([UInt8]) -> Void
+    ) {
         self.executor = executor
+        self.historyFile = history
         self.editor = LineEditor(
             tree: ShellGrammar(executor.tree, names: ShellGrammar.names(executor.environment.send)))
         self.write = write
+        if let history { editor.loadHistory(history.load()) }
+    }
+
+    /// The terminal is now `columns` wide (at start, and on SIGWINCH).
+    public func resize(columns: Int) {
+        editor.resize(columns: columns)
+        flush()
     }
 
     /// Shows the first prompt.
@@ -194,6 +208,7 @@ public final class ShellSession {
         case (.command, .cancelled):
             break
         case (.command, .line(let line)):
+            if let historyFile, editor.history.last == line { historyFile.save(editor.history) }
             switch executor.action(for: line, promptWidth: prompt.count) {
             case .failure(let outcome): show(outcome.text)
             case .success(nil): break

@@ -4,6 +4,7 @@ import ControlAPI
 import Glibc
 import Shell
 import ShellSession
+import Synchronization
 
 /// vtepsh: the appliance shell, a client of vtepd's control socket. Thin by design: the
 /// session logic lives in `ShellSession`; here are the command line, the terminal and the
@@ -66,16 +67,27 @@ struct VTEPSH: ParsableCommand {
         }
         try Terminal.enterRawMode()
         defer { Terminal.restore() }
-        let session = ShellSession(executor: executor) { bytes in Terminal.write(bytes) }
-        // Pages as tall as the terminal (TIOCGWINSZ); `terminal length N` changes it.
+        let session = ShellSession(executor: executor, history: HistoryFile.forCurrentUser()) {
+            bytes in Terminal.write(bytes)
+        }
+        // Pages as tall as the terminal, lines as wide (TIOCGWINSZ); `terminal length N`
+        // changes the first, SIGWINCH both widths.
         var size = winsize()
         if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0 {
             session.terminalLength = Int(size.ws_row)
         }
+        if size.ws_col > 0 { session.resize(columns: Int(size.ws_col)) }
+        Terminal.watchResizes()
         session.start()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !session.isFinished {
             let count = read(STDIN_FILENO, &buffer, buffer.count)
+            if Terminal.resized.exchange(false, ordering: .relaxed) {
+                var size = winsize()
+                if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 {
+                    session.resize(columns: Int(size.ws_col))
+                }
+            }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             session.receive(buffer[0..<count])
@@ -127,6 +139,20 @@ enum Terminal {
             throw ValidationError(
                 "cannot put the terminal in raw mode: \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Set by SIGWINCH; the read loop asks the terminal's new size.
+    static let resized = Atomic<Bool>(false)
+
+    /// SIGWINCH without SA_RESTART, so that it interrupts the blocking read(2) at once.
+    static func watchResizes() {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { _ in
+            Terminal.resized.store(true, ordering: .relaxed)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = 0
+        sigaction(SIGWINCH, &action, nil)
     }
 
     /// Back to the modes the shell started with (async-signal-safe: tcsetattr only).

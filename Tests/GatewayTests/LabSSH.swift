@@ -138,6 +138,7 @@ struct LabSSH {
         UsePAM no
         StrictModes no
         LogLevel VERBOSE
+        SetEnv VTEPSH_HISTORY=\(lab.file("ssh-vtepsh-history").path)
         Include \(dropIn)
 
         """.write(toFile: config, atomically: true, encoding: .utf8)

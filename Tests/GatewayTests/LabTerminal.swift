@@ -15,7 +15,12 @@ final class LabTerminal {
 
     /// `arguments` in `namespace` (through `ip netns exec`), or, with no namespace, the
     /// program at the path `arguments[0]` in this one.
-    init(lab: Lab, _ arguments: [String], in namespace: String?) throws {
+    /// `size` (rows, columns) is the terminal's (TIOCSWINSZ), as a terminal emulator sets it;
+    /// nil leaves it 0 × 0, unknown.
+    init(
+        lab: Lab, _ arguments: [String], in namespace: String?,
+        size: (rows: UInt16, columns: UInt16)? = nil
+    ) throws {
         // posix_openpt, unlockpt and ptsname by hand (Glibc's Swift module lacks them):
         // pts(4), TIOCSPTLCK and TIOCGPTN from <asm-generic/ioctls.h>.
         master = open("/dev/ptmx", O_RDWR | O_NOCTTY)
@@ -25,6 +30,14 @@ final class LabTerminal {
             ioctl(master, 0x8004_5430, &number) == 0
         else { throw LabError(description: "cannot open a pty: \(errno)") }
         let slave = "/dev/pts/\(number)"
+        if let size {
+            var window = winsize(
+                ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
+            // TIOCSWINSZ (<asm-generic/ioctls.h>).
+            guard ioctl(master, 0x5414, &window) == 0 else {
+                throw LabError(description: "cannot size the pty: \(errno)")
+            }
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -43,7 +56,12 @@ final class LabTerminal {
         }
         let path = words[0]
         var pid: pid_t = 0
-        let status = HostCommand.spawn(&pid, path, argv: words, actions: &actions)
+        // The shell's history goes to the lab, never to the machine's home directory.
+        let environment =
+            ProcessInfo.processInfo.environment.filter { $0.key != "VTEPSH_HISTORY" }
+            .map { "\($0.key)=\($0.value)" } + ["VTEPSH_HISTORY=\(lab.file("vtepsh-history").path)"]
+        let status = HostCommand.spawn(
+            &pid, path, argv: words, actions: &actions, environment: environment)
         guard status == 0 else {
             throw LabError(description: "cannot start \(arguments.first ?? ""): \(status)")
         }

@@ -1,5 +1,6 @@
 import Appliance
 import ControlAPI
+import Foundation
 import HostConfiguration
 import ProcessSpawning
 import Shell
@@ -209,5 +210,39 @@ import Testing
         // A new switch's name is not completed from the existing ones.
         session.receive([0x15] + Array("add logical-switch w\t".utf8))
         #expect(text(screen).hasSuffix("[Kadd logical-switch w "))
+    }
+
+    @Test func historyIsKeptBetweenSessionsInAFileOnlyTheUserReads() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vtepsh-history-\(getpid())-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let recorder = Recorder()
+        let first = Screen()
+        let one = ShellSession(
+            executor: ShellExecutor(environment: recorder.environment),
+            history: HistoryFile(path: path, limit: 3)
+        ) { first.bytes += $0 }
+        one.start()
+        one.receive(Array("show hostname\rsh net dns-servers\rset hostname a;b\rshow log\r".utf8))
+        #expect(
+            try String(contentsOfFile: path, encoding: .utf8)
+                == "sh net dns-servers\nset hostname a;b\nshow log\n")
+        let mode = try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions]
+        #expect(mode as? Int == 0o600)
+
+        let second = Screen()
+        let two = ShellSession(
+            executor: ShellExecutor(environment: recorder.environment),
+            history: HistoryFile(path: path, limit: 3)
+        ) { second.bytes += $0 }
+        two.start()
+        two.receive(Array("\u{1B}[A\u{1B}[A".utf8))
+        #expect(String(decoding: second.bytes, as: UTF8.self).hasSuffix("set hostname a;b\u{1B}[K"))
+        two.receive(Array("\rshow history\r".utf8))
+        #expect(
+            String(decoding: second.bytes, as: UTF8.self).contains(
+                "1  sh net dns-servers\r\n2  set hostname a;b\r\n3  show log\r\n4  set hostname a;b\r\n5  show history"
+            ))
     }
 }

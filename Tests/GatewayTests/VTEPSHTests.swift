@@ -224,6 +224,35 @@ import Testing
         }
     }
 
+    /// An 80 × 24 terminal: a 200-column line scrolls within one row and Ctrl-A Ctrl-K clears
+    /// it from the screen; long output stops at `--More--`; the history is in the user's home.
+    @Test func anEightyColumnTerminal() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            let vtepd = try site.startVTEPD()
+            let pty = try LabTerminal.vtepsh(
+                lab: lab, control: site.controlSocket, size: (24, 80))
+            try pty.expect("> ")
+            let long = "set hostname " + String(repeating: "a", count: 187)
+            try pty.type(long)
+            let typed = try pty.expect(String(repeating: "a", count: 60))
+            // Never more than 79 printable characters in a row without the cursor moving.
+            let runs = typed.split { $0 == "\r" || $0 == "\n" || $0 == "\u{1B}" }
+            #expect(runs.allSatisfy { $0.count < 80 }, "\(runs.map(\.count).max() ?? 0)")
+            try pty.type("\u{01}\u{0B}show hostname\r")
+            let shown = try pty.expect("> ")
+            #expect(!shown.contains("aaaaaaaaaa"), "\(shown)")
+            // `help` is taller than 24 rows.
+            try pty.type("help\r")
+            try pty.expect("--More--")
+            try pty.type("q")
+            try pty.expect("> ")
+            try pty.type("exit\r")
+            #expect(pty.waitForExit() == 0)
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
     /// Lines piped in all run; the status is 1 when any was refused, each refusal names its
     /// line, and what vtepsh refused itself is in vtepd's audit log. The system and switch
     /// views, and the two `clear` commands that stop managing a setting.
@@ -556,9 +585,12 @@ struct ShellSite {
 
 extension LabTerminal {
     /// vtepsh on a pseudo-terminal, as an operator at the console runs it.
-    static func vtepsh(lab: Lab, control: String) throws -> LabTerminal {
+    static func vtepsh(
+        lab: Lab, control: String, size: (rows: UInt16, columns: UInt16)? = nil
+    ) throws -> LabTerminal {
         try LabTerminal(
-            lab: lab, [try ShellSite.executable("vtepsh").path, "--control", control], in: nil)
+            lab: lab, [try ShellSite.executable("vtepsh").path, "--control", control], in: nil,
+            size: size)
     }
 }
 

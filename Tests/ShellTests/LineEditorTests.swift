@@ -286,13 +286,114 @@ struct LineEditorTests {
     }
 }
 
+/// A terminal of a known width: long lines scroll sideways in one row, Ctrl-R, word moves.
+@Suite("Line editor on a terminal of a width")
+struct LineEditorWidthTests {
+    /// Feeds `bytes` one at a time, checking after each that nothing is written at or past
+    /// the terminal's last column; returns the screen.
+    static func run(_ editor: inout LineEditor, _ screen: inout Screen, _ bytes: [UInt8])
+        -> [LineEditor.Event]
+    {
+        var events: [LineEditor.Event] = []
+        for byte in bytes {
+            editor.feed([byte])
+            while let event = editor.nextEvent() {
+                events.append(event)
+                editor.startLine(prompt: "gw> ")
+            }
+            screen.apply(editor.takeOutput())
+            if editor.width > 0 {
+                #expect(screen.widest < editor.width - 1, "wrote column \(screen.widest)")
+            }
+        }
+        return events
+    }
+
+    @Test func aLineWiderThanTheTerminalScrollsInOneRowAndEditsCleanly() {
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
+        var screen = Screen()
+        editor.resize(columns: 80)
+        editor.startLine(prompt: "gw> ")
+        let long = "set hostname " + String(repeating: "a", count: 187)
+        _ = Self.run(&editor, &screen, Array(long.utf8))
+        #expect(editor.line == long)
+        // The end in view, `$` for what is cut off on the left, the cursor after the text.
+        #expect(screen.currentLine.hasPrefix("gw> $aaa"), "\(screen.currentLine)")
+        #expect(screen.currentLine.count <= 79)
+        #expect(screen.column == screen.currentLine.count)
+        #expect(screen.rows.count == 1, "one row, no wrapping")
+        // Ctrl-A: the start in view, `$` for the rest.
+        _ = Self.run(&editor, &screen, [0x01])
+        #expect(screen.currentLine.hasPrefix("gw> set hostname aaa"))
+        #expect(screen.currentLine.hasSuffix("$"))
+        #expect(screen.column == 4)
+        // Ctrl-K: the whole line gone from the screen too, not half of it.
+        _ = Self.run(&editor, &screen, [0x0B])
+        #expect(screen.currentLine == "gw> ")
+        let events = Self.run(&editor, &screen, Array("show version\r".utf8))
+        #expect(events == [.line("show version")])
+        // Moving left through a long line keeps the cursor in view.
+        _ = Self.run(&editor, &screen, Array(long.utf8) + Array(repeating: 0x02, count: 120))
+        #expect(editor.cursor == long.count - 120)
+        let column = screen.column
+        #expect(column >= 4 && column < 79)
+        #expect(screen.rows[screen.row][column] == "a")
+        // A narrower terminal (SIGWINCH): drawn again within it.
+        editor.resize(columns: 40)
+        screen.apply(editor.takeOutput())
+        screen.widest = -1
+        _ = Self.run(&editor, &screen, [0x05])
+        #expect(screen.currentLine.count <= 39)
+        #expect(screen.unknown.isEmpty, "\(screen.unknown)")
+    }
+
+    @Test func ctrlRFindsTheNewestMatchThenOlderOnesAndEnterRunsIt() {
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
+        editor.loadHistory(["show hostname", "show version", "set hostname gw1"])
+        var screen = Screen()
+        editor.resize(columns: 80)
+        editor.startLine(prompt: "gw> ")
+        _ = LineEditorWidthTests.run(&editor, &screen, [0x12] + Array("host".utf8))
+        #expect(screen.currentLine == "(reverse-i-search)`host': set hostname gw1")
+        _ = LineEditorWidthTests.run(&editor, &screen, [0x12])
+        #expect(screen.currentLine == "(reverse-i-search)`host': show hostname")
+        let events = LineEditorWidthTests.run(&editor, &screen, [0x0D])
+        #expect(events == [.line("show hostname")])
+        // Ctrl-G gives up: the line as it was.
+        _ = LineEditorWidthTests.run(&editor, &screen, Array("sh".utf8) + [0x12, 0x76, 0x07])
+        #expect(!editor.isSearching)
+        #expect(editor.line == "sh")
+        #expect(screen.currentLine == "gw> sh")
+        // Another key takes the match into the line to edit.
+        _ = LineEditorWidthTests.run(&editor, &screen, [0x15, 0x12] + Array("ver".utf8) + [0x05])
+        #expect(editor.line == "show version")
+        #expect(screen.currentLine == "gw> show version")
+    }
+
+    @Test func altBAndAltFMoveByWord() {
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance)
+        var screen = Screen()
+        editor.startLine(prompt: "gw> ")
+        _ = LineEditorWidthTests.run(&editor, &screen, Array("show network  routes".utf8))
+        editor.feed(Array("\u{1B}b".utf8))
+        _ = editor.nextEvent()
+        #expect(editor.cursor == 14)
+        editor.feed(Array("\u{1B}[1;5D\u{1B}b".utf8))
+        _ = editor.nextEvent()
+        #expect(editor.cursor == 0)
+        editor.feed(Array("\u{1B}f\u{1B}[1;3C".utf8))
+        _ = editor.nextEvent()
+        #expect(editor.cursor == 12)
+    }
+}
+
 /// The editor against a model of the line, over random key sequences split at random points.
 @Suite("Line editor properties")
 struct LineEditorPropertyTests {
     enum Action {
         case insert(String)
         case backspace, delete, left, right, home, end, killToEnd, killToStart, killWord
-        case redraw, up, down, tab, help, ctrlD, enter, cancel, unbound
+        case redraw, up, down, tab, help, ctrlD, enter, cancel, unbound, wordLeft, wordRight
     }
 
     static let keys: [(bytes: [UInt8], action: Action)] = {
@@ -312,7 +413,9 @@ struct LineEditorPropertyTests {
             ("\(esc)[B", .down), ("\(esc)OB", .down), ("\u{0E}", .down),
             ("\t", .tab), ("?", .help), ("\u{04}", .ctrlD), ("\r", .enter), ("\n", .enter),
             ("\r\n", .enter), ("\u{03}", .cancel),
-            ("\(esc)[5~", .unbound), ("\(esc)[1;5C", .unbound), ("\(esc)OP", .unbound),
+            ("\(esc)b", .wordLeft), ("\(esc)[1;5D", .wordLeft), ("\(esc)[1;3D", .wordLeft),
+            ("\(esc)f", .wordRight), ("\(esc)[1;5C", .wordRight), ("\(esc)[1;3C", .wordRight),
+            ("\(esc)[5~", .unbound), ("\(esc)[1;2C", .unbound), ("\(esc)OP", .unbound),
             ("\u{07}", .unbound),
         ]
         return table.map { (Array($0.0.utf8), $0.1) }
@@ -360,6 +463,12 @@ struct LineEditorPropertyTests {
                 line.removeSubrange(kept..<cursor)
                 cursor = kept
             case .redraw, .help, .unbound: break
+            case .wordLeft:
+                while cursor > 0, line[cursor - 1] == " " { cursor -= 1 }
+                while cursor > 0, line[cursor - 1] != " " { cursor -= 1 }
+            case .wordRight:
+                while cursor < line.count, line[cursor] == " " { cursor += 1 }
+                while cursor < line.count, line[cursor] != " " { cursor += 1 }
             case .up:
                 guard !history.isEmpty else { return }
                 let at = index ?? history.count
@@ -456,6 +565,44 @@ struct LineEditorPropertyTests {
         return nil
     }
 
+    /// On a 30-column terminal: the model's line and cursor still, the screen never past the
+    /// last column, the cursor on its character, the text in view a piece of the line.
+    @Test func randomKeySequencesOnANarrowTerminal() throws {
+        let input = Gen.int(in: 0...(Self.keys.count - 1)).array(of: 0...150)
+        try seededCheck(count: 300, seed: 0x5E11_ED17_0000_0030, input) { actions in
+            var model = Model(limit: 4)
+            var editor = LineEditor(tree: CommandTree<ShellAction>.appliance, historyLimit: 4)
+            editor.resize(columns: 30)
+            var screen = Screen()
+            editor.startLine(prompt: "gw> ")
+            var previous: UInt8? = nil
+            for index in actions {
+                let (bytes, action) = Self.keys[index]
+                if !(previous == 0x0D && bytes == [0x0A]) { model.apply(action) }
+                previous = bytes.last
+                editor.feed(bytes)
+                while editor.nextEvent() != nil { editor.startLine(prompt: "gw> ") }
+                screen.apply(editor.takeOutput())
+                // The line's row (help and candidate listings above it are output).
+                try #require(screen.rows[screen.row].count <= 29, "\(screen.currentLine)")
+                let shown = screen.currentLine
+                try #require(shown.hasPrefix("gw> "), "\(shown)")
+                let line = Array(editor.line.unicodeScalars)
+                if editor.cursor < line.count, screen.column < screen.rows[screen.row].count,
+                    let cell = screen.rows[screen.row][screen.column], cell != "$"
+                {
+                    try #require(cell == line[editor.cursor], "cursor on \(cell)")
+                }
+                let view = String(shown.dropFirst(4)).replacingOccurrences(of: "$", with: "")
+                try #require(
+                    view.isEmpty || editor.line.contains(view) || view.contains("·"),
+                    "\(view) not in \(editor.line)")
+            }
+            try #require(editor.line == model.text && editor.cursor == model.cursor)
+            try #require(screen.unknown.isEmpty, "\(screen.unknown)")
+        }
+    }
+
     @Test func randomKeySequencesMatchTheModel() throws {
         let input = zip(
             Gen.int(in: 0...(Self.keys.count - 1)).array(of: 0...120),
@@ -483,6 +630,8 @@ struct LineEditorPropertyTests {
                 offset += size
                 while editor.nextEvent() != nil { editor.startLine(prompt: "gw> ") }
                 screen.apply(editor.takeOutput())
+                // Ctrl-R shows its search line instead; checked in its own test.
+                if editor.isSearching { continue }
                 try #require(screen.currentLine == "gw> " + editor.line)
                 try #require(screen.column == 4 + editor.cursor)
                 try #require(

@@ -13,6 +13,8 @@ struct Screen {
     var row = 0
     var column = 0
     var unknown: [String] = []
+    /// The rightmost column ever written, 0-based: what a terminal of that width would wrap.
+    var widest = -1
 
     private var pending: [UInt8] = []
 
@@ -79,6 +81,7 @@ struct Screen {
                     .unicodeScalars.first!
                 while rows[row].count <= column { rows[row].append(nil) }
                 rows[row][column] = scalar
+                widest = max(widest, column)
                 column += 1
                 index += length
             }
