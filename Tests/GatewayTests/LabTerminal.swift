@@ -70,6 +70,16 @@ final class LabTerminal {
         _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
     }
 
+    /// The terminal is now `size`; the program is told with SIGWINCH, as a terminal emulator's
+    /// kernel does for its foreground process group.
+    func resize(rows: UInt16, columns: UInt16) throws {
+        var window = winsize(ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0)
+        guard ioctl(master, 0x5414, &window) == 0 else {
+            throw LabError(description: "cannot size the pty: \(errno)")
+        }
+        kill(process.pid, SIGWINCH)
+    }
+
     func type(_ text: String) throws {
         let bytes = Array(text.utf8)
         guard write(master, bytes, bytes.count) == bytes.count else {

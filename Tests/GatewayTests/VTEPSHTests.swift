@@ -232,20 +232,38 @@ import Testing
             let vtepd = try site.startVTEPD()
             let pty = try LabTerminal.vtepsh(
                 lab: lab, control: site.controlSocket, size: (24, 80))
-            try pty.expect("> ")
+            let start = try pty.expect("> ")
+            let prompt = String(start.split(separator: "\n").last ?? "")
             let long = "set hostname " + String(repeating: "a", count: 187)
             try pty.type(long)
             let typed = try pty.expect(String(repeating: "a", count: 60))
             // Never more than 79 printable characters in a row without the cursor moving.
             let runs = typed.split { $0 == "\r" || $0 == "\n" || $0 == "\u{1B}" }
             #expect(runs.allSatisfy { $0.count < 80 }, "\(runs.map(\.count).max() ?? 0)")
-            try pty.type("\u{01}\u{0B}show hostname\r")
-            let shown = try pty.expect("> ")
-            #expect(!shown.contains("aaaaaaaaaa"), "\(shown)")
+            // Ctrl-A Ctrl-K: the row is the prompt alone again, nothing of the old line left.
+            try pty.type("\u{01}\u{0B}")
+            try pty.expect("\r\(prompt)\u{1B}[K\r\u{1B}[\(prompt.count)C")
             // `help` is taller than 24 rows.
             try pty.type("help\r")
             try pty.expect("--More--")
             try pty.type("q")
+            try pty.expect("> ")
+            // An abbreviation of two keywords is refused whatever follows it. (Each key redraws
+            // the line with its prompt: wait for what follows Enter, not for "> ".)
+            try pty.type("s h gw1\r")
+            try pty.expect("% Ambiguous input at 's' (column 1): could be set, show")
+            // Output filters.
+            try pty.type("show network interfaces | include ^lo | count\r")
+            try pty.expect("\r\n1\r\n")
+            // Narrower (SIGWINCH): the empty line is drawn again at once, then long lines
+            // keep within 40 columns.
+            try pty.resize(rows: 24, columns: 40)
+            try pty.expect("\r\(prompt)\u{1B}[K\r\u{1B}[\(prompt.count)C")
+            try pty.type("add network dns-search-domain " + String(repeating: "b", count: 90))
+            let narrow = try pty.expect(String(repeating: "b", count: 20))
+            let narrowRuns = narrow.split { $0 == "\r" || $0 == "\n" || $0 == "\u{1B}" }
+            #expect(narrowRuns.allSatisfy { $0.count < 40 }, "\(narrow.debugDescription)")
+            try pty.type("\u{03}")
             try pty.expect("> ")
             try pty.type("exit\r")
             #expect(pty.waitForExit() == 0)
