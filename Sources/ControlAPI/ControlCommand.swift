@@ -143,18 +143,22 @@ extension ControlCommand {
 /// Every command vtepd's control socket takes, in the order error messages list them.
 public enum ControlCommands {
     public static let all: [any ControlCommand.Type] = [
-        ShowMACTable.self, Counters.self, Configuration.self, SetHostname.self, ShowHostname.self,
-        SetPassword.self, ShowInterfaces.self, SetInterfaceAddress.self, SetInterfaceDHCP.self,
-        SetInterfaceMTU.self, SetInterfaceState.self, AddRoute.self, RemoveRoute.self,
-        ShowRoutes.self, ClearRoutes.self, AddDNSServer.self, RemoveDNSServer.self,
-        ShowDNSServers.self, ClearDNSServers.self, AddNTPServer.self, RemoveNTPServer.self,
-        ShowNTPServers.self, AddSearchDomain.self, RemoveSearchDomain.self,
-        ShowSearchDomains.self, ClearSearchDomains.self, ShowRunningConfig.self, ShowLog.self,
+        // The appliance: host name, users, interfaces, routes, DNS, NTP, the configuration.
+        SetHostname.self, ShowHostname.self, SetPassword.self, ShowSystem.self,
+        ShowRunningConfig.self, ShowLog.self, ShowInterfaces.self, SetInterfaceAddress.self,
+        SetInterfaceDHCP.self, ClearInterfaceAddressing.self, SetInterfaceMTU.self,
+        SetInterfaceState.self, AddRoute.self, RemoveRoute.self, ShowRoutes.self,
+        ClearRoutes.self, AddDNSServer.self, RemoveDNSServer.self, ShowDNSServers.self,
+        ClearDNSServers.self, AddNTPServer.self, RemoveNTPServer.self, ShowNTPServers.self,
+        ClearNTPServers.self, AddSearchDomain.self, RemoveSearchDomain.self,
+        ShowSearchDomains.self, ClearSearchDomains.self,
+        // The gateway: logical switches, bindings, remote MACs, and what the switch does.
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
-        RemoveRemoteMAC.self, ShowLogicalSwitches.self, ShowTunnels.self, ShowProblems.self,
-        ClearNTPServers.self, ClearInterfaceAddressing.self, ShowSystem.self, ShowSwitch.self,
-        AuditRefusedInput.self, ShowNames.self,
+        RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
+        ShowTunnels.self, Counters.self, ShowProblems.self,
+        // The API's own: vtepd's reports and the shell's helpers.
+        Configuration.self, ShowNames.self, AuditRefusedInput.self,
     ]
 
     /// The wire names, as `all` orders them.

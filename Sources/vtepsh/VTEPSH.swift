@@ -29,8 +29,24 @@ struct VTEPSH: ParsableCommand {
     var command: String?
     @Option(help: "vtepd's control socket.")
     var control = "/var/lib/vtep-gateway/vtepd.ctl"
+    @Option(
+        help: ArgumentHelp(
+            "Print a reference generated from the command declarations and exit.",
+            valueName: "shell|protocol"))
+    var reference: String?
 
     func run() throws {
+        switch reference {
+        case "shell"?:
+            print(Reference.shell(), terminator: "")
+            return
+        case "protocol"?:
+            print(Reference.protocolCommands(), terminator: "")
+            return
+        case let other?:
+            throw ValidationError("--reference: \(other)? expected shell or protocol")
+        case nil: break
+        }
         let path = control
         let environment = ShellEnvironment(
             send: { command in

@@ -619,7 +619,7 @@ public struct ShowLog: ControlCommand {
                     .keyword("lines", help: "Show only the last lines"),
                     .argument("N", .integer(.lines), help: "Number of lines"),
                 ]),
-            ], summary: "Show the audit log of changes: the last N entries (default 50)"
+            ], summary: "Show the audit log (changes, refused lines): the last N, default 50"
         ) { Self(lines: $0.integer("N")) }
     ]
 }
