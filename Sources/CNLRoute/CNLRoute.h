@@ -24,5 +24,12 @@ static const int cnlroute_nlmsgerr_attr_msg = NLMSGERR_ATTR_MSG;
 static const int cnlroute_nlm_f_excl = NLM_F_EXCL;
 static const int cnlroute_iff_up = IFF_UP;
 static const int cnlroute_iff_lower_up = IFF_LOWER_UP;
+// rtnetlink's message types are an anonymous enum that CMnl's header includes too; in a
+// whole-module (release) build Swift gives them to one of the two modules only, so the
+// Netlink module's files that import the other could not see them.
+static const int cnlroute_rtm_newroute = RTM_NEWROUTE;
+static const int cnlroute_rtm_getroute = RTM_GETROUTE;
+static const int cnlroute_nlmsg_done = NLMSG_DONE;
+static const int cnlroute_nlmsg_error = NLMSG_ERROR;
 
 #endif

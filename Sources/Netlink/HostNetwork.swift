@@ -262,7 +262,7 @@ public final class HostNetwork {
         var request = rtmsg()
         request.rtm_family = UInt8(AF_UNSPEC)
         let sent = withUnsafeMutableBytes(of: &request) {
-            nl_send_simple(socket, Int32(RTM_GETROUTE), NLM_F_DUMP, $0.baseAddress, $0.count)
+            nl_send_simple(socket, cnlroute_rtm_getroute, NLM_F_DUMP, $0.baseAddress, $0.count)
         }
         guard sent >= 0 else { throw refused("listing routes (RTM_GETROUTE)", sent) }
         var objects: [OpaquePointer] = []
@@ -281,8 +281,8 @@ public final class HostNetwork {
                 .assumingMemoryBound(to: nlmsghdr.self)
             while let current = header, nlmsg_ok(current, remaining) != 0 {
                 switch Int32(current.pointee.nlmsg_type) {
-                case NLMSG_DONE: done = true
-                case NLMSG_ERROR:
+                case cnlroute_nlmsg_done: done = true
+                case cnlroute_nlmsg_error:
                     // struct nlmsgerr: the negative errno first.
                     let code = UnsafeRawPointer(current).advanced(by: MemoryLayout<nlmsghdr>.size)
                         .loadUnaligned(as: Int32.self)
@@ -293,7 +293,7 @@ public final class HostNetwork {
                             request: "listing routes (RTM_GETROUTE)", errno: -code,
                             kernelMessage: nil)
                     }
-                case Int32(RTM_NEWROUTE):
+                case cnlroute_rtm_newroute:
                     var route: OpaquePointer?
                     if rtnl_route_parse(current, &route) >= 0, let route { objects.append(route) }
                 default: break
