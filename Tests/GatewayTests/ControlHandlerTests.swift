@@ -46,7 +46,9 @@ import Testing
             client: OVSDBClient(remote: .unix(path: base + "/none.sock"), monitoring: []),
             physicalSwitch: "ps")
 
-        let reports = ["mac-table", "counters", "configuration"]
+        let reports = [
+            "mac-table", "counters", "configuration", "problems", "switch", "system", "names",
+        ]
         #expect(
             controller.attach(appliance: nil, database: nil)
                 == ControlCommands.names.filter { !reports.contains($0) })
