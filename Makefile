@@ -3,7 +3,7 @@ SWIFT ?= swift
 SWIFT_FORMAT ?= swift-format
 SOURCES := Sources Tests bench/Benchmarks
 
-.PHONY: all deps build test bench bench-build demo demo-down format lint clean
+.PHONY: all deps build test bench bench-build demo demo-down format lint clean fuzz
 
 all: build
 
@@ -22,6 +22,12 @@ test: deps
 	$(SWIFT) build -c release --product vtepd
 	./bench/check-hot-path.sh
 	SWIFT=$(SWIFT) ./Tests/run-tests.sh
+
+# libFuzzer over every parser, FUZZ_SECONDS each (default 60); a crash lands in fuzz/crashes/,
+# which `make test` replays (FuzzReplayTests) with every corpus file.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	./fuzz/run.sh $(FUZZ_SECONDS)
 
 # Micro-benchmarks (package-benchmark). Figures and how to read them: README.md.
 bench: deps

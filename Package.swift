@@ -151,6 +151,14 @@ let package = Package(
             dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
             path: "Tests/PropertyChecks"
         ),
+        // What each fuzz target checks of one input; linked into the libFuzzer mains of fuzz/
+        // and replayed over the corpora by FuzzReplayTests (test support, not shipped).
+        .target(
+            name: "FuzzChecks",
+            dependencies: ["Appliance", "ControlAPI", "OVSDB", "Packet", "Shell", "ShellSession"],
+            path: "Tests/FuzzChecks"
+        ),
+        .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzChecks"]),
         .testTarget(
             name: "PacketTests",
             dependencies: [

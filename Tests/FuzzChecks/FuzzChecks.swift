@@ -1,0 +1,136 @@
+import Appliance
+import ControlAPI
+import OVSDB
+import Packet
+import Shell
+import ShellSession
+
+/// What each fuzz target checks of one input: the parser it feeds does not trap, and the
+/// invariants that must hold of whatever it accepts. libFuzzer drives these through the mains
+/// in fuzz/ (`make fuzz`); `FuzzReplayTests` replays every file of fuzz/corpus and
+/// fuzz/crashes through them in `make test`. A broken invariant is a `precondition` failure:
+/// under libFuzzer a crash it keeps, in the replay a crashed test run.
+public enum FuzzChecks {
+    /// The targets by name (the directory names under fuzz/corpus).
+    public static let targets: [String: @Sendable ([UInt8]) -> Void] = [
+        "control": control, "shell": shell, "json": json, "packet": packet, "dhcp": dhcp,
+    ]
+
+    /// A control-socket request line: refused, or accepted and the same after its own
+    /// encoding is parsed again.
+    public static func control(_ bytes: [UInt8]) {
+        guard case .success(let request) = ControlRequest.parse(bytes) else { return }
+        let again = ControlRequest.parse(request.encoded())
+        guard case .success(let reparsed) = again else {
+            preconditionFailure("an accepted request's encoding is refused: \(again)")
+        }
+        precondition(reparsed == request, "a request changed through its encoding")
+    }
+
+    /// A line typed at the shell: parsed (with output filters) without trapping; a command for
+    /// vtepd parses back from its own canonical line; the line editor, fed the bytes on a
+    /// 40-column terminal, keeps its cursor inside the line.
+    public static func shell(_ bytes: [UInt8]) {
+        let line = String(decoding: bytes, as: UTF8.self)
+        if let (command, _) = try? OutputFilter.split(line),
+            case .control(let parsed)? = try? CommandTree<ShellAction>.appliance.parse(command)
+        {
+            let again = try? CommandTree<ShellAction>.appliance.parse(parsed.shellLine)
+            precondition(
+                again == .control(parsed), "\(parsed.shellLine) does not parse back to itself")
+        }
+        var editor = LineEditor(tree: CommandTree<ShellAction>.appliance, historyLimit: 4)
+        editor.resize(columns: 40)
+        editor.startLine(prompt: "gw> ")
+        editor.feed(bytes)
+        while editor.nextEvent() != nil { editor.startLine(prompt: "gw> ") }
+        precondition(editor.cursor >= 0 && editor.cursor <= editor.line.unicodeScalars.count)
+        _ = editor.takeOutput()
+    }
+
+    /// JSON text as ovsdb-server sends it: refused, or accepted and the same after being
+    /// written and read again.
+    public static func json(_ bytes: [UInt8]) {
+        guard let value = try? JSON(parsing: bytes) else { return }
+        var written: [UInt8] = []
+        value.write(to: &written)
+        guard let again = try? JSON(parsing: written) else {
+            preconditionFailure("written JSON is refused: \(value)")
+        }
+        // NaN is written as null; every other value comes back as it was.
+        precondition(again == value || "\(value)".contains("null"), "JSON changed: \(value)")
+    }
+
+    /// A frame from an access port or the underlay, walked header by header as the data plane
+    /// does: each parser either refuses it or returns offsets inside the frame.
+    public static func packet(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { frame in
+            guard let ethernet = try? EthernetHeader.parse(frame) else { return }
+            precondition(ethernet.payloadOffset <= frame.count)
+            walk(frame, etherType: ethernet.etherType, at: ethernet.payloadOffset, depth: 0)
+        }
+    }
+
+    private static func walk(
+        _ frame: UnsafeRawBufferPointer, etherType: UInt16, at offset: Int, depth: Int
+    ) {
+        switch etherType {
+        case 0x0800:
+            guard let ip = try? IPv4Header.parse(frame, at: offset) else { return }
+            precondition(ip.payloadOffset <= frame.count && ip.payloadEnd <= frame.count)
+            transport(frame, ip.protocol, at: ip.payloadOffset, end: ip.payloadEnd, depth: depth)
+        case 0x86DD:
+            guard let ip = try? IPv6Header.parse(frame, at: offset) else { return }
+            precondition(ip.payloadOffset <= frame.count)
+            transport(frame, ip.nextHeader, at: ip.payloadOffset, end: nil, depth: depth)
+        case 0x0806:
+            _ = try? ARPPacket.parse(frame, at: offset)
+        default: break
+        }
+    }
+
+    private static func transport(
+        _ frame: UnsafeRawBufferPointer, _ protocolNumber: UInt8, at offset: Int, end: Int?,
+        depth: Int
+    ) {
+        switch protocolNumber {
+        case 17:
+            guard let udp = try? UDPHeader.parse(frame, at: offset, end: end) else { return }
+            guard depth == 0, udp.destinationPort == UDPHeader.vxlanPort,
+                let vxlan = try? VXLANHeader.parse(frame, at: offset + UDPHeader.length)
+            else { return }
+            _ = vxlan
+            inner(frame, at: offset + UDPHeader.length + VXLANHeader.length)
+        case 47:
+            guard depth == 0, let gre = try? GREHeader.parse(frame, at: offset, end: end) else {
+                return
+            }
+            _ = try? NVGREHeader.parse(frame, at: offset)
+            inner(frame, at: gre.payloadOffset)
+        case 6: _ = try? TCPHeader.parse(frame, at: offset, end: end)
+        case 1: _ = try? ICMPHeader.parse(frame, at: offset, end: end)
+        case 58: _ = try? ICMPHeader.parseV6(frame, at: offset, end: end)
+        default: break
+        }
+    }
+
+    private static func inner(_ frame: UnsafeRawBufferPointer, at offset: Int) {
+        guard offset <= frame.count else { return }
+        let rest = UnsafeRawBufferPointer(rebasing: frame[offset...])
+        guard let ethernet = try? EthernetHeader.parse(rest) else { return }
+        walk(rest, etherType: ethernet.etherType, at: ethernet.payloadOffset, depth: 1)
+    }
+
+    /// A DHCP hook message: the event on the first line, `name=value` lines after it.
+    public static func dhcp(_ bytes: [UInt8]) {
+        let lines = String(decoding: bytes, as: UTF8.self).split(
+            separator: "\n", omittingEmptySubsequences: false)
+        guard let event = lines.first else { return }
+        var environment: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            environment[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        _ = try? DHCPEvent(udhcpcEvent: String(event), environment: environment)
+    }
+}
