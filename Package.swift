@@ -33,6 +33,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(
+            url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // Wire formats over raw buffer views; allocates nothing per packet.
@@ -76,9 +80,16 @@ let package = Package(
             name: "ControlAPI",
             dependencies: [
                 "Appliance", "Packet",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // The process's one log output: swift-log lines on stderr, with journald's <N> priority
+        // prefixes when run under systemd; a per-reason rate limiter for repeated failures.
+        .target(
+            name: "DaemonLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         // Starting other programs by argument vector (posix_spawn, no shell, no inherited
         // descriptors, clean signal state): short commands run to completion, supervised
@@ -88,13 +99,19 @@ let package = Package(
         // shadow(5) and yescrypt, udhcpc leases and supervision, chrony.
         .target(
             name: "HostConfiguration",
-            dependencies: ["Appliance", "ProcessSpawning", "Packet", "Netlink", "CCrypt"]
+            dependencies: [
+                "Appliance", "ProcessSpawning", "Packet", "Netlink", "CCrypt",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The data plane's worker: Datapath batches through the Forwarding decision into
         // transmit queues, with counters; the underlay next-hop resolver.
         .target(
             name: "DataPlane",
-            dependencies: ["Datapath", "Forwarding", "Packet", "Netlink"]
+            dependencies: [
+                "Datapath", "Forwarding", "Packet", "Netlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // The switch's control: hardware_vtep rows ↔ forwarding snapshots (the role of
         // ovs-vtep), local-MAC publishing, the vtep-ctl-like writes, the supervised ovsdb-server.
@@ -102,6 +119,7 @@ let package = Package(
             name: "SwitchControl",
             dependencies: [
                 "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -113,7 +131,9 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
-                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink",
+                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The appliance shell's pure core: command tree, parser, `?` help, Tab completion,
@@ -140,8 +160,10 @@ let package = Package(
             name: "vtepd",
             dependencies: [
                 "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
-                "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath",
+                "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath", "DaemonLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Seeded property checking shared by the test targets (test support, not shipped).
@@ -176,8 +198,14 @@ let package = Package(
                 "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
-                "ShellSession", "Datapath", "NamespaceLab",
+                "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        .testTarget(
+            name: "DaemonLoggingTests",
+            dependencies: ["DaemonLogging", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ShellTests",
@@ -190,7 +218,8 @@ let package = Package(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
-                "Netlink", "Datapath", "NamespaceLab", "CCrypt",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
