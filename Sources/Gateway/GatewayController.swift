@@ -21,10 +21,19 @@ public final class GatewayController: ControlHandler, Sendable {
     /// Why publishing local MACs fails, while it does.
     private let publishingProblem = Mutex<String?>(nil)
 
+    /// The parts whose failures `show configuration` lists beside the snapshot's problems:
+    /// the database connection, next hops, data-plane I/O, supervised children.
+    private let problemSources = Mutex<[@Sendable () async -> [String]]>([])
+
     public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
 
     /// `LocalMACPublisher`'s failure (nil: it works again), for the configuration's problems.
     public func publishing(problem: String?) { publishingProblem.withLock { $0 = problem } }
+
+    /// Adds `source` to what `show configuration`'s problems are gathered from.
+    public func reportProblems(from source: @escaping @Sendable () async -> [String]) {
+        problemSources.withLock { $0.append(source) }
+    }
 
     /// Enables the shell's commands; until then they are refused with the reason.
     public func attach(appliance: ApplianceController?, database: SwitchDatabase?) {
@@ -278,6 +287,8 @@ public final class GatewayController: ControlHandler, Sendable {
     func configuration() async -> ConfigurationReport {
         let (snapshot, ownProblems) = state.withLock { $0 }
         let planeProblems = await dataPlane.inspect { $0.configurationProblems }
+        var sourceProblems: [String] = []
+        for source in problemSources.withLock({ $0 }) { sourceProblems += await source() }
         let settings = dataPlane.settings
         var tunnelIPs: [String] = []
         if let v4 = settings.localIPv4 { tunnelIPs.append(v4.description) }
@@ -304,7 +315,7 @@ public final class GatewayController: ControlHandler, Sendable {
             bindings: (snapshot?.bindings ?? []).map {
                 .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
             },
-            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems
+            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems + sourceProblems
                 + (publishingProblem.withLock { $0 }.map {
                     ["local MACs are not published to Ucast_Macs_Local: \($0)"]
                 } ?? []))

@@ -1,5 +1,6 @@
 import Appliance
 import Foundation
+import Logging
 import Netlink
 import ProcessSpawning
 import Synchronization
@@ -32,19 +33,29 @@ public final class DHCPClients: Sendable {
     let hookSocket: String
     /// Where each client's PID file goes (`udhcpc-IF.pid`): vtepd's state directory.
     let stateDirectory: String
-    let say: @Sendable (String) -> Void
+    let logger: Logger
     private let clients = Mutex<[InterfaceName: ChildProcess]>([:])
     private let wanted = Mutex<Set<InterfaceName>>([])
+    /// Per interface: how many times its client died unexpectedly, and how, the last time.
+    private let deaths = Mutex<[InterfaceName: (count: Int, last: String)]>([:])
 
     /// `hook`: the vtep-dhcp-event executable; `hookSocket`: where `DHCPHookServer` listens.
     public init(
         hook: String, hookSocket: String, stateDirectory: String,
-        say: @escaping @Sendable (String) -> Void
+        logger: Logger = Logger(label: "vtepd.dhcp")
     ) {
         self.hook = hook
         self.hookSocket = hookSocket
         self.stateDirectory = stateDirectory
-        self.say = say
+        self.logger = logger
+    }
+
+    /// For `show configuration`: the clients that died and were restarted, and why.
+    public var problems: [String] {
+        deaths.withLock { $0 }.sorted { $0.key.text < $1.key.text }.map { name, death in
+            "the DHCP client on \(name) died \(death.count) time(s) and was restarted; the last"
+                + " time it \(death.last)"
+        }
     }
 
     /// Why DHCP cannot be used on this appliance, or nil.
@@ -106,7 +117,9 @@ public final class DHCPClients: Sendable {
         guard arguments.first.map({ $0.hasSuffix("udhcpc") }) == true,
             let at = arguments.firstIndex(of: "-i"), arguments.dropFirst(at + 1).first == name.text
         else { return }
-        say("vtepd: stopping the DHCP client a previous vtepd left on \(name) (pid \(pid))")
+        logger.notice(
+            "stopping the DHCP client a previous vtepd left",
+            metadata: ["interface": "\(name)", "pid": "\(pid)"])
         kill(pid, SIGKILL)
         let deadline = ContinuousClock.now + .seconds(3)
         while kill(pid, 0) == 0 && ContinuousClock.now < deadline { usleep(20_000) }
@@ -127,11 +140,14 @@ public final class DHCPClients: Sendable {
                     "VTEPD_DHCP_HOOK_SOCKET=\(hookSocket)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 ])
         } catch {
-            say("vtepd: cannot start the DHCP client on \(name): \(error)")
+            logger.error(
+                "cannot start the DHCP client: \(error)", metadata: ["interface": "\(name)"])
             return
         }
         clients.withLock { $0[name] = process }
-        say("vtepd: DHCP client on \(name) started (udhcpc, pid \(process.pid))")
+        logger.info(
+            "DHCP client started (udhcpc)",
+            metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
         Task.detached { [self] in
             let status = await process.waitForExit()
             let stillOurs = clients.withLock { table in
@@ -140,7 +156,11 @@ public final class DHCPClients: Sendable {
                 return true
             }
             guard stillOurs else { return }  // stopped on purpose
-            say("vtepd: the DHCP client on \(name) \(ChildProcess.describe(status)); restarting it")
+            let how = ChildProcess.describe(status)
+            deaths.withLock { $0[name] = (($0[name]?.count ?? 0) + 1, how) }
+            logger.error(
+                "the DHCP client \(how); restarting it",
+                metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
             try? await Task.sleep(for: Self.restartPause)
             if wanted.withLock({ $0.contains(name) }) && clients.withLock({ $0[name] == nil }) {
                 start(name)
@@ -164,7 +184,8 @@ public final class DHCPClients: Sendable {
     private func stop(_ name: InterfaceName) -> ChildProcess? {
         guard let process = clients.withLock({ $0.removeValue(forKey: name) }) else { return nil }
         process.signal(SIGTERM)
-        say("vtepd: DHCP client on \(name) stopped (pid \(process.pid))")
+        logger.info(
+            "DHCP client stopped", metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
         return process
     }
 
