@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+/// vtepd's lifecycle as an operator meets it: what a lost database or a dead child does to
+/// the log and to `vtepd show configuration`'s problems, and an orderly stop on SIGTERM.
+@Suite(
+    "vtepd lifecycle: failures reach the log and problems; SIGTERM stops it in order", .serialized)
+struct VTEPDLifecycleTests {
+    /// The problems `vtepd show configuration --json` lists.
+    static func problems(_ vtepd: LabVTEPD) throws -> [String] {
+        try vtepd.configuration()["problems"] as? [String] ?? []
+    }
+
+    /// Polls `condition` every 20 ms for up to `timeout`; fails with `what` and vtepd's log.
+    static func waitFor(
+        _ what: String, _ vtepd: LabVTEPD, timeout: Duration = .seconds(20),
+        _ condition: () throws -> Bool
+    ) throws {
+        let deadline = ContinuousClock.now + timeout
+        while !(try condition()) {
+            try vtepd.process.requireRunning()
+            guard ContinuousClock.now < deadline else {
+                throw LabError(
+                    description: "timed out waiting for \(what); problems: "
+                        + "\((try? problems(vtepd)) ?? [])\n\(vtepd.process.tail())")
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
+    /// The PID in an ovsdb-server pidfile.
+    static func pid(in pidfile: URL) throws -> pid_t {
+        let text = try String(contentsOf: pidfile, encoding: .utf8)
+        guard let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
+            throw LabError(description: "\(pidfile.path) holds no PID: \(text)")
+        }
+        return pid
+    }
+
+    @Test(
+        "an external database killed and started again: problem and error, then cleared and notice")
+    func databaseLostAndFoundAgain() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let stateRoot = lab.file("vtepd-external-db")
+            try FileManager.default.createDirectory(
+                at: stateRoot, withIntermediateDirectories: true)
+            let database = stateRoot.appendingPathComponent("external.db").path
+            let socket = stateRoot.appendingPathComponent("db.sock").path
+            try lab.execute([
+                "ovsdb-tool", "create", database, "/usr/share/openvswitch/vtep.ovsschema",
+            ])
+            let serverArguments = [
+                "ovsdb-server", database, "--remote=punix:\(socket)", "--no-chdir",
+                "--unixctl=\(stateRoot.appendingPathComponent("external.ctl").path)",
+                "-vconsole:off",
+            ]
+            let first = try lab.start("ovsdb-external-1", serverArguments, in: site.namespace)
+            let vtepd = try lab.startVTEPD(
+                at: site, vni: 5001, extraArguments: ["--database", "unix:\(socket)"],
+                stateRoot: stateRoot)
+            try Self.waitFor("the bound switch in the configuration", vtepd) {
+                try vtepd.bindings().count == 1
+            }
+            #expect(try Self.problems(vtepd).filter { $0.contains("hardware_vtep database") } == [])
+
+            // Killed by its PID: vtepd says so in its log and its problems, and forwards on.
+            first.stop(signal: SIGKILL)
+            try vtepd.process.waitForLog("error vtepd.database: lost the hardware_vtep database")
+            try Self.waitFor("the database-lost problem", vtepd) {
+                try Self.problems(vtepd).contains {
+                    $0.contains("the hardware_vtep database unix:\(socket) is unreachable since")
+                }
+            }
+            #expect(try vtepd.bindings().count == 1, "the last configuration stays in force")
+            // The local-MAC publisher cannot write meanwhile: its failure is shown too.
+            try vtepd.process.waitForLog(
+                "error vtepd.switch: publishing local MACs failed, retrying")
+            try Self.waitFor("the publisher's problem", vtepd) {
+                try Self.problems(vtepd).contains {
+                    $0.hasPrefix("local MACs are not published to Ucast_Macs_Local")
+                }
+            }
+
+            // Started again on the same file: found again, the problem clears.
+            _ = try lab.start("ovsdb-external-2", serverArguments, in: site.namespace)
+            try vtepd.process.waitForLog(
+                "notice vtepd.database: found the hardware_vtep database again",
+                timeout: .seconds(30))
+            try vtepd.process.waitForLog("notice vtepd.switch: publishing local MACs again")
+            try Self.waitFor("the database and publisher problems to clear", vtepd) {
+                !(try Self.problems(vtepd)).contains {
+                    $0.contains("hardware_vtep database") || $0.contains("local MACs")
+                }
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    @Test("vtepd's own ovsdb-server killed: restarted, an error in the log, a problem that says so")
+    func supervisedDatabaseServerRestarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let vtepd = try lab.startVTEPD(at: topology.sites[0], vni: 5001)
+            let pidfile = vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid")
+            let first = try Self.pid(in: pidfile)
+            #expect(try Self.problems(vtepd).filter { $0.contains("ovsdb-server") } == [])
+
+            kill(first, SIGKILL)
+            try vtepd.process.waitForLog(
+                "error vtepd.database: ovsdb-server (PID \(first)) killed by signal 9")
+            try vtepd.process.waitForLog("notice vtepd.database: ovsdb-server restarted")
+            try Self.waitFor("the restart among the problems", vtepd) {
+                try Self.problems(vtepd).contains {
+                    $0.contains("ovsdb-server died 1 time(s) and was restarted")
+                        && $0.contains("PID \(first)")
+                }
+            }
+            // The new server serves the same database, and vtepd follows it again.
+            try vtepd.process.waitForLog(
+                "notice vtepd.database: found the hardware_vtep database again",
+                timeout: .seconds(30))
+            let second = try Self.pid(in: pidfile)
+            #expect(second != first)
+            try vtepd.control(["list-ls"])
+        }
+    }
+
+    @Test(
+        "SIGTERM under systemd: exit 0, stops logged in order with journald priorities, sockets and children gone"
+    )
+    func sigtermStopsInOrder() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let vtepd = try lab.startVTEPD(
+                at: topology.sites[0], vni: 5001, environment: ["JOURNAL_STREAM=8:1234"])
+            let ovsdb = try Self.pid(in: vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid"))
+            try Self.waitFor("the bound switch in the configuration", vtepd) {
+                try vtepd.bindings().count == 1
+            }
+            #expect(processExists(ovsdb))
+
+            #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
+            let log = try String(contentsOf: vtepd.process.log, encoding: .utf8)
+            let order = [
+                "<5>vtepd: started",
+                "<6>vtepd.control: control socket closed and removed",
+                "<6>vtepd.switch: hardware_vtep client stopped",
+                "<6>vtepd.dataplane: data plane stopped",
+                "<6>vtepd.dhcp: DHCP clients and hook socket stopped",
+                "<6>vtepd.database: ovsdb-server stopped",
+                "<5>vtepd: stopped",
+            ]
+            var positions: [String.Index] = []
+            for line in order {
+                let found = try #require(log.range(of: line), "no \"\(line)\" in:\n\(log)")
+                positions.append(found.lowerBound)
+            }
+            #expect(positions == positions.sorted(), "out of order:\n\(log)")
+            // Every line carries a journald priority.
+            for line in log.split(separator: "\n") {
+                #expect(line.wholeMatch(of: /<[0-7]>vtepd[.a-z]*: .*/) != nil, "\(line)")
+            }
+            for socket in ["vtepd.ctl", "db.sock", "dhcp-hook.sock", "ovsdb-server.ctl"] {
+                let path = vtepd.stateRoot.appendingPathComponent(socket).path
+                #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
+            }
+            #expect(!processExists(ovsdb), "ovsdb-server (PID \(ovsdb)) outlived vtepd")
+        }
+    }
+}
