@@ -153,14 +153,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
         // udhcpc's script: hands each DHCP event to vtepd (Glibc only, so it starts fast).
         .executableTarget(name: "vtep-dhcp-event"),
+        // The gateway daemon: its command line, logging set up, `GatewayDaemon`'s services run
+        // in a ServiceGroup (signals, ordered shutdown); no logic tests need.
         .executableTarget(
             name: "vtepd",
             dependencies: [
-                "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
-                "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath", "DaemonLogging",
+                "Gateway", "DataPlane", "OVSDB", "Packet", "DaemonLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

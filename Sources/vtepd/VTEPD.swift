@@ -1,18 +1,12 @@
-import Appliance
 import ArgumentParser
-import ControlAPI
 import DaemonLogging
 import DataPlane
-import Datapath
-import Forwarding
 import Foundation
 import Gateway
-import HostConfiguration
 import Logging
 import OVSDB
 import Packet
 import ServiceLifecycle
-import SwitchControl
 
 /// vtepd: the VTEP gateway daemon. Thin by design (ARCHITECTURE.md): it parses bootstrap
 /// settings, sets up logging, starts `GatewayDaemon` and runs its services in a
@@ -152,28 +146,16 @@ struct Show: AsyncParsableCommand {
     @Flag(help: "Print the JSON result instead of a table.") var json = false
 
     func validate() throws {
-        guard ["mac-table", "counters", "configuration"].contains(what) else {
+        guard ReportQuery.Report(rawValue: what) != nil else {
             throw ValidationError("show what? expected mac-table, counters or configuration")
         }
     }
 
     func run() async throws {
-        let client = try await ControlClient.connect(to: control)
-        defer { Task { await client.close() } }
-        let command: ControlCommand
-        switch what {
-        case "mac-table": command = .macTable(MACTableQuery(logicalSwitch: logicalSwitch, mac: mac))
-        case "counters": command = .counters
-        default: command = .configuration
-        }
-        let result = try await client.send(command)
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
-        } else {
-            print(TextReport.render(result), terminator: "")
-        }
+        let query = ReportQuery(
+            report: ReportQuery.Report(rawValue: what)!, logicalSwitch: logicalSwitch, mac: mac,
+            json: json)
+        print(try await query.run(controlSocket: control), terminator: "")
     }
 }
 
