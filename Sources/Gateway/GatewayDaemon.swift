@@ -258,7 +258,7 @@ struct DataPlaneService: StoppableService {
 
 /// Runs `body` until graceful shutdown or cancellation, whichever comes first.
 func cancelWhenGracefulShutdownOrCancelled(_ body: @escaping @Sendable () async -> Void) async {
-    _ = try? await cancelWhenGracefulShutdown { await body() }
+    await cancelWhenGracefulShutdown { await body() }
 }
 
 /// The hardware_vtep client and the local-MAC publisher that writes through it.

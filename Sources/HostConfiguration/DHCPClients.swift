@@ -131,19 +131,35 @@ public final class DHCPClients: Sendable {
             "-f", "-R", "-i", name.text, "-s", hook, "-O", "search", "-p", pidFile(name),
         ]
         if let held = Self.heldIPv4Address(of: name) { arguments += ["-r", held] }
+        // Its output (and its script's) comes through a pipe into vtepd's log, one message per
+        // line, so it reaches the journal with a priority like everything vtepd says.
+        var output: [Int32] = [-1, -1]
+        // No O_CLOEXEC needed: every child is spawned with only its three descriptors.
+        guard pipe(&output) == 0 else {
+            logger.error(
+                "cannot start the DHCP client: pipe: \(String(cString: strerror(errno)))",
+                metadata: ["interface": "\(name)"])
+            return
+        }
         let process: ChildProcess
         do {
+            defer { close(output[1]) }
             process = try ChildProcess.spawn(
                 Self.udhcpc, arguments,
-                stdout: 2, stderr: 2,
+                stdout: output[1], stderr: output[1],
                 environment: [
                     "VTEPD_DHCP_HOOK_SOCKET=\(hookSocket)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 ])
         } catch {
+            close(output[0])
             logger.error(
                 "cannot start the DHCP client: \(error)", metadata: ["interface": "\(name)"])
             return
         }
+        var clientLogger = logger
+        clientLogger[metadataKey: "interface"] = "\(name)"
+        clientLogger[metadataKey: "pid"] = "\(process.pid)"
+        Self.relay(output[0], to: clientLogger)
         clients.withLock { $0[name] = process }
         logger.info(
             "DHCP client started (udhcpc)",
@@ -166,6 +182,30 @@ public final class DHCPClients: Sendable {
                 start(name)
             }
         }
+    }
+
+    /// Logs each line read from `descriptor` at info until end of file, then closes it; on a
+    /// thread of its own (the read blocks).
+    static func relay(_ descriptor: Int32, to logger: Logger) {
+        let thread = Thread {
+            defer { close(descriptor) }
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(descriptor, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                pending += buffer[0..<n]
+                while let newline = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[..<newline], as: UTF8.self)
+                    pending.removeSubrange(...newline)
+                    if !line.isEmpty { logger.info("\(line)") }
+                }
+            }
+            if !pending.isEmpty { logger.info("\(String(decoding: pending, as: UTF8.self))") }
+        }
+        thread.name = "udhcpc output"
+        thread.start()
     }
 
     /// The first IPv4 address `name` holds (a lease a previous vtepd applied), if any.

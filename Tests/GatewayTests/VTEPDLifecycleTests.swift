@@ -11,23 +11,6 @@ struct VTEPDLifecycleTests {
         try vtepd.configuration()["problems"] as? [String] ?? []
     }
 
-    /// Polls `condition` every 20 ms for up to `timeout`; fails with `what` and vtepd's log.
-    static func waitFor(
-        _ what: String, _ vtepd: LabVTEPD, timeout: Duration = .seconds(20),
-        _ condition: () throws -> Bool
-    ) throws {
-        let deadline = ContinuousClock.now + timeout
-        while !(try condition()) {
-            try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "timed out waiting for \(what); problems: "
-                        + "\((try? problems(vtepd)) ?? [])\n\(vtepd.process.tail())")
-            }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
-    }
-
     /// The PID in an ovsdb-server pidfile.
     static func pid(in pidfile: URL) throws -> pid_t {
         let text = try String(contentsOf: pidfile, encoding: .utf8)
@@ -60,7 +43,7 @@ struct VTEPDLifecycleTests {
             let vtepd = try lab.startVTEPD(
                 at: site, vni: 5001, extraArguments: ["--database", "unix:\(socket)"],
                 stateRoot: stateRoot)
-            try Self.waitFor("the bound switch in the configuration", vtepd) {
+            try lab.waitUntil("the bound switch in the configuration") {
                 try vtepd.bindings().count == 1
             }
             #expect(try Self.problems(vtepd).filter { $0.contains("hardware_vtep database") } == [])
@@ -68,7 +51,7 @@ struct VTEPDLifecycleTests {
             // Killed by its PID: vtepd says so in its log and its problems, and forwards on.
             first.stop(signal: SIGKILL)
             try vtepd.process.waitForLog("error vtepd.database: lost the hardware_vtep database")
-            try Self.waitFor("the database-lost problem", vtepd) {
+            try lab.waitUntil("the database-lost problem") {
                 try Self.problems(vtepd).contains {
                     $0.contains("the hardware_vtep database unix:\(socket) is unreachable since")
                 }
@@ -77,7 +60,7 @@ struct VTEPDLifecycleTests {
             // The local-MAC publisher cannot write meanwhile: its failure is shown too.
             try vtepd.process.waitForLog(
                 "error vtepd.switch: publishing local MACs failed, retrying")
-            try Self.waitFor("the publisher's problem", vtepd) {
+            try lab.waitUntil("the publisher's problem") {
                 try Self.problems(vtepd).contains {
                     $0.hasPrefix("local MACs are not published to Ucast_Macs_Local")
                 }
@@ -89,7 +72,7 @@ struct VTEPDLifecycleTests {
                 "notice vtepd.database: found the hardware_vtep database again",
                 timeout: .seconds(30))
             try vtepd.process.waitForLog("notice vtepd.switch: publishing local MACs again")
-            try Self.waitFor("the database and publisher problems to clear", vtepd) {
+            try lab.waitUntil("the database and publisher problems to clear") {
                 !(try Self.problems(vtepd)).contains {
                     $0.contains("hardware_vtep database") || $0.contains("local MACs")
                 }
@@ -111,7 +94,7 @@ struct VTEPDLifecycleTests {
             try vtepd.process.waitForLog(
                 "error vtepd.database: ovsdb-server (PID \(first)) killed by signal 9")
             try vtepd.process.waitForLog("notice vtepd.database: ovsdb-server restarted")
-            try Self.waitFor("the restart among the problems", vtepd) {
+            try lab.waitUntil("the restart among the problems") {
                 try Self.problems(vtepd).contains {
                     $0.contains("ovsdb-server died 1 time(s) and was restarted")
                         && $0.contains("PID \(first)")
@@ -136,7 +119,7 @@ struct VTEPDLifecycleTests {
             let vtepd = try lab.startVTEPD(
                 at: topology.sites[0], vni: 5001, environment: ["JOURNAL_STREAM=8:1234"])
             let ovsdb = try Self.pid(in: vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid"))
-            try Self.waitFor("the bound switch in the configuration", vtepd) {
+            try lab.waitUntil("the bound switch in the configuration") {
                 try vtepd.bindings().count == 1
             }
             #expect(processExists(ovsdb))
@@ -167,6 +150,44 @@ struct VTEPDLifecycleTests {
                 #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
             }
             #expect(!processExists(ovsdb), "ovsdb-server (PID \(ovsdb)) outlived vtepd")
+        }
+    }
+
+    @Test("a killed udhcpc: restarted, an error in the log, a problem; its output in vtepd's log")
+    func dhcpClientRestarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            defer { VTEPSHNetworkServiceTests.stopLeftoverClients(site) }
+            let server = try VTEPSHNetworkServiceTests.DHCPServer(lab, site: site)
+            let lan = server.lan
+            let vtepd = try site.startVTEPD()
+            _ = try server.leaseOnLAN(lab, site)
+            let pidfile = URL(fileURLWithPath: site.state + "/udhcpc-\(lan).pid")
+            let first = try Self.pid(in: pidfile)
+            // udhcpc's own words come through vtepd's log, one message per line.
+            try vtepd.waitForLog("info vtepd.dhcp: udhcpc: started")
+
+            kill(first, SIGKILL)
+            try vtepd.waitForLog(
+                "error vtepd.dhcp: the DHCP client killed by signal 9 (Killed); restarting it")
+            func problems() throws -> [String] {
+                let text = try lab.execute([
+                    try LabVTEPD.executable().path, "show", "configuration", "--json",
+                    "--control", site.controlSocket,
+                ]).output
+                let report = try JSONSerialization.jsonObject(with: Data(text.utf8))
+                return (report as? [String: Any])?["problems"] as? [String] ?? []
+            }
+            try lab.waitUntil("the restart among the problems") {
+                try problems().contains {
+                    $0.hasPrefix("the DHCP client on \(lan) died 1 time(s) and was restarted")
+                        && $0.contains("killed by signal 9")
+                }
+            }
+            try lab.waitUntil("a new udhcpc", timeout: .seconds(20)) {
+                (try? Self.pid(in: pidfile)).map { $0 != first } ?? false
+            }
+            #expect(vtepd.stop() == 0)
         }
     }
 }
