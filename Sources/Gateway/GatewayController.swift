@@ -18,17 +18,12 @@ public final class GatewayController: ControlHandler, Sendable {
     private let shell = Mutex<(appliance: ApplianceController?, database: SwitchDatabase?)>(
         (nil, nil))
 
-    /// Why publishing local MACs fails, while it does.
-    private let publishingProblem = Mutex<String?>(nil)
-
     /// The parts whose failures `show configuration` lists beside the snapshot's problems:
-    /// the database connection, next hops, data-plane I/O, supervised children.
+    /// the database connection, the local-MAC publisher, next hops, data-plane I/O,
+    /// supervised children.
     private let problemSources = Mutex<[@Sendable () async -> [String]]>([])
 
     public init(dataPlane: DataPlane) { self.dataPlane = dataPlane }
-
-    /// `LocalMACPublisher`'s failure (nil: it works again), for the configuration's problems.
-    public func publishing(problem: String?) { publishingProblem.withLock { $0 = problem } }
 
     /// Adds `source` to what `show configuration`'s problems are gathered from.
     public func reportProblems(from source: @escaping @Sendable () async -> [String]) {
@@ -315,9 +310,6 @@ public final class GatewayController: ControlHandler, Sendable {
             bindings: (snapshot?.bindings ?? []).map {
                 .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
             },
-            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems + sourceProblems
-                + (publishingProblem.withLock { $0 }.map {
-                    ["local MACs are not published to Ucast_Macs_Local: \($0)"]
-                } ?? []))
+            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems + sourceProblems)
     }
 }

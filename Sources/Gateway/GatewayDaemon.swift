@@ -181,10 +181,13 @@ public struct GatewayDaemon: Sendable {
             client: controlPlane.client, tunnelIPs: options.tunnelIPs,
             learned: { await controller.localMACs() },
             databaseVersion: { await controlPlane.replicaUpdates })
+        controller.reportProblems {
+            await publisher.lastError.map {
+                ["local MACs are not published to Ucast_Macs_Local: \($0)"]
+            } ?? []
+        }
         started.services.append(
-            SwitchService(
-                controlPlane: controlPlane, publisher: publisher, controller: controller,
-                logger: switchLogger))
+            SwitchService(controlPlane: controlPlane, publisher: publisher, logger: switchLogger))
         let server = try await ControlServer.start(
             at: options.controlSocket, handler: controller,
             logger: Logger(label: "vtepd.control"))
@@ -265,12 +268,10 @@ func cancelWhenGracefulShutdownOrCancelled(_ body: @escaping @Sendable () async 
 struct SwitchService: StoppableService {
     let controlPlane: ControlPlane
     let publisher: LocalMACPublisher
-    let controller: GatewayController
     let logger: Logger
 
     func run() async throws {
         let publisher = self.publisher
-        let controller = self.controller
         let logger = self.logger
         let publishing = Task {
             await publisher.run { problem in
@@ -279,7 +280,6 @@ struct SwitchService: StoppableService {
                 } else {
                     logger.notice("publishing local MACs again")
                 }
-                controller.publishing(problem: problem)
             }
         }
         try? await gracefulShutdown()

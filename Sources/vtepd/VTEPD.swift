@@ -120,15 +120,18 @@ struct Run: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
         }
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: daemon.services.map {
-                    .init(
-                        service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                        failureTerminationBehavior: .gracefullyShutdownGroup)
-                },
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: Logger(label: "vtepd.lifecycle")))
+        var configuration = ServiceGroupConfiguration(
+            services: daemon.services.map {
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: Logger(label: "vtepd.lifecycle"))
+        // A step that hangs (a child ignoring SIGTERM is SIGKILLed after 5 s already) must not
+        // keep vtepd from exiting: what is left is cancelled.
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        let group = ServiceGroup(configuration: configuration)
         try await group.run()
         logger.notice("stopped")
     }
