@@ -11,8 +11,8 @@ import Logging
 /// PIPE_BUF from two threads never interleave).
 ///
 /// Two forms, chosen once at bootstrap:
-/// - `.journal`, under systemd (it sets `JOURNAL_STREAM` when stderr is connected to the
-///   journal, systemd.exec(5)): each line starts with the syslog priority in angle brackets,
+/// - `.journal`, under systemd (it sets `JOURNAL_STREAM` to stderr's device and inode when
+///   stderr is connected to the journal, systemd.exec(5)): each line starts with the syslog priority in angle brackets,
 ///   which journald strips and records as the entry's priority (sd-daemon(3): `<3>` error,
 ///   `<4>` warning, `<5>` notice, `<6>` info, `<7>` debug), then `LABEL: message key=value`.
 ///   journald adds the time. So `journalctl -u vtepd -p warning` shows warnings and worse.
@@ -25,9 +25,25 @@ public struct DaemonLogHandler: LogHandler {
         case journal
         case plain
 
-        /// `.journal` when systemd connected stderr to the journal (`JOURNAL_STREAM` set).
-        public static func detect(environment: [String: String]) -> Form {
-            environment["JOURNAL_STREAM"].map { $0.isEmpty ? .plain : .journal } ?? .plain
+        /// `.journal` when systemd connected stderr to the journal: `JOURNAL_STREAM` is set and
+        /// names standard error's device and inode (`DEVICE:INODE`, systemd.exec(5), which
+        /// asks for this comparison: a child that inherited the variable may have its stderr
+        /// somewhere else).
+        public static func detect(
+            environment: [String: String],
+            standardError: (device: UInt64, inode: UInt64)? = standardErrorIdentity()
+        ) -> Form {
+            guard let stream = environment["JOURNAL_STREAM"], let standardError else {
+                return .plain
+            }
+            return stream == "\(standardError.device):\(standardError.inode)" ? .journal : .plain
+        }
+
+        /// Standard error's device and inode, as systemd writes them into `JOURNAL_STREAM`.
+        public static func standardErrorIdentity() -> (device: UInt64, inode: UInt64)? {
+            var status = stat()
+            guard fstat(STDERR_FILENO, &status) == 0 else { return nil }
+            return (UInt64(status.st_dev), UInt64(status.st_ino))
         }
     }
 

@@ -20,11 +20,19 @@ final class Lines: Sendable {
         return (logger, lines)
     }
 
-    @Test func journalStreamSelectsTheJournalForm() {
+    @Test func journalStreamNamingStandardErrorSelectsTheJournalForm() {
+        let stderr = (device: UInt64(8), inode: UInt64(12345))
         #expect(
-            DaemonLogHandler.Form.detect(environment: ["JOURNAL_STREAM": "8:12345"]) == .journal)
-        #expect(DaemonLogHandler.Form.detect(environment: [:]) == .plain)
-        #expect(DaemonLogHandler.Form.detect(environment: ["JOURNAL_STREAM": ""]) == .plain)
+            DaemonLogHandler.Form.detect(
+                environment: ["JOURNAL_STREAM": "8:12345"], standardError: stderr) == .journal)
+        // Inherited by a process whose stderr is elsewhere: not the journal.
+        #expect(
+            DaemonLogHandler.Form.detect(
+                environment: ["JOURNAL_STREAM": "8:999"], standardError: stderr) == .plain)
+        #expect(DaemonLogHandler.Form.detect(environment: [:], standardError: stderr) == .plain)
+        #expect(
+            DaemonLogHandler.Form.detect(environment: ["JOURNAL_STREAM": ""], standardError: stderr)
+                == .plain)
     }
 
     @Test func journalLinesStartWithTheSyslogPriority() {

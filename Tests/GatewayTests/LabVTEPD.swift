@@ -56,10 +56,10 @@ extension Lab {
     /// its database and control socket, and binds the access port untagged (VLAN 0 in
     /// hardware_vtep's vlan_bindings) to logical switch `ls<VNI>` with tunnel_key `vni`.
     /// `stateRoot` (default: a new directory of the lab) holds its sockets; `environment`
-    /// (`NAME=value`) is added to its environment.
+    /// (`NAME=value`) is added to its environment; `log` takes its output.
     func startVTEPD(
         at site: LabSite, vni: Int, extraArguments: [String] = [], stateRoot: URL? = nil,
-        environment: [String] = []
+        environment: [String] = [], log: URL? = nil
     ) throws -> LabVTEPD {
         guard site.kind == .gateway else {
             throw LabError(description: "site \(site.index) has a kernel VTEP, not a vtepd slot")
@@ -74,7 +74,7 @@ extension Lab {
                 "--tunnel-ip", site.underlayIPv6, "--underlay", site.underlayInterface,
                 "--port", site.accessInterface,
             ] + extraArguments
-        let process = try start("vtepd-\(site.index)", arguments, in: site.namespace)
+        let process = try start("vtepd-\(site.index)", arguments, in: site.namespace, log: log)
         let vtepd = LabVTEPD(
             lab: self, site: site, process: process, stateRoot: stateRoot,
             physicalSwitch: physicalSwitch, logicalSwitch: "ls\(vni)")

@@ -116,8 +116,14 @@ struct VTEPDLifecycleTests {
     func sigtermStopsInOrder() async throws {
         try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway])
+            // As systemd does: JOURNAL_STREAM names the device and inode of vtepd's stderr.
+            let journal = lab.file("vtepd-journal.log")
+            try Data().write(to: journal)
+            var status = stat()
+            try #require(stat(journal.path, &status) == 0)
             let vtepd = try lab.startVTEPD(
-                at: topology.sites[0], vni: 5001, environment: ["JOURNAL_STREAM=8:1234"])
+                at: topology.sites[0], vni: 5001,
+                environment: ["JOURNAL_STREAM=\(status.st_dev):\(status.st_ino)"], log: journal)
             let ovsdb = try Self.pid(in: vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid"))
             try lab.waitUntil("the bound switch in the configuration") {
                 try vtepd.bindings().count == 1
