@@ -196,4 +196,37 @@ struct VTEPDLifecycleTests {
             #expect(vtepd.stop() == 0)
         }
     }
+
+    @Test(
+        "a start that fails late (the control socket path is a file): exit 1, ovsdb-server stopped")
+    func failedStartStopsWhatItStarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let stateRoot = lab.file("vtepd-failed-start")
+            try FileManager.default.createDirectory(
+                at: stateRoot, withIntermediateDirectories: true)
+            let taken = stateRoot.appendingPathComponent("taken")
+            try Data("not a socket\n".utf8).write(to: taken)
+            let process = try lab.start(
+                "vtepd-failed-start",
+                [
+                    try LabVTEPD.executable().path, "run", "--state-root", stateRoot.path,
+                    "--physical-switch", lab.prefix + "psf", "--tunnel-ip", site.underlayIPv4,
+                    "--underlay", site.underlayInterface, "--port", site.accessInterface,
+                    "--control", taken.path,
+                ], in: site.namespace)
+            #expect(process.waitForExit(timeout: .seconds(30)))
+            #expect(process.status == 1)
+            let log = try String(contentsOf: process.log, encoding: .utf8)
+            #expect(log.contains("critical vtepd: cannot start: "), "\(log)")
+            // The ovsdb-server it had started is stopped (by PID, as its log line says).
+            let stopped = try #require(
+                log.firstMatch(of: /info vtepd\.database: ovsdb-server stopped pid=(\d+)/),
+                "\(log)")
+            let pid = try #require(pid_t(stopped.1))
+            #expect(!processExists(pid))
+            #expect(try String(contentsOf: taken, encoding: .utf8) == "not a socket\n")
+        }
+    }
 }
