@@ -229,4 +229,35 @@ struct VTEPDLifecycleTests {
             #expect(try String(contentsOf: taken, encoding: .utf8) == "not a socket\n")
         }
     }
+
+    @Test(
+        "the underlay down: data-plane send errors reach the log with their errno and the problems")
+    func dataPlaneIOErrorsAreReported() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            try vtepd.control([
+                "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
+            ])
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            try lab.warmUnderlay(topology)
+            #expect(try Self.problems(vtepd).filter { $0.contains("I/O") } == [])
+
+            // Each broadcast from host A is a copy to B that cannot leave.
+            try lab.execute(["ip", "link", "set", a.underlayInterface, "down"], in: a.namespace)
+            try lab.waitUntil("a data-plane I/O error in vtepd's log") {
+                try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+                return (try? String(contentsOf: vtepd.process.log, encoding: .utf8))?.contains(
+                    "error vtepd.dataplane: data-plane I/O error: send on") == true
+            }
+            let log = try String(contentsOf: vtepd.process.log, encoding: .utf8)
+            #expect(
+                log.contains(
+                    /data-plane I\/O error: send on [a-z ]+: .+ \(errno \d+\) failures=\d+/))
+            #expect(try Self.problems(vtepd).contains { $0.hasPrefix("data-plane I/O errors: ") })
+            #expect(try vtepd.dropCount("io_error") > 0)
+            try vtepd.process.requireRunning()
+        }
+    }
 }
