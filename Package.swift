@@ -1,13 +1,15 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point one way only, from the executables down:
-//   vtepd → Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI
+//   vtepd → Gateway, DaemonLogging, swift-service-lifecycle (ServiceGroup: signals, ordered stop)
+//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, DaemonLogging
 //   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning (nothing privileged: no netlink, no libcrypt)
-//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning
-//   DataPlane → Datapath, Forwarding, Netlink
+//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
+//   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
 //   ControlAPI → Appliance, SwiftNIO
 //   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
+//   DaemonLogging → swift-log; the libraries that log take a swift-log Logger per subsystem
 // Each target below says in one line what it owns.
 import PackageDescription
 
@@ -118,7 +120,7 @@ let package = Package(
         .target(
             name: "SwitchControl",
             dependencies: [
-                "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning",
+                "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning", "DaemonLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

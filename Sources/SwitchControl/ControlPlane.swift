@@ -1,3 +1,4 @@
+import DaemonLogging
 import Foundation
 import Logging
 import OVSDB
@@ -45,6 +46,9 @@ public actor ControlPlane {
     private var computing = false
     private var events: Task<Void, Never>?
     private var stopping = false
+    /// A server (or a controller writing through it) sending malformed rows must not flood
+    /// the log: one warning per 10 s, with the count.
+    private let droppedLog = LogRateLimiter(interval: .seconds(10))
 
     public init(
         remote: Remote, bootstrap: Bootstrap, backoff: Backoff = .standard,
@@ -117,7 +121,7 @@ public actor ControlPlane {
         isSynchronized = false
     }
 
-    private func handle(_ event: MonitorEvent) async {
+    func handle(_ event: MonitorEvent) async {
         switch event {
         case .synchronized(let replica):
             isSynchronized = true
@@ -159,9 +163,11 @@ public actor ControlPlane {
         case .dropped(let reason):
             droppedMessages += 1
             lastDropped = reason
-            logger.warning(
-                "left out a malformed message or row from the database: \(reason)",
-                metadata: ["dropped": "\(droppedMessages)"])
+            if let count = droppedLog.admit("dropped") {
+                logger.warning(
+                    "left out malformed messages or rows from the database; the last: \(reason)",
+                    metadata: ["dropped": "\(count)", "dropped_total": "\(droppedMessages)"])
+            }
         }
     }
 

@@ -1,0 +1,53 @@
+import OVSDB
+import Packet
+import Testing
+
+@testable import SwitchControl
+
+/// What the control plane tells the log and `show configuration` about the database, event
+/// by event, without a server (the lab tests do it against a real one).
+@Suite struct ControlPlaneLogTests {
+    func plane(_ log: LogCapture) throws -> ControlPlane {
+        ControlPlane(
+            remote: .unix(path: "/run/gw-test-none/db.sock"),
+            bootstrap: try Bootstrap(
+                physicalSwitch: "ps0", tunnelIPs: [IPAddress("192.0.2.1")!], ports: []),
+            logger: log.logger("vtepd.database")
+        ) { _ in }
+    }
+
+    @Test func aLostDatabaseIsOneErrorAndAProblemUntilFound() async throws {
+        let log = LogCapture()
+        let plane = try plane(log)
+        await plane.handle(.disconnected(reason: "connection refused"))
+        await plane.handle(.disconnected(reason: "connection refused"))
+        #expect(
+            log.lines == [
+                "<3>vtepd.database: lost the hardware_vtep database, reconnecting; forwarding"
+                    + " continues on the last configuration database=unix:/run/gw-test-none/db.sock"
+                    + " reason=\"connection refused\"",
+                "<7>vtepd.database: reconnecting failed database=unix:/run/gw-test-none/db.sock"
+                    + " reason=\"connection refused\"",
+            ])
+        let problems = await plane.connectionProblems
+        #expect(problems.count == 1)
+        #expect(
+            problems.first?.hasPrefix(
+                "the hardware_vtep database unix:/run/gw-test-none/db.sock is unreachable since")
+                == true)
+        #expect(problems.first?.contains("(connection refused)") == true)
+    }
+
+    @Test func malformedRowsAreCountedAndLoggedRateLimited() async throws {
+        let log = LogCapture()
+        let plane = try plane(log)
+        for i in 1...3 { await plane.handle(.dropped(reason: "row \(i) malformed")) }
+        #expect(log.lines.count == 1)
+        #expect(log.lines.first?.hasPrefix("<4>vtepd.database: left out malformed") == true)
+        #expect(
+            await plane.connectionProblems == [
+                "3 malformed message(s) or row(s) from the hardware_vtep database were left out;"
+                    + " the last: row 3 malformed"
+            ])
+    }
+}
