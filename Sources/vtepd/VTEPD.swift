@@ -47,9 +47,7 @@ struct Run: AsyncParsableCommand {
             "Where the appliance's files live (etc/hostname, etc/resolv.conf, …); a test sets a temporary directory."
     )
     var applianceRoot = "/"
-    @Option(
-        help:
-            "Least severe messages logged: trace, debug, info, notice, warning, error or critical.")
+    @Option(help: "The least severe messages logged.")
     var logLevel: LogLevel = .info
 
     func validate() throws {
