@@ -108,7 +108,7 @@ public struct GatewayDaemon: Sendable {
         let controller = GatewayController(dataPlane: dataPlane)
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
 
-        var remote: Remote
+        let remote: Remote
         if let database = options.database {
             remote = database
         } else {
