@@ -11,6 +11,17 @@ struct VTEPDLifecycleTests {
         try vtepd.configuration()["problems"] as? [String] ?? []
     }
 
+    /// A signal mask line (`SigIgn`, `SigBlk`, `SigCgt`) of /proc/PID/status.
+    static func signalMask(_ name: String, of pid: pid_t) throws -> UInt64 {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+            let mask = UInt64(
+                line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { throw LabError(description: "no \(name) in /proc/\(pid)/status") }
+        return mask
+    }
+
     /// The PID in an ovsdb-server pidfile.
     static func pid(in pidfile: URL) throws -> pid_t {
         let text = try String(contentsOf: pidfile, encoding: .utf8)
@@ -193,6 +204,13 @@ struct VTEPDLifecycleTests {
             try lab.waitUntil("a new udhcpc", timeout: .seconds(20)) {
                 (try? Self.pid(in: pidfile)).map { $0 != first } ?? false
             }
+            // vtepd's ServiceGroup catches SIGTERM and SIGINT; a child it starts afterwards
+            // starts with neither ignored nor blocked, or stopping it would not work.
+            let term: UInt64 = 1 << (UInt64(SIGTERM) - 1) | 1 << (UInt64(SIGINT) - 1)
+            #expect(try Self.signalMask("SigCgt", of: vtepd.pid) & term == term)
+            let second = try Self.pid(in: pidfile)
+            #expect(try Self.signalMask("SigIgn", of: second) & term == 0)
+            #expect(try Self.signalMask("SigBlk", of: second) & term == 0)
             #expect(vtepd.stop() == 0)
         }
     }
