@@ -282,4 +282,44 @@ struct VTEPDLifecycleTests {
             try vtepd.process.requireRunning()
         }
     }
+
+    @Test(
+        "a VTEP routed via another interface: its next hop unresolved, why, in the log and problems"
+    )
+    func unresolvedNextHopIsReported() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let vtepd = try lab.startVTEPD(at: site, vni: 5001)
+            // 203.0.113.0/24 (RFC 5737) lies behind a veth of its own, not the underlay.
+            let other = lab.prefix + "o1"
+            try lab.execute(
+                ["ip", "link", "add", other, "type", "veth", "peer", "name", lab.prefix + "o2"],
+                in: site.namespace)
+            try lab.execute(
+                ["ip", "addr", "add", "203.0.113.1/24", "dev", other], in: site.namespace)
+            for name in [other, lab.prefix + "o2"] {
+                try lab.execute(["ip", "link", "set", name, "up"], in: site.namespace)
+            }
+            try lab.replicate(from: site, to: [], vtepd: vtepd)
+            try vtepd.control([
+                "add-mcast-remote", vtepd.logicalSwitch, "unknown-dst", "203.0.113.9",
+            ])
+
+            try vtepd.process.waitForLog(
+                "warning vtepd.dataplane: next hop of VTEP 203.0.113.9 unresolved: routed via \(other),"
+                    + " not the underlay interface")
+            try lab.waitUntil("the unresolved next hop among the problems") {
+                try Self.problems(vtepd).contains(
+                    "next hop of VTEP 203.0.113.9 (vxlan) unresolved: routed via \(other), not the"
+                        + " underlay interface; its frames take the kernel's path")
+            }
+            // The VTEP leaves the flood list: so does the problem.
+            try vtepd.control(["clear-remote-macs", vtepd.logicalSwitch])
+            try lab.waitUntil("the problem to clear") {
+                !(try Self.problems(vtepd)).contains { $0.contains("203.0.113.9") }
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
 }
