@@ -35,8 +35,8 @@ public final class GatewayController: ControlHandler, Sendable {
         shell.withLock { $0 = (appliance, database) }
     }
 
-    /// The control plane calls this with each snapshot it hands to the data plane, and with
-    /// problems of its own (database unreachable, next hops unresolved).
+    /// The control plane calls this with each snapshot it hands to the data plane (nil: the
+    /// data plane refused the last one, and `problems` says why).
     public func update(snapshot: GatewaySnapshot?, problems: [String]) {
         state.withLock { $0 = (snapshot ?? $0.snapshot, problems) }
     }
