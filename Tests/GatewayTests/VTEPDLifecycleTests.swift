@@ -258,9 +258,6 @@ struct VTEPDLifecycleTests {
             // At --log-level warning, only warnings and worse reach the log.
             let vtepd = try lab.startVTEPD(
                 at: a, vni: 5001, extraArguments: ["--log-level", "warning"])
-            try vtepd.control([
-                "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
-            ])
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             try lab.warmUnderlay(topology)
             #expect(try Self.problems(vtepd).filter { $0.contains("I/O") } == [])
