@@ -10,6 +10,7 @@ import OVSDB
 import Packet
 import ServiceLifecycle
 import SwitchControl
+import Synchronization
 
 /// What vtepd is started with (its command line and configuration file), checked.
 public struct GatewayOptions: Sendable {
@@ -148,6 +149,7 @@ public struct GatewayDaemon: Sendable {
         controller.reportProblems { ioErrors.problems() }
 
         let switchLogger = Logger(label: "vtepd.switch")
+        let snapshotProblems = SnapshotProblems(logger: switchLogger)
         let bootstrap = try Bootstrap(
             physicalSwitch: options.physicalSwitch, tunnelIPs: options.tunnelIPs,
             ports: options.ports)
@@ -159,6 +161,7 @@ public struct GatewayDaemon: Sendable {
                     { previous in try snapshot.configuration(previous: previous) },
                     statics: snapshot.remoteMACs)
                 controller.update(snapshot: snapshot, problems: [])
+                snapshotProblems.note(snapshot)
             } catch {
                 switchLogger.error(
                     "configuration refused, forwarding continues on the previous one: \(error)")
@@ -202,6 +205,31 @@ public struct GatewayDaemon: Sendable {
                 "database": "\(remote)",
             ])
         return GatewayDaemon(services: started.services, controller: controller)
+    }
+}
+
+/// Logs each problem of the snapshots in force once, at warning, when it first appears (a row
+/// left out, a setting ignored): `show configuration` lists them while they last, the log
+/// says when they began.
+final class SnapshotProblems: Sendable {
+    private let logged = Mutex<Set<String>>([])
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func note(_ snapshot: GatewaySnapshot) {
+        let fresh = logged.withLock { logged in
+            defer { logged = Set(snapshot.problems) }
+            return snapshot.problems.filter { !logged.contains($0) }
+        }
+        for problem in fresh { logger.warning("\(problem)") }
+        logger.debug(
+            "configuration applied",
+            metadata: [
+                "switches": "\(snapshot.switches.count)", "bindings": "\(snapshot.bindings.count)",
+                "locators": "\(snapshot.locators.count)",
+                "remote_macs": "\(snapshot.remoteMACs.count)",
+            ])
     }
 }
 

@@ -135,7 +135,13 @@ public actor ControlPlane {
             lostSince = nil
             changed(replica)
             do throws(BootstrapError) {
-                bootstrapOutcome = try await bootstrap.run(on: client)
+                let outcome = try await bootstrap.run(on: client)
+                let before = bootstrapOutcome?.problems(physicalSwitch: bootstrap.physicalSwitch)
+                for problem in outcome.problems(physicalSwitch: bootstrap.physicalSwitch)
+                where before?.contains(problem) != true {
+                    logger.warning("\(problem)")
+                }
+                bootstrapOutcome = outcome
                 if bootstrapError != nil { logger.notice("bootstrap succeeded") }
                 bootstrapError = nil
             } catch {

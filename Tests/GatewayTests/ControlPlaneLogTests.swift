@@ -2,6 +2,7 @@ import OVSDB
 import Packet
 import Testing
 
+@testable import Gateway
 @testable import SwitchControl
 
 /// What the control plane tells the log and `show configuration` about the database, event
@@ -48,6 +49,24 @@ import Testing
             await plane.connectionProblems == [
                 "3 malformed message(s) or row(s) from the hardware_vtep database were left out;"
                     + " the last: row 3 malformed"
+            ])
+    }
+}
+
+/// The snapshot's problems reach the log once each, when they appear.
+@Suite struct SnapshotProblemsTests {
+    @Test func eachProblemIsAWarningOnceWhenItAppears() {
+        let log = LogCapture()
+        let problems = SnapshotProblems(logger: log.logger("vtepd.switch", level: .info))
+        problems.note(GatewaySnapshot(physicalSwitch: "ps0", problems: ["a", "b"]))
+        problems.note(GatewaySnapshot(physicalSwitch: "ps0", problems: ["a", "b"]))
+        problems.note(GatewaySnapshot(physicalSwitch: "ps0", problems: ["b", "c"]))
+        // Gone and back: it began again.
+        problems.note(GatewaySnapshot(physicalSwitch: "ps0", problems: ["a", "b", "c"]))
+        #expect(
+            log.lines == [
+                "<4>vtepd.switch: a", "<4>vtepd.switch: b", "<4>vtepd.switch: c",
+                "<4>vtepd.switch: a",
             ])
     }
 }
