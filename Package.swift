@@ -107,7 +107,7 @@ let package = Package(
             ]
         ),
         // The data plane's worker: Datapath batches through the Forwarding decision into
-        // transmit queues, with counters; the underlay next-hop resolver.
+        // transmit queues, with counters and the last I/O error; the underlay next-hop resolver.
         .target(
             name: "DataPlane",
             dependencies: [
@@ -127,8 +127,9 @@ let package = Package(
             ],
             exclude: ["README-keys.md"]
         ),
-        // vtepd's assembly: the control handler that routes each command to the appliance
-        // settings or the switch, and the appliance settings' application at run time.
+        // vtepd's assembly: its parts started in order and handed out as services; the control
+        // handler routing each command to the appliance settings or the switch; the control
+        // side's rounds (next hops, data-plane I/O errors) and the problems they report.
         .target(
             name: "Gateway",
             dependencies: [
