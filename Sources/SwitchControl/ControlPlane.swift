@@ -32,7 +32,8 @@ public actor ControlPlane {
     public private(set) var isSynchronized = false
     /// Why the last connection ended, if it did.
     public private(set) var lastDisconnect: String?
-    /// Since when the database is unreachable; nil while synchronized (or never connected).
+    /// Since when the database is unreachable (lost, or not reached yet); nil while
+    /// synchronized.
     public private(set) var lostSince: Date?
     /// Messages or rows from the server that were malformed and left out, and the last one's
     /// reason.
@@ -89,7 +90,7 @@ public actor ControlPlane {
         return list
     }
 
-    /// "07:25:04 UTC", for problems that say since when.
+    /// "2026-12-05 07:25:04 UTC", for problems that say since when.
     static func timeOfDay(_ date: Date) -> String {
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
@@ -157,9 +158,15 @@ public actor ControlPlane {
         case .disconnected(let reason):
             // Logged once per loss; the retries' reasons at debug only.
             if isSynchronized || lostSince == nil {
-                logger.error(
-                    "lost the hardware_vtep database, reconnecting; forwarding continues on the last configuration",
-                    metadata: ["reason": "\(reason)"])
+                if snapshot == nil && !isSynchronized {
+                    logger.error(
+                        "cannot reach the hardware_vtep database, retrying",
+                        metadata: ["reason": "\(reason)"])
+                } else {
+                    logger.error(
+                        "lost the hardware_vtep database, reconnecting; forwarding continues on the last configuration",
+                        metadata: ["reason": "\(reason)"])
+                }
                 lostSince = Date()
             } else {
                 logger.debug("reconnecting failed", metadata: ["reason": "\(reason)"])

@@ -17,9 +17,25 @@ import Testing
         ) { _ in }
     }
 
+    @Test func aDatabaseNeverReachedIsOneErrorAndAProblem() async throws {
+        let log = LogCapture()
+        let plane = try plane(log)
+        await plane.handle(.disconnected(reason: "connection refused"))
+        await plane.handle(.disconnected(reason: "connection refused"))
+        #expect(log.lines.count == 2)
+        #expect(
+            log.lines.first
+                == "<3>vtepd.database: cannot reach the hardware_vtep database, retrying"
+                + " database=unix:/run/gw-test-none/db.sock reason=\"connection refused\"")
+        #expect(log.lines.last?.hasPrefix("<7>vtepd.database: reconnecting failed") == true)
+        #expect(await plane.connectionProblems.count == 1)
+    }
+
     @Test func aLostDatabaseIsOneErrorAndAProblemUntilFound() async throws {
         let log = LogCapture()
         let plane = try plane(log)
+        await plane.handle(.synchronized(Replica()))
+        log.clear()
         await plane.handle(.disconnected(reason: "connection refused"))
         await plane.handle(.disconnected(reason: "connection refused"))
         #expect(
@@ -30,13 +46,21 @@ import Testing
                 "<7>vtepd.database: reconnecting failed database=unix:/run/gw-test-none/db.sock"
                     + " reason=\"connection refused\"",
             ])
-        let problems = await plane.connectionProblems
+        // (Its bootstrap failed too, without a server: a problem of its own.)
+        let problems = await plane.connectionProblems.filter { $0.contains("is unreachable") }
         #expect(problems.count == 1)
         #expect(
             problems.first?.hasPrefix(
                 "the hardware_vtep database unix:/run/gw-test-none/db.sock is unreachable since")
                 == true)
         #expect(problems.first?.contains("(connection refused)") == true)
+
+        log.clear()
+        await plane.handle(.synchronized(Replica()))
+        #expect(
+            log.lines.first?.hasPrefix("<5>vtepd.database: found the hardware_vtep database again")
+                == true)
+        #expect(await plane.connectionProblems.filter { $0.contains("unreachable") } == [])
     }
 
     @Test func malformedRowsAreCountedAndLoggedRateLimited() async throws {
