@@ -1,13 +1,15 @@
 // swift-tools-version: 6.2
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point one way only, from the executables down:
-//   vtepd → Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI
+//   vtepd → Gateway, DaemonLogging, swift-service-lifecycle (ServiceGroup: signals, ordered stop)
+//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, DaemonLogging
 //   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning (nothing privileged: no netlink, no libcrypt)
-//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning
-//   DataPlane → Datapath, Forwarding, Netlink
+//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
+//   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
 //   ControlAPI → Appliance, Shell (the grammar's vocabulary), SwiftNIO
 //   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
+//   DaemonLogging → swift-log; the libraries that log take a swift-log Logger per subsystem
 // Each target below says in one line what it owns.
 import PackageDescription
 
@@ -33,6 +35,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(
+            url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
     ],
     targets: [
         // Wire formats over raw buffer views; allocates nothing per packet.
@@ -77,9 +83,16 @@ let package = Package(
             name: "ControlAPI",
             dependencies: [
                 "Appliance", "Shell", "Packet",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
+        ),
+        // The process's one log output: swift-log lines on stderr, with journald's <N> priority
+        // prefixes when run under systemd; a per-reason rate limiter for repeated failures.
+        .target(
+            name: "DaemonLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
         // Starting other programs by argument vector (posix_spawn, no shell, no inherited
         // descriptors, clean signal state): short commands run to completion, supervised
@@ -89,32 +102,42 @@ let package = Package(
         // shadow(5) and yescrypt, udhcpc leases and supervision, chrony.
         .target(
             name: "HostConfiguration",
-            dependencies: ["Appliance", "ProcessSpawning", "Packet", "Netlink", "CCrypt"]
+            dependencies: [
+                "Appliance", "ProcessSpawning", "Packet", "Netlink", "CCrypt",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The data plane's worker: Datapath batches through the Forwarding decision into
-        // transmit queues, with counters; the underlay next-hop resolver.
+        // transmit queues, with counters and the last I/O error; the underlay next-hop resolver.
         .target(
             name: "DataPlane",
-            dependencies: ["Datapath", "Forwarding", "Packet", "Netlink"]
+            dependencies: [
+                "Datapath", "Forwarding", "Packet", "Netlink",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
         ),
         // The switch's control: hardware_vtep rows ↔ forwarding snapshots (the role of
         // ovs-vtep), local-MAC publishing, the vtep-ctl-like writes, the supervised ovsdb-server.
         .target(
             name: "SwitchControl",
             dependencies: [
-                "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning",
+                "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             exclude: ["README-keys.md"]
         ),
-        // vtepd's assembly: the control handler that routes each command to the appliance
-        // settings or the switch, and the appliance settings' application at run time.
+        // vtepd's assembly: its parts started in order and handed out as services; the control
+        // handler routing each command to the appliance settings or the switch; the control
+        // side's rounds (next hops, data-plane I/O errors) and the problems they report.
         .target(
             name: "Gateway",
             dependencies: [
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
-                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink",
+                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The appliance shell's pure core: command tree, parser, `?` help, Tab completion,
@@ -134,15 +157,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // The gateway daemon: bootstrap settings, wiring and signals; no logic tests need.
         // udhcpc's script: hands each DHCP event to vtepd (Glibc only, so it starts fast).
         .executableTarget(name: "vtep-dhcp-event"),
+        // The gateway daemon: its command line, logging set up, `GatewayDaemon`'s services run
+        // in a ServiceGroup (signals, ordered shutdown); no logic tests need.
         .executableTarget(
             name: "vtepd",
             dependencies: [
-                "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
-                "Appliance", "OVSDB", "Forwarding", "Packet", "Datapath",
+                "Gateway", "DataPlane", "OVSDB", "Packet", "DaemonLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Seeded property checking shared by the test targets (test support, not shipped).
@@ -185,8 +210,14 @@ let package = Package(
                 "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
-                "ShellSession", "Datapath", "NamespaceLab",
+                "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
+        ),
+        .testTarget(
+            name: "DaemonLoggingTests",
+            dependencies: ["DaemonLogging", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ShellTests",
@@ -199,7 +230,8 @@ let package = Package(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
-                "Netlink", "Datapath", "NamespaceLab", "CCrypt",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "DaemonLogging",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]

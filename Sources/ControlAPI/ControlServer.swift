@@ -1,4 +1,5 @@
 import Appliance
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -45,15 +46,15 @@ public final class ControlServer: Sendable {
     ///
     /// - Parameters:
     ///   - group: chown the socket to this group; nil leaves the creator's group. If the group
-    ///     does not exist (or the chown fails), the group is left and `log` says why.
+    ///     does not exist (or the chown fails), the group is left and `logger` says why.
     ///   - maximumLineLength: longer request lines are refused and their connection closed.
-    ///   - log: where the server reports what an operator should know (defaults to stderr).
+    ///   - logger: where the server reports what an operator should know.
     public static func start(
         at path: String, group: String? = ControlServer.defaultGroup,
         handler: some ControlHandler,
         maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        log: @escaping @Sendable (String) -> Void = ControlServer.logToStandardError
+        logger: Logger = Logger(label: "vtepd.control")
     ) async throws(ControlServerError) -> ControlServer {
         try UnixSocketFile.checkLength(path)
         // Same directory, so rename(2) is atomic; one byte longer, so it fits when `path` does
@@ -83,7 +84,7 @@ public final class ControlServer: Sendable {
                         try pipeline.addHandler(ControlRequestDecoder())
                         try pipeline.addHandler(MessageToByteHandler(ControlResponseEncoder()))
                         try pipeline.addHandler(
-                            ControlConnectionHandler(handler: handler, log: log))
+                            ControlConnectionHandler(handler: handler, logger: logger))
                     }
                 }
                 .bind(unixDomainSocketPath: provisional).get()
@@ -100,12 +101,12 @@ public final class ControlServer: Sendable {
                     do {
                         try UnixSocketFile.setGroup(provisional, gid)
                     } catch {
-                        log("control socket \(path) keeps its group: \(error)")
+                        logger.warning("control socket \(path) keeps its group: \(error)")
                     }
                 } else {
-                    log(
-                        "control socket \(path) keeps its group: group \(group) does not exist "
-                            + "(create it to let its members use the shell)")
+                    logger.warning(
+                        "control socket \(path) keeps its group: group \(group) does not exist (create it to let its members use the shell)"
+                    )
                 }
             }
             // A daemon may have appeared at `path` while we were binding.
@@ -141,10 +142,6 @@ public final class ControlServer: Sendable {
         if let identity { UnixSocketFile.remove(path, ifStill: identity) }
     }
 
-    public static let logToStandardError: @Sendable (String) -> Void = { message in
-        var line = "vtepd: " + message + "\n"
-        line.withUTF8 { bytes in _ = write(STDERR_FILENO, bytes.baseAddress, bytes.count) }
-    }
 }
 
 /// The open connections, so that `stop()` can close them; refuses new ones once stopping.
@@ -193,7 +190,7 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
     static var backlogLimit: Int { 64 }
 
     private let handler: Handler
-    private let log: @Sendable (String) -> Void
+    private let logger: Logger
     private var peer: PeerCredentials?
     private var waiting: [ControlInbound] = []
     private var busy = false
@@ -203,9 +200,9 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
     /// The client shut down its sending side: close once everything it sent is answered.
     private var inputClosed = false
 
-    init(handler: Handler, log: @escaping @Sendable (String) -> Void) {
+    init(handler: Handler, logger: Logger) {
         self.handler = handler
-        self.log = log
+        self.logger = logger
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -217,7 +214,7 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
                 handler.peer = peer
                 handler.processNext(context: context)
             case .failure(let error):
-                handler.log("control connection refused: \(error)")
+                handler.logger.warning("control connection refused: \(error)")
                 handler.finished = true
                 context.close(promise: nil)
             }

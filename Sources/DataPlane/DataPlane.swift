@@ -4,6 +4,7 @@ import Foundation
 import Glibc
 import Packet
 import Synchronization
+import SystemPackage
 
 /// How the data plane reaches one remote VTEP or multicast group on the underlay: the
 /// Ethernet destination of the next hop (the VTEP itself on a shared subnet, else its route's
@@ -108,6 +109,39 @@ public struct DataPlaneCounters: Sendable {
     public var ownSource: UInt64
     /// Receive or send calls that failed with an unexpected error.
     public var ioErrors: UInt64
+    /// The last of them; nil while there was none.
+    public var lastIOError: DataPlaneIOError?
+}
+
+/// A receive or send call of the worker that failed: which kind, and its errno. The worker
+/// records it in place (no allocation, no logging per packet); the control side reads it
+/// with the counters and logs it.
+public struct DataPlaneIOError: Hashable, Sendable, CustomStringConvertible {
+    public enum Operation: UInt8, Sendable, CustomStringConvertible {
+        case accessReceive, accessSend, tunnelReceive, tunnelSend, underlaySend
+
+        public var description: String {
+            switch self {
+            case .accessReceive: "receive on an access port"
+            case .accessSend: "send on an access port"
+            case .tunnelReceive: "receive on a tunnel socket"
+            case .tunnelSend: "send on a tunnel socket"
+            case .underlaySend: "send on the underlay"
+            }
+        }
+    }
+    public var operation: Operation
+    public var errno: Int32
+
+    public init(operation: Operation, errno: Int32) {
+        self.operation = operation
+        self.errno = errno
+    }
+
+    /// "send on the underlay: No buffer space available (errno 105)".
+    public var description: String {
+        "\(operation): \(Errno(rawValue: errno)) (errno \(errno))"
+    }
 }
 
 /// The gateway's data plane: one worker thread that owns the access ports, the underlay

@@ -113,6 +113,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var checksumsCompleted: UInt64 = 0
     private var ownSource: UInt64 = 0
     private var ioErrors: UInt64 = 0
+    /// The last failed receive or send, for the control side to log: two words, written in
+    /// place, so recording one allocates nothing.
+    private var lastIOError = DataPlaneIOError(operation: .accessReceive, errno: 0)
 
     /// What the worker changed on the host when it started (LRO), for the log.
     let startNotes: [String]
@@ -327,7 +330,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         for _ in 0..<4 {
             let n: Int
             do { n = try ports[p].receive(into: batch) } catch {
-                ioErrors &+= 1
+                failed(.accessReceive, error)
                 return
             }
             if n == 0 { return }
@@ -419,7 +422,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         for _ in 0..<4 {
             let n: Int
             do { n = try socket.receive(into: batch) } catch {
-                ioErrors &+= 1
+                failed(.tunnelReceive, error)
                 return
             }
             if n == 0 { return }
@@ -471,7 +474,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         for _ in 0..<4 {
             let n: Int
             do { n = try socket.receive(into: batch) } catch {
-                ioErrors &+= 1
+                failed(.tunnelReceive, error)
                 return
             }
             if n == 0 { return }
@@ -1102,6 +1105,13 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
     }
 
+    /// Counts a failed receive or send and keeps its errno for the control side's log.
+    @inline(__always)
+    private func failed(_ operation: DataPlaneIOError.Operation, _ error: SystemError) {
+        ioErrors &+= 1
+        lastIOError = DataPlaneIOError(operation: operation, errno: error.errno)
+    }
+
     private func flushPort(_ w: Int) {
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         let count = portPending[w]
@@ -1116,7 +1126,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             portDrops[w] &+= UInt64(count - result.sent)
             transmitQueueFull &+= UInt64(count - result.processed)
         } catch {
-            ioErrors &+= 1
+            failed(.accessSend, error)
             portDrops[w] &+= UInt64(count)
         }
     }
@@ -1129,7 +1139,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             underlayTooBig &+= UInt64(result.tooBig)
             transmitQueueFull &+= UInt64(count - result.processed)
         } catch {
-            ioErrors &+= 1
+            failed(.underlaySend, error)
         }
     }
 
@@ -1141,7 +1151,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             underlayTooBig &+= UInt64(result.tooBig)
             transmitQueueFull &+= UInt64(count - result.processed)
         } catch {
-            ioErrors &+= 1
+            failed(.underlaySend, error)
         }
     }
 
@@ -1154,7 +1164,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 underlayTooBig &+= UInt64(result.tooBig)
                 transmitQueueFull &+= UInt64(count - result.processed)
             } catch {
-                ioErrors &+= 1
+                failed(.tunnelSend, error)
             }
         }
         slow4Pending = 0
@@ -1168,7 +1178,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 underlayTooBig &+= UInt64(result.tooBig)
                 transmitQueueFull &+= UInt64(count - result.processed)
             } catch {
-                ioErrors &+= 1
+                failed(.tunnelSend, error)
             }
         }
         greSlow4Pending = 0
@@ -1296,6 +1306,12 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     public var secondsNow: UInt32 { now() }
 
+    /// The failed receive and send calls so far and the last one: what the control side's
+    /// log needs, without building the whole counters report.
+    public var ioErrorState: (count: UInt64, last: DataPlaneIOError?) {
+        (ioErrors, ioErrors > 0 ? lastIOError : nil)
+    }
+
     public func counters() -> DataPlaneCounters {
         let c = engine.configuration
         var vteps: [DataPlaneCounters.VTEP] = []
@@ -1332,7 +1348,8 @@ public final class DataPlaneWorker: @unchecked Sendable {
             trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
             checksumsCompleted: checksumsCompleted,
-            ownSource: ownSource, ioErrors: ioErrors)
+            ownSource: ownSource, ioErrors: ioErrors,
+            lastIOError: ioErrors > 0 ? lastIOError : nil)
     }
 }
 

@@ -19,7 +19,32 @@ public struct NextHopResolver: Sendable {
     public struct Outcome: Sendable {
         public var hops: [Locator: NextHop] = [:]
         /// Locators left on the kernel path, with the reason.
-        public var unresolved: [Locator: String] = [:]
+        public var unresolved: [Locator: Unresolved] = [:]
+
+        public init(hops: [Locator: NextHop] = [:], unresolved: [Locator: Unresolved] = [:]) {
+            self.hops = hops
+            self.unresolved = unresolved
+        }
+    }
+
+    /// Why a locator has no next hop yet.
+    public enum Unresolved: Hashable, Sendable, CustomStringConvertible {
+        /// The kernel was asked (ARP, neighbour solicitation) for this next hop's MAC: normal
+        /// for a moment, a problem when it lasts.
+        case awaitingNeighbour(IPAddress)
+        /// The route to it leaves through another interface than the underlay.
+        case routedVia(interface: String)
+        /// The route or neighbour lookup failed.
+        case lookupFailed(String)
+
+        public var description: String {
+            switch self {
+            case .awaitingNeighbour(let hop):
+                "no neighbour entry for next hop \(hop) yet (ARP/ND asked)"
+            case .routedVia(let name): "routed via \(name), not the underlay interface"
+            case .lookupFailed(let reason): reason
+            }
+        }
     }
 
     public func resolve(_ locators: [Locator]) -> Outcome {
@@ -32,8 +57,7 @@ public struct NextHopResolver: Sendable {
             do {
                 let route = try Route.lookup(to: locator.ip)
                 guard route.interfaceIndex == underlayIndex else {
-                    outcome.unresolved[locator] =
-                        "routed via \(route.interfaceName), not the underlay interface"
+                    outcome.unresolved[locator] = .routedVia(interface: route.interfaceName)
                     continue
                 }
                 if let mac = try Neighbour.lookup(
@@ -42,10 +66,10 @@ public struct NextHopResolver: Sendable {
                     outcome.hops[locator] = NextHop(destination: mac)
                 } else {
                     try Neighbour.solicit(route.nextHop, interfaceIndex: route.interfaceIndex)
-                    outcome.unresolved[locator] = "resolving \(route.nextHop)"
+                    outcome.unresolved[locator] = .awaitingNeighbour(route.nextHop)
                 }
             } catch {
-                outcome.unresolved[locator] = "\(error)"
+                outcome.unresolved[locator] = .lookupFailed("\(error)")
             }
         }
         return outcome

@@ -20,8 +20,10 @@ public final class GatewayController: ControlHandler, Sendable {
     private let handlers = Mutex<(table: ControlHandlers, appliance: ApplianceController?)>(
         (ControlHandlers(), nil))
 
-    /// Why publishing local MACs fails, while it does.
-    private let publishingProblem = Mutex<String?>(nil)
+    /// The parts whose failures `show configuration` lists beside the snapshot's problems:
+    /// the database connection, the local-MAC publisher, next hops, data-plane I/O,
+    /// supervised children.
+    private let problemSources = Mutex<[@Sendable () async -> [String]]>([])
 
     /// When this vtepd started, for `show system`.
     private let started = (clock: ContinuousClock.now, date: Date())
@@ -31,8 +33,10 @@ public final class GatewayController: ControlHandler, Sendable {
         handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
     }
 
-    /// `LocalMACPublisher`'s failure (nil: it works again), for the configuration's problems.
-    public func publishing(problem: String?) { publishingProblem.withLock { $0 = problem } }
+    /// Adds `source` to what `show configuration`'s problems are gathered from.
+    public func reportProblems(from source: @escaping @Sendable () async -> [String]) {
+        problemSources.withLock { $0.append(source) }
+    }
 
     /// Enables the shell's commands; until then they are refused with the reason. Returns
     /// the declared commands left without a handler (none when both are given).
@@ -115,8 +119,8 @@ public final class GatewayController: ControlHandler, Sendable {
         return table
     }
 
-    /// The control plane calls this with each snapshot it hands to the data plane, and with
-    /// problems of its own (database unreachable, next hops unresolved).
+    /// The control plane calls this with each snapshot it hands to the data plane (nil: the
+    /// data plane refused the last one, and `problems` says why).
     public func update(snapshot: GatewaySnapshot?, problems: [String]) {
         state.withLock { $0 = (snapshot ?? $0.snapshot, problems) }
     }
@@ -389,6 +393,8 @@ public final class GatewayController: ControlHandler, Sendable {
     func configuration() async -> ConfigurationReport {
         let (snapshot, ownProblems) = state.withLock { $0 }
         let planeProblems = await dataPlane.inspect { $0.configurationProblems }
+        var sourceProblems: [String] = []
+        for source in problemSources.withLock({ $0 }) { sourceProblems += await source() }
         let settings = dataPlane.settings
         var tunnelIPs: [String] = []
         if let v4 = settings.localIPv4 { tunnelIPs.append(v4.description) }
@@ -415,9 +421,6 @@ public final class GatewayController: ControlHandler, Sendable {
             bindings: (snapshot?.bindings ?? []).map {
                 .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
             },
-            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems
-                + (publishingProblem.withLock { $0 }.map {
-                    ["local MACs are not published to Ucast_Macs_Local: \($0)"]
-                } ?? []))
+            problems: (snapshot?.problems ?? []) + ownProblems + planeProblems + sourceProblems)
     }
 }

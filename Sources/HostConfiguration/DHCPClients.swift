@@ -1,5 +1,6 @@
 import Appliance
 import Foundation
+import Logging
 import Netlink
 import ProcessSpawning
 import Synchronization
@@ -32,19 +33,29 @@ public final class DHCPClients: Sendable {
     let hookSocket: String
     /// Where each client's PID file goes (`udhcpc-IF.pid`): vtepd's state directory.
     let stateDirectory: String
-    let say: @Sendable (String) -> Void
+    let logger: Logger
     private let clients = Mutex<[InterfaceName: ChildProcess]>([:])
     private let wanted = Mutex<Set<InterfaceName>>([])
+    /// Per interface: how many times its client died unexpectedly, and how, the last time.
+    private let deaths = Mutex<[InterfaceName: (count: Int, last: String)]>([:])
 
     /// `hook`: the vtep-dhcp-event executable; `hookSocket`: where `DHCPHookServer` listens.
     public init(
         hook: String, hookSocket: String, stateDirectory: String,
-        say: @escaping @Sendable (String) -> Void
+        logger: Logger = Logger(label: "vtepd.dhcp")
     ) {
         self.hook = hook
         self.hookSocket = hookSocket
         self.stateDirectory = stateDirectory
-        self.say = say
+        self.logger = logger
+    }
+
+    /// For `show configuration`: the clients that died and were restarted, and why.
+    public var problems: [String] {
+        deaths.withLock { $0 }.sorted { $0.key.text < $1.key.text }.map { name, death in
+            "the DHCP client on \(name) died \(death.count) time(s) and was restarted; the last"
+                + " time it \(death.last)"
+        }
     }
 
     /// Why DHCP cannot be used on this appliance, or nil.
@@ -106,7 +117,9 @@ public final class DHCPClients: Sendable {
         guard arguments.first.map({ $0.hasSuffix("udhcpc") }) == true,
             let at = arguments.firstIndex(of: "-i"), arguments.dropFirst(at + 1).first == name.text
         else { return }
-        say("vtepd: stopping the DHCP client a previous vtepd left on \(name) (pid \(pid))")
+        logger.notice(
+            "stopping the DHCP client a previous vtepd left",
+            metadata: ["interface": "\(name)", "pid": "\(pid)"])
         kill(pid, SIGKILL)
         let deadline = ContinuousClock.now + .seconds(3)
         while kill(pid, 0) == 0 && ContinuousClock.now < deadline { usleep(20_000) }
@@ -118,20 +131,39 @@ public final class DHCPClients: Sendable {
             "-f", "-R", "-i", name.text, "-s", hook, "-O", "search", "-p", pidFile(name),
         ]
         if let held = Self.heldIPv4Address(of: name) { arguments += ["-r", held] }
+        // Its output (and its script's) comes through a pipe into vtepd's log, one message per
+        // line, so it reaches the journal with a priority like everything vtepd says.
+        var output: [Int32] = [-1, -1]
+        // No O_CLOEXEC needed: every child is spawned with only its three descriptors.
+        guard pipe(&output) == 0 else {
+            logger.error(
+                "cannot start the DHCP client: pipe: \(String(cString: strerror(errno)))",
+                metadata: ["interface": "\(name)"])
+            return
+        }
         let process: ChildProcess
         do {
+            defer { close(output[1]) }
             process = try ChildProcess.spawn(
                 Self.udhcpc, arguments,
-                stdout: 2, stderr: 2,
+                stdout: output[1], stderr: output[1],
                 environment: [
                     "VTEPD_DHCP_HOOK_SOCKET=\(hookSocket)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
                 ])
         } catch {
-            say("vtepd: cannot start the DHCP client on \(name): \(error)")
+            close(output[0])
+            logger.error(
+                "cannot start the DHCP client: \(error)", metadata: ["interface": "\(name)"])
             return
         }
+        var clientLogger = logger
+        clientLogger[metadataKey: "interface"] = "\(name)"
+        clientLogger[metadataKey: "pid"] = "\(process.pid)"
+        Self.relay(output[0], to: clientLogger)
         clients.withLock { $0[name] = process }
-        say("vtepd: DHCP client on \(name) started (udhcpc, pid \(process.pid))")
+        logger.info(
+            "DHCP client started (udhcpc)",
+            metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
         Task.detached { [self] in
             let status = await process.waitForExit()
             let stillOurs = clients.withLock { table in
@@ -140,12 +172,40 @@ public final class DHCPClients: Sendable {
                 return true
             }
             guard stillOurs else { return }  // stopped on purpose
-            say("vtepd: the DHCP client on \(name) \(ChildProcess.describe(status)); restarting it")
+            let how = ChildProcess.describe(status)
+            deaths.withLock { $0[name] = (($0[name]?.count ?? 0) + 1, how) }
+            logger.error(
+                "the DHCP client \(how); restarting it",
+                metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
             try? await Task.sleep(for: Self.restartPause)
             if wanted.withLock({ $0.contains(name) }) && clients.withLock({ $0[name] == nil }) {
                 start(name)
             }
         }
+    }
+
+    /// Logs each line read from `descriptor` at info until end of file, then closes it; on a
+    /// thread of its own (the read blocks).
+    static func relay(_ descriptor: Int32, to logger: Logger) {
+        let thread = Thread {
+            defer { close(descriptor) }
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = read(descriptor, &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { break }
+                pending += buffer[0..<n]
+                while let newline = pending.firstIndex(of: 10) {
+                    let line = String(decoding: pending[..<newline], as: UTF8.self)
+                    pending.removeSubrange(...newline)
+                    if !line.isEmpty { logger.info("\(line)") }
+                }
+            }
+            if !pending.isEmpty { logger.info("\(String(decoding: pending, as: UTF8.self))") }
+        }
+        thread.name = "udhcpc output"
+        thread.start()
     }
 
     /// The first IPv4 address `name` holds (a lease a previous vtepd applied), if any.
@@ -164,7 +224,8 @@ public final class DHCPClients: Sendable {
     private func stop(_ name: InterfaceName) -> ChildProcess? {
         guard let process = clients.withLock({ $0.removeValue(forKey: name) }) else { return nil }
         process.signal(SIGTERM)
-        say("vtepd: DHCP client on \(name) stopped (pid \(process.pid))")
+        logger.info(
+            "DHCP client stopped", metadata: ["interface": "\(name)", "pid": "\(process.pid)"])
         return process
     }
 

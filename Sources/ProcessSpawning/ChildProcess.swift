@@ -25,6 +25,14 @@ package enum ChildProcessError: Error, Hashable, Sendable, CustomStringConvertib
 /// test runner or vtepd's threads may have changed. The child gets its own process group, so a
 /// Ctrl-C meant for vtepd is not also delivered to it; vtepd stops it.
 ///
+/// Why not swift-subprocess (1.0.2, checked): it gives the same hygiene (posix_spawn with
+/// `addclosefrom_np`, an empty signal mask and default dispositions, a process group), but its
+/// API scopes a process's life to a closure (`run(...) { execution in ... }`), while a
+/// supervised child (ovsdb-server, udhcpc) outlives the call that starts it: an actor keeps
+/// it, signals it, watches for its death and restarts it. Holding each child's `run` open in a
+/// task of its own would fit that too; until someone makes that move, this stays the one way
+/// to start a program.
+///
 /// Signals go to the PID only while it is not yet reaped: the watcher waits with `WNOWAIT`,
 /// records the exit under a lock and only then reaps, so `signal(_:)` can never hit a reused
 /// PID.

@@ -1,3 +1,6 @@
+import DaemonLogging
+import Foundation
+import Logging
 import OVSDB
 import Packet
 
@@ -13,7 +16,9 @@ import Packet
 public actor ControlPlane {
     public nonisolated let client: OVSDBClient
     public nonisolated let bootstrap: Bootstrap
+    public nonisolated let remote: Remote
     private let consumer: @Sendable (GatewaySnapshot) -> Void
+    private let logger: Logger
 
     /// The last snapshot delivered to the consumer.
     public private(set) var snapshot: GatewaySnapshot?
@@ -27,8 +32,13 @@ public actor ControlPlane {
     public private(set) var isSynchronized = false
     /// Why the last connection ended, if it did.
     public private(set) var lastDisconnect: String?
-    /// Messages or rows from the server that were malformed and left out.
+    /// Since when the database is unreachable (lost, or not reached yet); nil while
+    /// synchronized.
+    public private(set) var lostSince: Date?
+    /// Messages or rows from the server that were malformed and left out, and the last one's
+    /// reason.
     public private(set) var droppedMessages = 0
+    public private(set) var lastDropped: String?
     /// How many replicas arrived (synchronisations and updates): it changes whenever the
     /// database does.
     public private(set) var replicaUpdates = 0
@@ -36,29 +46,63 @@ public actor ControlPlane {
     private var pending: Replica?
     private var computing = false
     private var events: Task<Void, Never>?
+    private var stopping = false
+    /// A server (or a controller writing through it) sending malformed rows must not flood
+    /// the log: one warning per 10 s, with the count.
+    private let droppedLog = LogRateLimiter(interval: .seconds(10))
 
     public init(
         remote: Remote, bootstrap: Bootstrap, backoff: Backoff = .standard,
+        logger: Logger = Logger(label: "vtepd.database"),
         consumer: @escaping @Sendable (GatewaySnapshot) -> Void
     ) {
         client = OVSDBClient(
             remote: remote, monitoring: HardwareVTEP.monitorRequests, backoff: backoff)
+        self.remote = remote
         self.bootstrap = bootstrap
         self.consumer = consumer
+        var logger = logger
+        logger[metadataKey: "database"] = "\(remote)"
+        self.logger = logger
     }
 
-    /// Everything an operator should look at, for the control socket: the bootstrap's
-    /// failure or left-over ports, then the snapshot's problems.
-    public var problems: [String] {
+    /// Everything an operator should look at, for the control socket: the connection's and
+    /// the bootstrap's problems, then the snapshot's.
+    public var problems: [String] { connectionProblems + (snapshot?.problems ?? []) }
+
+    /// The problems of following the database, beside the snapshot's own: the database
+    /// lost, malformed messages left out, the bootstrap's failure or left-over ports.
+    public var connectionProblems: [String] {
         var list: [String] = []
+        if let lostSince {
+            list.append(
+                "the hardware_vtep database \(remote) is unreachable since"
+                    + " \(Self.timeOfDay(lostSince)) (\(lastDisconnect ?? "no answer")); forwarding"
+                    + " continues on the last configuration")
+        }
+        if droppedMessages > 0 {
+            list.append(
+                "\(droppedMessages) malformed message(s) or row(s) from the hardware_vtep"
+                    + " database were left out; the last: \(lastDropped ?? "")")
+        }
         if let bootstrapError { list.append("\(bootstrapError)") }
         list += bootstrapOutcome?.problems(physicalSwitch: bootstrap.physicalSwitch) ?? []
-        return list + (snapshot?.problems ?? [])
+        return list
+    }
+
+    /// "2026-12-05 07:25:04 UTC", for problems that say since when.
+    static func timeOfDay(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
+        return formatter.string(from: date)
     }
 
     /// Connects and starts following; returns at once.
     public func start() async {
         guard events == nil else { return }
+        stopping = false
         let stream = client.events
         events = Task { [weak self] in
             for await event in stream {
@@ -71,30 +115,72 @@ public actor ControlPlane {
 
     /// Disconnects and stops; the last snapshot is kept.
     public func stop() async {
+        stopping = true
         await client.stop()  // finishes the event stream, which ends `events`
         await events?.value
         events = nil
         isSynchronized = false
     }
 
-    private func handle(_ event: MonitorEvent) async {
+    func handle(_ event: MonitorEvent) async {
         switch event {
         case .synchronized(let replica):
             isSynchronized = true
+            if let since = lostSince {
+                logger.notice(
+                    "found the hardware_vtep database again",
+                    metadata: ["unreachable_for": "\(Int(-since.timeIntervalSinceNow)) s"])
+            } else {
+                logger.info("following the hardware_vtep database")
+            }
+            lostSince = nil
             changed(replica)
             do throws(BootstrapError) {
-                bootstrapOutcome = try await bootstrap.run(on: client)
+                let outcome = try await bootstrap.run(on: client)
+                let before = bootstrapOutcome?.problems(physicalSwitch: bootstrap.physicalSwitch)
+                for problem in outcome.problems(physicalSwitch: bootstrap.physicalSwitch)
+                where before?.contains(problem) != true {
+                    logger.warning("\(problem)")
+                }
+                bootstrapOutcome = outcome
+                if bootstrapError != nil { logger.notice("bootstrap succeeded") }
                 bootstrapError = nil
             } catch {
+                if bootstrapError != error {
+                    logger.error("bootstrap failed, retried at the next connection: \(error)")
+                }
                 bootstrapError = error
             }
         case .updated(_, let replica):
             changed(replica)
+        case .disconnected where stopping:
+            isSynchronized = false
         case .disconnected(let reason):
+            // Logged once per loss; the retries' reasons at debug only.
+            if isSynchronized || lostSince == nil {
+                if snapshot == nil && !isSynchronized {
+                    logger.error(
+                        "cannot reach the hardware_vtep database, retrying",
+                        metadata: ["reason": "\(reason)"])
+                } else {
+                    logger.error(
+                        "lost the hardware_vtep database, reconnecting; forwarding continues on the last configuration",
+                        metadata: ["reason": "\(reason)"])
+                }
+                lostSince = Date()
+            } else {
+                logger.debug("reconnecting failed", metadata: ["reason": "\(reason)"])
+            }
             isSynchronized = false
             lastDisconnect = reason
-        case .dropped:
+        case .dropped(let reason):
             droppedMessages += 1
+            lastDropped = reason
+            if let count = droppedLog.admit("dropped") {
+                logger.warning(
+                    "left out malformed messages or rows from the database; the last: \(reason)",
+                    metadata: ["dropped": "\(count)", "dropped_total": "\(droppedMessages)"])
+            }
         }
     }
 

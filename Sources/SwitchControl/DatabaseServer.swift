@@ -1,5 +1,6 @@
 import Appliance
 import Foundation
+import Logging
 import OVSDB
 import ProcessSpawning
 
@@ -90,6 +91,19 @@ public actor DatabaseServer {
     public private(set) var launches = 0
     /// How the last child ended, in words, or why the last restart failed.
     public private(set) var lastExit: String?
+    /// How many times it died unexpectedly, and was restarted (or is about to be).
+    public private(set) var deaths = 0
+
+    /// For `show configuration`: that ovsdb-server died and was restarted, and why.
+    public var problems: [String] {
+        guard deaths > 0 else { return [] }
+        return [
+            "ovsdb-server died \(deaths) time(s) and was restarted; the last time:"
+                + " \(lastExit ?? "unknown") (its log: \(logPath))"
+        ]
+    }
+
+    private let logger: Logger
 
     private var child: ChildProcess?
     private var supervisor: Task<Void, Never>?
@@ -99,8 +113,10 @@ public actor DatabaseServer {
     public init(
         stateDirectory: String, extraRemotes: [String] = [], schema: String = defaultSchema,
         restartBackoff: Backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(8)),
-        stopTimeout: Duration = .seconds(5)
+        stopTimeout: Duration = .seconds(5),
+        logger: Logger = Logger(label: "vtepd.database")
     ) throws(DatabaseServerError) {
+        self.logger = logger
         self.stateDirectory =
             stateDirectory.hasSuffix("/") && stateDirectory.count > 1
             ? String(stateDirectory.dropLast()) : stateDirectory
@@ -211,6 +227,12 @@ public actor DatabaseServer {
                 let status = await running.waitForExit()
                 child = nil
                 lastExit = "ovsdb-server (PID \(running.pid)) " + ChildProcess.describe(status)
+                if stopping {
+                    logger.info("ovsdb-server stopped", metadata: ["pid": "\(running.pid)"])
+                    return
+                }
+                deaths += 1
+                logger.error("\(lastExit ?? ""); restarting it (its log: \(logPath))")
                 // A server that ran for a while died of something new: start over quickly.
                 if ContinuousClock.now - started > restartBackoff.maximum { failures = 0 }
             }
@@ -219,10 +241,13 @@ public actor DatabaseServer {
             failures += 1
             if stopping { return }
             do {
-                current = try launch()
+                let process = try launch()
+                current = process
+                logger.notice("ovsdb-server restarted", metadata: ["pid": "\(process.pid)"])
             } catch {
                 current = nil
                 lastExit = "restarting ovsdb-server failed: \(error)"
+                logger.error("\(lastExit ?? ""); trying again")
             }
         }
     }

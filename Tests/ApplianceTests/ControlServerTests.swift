@@ -236,7 +236,7 @@ import Testing
         try await TemporaryDirectory.with { directory in
             let server = try await ControlServer.start(
                 at: directory.path + "/control.sock", group: "vtep-admin-absent-group",
-                handler: SampleHandler(), log: log.log)
+                handler: SampleHandler(), logger: log.logger)
             var info = stat()
             #expect(lstat(server.path, &info) == 0)
             #expect(info.st_mode & 0o7777 == 0o660)

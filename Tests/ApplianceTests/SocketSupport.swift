@@ -1,4 +1,6 @@
+import DaemonLogging
 import Foundation
+import Logging
 import Synchronization
 import Testing
 
@@ -74,7 +76,14 @@ final class SampleHandler: ControlHandler {
 final class LogRecorder: Sendable {
     private let lines = Mutex<[String]>([])
     var recorded: [String] { lines.withLock { $0 } }
-    var log: @Sendable (String) -> Void { { line in self.lines.withLock { $0.append(line) } } }
+    /// A logger whose lines (journal form, without the newline) are recorded here.
+    var logger: Logger {
+        Logger(label: "test") { label in
+            DaemonLogHandler(label: label, form: .journal, level: .info) { line in
+                self.lines.withLock { $0.append(String(line.dropLast())) }
+            }
+        }
+    }
 }
 
 /// A plain blocking Unix socket, to put exact bytes on the wire (what a misbehaving client

@@ -265,12 +265,14 @@ final class Lab: @unchecked Sendable {
     // MARK: Processes
 
     /// Starts `arguments` in `namespace` in the background; its standard output and error go
-    /// to a log file (or standard output alone to `output`). The lab stops it by PID at the
+    /// to a log file, `log` if given (truncated, same inode), or standard output alone to
+    /// `output`. The lab stops it by PID at the
     /// end if the test did not.
     func start(
-        _ name: String, _ arguments: [String], in namespace: String, output: URL? = nil
+        _ name: String, _ arguments: [String], in namespace: String, output: URL? = nil,
+        log: URL? = nil
     ) throws -> LabProcess {
-        let log = file("\(name).log")
+        let log = log ?? file("\(name).log")
         let pid = try spawn(
             arguments, in: namespace, input: nil, output: output ?? log, errors: log)
         let started = LabProcess(name: name, pid: pid, log: log)

@@ -55,21 +55,26 @@ extension Lab {
     /// Starts vtepd in `site`'s gateway namespace (`site.kind` must be `.gateway`), waits for
     /// its database and control socket, and binds the access port untagged (VLAN 0 in
     /// hardware_vtep's vlan_bindings) to logical switch `ls<VNI>` with tunnel_key `vni`.
-    func startVTEPD(at site: LabSite, vni: Int, extraArguments: [String] = []) throws -> LabVTEPD {
+    /// `stateRoot` (default: a new directory of the lab) holds its sockets; `environment`
+    /// (`NAME=value`) is added to its environment; `log` takes its output.
+    func startVTEPD(
+        at site: LabSite, vni: Int, extraArguments: [String] = [], stateRoot: URL? = nil,
+        environment: [String] = [], log: URL? = nil
+    ) throws -> LabVTEPD {
         guard site.kind == .gateway else {
             throw LabError(description: "site \(site.index) has a kernel VTEP, not a vtepd slot")
         }
-        let stateRoot = file("vtepd-\(site.index)")
+        let stateRoot = stateRoot ?? file("vtepd-\(site.index)")
         try FileManager.default.createDirectory(at: stateRoot, withIntermediateDirectories: true)
         let physicalSwitch = prefix + "ps\(site.index)"
         let arguments =
-            [
+            (environment.isEmpty ? [] : ["env"] + environment) + [
                 try LabVTEPD.executable().path, "run", "--state-root", stateRoot.path,
                 "--physical-switch", physicalSwitch, "--tunnel-ip", site.underlayIPv4,
                 "--tunnel-ip", site.underlayIPv6, "--underlay", site.underlayInterface,
                 "--port", site.accessInterface,
             ] + extraArguments
-        let process = try start("vtepd-\(site.index)", arguments, in: site.namespace)
+        let process = try start("vtepd-\(site.index)", arguments, in: site.namespace, log: log)
         let vtepd = LabVTEPD(
             lab: self, site: site, process: process, stateRoot: stateRoot,
             physicalSwitch: physicalSwitch, logicalSwitch: "ls\(vni)")

@@ -1,0 +1,338 @@
+import Appliance
+import ControlAPI
+import DataPlane
+import Datapath
+import Forwarding
+import Foundation
+import HostConfiguration
+import Logging
+import OVSDB
+import Packet
+import ServiceLifecycle
+import SwitchControl
+import Synchronization
+
+/// What vtepd is started with (its command line and configuration file), checked.
+public struct GatewayOptions: Sendable {
+    public var stateRoot: String
+    public var physicalSwitch: String
+    public var tunnelIPs: [IPAddress]
+    public var ports: [String]
+    public var dataPlane: DataPlaneSettings
+    /// An external database instead of our own ovsdb-server.
+    public var database: Remote?
+    /// Extra remotes for our own ovsdb-server.
+    public var databaseRemotes: [String] = []
+    public var controlSocket: String
+    public var applianceRoot: String = "/"
+    /// The udhcpc script (`vtep-dhcp-event`), installed beside vtepd.
+    public var dhcpHook: String
+
+    public init(
+        stateRoot: String, physicalSwitch: String, tunnelIPs: [IPAddress], ports: [String],
+        dataPlane: DataPlaneSettings, controlSocket: String, dhcpHook: String
+    ) {
+        self.stateRoot = stateRoot
+        self.physicalSwitch = physicalSwitch
+        self.tunnelIPs = tunnelIPs
+        self.ports = ports
+        self.dataPlane = dataPlane
+        self.controlSocket = controlSocket
+        self.dhcpHook = dhcpHook
+    }
+}
+
+/// vtepd assembled: every part started, in the order they depend on each other, and handed
+/// out as services for a `ServiceGroup`, which stops them in reverse order on SIGTERM or
+/// SIGINT:
+///
+/// 1. the control socket: no more requests (its file is removed);
+/// 2. the hardware_vtep client and the local-MAC publisher;
+/// 3. the data-plane I/O error watch and the next-hop rounds;
+/// 4. the data plane's worker (it leaves its multicast groups);
+/// 5. the DHCP clients (killed, not released: their addresses stay for the next vtepd) and
+///    the DHCP hook socket;
+/// 6. our ovsdb-server (its socket goes with it).
+///
+/// Each stop is logged at info, so the order shows in the log.
+public struct GatewayDaemon: Sendable {
+    /// In start order; a `ServiceGroup` shuts them down last to first.
+    public let services: [any Service]
+    public let controller: GatewayController
+
+    /// Starts everything; on a failure, stops what was started and throws.
+    public static func start(_ options: GatewayOptions) async throws -> GatewayDaemon {
+        var started = Started()
+        do {
+            return try await start(options, &started)
+        } catch {
+            for service in started.services.reversed() { await service.stop() }
+            throw error
+        }
+    }
+
+    /// What `start` has started so far, to stop when a later step fails.
+    private struct Started {
+        var services: [any StoppableService] = []
+    }
+
+    private static func start(_ options: GatewayOptions, _ started: inout Started) async throws
+        -> GatewayDaemon
+    {
+        let logger = Logger(label: "vtepd")
+        try FileManager.default.createDirectory(
+            atPath: options.stateRoot, withIntermediateDirectories: true)
+
+        // The saved appliance settings first: the interfaces, addresses and routes the data
+        // plane is about to use are among them.
+        let applianceLogger = Logger(label: "vtepd.appliance")
+        let appliance: ApplianceController?
+        do {
+            appliance = try ApplianceController(
+                host: ApplianceHost(root: options.applianceRoot),
+                store: ApplianceSettingsStore(stateDirectory: options.stateRoot),
+                audit: AuditLog(path: options.stateRoot + "/audit.log"))
+        } catch {
+            applianceLogger.error(
+                "the appliance settings are not in force and cannot be changed: \(error)")
+            appliance = nil
+        }
+        do {
+            try appliance?.restore()
+        } catch {
+            applianceLogger.error("restoring the saved appliance settings failed: \(error)")
+        }
+
+        let dataPlaneLogger = Logger(label: "vtepd.dataplane")
+        let dataPlane = try DataPlane(settings: options.dataPlane, ports: options.ports)
+        for note in dataPlane.startNotes { dataPlaneLogger.notice("\(note)") }
+        let controller = GatewayController(dataPlane: dataPlane)
+        let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
+
+        let remote: Remote
+        if let database = options.database {
+            remote = database
+        } else {
+            let server = try DatabaseServer(
+                stateDirectory: options.stateRoot, extraRemotes: options.databaseRemotes)
+            try await server.start()
+            remote = server.remote
+            started.services.append(DatabaseServerService(server: server))
+            controller.reportProblems { await server.problems }
+        }
+
+        // DHCP: udhcpc per interface in DHCP mode, its events through the hook socket.
+        if let appliance {
+            let dhcpLogger = Logger(label: "vtepd.dhcp")
+            let hookSocket = options.stateRoot + "/dhcp-hook.sock"
+            do {
+                let hook = try DHCPHookServer(path: hookSocket) { pairs, peer in
+                    appliance.dhcpEvent(pairs, from: peer)
+                }
+                let clients = DHCPClients(
+                    hook: options.dhcpHook, hookSocket: hookSocket,
+                    stateDirectory: options.stateRoot, logger: dhcpLogger)
+                if let problem = clients.problem() { dhcpLogger.warning("\(problem)") }
+                appliance.attach(dhcp: clients)
+                started.services.append(DHCPService(clients: clients, hook: hook))
+                controller.reportProblems { clients.problems }
+            } catch {
+                dhcpLogger.error("DHCP is not available: \(error)")
+            }
+        }
+
+        let nextHops = UnderlayNextHops(
+            dataPlane: dataPlane, resolver: NextHopResolver(underlayIndex: underlayIndex),
+            logger: dataPlaneLogger)
+        controller.reportProblems { nextHops.problems() }
+        let ioErrors = DataPlaneIOErrors(dataPlane: dataPlane, logger: dataPlaneLogger)
+        controller.reportProblems { ioErrors.problems() }
+
+        let switchLogger = Logger(label: "vtepd.switch")
+        let snapshotProblems = SnapshotProblems(logger: switchLogger)
+        let bootstrap = try Bootstrap(
+            physicalSwitch: options.physicalSwitch, tunnelIPs: options.tunnelIPs,
+            ports: options.ports)
+        let controlPlane = ControlPlane(
+            remote: remote, bootstrap: bootstrap, logger: Logger(label: "vtepd.database")
+        ) { snapshot in
+            do {
+                _ = try dataPlane.apply(
+                    { previous in try snapshot.configuration(previous: previous) },
+                    statics: snapshot.remoteMACs)
+                controller.update(snapshot: snapshot, problems: [])
+                snapshotProblems.note(snapshot)
+            } catch {
+                switchLogger.error(
+                    "configuration refused, forwarding continues on the previous one: \(error)")
+                controller.update(snapshot: nil, problems: ["configuration refused: \(error)"])
+            }
+            nextHops.set(snapshot)
+        }
+        controller.reportProblems { await controlPlane.connectionProblems }
+        let unhandled = controller.attach(
+            appliance: appliance,
+            database: SwitchDatabase(
+                client: controlPlane.client, physicalSwitch: options.physicalSwitch))
+        // Every declared command has its handler once both are attached (a test checks the
+        // table); one without is a build that must not run.
+        precondition(
+            appliance == nil || unhandled.isEmpty,
+            "commands without a handler: \(unhandled.joined(separator: ", "))")
+
+        dataPlane.start()
+        started.services.append(
+            DataPlaneService(dataPlane: dataPlane, nextHops: nextHops, ioErrors: ioErrors))
+        await controlPlane.start()
+        // What is learned behind our ports, published to Ucast_Macs_Local for a controller.
+        let publisher = LocalMACPublisher(
+            client: controlPlane.client, tunnelIPs: options.tunnelIPs,
+            learned: { await controller.localMACs() },
+            databaseVersion: { await controlPlane.replicaUpdates })
+        controller.reportProblems {
+            await publisher.lastError.map {
+                ["local MACs are not published to Ucast_Macs_Local: \($0)"]
+            } ?? []
+        }
+        started.services.append(
+            SwitchService(controlPlane: controlPlane, publisher: publisher, logger: switchLogger))
+        let server = try await ControlServer.start(
+            at: options.controlSocket, handler: controller,
+            logger: Logger(label: "vtepd.control"))
+        started.services.append(ControlSocketService(server: server))
+        logger.notice(
+            "started",
+            metadata: [
+                "physical_switch": "\(options.physicalSwitch)",
+                "underlay": "\(options.dataPlane.underlay)",
+                "ports": "\(options.ports.joined(separator: ","))",
+                "control": "\(options.controlSocket)",
+                "database": "\(remote)",
+            ])
+        return GatewayDaemon(services: started.services, controller: controller)
+    }
+}
+
+/// Logs each problem of the snapshots in force once, at warning, when it first appears (a row
+/// left out, a setting ignored): `show configuration` lists them while they last, the log
+/// says when they began.
+final class SnapshotProblems: Sendable {
+    private let logged = Mutex<Set<String>>([])
+    private let logger: Logger
+
+    init(logger: Logger) { self.logger = logger }
+
+    func note(_ snapshot: GatewaySnapshot) {
+        let fresh = logged.withLock { logged in
+            defer { logged = Set(snapshot.problems) }
+            return snapshot.problems.filter { !logged.contains($0) }
+        }
+        for problem in fresh { logger.warning("\(problem)") }
+        logger.debug(
+            "configuration applied",
+            metadata: [
+                "switches": "\(snapshot.switches.count)", "bindings": "\(snapshot.bindings.count)",
+                "locators": "\(snapshot.locators.count)",
+                "remote_macs": "\(snapshot.remoteMACs.count)",
+            ])
+    }
+}
+
+/// A part of vtepd that runs until graceful shutdown, then stops; `stop()` alone undoes a
+/// start that failed later on.
+protocol StoppableService: Service {
+    func stop() async
+}
+
+extension StoppableService {
+    /// Waits for graceful shutdown (or cancellation), then stops.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await stop()
+    }
+}
+
+/// Our ovsdb-server: stopped last, after everything that talks to it.
+struct DatabaseServerService: StoppableService {
+    let server: DatabaseServer
+    func stop() async { await server.stop() }
+}
+
+/// The DHCP clients and their hook socket.
+struct DHCPService: StoppableService {
+    let clients: DHCPClients
+    let hook: DHCPHookServer
+    func stop() async {
+        // Killed, not released: their leases and addresses stay for the next vtepd's
+        // clients to ask for again.
+        await clients.stopAll()
+        hook.stop()
+        Logger(label: "vtepd.dhcp").info("DHCP clients and hook socket stopped")
+    }
+}
+
+/// The worker and the control-side rounds that serve it (next hops, I/O errors): the rounds
+/// stop first, then the worker.
+struct DataPlaneService: StoppableService {
+    let dataPlane: DataPlane
+    let nextHops: UnderlayNextHops
+    let ioErrors: DataPlaneIOErrors
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await cancelWhenGracefulShutdownOrCancelled { await nextHops.run() } }
+            group.addTask { await cancelWhenGracefulShutdownOrCancelled { await ioErrors.run() } }
+        }
+        await stop()
+    }
+
+    func stop() async {
+        await dataPlane.stop()
+        Logger(label: "vtepd.dataplane").info("data plane stopped")
+    }
+}
+
+/// Runs `body` until graceful shutdown or cancellation, whichever comes first.
+func cancelWhenGracefulShutdownOrCancelled(_ body: @escaping @Sendable () async -> Void) async {
+    await cancelWhenGracefulShutdown { await body() }
+}
+
+/// The hardware_vtep client and the local-MAC publisher that writes through it.
+struct SwitchService: StoppableService {
+    let controlPlane: ControlPlane
+    let publisher: LocalMACPublisher
+    let logger: Logger
+
+    func run() async throws {
+        let publisher = self.publisher
+        let logger = self.logger
+        let publishing = Task {
+            await publisher.run { problem in
+                if let problem {
+                    logger.error("publishing local MACs failed, retrying: \(problem)")
+                } else {
+                    logger.notice("publishing local MACs again")
+                }
+            }
+        }
+        try? await gracefulShutdown()
+        publishing.cancel()
+        // Stopping the client fails a transaction the publisher may still wait on.
+        await stop()
+        await publishing.value
+    }
+
+    func stop() async {
+        await controlPlane.stop()
+        logger.info("hardware_vtep client stopped")
+    }
+}
+
+/// The control socket: the first to stop, so no request arrives while the rest stops.
+struct ControlSocketService: StoppableService {
+    let server: ControlServer
+    func stop() async {
+        await server.stop()
+        Logger(label: "vtepd.control").info("control socket closed and removed")
+    }
+}

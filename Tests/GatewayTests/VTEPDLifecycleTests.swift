@@ -1,0 +1,322 @@
+import Foundation
+import Testing
+
+/// vtepd's lifecycle as an operator meets it: what a lost database or a dead child does to
+/// the log and to `vtepd show configuration`'s problems, and an orderly stop on SIGTERM.
+@Suite(
+    "vtepd lifecycle: failures reach the log and problems; SIGTERM stops it in order", .serialized)
+struct VTEPDLifecycleTests {
+    /// The problems `vtepd show configuration --json` lists.
+    static func problems(_ vtepd: LabVTEPD) throws -> [String] {
+        try vtepd.configuration()["problems"] as? [String] ?? []
+    }
+
+    /// A signal mask line (`SigIgn`, `SigBlk`, `SigCgt`) of /proc/PID/status.
+    static func signalMask(_ name: String, of pid: pid_t) throws -> UInt64 {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }),
+            let mask = UInt64(
+                line.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces), radix: 16)
+        else { throw LabError(description: "no \(name) in /proc/\(pid)/status") }
+        return mask
+    }
+
+    /// The PID in an ovsdb-server pidfile.
+    static func pid(in pidfile: URL) throws -> pid_t {
+        let text = try String(contentsOf: pidfile, encoding: .utf8)
+        guard let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 1 else {
+            throw LabError(description: "\(pidfile.path) holds no PID: \(text)")
+        }
+        return pid
+    }
+
+    @Test(
+        "an external database killed and started again: problem and error, then cleared and notice")
+    func databaseLostAndFoundAgain() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let stateRoot = lab.file("vtepd-external-db")
+            try FileManager.default.createDirectory(
+                at: stateRoot, withIntermediateDirectories: true)
+            let database = stateRoot.appendingPathComponent("external.db").path
+            let socket = stateRoot.appendingPathComponent("db.sock").path
+            try lab.execute([
+                "ovsdb-tool", "create", database, "/usr/share/openvswitch/vtep.ovsschema",
+            ])
+            let serverArguments = [
+                "ovsdb-server", database, "--remote=punix:\(socket)", "--no-chdir",
+                "--unixctl=\(stateRoot.appendingPathComponent("external.ctl").path)",
+                "-vconsole:off",
+            ]
+            let first = try lab.start("ovsdb-external-1", serverArguments, in: site.namespace)
+            let vtepd = try lab.startVTEPD(
+                at: site, vni: 5001, extraArguments: ["--database", "unix:\(socket)"],
+                stateRoot: stateRoot)
+            try lab.waitUntil("the bound switch in the configuration") {
+                try vtepd.bindings().count == 1
+            }
+            #expect(try Self.problems(vtepd).filter { $0.contains("hardware_vtep database") } == [])
+
+            // Killed by its PID: vtepd says so in its log and its problems, and forwards on.
+            first.stop(signal: SIGKILL)
+            try vtepd.process.waitForLog("error vtepd.database: lost the hardware_vtep database")
+            try lab.waitUntil("the database-lost problem") {
+                try Self.problems(vtepd).contains {
+                    $0.contains("the hardware_vtep database unix:\(socket) is unreachable since")
+                }
+            }
+            #expect(try vtepd.bindings().count == 1, "the last configuration stays in force")
+            // The local-MAC publisher cannot write meanwhile: its failure is shown too.
+            try vtepd.process.waitForLog(
+                "error vtepd.switch: publishing local MACs failed, retrying")
+            try lab.waitUntil("the publisher's problem") {
+                try Self.problems(vtepd).contains {
+                    $0.hasPrefix("local MACs are not published to Ucast_Macs_Local")
+                }
+            }
+
+            // Started again on the same file: found again, the problem clears.
+            _ = try lab.start("ovsdb-external-2", serverArguments, in: site.namespace)
+            try vtepd.process.waitForLog(
+                "notice vtepd.database: found the hardware_vtep database again",
+                timeout: .seconds(30))
+            try vtepd.process.waitForLog("notice vtepd.switch: publishing local MACs again")
+            try lab.waitUntil("the database and publisher problems to clear") {
+                !(try Self.problems(vtepd)).contains {
+                    $0.contains("hardware_vtep database") || $0.contains("local MACs")
+                }
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    @Test("vtepd's own ovsdb-server killed: restarted, an error in the log, a problem that says so")
+    func supervisedDatabaseServerRestarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let vtepd = try lab.startVTEPD(at: topology.sites[0], vni: 5001)
+            let pidfile = vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid")
+            let first = try Self.pid(in: pidfile)
+            #expect(try Self.problems(vtepd).filter { $0.contains("ovsdb-server") } == [])
+
+            kill(first, SIGKILL)
+            try vtepd.process.waitForLog(
+                "error vtepd.database: ovsdb-server (PID \(first)) killed by signal 9")
+            try vtepd.process.waitForLog("notice vtepd.database: ovsdb-server restarted")
+            try lab.waitUntil("the restart among the problems") {
+                try Self.problems(vtepd).contains {
+                    $0.contains("ovsdb-server died 1 time(s) and was restarted")
+                        && $0.contains("PID \(first)")
+                }
+            }
+            // The new server serves the same database, and vtepd follows it again.
+            try vtepd.process.waitForLog(
+                "notice vtepd.database: found the hardware_vtep database again",
+                timeout: .seconds(30))
+            let second = try Self.pid(in: pidfile)
+            #expect(second != first)
+            try vtepd.control(["list-ls"])
+        }
+    }
+
+    @Test(
+        "SIGTERM under systemd: exit 0, stops logged in order with journald priorities, sockets and children gone"
+    )
+    func sigtermStopsInOrder() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            // As systemd does: JOURNAL_STREAM names the device and inode of vtepd's stderr.
+            let journal = lab.file("vtepd-journal.log")
+            try Data().write(to: journal)
+            var status = stat()
+            try #require(stat(journal.path, &status) == 0)
+            let vtepd = try lab.startVTEPD(
+                at: topology.sites[0], vni: 5001,
+                environment: ["JOURNAL_STREAM=\(status.st_dev):\(status.st_ino)"], log: journal)
+            let ovsdb = try Self.pid(in: vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid"))
+            try lab.waitUntil("the bound switch in the configuration") {
+                try vtepd.bindings().count == 1
+            }
+            #expect(processExists(ovsdb))
+
+            #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
+            let log = try String(contentsOf: vtepd.process.log, encoding: .utf8)
+            let order = [
+                "<5>vtepd: started",
+                "<6>vtepd.control: control socket closed and removed",
+                "<6>vtepd.switch: hardware_vtep client stopped",
+                "<6>vtepd.dataplane: data plane stopped",
+                "<6>vtepd.dhcp: DHCP clients and hook socket stopped",
+                "<6>vtepd.database: ovsdb-server stopped",
+                "<5>vtepd: stopped",
+            ]
+            var positions: [String.Index] = []
+            for line in order {
+                let found = try #require(log.range(of: line), "no \"\(line)\" in:\n\(log)")
+                positions.append(found.lowerBound)
+            }
+            #expect(positions == positions.sorted(), "out of order:\n\(log)")
+            // Every line carries a journald priority.
+            for line in log.split(separator: "\n") {
+                #expect(line.wholeMatch(of: /<[0-7]>vtepd[.a-z]*: .*/) != nil, "\(line)")
+            }
+            for socket in ["vtepd.ctl", "db.sock", "dhcp-hook.sock", "ovsdb-server.ctl"] {
+                let path = vtepd.stateRoot.appendingPathComponent(socket).path
+                #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
+            }
+            #expect(!processExists(ovsdb), "ovsdb-server (PID \(ovsdb)) outlived vtepd")
+        }
+    }
+
+    @Test("a killed udhcpc: restarted, an error in the log, a problem; its output in vtepd's log")
+    func dhcpClientRestarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            defer { VTEPSHNetworkServiceTests.stopLeftoverClients(site) }
+            let server = try VTEPSHNetworkServiceTests.DHCPServer(lab, site: site)
+            let lan = server.lan
+            let vtepd = try site.startVTEPD()
+            _ = try server.leaseOnLAN(lab, site)
+            let pidfile = URL(fileURLWithPath: site.state + "/udhcpc-\(lan).pid")
+            let first = try Self.pid(in: pidfile)
+            // udhcpc's own words come through vtepd's log, one message per line.
+            try vtepd.waitForLog("info vtepd.dhcp: udhcpc: started")
+
+            kill(first, SIGKILL)
+            try vtepd.waitForLog(
+                "error vtepd.dhcp: the DHCP client killed by signal 9 (Killed); restarting it")
+            func problems() throws -> [String] {
+                let text = try lab.execute([
+                    try LabVTEPD.executable().path, "show", "configuration", "--json",
+                    "--control", site.controlSocket,
+                ]).output
+                let report = try JSONSerialization.jsonObject(with: Data(text.utf8))
+                return (report as? [String: Any])?["problems"] as? [String] ?? []
+            }
+            try lab.waitUntil("the restart among the problems") {
+                try problems().contains {
+                    $0.hasPrefix("the DHCP client on \(lan) died 1 time(s) and was restarted")
+                        && $0.contains("killed by signal 9")
+                }
+            }
+            try lab.waitUntil("a new udhcpc", timeout: .seconds(20)) {
+                (try? Self.pid(in: pidfile)).map { $0 != first } ?? false
+            }
+            // vtepd's ServiceGroup catches SIGTERM and SIGINT; a child it starts afterwards
+            // starts with neither ignored nor blocked, or stopping it would not work.
+            let term: UInt64 = 1 << (UInt64(SIGTERM) - 1) | 1 << (UInt64(SIGINT) - 1)
+            #expect(try Self.signalMask("SigCgt", of: vtepd.pid) & term == term)
+            let second = try Self.pid(in: pidfile)
+            #expect(try Self.signalMask("SigIgn", of: second) & term == 0)
+            #expect(try Self.signalMask("SigBlk", of: second) & term == 0)
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
+    @Test(
+        "a start that fails late (the control socket path is a file): exit 1, ovsdb-server stopped")
+    func failedStartStopsWhatItStarted() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let stateRoot = lab.file("vtepd-failed-start")
+            try FileManager.default.createDirectory(
+                at: stateRoot, withIntermediateDirectories: true)
+            let taken = stateRoot.appendingPathComponent("taken")
+            try Data("not a socket\n".utf8).write(to: taken)
+            let process = try lab.start(
+                "vtepd-failed-start",
+                [
+                    try LabVTEPD.executable().path, "run", "--state-root", stateRoot.path,
+                    "--physical-switch", lab.prefix + "psf", "--tunnel-ip", site.underlayIPv4,
+                    "--underlay", site.underlayInterface, "--port", site.accessInterface,
+                    "--control", taken.path,
+                ], in: site.namespace)
+            #expect(process.waitForExit(timeout: .seconds(30)))
+            #expect(process.status == 1)
+            let log = try String(contentsOf: process.log, encoding: .utf8)
+            #expect(log.contains("critical vtepd: cannot start: "), "\(log)")
+            // The ovsdb-server it had started is stopped (by PID, as its log line says).
+            let stopped = try #require(
+                log.firstMatch(of: /info vtepd\.database: ovsdb-server stopped pid=(\d+)/),
+                "\(log)")
+            let pid = try #require(pid_t(stopped.1))
+            #expect(!processExists(pid))
+            #expect(try String(contentsOf: taken, encoding: .utf8) == "not a socket\n")
+        }
+    }
+
+    @Test(
+        "the underlay down: send errors reach the log (at --log-level warning) with their errno, and the problems"
+    )
+    func dataPlaneIOErrorsAreReported() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            // At --log-level warning, only warnings and worse reach the log.
+            let vtepd = try lab.startVTEPD(
+                at: a, vni: 5001, extraArguments: ["--log-level", "warning"])
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            try lab.warmUnderlay(topology)
+            #expect(try Self.problems(vtepd).filter { $0.contains("I/O") } == [])
+
+            // Each broadcast from host A is a copy to B that cannot leave.
+            try lab.execute(["ip", "link", "set", a.underlayInterface, "down"], in: a.namespace)
+            try lab.waitUntil("a data-plane I/O error in vtepd's log") {
+                try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+                return (try? String(contentsOf: vtepd.process.log, encoding: .utf8))?.contains(
+                    "error vtepd.dataplane: data-plane I/O error: send on") == true
+            }
+            let log = try String(contentsOf: vtepd.process.log, encoding: .utf8)
+            #expect(
+                log.contains(
+                    /data-plane I\/O error: send on [a-z ]+: .+ \(errno \d+\) failures=\d+/))
+            #expect(try Self.problems(vtepd).contains { $0.hasPrefix("data-plane I/O errors: ") })
+            #expect(try vtepd.dropCount("io_error") > 0)
+            #expect(!log.contains(/Z (info|notice|debug) vtepd/), "\(log)")
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    @Test(
+        "a VTEP routed via another interface: its next hop unresolved, why, in the log and problems"
+    )
+    func unresolvedNextHopIsReported() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let vtepd = try lab.startVTEPD(at: site, vni: 5001)
+            // 203.0.113.0/24 (RFC 5737) lies behind a veth of its own, not the underlay.
+            let other = lab.prefix + "o1"
+            try lab.execute(
+                ["ip", "link", "add", other, "type", "veth", "peer", "name", lab.prefix + "o2"],
+                in: site.namespace)
+            try lab.execute(
+                ["ip", "addr", "add", "203.0.113.1/24", "dev", other], in: site.namespace)
+            for name in [other, lab.prefix + "o2"] {
+                try lab.execute(["ip", "link", "set", name, "up"], in: site.namespace)
+            }
+            try lab.replicate(from: site, to: [], vtepd: vtepd)
+            try vtepd.control([
+                "add-mcast-remote", vtepd.logicalSwitch, "unknown-dst", "203.0.113.9",
+            ])
+
+            try vtepd.process.waitForLog(
+                "warning vtepd.dataplane: next hop of VTEP 203.0.113.9 unresolved: routed via \(other),"
+                    + " not the underlay interface")
+            try lab.waitUntil("the unresolved next hop among the problems") {
+                try Self.problems(vtepd).contains(
+                    "next hop of VTEP 203.0.113.9 (vxlan) unresolved: routed via \(other), not the"
+                        + " underlay interface; its frames take the kernel's path")
+            }
+            // The VTEP leaves the flood list: so does the problem.
+            try vtepd.control(["clear-remote-macs", vtepd.logicalSwitch])
+            try lab.waitUntil("the problem to clear") {
+                !(try Self.problems(vtepd)).contains { $0.contains("203.0.113.9") }
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
+}
