@@ -144,16 +144,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // What every test target shares (test support, not shipped): the seeded SplitMix64
+        // generator.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
-            dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             path: "Tests/PropertyChecks"
         ),
         .testTarget(
             name: "PacketTests",
             dependencies: [
-                "Packet", "PropertyChecks",
+                "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"]
@@ -161,28 +166,33 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests",
             dependencies: [
-                "Forwarding", "Packet", "PropertyChecks",
+                "Forwarding", "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
         // Network namespaces and veth pairs for the tests that need them (test support).
-        .target(name: "NamespaceLab", dependencies: ["Datapath"], path: "Tests/NamespaceLab"),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet", "NamespaceLab"]),
+        .target(
+            name: "NamespaceLab", dependencies: ["Datapath", "TestSupport"],
+            path: "Tests/NamespaceLab"),
         .testTarget(
-            name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab"]),
+            name: "DatapathTests",
+            dependencies: ["Datapath", "Packet", "NamespaceLab", "TestSupport"]),
+        .testTarget(
+            name: "NetlinkTests",
+            dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
-                "ShellSession", "Datapath", "NamespaceLab",
+                "ShellSession", "Datapath", "NamespaceLab", "TestSupport",
             ]
         ),
         .testTarget(
             name: "ShellTests",
             dependencies: [
-                "Shell", "Packet", "PropertyChecks",
+                "Shell", "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -190,7 +200,7 @@ let package = Package(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
-                "Netlink", "Datapath", "NamespaceLab", "CCrypt",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
@@ -198,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "OVSDBTests",
             dependencies: [
-                "OVSDB",
+                "OVSDB", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -3,6 +3,7 @@ import ControlAPI
 import Foundation
 import HostConfiguration
 import ProcessSpawning
+import TestSupport
 import Testing
 
 /// vtepsh end to end: vtepd in a network namespace of its own (and a UTS namespace of its
@@ -225,7 +226,7 @@ import Testing
     @Test func killingVTEPDDuringSavesNeverLeavesAPartialFile() async throws {
         try await Lab.runOnOwnThread { lab in
             let site = try ShellSite(lab)
-            var generator = SeededGenerator(seed: 0x5eed_7e95)
+            var generator = SplitMix64(seed: 0x5eed_7e95)
             var sent: Set<String> = []
             var lastSaved: String? = nil
             var roundsThatSaved = 0
@@ -472,19 +473,6 @@ extension String {
         let lines = replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n")
             .filter { !$0.hasSuffix("> ") && !$0.contains("sh run") }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-/// SplitMix64: the same random moments on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
