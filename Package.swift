@@ -144,8 +144,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // What every test target shares (test support, not shipped): the seeded SplitMix64
-        // generator.
+        // What every test target shares (test support, not shipped): one wait-until helper
+        // that says what it waited for and how long, and the seeded SplitMix64 generator.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(

@@ -2,6 +2,7 @@ import Datapath
 import Foundation
 import NamespaceLab
 import Packet
+import TestSupport
 import Testing
 
 private let underlayMAC = MACAddress(0x02, 0x00, 0x5E, 0x30, 0x00, 0x01)
@@ -103,11 +104,11 @@ struct UnderlayPortTests {
             // The peer's kernel took them as valid IPv4/UDP (checksums, lengths) for 4789.
             let datagrams = PacketBatch(capacity: 32)
             var payloads: [[UInt8]] = []
-            let deadline = Date().addingTimeInterval(2)
-            while payloads.count < 20 && Date() < deadline {
+            try waitUntil("20 datagrams on port 4789", lastSeen: "\(payloads.count) received") {
                 let count = try vtep.receive(into: datagrams)
                 if count == 0 { waitReadable(vtep.descriptor, milliseconds: 10) }
                 for slot in 0..<count { payloads.append(Array(datagrams.frame(slot))) }
+                return payloads.count >= 20
             }
             #expect(
                 payloads == (0..<20).map { [0x08, 0, 0, 0, 0x00, 0x13, 0x88, 0] + innerFrame($0) })

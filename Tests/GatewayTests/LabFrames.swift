@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// An Ethernet frame a test puts on a wire itself: what a host cannot send on this kernel
 /// (802.1Q-tagged frames, since it has no VLAN devices) or would not send (a chosen source MAC).
@@ -101,37 +102,23 @@ extension Lab {
         return result.output.split(separator: "\n").filter { !$0.isEmpty }.count
     }
 
-    /// Stops `capture` once it holds `expected` frames matching `displayFilter` (or `timeout`
-    /// passed: the caller's exact count then fails with the number seen), after the usual
-    /// settle so that any extra frame lands too. On a loaded machine, frames can take longer
-    /// than the settle alone to cross vtepd and reach tcpdump's file.
+    /// Stops `capture` once it holds `expected` frames matching `displayFilter`, after the
+    /// usual settle so that any extra frame lands too; throws, with the number seen, when it
+    /// does not within `timeout`. On a loaded machine, frames can take longer than the settle
+    /// alone to cross vtepd and reach tcpdump's file.
     func stop(
         _ capture: LabCapture, once expected: Int, match displayFilter: String,
         timeout: Duration = .seconds(20)
     ) throws {
-        let deadline = ContinuousClock.now + timeout
-        while try countSoFar(capture, matching: displayFilter) < expected,
-            ContinuousClock.now < deadline
-        {
-            Thread.sleep(forTimeInterval: 0.1)
+        var seen = 0
+        try waitUntil(
+            "\(expected) frames matching \(displayFilter) on \(capture.interface)",
+            timeout: timeout, lastSeen: "\(seen) seen"
+        ) {
+            seen = try countSoFar(capture, matching: displayFilter)
+            return seen >= expected
         }
         try stop(capture)
-    }
-
-    /// Polls `condition` every 0.2 s until it holds; throws naming `what` (and the last state
-    /// `condition` described) after `timeout`. Deadlines are generous: the lab's CPUs are
-    /// shared, and a test must not assert how fast something happens.
-    func waitUntil(
-        _ what: String, timeout: Duration = .seconds(20), _ condition: () throws -> Bool
-    ) throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if try condition() { return }
-            guard ContinuousClock.now < deadline else {
-                throw LabError(description: "\(what): not so after \(timeout)")
-            }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
     }
 }
 

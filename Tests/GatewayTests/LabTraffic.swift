@@ -125,13 +125,13 @@ extension Lab {
 
     /// Waits until a TCP socket listens on `port` in `namespace`.
     func waitForListener(port: Int, in namespace: String, process: LabProcess) throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
+        try waitUntil("a listener on TCP port \(port) in \(namespace)", timeout: .seconds(10)) {
             let listening = try execute(["ss", "-Hltn", "sport", "=", ":\(port)"], in: namespace)
-            if !listening.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return }
+            if !listening.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                return true
+            }
             try process.requireRunning()
-            Thread.sleep(forTimeInterval: 0.02)
+            return false
         }
-        throw LabError(description: "nothing listens on TCP port \(port) in \(namespace)")
     }
 }

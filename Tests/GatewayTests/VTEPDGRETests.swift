@@ -3,6 +3,7 @@ import Forwarding
 import Foundation
 import Packet
 import Synchronization
+import TestSupport
 import Testing
 
 /// vtepd's GRE (RFC 2784/2890, Ethernet over GRE with the VNI as key) against Open vSwitch's
@@ -305,15 +306,12 @@ struct VTEPDGRETests {
                 ] + (family == .ipv4 ? [] : ["nodad"]),
                 in: b.namespace)
             // vtepd applies the database asynchronously: wait until the GRE switch is in force.
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !(try vtepd.show("configuration")).contains("(gre)") {
+            try waitUntil(
+                "vtepd to show a GRE switch", lastSeen: try vtepd.show("configuration")
+            ) {
+                if try vtepd.show("configuration").contains("(gre)") { return true }
                 try vtepd.process.requireRunning()
-                guard ContinuousClock.now < deadline else {
-                    throw LabError(
-                        description: "vtepd never showed a GRE switch:\n"
-                            + (try vtepd.show("configuration")))
-                }
-                Thread.sleep(forTimeInterval: 0.2)
+                return false
             }
 
             // The access veth's own IPv6 chatter (router solicitation, MLD: it had a
@@ -565,19 +563,18 @@ struct VTEPDGRETests {
         try waitForPing(lab, fromNamespace: a.hostNamespace, to: b.hostIPv4, vtepd: vtepd)
     }
 
-    /// vtepd and OVS apply their databases asynchronously: waits (20 s at most) for one
-    /// answered echo request.
+    /// vtepd and OVS apply their databases asynchronously: waits for one answered echo
+    /// request.
     static func waitForPing(
         _ lab: Lab, fromNamespace namespace: String, to address: String, vtepd: LabVTEPD
     ) throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try lab.ping(from: namespace, to: address, count: 1).received != 1 {
+        try waitUntil(
+            "\(address) to answer from \(namespace) through vtepd",
+            lastSeen: try vtepd.show("counters")
+        ) {
+            if try lab.ping(from: namespace, to: address, count: 1).received == 1 { return true }
             try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "\(address) does not answer from \(namespace) through vtepd:\n"
-                        + (try vtepd.show("counters")))
-            }
+            return false
         }
     }
 

@@ -115,7 +115,7 @@ struct VTEPDOffloadTests {
                 payloads: payloads)
             try lab.inject(wrong, count: 5, on: a.hostInterface, in: a.hostNamespace)
             let expected = payloads.reduce([], +)
-            try lab.waitUntil("host B took the \(expected.count) bytes and refused the 5") {
+            try waitUntil("host B took the \(expected.count) bytes and refused the 5") {
                 let stack = try Self.snmp(lab, in: b.hostNamespace)
                 return ((try? Data(contentsOf: received))?.count ?? 0) >= expected.count
                     && stack["Udp.InCsumErrors"]! >= stackBefore["Udp.InCsumErrors"]! + 5
@@ -264,7 +264,7 @@ struct VTEPDOffloadTests {
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             try lab.replicate(from: b, to: [a])
             let wanted = [LabBinding(port: trunk, vlan: 100, logicalSwitch: "ls5001")]
-            try lab.waitUntil("vtepd forwards by the trunk's binding \(wanted)") {
+            try waitUntil("vtepd forwards by the trunk's binding \(wanted)") {
                 try vtepd.bindings() == wanted
             }
             try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
@@ -374,7 +374,7 @@ struct VTEPDOffloadTests {
         _ lab: Lab, _ topology: LabTopology, from a: LabSite, to b: LabSite
     ) throws {
         let request = "ip.src == \(a.tunnelIP) && icmp.type == 8"
-        try lab.waitUntil("vtepd sends to \(b.tunnelIP) through its prebuilt headers") {
+        try waitUntil("vtepd sends to \(b.tunnelIP) through its prebuilt headers") {
             let wire = try lab.capture(
                 on: topology.switchPorts[a.index - 1], in: topology.switchNamespace,
                 filter: "udp port 4789")
@@ -437,7 +437,7 @@ struct VTEPDOffloadTests {
     static func waitForUDPListener(
         _ lab: Lab, port: Int, in namespace: String, process: LabProcess
     ) throws {
-        try lab.waitUntil("something listens on UDP port \(port) in \(namespace)") {
+        try waitUntil("something listens on UDP port \(port) in \(namespace)") {
             try process.requireRunning()
             let listening = try lab.execute(
                 ["ss", "-Hlun", "sport", "=", ":\(port)"], in: namespace)

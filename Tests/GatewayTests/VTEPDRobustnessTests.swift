@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// vtepd under what goes wrong on a live network, checked on the wire against the Linux
@@ -277,12 +278,8 @@ struct VTEPDRobustnessTests {
                 throw LabError(
                     description: "kill(\(first), SIGKILL): \(String(cString: strerror(errno)))")
             }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while vtepd.databaseAcceptsConnections {
-                guard ContinuousClock.now < deadline else {
-                    throw LabError(description: "ovsdb-server \(first) still accepts after SIGKILL")
-                }
-                Thread.sleep(forTimeInterval: 0.05)
+            try waitUntil("ovsdb-server \(first) to stop accepting after SIGKILL") {
+                !vtepd.databaseAcceptsConnections
             }
 
             let during = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 5)
@@ -297,14 +294,9 @@ struct VTEPDRobustnessTests {
             let second = try Self.waitForDatabaseServer(of: vtepd, other: first)
             #expect(second != first)
             // vtep-ctl waits for the connection; --timeout bounds one attempt.
-            let ready = ContinuousClock.now + .seconds(30)
-            while try lab.attempt(
-                ["vtep-ctl", "--timeout=5", "--db=\(vtepd.database)", "list-ls"]
-            ).status != 0 {
-                guard ContinuousClock.now < ready else {
-                    throw LabError(description: "vtep-ctl cannot reach the restarted ovsdb-server")
-                }
-                Thread.sleep(forTimeInterval: 0.2)
+            try waitUntil("vtep-ctl to reach the restarted ovsdb-server") {
+                try lab.attempt(["vtep-ctl", "--timeout=5", "--db=\(vtepd.database)", "list-ls"])
+                    .status == 0
             }
 
             // A change after the restart reaches the wire: vtepd reconnected and resynchronised.
@@ -341,12 +333,12 @@ struct VTEPDRobustnessTests {
         try lab.replicate(from: b, to: [a])
         // vtepd applies the database asynchronously: the first echo requests may go before
         // the replication list is in force, so wait for one answered ping.
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received != 1 {
-            try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(description: "host A cannot ping host B through vtepd")
+        try waitUntil("host A to ping host B through vtepd") {
+            if try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1 {
+                return true
             }
+            try vtepd.process.requireRunning()
+            return false
         }
         let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
         guard ping.received == 3 else {
@@ -357,19 +349,15 @@ struct VTEPDRobustnessTests {
 
     /// Waits until vtepd runs an ovsdb-server other than `other` and returns its PID.
     static func waitForDatabaseServer(of vtepd: LabVTEPD, other: pid_t?) throws -> pid_t {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
+        try waitUntil(
+            "vtepd to run an ovsdb-server (other than \(other.map(String.init) ?? "none")) "
+                + "accepting on its socket", lastSeen: vtepd.process.tail()
+        ) {
             if let pid = vtepd.databaseServerPID(), pid != other, vtepd.databaseAcceptsConnections {
                 return pid
             }
             try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description:
-                        "vtepd runs no ovsdb-server (other than \(other.map(String.init) ?? "none")) "
-                        + "accepting on its socket after 30 s:\n" + vtepd.process.tail())
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+            return nil
         }
     }
 }

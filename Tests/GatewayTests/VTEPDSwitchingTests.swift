@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// vtepd's layer-2 switching checked on the wire against the Linux kernel's vxlan: multicast
@@ -131,7 +132,7 @@ struct VTEPDSwitchingTests {
                 LabBinding(port: trunk, vlan: 100, logicalSwitch: "ls5001"),
                 LabBinding(port: trunk, vlan: 200, logicalSwitch: "ls5002"),
             ]
-            try lab.waitUntil("vtepd forwards by the trunk's bindings \(wanted)") {
+            try waitUntil("vtepd forwards by the trunk's bindings \(wanted)") {
                 try vtepd.bindings() == wanted
                     && vtepd.replication(of: "ls5001")?.locators == [b.tunnelIP]
                     && vtepd.replication(of: "ls5002")?.locators == [c.tunnelIP]
@@ -206,7 +207,7 @@ struct VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: Self.broadcast, source: untagged, vlan: 0), count: 2,
                 on: a.hostInterface, in: a.hostNamespace)
-            try lab.waitUntil("no_binding counts the 5 frames") {
+            try waitUntil("no_binding counts the 5 frames") {
                 try vtepd.dropCount("no_binding") >= before + 5
             }
             try lab.stop(dropped)
@@ -226,18 +227,18 @@ struct VTEPDSwitchingTests {
             let flow300 = try lab.startInjecting(
                 LabFrame(destination: Self.broadcast, source: m300, vlan: 300),
                 on: a.hostInterface, in: a.hostNamespace)
-            try lab.waitUntil("VLAN 300 frames are dropped as unbound") {
+            try waitUntil("VLAN 300 frames are dropped as unbound") {
                 try vtepd.dropCount("no_binding") >= unboundBefore + 3
             }
             try vtepd.addSwitch("ls5003", vni: 5003, vlan: 300, replicatingTo: [b.tunnelIP])
             let in5003 = "vxlan.vni == 5003 && eth.src == \(m300)"
-            try lab.waitUntil("VLAN 300 frames leave in VNI 5003", timeout: .seconds(30)) {
+            try waitUntil("VLAN 300 frames leave in VNI 5003", timeout: .seconds(30)) {
                 try lab.countSoFar(live, matching: in5003) >= 1
             }
             let settled = try vtepd.dropCount("no_binding")
             let in5001 = "vxlan.vni == 5001 && eth.src == \(m100)"
             let flowing = try lab.countSoFar(live, matching: in5001)
-            try lab.waitUntil("both flows keep going after the new binding") {
+            try waitUntil("both flows keep going after the new binding") {
                 try lab.countSoFar(live, matching: in5003) >= 3
                     && lab.countSoFar(live, matching: in5001) >= flowing + 3
             }
@@ -274,7 +275,7 @@ struct VTEPDSwitchingTests {
             try lab.replicate(from: b, to: [a])
             try lab.replicate(from: c, to: [a])
             try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=5"])
-            try lab.waitUntil("vtepd ages \(ls) after 5 s and replicates to both kernel VTEPs") {
+            try waitUntil("vtepd ages \(ls) after 5 s and replicates to both kernel VTEPs") {
                 try vtepd.macAgeing(of: ls) == 5
                     && vtepd.replication(of: ls)?.locators == [b.tunnelIP, c.tunnelIP].sorted()
             }
@@ -291,7 +292,7 @@ struct VTEPDSwitchingTests {
             #expect(
                 learned?.vtep == b.tunnelIP && learned?.isStatic == false,
                 "\(String(describing: learned))")
-            try lab.waitUntil("host B's MAC ages out of vtepd's table") {
+            try waitUntil("host B's MAC ages out of vtepd's table") {
                 try vtepd.macEntry(b.hostMAC) == nil
             }
 
@@ -310,17 +311,17 @@ struct VTEPDSwitchingTests {
             // Moves and static entries next; a longer ageing time keeps the 5 s timer out of
             // them (changing it keeps the table).
             try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=300"])
-            try lab.waitUntil("vtepd ages \(ls) after 300 s") { try vtepd.macAgeing(of: ls) == 300 }
+            try waitUntil("vtepd ages \(ls) after 300 s") { try vtepd.macAgeing(of: ls) == 300 }
 
             // B's MAC speaks from site 3: vtepd follows it at its first frame.
             let fromB = LabFrame(destination: a.hostMAC, source: b.hostMAC)
             try lab.inject(fromB, count: 1, on: b.hostInterface, in: b.hostNamespace)
-            try lab.waitUntil("host B's MAC is behind site 2") {
+            try waitUntil("host B's MAC is behind site 2") {
                 try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP
             }
             let movesBefore = try vtepd.switchCounters(ls)["moves"] ?? -1
             try lab.inject(fromB, count: 1, on: c.hostInterface, in: c.hostNamespace)
-            try lab.waitUntil("host B's MAC moved behind site 3 after one frame") {
+            try waitUntil("host B's MAC moved behind site 3 after one frame") {
                 try vtepd.macEntry(b.hostMAC)?.vtep == c.tunnelIP
             }
             #expect(try vtepd.switchCounters(ls)["moves"] == movesBefore + 1)
@@ -340,7 +341,7 @@ struct VTEPDSwitchingTests {
             // they are dropped and counted as static_mac_conflict.
             let pinned = "02:00:0a:00:00:99"
             try vtepd.control(["add-ucast-remote", ls, pinned, b.tunnelIP])
-            try lab.waitUntil("vtepd installs \(pinned) behind \(b.tunnelIP) as static") {
+            try waitUntil("vtepd installs \(pinned) behind \(b.tunnelIP) as static") {
                 let entry = try vtepd.macEntry(pinned)
                 return entry?.isStatic == true && entry?.vtep == b.tunnelIP
             }
@@ -350,7 +351,7 @@ struct VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: a.hostMAC, source: pinned), count: 4,
                 on: c.hostInterface, in: c.hostNamespace)
-            try lab.waitUntil("static_mac_conflict counts the 4 frames") {
+            try waitUntil("static_mac_conflict counts the 4 frames") {
                 try vtepd.dropCount("static_mac_conflict") >= conflictsBefore + 4
             }
             try lab.stop(hostA)
@@ -392,7 +393,7 @@ extension VTEPDSwitchingTests {
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             try lab.replicate(from: b, to: [a])
             try vtepd.control(["set", "Logical_Switch", ls, "other_config:mac-ageing=5"])
-            try lab.waitUntil("vtepd ages \(ls) after 5 s") { try vtepd.macAgeing(of: ls) == 5 }
+            try waitUntil("vtepd ages \(ls) after 5 s") { try vtepd.macAgeing(of: ls) == 5 }
             try lab.pinNeighbour(
                 b.hostIPv4, to: b.hostMAC, on: a.hostInterface, in: a.hostNamespace)
             try lab.pinNeighbour(
@@ -407,20 +408,20 @@ extension VTEPDSwitchingTests {
             let flooding = "unknown-dst -> vxlan_over_ipv4/\(a.underlayIPv4)"
             let nothing = ["ucast-mac-local", "mcast-mac-local"]
             // Bound: the flood row is there before any MAC is.
-            try lab.waitUntil("vtepd publishes \(ls)'s unknown-dst row") {
+            try waitUntil("vtepd publishes \(ls)'s unknown-dst row") {
                 try local() == nothing + [flooding]
             }
 
             // Host A behind vtepd is learned and published; host B behind the kernel is
             // learned too, but it is remote: never published.
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1)
-            try lab.waitUntil("host A's MAC is published with vtepd's tunnel address") {
+            try waitUntil("host A's MAC is published with vtepd's tunnel address") {
                 try local() == ["ucast-mac-local", published, "mcast-mac-local", flooding]
             }
             #expect(try vtepd.macEntry(b.hostMAC)?.vtep == b.tunnelIP)
 
             // Silent for 5 s: aged out of the table and withdrawn.
-            try lab.waitUntil("host A's MAC is withdrawn once it ages out") {
+            try waitUntil("host A's MAC is withdrawn once it ages out") {
                 try local() == nothing + [flooding]
             }
             #expect(try vtepd.macEntry(a.hostMAC) == nil)
@@ -429,17 +430,17 @@ extension VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: b.hostMAC, source: a.hostMAC), count: 1,
                 on: a.hostInterface, in: a.hostNamespace)
-            try lab.waitUntil("host A's MAC is published again after its frame") {
+            try waitUntil("host A's MAC is published again after its frame") {
                 try local().contains(published)
             }
             try vtepd.control(["clear-local-macs", ls])
-            try lab.waitUntil("vtepd restores what clear-local-macs removed") {
+            try waitUntil("vtepd restores what clear-local-macs removed") {
                 try local() == ["ucast-mac-local", published, "mcast-mac-local", flooding]
             }
 
             // Unbound: nothing of ours is left in the switch.
             try vtepd.control(["unbind-ls", vtepd.physicalSwitch, a.accessInterface, "0"])
-            try lab.waitUntil("vtepd withdraws \(ls)'s rows once it is unbound") {
+            try waitUntil("vtepd withdraws \(ls)'s rows once it is unbound") {
                 try local() == nothing
             }
             try vtepd.process.requireRunning()
@@ -465,7 +466,7 @@ extension VTEPDSwitchingTests {
                 return switches.first { $0["name"] as? String == ls }?["allowedSources"]
                     as? [String]
             }
-            try lab.waitUntil("vtepd accepts only site 2 into \(ls)") {
+            try waitUntil("vtepd accepts only site 2 into \(ls)") {
                 try allowed() == ["\(b.tunnelIP)/32"]
             }
 
@@ -483,7 +484,7 @@ extension VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: a.hostMAC, source: c.hostMAC), count: 4,
                 on: c.hostInterface, in: c.hostNamespace)
-            try lab.waitUntil("source_vtep_not_accepted counts site 3's 4 frames") {
+            try waitUntil("source_vtep_not_accepted counts site 3's 4 frames") {
                 try vtepd.dropCount("source_vtep_not_accepted") >= refusedBefore + 4
             }
             // Site 2's frames pass and are learned.
@@ -503,7 +504,7 @@ extension VTEPDSwitchingTests {
                 "set", "Logical_Switch", ls,
                 "other_config:allowed-sources=\(b.tunnelIP),\(c.tunnelIP)",
             ])
-            try lab.waitUntil("vtepd accepts sites 2 and 3") {
+            try waitUntil("vtepd accepts sites 2 and 3") {
                 try allowed()?.sorted() == [b.tunnelIP, c.tunnelIP].map { "\($0)/32" }.sorted()
             }
             let refusedBeforeAllowed = try vtepd.dropCount("source_vtep_not_accepted")

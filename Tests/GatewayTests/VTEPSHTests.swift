@@ -319,26 +319,18 @@ struct ShellSite {
                 "--physical-switch", "ps1", "--tunnel-ip", "192.0.2.1", "--underlay", underlay,
                 "--port", port, "--appliance-root", root,
             ], in: namespace)
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
+        try waitUntil("vtepd to answer on \(socket)", lastSeen: process.tail()) {
             try process.requireRunning()
-            if FileManager.default.fileExists(atPath: socket),
+            guard FileManager.default.fileExists(atPath: socket),
                 let result = try? lab.attempt(
                     [
                         try Self.executable("vtepsh").path, "--control", socket, "-c",
                         "show switch logical-switches",
-                    ]),
-                result.status == 0
-            {
-                return process
-            }
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "vtepd did not answer on \(socket) within 30 s:\n\(process.tail())"
-                )
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+                    ])
+            else { return false }
+            return result.status == 0
         }
+        return process
     }
 
     /// `vtepsh -c LINE`: its output; throws when it fails.

@@ -2,6 +2,7 @@ import Foundation
 import NamespaceLab
 import Netlink
 import Packet
+import TestSupport
 import Testing
 
 /// The near end's addresses and routes: `near` (10.201.0.1, fd00:201::1) joined by a veth
@@ -115,13 +116,10 @@ struct NamespaceRoundTripTests {
                 let before = try Neighbour.entry(nextHop, interfaceIndex: index, using: socket)
                 try Neighbour.solicit(nextHop, interfaceIndex: index, using: socket)
                 let justAfter = try Neighbour.entry(nextHop, interfaceIndex: index, using: socket)
-                var resolved: MACAddress?
                 var polls = 0
-                let deadline = Date().addingTimeInterval(3)
-                while resolved == nil && Date() < deadline {
+                let resolved = try waitUntil("\(nextHop) to resolve") {
                     polls += 1
-                    resolved = try Neighbour.lookup(nextHop, interfaceIndex: index)
-                    if resolved == nil { usleep(10_000) }
+                    return try Neighbour.lookup(nextHop, interfaceIndex: index)
                 }
                 return (before, justAfter, resolved, polls)
             }
