@@ -82,21 +82,22 @@ final class SnapshotSink: Sendable {
             let delivered = sink.snapshots.count
             #expect(await plane.deliveries == delivered)
 
-            // Rows that are not ours change the replica, not the snapshot.
+            // Rows that are not ours change the replica, not the snapshot: once the plane has
+            // taken both updates in, a row that is ours follows them, and its snapshot is the
+            // only one delivered. A snapshot for the unrelated rows would have been computed,
+            // in order, before it.
+            let updates = await plane.replicaUpdates
             try await fixture.vtepCtl("add-ps", "somebody-else")
             try await fixture.vtepCtl("add-ls", "unbound")
-            try await waitUntil("the unrelated rows in the replica") {
-                await plane.client.replica["Logical_Switch"].count == 1
+            try await waitUntil("the plane to take in the two unrelated updates") {
+                await plane.replicaUpdates == updates + 2
             }
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(sink.snapshots.count == delivered)
-
-            // A row that is ours does.
             try await fixture.vtepCtl("add-port", "ps0", "p7")
             try await waitUntil("the new port") { sink.last?.ports == ["p0", "p1", "p7"] }
             #expect(sink.snapshots.count == delivered + 1)
-            // p7 is not on the command line: reported, not removed.
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(await plane.deliveries == delivered + 1)
+            // p7 is not on the command line: kept in the snapshot and the database.
+            #expect(try await fixture.vtepCtl("list-ports", "ps0") == "p0\np1\np7\n")
             await plane.stop()
         }
     }
@@ -113,10 +114,14 @@ final class SnapshotSink: Sendable {
             let before = try #require(sink.last)
             let deliveries = sink.snapshots.count
 
-            // Stopped and kept down: the last snapshot stays in force.
+            // Stopped and kept down: the last snapshot stays in force, also once the plane has
+            // seen a reconnection fail (a later event than the disconnect, so a snapshot the
+            // disconnect wrongly caused would be there by then).
             await server.stop()
             try await waitUntil("the disconnect") { await !plane.isSynchronized }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("a failed reconnection") {
+                await plane.lastDisconnect?.hasPrefix("cannot connect") == true
+            }
             #expect(await plane.snapshot == before)
             #expect(sink.snapshots.count == deliveries)
             #expect(await plane.lastDisconnect != nil)
