@@ -102,13 +102,14 @@ extension Lab {
         return result.output.split(separator: "\n").filter { !$0.isEmpty }.count
     }
 
-    /// Stops `capture` once it holds `expected` frames matching `displayFilter`, after the
-    /// usual settle so that any extra frame lands too; throws, with the number seen, when it
-    /// does not within `timeout`. On a loaded machine, frames can take longer than the settle
-    /// alone to cross vtepd and reach tcpdump's file.
+    /// Stops `capture` once it holds `expected` frames matching `displayFilter`, after
+    /// `settle` so that any extra frame lands too (none is needed when what was awaited is a
+    /// `LabProbe` sent last); throws, with the number seen, when it does not within `timeout`.
+    /// On a loaded machine, frames can take longer than the settle alone to cross vtepd and
+    /// reach tcpdump's file.
     func stop(
         _ capture: LabCapture, once expected: Int, match displayFilter: String,
-        timeout: Duration = .seconds(20)
+        timeout: Duration = .seconds(20), settle: Duration = .milliseconds(300)
     ) throws {
         var seen = 0
         try waitUntil(
@@ -118,7 +119,7 @@ extension Lab {
             seen = try countSoFar(capture, matching: displayFilter)
             return seen >= expected
         }
-        try stop(capture)
+        try stop(capture, settle: settle)
     }
 }
 

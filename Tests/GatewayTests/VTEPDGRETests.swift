@@ -325,16 +325,19 @@ struct VTEPDGRETests {
                     from: b.namespace,
                     source: input.fromUnconfiguredAddress ? stranger : b.tunnelIP,
                     to: a.tunnelIP, packets: Array(repeating: input.packet, count: Self.sent))
-                _ = try vtepd.dropCounters { $0.changes(since: before) == input.counts }
-                Thread.sleep(forTimeInterval: 0.3)
+                // Sent last: once host A has it, vtepd has counted all of the above.
+                try lab.sendGRE(
+                    from: b.namespace, source: b.tunnelIP, to: a.tunnelIP,
+                    packets: [LabProbe.gre])
+                try lab.stop(host, once: 1, match: LabProbe.filter, settle: .zero)
                 let after = try vtepd.dropCounters()
                 #expect(
                     after.changes(since: before) == input.counts,
                     "\(input.name): counters moved by \(after.changes(since: before))")
-                try lab.stop(host)
                 let arrived = try Self.fields(
                     lab, host.file,
-                    filter: "!(eth.src == \(a.hostMAC)) && !(eth.src == \(accessMAC))",
+                    filter: "!(eth.src == \(a.hostMAC)) && !(eth.src == \(accessMAC))"
+                        + " && !(\(LabProbe.filter))",
                     fields: ["eth.src", "eth.dst", "_ws.col.Protocol", "_ws.col.Info"])
                 #expect(
                     arrived.count == input.delivered,
