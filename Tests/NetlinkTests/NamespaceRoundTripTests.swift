@@ -143,7 +143,12 @@ struct NamespaceRoundTripTests {
                 let index = interfaceIndex(link)
                 let silent = IPAddress("10.201.0.77")!
                 try Neighbour.solicit(silent, interfaceIndex: index)
-                usleep(200_000)
+                // The far end answers for its own address on the same link: once that answer
+                // is in, one for the silent address, solicited first, would be too.
+                try Neighbour.solicit(IPAddress("10.201.0.2")!, interfaceIndex: index)
+                try waitUntil("10.201.0.2 to resolve") {
+                    try Neighbour.lookup(IPAddress("10.201.0.2")!, interfaceIndex: index) != nil
+                }
                 let socket = try NetlinkSocket()
                 let entry = try Neighbour.entry(silent, interfaceIndex: index, using: socket)
                 let found = try Neighbour.lookup(silent, interfaceIndex: index)
