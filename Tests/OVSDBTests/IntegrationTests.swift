@@ -180,8 +180,8 @@ actor EventLog {
                  {"op":"delete","table":"Logical_Switch","where":[["name","==","ls0"]]},
                  {"op":"insert","table":"Logical_Switch","row":{"name":"ls1","tunnel_key":7}}]
                 """#)
-            // Let a few attempts fail, so backoff is exercised.
-            try await Task.sleep(for: .milliseconds(300))
+            // Let a few attempts fail, so backoff is exercised: each is a disconnect event.
+            try await waitUntil("two failed reconnection attempts") { await log.disconnects >= 3 }
             try server.start()
 
             try await waitUntil("the second synchronisation") {
