@@ -52,13 +52,29 @@ struct VTEPDSwitchingTests {
             let hostA = try lab.capture(on: a.hostInterface, in: a.hostNamespace, filter: "icmp")
             try lab.sendBroadcastPing(from: b.hostNamespace, to: "10.0.0.255")
             let fromB = "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(b.hostMAC)"
-            try lab.stop(uplink, once: 1, match: fromB)
+            let atHostA = { (site: LabSite) in
+                "\(LabSelfTests.broadcastOnHost) && eth.src == \(site.hostMAC)"
+            }
+            // Delivered: vtepd has handled it, and any copy it made went out in that batch.
+            try waitUntil("host A to get host B's broadcast") {
+                try lab.countSoFar(hostA, matching: atHostA(b)) >= 1
+            }
+            // Later frames on the same paths, once captured, show what else came of it: C's
+            // broadcast, delivered to host A after any duplicate of B's; and one from host A,
+            // sent on the uplink after any copy of B's sent back into the overlay.
+            try lab.sendBroadcastPing(from: c.hostNamespace, to: "10.0.0.255")
+            try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+            try lab.stop(
+                uplink, once: 1,
+                match: "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(a.hostMAC)",
+                settle: .zero)
             #expect(try lab.count(in: uplink.file, matching: "\(fromB) && ip.dst == \(group)") == 1)
-            #expect(try lab.count(in: uplink.file, matching: "ip.src == \(a.tunnelIP)") == 0)
             #expect(
-                try lab.stopAndCount(
-                    hostA, matching: "\(LabSelfTests.broadcastOnHost) && eth.src == \(b.hostMAC)")
-                    == 1)
+                try lab.count(
+                    in: uplink.file, matching: "ip.src == \(a.tunnelIP) && eth.src == \(b.hostMAC)")
+                    == 0)
+            try lab.stop(hostA, once: 1, match: atHostA(c), settle: .zero)
+            #expect(try lab.count(in: hostA.file, matching: atHostA(b)) == 1)
 
             // Learning both ways (flood-and-learn, RFC 7348 §4.2).
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 2).received == 2)
@@ -152,8 +168,19 @@ struct VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: Self.broadcast, source: m200, vlan: 200), count: 2,
                 on: a.hostInterface, in: a.hostNamespace)
+            // Then one probe per VLAN, along the same paths: once a capture has its probe,
+            // it has every copy vtepd made of the frames before it, wrong ones included.
+            let probe100 = "02:00:00:00:9e:64"
+            let probe200 = "02:00:00:00:9e:c8"
+            for (probe, vlan) in [(probe100, UInt16(100)), (probe200, 200)] {
+                try lab.inject(
+                    LabFrame(destination: Self.broadcast, source: probe, vlan: vlan), count: 1,
+                    on: a.hostInterface, in: a.hostNamespace)
+            }
             try lab.stop(
-                uplink, once: 5, match: "vxlan && (eth.src == \(m100) || eth.src == \(m200))")
+                uplink, once: 2,
+                match: "vxlan && (eth.src == \(probe100) || eth.src == \(probe200))",
+                settle: .zero)
             #expect(try lab.count(in: uplink.file, matching: "vxlan && eth.src == \(m100)") == 3)
             #expect(
                 try lab.count(
@@ -167,10 +194,10 @@ struct VTEPDSwitchingTests {
                     matching: "vxlan.vni == 5002 && eth.src == \(m200) && ip.dst == \(c.tunnelIP)")
                     == 2)
             #expect(try lab.count(in: uplink.file, matching: "vxlan && vlan") == 0)
-            try lab.stop(hostB, once: 3, match: "eth.src == \(m100)")
+            try lab.stop(hostB, once: 1, match: "eth.src == \(probe100)", settle: .zero)
             #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m100)") == 3)
             #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m200)") == 0)
-            try lab.stop(hostC, once: 2, match: "eth.src == \(m200)")
+            try lab.stop(hostC, once: 1, match: "eth.src == \(probe200)", settle: .zero)
             #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m200)") == 2)
             #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m100)") == 0)
             let table = try vtepd.macTable()
@@ -210,7 +237,13 @@ struct VTEPDSwitchingTests {
             try waitUntil("no_binding counts the 5 frames") {
                 try vtepd.dropCount("no_binding") >= before + 5
             }
-            try lab.stop(dropped)
+            // A VLAN 100 probe after them leaves on the same uplink: once it is captured, so
+            // is anything vtepd sent of the untagged frames.
+            let probe = "02:00:00:00:9e:00"
+            try lab.inject(
+                LabFrame(destination: Self.broadcast, source: probe, vlan: 100), count: 1,
+                on: a.hostInterface, in: a.hostNamespace)
+            try lab.stop(dropped, once: 1, match: "eth.src == \(probe)", settle: .zero)
             #expect(try vtepd.dropCount("no_binding") == before + 5)
             #expect(try lab.count(in: dropped.file, matching: "eth.src == \(untagged)") == 0)
             #expect(try vtepd.macEntry(untagged) == nil)
