@@ -387,7 +387,13 @@ struct VTEPDSwitchingTests {
             try waitUntil("static_mac_conflict counts the 4 frames") {
                 try vtepd.dropCount("static_mac_conflict") >= conflictsBefore + 4
             }
-            try lab.stop(hostA)
+            // A frame from another MAC behind site 3 after them reaches host A: once it is
+            // captured, any of the four vtepd had let through would be too.
+            let probe = "02:00:00:00:9e:03"
+            try lab.inject(
+                LabFrame(destination: a.hostMAC, source: probe), count: 1,
+                on: c.hostInterface, in: c.hostNamespace)
+            try lab.stop(hostA, once: 1, match: "eth.src == \(probe)", settle: .zero)
             #expect(try vtepd.dropCount("static_mac_conflict") == conflictsBefore + 4)
             #expect(try lab.count(in: hostA.file, matching: "eth.src == \(pinned)") == 0)
             let entry = try vtepd.macEntry(pinned)
@@ -520,11 +526,12 @@ extension VTEPDSwitchingTests {
             try waitUntil("source_vtep_not_accepted counts site 3's 4 frames") {
                 try vtepd.dropCount("source_vtep_not_accepted") >= refusedBefore + 4
             }
-            // Site 2's frames pass and are learned.
+            // Site 2's frames pass and are learned. Sent after site 3's were counted, they
+            // reach host A after any of those vtepd had let through.
             try lab.inject(
                 LabFrame(destination: a.hostMAC, source: b.hostMAC), count: 4,
                 on: b.hostInterface, in: b.hostNamespace)
-            try lab.stop(hostA, once: 4, match: fromB)
+            try lab.stop(hostA, once: 4, match: fromB, settle: .zero)
             #expect(try lab.count(in: hostA.file, matching: fromB) == 4)
             #expect(try lab.count(in: hostA.file, matching: fromC) == 0)
             #expect(try vtepd.macEntry(c.hostMAC) == nil)
