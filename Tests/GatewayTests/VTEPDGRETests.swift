@@ -184,8 +184,13 @@ struct VTEPDGRETests {
             #expect(
                 try lab.ping(from: a.hostNamespace, to: ovsSite.hostIPv4, count: 3).received == 0)
             #expect(try lab.ping(from: hostG, to: kernel.hostIPv4, count: 3).received == 0)
-            try lab.stop(wireToOVS)
-            try lab.stop(wireToKernel)
+            // Then one answered ping along each wire's own switch: once its reply is
+            // captured, whatever vtepd had sent across before is too.
+            #expect(try lab.ping(from: hostG, to: ovsSite.hostIPv4, count: 1).received == 1)
+            #expect(
+                try lab.ping(from: a.hostNamespace, to: kernel.hostIPv4, count: 1).received == 1)
+            try lab.stop(wireToOVS, once: 1, match: "gre && icmp.type == 0", settle: .zero)
+            try lab.stop(wireToKernel, once: 1, match: "vxlan && icmp.type == 0", settle: .zero)
             #expect(try lab.count(in: wireToOVS.file, matching: "vxlan") == 0)
             #expect(try lab.count(in: wireToOVS.file, matching: "eth.src == \(a.hostMAC)") == 0)
             #expect(try lab.count(in: wireToKernel.file, matching: "gre") == 0)

@@ -279,8 +279,9 @@ struct VTEPDOffloadTests {
             let onTrunk = try lab.capture(
                 on: a.hostInterface, in: a.hostNamespace, filter: "icmp or vlan")
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3).received == 3)
-            try lab.stop(onTrunk)
             let echo = "icmp && ip.addr == \(b.hostIPv4)"
+            // The last reply, once captured, comes after every other echo frame.
+            try lab.stop(onTrunk, once: 6, match: echo, settle: .zero)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && vlan.id == 100") == 6)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && !vlan") == 0)
 
