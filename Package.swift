@@ -144,7 +144,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // What every test target shares (test support, not shipped): one wait-until helper
+        // What the test targets share (test support, not shipped): one wait-until helper
         // that says what it waited for and how long, and the seeded SplitMix64 generator.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests",
             dependencies: [
-                "Forwarding", "Packet", "PropertyChecks", "TestSupport",
+                "Forwarding", "Packet", "PropertyChecks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -192,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "ShellTests",
             dependencies: [
-                "Shell", "Packet", "PropertyChecks", "TestSupport",
+                "Shell", "Packet", "PropertyChecks",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),
@@ -200,7 +200,7 @@ let package = Package(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
-                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "TestSupport",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
