@@ -39,6 +39,17 @@ struct LabFrame: Sendable {
 }
 
 extension Lab {
+    /// Sends one broadcast frame from `mac` (on `vlan`) out of `site`'s host after the frames
+    /// under test: vtepd takes it along the paths they took, so once a capture holds it, it
+    /// holds every copy vtepd made of them, wrong ones included, and no pause is needed to
+    /// show that nothing more came. `mac` should be new to the switch, so the probe moves no
+    /// MAC.
+    func injectProbe(_ mac: String, vlan: UInt16? = nil, from site: LabSite) throws {
+        try inject(
+            LabFrame(destination: "ff:ff:ff:ff:ff:ff", source: mac, vlan: vlan), count: 1,
+            on: site.hostInterface, in: site.hostNamespace)
+    }
+
     /// Sends `frame` `count` times (`interval` apart) out of `interface` in `namespace` with
     /// mausezahn (Debian netsniff-ng) over AF_PACKET, and returns when all are sent.
     func inject(

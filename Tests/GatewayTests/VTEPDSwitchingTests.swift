@@ -27,19 +27,24 @@ struct VTEPDSwitchingTests {
                 try lab.capture(on: $0, in: topology.switchNamespace, filter: "udp port 4789")
             }
             let hosts = try [b, c].map {
-                try lab.capture(on: $0.hostInterface, in: $0.hostNamespace, filter: "icmp")
+                try lab.capture(
+                    on: $0.hostInterface, in: $0.hostNamespace,
+                    filter: "icmp or ether proto 0x88b5")
             }
             try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+            // Once a capture has the probe, a second copy of the ping would be there too.
+            let probe = "02:00:00:00:9e:0a"
+            try lab.injectProbe(probe, from: a)
             let fromA = "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(a.hostMAC)"
             for (i, port) in ports.enumerated() {
-                try lab.stop(port, once: 1, match: fromA)
+                try lab.stop(port, once: 1, match: "vxlan && eth.src == \(probe)", settle: .zero)
                 #expect(try lab.count(in: port.file, matching: fromA) == 1, "switch port \(i)")
                 #expect(
                     try lab.count(in: port.file, matching: "\(fromA) && ip.dst == \(group)") == 1,
                     "switch port \(i)")
             }
             for (site, host) in zip([b, c], hosts) {
-                try lab.stop(host, once: 1, match: LabSelfTests.broadcastOnHost)
+                try lab.stop(host, once: 1, match: "eth.src == \(probe)", settle: .zero)
                 #expect(
                     try lab.count(in: host.file, matching: LabSelfTests.broadcastOnHost) == 1,
                     "host \(site.index)")
@@ -85,7 +90,9 @@ struct VTEPDSwitchingTests {
                 on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
             let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
             #expect(ping == LabPingResult(transmitted: 3, received: 3))
-            try lab.stop(learned, once: 6, match: "vxlan && icmp")
+            let afterPing = "02:00:00:00:9e:0b"
+            try lab.injectProbe(afterPing, from: a)
+            try lab.stop(learned, once: 1, match: "vxlan && eth.src == \(afterPing)", settle: .zero)
             let requests = "vxlan && icmp.type == 8 && eth.dst == \(b.hostMAC)"
             let replies = "vxlan && icmp.type == 0 && eth.dst == \(a.hostMAC)"
             #expect(
@@ -168,15 +175,11 @@ struct VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: Self.broadcast, source: m200, vlan: 200), count: 2,
                 on: a.hostInterface, in: a.hostNamespace)
-            // Then one probe per VLAN, along the same paths: once a capture has its probe,
-            // it has every copy vtepd made of the frames before it, wrong ones included.
+            // Then one probe per VLAN, along the same paths.
             let probe100 = "02:00:00:00:9e:64"
             let probe200 = "02:00:00:00:9e:c8"
-            for (probe, vlan) in [(probe100, UInt16(100)), (probe200, 200)] {
-                try lab.inject(
-                    LabFrame(destination: Self.broadcast, source: probe, vlan: vlan), count: 1,
-                    on: a.hostInterface, in: a.hostNamespace)
-            }
+            try lab.injectProbe(probe100, vlan: 100, from: a)
+            try lab.injectProbe(probe200, vlan: 200, from: a)
             try lab.stop(
                 uplink, once: 2,
                 match: "vxlan && (eth.src == \(probe100) || eth.src == \(probe200))",
@@ -240,9 +243,7 @@ struct VTEPDSwitchingTests {
             // A VLAN 100 probe after them leaves on the same uplink: once it is captured, so
             // is anything vtepd sent of the untagged frames.
             let probe = "02:00:00:00:9e:00"
-            try lab.inject(
-                LabFrame(destination: Self.broadcast, source: probe, vlan: 100), count: 1,
-                on: a.hostInterface, in: a.hostNamespace)
+            try lab.injectProbe(probe, vlan: 100, from: a)
             try lab.stop(dropped, once: 1, match: "eth.src == \(probe)", settle: .zero)
             #expect(try vtepd.dropCount("no_binding") == before + 5)
             #expect(try lab.count(in: dropped.file, matching: "eth.src == \(untagged)") == 0)
@@ -334,7 +335,9 @@ struct VTEPDSwitchingTests {
                 on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1)
             let toB = "vxlan && icmp.type == 8 && eth.dst == \(b.hostMAC)"
-            try lab.stop(flood, once: 2, match: toB)
+            let afterFlood = "02:00:00:00:9e:01"
+            try lab.injectProbe(afterFlood, from: a)
+            try lab.stop(flood, once: 2, match: "vxlan && eth.src == \(afterFlood)", settle: .zero)
             #expect(try lab.count(in: flood.file, matching: toB) == 2)
             #expect(
                 try lab.count(in: flood.file, matching: "\(toB) && ip.dst == \(b.tunnelIP)") == 1)
@@ -364,7 +367,9 @@ struct VTEPDSwitchingTests {
                 LabFrame(destination: b.hostMAC, source: a.hostMAC), count: 1,
                 on: a.hostInterface, in: a.hostNamespace)
             let toMoved = "vxlan && eth.dst == \(b.hostMAC) && eth.src == \(a.hostMAC)"
-            try lab.stop(moved, once: 1, match: toMoved)
+            let afterMove = "02:00:00:00:9e:02"
+            try lab.injectProbe(afterMove, from: a)
+            try lab.stop(moved, once: 1, match: "vxlan && eth.src == \(afterMove)", settle: .zero)
             #expect(try lab.count(in: moved.file, matching: toMoved) == 1)
             #expect(
                 try lab.count(in: moved.file, matching: "\(toMoved) && ip.dst == \(c.tunnelIP)")
@@ -387,12 +392,10 @@ struct VTEPDSwitchingTests {
             try waitUntil("static_mac_conflict counts the 4 frames") {
                 try vtepd.dropCount("static_mac_conflict") >= conflictsBefore + 4
             }
-            // A frame from another MAC behind site 3 after them reaches host A: once it is
-            // captured, any of the four vtepd had let through would be too.
+            // A probe from site 3 after them reaches host A: once it is captured, any of the
+            // four vtepd had let through would be too.
             let probe = "02:00:00:00:9e:03"
-            try lab.inject(
-                LabFrame(destination: a.hostMAC, source: probe), count: 1,
-                on: c.hostInterface, in: c.hostNamespace)
+            try lab.injectProbe(probe, from: c)
             try lab.stop(hostA, once: 1, match: "eth.src == \(probe)", settle: .zero)
             #expect(try vtepd.dropCount("static_mac_conflict") == conflictsBefore + 4)
             #expect(try lab.count(in: hostA.file, matching: "eth.src == \(pinned)") == 0)
@@ -407,7 +410,10 @@ struct VTEPDSwitchingTests {
                 LabFrame(destination: pinned, source: a.hostMAC), count: 1,
                 on: a.hostInterface, in: a.hostNamespace)
             let toPinned = "vxlan && eth.dst == \(pinned)"
-            try lab.stop(toStatic, once: 1, match: toPinned)
+            let afterPinned = "02:00:00:00:9e:04"
+            try lab.injectProbe(afterPinned, from: a)
+            try lab.stop(
+                toStatic, once: 1, match: "vxlan && eth.src == \(afterPinned)", settle: .zero)
             #expect(try lab.count(in: toStatic.file, matching: toPinned) == 1)
             #expect(
                 try lab.count(in: toStatic.file, matching: "\(toPinned) && ip.dst == \(b.tunnelIP)")
@@ -552,7 +558,9 @@ extension VTEPDSwitchingTests {
             try lab.inject(
                 LabFrame(destination: a.hostMAC, source: c.hostMAC), count: 4,
                 on: c.hostInterface, in: c.hostNamespace)
-            try lab.stop(hostAgain, once: 4, match: fromC)
+            let afterAllowed = "02:00:00:00:9e:05"
+            try lab.injectProbe(afterAllowed, from: c)
+            try lab.stop(hostAgain, once: 1, match: "eth.src == \(afterAllowed)", settle: .zero)
             #expect(try lab.count(in: hostAgain.file, matching: fromC) == 4)
             #expect(try vtepd.macEntry(c.hostMAC)?.vtep == c.tunnelIP)
             #expect(try vtepd.dropCount("source_vtep_not_accepted") == refusedBeforeAllowed)
