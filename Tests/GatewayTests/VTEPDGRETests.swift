@@ -531,12 +531,17 @@ struct VTEPDGRETests {
         // us; one copy reaches host B.
         let out = try lab.capture(
             on: topology.switchPorts[0], in: topology.switchNamespace, filter: gre)
-        let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace, filter: "icmp")
+        let hostB = try lab.capture(
+            on: b.hostInterface, in: b.hostNamespace, filter: Lab.icmpAndProbes)
         try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+        let probe = "02:00:00:00:9e:13"
+        try lab.injectProbe(probe, from: a)
         #expect(
             try lab.stopAndCount(
-                out, matching: broadcastInKey5001 + " && gre.flags_and_version == 0x2000") == 1)
-        #expect(try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost) == 1)
+                out, matching: broadcastInKey5001 + " && gre.flags_and_version == 0x2000",
+                probe: probe) == 1)
+        #expect(
+            try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost, probe: probe) == 1)
         let counters = try vtepd.dropCounters()
         #expect(counters.malformed.isEmpty, "\(counters)")
         // The shell's view of the tunnel: OVS's VTEP, in GRE, frames both ways.

@@ -29,7 +29,7 @@ struct VTEPDSwitchingTests {
             let hosts = try [b, c].map {
                 try lab.capture(
                     on: $0.hostInterface, in: $0.hostNamespace,
-                    filter: "icmp or ether proto 0x88b5")
+                    filter: Lab.icmpAndProbes)
             }
             try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
             // Once a capture has the probe, a second copy of the ping would be there too.
@@ -37,14 +37,14 @@ struct VTEPDSwitchingTests {
             try lab.injectProbe(probe, from: a)
             let fromA = "\(LabSelfTests.broadcastInVNI5001) && eth.src == \(a.hostMAC)"
             for (i, port) in ports.enumerated() {
-                try lab.stop(port, once: 1, match: "vxlan && eth.src == \(probe)", settle: .zero)
+                try lab.stop(port, atProbe: probe)
                 #expect(try lab.count(in: port.file, matching: fromA) == 1, "switch port \(i)")
                 #expect(
                     try lab.count(in: port.file, matching: "\(fromA) && ip.dst == \(group)") == 1,
                     "switch port \(i)")
             }
             for (site, host) in zip([b, c], hosts) {
-                try lab.stop(host, once: 1, match: "eth.src == \(probe)", settle: .zero)
+                try lab.stop(host, atProbe: probe)
                 #expect(
                     try lab.count(in: host.file, matching: LabSelfTests.broadcastOnHost) == 1,
                     "host \(site.index)")
@@ -92,7 +92,7 @@ struct VTEPDSwitchingTests {
             #expect(ping == LabPingResult(transmitted: 3, received: 3))
             let afterPing = "02:00:00:00:9e:0b"
             try lab.injectProbe(afterPing, from: a)
-            try lab.stop(learned, once: 1, match: "vxlan && eth.src == \(afterPing)", settle: .zero)
+            try lab.stop(learned, atProbe: afterPing)
             let requests = "vxlan && icmp.type == 8 && eth.dst == \(b.hostMAC)"
             let replies = "vxlan && icmp.type == 0 && eth.dst == \(a.hostMAC)"
             #expect(
@@ -197,10 +197,10 @@ struct VTEPDSwitchingTests {
                     matching: "vxlan.vni == 5002 && eth.src == \(m200) && ip.dst == \(c.tunnelIP)")
                     == 2)
             #expect(try lab.count(in: uplink.file, matching: "vxlan && vlan") == 0)
-            try lab.stop(hostB, once: 1, match: "eth.src == \(probe100)", settle: .zero)
+            try lab.stop(hostB, atProbe: probe100)
             #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m100)") == 3)
             #expect(try lab.count(in: hostB.file, matching: "eth.src == \(m200)") == 0)
-            try lab.stop(hostC, once: 1, match: "eth.src == \(probe200)", settle: .zero)
+            try lab.stop(hostC, atProbe: probe200)
             #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m200)") == 2)
             #expect(try lab.count(in: hostC.file, matching: "eth.src == \(m100)") == 0)
             let table = try vtepd.macTable()
@@ -244,7 +244,7 @@ struct VTEPDSwitchingTests {
             // is anything vtepd sent of the untagged frames.
             let probe = "02:00:00:00:9e:00"
             try lab.injectProbe(probe, vlan: 100, from: a)
-            try lab.stop(dropped, once: 1, match: "eth.src == \(probe)", settle: .zero)
+            try lab.stop(dropped, atProbe: probe)
             #expect(try vtepd.dropCount("no_binding") == before + 5)
             #expect(try lab.count(in: dropped.file, matching: "eth.src == \(untagged)") == 0)
             #expect(try vtepd.macEntry(untagged) == nil)
@@ -369,7 +369,7 @@ struct VTEPDSwitchingTests {
             let toMoved = "vxlan && eth.dst == \(b.hostMAC) && eth.src == \(a.hostMAC)"
             let afterMove = "02:00:00:00:9e:02"
             try lab.injectProbe(afterMove, from: a)
-            try lab.stop(moved, once: 1, match: "vxlan && eth.src == \(afterMove)", settle: .zero)
+            try lab.stop(moved, atProbe: afterMove)
             #expect(try lab.count(in: moved.file, matching: toMoved) == 1)
             #expect(
                 try lab.count(in: moved.file, matching: "\(toMoved) && ip.dst == \(c.tunnelIP)")
@@ -396,7 +396,7 @@ struct VTEPDSwitchingTests {
             // four vtepd had let through would be too.
             let probe = "02:00:00:00:9e:03"
             try lab.injectProbe(probe, from: c)
-            try lab.stop(hostA, once: 1, match: "eth.src == \(probe)", settle: .zero)
+            try lab.stop(hostA, atProbe: probe)
             #expect(try vtepd.dropCount("static_mac_conflict") == conflictsBefore + 4)
             #expect(try lab.count(in: hostA.file, matching: "eth.src == \(pinned)") == 0)
             let entry = try vtepd.macEntry(pinned)
@@ -412,8 +412,7 @@ struct VTEPDSwitchingTests {
             let toPinned = "vxlan && eth.dst == \(pinned)"
             let afterPinned = "02:00:00:00:9e:04"
             try lab.injectProbe(afterPinned, from: a)
-            try lab.stop(
-                toStatic, once: 1, match: "vxlan && eth.src == \(afterPinned)", settle: .zero)
+            try lab.stop(toStatic, atProbe: afterPinned)
             #expect(try lab.count(in: toStatic.file, matching: toPinned) == 1)
             #expect(
                 try lab.count(in: toStatic.file, matching: "\(toPinned) && ip.dst == \(b.tunnelIP)")
@@ -560,7 +559,7 @@ extension VTEPDSwitchingTests {
                 on: c.hostInterface, in: c.hostNamespace)
             let afterAllowed = "02:00:00:00:9e:05"
             try lab.injectProbe(afterAllowed, from: c)
-            try lab.stop(hostAgain, once: 1, match: "eth.src == \(afterAllowed)", settle: .zero)
+            try lab.stop(hostAgain, atProbe: afterAllowed)
             #expect(try lab.count(in: hostAgain.file, matching: fromC) == 4)
             #expect(try vtepd.macEntry(c.hostMAC)?.vtep == c.tunnelIP)
             #expect(try vtepd.dropCount("source_vtep_not_accepted") == refusedBeforeAllowed)
