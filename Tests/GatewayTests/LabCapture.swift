@@ -44,7 +44,7 @@ extension Lab {
     }
 
     /// Stops `capture` at the probe from `mac` and returns the number of its frames matching
-    /// `displayFilter`.
+    /// `displayFilter` (tshark syntax, e.g. `vxlan.vni == 5001 && eth.dst == ff:ff:ff:ff:ff:ff`).
     func stopAndCount(_ capture: LabCapture, matching displayFilter: String, probe mac: String)
         throws -> Int
     {
@@ -52,16 +52,9 @@ extension Lab {
         return try count(in: capture.file, matching: displayFilter)
     }
 
-    /// Stops `capture` by PID after `settle` (frames still in flight through veths and
-    /// tunnels land first), and returns the number of its frames matching `displayFilter`
-    /// (tshark syntax, e.g. `vxlan.vni == 5001 && eth.dst == ff:ff:ff:ff:ff:ff`).
-    func stopAndCount(
-        _ capture: LabCapture, matching displayFilter: String, settle: Duration = .milliseconds(300)
-    ) throws -> Int {
-        try stop(capture, settle: settle)
-        return try count(in: capture.file, matching: displayFilter)
-    }
-
+    /// Stops `capture` by PID after `settle`, so frames still in flight through veths and
+    /// tunnels land first. Not for showing that something did not come: end the capture at a
+    /// probe sent after it instead (`stop(_:atProbe:)`).
     func stop(_ capture: LabCapture, settle: Duration = .milliseconds(300)) throws {
         Thread.sleep(
             forTimeInterval: Double(settle.components.attoseconds) / 1e18
