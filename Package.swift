@@ -170,10 +170,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // What the test targets share (test support, not shipped): one wait-until helper
+        // that says what it waited for and how long, and the seeded SplitMix64 generator.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
-            dependencies: [.product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             path: "Tests/PropertyChecks"
         ),
         // What each fuzz target checks of one input; linked into the libFuzzer mains of fuzz/
@@ -187,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "PacketTests",
             dependencies: [
-                "Packet", "PropertyChecks",
+                "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             exclude: ["Fixtures"]
@@ -200,17 +205,22 @@ let package = Package(
             ]
         ),
         // Network namespaces and veth pairs for the tests that need them (test support).
-        .target(name: "NamespaceLab", dependencies: ["Datapath"], path: "Tests/NamespaceLab"),
-        .testTarget(name: "DatapathTests", dependencies: ["Datapath", "Packet", "NamespaceLab"]),
+        .target(
+            name: "NamespaceLab", dependencies: ["Datapath", "TestSupport"],
+            path: "Tests/NamespaceLab"),
         .testTarget(
-            name: "NetlinkTests", dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab"]),
+            name: "DatapathTests",
+            dependencies: ["Datapath", "Packet", "NamespaceLab", "TestSupport"]),
+        .testTarget(
+            name: "NetlinkTests",
+            dependencies: ["Netlink", "Datapath", "Packet", "NamespaceLab", "TestSupport"]),
         .testTarget(
             name: "GatewayTests",
             dependencies: [
                 "Gateway", "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI",
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
-                "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging",
+                "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -239,7 +249,7 @@ let package = Package(
         .testTarget(
             name: "OVSDBTests",
             dependencies: [
-                "OVSDB",
+                "OVSDB", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -2,6 +2,7 @@ import Datapath
 import Foundation
 import NamespaceLab
 import Packet
+import TestSupport
 import Testing
 
 /// Frames of these tests carry a local-experimental EtherType and a fixed source MAC, so
@@ -51,28 +52,32 @@ private struct Received: Sendable {
     var largestBatch = 0
 }
 
-/// Receives until `expected` test frames arrived or 2 s passed, then keeps listening
-/// 100 ms more so duplicates or stray frames would be seen.
-private func receive(_ expected: Int, on port: AccessPort, batch: PacketBatch) throws -> Received {
+/// A broadcast frame, not a test frame, sent after the frames under test: a veth keeps order,
+/// so once a port has it, it has every frame it was going to get before it, duplicates and
+/// strays included.
+private let probe: [UInt8] =
+    [UInt8](repeating: 0xFF, count: 6) + [0x02, 0x00, 0x5E, 0x10, 0x00, 0xFF, 0x88, 0xB5]
+    + [UInt8](repeating: 0xEE, count: 46)
+
+/// Receives until `probe` arrives; returns the test frames before it.
+private func receive(on port: AccessPort, batch: PacketBatch) throws -> Received {
     var received = Received()
-    let deadline = Date().addingTimeInterval(2)
-    var quietUntil: Date? = expected == 0 ? Date().addingTimeInterval(0.2) : nil
-    while Date() < (quietUntil ?? deadline) {
+    try waitUntil("the probe frame", lastSeen: "\(received.frames.count) test frames before it") {
         let count = try port.receive(into: batch)
         if count == 0 {
             waitReadable(port.descriptor, milliseconds: 10)
-            continue
+            return false
         }
         received.batches += 1
         received.largestBatch = max(received.largestBatch, count)
-        for slot in 0..<count where isTestFrame(batch.frame(slot)) {
+        for slot in 0..<count {
+            if batch.frame(slot).elementsEqual(probe) { return true }
+            guard isTestFrame(batch.frame(slot)) else { continue }
             #expect(!batch.isTruncated(slot))
             received.frames.append(Array(batch.frame(slot)))
             received.restored.append(batch.restoredVLAN(slot))
         }
-        if received.frames.count >= expected && quietUntil == nil {
-            quietUntil = Date().addingTimeInterval(0.1)
-        }
+        return false
     }
     return received
 }
@@ -93,10 +98,13 @@ struct AccessPortTests {
                 let bystander = try AccessPort(interface: left)
                 let receiver = try AccessPort(interface: right)
                 let batch = PacketBatch(capacity: 64)
-                try sendAll(frames, through: sender, batch: batch)
-                let atRight = try receive(100, on: receiver, batch: batch)
-                let atLeft = try receive(0, on: sender, batch: batch)
-                let atBystander = try receive(0, on: bystander, batch: batch)
+                try sendAll(frames + [probe], through: sender, batch: batch)
+                let atRight = try receive(on: receiver, batch: batch)
+                // A probe back from the right: the left ports see it, so they would have seen
+                // the test frames, sent before, had they taken them.
+                try sendAll([probe], through: receiver, batch: batch)
+                let atLeft = try receive(on: sender, batch: batch)
+                let atBystander = try receive(on: bystander, batch: batch)
                 return (atRight, atLeft, atBystander)
             }
             #expect(atRight.frames.count == 100)
@@ -125,8 +133,8 @@ struct AccessPortTests {
                 let sender = try AccessPort(interface: left)
                 let receiver = try AccessPort(interface: right)
                 let batch = PacketBatch(capacity: 8, headroom: 64)
-                try sendAll(frames, through: sender, batch: batch)
-                return try receive(3, on: receiver, batch: batch)
+                try sendAll(frames + [probe], through: sender, batch: batch)
+                return try receive(on: receiver, batch: batch)
             }
             #expect(received.frames == frames)
             // veth's receive path (like any NIC's) moves the outer tag into metadata;

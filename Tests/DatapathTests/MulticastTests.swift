@@ -2,21 +2,25 @@ import Datapath
 import Foundation
 import NamespaceLab
 import Packet
+import TestSupport
 import Testing
 
-/// Datagrams that arrive on `socket` within `milliseconds` (stops early at `expected`).
-private func datagrams(on socket: UDPTunnelSocket, expected: Int, milliseconds: Int) throws
+/// Receives on `socket` until a datagram with payload `last` arrives; returns the datagrams
+/// before it. Sent after the others from the same socket over the same veth, `last` arrives
+/// after any of them that arrives at all, so what came before it is all that came.
+private func datagrams(on socket: UDPTunnelSocket, before last: [UInt8]) throws
     -> [(UDPEndpoint, [UInt8])]
 {
     let batch = PacketBatch(capacity: 8)
     var found: [(UDPEndpoint, [UInt8])] = []
-    let deadline = Date().addingTimeInterval(Double(milliseconds) / 1000)
-    while found.count < expected && Date() < deadline {
+    try waitUntil("the datagram \(last)", lastSeen: "before it: \(found.map(\.1))") {
         let count = try socket.receive(into: batch)
         if count == 0 { waitReadable(socket.descriptor, milliseconds: 10) }
         for slot in 0..<count {
+            if batch.frame(slot).elementsEqual(last) { return true }
             found.append((try #require(batch.source(slot)), Array(batch.frame(slot))))
         }
+        return false
     }
     return found
 }
@@ -125,28 +129,36 @@ struct MulticastTests {
             #expect(
                 receiver.localEndpoint == UDPEndpoint(address: IPAddress(wildcard)!, port: 4789))
 
-            func send(_ payload: [UInt8]) throws {
+            func send(_ payload: [UInt8], to address: IPAddress? = nil) throws {
                 let batch = PacketBatch(capacity: 1)
                 payload.withUnsafeBytes { batch.copyFrame($0, into: 0) }
-                batch.setDestination(UDPEndpoint(address: group, port: 4789), for: 0)
+                batch.setDestination(UDPEndpoint(address: address ?? group, port: 4789), for: 0)
                 #expect(try senderSocket.send(batch, count: 1) == SendResult(processed: 1))
             }
+            // A datagram to the receiver's own address, after one to the group: once it is
+            // in, the group's would be too, had the receiver taken it.
+            let unicast = try #require(IPAddress(String(receiverAddress.prefix { $0 != "/" })))
+            let probe: [UInt8] = [0xFE, 0xED]
+            func sendProbe() throws { try send(probe, to: unicast) }
 
             // Before joining, the group's datagrams are not ours.
             try send([0])
-            #expect(try datagrams(on: receiver, expected: 1, milliseconds: 200).isEmpty)
+            try sendProbe()
+            #expect(try datagrams(on: receiver, before: probe).isEmpty)
 
             try receiver.join(group: group, interfaceIndex: index)
             let joinReports = try reports(for: group, on: capture, milliseconds: 300)
             try send([1, 2, 3])
-            let received = try datagrams(on: receiver, expected: 1, milliseconds: 2000)
+            try sendProbe()
+            let received = try datagrams(on: receiver, before: probe)
             #expect(received.map(\.1) == [[1, 2, 3]])
             #expect(received.first?.0 == senderSocket.localEndpoint)
 
             try receiver.leave(group: group, interfaceIndex: index)
             let leaveReports = try reports(for: group, on: capture, milliseconds: 300)
             try send([4])
-            #expect(try datagrams(on: receiver, expected: 1, milliseconds: 300).isEmpty)
+            try sendProbe()
+            #expect(try datagrams(on: receiver, before: probe).isEmpty)
 
             // Another socket on the host joins the group: Linux would hand the group's
             // datagrams to every socket on the port (IP_MULTICAST_ALL); ours must not take
@@ -156,7 +168,8 @@ struct MulticastTests {
             }.value
             try bystander.join(group: group, interfaceIndex: index)
             try send([5])
-            #expect(try datagrams(on: receiver, expected: 1, milliseconds: 300).isEmpty)
+            try sendProbe()
+            #expect(try datagrams(on: receiver, before: probe).isEmpty)
 
             #expect(joinReports.first == 4, "join reports: \(joinReports)")
             #expect(leaveReports.first == 3, "leave reports: \(leaveReports)")

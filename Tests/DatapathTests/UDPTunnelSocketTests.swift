@@ -2,34 +2,43 @@ import Datapath
 import Foundation
 import NamespaceLab
 import Packet
+import TestSupport
 import Testing
 
 private func datagram(_ index: Int, length: Int = 64) -> [UInt8] {
     (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ index) }
 }
 
-/// Receives until `expected` datagrams arrived or 2 s passed, then 100 ms more.
-private func receiveAll(_ expected: Int, on socket: UDPTunnelSocket, batch: PacketBatch)
-    throws -> [(UDPEndpoint, [UInt8])]
+/// Sent after the datagrams under test, from the same socket: it arrives after any of them
+/// that arrives at all, so what came before it is all that came.
+private let probe: [UInt8] = [0xFE, 0xED]
+
+/// Receives until `probe` arrives; returns the datagrams before it.
+private func receiveAll(on socket: UDPTunnelSocket, batch: PacketBatch) throws
+    -> [(UDPEndpoint, [UInt8])]
 {
     var received: [(UDPEndpoint, [UInt8])] = []
-    let deadline = Date().addingTimeInterval(2)
-    var quietUntil: Date?
-    while Date() < (quietUntil ?? deadline) {
+    try waitUntil("the probe datagram", lastSeen: "\(received.count) datagrams before it") {
         let count = try socket.receive(into: batch)
-        if count == 0 {
-            waitReadable(socket.descriptor, milliseconds: 10)
-            continue
-        }
+        if count == 0 { waitReadable(socket.descriptor, milliseconds: 10) }
         for slot in 0..<count {
+            if batch.frame(slot).elementsEqual(probe) { return true }
             #expect(!batch.isTruncated(slot))
             received.append((try #require(batch.source(slot)), Array(batch.frame(slot))))
         }
-        if received.count >= expected && quietUntil == nil {
-            quietUntil = Date().addingTimeInterval(0.1)
-        }
+        return false
     }
     return received
+}
+
+/// Sends `probe` from `socket` to each of `destinations`.
+private func sendProbe(from socket: UDPTunnelSocket, to destinations: [UDPEndpoint]) throws {
+    let batch = PacketBatch(capacity: destinations.count)
+    for (slot, destination) in destinations.enumerated() {
+        probe.withUnsafeBytes { batch.copyFrame($0, into: slot) }
+        batch.setDestination(destination, for: slot)
+    }
+    #expect(try socket.send(batch, count: destinations.count).sent == destinations.count)
 }
 
 @Suite("UDPTunnelSocket: batched UDP in a namespace")
@@ -52,8 +61,9 @@ struct UDPTunnelSocketTests {
                     batch.setDestination(target.localEndpoint, for: slot)
                 }
                 #expect(try sender.send(batch, count: 20) == SendResult(processed: 20))
-                let atFirst = try receiveAll(10, on: first, batch: batch)
-                let atSecond = try receiveAll(10, on: second, batch: batch)
+                try sendProbe(from: sender, to: [first.localEndpoint, second.localEndpoint])
+                let atFirst = try receiveAll(on: first, batch: batch)
+                let atSecond = try receiveAll(on: second, batch: batch)
                 return Handed(value: (sender.localEndpoint, atFirst, atSecond))
             }
             let (source, atFirst, atSecond) = results.value
@@ -96,11 +106,13 @@ struct UDPTunnelSocketTests {
                     }
                     batch.setDestination(destination, for: slot)
                 }
-                return try sender.send(batch, count: 3)
+                let result = try sender.send(batch, count: 3)
+                try sendProbe(from: sender, to: [destination])
+                return result
             }
             #expect(result == SendResult(processed: 3, tooBig: 1))
             #expect(result.sent == 2)
-            let received = try receiveAll(2, on: receiver, batch: PacketBatch(capacity: 8))
+            let received = try receiveAll(on: receiver, batch: PacketBatch(capacity: 8))
             #expect(received.map(\.1) == [datagram(0, length: 100), datagram(2, length: 200)])
         }
     }

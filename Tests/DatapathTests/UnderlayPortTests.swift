@@ -2,6 +2,7 @@ import Datapath
 import Foundation
 import NamespaceLab
 import Packet
+import TestSupport
 import Testing
 
 private let underlayMAC = MACAddress(0x02, 0x00, 0x5E, 0x30, 0x00, 0x01)
@@ -17,30 +18,46 @@ private func innerFrame(_ index: Int) -> [UInt8] {
     return frame
 }
 
-/// Receives on `port` until `expected` frames whose source MAC is `source` arrived or 2 s
-/// passed, then 100 ms more so extra frames would be seen.
-private func frames(from source: MACAddress, _ expected: Int, on port: AccessPort) throws
+/// A last frame from `source` to `destination`: a veth keeps order, so once it has arrived,
+/// every frame sent before it has too, and what came before it is all that came.
+private func probe(from source: MACAddress, to destination: MACAddress) -> [UInt8] {
+    var frame = [UInt8](repeating: 0, count: 60)
+    frame.withUnsafeMutableBytes {
+        destination.store(into: $0, at: 0)
+        source.store(into: $0, at: 6)
+    }
+    frame[12] = 0x88
+    frame[13] = 0xB5
+    frame[14] = 0xFE
+    frame[15] = 0xED
+    return frame
+}
+
+/// Sends `frame` alone on `port`.
+private func send(_ frame: [UInt8], on port: UnderlayPort) throws {
+    let batch = PacketBatch(capacity: 1)
+    frame.withUnsafeBytes { batch.copyFrame($0, into: 0) }
+    #expect(try port.send(batch, count: 1) == SendResult(processed: 1))
+}
+
+/// Receives on `port` until `last` arrives; returns the frames whose source MAC is `source`
+/// that came before it.
+private func frames(from source: MACAddress, on port: AccessPort, before last: [UInt8]) throws
     -> [[UInt8]]
 {
     let batch = PacketBatch(capacity: 32)
     var found: [[UInt8]] = []
-    let deadline = Date().addingTimeInterval(2)
-    var quietUntil: Date?
-    while Date() < (quietUntil ?? deadline) {
+    try waitUntil("the last frame", lastSeen: "\(found.count) frames before it") {
         let count = try port.receive(into: batch)
-        if count == 0 {
-            waitReadable(port.descriptor, milliseconds: 10)
-            continue
-        }
+        if count == 0 { waitReadable(port.descriptor, milliseconds: 10) }
         for slot in 0..<count {
             let frame = batch.frame(slot)
+            if frame.elementsEqual(last) { return true }
             if frame.count >= 14 && MACAddress(loadingFrom: frame, at: 6) == source {
                 found.append(Array(frame))
             }
         }
-        if found.count >= expected && quietUntil == nil {
-            quietUntil = Date().addingTimeInterval(0.1)
-        }
+        return false
     }
     return found
 }
@@ -98,21 +115,28 @@ struct UnderlayPortTests {
             }
             let sentFrames = (0..<20).map { Array(batch.frame($0)) }
             #expect(try port.send(batch, count: 20) == SendResult(processed: 20))
+            let last = probe(from: underlayMAC, to: peerMAC)
+            try send(last, on: port)
 
-            #expect(try frames(from: underlayMAC, 20, on: capture) == sentFrames)
+            #expect(try frames(from: underlayMAC, on: capture, before: last) == sentFrames)
             // The peer's kernel took them as valid IPv4/UDP (checksums, lengths) for 4789.
             let datagrams = PacketBatch(capacity: 32)
             var payloads: [[UInt8]] = []
-            let deadline = Date().addingTimeInterval(2)
-            while payloads.count < 20 && Date() < deadline {
+            try waitUntil("20 datagrams on port 4789", lastSeen: "\(payloads.count) received") {
                 let count = try vtep.receive(into: datagrams)
                 if count == 0 { waitReadable(vtep.descriptor, milliseconds: 10) }
                 for slot in 0..<count { payloads.append(Array(datagrams.frame(slot))) }
+                return payloads.count >= 20
             }
             #expect(
                 payloads == (0..<20).map { [0x08, 0, 0, 0, 0x00, 0x13, 0x88, 0] + innerFrame($0) })
 
-            // Traffic toward the underlay interface: broadcast and to its own MAC.
+            // Traffic toward the underlay interface: broadcast and to its own MAC. A socket
+            // that does receive, on the same interface, sees it: once that one has the last
+            // frame, the underlay socket has been offered all of them.
+            let witness = try lab.inNamespace(near) {
+                Handed(value: try AccessPort(interface: underlayLink))
+            }.value
             let peerPort = capture
             for slot in 0..<8 {
                 var frame = innerFrame(slot)
@@ -121,7 +145,8 @@ struct UnderlayPortTests {
                 frame.withUnsafeBytes { batch.copyFrame($0, into: slot) }
             }
             #expect(try peerPort.send(batch, count: 8) == SendResult(processed: 8))
-            usleep(100_000)
+            let inner = MACAddress(0x02, 0, 0x5E, 0x31, 0, 1)
+            #expect(try frames(from: inner, on: witness, before: Array(batch.frame(7))).count == 7)
             #expect(nothingQueued(port.descriptor), "the underlay socket received a frame")
             var entry = pollfd(fd: port.descriptor, events: Int16(POLLIN), revents: 0)
             #expect(poll(&entry, 1, 0) == 0)
@@ -160,8 +185,11 @@ struct UnderlayPortTests {
                 frame.withUnsafeBytes { batch.copyFrame($0, into: slot) }
             }
             #expect(try port.send(batch, count: 4) == SendResult(processed: 4, tooBig: 1))
+            let last = probe(from: underlayMAC, to: peerMAC)
+            try send(last, on: port)
             #expect(
-                try frames(from: underlayMAC, 3, on: capture) == [built[0], built[1], built[3]])
+                try frames(from: underlayMAC, on: capture, before: last)
+                    == [built[0], built[1], built[3]])
 
             try lab.ip("-n", namespace, "link", "set", underlayLink, "mtu", "1300")
             #expect(try port.mtu == 1300)

@@ -3,6 +3,7 @@ import Foundation
 import HostConfiguration
 import OVSDB
 import Packet
+import TestSupport
 import Testing
 
 @testable import DataPlane
@@ -17,7 +18,7 @@ import Testing
             remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests)
         Task { for await _ in client.events {} }
         await client.start()
-        try await eventually("the connection") { await client.isConnected }
+        try await waitUntil("the connection") { await client.isConnected }
         return client
     }
 

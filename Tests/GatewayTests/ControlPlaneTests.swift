@@ -5,6 +5,7 @@ import HostConfiguration
 import OVSDB
 import Packet
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import DataPlane
@@ -36,7 +37,7 @@ final class SnapshotSink: Sendable {
             backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
             consumer: sink.consume)
         await plane.start()
-        try await eventually("the bootstrapped switch in a snapshot") {
+        try await waitUntil("the bootstrapped switch in a snapshot") {
             Set(["p0", "p1"]).isSubset(of: sink.last?.ports ?? [])
         }
         return plane
@@ -56,7 +57,7 @@ final class SnapshotSink: Sendable {
             try await fixture.vtepCtl("set", "Logical_Switch", "ls0", "tunnel_key=5000")
             try await fixture.vtepCtl("add-mcast-remote", "ls0", "unknown-dst", "10.0.0.2")
             try await fixture.vtepCtl("bind-ls", "ps0", "p0", "100", "ls0")
-            try await eventually("the binding at the consumer") {
+            try await waitUntil("the binding at the consumer") {
                 sink.last?.bindings == [Binding(port: "p0", vlan: 100, logicalSwitch: "ls0")]
             }
             let snapshot = try #require(sink.last)
@@ -81,21 +82,22 @@ final class SnapshotSink: Sendable {
             let delivered = sink.snapshots.count
             #expect(await plane.deliveries == delivered)
 
-            // Rows that are not ours change the replica, not the snapshot.
+            // Rows that are not ours change the replica, not the snapshot: once the plane has
+            // taken both updates in, a row that is ours follows them, and its snapshot is the
+            // only one delivered. A snapshot for the unrelated rows would have been computed,
+            // in order, before it.
+            let updates = await plane.replicaUpdates
             try await fixture.vtepCtl("add-ps", "somebody-else")
             try await fixture.vtepCtl("add-ls", "unbound")
-            try await eventually("the unrelated rows in the replica") {
-                await plane.client.replica["Logical_Switch"].count == 1
+            try await waitUntil("the plane to take in the two unrelated updates") {
+                await plane.replicaUpdates == updates + 2
             }
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(sink.snapshots.count == delivered)
-
-            // A row that is ours does.
             try await fixture.vtepCtl("add-port", "ps0", "p7")
-            try await eventually("the new port") { sink.last?.ports == ["p0", "p1", "p7"] }
+            try await waitUntil("the new port") { sink.last?.ports == ["p0", "p1", "p7"] }
             #expect(sink.snapshots.count == delivered + 1)
-            // p7 is not on the command line: reported, not removed.
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(await plane.deliveries == delivered + 1)
+            // p7 is not on the command line: kept in the snapshot and the database.
+            #expect(try await fixture.vtepCtl("list-ports", "ps0") == "p0\np1\np7\n")
             await plane.stop()
         }
     }
@@ -108,14 +110,18 @@ final class SnapshotSink: Sendable {
             try await fixture.vtepCtl("add-ls", "ls0")
             try await fixture.vtepCtl("set", "Logical_Switch", "ls0", "tunnel_key=5000")
             try await fixture.vtepCtl("bind-ls", "ps0", "p1", "0", "ls0")
-            try await eventually("ls0 bound") { sink.last?.switches.map(\.name) == ["ls0"] }
+            try await waitUntil("ls0 bound") { sink.last?.switches.map(\.name) == ["ls0"] }
             let before = try #require(sink.last)
             let deliveries = sink.snapshots.count
 
-            // Stopped and kept down: the last snapshot stays in force.
+            // Stopped and kept down: the last snapshot stays in force, also once the plane has
+            // seen a reconnection fail (a later event than the disconnect, so a snapshot the
+            // disconnect wrongly caused would be there by then).
             await server.stop()
-            try await eventually("the disconnect") { await !plane.isSynchronized }
-            try await Task.sleep(for: .milliseconds(300))
+            try await waitUntil("the disconnect") { await !plane.isSynchronized }
+            try await waitUntil("a failed reconnection") {
+                await plane.lastDisconnect?.hasPrefix("cannot connect") == true
+            }
             #expect(await plane.snapshot == before)
             #expect(sink.snapshots.count == deliveries)
             #expect(await plane.lastDisconnect != nil)
@@ -136,14 +142,14 @@ final class SnapshotSink: Sendable {
             try await server.start()
 
             // Bootstrap recreates ps0 with its ports; the binding went with the old row.
-            try await eventually("the resynchronised snapshot") {
+            try await waitUntil("the resynchronised snapshot") {
                 sink.last?.ports == ["p0", "p1"] && sink.last?.bindings == []
                     && sink.last != before
             }
             #expect(await plane.isSynchronized)
             #expect(try await fixture.vtepCtl("list-ports", "ps0") == "p0\np1\n")
             try await fixture.vtepCtl("bind-ls", "ps0", "p1", "0", "ls0")
-            try await eventually("ls0 with its new VNI") {
+            try await waitUntil("ls0 with its new VNI") {
                 sink.last?.switches.map(\.vni.rawValue) == [6000]
             }
             await plane.stop()
@@ -156,7 +162,7 @@ final class SnapshotSink: Sendable {
             let plane = try await controlPlane(fixture, sink)
             let first = try #require(await fixture.server.pid)
             #expect(await fixture.server.signal(SIGKILL))
-            try await eventually("the restart and resynchronisation") {
+            try await waitUntil("the restart and resynchronisation") {
                 let pid = await fixture.server.pid
                 let synchronizations = await plane.client.synchronizations
                 return pid != nil && pid != first && synchronizations == 2
@@ -164,7 +170,7 @@ final class SnapshotSink: Sendable {
             try await fixture.vtepCtl("add-ls", "ls1")
             try await fixture.vtepCtl("set", "Logical_Switch", "ls1", "tunnel_key=1")
             try await fixture.vtepCtl("bind-ls", "ps0", "p0", "0", "ls1")
-            try await eventually("ls1 bound") { sink.last?.switches.map(\.name) == ["ls1"] }
+            try await waitUntil("ls1 bound") { sink.last?.switches.map(\.name) == ["ls1"] }
             await plane.stop()
         }
     }
@@ -177,7 +183,7 @@ final class SnapshotSink: Sendable {
             let plane = try await controlPlane(fixture, sink)
             try await fixture.vtepCtl("add-ls", "nokey")
             try await fixture.vtepCtl("bind-ls", "ps0", "p0", "5", "nokey")
-            try await eventually("the problem") { await plane.problems.count == 2 }
+            try await waitUntil("the problem") { await plane.problems.count == 2 }
             let problems = await plane.problems
             #expect(
                 problems[0].hasPrefix("Physical_Port old of Physical_Switch ps0 is in the database")

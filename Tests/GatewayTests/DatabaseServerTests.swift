@@ -2,6 +2,7 @@ import ControlAPI
 import Foundation
 import HostConfiguration
 import OVSDB
+import TestSupport
 import Testing
 
 @testable import DataPlane
@@ -39,8 +40,8 @@ import Testing
         #expect(await server.pid == nil)
         #expect(!processExists(pid))
         #expect(!DatabaseServer.accepts(server.socketPath))
-        // Stopped on purpose: not restarted.
-        try await Task.sleep(for: .milliseconds(300))
+        // Stopped on purpose: not restarted. stop() returns only once supervision has ended,
+        // so a restart, had the supervisor gone on to one, would already be counted.
         #expect(await server.launches == 1)
         #expect(await server.pid == nil)
     }
@@ -130,11 +131,11 @@ import Testing
                 backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)))
             Task { for await _ in client.events {} }
             await client.start()
-            try await eventually("the first synchronisation") { await client.synchronizations == 1 }
+            try await waitUntil("the first synchronisation") { await client.synchronizations == 1 }
 
             let first = try #require(await server.pid)
             #expect(await server.signal(SIGKILL))
-            try await eventually("a new ovsdb-server") {
+            try await waitUntil("a new ovsdb-server") {
                 let pid = await server.pid
                 return pid != nil && pid != first
             }
@@ -142,7 +143,7 @@ import Testing
             #expect(await server.launches == 2)
             #expect(await server.lastExit?.contains("killed by signal 9") == true)
             try await server.waitUntilReady()
-            try await eventually("the client to resynchronise") {
+            try await waitUntil("the client to resynchronise") {
                 await client.synchronizations == 2
             }
             #expect(
@@ -190,7 +191,7 @@ import Testing
             ], stdout: null, stderr: null)
         let reaped = Task { await orphan.waitForExit() }
         defer { orphan.signal(SIGKILL) }
-        try await eventually("the orphan's pidfile") {
+        try await waitUntil("the orphan's pidfile") {
             FileManager.default.fileExists(atPath: server.pidfilePath)
                 && DatabaseServer.accepts(server.socketPath)
         }

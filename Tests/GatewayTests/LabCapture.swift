@@ -34,16 +34,27 @@ extension Lab {
         return LabCapture(interface: interface, namespace: namespace, file: pcap, process: process)
     }
 
-    /// Stops `capture` by PID after `settle` (frames still in flight through veths and
-    /// tunnels land first), and returns the number of its frames matching `displayFilter`
-    /// (tshark syntax, e.g. `vxlan.vni == 5001 && eth.dst == ff:ff:ff:ff:ff:ff`).
-    func stopAndCount(
-        _ capture: LabCapture, matching displayFilter: String, settle: Duration = .milliseconds(300)
-    ) throws -> Int {
-        try stop(capture, settle: settle)
+    /// A capture filter for a host's end: its ICMP, and the probes of `injectProbe`.
+    static let icmpAndProbes = "icmp or ether proto 0x88b5"
+
+    /// Stops `capture` once it holds the probe from `mac` (`injectProbe`): then it holds all
+    /// that came before the probe, and no settle is needed.
+    func stop(_ capture: LabCapture, atProbe mac: String) throws {
+        try stop(capture, once: 1, match: "eth.src == \(mac)", settle: .zero)
+    }
+
+    /// Stops `capture` at the probe from `mac` and returns the number of its frames matching
+    /// `displayFilter` (tshark syntax, e.g. `vxlan.vni == 5001 && eth.dst == ff:ff:ff:ff:ff:ff`).
+    func stopAndCount(_ capture: LabCapture, matching displayFilter: String, probe mac: String)
+        throws -> Int
+    {
+        try stop(capture, atProbe: mac)
         return try count(in: capture.file, matching: displayFilter)
     }
 
+    /// Stops `capture` by PID after `settle`, so frames still in flight through veths and
+    /// tunnels land first. Not for showing that something did not come: end the capture at a
+    /// probe sent after it instead (`stop(_:atProbe:)`).
     func stop(_ capture: LabCapture, settle: Duration = .milliseconds(300)) throws {
         Thread.sleep(
             forTimeInterval: Double(settle.components.attoseconds) / 1e18

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// An Ethernet frame a test puts on a wire itself: what a host cannot send on this kernel
 /// (802.1Q-tagged frames, since it has no VLAN devices) or would not send (a chosen source MAC).
@@ -38,6 +39,17 @@ struct LabFrame: Sendable {
 }
 
 extension Lab {
+    /// Sends one broadcast frame from `mac` (on `vlan`) out of `site`'s host after the frames
+    /// under test: vtepd takes it along the paths they took, so once a capture holds it, it
+    /// holds every copy vtepd made of them, wrong ones included, and no pause is needed to
+    /// show that nothing more came. `mac` should be new to the switch, so the probe moves no
+    /// MAC.
+    func injectProbe(_ mac: String, vlan: UInt16? = nil, from site: LabSite) throws {
+        try inject(
+            LabFrame(destination: "ff:ff:ff:ff:ff:ff", source: mac, vlan: vlan), count: 1,
+            on: site.hostInterface, in: site.hostNamespace)
+    }
+
     /// Sends `frame` `count` times (`interval` apart) out of `interface` in `namespace` with
     /// mausezahn (Debian netsniff-ng) over AF_PACKET, and returns when all are sent.
     func inject(
@@ -101,37 +113,24 @@ extension Lab {
         return result.output.split(separator: "\n").filter { !$0.isEmpty }.count
     }
 
-    /// Stops `capture` once it holds `expected` frames matching `displayFilter` (or `timeout`
-    /// passed: the caller's exact count then fails with the number seen), after the usual
-    /// settle so that any extra frame lands too. On a loaded machine, frames can take longer
-    /// than the settle alone to cross vtepd and reach tcpdump's file.
+    /// Stops `capture` once it holds `expected` frames matching `displayFilter`, after
+    /// `settle` so that any extra frame lands too (none is needed when what was awaited is a
+    /// `LabProbe` sent last); throws, with the number seen, when it does not within `timeout`.
+    /// On a loaded machine, frames can take longer than the settle alone to cross vtepd and
+    /// reach tcpdump's file.
     func stop(
         _ capture: LabCapture, once expected: Int, match displayFilter: String,
-        timeout: Duration = .seconds(20)
+        timeout: Duration = .seconds(20), settle: Duration = .milliseconds(300)
     ) throws {
-        let deadline = ContinuousClock.now + timeout
-        while try countSoFar(capture, matching: displayFilter) < expected,
-            ContinuousClock.now < deadline
-        {
-            Thread.sleep(forTimeInterval: 0.1)
+        var seen = 0
+        try waitUntil(
+            "\(expected) frames matching \(displayFilter) on \(capture.interface)",
+            timeout: timeout, lastSeen: "\(seen) seen"
+        ) {
+            seen = try countSoFar(capture, matching: displayFilter)
+            return seen >= expected
         }
-        try stop(capture)
-    }
-
-    /// Polls `condition` every 0.2 s until it holds; throws naming `what` (and the last state
-    /// `condition` described) after `timeout`. Deadlines are generous: the lab's CPUs are
-    /// shared, and a test must not assert how fast something happens.
-    func waitUntil(
-        _ what: String, timeout: Duration = .seconds(20), _ condition: () throws -> Bool
-    ) throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            if try condition() { return }
-            guard ContinuousClock.now < deadline else {
-                throw LabError(description: "\(what): not so after \(timeout)")
-            }
-            Thread.sleep(forTimeInterval: 0.2)
-        }
+        try stop(capture, settle: settle)
     }
 }
 

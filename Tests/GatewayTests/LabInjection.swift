@@ -40,6 +40,22 @@ struct LabVXLANPayload {
     }
 }
 
+/// A frame sent after the input under test, on the same path (tunnel socket or access port),
+/// that vtepd floods to host A. vtepd reads a socket in order and counts a packet before it
+/// forwards a later one, and reports counters between batches; so once host A's capture holds
+/// the probe, every earlier packet is counted and whatever vtepd made of it is in the capture.
+/// That, not a pause, shows that nothing more came of them.
+enum LabProbe {
+    static let source: [UInt8] = [0x02, 0x00, 0x00, 0x00, 0x9E, 0x01]
+    /// tshark's display filter for the probe.
+    static let filter = "eth.src == 02:00:00:00:9e:01"
+    static var frame: [UInt8] { LabVXLANPayload.broadcastFrame(from: source) }
+    /// The probe in VNI 5001, as a VXLAN datagram's payload.
+    static var vxlan: [UInt8] { LabVXLANPayload(vni: 5001, inner: frame).bytes }
+    /// The probe with key 5001, as a GRE packet (K set, Transparent Ethernet Bridging).
+    static var gre: [UInt8] { [0x20, 0x00, 0x65, 0x58, 0x00, 0x00, 0x13, 0x89] + frame }
+}
+
 /// vtepd's drop counters, read from `vtepd show counters --json`: every drop reason (the
 /// forwarding core's and the data plane's own) and every malformed reason, zero when absent.
 struct LabDropCounters: Equatable, CustomStringConvertible {
@@ -105,21 +121,6 @@ extension LabVTEPD {
             throw LabError(description: "vtepd show counters lacks offload counters: \(counters)")
         }
         return counters
-    }
-
-    /// Polls the drop counters until `done` holds (frames sent a moment ago are still in
-    /// vtepd's socket queue) or `timeout` passes; returns the last reading either way, for the
-    /// caller to judge exactly.
-    func dropCounters(
-        waitingUpTo timeout: Duration = .seconds(15), until done: (LabDropCounters) -> Bool
-    ) throws -> LabDropCounters {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let counters = try dropCounters()
-            if done(counters) || ContinuousClock.now >= deadline { return counters }
-            try process.requireRunning()
-            Thread.sleep(forTimeInterval: 0.1)
-        }
     }
 
     /// The PID of the ovsdb-server vtepd supervises, from its pidfile

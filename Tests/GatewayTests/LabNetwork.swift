@@ -5,6 +5,7 @@ import HostConfiguration
 import NamespaceLab
 import ProcessSpawning
 import Synchronization
+import TestSupport
 
 /// Why a lab step failed. Lab tests throw it (and so fail) rather than skip: an integration
 /// test that silently did not run is worse than one that fails.
@@ -379,14 +380,12 @@ final class LabProcess: @unchecked Sendable {
 
     /// Polls the log until it contains `text` or `timeout` passes; fails if the process exits.
     func waitForLog(_ text: String, timeout: Duration = .seconds(10)) throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
+        try waitUntil("\(name) to print '\(text)'", timeout: timeout, lastSeen: tail()) {
             if let log = try? String(contentsOf: log, encoding: .utf8), log.contains(text) {
-                return
+                return true
             }
             try requireRunning()
-            Thread.sleep(forTimeInterval: 0.02)
+            return false
         }
-        throw LabError(description: "\(name) did not print '\(text)' within \(timeout):\n\(tail())")
     }
 }

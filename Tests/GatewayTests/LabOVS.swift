@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Open vSwitch's userspace datapath (`datapath_type=netdev`) as a lab site's VTEP: this
 /// kernel has no gretap, so OVS netdev is the GRE peer vtepd is tested against.
@@ -226,15 +227,10 @@ extension Lab {
     }
 
     func waitForSocket(_ path: String, of process: LabProcess) throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !FileManager.default.fileExists(atPath: path) {
+        try waitUntil("\(process.name) to create \(path)", lastSeen: process.tail()) {
+            if FileManager.default.fileExists(atPath: path) { return true }
             try process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "\(process.name) did not create \(path) within 20 s:\n"
-                        + process.tail())
-            }
-            Thread.sleep(forTimeInterval: 0.05)
+            return false
         }
     }
 }

@@ -49,11 +49,17 @@ struct LabSelfTests {
             on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
         let receiverPort = try lab.capture(
             on: topology.switchPorts[1], in: topology.switchNamespace, filter: "udp port 4789")
-        let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace, filter: "icmp")
+        let hostB = try lab.capture(
+            on: b.hostInterface, in: b.hostNamespace, filter: Lab.icmpAndProbes)
         try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
-        #expect(try lab.stopAndCount(senderPort, matching: Self.broadcastInVNI5001) == 1)
-        #expect(try lab.stopAndCount(receiverPort, matching: Self.broadcastInVNI5001) == 1)
-        #expect(try lab.stopAndCount(hostB, matching: Self.broadcastOnHost) == 1)
+        let probe = "02:00:00:00:9e:10"
+        try lab.injectProbe(probe, from: a)
+        #expect(
+            try lab.stopAndCount(senderPort, matching: Self.broadcastInVNI5001, probe: probe) == 1)
+        #expect(
+            try lab.stopAndCount(receiverPort, matching: Self.broadcastInVNI5001, probe: probe)
+                == 1)
+        #expect(try lab.stopAndCount(hostB, matching: Self.broadcastOnHost, probe: probe) == 1)
     }
 
     @Test("head-end replication to three remotes: exactly one copy at each")
@@ -70,19 +76,25 @@ struct LabSelfTests {
                 try lab.capture(on: $0, in: topology.switchNamespace, filter: "udp port 4789")
             }
             let hosts = try remotes.map {
-                try lab.capture(on: $0.hostInterface, in: $0.hostNamespace, filter: "icmp")
+                try lab.capture(
+                    on: $0.hostInterface, in: $0.hostNamespace, filter: Lab.icmpAndProbes)
             }
             try lab.sendBroadcastPing(from: source.hostNamespace, to: "10.0.0.255")
+            let probe = "02:00:00:00:9e:11"
+            try lab.injectProbe(probe, from: source)
 
-            #expect(try lab.stopAndCount(senderPort, matching: Self.broadcastInVNI5001) == 3)
+            #expect(
+                try lab.stopAndCount(senderPort, matching: Self.broadcastInVNI5001, probe: probe)
+                    == 3)
             for (remote, port) in zip(remotes, remotePorts) {
-                try lab.stop(port)
+                try lab.stop(port, atProbe: probe)
                 let toThis = "\(Self.broadcastInVNI5001) && ip.dst == \(remote.tunnelIP)"
                 #expect(try lab.count(in: port.file, matching: Self.broadcastInVNI5001) == 1)
                 #expect(try lab.count(in: port.file, matching: toThis) == 1)
             }
             for host in hosts {
-                #expect(try lab.stopAndCount(host, matching: Self.broadcastOnHost) == 1)
+                #expect(
+                    try lab.stopAndCount(host, matching: Self.broadcastOnHost, probe: probe) == 1)
             }
         }
     }
@@ -98,18 +110,22 @@ struct LabSelfTests {
                 try lab.capture(on: $0, in: topology.switchNamespace, filter: "udp port 4789")
             }
             let hosts = try members.map {
-                try lab.capture(on: $0.hostInterface, in: $0.hostNamespace, filter: "icmp")
+                try lab.capture(
+                    on: $0.hostInterface, in: $0.hostNamespace, filter: Lab.icmpAndProbes)
             }
             try lab.sendBroadcastPing(from: source.hostNamespace, to: "10.0.0.255")
+            let probe = "02:00:00:00:9e:12"
+            try lab.injectProbe(probe, from: source)
 
             let toGroup = "\(Self.broadcastInVNI5001) && ip.dst == 239.1.1.1"
             for port in ports {
-                try lab.stop(port)
+                try lab.stop(port, atProbe: probe)
                 #expect(try lab.count(in: port.file, matching: Self.broadcastInVNI5001) == 1)
                 #expect(try lab.count(in: port.file, matching: toGroup) == 1)
             }
             for host in hosts {
-                #expect(try lab.stopAndCount(host, matching: Self.broadcastOnHost) == 1)
+                #expect(
+                    try lab.stopAndCount(host, matching: Self.broadcastOnHost, probe: probe) == 1)
             }
             // The members answer unicast, and learn the source host from the group frame.
             let ping = try lab.ping(from: source.hostNamespace, to: members[1].hostIPv4, count: 2)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// What `ping` reported.
 struct LabPingResult: Sendable, Equatable {
@@ -89,7 +90,7 @@ extension Lab {
     ) throws {
         let sent = file("tcp-sent.bin")
         let received = file("tcp-received.bin")
-        var generator = LabRandom(seed: seed)
+        var generator = SplitMix64(seed: seed)
         var bytes = [UInt8](repeating: 0, count: size)
         for i in stride(from: 0, to: size, by: 8) {
             var word = generator.next()
@@ -124,29 +125,13 @@ extension Lab {
 
     /// Waits until a TCP socket listens on `port` in `namespace`.
     func waitForListener(port: Int, in namespace: String, process: LabProcess) throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
+        try waitUntil("a listener on TCP port \(port) in \(namespace)", timeout: .seconds(10)) {
             let listening = try execute(["ss", "-Hltn", "sport", "=", ":\(port)"], in: namespace)
-            if !listening.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { return }
+            if !listening.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                return true
+            }
             try process.requireRunning()
-            Thread.sleep(forTimeInterval: 0.02)
+            return false
         }
-        throw LabError(description: "nothing listens on TCP port \(port) in \(namespace)")
-    }
-}
-
-/// SplitMix64: a fixed seed gives the same bytes on every run, so a failed transfer can be
-/// reproduced.
-struct LabRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

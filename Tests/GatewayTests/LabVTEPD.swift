@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// vtepd running in a site's gateway namespace, with its own ovsdb-server on
 /// `stateRoot/db.sock`, configured through `vtep-ctl` as an operator or controller would.
@@ -78,16 +79,13 @@ extension Lab {
         let vtepd = LabVTEPD(
             lab: self, site: site, process: process, stateRoot: stateRoot,
             physicalSwitch: physicalSwitch, logicalSwitch: "ls\(vni)")
-        let deadline = ContinuousClock.now + .seconds(20)
         let sockets = [stateRoot.appendingPathComponent("db.sock").path, vtepd.controlSocket]
-        while !sockets.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) {
+        try waitUntil(
+            "vtepd to create \(sockets.joined(separator: " and "))", lastSeen: process.tail()
+        ) {
+            if sockets.allSatisfy({ FileManager.default.fileExists(atPath: $0) }) { return true }
             try process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "vtepd did not create \(sockets.joined(separator: " and ")) "
-                        + "within 20 s:\n\(process.tail())")
-            }
-            Thread.sleep(forTimeInterval: 0.05)
+            return false
         }
         try vtepd.control(["--may-exist", "add-ps", physicalSwitch])
         try vtepd.control(["--may-exist", "add-port", physicalSwitch, site.accessInterface])

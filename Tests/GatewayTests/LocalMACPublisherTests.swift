@@ -3,6 +3,7 @@ import Foundation
 import HostConfiguration
 import Packet
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import DataPlane
@@ -197,7 +198,7 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
                 ? Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)) : .standard)
         Task { for await _ in client.events {} }
         await client.start()
-        try await eventually("the connection") { await client.isConnected }
+        try await waitUntil("the connection") { await client.isConnected }
         var settings = LocalMACPublisher.Settings()
         settings.batchLimit = limit
         if running { settings.interval = .milliseconds(50) }
@@ -334,17 +335,17 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
                 await publisher.run { problem in reports.withLock { $0.append(problem) } }
             }
             defer { running.cancel() }
-            try await eventually("MAC 1 is published") {
+            try await waitUntil("MAC 1 is published") {
                 try await localMACs(fixture, "ls0").contains(
                     "02:00:00:00:00:01 -> vxlan_over_ipv4/10.0.0.1")
             }
             await fixture.server.stop()
-            try await eventually("the failure is reported") {
+            try await waitUntil("the failure is reported") {
                 reports.withLock { $0.first.map { $0 != nil } ?? false }
             }
             try await fixture.server.start()
             do {
-                try await eventually("the recovery is reported") {
+                try await waitUntil("the recovery is reported") {
                     reports.withLock { $0.count >= 2 && $0.last.map { $0 == nil } == true }
                 }
             } catch {
@@ -354,7 +355,7 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
                 throw error
             }
             learned.set(["ls0": [Self.mac(2)]])
-            try await eventually("MAC 2 replaces MAC 1") {
+            try await waitUntil("MAC 2 replaces MAC 1") {
                 try await localMACs(fixture, "ls0") == [
                     "ucast-mac-local", "02:00:00:00:00:02 -> vxlan_over_ipv4/10.0.0.1",
                     "mcast-mac-local", "unknown-dst -> vxlan_over_ipv4/10.0.0.1",

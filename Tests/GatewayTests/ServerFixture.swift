@@ -67,20 +67,6 @@ func withServer(_ body: (ServerFixture) async throws -> Void) async throws {
     await fixture.server.stop()
 }
 
-/// Waits up to 10 s for `condition`; fails the test naming `what` if it never holds.
-func eventually(
-    _ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool,
-    sourceLocation: SourceLocation = #_sourceLocation
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(20))
-    }
-    Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-    throw ServerFixture.Failure(description: "timed out waiting for \(what)")
-}
-
 /// Whether a process with this PID exists (a zombie counts: it is not reaped).
 func processExists(_ pid: pid_t) -> Bool {
     kill(pid, 0) == 0 || errno != ESRCH

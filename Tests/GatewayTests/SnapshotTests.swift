@@ -3,6 +3,7 @@ import Forwarding
 import HostConfiguration
 import Packet
 import PropertyChecks
+import TestSupport
 import Testing
 
 @testable import DataPlane

@@ -3,6 +3,7 @@ import Forwarding
 import Foundation
 import Packet
 import Synchronization
+import TestSupport
 import Testing
 
 /// vtepd's GRE (RFC 2784/2890, Ethernet over GRE with the VNI as key) against Open vSwitch's
@@ -183,8 +184,13 @@ struct VTEPDGRETests {
             #expect(
                 try lab.ping(from: a.hostNamespace, to: ovsSite.hostIPv4, count: 3).received == 0)
             #expect(try lab.ping(from: hostG, to: kernel.hostIPv4, count: 3).received == 0)
-            try lab.stop(wireToOVS)
-            try lab.stop(wireToKernel)
+            // Then one answered ping along each wire's own switch: once its reply is
+            // captured, whatever vtepd had sent across before is too.
+            #expect(try lab.ping(from: hostG, to: ovsSite.hostIPv4, count: 1).received == 1)
+            #expect(
+                try lab.ping(from: a.hostNamespace, to: kernel.hostIPv4, count: 1).received == 1)
+            try lab.stop(wireToOVS, once: 1, match: "gre && icmp.type == 0", settle: .zero)
+            try lab.stop(wireToKernel, once: 1, match: "vxlan && icmp.type == 0", settle: .zero)
             #expect(try lab.count(in: wireToOVS.file, matching: "vxlan") == 0)
             #expect(try lab.count(in: wireToOVS.file, matching: "eth.src == \(a.hostMAC)") == 0)
             #expect(try lab.count(in: wireToKernel.file, matching: "gre") == 0)
@@ -305,15 +311,12 @@ struct VTEPDGRETests {
                 ] + (family == .ipv4 ? [] : ["nodad"]),
                 in: b.namespace)
             // vtepd applies the database asynchronously: wait until the GRE switch is in force.
-            let deadline = ContinuousClock.now + .seconds(20)
-            while !(try vtepd.show("configuration")).contains("(gre)") {
+            try waitUntil(
+                "vtepd to show a GRE switch", lastSeen: try vtepd.show("configuration")
+            ) {
+                if try vtepd.show("configuration").contains("(gre)") { return true }
                 try vtepd.process.requireRunning()
-                guard ContinuousClock.now < deadline else {
-                    throw LabError(
-                        description: "vtepd never showed a GRE switch:\n"
-                            + (try vtepd.show("configuration")))
-                }
-                Thread.sleep(forTimeInterval: 0.2)
+                return false
             }
 
             // The access veth's own IPv6 chatter (router solicitation, MLD: it had a
@@ -327,16 +330,19 @@ struct VTEPDGRETests {
                     from: b.namespace,
                     source: input.fromUnconfiguredAddress ? stranger : b.tunnelIP,
                     to: a.tunnelIP, packets: Array(repeating: input.packet, count: Self.sent))
-                _ = try vtepd.dropCounters { $0.changes(since: before) == input.counts }
-                Thread.sleep(forTimeInterval: 0.3)
+                // Sent last: once host A has it, vtepd has counted all of the above.
+                try lab.sendGRE(
+                    from: b.namespace, source: b.tunnelIP, to: a.tunnelIP,
+                    packets: [LabProbe.gre])
+                try lab.stop(host, once: 1, match: LabProbe.filter, settle: .zero)
                 let after = try vtepd.dropCounters()
                 #expect(
                     after.changes(since: before) == input.counts,
                     "\(input.name): counters moved by \(after.changes(since: before))")
-                try lab.stop(host)
                 let arrived = try Self.fields(
                     lab, host.file,
-                    filter: "!(eth.src == \(a.hostMAC)) && !(eth.src == \(accessMAC))",
+                    filter: "!(eth.src == \(a.hostMAC)) && !(eth.src == \(accessMAC))"
+                        + " && !(\(LabProbe.filter))",
                     fields: ["eth.src", "eth.dst", "_ws.col.Protocol", "_ws.col.Info"])
                 #expect(
                     arrived.count == input.delivered,
@@ -525,12 +531,17 @@ struct VTEPDGRETests {
         // us; one copy reaches host B.
         let out = try lab.capture(
             on: topology.switchPorts[0], in: topology.switchNamespace, filter: gre)
-        let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace, filter: "icmp")
+        let hostB = try lab.capture(
+            on: b.hostInterface, in: b.hostNamespace, filter: Lab.icmpAndProbes)
         try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+        let probe = "02:00:00:00:9e:13"
+        try lab.injectProbe(probe, from: a)
         #expect(
             try lab.stopAndCount(
-                out, matching: broadcastInKey5001 + " && gre.flags_and_version == 0x2000") == 1)
-        #expect(try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost) == 1)
+                out, matching: broadcastInKey5001 + " && gre.flags_and_version == 0x2000",
+                probe: probe) == 1)
+        #expect(
+            try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost, probe: probe) == 1)
         let counters = try vtepd.dropCounters()
         #expect(counters.malformed.isEmpty, "\(counters)")
         // The shell's view of the tunnel: OVS's VTEP, in GRE, frames both ways.
@@ -565,19 +576,18 @@ struct VTEPDGRETests {
         try waitForPing(lab, fromNamespace: a.hostNamespace, to: b.hostIPv4, vtepd: vtepd)
     }
 
-    /// vtepd and OVS apply their databases asynchronously: waits (20 s at most) for one
-    /// answered echo request.
+    /// vtepd and OVS apply their databases asynchronously: waits for one answered echo
+    /// request.
     static func waitForPing(
         _ lab: Lab, fromNamespace namespace: String, to address: String, vtepd: LabVTEPD
     ) throws {
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try lab.ping(from: namespace, to: address, count: 1).received != 1 {
+        try waitUntil(
+            "\(address) to answer from \(namespace) through vtepd",
+            lastSeen: try vtepd.show("counters")
+        ) {
+            if try lab.ping(from: namespace, to: address, count: 1).received == 1 { return true }
             try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "\(address) does not answer from \(namespace) through vtepd:\n"
-                        + (try vtepd.show("counters")))
-            }
+            return false
         }
     }
 

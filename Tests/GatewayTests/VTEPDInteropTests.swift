@@ -70,12 +70,17 @@ struct VTEPDInteropTests {
         // from the inner-flow hash in 49152–65535 (RFC 7348 §5); one copy reaches host B.
         let out = try lab.capture(
             on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
-        let hostB = try lab.capture(on: b.hostInterface, in: b.hostNamespace, filter: "icmp")
+        let hostB = try lab.capture(
+            on: b.hostInterface, in: b.hostNamespace, filter: Lab.icmpAndProbes)
         try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+        let probe = "02:00:00:00:9e:14"
+        try lab.injectProbe(probe, from: a)
         #expect(
             try lab.stopAndCount(
-                out, matching: LabSelfTests.broadcastInVNI5001 + " && udp.srcport >= 49152") == 1)
-        #expect(try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost) == 1)
+                out, matching: LabSelfTests.broadcastInVNI5001 + " && udp.srcport >= 49152",
+                probe: probe) == 1)
+        #expect(
+            try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost, probe: probe) == 1)
         try vtepd.process.requireRunning()
     }
 }

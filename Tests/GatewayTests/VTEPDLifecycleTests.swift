@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// vtepd's lifecycle as an operator meets it: what a lost database or a dead child does to
@@ -54,7 +55,7 @@ struct VTEPDLifecycleTests {
             let vtepd = try lab.startVTEPD(
                 at: site, vni: 5001, extraArguments: ["--database", "unix:\(socket)"],
                 stateRoot: stateRoot)
-            try lab.waitUntil("the bound switch in the configuration") {
+            try waitUntil("the bound switch in the configuration") {
                 try vtepd.bindings().count == 1
             }
             #expect(try Self.problems(vtepd).filter { $0.contains("hardware_vtep database") } == [])
@@ -62,7 +63,7 @@ struct VTEPDLifecycleTests {
             // Killed by its PID: vtepd says so in its log and its problems, and forwards on.
             first.stop(signal: SIGKILL)
             try vtepd.process.waitForLog("error vtepd.database: lost the hardware_vtep database")
-            try lab.waitUntil("the database-lost problem") {
+            try waitUntil("the database-lost problem") {
                 try Self.problems(vtepd).contains {
                     $0.contains("the hardware_vtep database unix:\(socket) is unreachable since")
                 }
@@ -71,7 +72,7 @@ struct VTEPDLifecycleTests {
             // The local-MAC publisher cannot write meanwhile: its failure is shown too.
             try vtepd.process.waitForLog(
                 "error vtepd.switch: publishing local MACs failed, retrying")
-            try lab.waitUntil("the publisher's problem") {
+            try waitUntil("the publisher's problem") {
                 try Self.problems(vtepd).contains {
                     $0.hasPrefix("local MACs are not published to Ucast_Macs_Local")
                 }
@@ -83,7 +84,7 @@ struct VTEPDLifecycleTests {
                 "notice vtepd.database: found the hardware_vtep database again",
                 timeout: .seconds(30))
             try vtepd.process.waitForLog("notice vtepd.switch: publishing local MACs again")
-            try lab.waitUntil("the database and publisher problems to clear") {
+            try waitUntil("the database and publisher problems to clear") {
                 !(try Self.problems(vtepd)).contains {
                     $0.contains("hardware_vtep database") || $0.contains("local MACs")
                 }
@@ -105,7 +106,7 @@ struct VTEPDLifecycleTests {
             try vtepd.process.waitForLog(
                 "error vtepd.database: ovsdb-server (PID \(first)) killed by signal 9")
             try vtepd.process.waitForLog("notice vtepd.database: ovsdb-server restarted")
-            try lab.waitUntil("the restart among the problems") {
+            try waitUntil("the restart among the problems") {
                 try Self.problems(vtepd).contains {
                     $0.contains("ovsdb-server died 1 time(s) and was restarted")
                         && $0.contains("PID \(first)")
@@ -136,7 +137,7 @@ struct VTEPDLifecycleTests {
                 at: topology.sites[0], vni: 5001,
                 environment: ["JOURNAL_STREAM=\(status.st_dev):\(status.st_ino)"], log: journal)
             let ovsdb = try Self.pid(in: vtepd.stateRoot.appendingPathComponent("ovsdb-server.pid"))
-            try lab.waitUntil("the bound switch in the configuration") {
+            try waitUntil("the bound switch in the configuration") {
                 try vtepd.bindings().count == 1
             }
             #expect(processExists(ovsdb))
@@ -195,13 +196,13 @@ struct VTEPDLifecycleTests {
                 let report = try JSONSerialization.jsonObject(with: Data(text.utf8))
                 return (report as? [String: Any])?["problems"] as? [String] ?? []
             }
-            try lab.waitUntil("the restart among the problems") {
+            try waitUntil("the restart among the problems") {
                 try problems().contains {
                     $0.hasPrefix("the DHCP client on \(lan) died 1 time(s) and was restarted")
                         && $0.contains("killed by signal 9")
                 }
             }
-            try lab.waitUntil("a new udhcpc", timeout: .seconds(20)) {
+            try waitUntil("a new udhcpc", timeout: .seconds(20)) {
                 (try? Self.pid(in: pidfile)).map { $0 != first } ?? false
             }
             // vtepd's ServiceGroup catches SIGTERM and SIGINT; a child it starts afterwards
@@ -264,7 +265,7 @@ struct VTEPDLifecycleTests {
 
             // Each broadcast from host A is a copy to B that cannot leave.
             try lab.execute(["ip", "link", "set", a.underlayInterface, "down"], in: a.namespace)
-            try lab.waitUntil("a data-plane I/O error in vtepd's log") {
+            try waitUntil("a data-plane I/O error in vtepd's log") {
                 try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
                 return (try? String(contentsOf: vtepd.process.log, encoding: .utf8))?.contains(
                     "error vtepd.dataplane: data-plane I/O error: send on") == true
@@ -306,14 +307,14 @@ struct VTEPDLifecycleTests {
             try vtepd.process.waitForLog(
                 "warning vtepd.dataplane: next hop of VTEP 203.0.113.9 unresolved: routed via \(other),"
                     + " not the underlay interface")
-            try lab.waitUntil("the unresolved next hop among the problems") {
+            try waitUntil("the unresolved next hop among the problems") {
                 try Self.problems(vtepd).contains(
                     "next hop of VTEP 203.0.113.9 (vxlan) unresolved: routed via \(other), not the"
                         + " underlay interface; its frames take the kernel's path")
             }
             // The VTEP leaves the flood list: so does the problem.
             try vtepd.control(["clear-remote-macs", vtepd.logicalSwitch])
-            try lab.waitUntil("the problem to clear") {
+            try waitUntil("the problem to clear") {
                 !(try Self.problems(vtepd)).contains { $0.contains("203.0.113.9") }
             }
             try vtepd.process.requireRunning()

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// vtepd as an OVN VTEP gateway: OVN's own daemons (ovn-northd, ovn-controller-vtep) program
@@ -19,7 +20,7 @@ struct VTEPDOVNTests {
             // The VNI is OVN's to choose (the datapath's tunnel key): vtepd forwards nothing
             // of the switch until OVN sets it.
             try vtepd.control(["clear", "Logical_Switch", ls, "tunnel_key"])
-            try lab.waitUntil("vtepd stops forwarding \(ls), which has no VNI") {
+            try waitUntil("vtepd stops forwarding \(ls), which has no VNI") {
                 try vtepd.replication(of: ls) == nil
             }
 
@@ -49,7 +50,7 @@ struct VTEPDOVNTests {
                 "ucast-mac-remote", "\(b.hostMAC) -> vxlan_over_ipv4/\(b.tunnelIP)",
                 "mcast-mac-remote", "unknown-dst -> vxlan_over_ipv4/\(b.tunnelIP)",
             ]
-            try lab.waitUntil("ovn-controller-vtep programs \(ls) with VNI \(vni) and vif1") {
+            try waitUntil("ovn-controller-vtep programs \(ls) with VNI \(vni) and vif1") {
                 let listed = try vtepd.control(["list-remote-macs", ls]).output
                     .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
                 let key = try vtepd.control(["get", "Logical_Switch", ls, "tunnel_key"]).output
@@ -63,7 +64,7 @@ struct VTEPDOVNTests {
             #expect([a.underlayIPv4, a.underlayIPv6].contains(encap), "encap ip \(encap)")
 
             // vtepd forwards by it: VNI, head-end flood list, vif1's MAC as a static entry.
-            try lab.waitUntil("vtepd floods \(ls) head-end to the chassis, vif1's MAC static") {
+            try waitUntil("vtepd floods \(ls) head-end to the chassis, vif1's MAC static") {
                 let entry = try vtepd.macEntry(b.hostMAC)
                 return try vtepd.replication(of: ls)?.locators == [b.tunnelIP]
                     && entry?.isStatic == true && entry?.vtep == b.tunnelIP
@@ -84,7 +85,7 @@ struct VTEPDOVNTests {
 
             // OVN deletes vif1: its static entry leaves vtepd.
             try ovn.nbctl(["lsp-del", "vif1"])
-            try lab.waitUntil("vif1's MAC is no longer static in vtepd") {
+            try waitUntil("vif1's MAC is no longer static in vtepd") {
                 try vtepd.macEntry(b.hostMAC)?.isStatic != true
             }
             try vtepd.process.requireRunning()

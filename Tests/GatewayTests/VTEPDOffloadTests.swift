@@ -1,5 +1,6 @@
 import Foundation
 import Packet
+import TestSupport
 import Testing
 
 /// vtepd with every offload on (Linux's veth defaults: transmit checksum offload, TSO and GSO
@@ -95,7 +96,7 @@ struct VTEPDOffloadTests {
             // 24 datagrams of 1 to 1,422 bytes (the most host A's 1,450-byte MTU carries
             // unfragmented), each of its own bytes.
             let sizes = [1, 18, 100, 555, 1_000, 1_422]
-            var random = LabRandom(seed: 0xC5)
+            var random = SplitMix64(seed: 0xC5)
             let payloads = (0..<24).map { i in
                 (0..<sizes[i % sizes.count]).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             }
@@ -114,7 +115,7 @@ struct VTEPDOffloadTests {
                 payloads: payloads)
             try lab.inject(wrong, count: 5, on: a.hostInterface, in: a.hostNamespace)
             let expected = payloads.reduce([], +)
-            try lab.waitUntil("host B took the \(expected.count) bytes and refused the 5") {
+            try waitUntil("host B took the \(expected.count) bytes and refused the 5") {
                 let stack = try Self.snmp(lab, in: b.hostNamespace)
                 return ((try? Data(contentsOf: received))?.count ?? 0) >= expected.count
                     && stack["Udp.InCsumErrors"]! >= stackBefore["Udp.InCsumErrors"]! + 5
@@ -263,7 +264,7 @@ struct VTEPDOffloadTests {
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             try lab.replicate(from: b, to: [a])
             let wanted = [LabBinding(port: trunk, vlan: 100, logicalSwitch: "ls5001")]
-            try lab.waitUntil("vtepd forwards by the trunk's binding \(wanted)") {
+            try waitUntil("vtepd forwards by the trunk's binding \(wanted)") {
                 try vtepd.bindings() == wanted
             }
             try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
@@ -278,8 +279,9 @@ struct VTEPDOffloadTests {
             let onTrunk = try lab.capture(
                 on: a.hostInterface, in: a.hostNamespace, filter: "icmp or vlan")
             #expect(try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3).received == 3)
-            try lab.stop(onTrunk)
             let echo = "icmp && ip.addr == \(b.hostIPv4)"
+            // The last reply, once captured, comes after every other echo frame.
+            try lab.stop(onTrunk, once: 6, match: echo, settle: .zero)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && vlan.id == 100") == 6)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && !vlan") == 0)
 
@@ -373,7 +375,7 @@ struct VTEPDOffloadTests {
         _ lab: Lab, _ topology: LabTopology, from a: LabSite, to b: LabSite
     ) throws {
         let request = "ip.src == \(a.tunnelIP) && icmp.type == 8"
-        try lab.waitUntil("vtepd sends to \(b.tunnelIP) through its prebuilt headers") {
+        try waitUntil("vtepd sends to \(b.tunnelIP) through its prebuilt headers") {
             let wire = try lab.capture(
                 on: topology.switchPorts[a.index - 1], in: topology.switchNamespace,
                 filter: "udp port 4789")
@@ -436,7 +438,7 @@ struct VTEPDOffloadTests {
     static func waitForUDPListener(
         _ lab: Lab, port: Int, in namespace: String, process: LabProcess
     ) throws {
-        try lab.waitUntil("something listens on UDP port \(port) in \(namespace)") {
+        try waitUntil("something listens on UDP port \(port) in \(namespace)") {
             try process.requireRunning()
             let listening = try lab.execute(
                 ["ss", "-Hlun", "sport", "=", ":\(port)"], in: namespace)

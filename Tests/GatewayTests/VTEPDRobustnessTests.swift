@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// vtepd under what goes wrong on a live network, checked on the wire against the Linux
@@ -107,10 +108,11 @@ struct VTEPDRobustnessTests {
                     source: input.fromUnconfiguredAddress ? stranger : b.tunnelIP,
                     to: a.tunnelIP,
                     payloads: Array(repeating: input.payload, count: Self.sent))
-                _ = try vtepd.dropCounters { $0.changes(since: before) == input.counts }
-                // A moment more, so a frame counted twice, or late under another reason,
-                // shows.
-                Thread.sleep(forTimeInterval: 0.3)
+                // Sent last: once host A has it, vtepd has counted all of the above.
+                try lab.sendUDP(
+                    from: b.namespace, source: b.tunnelIP, to: a.tunnelIP,
+                    payloads: [LabProbe.vxlan])
+                try lab.stop(host, once: 1, match: LabProbe.filter, settle: .zero)
                 let after = try vtepd.dropCounters()
                 #expect(
                     after.changes(since: before) == input.counts,
@@ -118,11 +120,12 @@ struct VTEPDRobustnessTests {
                 // What could be the injected frames: anything from the crafted source
                 // (02:00:0b:ad…, also the first bytes of the truncated inner frames), of its
                 // EtherType, or malformed. The overlay's own chatter (the kernel site's MLD,
-                // IGMP, router solicitations, ARP) is rightly flooded and not judged here.
-                try lab.stop(host)
+                // IGMP, router solicitations, ARP) is rightly flooded and not judged here; nor
+                // is the probe.
                 let arrived = try lab.summaries(
                     in: host.file,
-                    matching: "eth.src[0:4] == 02:00:0b:ad || eth.type == 0x88b5 || _ws.malformed")
+                    matching: "!(\(LabProbe.filter)) && (eth.src[0:4] == 02:00:0b:ad"
+                        + " || eth.type == 0x88b5 || _ws.malformed)")
                 #expect(
                     arrived.count == input.delivered,
                     "\(input.name): \(arrived.count) frames reached host A: \(arrived)")
@@ -162,20 +165,21 @@ struct VTEPDRobustnessTests {
             #expect(
                 big.output.contains("\(Self.sent) packets transmitted, 0 received"), "\(big.output)"
             )
+            // Small echo requests after them, on the same path, answered: vtepd has read and
+            // counted the big ones. Once the captures hold the small ones, they hold whatever
+            // vtepd sent of the big ones before.
+            let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
+            #expect(ping == LabPingResult(transmitted: 3, received: 3))
             let expected: [String: Int64] = ["underlay_too_big": Int64(Self.sent)]
-            _ = try vtepd.dropCounters { $0.changes(since: before) == expected }
-            Thread.sleep(forTimeInterval: 0.3)
             let after = try vtepd.dropCounters()
             #expect(after.changes(since: before) == expected, "\(after.changes(since: before))")
 
             let fragments = "ip.flags.mf == 1 || ip.frag_offset > 0 || ipv6.fraghdr"
-            try lab.stop(wire)
+            try lab.stop(wire, once: 3, match: "icmp.type == 0", settle: .zero)
             #expect(try lab.count(in: wire.file, matching: fragments) == 0)
             #expect(try lab.count(in: wire.file, matching: "frame.len > 1514") == 0)
-            #expect(try lab.stopAndCount(hostB, matching: "icmp && frame.len > 1400") == 0)
-
-            let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
-            #expect(ping == LabPingResult(transmitted: 3, received: 3))
+            try lab.stop(hostB, once: 3, match: "icmp.type == 8 && frame.len < 1400", settle: .zero)
+            #expect(try lab.count(in: hostB.file, matching: "icmp && frame.len > 1400") == 0)
             try vtepd.process.requireRunning()
         }
     }
@@ -277,12 +281,8 @@ struct VTEPDRobustnessTests {
                 throw LabError(
                     description: "kill(\(first), SIGKILL): \(String(cString: strerror(errno)))")
             }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while vtepd.databaseAcceptsConnections {
-                guard ContinuousClock.now < deadline else {
-                    throw LabError(description: "ovsdb-server \(first) still accepts after SIGKILL")
-                }
-                Thread.sleep(forTimeInterval: 0.05)
+            try waitUntil("ovsdb-server \(first) to stop accepting after SIGKILL") {
+                !vtepd.databaseAcceptsConnections
             }
 
             let during = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 5)
@@ -297,14 +297,9 @@ struct VTEPDRobustnessTests {
             let second = try Self.waitForDatabaseServer(of: vtepd, other: first)
             #expect(second != first)
             // vtep-ctl waits for the connection; --timeout bounds one attempt.
-            let ready = ContinuousClock.now + .seconds(30)
-            while try lab.attempt(
-                ["vtep-ctl", "--timeout=5", "--db=\(vtepd.database)", "list-ls"]
-            ).status != 0 {
-                guard ContinuousClock.now < ready else {
-                    throw LabError(description: "vtep-ctl cannot reach the restarted ovsdb-server")
-                }
-                Thread.sleep(forTimeInterval: 0.2)
+            try waitUntil("vtep-ctl to reach the restarted ovsdb-server") {
+                try lab.attempt(["vtep-ctl", "--timeout=5", "--db=\(vtepd.database)", "list-ls"])
+                    .status == 0
             }
 
             // A change after the restart reaches the wire: vtepd reconnected and resynchronised.
@@ -341,12 +336,12 @@ struct VTEPDRobustnessTests {
         try lab.replicate(from: b, to: [a])
         // vtepd applies the database asynchronously: the first echo requests may go before
         // the replication list is in force, so wait for one answered ping.
-        let deadline = ContinuousClock.now + .seconds(20)
-        while try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received != 1 {
-            try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(description: "host A cannot ping host B through vtepd")
+        try waitUntil("host A to ping host B through vtepd") {
+            if try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1).received == 1 {
+                return true
             }
+            try vtepd.process.requireRunning()
+            return false
         }
         let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
         guard ping.received == 3 else {
@@ -357,19 +352,15 @@ struct VTEPDRobustnessTests {
 
     /// Waits until vtepd runs an ovsdb-server other than `other` and returns its PID.
     static func waitForDatabaseServer(of vtepd: LabVTEPD, other: pid_t?) throws -> pid_t {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
+        try waitUntil(
+            "vtepd to run an ovsdb-server (other than \(other.map(String.init) ?? "none")) "
+                + "accepting on its socket", lastSeen: vtepd.process.tail()
+        ) {
             if let pid = vtepd.databaseServerPID(), pid != other, vtepd.databaseAcceptsConnections {
                 return pid
             }
             try vtepd.process.requireRunning()
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description:
-                        "vtepd runs no ovsdb-server (other than \(other.map(String.init) ?? "none")) "
-                        + "accepting on its socket after 30 s:\n" + vtepd.process.tail())
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+            return nil
         }
     }
 }

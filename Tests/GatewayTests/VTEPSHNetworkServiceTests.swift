@@ -3,6 +3,7 @@ import ControlAPI
 import Foundation
 import HostConfiguration
 import ProcessSpawning
+import TestSupport
 import Testing
 
 /// The appliance's network services against real peers: DHCP addressing through busybox
@@ -49,7 +50,7 @@ import Testing
                 try lab.execute(["ip", "-o", "-4", "addr", "show", "dev", lan], in: site.namespace)
                     .output
             }
-            try lab.waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
+            try waitUntil("a leased address on \(lan)", timeout: .seconds(60)) {
                 try addresses().contains("inet 198.51.100.5")
             }
             return addresses
@@ -122,7 +123,7 @@ import Testing
             #expect(server.leasedMACs() == [mac], "the lease is kept at vtepd's stop")
             #expect(try addresses().contains("inet \(address)"), "the address stays")
             vtepd = try site.startVTEPD()
-            try lab.waitUntil("the restarted vtepd's client bound again", timeout: .seconds(60)) {
+            try waitUntil("the restarted vtepd's client bound again", timeout: .seconds(60)) {
                 try site.shell(lab, "show network interface \(lan)").contains(
                     "dhcp, bound \(address.split(separator: "/")[0])")
             }
@@ -139,7 +140,7 @@ import Testing
             // DNS server leave, and the static address is all there is.
             try site.shell(
                 lab, "set network interface \(lan) ip config static 198.51.100.9 255.255.255.0")
-            try lab.waitUntil("dnsmasq to see the release when the address became static") {
+            try waitUntil("dnsmasq to see the release when the address became static") {
                 server.leasedMACs().isEmpty
             }
             let now = try addresses()
@@ -178,7 +179,7 @@ import Testing
     @Test func aKeptAddressGoesWhenNoServerConfirmsIt() async throws {
         try await Lab.runOnOwnThread { lab in
             try Self.restartedWithoutServer(lab) { site, lan, _, addresses in
-                try lab.waitUntil("the unconfirmed address leaves \(lan)", timeout: .seconds(60)) {
+                try waitUntil("the unconfirmed address leaves \(lan)", timeout: .seconds(60)) {
                     try !addresses().contains("inet ")
                 }
                 let details = try site.shell(lab, "show network interface \(lan)")
@@ -195,7 +196,7 @@ import Testing
             try Self.restartedWithoutServer(lab) { site, lan, _, addresses in
                 // The log holds the first vtepd's client's reports too: one deconfig at its
                 // start (it was killed at the stop, so none at its end), then the new one's.
-                try lab.waitUntil("the new client's first report") {
+                try waitUntil("the new client's first report") {
                     try site.shell(lab, "show log").components(separatedBy: "dhcp \(lan) deconfig")
                         .count == 3
                 }
@@ -258,7 +259,7 @@ import Testing
             #expect(after == before, "before: \(before) after: \(after)")
             // A good report is applied, as udhcpc's would be; after the client's own first
             // report (`deconfig`), so that the two cannot cross.
-            try lab.waitUntil("the DHCP client's first report") {
+            try waitUntil("the DHCP client's first report") {
                 try site.shell(lab, "show log").contains("dhcp \(port) deconfig")
             }
             let good = try report(
@@ -324,7 +325,7 @@ import Testing
                 "chronyd",
                 ["chronyd", "-x", "-d", "-u", "root", "-f", site.root + "/etc/chrony/chrony.conf"],
                 in: site.namespace)
-            try lab.waitUntil("chronyd's command socket") {
+            try waitUntil("chronyd's command socket") {
                 try client.requireRunning()
                 return FileManager.default.fileExists(atPath: runDirectory + "/chronyd.sock")
             }
@@ -332,7 +333,7 @@ import Testing
             #expect(try site.shell(lab, "show network ntp-servers").contains("(none)"))
 
             try site.shell(lab, "add network ntp-server 203.0.113.123")
-            try lab.waitUntil("chronyd to synchronise to 203.0.113.123", timeout: .seconds(60)) {
+            try waitUntil("chronyd to synchronise to 203.0.113.123", timeout: .seconds(60)) {
                 try site.shell(lab, "show network ntp-servers").contains(
                     "203.0.113.123  synchronised, stratum 8")
             }

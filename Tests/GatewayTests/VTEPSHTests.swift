@@ -3,6 +3,7 @@ import ControlAPI
 import Foundation
 import HostConfiguration
 import ProcessSpawning
+import TestSupport
 import Testing
 
 /// vtepsh end to end: vtepd in a network namespace of its own (and a UTS namespace of its
@@ -351,7 +352,7 @@ import Testing
             // vtep-ctl (a controller) writes one good and one broadcast remote MAC.
             try site.shell(lab, "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2")
             try site.vtepCtl(lab, ["add-ucast-remote", "web", "ff:ff:ff:ff:ff:ff", "192.0.2.3"])
-            try lab.waitUntil("vtepd reports the broadcast remote MAC") {
+            try waitUntil("vtepd reports the broadcast remote MAC") {
                 try site.shell(lab, "show switch problems").contains("ff:ff:ff:ff:ff:ff")
             }
             let table = try site.raw(#"{"id":2,"command":"mac-table"}"#)
@@ -368,7 +369,7 @@ import Testing
     @Test func killingVTEPDDuringSavesNeverLeavesAPartialFile() async throws {
         try await Lab.runOnOwnThread { lab in
             let site = try ShellSite(lab)
-            var generator = SeededGenerator(seed: 0x5eed_7e95)
+            var generator = SplitMix64(seed: 0x5eed_7e95)
             var sent: Set<String> = []
             var lastSaved: String? = nil
             var roundsThatSaved = 0
@@ -461,26 +462,18 @@ struct ShellSite {
                 "--physical-switch", "ps1", "--tunnel-ip", "192.0.2.1", "--underlay", underlay,
                 "--port", port, "--appliance-root", root,
             ], in: namespace)
-        let deadline = ContinuousClock.now + .seconds(30)
-        while true {
+        try waitUntil("vtepd to answer on \(socket)", lastSeen: process.tail()) {
             try process.requireRunning()
-            if FileManager.default.fileExists(atPath: socket),
+            guard FileManager.default.fileExists(atPath: socket),
                 let result = try? lab.attempt(
                     [
                         try Self.executable("vtepsh").path, "--control", socket, "-c",
                         "show switch logical-switches",
-                    ]),
-                result.status == 0
-            {
-                return process
-            }
-            guard ContinuousClock.now < deadline else {
-                throw LabError(
-                    description: "vtepd did not answer on \(socket) within 30 s:\n\(process.tail())"
-                )
-            }
-            Thread.sleep(forTimeInterval: 0.1)
+                    ])
+            else { return false }
+            return result.status == 0
         }
+        return process
     }
 
     /// `vtepsh -c LINE`: its output; throws when it fails.
@@ -618,19 +611,6 @@ extension String {
         let lines = replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n")
             .filter { !$0.hasSuffix("> ") && !$0.contains("sh run") }
         return lines.joined(separator: "\n") + "\n"
-    }
-}
-
-/// SplitMix64: the same random moments on every run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

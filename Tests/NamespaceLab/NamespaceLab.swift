@@ -1,6 +1,7 @@
 import Datapath
 import Foundation
 import Synchronization
+import TestSupport
 
 // Test support shared by the Datapath, Netlink and Appliance tests (not shipped): network
 // namespaces and veth pairs a test makes and always removes. GatewayTests' `Lab` adds
@@ -109,14 +110,10 @@ public final class NamespaceLab: @unchecked Sendable {
     /// queueing a moment after `ip link set up` (later on a loaded machine), and a frame
     /// sent before that is silently dropped.
     public func waitOperational(_ name: String, in namespace: String) throws {
-        let deadline = Date().addingTimeInterval(20)
-        while true {
-            let line = try ip("-n", namespace, "-o", "link", "show", "dev", name)
-            if line.contains(" state UP ") { return }
-            guard Date() < deadline else {
-                throw LabError(description: "\(name) in \(namespace) not up after 20 s: \(line)")
-            }
-            Thread.sleep(forTimeInterval: 0.02)
+        var line = ""
+        try waitUntil("\(name) in \(namespace) to be up", lastSeen: line) {
+            line = try ip("-n", namespace, "-o", "link", "show", "dev", name)
+            return line.contains(" state UP ")
         }
     }
 

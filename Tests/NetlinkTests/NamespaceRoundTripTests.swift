@@ -2,6 +2,7 @@ import Foundation
 import NamespaceLab
 import Netlink
 import Packet
+import TestSupport
 import Testing
 
 /// The near end's addresses and routes: `near` (10.201.0.1, fd00:201::1) joined by a veth
@@ -115,13 +116,10 @@ struct NamespaceRoundTripTests {
                 let before = try Neighbour.entry(nextHop, interfaceIndex: index, using: socket)
                 try Neighbour.solicit(nextHop, interfaceIndex: index, using: socket)
                 let justAfter = try Neighbour.entry(nextHop, interfaceIndex: index, using: socket)
-                var resolved: MACAddress?
                 var polls = 0
-                let deadline = Date().addingTimeInterval(3)
-                while resolved == nil && Date() < deadline {
+                let resolved = try waitUntil("\(nextHop) to resolve") {
                     polls += 1
-                    resolved = try Neighbour.lookup(nextHop, interfaceIndex: index)
-                    if resolved == nil { usleep(10_000) }
+                    return try Neighbour.lookup(nextHop, interfaceIndex: index)
                 }
                 return (before, justAfter, resolved, polls)
             }
@@ -145,7 +143,12 @@ struct NamespaceRoundTripTests {
                 let index = interfaceIndex(link)
                 let silent = IPAddress("10.201.0.77")!
                 try Neighbour.solicit(silent, interfaceIndex: index)
-                usleep(200_000)
+                // The far end answers for its own address on the same link: once that answer
+                // is in, one for the silent address, solicited first, would be too.
+                try Neighbour.solicit(IPAddress("10.201.0.2")!, interfaceIndex: index)
+                try waitUntil("10.201.0.2 to resolve") {
+                    try Neighbour.lookup(IPAddress("10.201.0.2")!, interfaceIndex: index) != nil
+                }
                 let socket = try NetlinkSocket()
                 let entry = try Neighbour.entry(silent, interfaceIndex: index, using: socket)
                 let found = try Neighbour.lookup(silent, interfaceIndex: index)

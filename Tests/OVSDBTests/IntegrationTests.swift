@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import OVSDB
@@ -39,23 +40,10 @@ actor EventLog {
         return (client, log)
     }
 
-    /// Waits up to 10 s for `condition`; fails the test with `what` if it never holds.
-    func eventually(
-        _ what: String, _ condition: () async -> Bool,
-        sourceLocation: SourceLocation = #_sourceLocation
-    ) async throws {
-        for _ in 0..<500 {
-            if await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
-        throw VTEPServer.Failure(description: "timed out waiting for \(what)")
-    }
-
     @Test func monitorReplicaAndModelSeeWhatVtepCtlWrote() async throws {
         try await withVTEPServer { server in
             let (client, log) = await client(server)
-            try await eventually("the first synchronisation") { await client.synchronizations == 1 }
+            try await waitUntil("the first synchronisation") { await client.synchronizations == 1 }
             let empty = HardwareVTEP.Database(await client.replica)
             #expect(empty == HardwareVTEP.Database())
 
@@ -68,7 +56,7 @@ actor EventLog {
             try server.vtepCtl("add-ucast-remote", "ls0", "00:11:22:33:44:55", "10.0.0.2")
             try server.vtepCtl("add-mcast-remote", "ls0", "unknown-dst", "10.0.0.3")
 
-            try await eventually("the mcast remote in the replica") {
+            try await waitUntil("the mcast remote in the replica") {
                 await !client.replica["Mcast_Macs_Remote"].isEmpty
             }
             let database = HardwareVTEP.Database(await client.replica)
@@ -104,7 +92,7 @@ actor EventLog {
 
             // Consumers saw each change as a delta, with the replica after it. The log is
             // filled by its own task, so it may trail the client's replica a little.
-            try await eventually("the ucast insert as a delta in the event log") {
+            try await waitUntil("the ucast insert as a delta in the event log") {
                 await log.events.contains { event in
                     guard case .updated(let updates, let replica) = event else { return false }
                     return updates.tables["Ucast_Macs_Remote"]?.values.contains {
@@ -115,7 +103,7 @@ actor EventLog {
 
             // Deletions reach the replica too.
             try server.vtepCtl("del-ucast-remote", "ls0", "00:11:22:33:44:55")
-            try await eventually("the ucast remote to go") {
+            try await waitUntil("the ucast remote to go") {
                 await client.replica["Ucast_Macs_Remote"].isEmpty
             }
             #expect(await log.drops == [])
@@ -127,7 +115,7 @@ actor EventLog {
     @Test func transactFromTheClientIsSeenByVtepCtl() async throws {
         try await withVTEPServer { server in
             let (client, _) = await client(server)
-            try await eventually("the first synchronisation") { await client.synchronizations == 1 }
+            try await waitUntil("the first synchronisation") { await client.synchronizations == 1 }
 
             let schema = try await client.schema()
             #expect(schema["name"] == "hardware_vtep")
@@ -147,7 +135,7 @@ actor EventLog {
             #expect(try server.vtepCtl("list-ls") == "ls9\n")
             #expect(
                 try server.vtepCtl("get", "Logical_Switch", "ls9", "tunnel_key") == "9009\n")
-            try await eventually("our insert in the replica") {
+            try await waitUntil("our insert in the replica") {
                 await client.replica["Logical_Switch"][uuid]?["name"] == "ls9"
             }
 
@@ -176,12 +164,12 @@ actor EventLog {
             let backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(400))
             let (client, log) = await client(server, backoff: backoff)
             try server.vtepCtl("add-ls", "ls0")
-            try await eventually("ls0 in the replica") {
+            try await waitUntil("ls0 in the replica") {
                 await client.replica["Logical_Switch"].values.contains { $0["name"] == "ls0" }
             }
 
             server.stop(signal: SIGKILL)
-            try await eventually("the client to notice") { await log.disconnects >= 1 }
+            try await waitUntil("the client to notice") { await log.disconnects >= 1 }
             #expect(await !client.isConnected)
             await #expect(throws: OVSDBError.notConnected) { try await client.transact([]) }
 
@@ -192,14 +180,14 @@ actor EventLog {
                  {"op":"delete","table":"Logical_Switch","where":[["name","==","ls0"]]},
                  {"op":"insert","table":"Logical_Switch","row":{"name":"ls1","tunnel_key":7}}]
                 """#)
-            // Let a few attempts fail, so backoff is exercised.
-            try await Task.sleep(for: .milliseconds(300))
+            // Let a few attempts fail, so backoff is exercised: each is a disconnect event.
+            try await waitUntil("two failed reconnection attempts") { await log.disconnects >= 3 }
             try server.start()
 
-            try await eventually("the second synchronisation") {
+            try await waitUntil("the second synchronisation") {
                 await client.synchronizations == 2
             }
-            try await eventually("the second synchronisation in the event log") {
+            try await waitUntil("the second synchronisation in the event log") {
                 await log.synchronizations.count == 2
             }
             let resynchronised = try #require(await log.synchronizations.last)
@@ -211,7 +199,7 @@ actor EventLog {
 
             // And it keeps following updates on the new connection.
             try server.vtepCtl("add-ls", "ls2")
-            try await eventually("ls2 in the replica") {
+            try await waitUntil("ls2 in the replica") {
                 await client.replica["Logical_Switch"].values.contains { $0["name"] == "ls2" }
             }
             await client.stop()

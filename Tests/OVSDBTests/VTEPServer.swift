@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A real `ovsdb-server` (Debian openvswitch-common) on a fresh hardware_vtep database in its
 /// own temporary directory, for integration tests. Started without `--detach`, so the test
@@ -55,16 +56,19 @@ final class VTEPServer {
         process.standardError = FileHandle.nullDevice
         try process.run()
         self.process = process
-        for _ in 0..<500 {
-            if (try? Self.run(Self.vtepCtl, ["--db=unix:\(socketPath)", "list-ps"])) != nil {
-                return
+        do {
+            try waitUntil("ovsdb-server to come up on \(socketPath)") {
+                if (try? Self.run(Self.vtepCtl, ["--db=unix:\(socketPath)", "list-ps"])) != nil {
+                    return true
+                }
+                guard process.isRunning else { throw Failure(description: "ovsdb-server exited") }
+                return false
             }
-            guard process.isRunning else { break }
-            usleep(20_000)
+        } catch {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            stop()
+            throw Failure(description: "\(error):\n\(log)")
         }
-        let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-        stop()
-        throw Failure(description: "ovsdb-server did not come up on \(socketPath):\n\(log)")
     }
 
     /// Stops ovsdb-server by its PID: SIGTERM, then SIGKILL if it has not exited within a

@@ -1,6 +1,7 @@
 import Packet
 import PropertyBased
 import PropertyChecks
+import TestSupport
 import Testing
 
 @Suite("Inner-flow hash and UDP source port (RFC 7348 §5)")

@@ -1,6 +1,7 @@
 import Packet
 import PropertyBased
 import PropertyChecks
+import TestSupport
 import Testing
 
 /// GSO super-frames, their segmentation (`SuperFrame`), merging segments back

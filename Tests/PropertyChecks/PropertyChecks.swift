@@ -7,6 +7,7 @@
 // cases.
 
 import PropertyBased
+import TestSupport
 import Testing
 
 /// Runs `body` on `count` inputs drawn from `generator`, whose randomness is seeded from
@@ -31,19 +32,5 @@ public func seededCheck<Value>(
                 sourceLocation: sourceLocation)
             throw error
         }
-    }
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): a tiny, fixed-seed generator for tests that need
-/// many random values, so that every CI run sees the same inputs.
-public struct SplitMix64: RandomNumberGenerator {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -519,6 +519,10 @@ final class FullTable {
     deinit { probeOrder.deallocate() }
 }
 
+/// SplitMix64, the same generator as the tests' (Tests/TestSupport/SplitMix64.swift), kept
+/// here on purpose: this package reaches the root package only through its products, and
+/// test support is not one (declaring it a library product would offer test code to every
+/// package that depends on ours). Seeds 7 and 42 above give the tables every run measures.
 struct SplitMix64 {
     var state: UInt64
     init(seed: UInt64) { state = seed }
@@ -569,7 +573,8 @@ final class OffloadLab: @unchecked Sendable {
         let whole = try! SuperFrame(superFrame, header: header, maximumSegmentSize: 1448)
         segments = (0..<whole.count).map { i in
             let out = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 64)
-            let length = whole.write(i, of: UnsafeRawBufferPointer(frame), vlan: nil, into: out, at: 0)
+            let length = whole.write(
+                i, of: UnsafeRawBufferPointer(frame), vlan: nil, into: out, at: 0)
             return UnsafeRawBufferPointer(rebasing: out[0..<length])
         }
     }
