@@ -4,7 +4,6 @@ import ControlAPI
 import Glibc
 import Shell
 import ShellSession
-import Synchronization
 
 /// vtepsh: the appliance shell, a client of vtepd's control socket. Thin by design: the
 /// session logic lives in `ShellSession`; here are the command line, the terminal and the
@@ -97,13 +96,26 @@ struct VTEPSH: ParsableCommand {
         session.start()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while !session.isFinished {
-            let count = read(STDIN_FILENO, &buffer, buffer.count)
-            if Terminal.resized.exchange(false, ordering: .relaxed) {
+            // The terminal's input, or a resize (SIGWINCH's byte on the self-pipe): a signal
+            // between two reads is never missed, as one interrupting read(2) could be.
+            var fds = [
+                pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: Terminal.wakeup.read, events: Int16(POLLIN), revents: 0),
+            ]
+            if poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if fds[1].revents != 0 {
+                var drain = [UInt8](repeating: 0, count: 64)
+                _ = read(Terminal.wakeup.read, &drain, drain.count)
                 var size = winsize()
                 if ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 {
                     session.resize(columns: Int(size.ws_col))
                 }
             }
+            guard fds[0].revents != 0 else { continue }
+            let count = read(STDIN_FILENO, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             session.receive(buffer[0..<count])
@@ -157,17 +169,25 @@ enum Terminal {
         }
     }
 
-    /// Set by SIGWINCH; the read loop asks the terminal's new size.
-    static let resized = Atomic<Bool>(false)
+    /// SIGWINCH's self-pipe: the handler writes a byte (write(2) is async-signal-safe), the
+    /// input loop polls the read end beside the terminal.
+    nonisolated(unsafe) static var wakeup: (read: Int32, write: Int32) = (-1, -1)
 
-    /// SIGWINCH without SA_RESTART, so that it interrupts the blocking read(2) at once.
     static func watchResizes() {
+        var ends: [Int32] = [-1, -1]
+        guard pipe(&ends) == 0 else { return }
+        for fd in ends {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeup = (ends[0], ends[1])
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { _ in
-            Terminal.resized.store(true, ordering: .relaxed)
+            var byte: UInt8 = 1
+            _ = Glibc.write(Terminal.wakeup.write, &byte, 1)
         }
         sigemptyset(&action.sa_mask)
-        action.sa_flags = 0
+        action.sa_flags = SA_RESTART
         sigaction(SIGWINCH, &action, nil)
     }
 
