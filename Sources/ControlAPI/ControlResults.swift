@@ -241,6 +241,11 @@ public struct ConfigurationReport: Hashable, Sendable, Codable {
     public var physicalSwitch: String
     public var tunnelIPs: [String]
     public var underlay: String?
+    /// The UDP port VXLAN is received on and sent to.
+    public var vxlanPort: Int?
+    /// The hardware_vtep database: `connected to unix:…`, `connecting to …`, `unreachable
+    /// since …`.
+    public var database: String?
     public var ports: [String]
     public var switches: [LogicalSwitch]
     public var bindings: [Binding]
@@ -248,12 +253,15 @@ public struct ConfigurationReport: Hashable, Sendable, Codable {
 
     public init(
         physicalSwitch: String, tunnelIPs: [String] = [], underlay: String? = nil,
+        vxlanPort: Int? = nil, database: String? = nil,
         ports: [String] = [], switches: [LogicalSwitch] = [], bindings: [Binding] = [],
         problems: [String] = []
     ) {
         self.physicalSwitch = physicalSwitch
         self.tunnelIPs = tunnelIPs
         self.underlay = underlay
+        self.vxlanPort = vxlanPort
+        self.database = database
         self.ports = ports
         self.switches = switches
         self.bindings = bindings

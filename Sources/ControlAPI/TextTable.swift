@@ -136,6 +136,8 @@ public enum TextReport {
         var text = "Physical switch: \(report.physicalSwitch)\n"
         text += "Tunnel IPs: \(list(report.tunnelIPs))\n"
         text += "Underlay: \(report.underlay ?? "not set")\n"
+        if let port = report.vxlanPort { text += "VXLAN port: \(port)\n" }
+        if let database = report.database { text += "Database: \(database)\n" }
         text += "Access ports: \(list(report.ports))\n"
 
         var switches = TextTable(columns: [

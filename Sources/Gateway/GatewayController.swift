@@ -33,6 +33,13 @@ public final class GatewayController: ControlHandler, Sendable {
         handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
     }
 
+    /// Where `show switch` and `configuration` read the database's state from.
+    private let databaseState = Mutex<(@Sendable () async -> String)?>(nil)
+
+    public func reportDatabaseState(from source: @escaping @Sendable () async -> String) {
+        databaseState.withLock { $0 = source }
+    }
+
     /// Adds `source` to what `show configuration`'s problems are gathered from.
     public func reportProblems(from source: @escaping @Sendable () async -> [String]) {
         problemSources.withLock { $0.append(source) }
@@ -417,7 +424,9 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         return ConfigurationReport(
             physicalSwitch: snapshot?.physicalSwitch ?? "", tunnelIPs: tunnelIPs,
-            underlay: settings.underlay, ports: snapshot?.ports ?? [], switches: switches,
+            underlay: settings.underlay, vxlanPort: Int(settings.vxlanPort),
+            database: await databaseState.withLock { $0 }?(),
+            ports: snapshot?.ports ?? [], switches: switches,
             bindings: (snapshot?.bindings ?? []).map {
                 .init(port: $0.port, vlan: $0.vlan, logicalSwitch: $0.logicalSwitch)
             },

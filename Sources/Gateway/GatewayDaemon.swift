@@ -170,6 +170,7 @@ public struct GatewayDaemon: Sendable {
             nextHops.set(snapshot)
         }
         controller.reportProblems { await controlPlane.connectionProblems }
+        controller.reportDatabaseState { await controlPlane.databaseState }
         let unhandled = controller.attach(
             appliance: appliance,
             database: SwitchDatabase(

@@ -66,6 +66,12 @@ public actor ControlPlane {
         self.logger = logger
     }
 
+    /// How the database is followed now, for `show switch`.
+    public var databaseState: String {
+        if let lostSince { return "\(remote) unreachable since \(Self.timeOfDay(lostSince))" }
+        return snapshot == nil ? "connecting to \(remote)" : "connected to \(remote)"
+    }
+
     /// Everything an operator should look at, for the control socket: the connection's and
     /// the bootstrap's problems, then the snapshot's.
     public var problems: [String] { connectionProblems + (snapshot?.problems ?? []) }

@@ -300,7 +300,10 @@ import Testing
             for field in ["vtepd: VTEP Gateway ", "started: ", "clock: ", "load: ", "memory: "] {
                 #expect(system.contains(field), "\(field) in \(system)")
             }
-            #expect(try site.shell(lab, "show switch").contains("ps1"))
+            let switchView = try site.shell(lab, "show switch")
+            #expect(switchView.contains("Physical switch: ps1"), "\(switchView)")
+            #expect(switchView.contains("VXLAN port: 4789"), "\(switchView)")
+            #expect(switchView.contains("Database: connected to unix:"), "\(switchView)")
 
             try site.shell(lab, "add network ntp-server 192.0.2.123")
             try site.shell(
