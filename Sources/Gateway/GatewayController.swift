@@ -192,7 +192,7 @@ public final class GatewayController: ControlHandler, Sendable {
         let uptime = Int((ContinuousClock.now - started.clock).components.seconds)
         let format = ISO8601DateFormatter()
         var lines = [
-            "vtepd: \(Product.name) \(Product.version), pid \(getpid())",
+            "vtepd: \(Product.name) \(Product.versionAndBuild), pid \(getpid())",
             "started: \(format.string(from: started.date)) (up \(uptime / 86400)d"
                 + " \(uptime % 86400 / 3600)h \(uptime % 3600 / 60)m \(uptime % 60)s)",
             "clock: \(format.string(from: Date()))",

@@ -17,7 +17,7 @@ struct VTEPSH: ParsableCommand {
             "Without -c: an interactive shell on the terminal. With -c: one command, exit status 0 or 1."
     )
 
-    static let version = "\(Product.name) appliance shell (vtepsh) \(Product.version)"
+    static let version = "\(Product.name) appliance shell (vtepsh) \(Product.versionAndBuild)"
 
     // `.unconditional`: as a login shell, sshd runs `vtepsh -c "COMMAND"` with whatever the
     // client sent; a command that looks like an option (`--control=...`, `--help`) must
