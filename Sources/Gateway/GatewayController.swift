@@ -177,6 +177,9 @@ public final class GatewayController: ControlHandler, Sendable {
             return ((try? await database?.logicalSwitches()) ?? []).map(\.name).sorted()
         case .vteps:
             return ((try? await database?.locatorUse()) ?? [:]).keys.sorted()
+        case .macs:
+            let rows = (try? await macTable(ShowMACTable())) ?? []
+            return Array(Set(rows.map(\.mac)).sorted().prefix(ShowNames.maximumMACs))
         }
     }
 

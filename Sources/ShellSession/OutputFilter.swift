@@ -102,6 +102,7 @@ public struct ShellGrammar: CommandGrammar {
         case "PORT": return .ports
         case "LOGICAL-SWITCH": return .logicalSwitches
         case "VTEP-IP": return .vteps
+        case "MAC" where kind == .mac: return .macs
         case "NAME" where kind == .name && path.last == "logical-switch" && path.first != "add":
             return .logicalSwitches
         default: return nil

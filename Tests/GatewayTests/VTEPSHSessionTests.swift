@@ -31,6 +31,8 @@ import Testing
                         return .success(.lines(["eth1", "eth2", "swp7"]))
                     case let names as ShowNames where names.kind == .logicalSwitches:
                         return .success(.lines(["web", "db"]))
+                    case let names as ShowNames where names.kind == .macs:
+                        return .success(.lines(["00:00:5e:00:53:01", "02:00:00:00:00:09"]))
                     case let add as AddLogicalSwitch where add.name == "taken":
                         return .failure(
                             .refused(
@@ -207,6 +209,9 @@ import Testing
         #expect(text(screen).hasSuffix("gw1> bind switch port eth"))
         session.receive([0x15] + Array("set logical-switch ?".utf8))
         #expect(text(screen).contains("web") && text(screen).contains("db"))
+        // MACs from the MAC table.
+        session.receive([0x15] + Array("show switch mac-table mac 02\t".utf8))
+        #expect(text(screen).hasSuffix("mac 02:00:00:00:00:09 "))
         // A new switch's name is not completed from the existing ones.
         session.receive([0x15] + Array("add logical-switch w\t".utf8))
         #expect(text(screen).hasSuffix("[Kadd logical-switch w "))

@@ -360,6 +360,16 @@ import Testing
             }
             let table = try site.raw(#"{"id":2,"command":"mac-table"}"#)
             #expect(table.components(separatedBy: #""type":"remote""#).count == 2, "\(table)")
+            // The names the shell completes: the MAC table's, the switches, the VTEPs.
+            #expect(
+                try site.raw(#"{"id":3,"command":"names","arguments":{"kind":"macs"}}"#)
+                    .contains("00:00:5e:00:53:01"))
+            #expect(
+                try site.raw(#"{"id":4,"command":"names","arguments":{"kind":"logical-switches"}}"#)
+                    .contains(#""web""#))
+            #expect(
+                try site.raw(#"{"id":5,"command":"names","arguments":{"kind":"vteps"}}"#)
+                    .contains("192.0.2.2"))
             let report = try site.raw(#"{"id":1,"command":"logical-switches"}"#)
             #expect(report.contains(#""remoteMACs":1"#), "\(report)")
             #expect(vtepd.stop() == 0)

@@ -109,7 +109,10 @@ public struct ShowNames: ControlCommand {
         case interfaces, ports
         case logicalSwitches = "logical-switches"
         case vteps
+        /// The MAC table's addresses (the first `maximumMACs` in order).
+        case macs
     }
+    public static let maximumMACs = 512
     public static let command = "names"
     public static let reply = ControlResult.Kind.lines
     public var kind: Kind
