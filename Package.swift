@@ -185,7 +185,10 @@ let package = Package(
         // and replayed over the corpora by FuzzReplayTests (test support, not shipped).
         .target(
             name: "FuzzChecks",
-            dependencies: ["Appliance", "ControlAPI", "OVSDB", "Packet", "Shell", "ShellSession"],
+            dependencies: [
+                "Appliance", "ControlAPI", "Forwarding", "OVSDB", "Packet", "Shell",
+                "ShellSession",
+            ],
             path: "Tests/FuzzChecks"
         ),
         .testTarget(name: "FuzzReplayTests", dependencies: ["FuzzChecks"]),

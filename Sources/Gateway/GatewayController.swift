@@ -170,7 +170,13 @@ public final class GatewayController: ControlHandler, Sendable {
     ) async throws(ControlFailure) -> [String] {
         switch kind {
         case .interfaces:
-            return ((try? appliance?.host.interfaces()) ?? []).map(\.name).sorted()
+            // Netlink blocks: on the appliance's own thread, as its other work.
+            guard let appliance else { return [] }
+            let names = try? await appliance.offThePool { () throws(ControlFailure) in
+                .lines(((try? appliance.host.interfaces()) ?? []).map(\.name).sorted())
+            }
+            guard case .lines(let list)? = names else { return [] }
+            return list
         case .ports:
             return (state.withLock { $0.snapshot }?.ports ?? []).sorted()
         case .logicalSwitches:

@@ -1,5 +1,6 @@
 import Appliance
 import ControlAPI
+import Forwarding
 import OVSDB
 import Packet
 import Shell
@@ -14,6 +15,7 @@ public enum FuzzChecks {
     /// The targets by name (the directory names under fuzz/corpus).
     public static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         "control": control, "shell": shell, "json": json, "packet": packet, "dhcp": dhcp,
+        "decision": decision,
     ]
 
     /// A control-socket request line: refused, or accepted and the same after its own
@@ -132,5 +134,90 @@ public enum FuzzChecks {
             environment[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
         _ = try? DHCPEvent(udhcpcEvent: String(event), environment: environment)
+    }
+
+    // MARK: The forwarding decision
+
+    /// A gateway of three switches (head-end, multicast, service node) on three ports, one
+    /// port a trunk of two: what `decision` feeds frames to.
+    static func gatewayConfiguration() -> ForwardingConfiguration {
+        func locator(_ text: String) -> Locator { Locator(IPAddress(text)!) }
+        func vni(_ value: Int) -> VNI { try! VNI(validating: value) }
+        return try! ForwardingConfiguration(
+            switches: [
+                LogicalSwitch(
+                    name: "web", vni: vni(5000),
+                    replication: .headEnd([locator("10.0.0.2"), locator("10.0.0.3")])),
+                LogicalSwitch(
+                    name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1"))),
+                LogicalSwitch(
+                    name: "svc", vni: vni(7000), replication: .serviceNode(locator("fd00::9"))),
+            ],
+            ports: ["p0", "p1", "p2"],
+            bindings: [
+                Binding(port: "p0", vlan: nil, logicalSwitch: "web"),
+                Binding(port: "p1", vlan: 100, logicalSwitch: "web"),
+                Binding(port: "p1", vlan: 200, logicalSwitch: "db"),
+                Binding(port: "p2", vlan: nil, logicalSwitch: "svc"),
+            ])
+    }
+
+    /// Frames one after another into one engine, each `[selector, length high, length low,
+    /// frame…]`: the selector's low bits choose the ingress (an access port, or a tunnel from
+    /// one of four sources with one of four VNIs) and its high bits advance the clock. Every
+    /// decision keeps the frame in the logical switch it came in on: out of a port and VLAN
+    /// bound to that switch, encapsulated with its VNI (never from a tunnel: split horizon),
+    /// flooded within it.
+    public static func decision(_ bytes: [UInt8]) {
+        let configuration = gatewayConfiguration()
+        let engine = ForwardingEngine(configuration: configuration, macTableLimit: 64)
+        let sources = ["10.0.0.2", "10.0.0.3", "fd00::9", "10.7.7.7"].map { IPAddress($0)! }
+        let vnis = [5000, 6000, 7000, 1].map { try! VNI(validating: $0) }
+        var now: UInt32 = 0
+        var at = 0
+        while at + 3 <= bytes.count {
+            let selector = bytes[at]
+            let length = min(Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]), bytes.count - at - 3)
+            let frame = Array(bytes[(at + 3)..<(at + 3 + length)])
+            at += 3 + length
+            now &+= UInt32(selector >> 5)
+            let ingress: Ingress =
+                selector & 0x10 == 0
+                ? .access(PortIndex(rawValue: UInt16(selector % 3)))
+                : .tunnel(
+                    source: sources[Int(selector & 0x3)], encapsulation: .vxlan,
+                    vni: vnis[Int(selector >> 2 & 0x3)])
+            let decision = frame.withUnsafeBytes { engine.decide(ingress, frame: $0, now: now) }
+            if case .drop = decision { continue }
+            // The switch the frame belongs to.
+            let home: SwitchIndex?
+            switch ingress {
+            case .access(let port):
+                let header = frame.withUnsafeBytes { try? EthernetHeader.parse($0) }
+                let vid = header?.outerTag.map(\.vid)
+                home = configuration.boundSwitch(port: port, vlan: vid == 0 ? nil : vid)
+            case .tunnel(_, _, let vni):
+                home = configuration.switchIndex(for: vni)
+            }
+            guard let home, let homeSwitch = configuration.logicalSwitch(home) else {
+                preconditionFailure("\(decision) for a frame of no switch from \(ingress)")
+            }
+            switch decision {
+            case .output(let port, let vlan):
+                precondition(
+                    configuration.boundSwitch(port: port, vlan: vlan) == home,
+                    "\(decision) leaves switch \(homeSwitch.name)")
+            case .encapsulate(_, let vni):
+                precondition(vni == homeSwitch.vni, "\(decision) in another VNI")
+                if case .tunnel = ingress { preconditionFailure("tunnel to tunnel: \(decision)") }
+            case .flood(let target, let vni, _, let replicate):
+                precondition(
+                    target == home && vni == homeSwitch.vni, "\(decision) floods elsewhere")
+                if case .tunnel = ingress {
+                    precondition(!replicate, "replicated back into the overlay: \(decision)")
+                }
+            case .drop: break
+            }
+        }
     }
 }
