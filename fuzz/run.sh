@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# libFuzzer over every parser that meets input from the network, an operator or a controller
-# (Tests/FuzzChecks: control, shell, json, packet, dhcp, decision). Builds the checks and what they use
-# with libFuzzer and AddressSanitizer (release, in .build-fuzz), links one binary per target
+# libFuzzer over every parser that meets input from the network, an operator or a controller,
+# and over the forwarding decision (Tests/FuzzChecks: control, shell, json, packet, dhcp,
+# decision). Builds the checks and what they use with libFuzzer and AddressSanitizer
+# (release, in .build-fuzz), links one binary per target
 # with swiftc (SwiftPM renames an executable's main, which libFuzzer provides), and runs each
 # for SECONDS (default 60) over a scratch copy of its corpus: the repository's seeds in
 # fuzz/corpus/TARGET stay as they are. A crash is copied to fuzz/crashes/TARGET, where
