@@ -57,12 +57,10 @@ public enum Product {
                 let descriptor = name + (nameSize + 3) & ~3
                 guard descriptor + descriptorSize <= notes.count else { break }
                 if type == 3, nameSize == 4, notes[name..<name + 3] == [0x47, 0x4E, 0x55] {
-                    return notes[descriptor..<descriptor + descriptorSize]
-                        .map {
-                            String($0, radix: 16).count == 1
-                                ? "0\(String($0, radix: 16))" : String($0, radix: 16)
-                        }
-                        .joined()
+                    return notes[descriptor..<descriptor + descriptorSize].map { byte in
+                        let hex = String(byte, radix: 16)
+                        return hex.count == 1 ? "0" + hex : hex
+                    }.joined()
                 }
                 at = descriptor + (descriptorSize + 3) & ~3
             }

@@ -97,7 +97,8 @@ ip -n "$P-gwb" link set "$P-bacc" addrgenmode none
 if [ "${DEMO_OFFLOADS:-on}" = off ]; then
     for end in "ha $P-ah" "gwa $P-aacc" "hb $P-bh" "gwb $P-bacc" "gwa $P-aul" "gwb $P-bul"; do
         set -- $end
-        in_ns "$P-$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null
+        # Only with DEMO_OFFLOADS=off: stands for a NIC without offloads.
+        in_ns "$P-$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null # no-offload NIC
     done
 fi
 

@@ -191,7 +191,8 @@ lab_links() {
     if [ "$offloads" = off ]; then
         for x in "ha ${P}ah" "sa ${P}aa" "sa ${P}au" "sb ${P}bu" "sb ${P}ba" "hb ${P}bh"; do
             set -- $x
-            ip netns exec "$P$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null
+            # Only with OFFLOADS=off: stands for a NIC without offloads.
+            ip netns exec "$P$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null # no-offload NIC
         done
     fi
 }
