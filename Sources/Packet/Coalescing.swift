@@ -48,18 +48,23 @@ public struct TCPCoalescer: Sendable {
     /// Starts a frame with the one at `frame` (as written into its transmit slot), whose
     /// segments on the way out are IP packets of at most `maximumIPLength` bytes (the port's
     /// MTU). Returns false, and stays closed, when it is not a TCP segment that others could
-    /// join; the caller then sends it as it is (finishing a partial checksum).
+    /// join nor a super-frame already; the caller then sends it as it is (finishing a partial
+    /// checksum). A super-frame (a kernel neighbour's TSO frame, carried whole in one tunnel
+    /// datagram) is taken whatever its flags, since it must leave with a GSO header: the
+    /// kernel's segmentation puts FIN and PSH on its last segment only. Only ACK and PSH
+    /// segments are ever joined.
     @inlinable
     public mutating func start(_ frame: UnsafeRawBufferPointer, maximumIPLength: Int) -> Bool {
         open = false
         merged = 0
-        guard let headers = Self.headers(frame), headers.payloadLength > 0,
-            headers.flags & ~TCPFlags.psh == TCPFlags.ack
-        else { return false }
+        guard let headers = Self.headers(frame), headers.payloadLength > 0 else { return false }
+        let joinable = headers.flags & ~TCPFlags.psh == TCPFlags.ack
         let partial = Self.checksumIsPartial(frame, headers)
         let limit = maximumIPLength - (headers.payload - headers.network)
         let length = headers.payloadLength
-        guard limit > 0, partial || (length <= limit && Self.checksumIsValid(frame, headers))
+        guard limit > 0,
+            joinable || (length > limit && headers.flags & (TCPFlags.syn | TCPFlags.rst) == 0),
+            partial || Self.checksumIsValid(frame, headers)
         else { return false }
         isIPv6 = headers.isIPv6
         network = headers.network
@@ -67,7 +72,7 @@ public struct TCPCoalescer: Sendable {
         payload = headers.payload
         firstPartial = partial
         nextSequence = frame.loadBigEndianUInt32(at: transport + 4) &+ UInt32(length)
-        open = headers.flags & TCPFlags.psh == 0
+        open = joinable && headers.flags & TCPFlags.psh == 0
         if length > limit {
             // Already a super-frame: it stands for its segments at the port's size.
             segmentSize = limit

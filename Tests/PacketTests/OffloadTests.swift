@@ -412,6 +412,40 @@ import Testing
         #expect(Array(parts.map { Self.tcpFields($0).2 }.joined()) == data)
     }
 
+    /// The last super-frame of a transfer carries FIN (and PSH), and one a neighbour finished
+    /// in software carries a full checksum: neither could be joined, but each must still
+    /// leave with a GSO header (without one the port refuses it, EMSGSIZE), and the cut puts
+    /// FIN and PSH on the last segment only.
+    @Test(arguments: [false, true])
+    func aClosingSuperFrameFromATunnelIsCutToo(fullChecksum: Bool) throws {
+        let data = Self.payload(17_000, seed: 11)
+        let frame = Self.tcpFrame(
+            ipv6: fullChecksum, payload: data,
+            flags: TCPFlags.ack | TCPFlags.psh | TCPFlags.fin, fullChecksum: fullChecksum)
+        let merged = Self.coalesce([frame], mtu: 1500)
+        try #require(merged.count == 1)
+        let header = merged[0].1
+        #expect(
+            header.gsoType == (fullChecksum ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4)
+        )
+        let parts = try Self.segments(of: merged[0].0, header: header, limit: 65_535)
+        #expect(parts.count == (17_000 + Int(header.gsoSize) - 1) / Int(header.gsoSize))
+        #expect(parts.allSatisfy { Self.tcpFields($0).3 && $0.count <= 14 + 1500 })
+        #expect(Array(parts.map { Self.tcpFields($0).2 }.joined()) == data)
+        let flags = parts.map { $0[14 + (fullChecksum ? 40 : 20) + 13] }
+        #expect(flags.dropLast().allSatisfy { $0 == TCPFlags.ack })
+        #expect(flags.last == TCPFlags.ack | TCPFlags.psh | TCPFlags.fin)
+    }
+
+    /// A lone SYN or RST is never taken, however long.
+    @Test func aSynOrResetIsNeverTaken() {
+        for flags in [TCPFlags.syn, TCPFlags.rst | TCPFlags.ack] {
+            let frame = Self.tcpFrame(
+                ipv6: false, payload: Self.payload(3000, seed: 12), flags: flags)
+            #expect(Self.coalesce([frame]).first?.1 == .plain)
+        }
+    }
+
     @Test func aLoneSegmentWithAPartialChecksumLeavesFinished() {
         let frame = Self.tcpFrame(ipv6: true, payload: Self.payload(500, seed: 10))
         #expect(!Self.tcpFields(frame).3)
