@@ -211,6 +211,10 @@ let package = Package(
         .target(
             name: "NamespaceLab", dependencies: ["Datapath", "TestSupport"],
             path: "Tests/NamespaceLab"),
+        // The data plane's worker on in-memory ports: frame by frame, no namespaces.
+        .testTarget(
+            name: "DataPlaneTests",
+            dependencies: ["DataPlane", "Datapath", "Forwarding", "Packet", "TestSupport"]),
         .testTarget(
             name: "DatapathTests",
             dependencies: ["Datapath", "Packet", "NamespaceLab", "TestSupport"]),

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <linux/ethtool.h>
+#include <linux/filter.h>
 #include <linux/sockios.h>
 
 #include "CLinuxNet.h"
@@ -56,4 +57,10 @@ int clinuxnet_interface_disable_lro(int fd, const char *name) {
     value.data &= ~ETH_FLAG_LRO;
     if (ioctl(fd, SIOCETHTOOL, &request) < 0) return -1;
     return 1;
+}
+
+int clinuxnet_drop_all_input(int fd) {
+    struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
+    struct sock_fprog program = {.len = 1, .filter = &drop};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }

@@ -98,18 +98,25 @@ public struct CountersReport: Hashable, Sendable, Codable {
     }
 
     /// Per remote VTEP. Wire fields: `ip`, `encapsulation` (`vxlan`, `gre`, `nvgre`),
-    /// `txFrames`, `rxFrames`.
+    /// `txFrames`, `rxFrames`, `resolved` (its next hop is known, so frames to it leave
+    /// through prebuilt headers rather than the kernel's IP output; absent from older
+    /// servers).
     public struct VTEP: Hashable, Sendable, Codable {
         public var ip: String
         public var encapsulation: String
         public var txFrames: UInt64
         public var rxFrames: UInt64
+        public var resolved: Bool?
 
-        public init(ip: String, encapsulation: String, txFrames: UInt64 = 0, rxFrames: UInt64 = 0) {
+        public init(
+            ip: String, encapsulation: String, txFrames: UInt64 = 0, rxFrames: UInt64 = 0,
+            resolved: Bool? = nil
+        ) {
             self.ip = ip
             self.encapsulation = encapsulation
             self.txFrames = txFrames
             self.rxFrames = rxFrames
+            self.resolved = resolved
         }
     }
 

@@ -59,7 +59,8 @@ public struct DataPlaneSettings: Sendable {
     }
 }
 
-/// Counters of the data plane beyond the forwarding engine's.
+/// Counters of the data plane beyond the forwarding engine's (its drops are among the
+/// engine's, `DataPlaneWorker.statistics()`).
 public struct DataPlaneCounters: Sendable {
     public struct Port: Sendable {
         public var name: String
@@ -78,18 +79,7 @@ public struct DataPlaneCounters: Sendable {
     }
     public var ports: [Port]
     public var vteps: [VTEP]
-    /// Underlay datagrams refused before the forwarding decision, by `Malformed` reason.
-    public var malformedTunnel: [Malformed: UInt64]
-    /// Frames that would exceed the underlay MTU with their outer headers: dropped, never
-    /// fragmented (RFC 7348 §4.3).
-    public var underlayTooBig: UInt64
-    /// Tunnel datagrams the kernel dropped before we read them (UDP receive queue full).
-    public var underlayReceiveOverruns: UInt64
-    /// Frames received longer than a buffer.
-    public var truncated: UInt64
-    /// Frames the kernel could not queue (send buffer full).
-    public var transmitQueueFull: UInt64
-    /// Frames sent through the kernel's UDP path while their next hop was unresolved.
+    /// Frames sent through the kernel's IP output while their next hop was unresolved.
     public var slowPath: UInt64
     /// GRO/TSO super-frames read from access ports.
     public var superFramesIn: UInt64
@@ -105,8 +95,6 @@ public struct DataPlaneCounters: Sendable {
     public var coalescedSegments: UInt64
     /// Checksums left to offload that the worker finished before forwarding.
     public var checksumsCompleted: UInt64
-    /// Tunnel packets whose source is one of our own addresses.
-    public var ownSource: UInt64
     /// Receive or send calls that failed with an unexpected error.
     public var ioErrors: UInt64
     /// The last of them; nil while there was none.
@@ -159,18 +147,15 @@ public final class DataPlane: @unchecked Sendable {
     /// The last configuration handed over, so the next keeps its indices. Control side only.
     private let lastConfiguration = Mutex<ForwardingConfiguration?>(nil)
     private var thread: Thread?
-    private let worker: DataPlaneWorker
+    private let worker: Worker
+    /// The worker on the kernel's sockets.
+    public typealias Worker = DataPlaneWorker<KernelIO>
 
     /// What the data plane changed on the host when it opened its ports (LRO turned off),
     /// for the log.
     public var startNotes: [String] { worker.startNotes }
 
-    enum Command {
-        case apply(ForwardingConfiguration, [StaticRemoteMAC])
-        case nextHops([Locator: NextHop])
-        case run(@Sendable (DataPlaneWorker) -> Void)
-        case stop
-    }
+    typealias Command = Worker.Command
 
     /// Opens every socket (so a bad interface name fails here, with its reason) but does not
     /// start forwarding; `start()` does.
@@ -186,7 +171,9 @@ public final class DataPlane: @unchecked Sendable {
         }
         wakeup = (fds[0], fds[1])
         do {
-            worker = try DataPlaneWorker(settings: settings, ports: ports, wakeup: fds[0])
+            worker = try Worker(
+                settings: settings, io: KernelIO.open(settings: settings, ports: ports),
+                wakeup: fds[0])
         } catch {
             close(fds[0])
             close(fds[1])
@@ -245,8 +232,7 @@ public final class DataPlane: @unchecked Sendable {
 
     /// Runs `body` on the worker between batches and returns its result: how the control
     /// plane reads the MAC table and the counters.
-    public func inspect<T: Sendable>(_ body: @escaping @Sendable (DataPlaneWorker) -> T) async -> T
-    {
+    public func inspect<T: Sendable>(_ body: @escaping @Sendable (Worker) -> T) async -> T {
         await withCheckedContinuation { (answer: CheckedContinuation<T, Never>) in
             post(.run { worker in answer.resume(returning: body(worker)) })
         }

@@ -28,7 +28,10 @@ import Packet
 /// NVGRE's key is VSID << 8 | FlowID (RFC 7637 §3.2), the FlowID from the same inner-flow
 /// hash as VXLAN's source port. One header format serves both, so a received key is read as
 /// a GRE VNI when a GRE switch carries it, else as an NVGRE VSID (see `fromGRE`).
-public final class DataPlaneWorker: @unchecked Sendable {
+///
+/// The worker is generic over its sockets (`DataPlaneIO`): vtepd runs it on the kernel's
+/// (`KernelIO`), unit tests on the in-memory twin (`MemoryIO`) with `serviceAll(now:)`.
+public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     let settings: DataPlaneSettings
     let engine: ForwardingEngine
     /// The configuration in force, read per packet without reference counting (calls on an
@@ -36,14 +39,20 @@ public final class DataPlaneWorker: @unchecked Sendable {
     /// does not); kept alive by `engine.configuration`.
     private var configurationRef: Unmanaged<ForwardingConfiguration>
 
-    private let ports: [AccessPort]
-    private let underlay: UnderlayPort
+    private let ports: [IO.Access]
+    private let underlay: IO.Underlay
     private let underlayMTU: Int
     private let underlayMAC: MACAddress
-    private let udp4: UDPTunnelSocket?
-    private let udp6: UDPTunnelSocket?
-    private let gre4: GRETunnelSocket?
-    private let gre6: GRETunnelSocket?
+    /// VXLAN in.
+    private let vxlan4: IO.VXLAN?
+    private let vxlan6: IO.VXLAN?
+    /// GRE and NVGRE in, and their slow path out.
+    private let gre4: IO.Raw?
+    private let gre6: IO.Raw?
+    /// VXLAN's slow path out (whole UDP datagrams).
+    private let udp4: IO.Raw?
+    private let udp6: IO.Raw?
+    /// Polled with the sockets: the control side's commands; -1 for none.
     private let wakeup: Int32
 
     private let receiveBatch: PacketBatch
@@ -56,7 +65,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     /// was tagged for (-1 untagged); `openVLAN` is `closedSlot` when none is open.
     private let coalescers: UnsafeMutablePointer<TCPCoalescer>
     private let openVLAN: UnsafeMutablePointer<Int32>
-    private static let closedSlot: Int32 = -2
+    private static var closedSlot: Int32 { -2 }
     /// One segment of a super-frame on its way to the slow path (unresolved next hop).
     private let segmentScratch: UnsafeMutableRawBufferPointer
     private let underlayBatch: PacketBatch
@@ -96,13 +105,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
     /// Each port's MTU: the largest IP packet a segment of a super-frame written to it may be.
     private let portMTU: UnsafeMutablePointer<Int>
     private let portDrops: UnsafeMutablePointer<UInt64>
-    private static let countedLocators = 1 << 16
+    private static var countedLocators: Int { 1 << 16 }
     private let vtepTx: UnsafeMutablePointer<UInt64>
     private let vtepRx: UnsafeMutablePointer<UInt64>
-    private let malformed: UnsafeMutablePointer<UInt64>
-    private var underlayTooBig: UInt64 = 0
-    private var truncated: UInt64 = 0
-    private var transmitQueueFull: UInt64 = 0
     private var slowPath: UInt64 = 0
     private var superFramesIn: UInt64 = 0
     private var trainsIn: UInt64 = 0
@@ -111,7 +116,6 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private var coalescedOut: UInt64 = 0
     private var coalescedSegments: UInt64 = 0
     private var checksumsCompleted: UInt64 = 0
-    private var ownSource: UInt64 = 0
     private var ioErrors: UInt64 = 0
     /// The last failed receive or send, for the control side to log: two words, written in
     /// place, so recording one allocates nothing.
@@ -121,12 +125,13 @@ public final class DataPlaneWorker: @unchecked Sendable {
     let startNotes: [String]
     /// The largest frame a vnet-header socket hands over or takes: a 64 KB IP packet behind
     /// an Ethernet header and one tag; also the largest UDP_GRO read.
-    static let superFrameBytes = 65_535 + 18
+    static var superFrameBytes: Int { 65_535 + 18 }
 
     private var stopping = false
     private let clockOrigin: UInt64
 
-    init(settings: DataPlaneSettings, ports names: [String], wakeup: Int32) throws {
+    /// Takes over `io`'s sockets; `wakeup` is polled with them by `run`.
+    public init(settings: DataPlaneSettings, io: DataPlanePorts<IO>, wakeup: Int32 = -1) throws {
         self.settings = settings
         self.wakeup = wakeup
         let empty = try ForwardingConfiguration()
@@ -136,49 +141,23 @@ public final class DataPlaneWorker: @unchecked Sendable {
             configuration: empty, macTableLimit: settings.macTableLimit, hashSeed: seed,
             discoveredLocatorLimit: ForwardingEngine.defaultDiscoveredLocatorLimit)
         configurationRef = .passUnretained(empty)
+        engine.ownAddresses = (settings.localIPv4, settings.localIPv6)
         hasher = FlowHasher(key: random.next())
-
-        guard names.count <= PortIndex.count else {
-            throw GatewayError.tooManyPorts(names.count)
+        guard io.access.count <= PortIndex.count else {
+            throw GatewayError.tooManyPorts(io.access.count)
         }
-        var notes: [String] = []
-        for name in names where try AccessPort.disableLRO(on: name) {
-            notes.append(
-                "turned large receive offload (LRO) off on access port \(name): LRO frames cannot be forwarded"
-            )
-        }
-        startNotes = notes
-        // Plain frames bypass the qdisc; super-frames take the queueing path (AccessPort).
-        ports = try names.map {
-            try AccessPort(
-                interface: $0, promiscuous: true, qdiscBypass: true,
-                receiveBuffer: settings.receiveBuffer, vnetHeader: true)
-        }
-        underlay = try UnderlayPort(interface: settings.underlay)
+        startNotes = io.notes
+        ports = io.access
+        underlay = io.underlay
         underlayMTU = try underlay.mtu
         underlayMAC = try underlay.hardwareAddress
-        udp4 =
-            settings.localIPv4 == nil
-            ? nil
-            : try UDPTunnelSocket(
-                address: .v4(IPv4Address(rawValue: 0)), port: settings.vxlanPort,
-                receiveBuffer: settings.receiveBuffer, gro: true)
-        udp6 =
-            settings.localIPv6 == nil
-            ? nil
-            : try UDPTunnelSocket(
-                address: .v6(IPv6Address(high: 0, low: 0)), port: settings.vxlanPort,
-                receiveBuffer: settings.receiveBuffer, gro: true)
-        gre4 =
-            settings.localIPv4 == nil
-            ? nil
-            : try GRETunnelSocket(
-                address: .v4(IPv4Address(rawValue: 0)), receiveBuffer: settings.receiveBuffer)
-        gre6 =
-            settings.localIPv6 == nil
-            ? nil
-            : try GRETunnelSocket(
-                address: .v6(IPv6Address(high: 0, low: 0)), receiveBuffer: settings.receiveBuffer)
+        vxlan4 = io.vxlan4
+        vxlan6 = io.vxlan6
+        gre4 = io.gre4
+        gre6 = io.gre6
+        udp4 = io.udp4
+        udp6 = io.udp6
+        let names = ports.map(\.interfaceName)
 
         let batch = settings.batchSize
         // Received frames and frames for access ports may be super-frames (a 64 KB IP packet
@@ -229,8 +208,6 @@ public final class DataPlaneWorker: @unchecked Sendable {
         vtepTx.initialize(repeating: 0, count: vteps)
         vtepRx = .allocate(capacity: vteps)
         vtepRx.initialize(repeating: 0, count: vteps)
-        malformed = .allocate(capacity: Malformed.allCases.count)
-        malformed.initialize(repeating: 0, count: Malformed.allCases.count)
         templates = TemplateCache(capacity: 4096)
         sequences = SequenceCounters(capacity: 4096)
         var now = timespec()
@@ -253,32 +230,31 @@ public final class DataPlaneWorker: @unchecked Sendable {
         portDrops.deallocate()
         vtepTx.deallocate()
         vtepRx.deallocate()
-        malformed.deallocate()
         templates.deallocate()
         sequences.deallocate()
     }
 
     // MARK: The loop
 
-    func run(takeCommands: () -> [DataPlane.Command]) {
+    /// Forwards until a `.stop` command: polls every socket and the wakeup pipe, serves the
+    /// ready ones, takes the control side's commands between batches, ages the MAC table
+    /// once a second.
+    /// What the control side hands the worker between batches (`DataPlane.post`).
+    enum Command {
+        case apply(ForwardingConfiguration, [StaticRemoteMAC])
+        case nextHops([Locator: NextHop])
+        case run(@Sendable (DataPlaneWorker) -> Void)
+        case stop
+    }
+
+    func run(takeCommands: () -> [Command]) {
         var descriptors: [pollfd] = ports.map {
             pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0)
         }
-        let udp4Slot = descriptors.count
-        if let udp4 {
-            descriptors.append(pollfd(fd: udp4.descriptor, events: Int16(POLLIN), revents: 0))
-        }
-        let udp6Slot = descriptors.count
-        if let udp6 {
-            descriptors.append(pollfd(fd: udp6.descriptor, events: Int16(POLLIN), revents: 0))
-        }
-        let gre4Slot = descriptors.count
-        if let gre4 {
-            descriptors.append(pollfd(fd: gre4.descriptor, events: Int16(POLLIN), revents: 0))
-        }
-        let gre6Slot = descriptors.count
-        if let gre6 {
-            descriptors.append(pollfd(fd: gre6.descriptor, events: Int16(POLLIN), revents: 0))
+        let tunnelSlot = descriptors.count
+        for socket in [vxlan4?.descriptor, vxlan6?.descriptor, gre4?.descriptor, gre6?.descriptor] {
+            // An absent socket is polled as -1, which poll(2) skips.
+            descriptors.append(pollfd(fd: socket ?? -1, events: Int16(POLLIN), revents: 0))
         }
         descriptors.append(pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0))
         var lastAgeing: UInt32 = 0
@@ -293,10 +269,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 for i in 0..<ports.count where descriptors[i].revents != 0 {
                     fromAccess(i, now: now)
                 }
-                if udp4 != nil, descriptors[udp4Slot].revents != 0 { fromTunnel(udp4!, now: now) }
-                if udp6 != nil, descriptors[udp6Slot].revents != 0 { fromTunnel(udp6!, now: now) }
-                if gre4 != nil, descriptors[gre4Slot].revents != 0 { fromGRE(gre4!, now: now) }
-                if gre6 != nil, descriptors[gre6Slot].revents != 0 { fromGRE(gre6!, now: now) }
+                if descriptors[tunnelSlot].revents != 0 { fromTunnel(vxlan4!, now: now) }
+                if descriptors[tunnelSlot + 1].revents != 0 { fromTunnel(vxlan6!, now: now) }
+                if descriptors[tunnelSlot + 2].revents != 0 { fromGRE(gre4!, now: now) }
+                if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
             }
             if now != lastAgeing {
                 lastAgeing = now
@@ -305,21 +281,39 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
     }
 
+    /// Serves every port and tunnel socket once, whatever is ready, at time `now` (seconds):
+    /// how a unit test on `MemoryIO` runs the worker after queueing frames. Commands posted
+    /// through `DataPlane` are not taken; tests call `apply` and `setNextHops` directly.
+    public func serviceAll(now: UInt32) {
+        for i in 0..<ports.count { fromAccess(i, now: now) }
+        if let vxlan4 { fromTunnel(vxlan4, now: now) }
+        if let vxlan6 { fromTunnel(vxlan6, now: now) }
+        if let gre4 { fromGRE(gre4, now: now) }
+        if let gre6 { fromGRE(gre6, now: now) }
+    }
+
+    /// Ages the MAC table as `run` does once a second.
+    public func age(now: UInt32) { engine.age(now: now, budget: 4096) }
+
     private func now() -> UInt32 {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return UInt32(truncatingIfNeeded: UInt64(t.tv_sec) &- clockOrigin)
     }
 
-    private func handle(_ command: DataPlane.Command) {
+    private func handle(_ command: Command) {
         switch command {
         case .apply(let new, let staticMACs): apply(new, staticMACs)
-        case .nextHops(let hops):
-            nextHops = hops
-            templates.removeAll()
+        case .nextHops(let hops): setNextHops(hops)
         case .run(let body): body(self)
         case .stop: stopping = true
         }
+    }
+
+    /// The next hops the control side resolved; locators without one take the slow path.
+    public func setNextHops(_ hops: [Locator: NextHop]) {
+        nextHops = hops
+        templates.removeAll()
     }
 
     // MARK: Access side
@@ -338,13 +332,14 @@ public final class DataPlaneWorker: @unchecked Sendable {
             let index = portIndexOf[p]
             guard index >= 0 else {
                 portDrops[p] &+= UInt64(n)
+                engine.countDrop(.portNotConfigured, UInt64(n))
                 continue
             }
             let ingress = Ingress.access(PortIndex(rawValue: UInt16(index)))
             for i in 0..<n { engine.prefetch(ingress, frame: batch.frame(i)) }
             for i in 0..<n {
                 if batch.isTruncated(i) {
-                    truncated &+= 1
+                    engine.countDrop(.truncated)
                     continue
                 }
                 let offload = batch.offload(i)
@@ -403,7 +398,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         case .encapsulate(let locator, let vni):
             toTunnel(locator, vni, superFrame: frame, offload)
         case .flood(let sw, _, let excluding, let replicate):
-            guard let list = withConfiguration({ $0.floodList(of: sw) }) else { return }
+            guard let list = withConfiguration({ $0.floodList(of: sw) }) else {
+                engine.countDrop(.destinationGone)
+                return
+            }
             for member in list.members where member != excluding {
                 toPort(member.port, vlan: member.vlan, frame, offload: offload, frames: frames)
             }
@@ -417,7 +415,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     // MARK: Underlay side
 
-    private func fromTunnel(_ socket: UDPTunnelSocket, now: UInt32) {
+    private func fromTunnel(_ socket: IO.VXLAN, now: UInt32) {
         let batch = receiveBatch
         for _ in 0..<4 {
             let n: Int
@@ -449,8 +447,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     let inner = UnsafeRawBufferPointer(
                         rebasing: payload[VXLANHeader.length..<payload.count])
                     deliver(
-                        inner, from: source, encapsulation: .vxlan,
-                        vni: VNI(masking: header.vni), now: now)
+                        inner,
+                        .tunnel(
+                            source: source.address, encapsulation: .vxlan,
+                            vni: VNI(masking: header.vni)), now: now)
                 } while at < read.count
             }
             flushAll()
@@ -460,16 +460,9 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     /// GRE and NVGRE from the raw sockets. Validation (RFC 2784 §2.3, RFC 2890): version 0,
     /// no routing bit, bits 4–5 clear, protocol 0x6558, the checksum verified when C is set,
-    /// a key present; each failure its own `Malformed` counter. Then the key:
-    /// - a GRE switch carries VNI = key: GRE. The whole 32-bit key is the VNI, as Open
-    ///   vSwitch's `type=gre` ports use it as the tunnel id; keys above 16,777,215 name no
-    ///   switch (hardware_vtep's tunnel_key is 24 bits) and are never masked into one.
-    /// - else an NVGRE switch carries VSID = key >> 8: NVGRE, the FlowID ignored (RFC 7637
-    ///   §3.2: entropy only); C or S set is malformed NVGRE (RFC 7637 §3.2 "MUST be zero").
-    /// - else neither: dropped by the forwarding core as an unknown VNI.
-    /// The source must then be a locator of that encapsulation (the core checks it), so a
-    /// GRE-only peer's wrong key can never land in an NVGRE switch that happens to match.
-    private func fromGRE(_ socket: GRETunnelSocket, now: UInt32) {
+    /// a key present; each failure its own `Malformed` counter. What the key names is the
+    /// forwarding core's (`ForwardingEngine.greIngress`).
+    private func fromGRE(_ socket: IO.Raw, now: UInt32) {
         let batch = receiveBatch
         for _ in 0..<4 {
             let n: Int
@@ -492,54 +485,31 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     engine.countMalformed(.greKeyMissing)
                     continue
                 }
-                let encapsulation: Encapsulation
-                let vni: VNI
-                if key <= VXLANHeader.maximumVNI,
-                    withConfiguration({ $0.encapsulation(carrying: VNI(masking: key)) }) == .gre
-                {
-                    encapsulation = .gre
-                    vni = VNI(masking: key)
-                } else if withConfiguration({ $0.encapsulation(carrying: VNI(masking: key >> 8)) })
-                    == .nvgre
-                {
-                    if header.checksum != nil {
-                        engine.countMalformed(.nvgreChecksumPresent)
-                        continue
-                    }
-                    if header.sequence != nil {
-                        engine.countMalformed(.nvgreSequencePresent)
-                        continue
-                    }
-                    encapsulation = .nvgre
-                    vni = VNI(masking: key >> 8)
-                } else if key <= VXLANHeader.maximumVNI {
-                    encapsulation = .gre
-                    vni = VNI(masking: key)
-                } else {
-                    // Not a GRE VNI, and VSID key >> 8 is no NVGRE switch: the core counts it.
-                    encapsulation = .nvgre
-                    vni = VNI(masking: key >> 8)
-                }
+                guard
+                    let ingress = engine.greIngress(
+                        from: source.address, key: key,
+                        checksumPresent: header.checksum != nil,
+                        sequencePresent: header.sequence != nil)
+                else { continue }
                 let inner = UnsafeRawBufferPointer(
                     rebasing: packet[header.headerLength..<packet.count])
-                deliver(inner, from: source, encapsulation: encapsulation, vni: vni, now: now)
+                deliver(inner, ingress, now: now)
             }
             flushAll()
             if n < batch.capacity { return }
         }
     }
 
-    /// The sender of a received tunnel packet, or nil (counted) when the packet is cut short
-    /// or comes from one of our own addresses.
+    /// The sender of a received tunnel packet, or nil (counted) when the packet is cut short.
     @inline(__always)
     private func tunnelSource(_ batch: PacketBatch, _ i: Int) -> UDPEndpoint? {
         if batch.isTruncated(i) {
-            truncated &+= 1
+            engine.countDrop(.truncated)
             return nil
         }
-        guard let source = batch.source(i) else { return nil }
-        if isOwn(source.address) {
-            ownSource &+= 1
+        // Every datagram a socket reads has a sender; one without cannot be attributed.
+        guard let source = batch.source(i) else {
+            engine.countDrop(.unknownSourceVTEP)
             return nil
         }
         return source
@@ -549,12 +519,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
     /// (split horizon: a frame from a tunnel never goes back into one), and counted against
     /// its VTEP after the decision, which discovers a new VTEP on a multicast switch.
     @inline(__always)
-    private func deliver(
-        _ inner: UnsafeRawBufferPointer, from source: UDPEndpoint, encapsulation: Encapsulation,
-        vni: VNI, now: UInt32
-    ) {
-        let ingress = Ingress.tunnel(
-            source: source.address, encapsulation: encapsulation, vni: vni)
+    private func deliver(_ inner: UnsafeRawBufferPointer, _ ingress: Ingress, now: UInt32) {
         switch engine.decide(ingress, frame: inner, now: now) {
         case .output(let port, let vlan): toPort(port, vlan: vlan, coalescing: inner)
         case .flood(let sw, _, let excluding, _):
@@ -566,20 +531,14 @@ public final class DataPlaneWorker: @unchecked Sendable {
             flood(sw, excluding: excluding, replicate: false, inner)
         case .drop, .encapsulate: break
         }
-        countReceived(from: source.address, encapsulation)
+        if case .tunnel(let source, let encapsulation, _) = ingress {
+            countReceived(from: source, encapsulation)
+        }
     }
 
     @inline(__always)
     private func withConfiguration<T>(_ body: (ForwardingConfiguration) -> T) -> T {
         configurationRef._withUnsafeGuaranteedRef(body)
-    }
-
-    @inline(__always)
-    private func isOwn(_ address: IPAddress) -> Bool {
-        switch address {
-        case .v4(let a): return a == settings.localIPv4
-        case .v6(let a): return a == settings.localIPv6
-        }
     }
 
     /// Counts a tunnel packet against its VTEP: one the configuration names, or one a
@@ -608,7 +567,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         _ sw: SwitchIndex, excluding: AttachmentCircuit?, replicate: Bool,
         _ frame: UnsafeRawBufferPointer
     ) {
-        guard let list = withConfiguration({ $0.floodList(of: sw) }) else { return }
+        guard let list = withConfiguration({ $0.floodList(of: sw) }) else {
+            engine.countDrop(.destinationGone)
+            return
+        }
         for member in list.members where member != excluding {
             toPort(member.port, vlan: member.vlan, frame)
         }
@@ -624,7 +586,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         offload: VirtioNetHeader = .plain, frames: Int = 1
     ) {
         let w = workerPortOf[Int(port.rawValue)]
-        guard w >= 0 else { return }
+        guard w >= 0 else {
+            engine.countDrop(.destinationGone)
+            return
+        }
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
         if offload != .plain {
@@ -661,6 +626,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         }
         guard let copy else {
             portDrops[w] &+= 1
+            engine.countDrop(.tooBigForPort)
             return nil
         }
         portPending[w] = slot + 1
@@ -673,7 +639,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
     private func toPort(_ port: PortIndex, vlan: UInt16?, coalescing frame: UnsafeRawBufferPointer)
     {
         let w = workerPortOf[Int(port.rawValue)]
-        guard w >= 0 else { return }
+        guard w >= 0 else {
+            engine.countDrop(.destinationGone)
+            return
+        }
         let tag = vlan.map { Int32($0) } ?? -1
         if openVLAN[w] != Self.closedSlot {
             let slot = portPending[w] - 1
@@ -734,7 +703,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         // A plain frame longer than an underlay slot (2 KB: jumbo frames are not carried yet)
         // counts as too big for the underlay.
         guard innerLength > 0 else {
-            underlayTooBig &+= 1
+            engine.countDrop(.underlayTooBig)
             return
         }
         guard let template = templates.find(locator, vni) ?? buildTemplate(locator, vni) else {
@@ -759,7 +728,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
         if let template {
             overhead = template.headerLength - 14
         } else {
-            guard let l = engine.locator(locator) else { return }
+            guard let l = engine.locator(locator) else {
+                engine.countDrop(.destinationGone)
+                return
+            }
             overhead = Self.outerOverhead(l, greOptions(vni))
         }
         let untagged =
@@ -787,7 +759,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     i, of: frame, vlan: nil, into: underlayBatch.buffer(slot),
                     at: underlayBatch.headroom)
                 guard length > 0 else {
-                    underlayTooBig &+= 1
+                    engine.countDrop(.underlayTooBig)
                     continue
                 }
                 segmentsOut &+= 1
@@ -795,7 +767,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
             } else {
                 let length = pieces.write(i, of: frame, vlan: nil, into: segmentScratch, at: 0)
                 guard length > 0 else {
-                    underlayTooBig &+= 1
+                    engine.countDrop(.underlayTooBig)
                     continue
                 }
                 segmentsOut &+= 1
@@ -823,7 +795,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let perTrain = min(
             64, room / stride, (template.maximumInnerLength + VXLANHeader.length) / stride)
         guard perTrain >= 1 else {
-            underlayTooBig &+= UInt64(pieces.count)
+            engine.countDrop(.underlayTooBig, UInt64(pieces.count))
             return
         }
         var first = 0
@@ -839,7 +811,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     first + i, of: frame, vlan: nil, into: buffer,
                     at: start + template.headerLength + i * stride)
                 guard last > 0 else {
-                    underlayTooBig &+= 1
+                    engine.countDrop(.underlayTooBig)
                     return
                 }
             }
@@ -856,7 +828,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     into: buffer, at: start, segmentLength: segmentLength, count: count,
                     lastLength: last, sourcePort: port)
             } catch {
-                malformed[Int(error.rawValue)] &+= 1
+                engine.countMalformed(error)
                 return
             }
             let length = template.headerLength + (count - 1) * stride + last
@@ -900,7 +872,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let innerStart = batch.headroom
         // The IP packet: everything after the outer Ethernet header.
         if template.headerLength - 14 + innerLength > underlayMTU {
-            underlayTooBig &+= 1
+            engine.countDrop(.underlayTooBig)
             return
         }
         let inner = UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength])
@@ -913,7 +885,7 @@ public final class DataPlaneWorker: @unchecked Sendable {
                 into: buffer, at: start, innerLength: innerLength, sourcePort: port,
                 flowID: Self.flowID(hash), sequence: sequence)
         } catch {
-            malformed[Int(error.rawValue)] &+= 1
+            engine.countMalformed(error)
             return
         }
         batch.setFrame(slot, start: start, length: template.headerLength + innerLength)
@@ -971,10 +943,14 @@ public final class DataPlaneWorker: @unchecked Sendable {
         return s.greOptions
     }
 
-    /// Sends through the kernel's UDP stack, which resolves the next hop (ARP or neighbour
-    /// discovery) so that the control plane's next resolution finds it.
+    /// Sends through the kernel's IP output, which resolves the next hop (ARP or neighbour
+    /// discovery) so that the control plane's next resolution finds it. VXLAN goes as a whole
+    /// UDP datagram on a raw socket, so its source port is the flow hash as on the fast path.
     private func toSlowPath(_ index: LocatorIndex, _ vni: VNI, _ inner: UnsafeRawBufferPointer) {
-        guard let locator = engine.locator(index) else { return }
+        guard let locator = engine.locator(index) else {
+            engine.countDrop(.destinationGone)
+            return
+        }
         if locator.encapsulation != .vxlan {
             toGRESlowPath(index, locator, vni, inner)
             return
@@ -983,24 +959,43 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let slot: Int
         switch locator.ip {
         case .v4:
-            guard udp4 != nil else { return }
+            guard udp4 != nil else {
+                engine.countDrop(.noLocalAddress)
+                return
+            }
             batch = slow4
             slot = slow4Pending
         case .v6:
-            guard udp6 != nil else { return }
+            guard udp6 != nil else {
+                engine.countDrop(.noLocalAddress)
+                return
+            }
             batch = slow6
             slot = slow6Pending
         }
         let buffer = batch.buffer(slot)
         let start = batch.headroom
-        guard start + VXLANHeader.length + inner.count <= buffer.count else { return }
-        do { _ = try VXLANHeader(vni: vni.rawValue).store(into: buffer, at: start) } catch {
+        let headers = UDPHeader.length + VXLANHeader.length
+        guard start + headers + inner.count <= buffer.count else {
+            engine.countDrop(.underlayTooBig)
             return
         }
-        (buffer.baseAddress! + start + VXLANHeader.length).copyMemory(
+        let udp = UDPHeader(
+            sourcePort: settings.sourcePorts.port(for: hasher.hash(inner)),
+            destinationPort: settings.vxlanPort, length: UInt16(headers + inner.count))
+        do {
+            let at = try udp.store(into: buffer, at: start)
+            _ = try VXLANHeader(vni: vni.rawValue).store(into: buffer, at: at)
+        } catch {
+            // Not reached: the room was checked above.
+            engine.countDrop(.underlayTooBig)
+            return
+        }
+        (buffer.baseAddress! + start + headers).copyMemory(
             from: inner.baseAddress!, byteCount: inner.count)
-        batch.setFrame(slot, start: start, length: VXLANHeader.length + inner.count)
-        batch.setDestination(UDPEndpoint(address: locator.ip, port: settings.vxlanPort), for: slot)
+        batch.setFrame(slot, start: start, length: headers + inner.count)
+        // raw(7): the port of a raw socket's destination must be 0.
+        batch.setDestination(UDPEndpoint(address: locator.ip, port: 0), for: slot)
         slowPath &+= 1
         if let c = Self.counterSlot(index) { vtepTx[c] &+= 1 }
         switch locator.ip {
@@ -1022,11 +1017,17 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let slot: Int
         switch locator.ip {
         case .v4:
-            guard gre4 != nil else { return }
+            guard gre4 != nil else {
+                engine.countDrop(.noLocalAddress)
+                return
+            }
             batch = greSlow4
             slot = greSlow4Pending
         case .v6:
-            guard gre6 != nil else { return }
+            guard gre6 != nil else {
+                engine.countDrop(.noLocalAddress)
+                return
+            }
             batch = greSlow6
             slot = greSlow6Pending
         }
@@ -1035,23 +1036,35 @@ public final class DataPlaneWorker: @unchecked Sendable {
         let headerLength: Int
         if locator.encapsulation == .nvgre {
             headerLength = NVGREHeader.length
-            guard start + headerLength + inner.count <= buffer.count else { return }
+            guard start + headerLength + inner.count <= buffer.count else {
+                engine.countDrop(.underlayTooBig)
+                return
+            }
             (buffer.baseAddress! + start + headerLength).copyMemory(
                 from: inner.baseAddress!, byteCount: inner.count)
             let header = NVGREHeader(vsid: vni.rawValue, flowID: Self.flowID(hasher.hash(inner)))
-            do { _ = try header.store(into: buffer, at: start) } catch { return }
+            do { _ = try header.store(into: buffer, at: start) } catch {
+                engine.countDrop(.underlayTooBig)
+                return
+            }
         } else {
             let options = greOptions(vni)
             let header = GREHeader(
                 checksumPresent: options.checksum, key: vni.rawValue,
                 sequence: options.sequence ? sequences.next(index, vni) : nil)
             headerLength = header.headerLength
-            guard start + headerLength + inner.count <= buffer.count else { return }
+            guard start + headerLength + inner.count <= buffer.count else {
+                engine.countDrop(.underlayTooBig)
+                return
+            }
             (buffer.baseAddress! + start + headerLength).copyMemory(
                 from: inner.baseAddress!, byteCount: inner.count)
             do {
                 _ = try header.store(into: buffer, at: start, payloadLength: inner.count)
-            } catch { return }
+            } catch {
+                engine.countDrop(.underlayTooBig)
+                return
+            }
         }
         batch.setFrame(slot, start: start, length: headerLength + inner.count)
         batch.setDestination(UDPEndpoint(address: locator.ip, port: 0), for: slot)
@@ -1118,76 +1131,93 @@ public final class DataPlaneWorker: @unchecked Sendable {
         portPending[w] = 0
         let extra = portTxExtra[w]
         portTxExtra[w] = 0
-        do {
-            let result = try ports[w].send(portBatches[w], count: count)
-            // Super-frames count as their segments when the whole batch went (which slots
-            // did not go is not worth tracking for the count).
-            portTx[w] &+= UInt64(result.sent) &+ (result.sent == count ? extra : 0)
-            portDrops[w] &+= UInt64(count - result.sent)
-            transmitQueueFull &+= UInt64(count - result.processed)
-        } catch {
-            failed(.accessSend, error)
-            portDrops[w] &+= UInt64(count)
+        let sent = withPortBatch(w) {
+            send(count, of: $0, on: ports[w], tooBig: .tooBigForPort, failing: .accessSend)
         }
+        // Super-frames count as their segments when the whole batch went (which slots did
+        // not go is not worth tracking for the count).
+        portTx[w] &+= UInt64(sent) &+ (sent == count ? extra : 0)
+        portDrops[w] &+= UInt64(count - sent)
     }
 
     private func flushUnderlay() {
         let count = underlayPending
         underlayPending = 0
-        do {
-            let result = try underlay.send(underlayBatch, count: count)
-            underlayTooBig &+= UInt64(result.tooBig)
-            transmitQueueFull &+= UInt64(count - result.processed)
-        } catch {
-            failed(.underlaySend, error)
-        }
+        _ = send(
+            count, of: underlayBatch, on: underlay, tooBig: .underlayTooBig, failing: .underlaySend)
     }
 
     private func flushTrains() {
         let count = trainPending
         trainPending = 0
+        let result: SendResult
         do {
-            let result = try underlay.sendTrains(trainBatch, count: count)
-            underlayTooBig &+= UInt64(result.tooBig)
-            transmitQueueFull &+= UInt64(count - result.processed)
+            result = try underlay.sendTrains(trainBatch, count: count)
         } catch {
             failed(.underlaySend, error)
+            engine.countDrop(.sendFailed, UInt64(count))
+            return
         }
+        countUnsent(result, of: count, tooBig: .underlayTooBig)
     }
 
     private func flushSlow() {
-        for (socket, batch, count) in [(udp4, slow4, slow4Pending), (udp6, slow6, slow6Pending)]
-        where count > 0 {
-            guard let socket else { continue }
-            do {
-                let result = try socket.send(batch, count: count)
-                underlayTooBig &+= UInt64(result.tooBig)
-                transmitQueueFull &+= UInt64(count - result.processed)
-            } catch {
-                failed(.tunnelSend, error)
-            }
+        if slow4Pending > 0, let udp4 {
+            _ = send(
+                slow4Pending, of: slow4, on: udp4, tooBig: .underlayTooBig, failing: .tunnelSend)
+        }
+        if slow6Pending > 0, let udp6 {
+            _ = send(
+                slow6Pending, of: slow6, on: udp6, tooBig: .underlayTooBig, failing: .tunnelSend)
+        }
+        if greSlow4Pending > 0, let gre4 {
+            _ = send(
+                greSlow4Pending, of: greSlow4, on: gre4, tooBig: .underlayTooBig,
+                failing: .tunnelSend)
+        }
+        if greSlow6Pending > 0, let gre6 {
+            _ = send(
+                greSlow6Pending, of: greSlow6, on: gre6, tooBig: .underlayTooBig,
+                failing: .tunnelSend)
         }
         slow4Pending = 0
         slow6Pending = 0
-        for (socket, batch, count) in [
-            (gre4, greSlow4, greSlow4Pending), (gre6, greSlow6, greSlow6Pending),
-        ] where count > 0 {
-            guard let socket else { continue }
-            do {
-                let result = try socket.send(batch, count: count)
-                underlayTooBig &+= UInt64(result.tooBig)
-                transmitQueueFull &+= UInt64(count - result.processed)
-            } catch {
-                failed(.tunnelSend, error)
-            }
-        }
         greSlow4Pending = 0
         greSlow6Pending = 0
     }
 
+    /// Sends slots `0 ..< count` of `batch` and counts what did not go: refused as too big
+    /// (under `tooBig`), not attempted for a full queue, lost in a failed call. Returns how
+    /// many were sent.
+    @inline(__always)
+    private func send<Socket: FrameSending>(
+        _ count: Int, of batch: PacketBatch, on socket: Socket, tooBig: DropReason,
+        failing operation: DataPlaneIOError.Operation
+    ) -> Int {
+        let result: SendResult
+        do {
+            result = try socket.send(batch, count: count)
+        } catch {
+            failed(operation, error)
+            engine.countDrop(.sendFailed, UInt64(count))
+            return 0
+        }
+        countUnsent(result, of: count, tooBig: tooBig)
+        return result.sent
+    }
+
+    @inline(__always)
+    private func countUnsent(_ result: SendResult, of count: Int, tooBig: DropReason) {
+        if result.tooBig > 0 { engine.countDrop(tooBig, UInt64(result.tooBig)) }
+        if result.processed < count {
+            engine.countDrop(.transmitQueueFull, UInt64(count - result.processed))
+        }
+    }
+
     // MARK: Control
 
-    private func apply(_ new: ForwardingConfiguration, _ staticMACs: [StaticRemoteMAC]) {
+    /// Puts a configuration and its static MACs in force (between batches).
+    public func apply(_ new: ForwardingConfiguration, _ staticMACs: [StaticRemoteMAC]) {
         configurationsApplied &+= 1
         engine.apply(new)
         configurationRef = .passUnretained(new)
@@ -1240,10 +1270,10 @@ public final class DataPlaneWorker: @unchecked Sendable {
     }
 
     private func membership(_ group: IPAddress, join: Bool) {
-        let socket: UDPTunnelSocket?
+        let socket: IO.VXLAN?
         switch group {
-        case .v4: socket = udp4
-        case .v6: socket = udp6
+        case .v4: socket = vxlan4
+        case .v6: socket = vxlan6
         }
         guard let socket else {
             problems.append("multicast group \(group): no local tunnel address of its family")
@@ -1277,7 +1307,18 @@ public final class DataPlaneWorker: @unchecked Sendable {
 
     public var configurationProblems: [String] { problems }
 
-    public func statistics() -> ForwardingStatistics { engine.statistics() }
+    /// Every counter of the forwarding core, with the worker's drops among its drop
+    /// reasons and the kernel's receive-queue overruns read from the sockets.
+    public func statistics() -> ForwardingStatistics {
+        var statistics = engine.statistics()
+        statistics.drops[Int(DropReason.accessReceiveOverrun.rawValue)] = ports.reduce(0) {
+            $0 + $1.receiveDrops
+        }
+        statistics.drops[Int(DropReason.underlayReceiveOverrun.rawValue)] =
+            (vxlan4?.receiveDrops ?? 0) + (vxlan6?.receiveDrops ?? 0)
+            + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0)
+        return statistics
+    }
 
     /// The live MAC entries of every switch in MAC table slots `from..<from + count`;
     /// `next` is where the following slice starts, nil after the last.
@@ -1330,25 +1371,17 @@ public final class DataPlaneWorker: @unchecked Sendable {
                     locator: l, txFrames: vtepTx[c], rxFrames: vtepRx[c],
                     resolved: nextHops[l] != nil))
         }
-        var bad: [Malformed: UInt64] = [:]
-        for reason in Malformed.allCases where malformed[Int(reason.rawValue)] > 0 {
-            bad[reason] = malformed[Int(reason.rawValue)]
-        }
         return DataPlaneCounters(
             ports: ports.indices.map {
                 .init(
                     name: ports[$0].interfaceName, rxFrames: portRx[$0], txFrames: portTx[$0],
                     drops: portDrops[$0], receiveOverruns: ports[$0].receiveDrops)
             },
-            vteps: vteps, malformedTunnel: bad, underlayTooBig: underlayTooBig,
-            underlayReceiveOverruns: (udp4?.receiveDrops ?? 0) + (udp6?.receiveDrops ?? 0)
-                + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0),
-            truncated: truncated, transmitQueueFull: transmitQueueFull, slowPath: slowPath,
+            vteps: vteps, slowPath: slowPath,
             superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,
             trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
-            checksumsCompleted: checksumsCompleted,
-            ownSource: ownSource, ioErrors: ioErrors,
+            checksumsCompleted: checksumsCompleted, ioErrors: ioErrors,
             lastIOError: ioErrors > 0 ? lastIOError : nil)
     }
 }

@@ -165,6 +165,28 @@ public final class PacketBatch {
         setFrame(slot, start: headroom, length: bytes.count)
     }
 
+    /// Puts `bytes` into `slot` as a receive would: at the headroom, with its sender and
+    /// offload header, cut to the buffer and marked truncated when longer. For in-memory
+    /// ports (the data plane's unit tests); sockets fill slots through recvmmsg.
+    public func placeReceived(
+        _ bytes: UnsafeRawBufferPointer, into slot: Int, source: UDPEndpoint?,
+        offload: VirtioNetHeader
+    ) {
+        let room = bufferSize - headroom
+        let kept = min(bytes.count, room)
+        copyFrame(UnsafeRawBufferPointer(rebasing: bytes[0..<kept]), into: slot)
+        truncated[slot] = bytes.count > room
+        offloads[slot] = offload
+        restoredTPID[slot] = 0
+        restoredTCI[slot] = 0
+        if let source {
+            setDestination(source, for: slot)
+        } else {
+            UnsafeMutableRawPointer(addresses + slot).storeBytes(
+                of: sa_family_t(AF_UNSPEC), as: sa_family_t.self)
+        }
+    }
+
     /// The 802.1Q/802.1ad tag the kernel had taken off this frame (into skb metadata, as
     /// it does on receive) and that `AccessPort.receive` put back into the frame; nil when
     /// the frame arrived with its tags in the bytes or had none.
@@ -220,6 +242,10 @@ public final class PacketBatch {
             }
         }
     }
+
+    /// Where the datagram in `slot` is to be sent (`setDestination`): the same storage a
+    /// receive fills with the sender.
+    public func destination(_ slot: Int) -> UDPEndpoint? { source(slot) }
 
     /// Sets where `UDPTunnelSocket.send` sends the datagram in `slot`.
     public func setDestination(_ endpoint: UDPEndpoint, for slot: Int) {

@@ -2,25 +2,40 @@ import CLinuxNet
 import Glibc
 import Packet
 
-/// The underlay's raw IP socket for GRE (IP protocol 47; RFC 2784, RFC 2890, and NVGRE,
-/// RFC 7637): receives GRE packets with their source VTEP's address, and sends GRE packets
-/// (GRE header and payload; the kernel writes the IP header) to per-slot destinations.
+/// A raw IP socket of the underlay, for one tunnel protocol (raw(7)): the kernel writes the
+/// IP header and resolves the next hop, we write everything after it.
 ///
-/// - Receive: a raw socket of protocol 47 gets a copy of every GRE packet addressed to this
-///   host (raw(7)). An IPv4 raw socket delivers the IP header too; `receive` moves each
-///   slot's frame past it, so for either family `batch.frame(slot)` starts at the GRE header
+/// - `.gre` (IP protocol 47; RFC 2784, RFC 2890, and NVGRE, RFC 7637): receives GRE packets
+///   with their source VTEP's address, and sends GRE packets (GRE header and payload) to
+///   per-slot destinations. This is the GRE data plane's receive path, and its slow path
+///   while a next hop is unresolved (the fast path sends through `UnderlayPort` with a
+///   prebuilt GRE `OuterHeaderTemplate`).
+/// - `.udp` (IP protocol 17), send only: VXLAN's slow path. Each slot holds a UDP header, the
+///   VXLAN header and the inner frame, so the source port is the inner-flow hash (RFC 7348
+///   §5), which a UDP socket bound to 4789 cannot vary per datagram. Nothing is ever received
+///   (a filter accepts no packet: a raw UDP socket would otherwise get a copy of every UDP
+///   datagram to the host); the IPv4 UDP checksum is left zero (RFC 7348 §5), the IPv6 one
+///   the kernel computes (IPV6_CHECKSUM, RFC 8200 §8.1).
+/// - Receive: a raw socket gets a copy of every packet of its protocol addressed to this host
+///   (raw(7)). An IPv4 raw socket delivers the IP header too; `receive` moves each slot's
+///   frame past it, so for either family `batch.frame(slot)` starts at the tunnel header
 ///   (IPv6 raw sockets never deliver the IPv6 header, ipv6(7)). The kernel reassembles
 ///   fragments before raw delivery.
 /// - Send: like `UDPTunnelSocket`, never fragmented (`IP_PMTUDISC_DO`,
 ///   `IPV6_PMTUDISC_DO`): a packet over the path MTU is refused with EMSGSIZE and counted in
-///   `SendResult.tooBig`. The data plane's fast path sends through `UnderlayPort` with a
-///   prebuilt GRE `OuterHeaderTemplate`; this socket is the slow path while a next hop is
-///   unresolved (the kernel's output resolves it).
+///   `SendResult.tooBig`.
 /// - The kernel's own GRE handler, when the ip_gre module is loaded, sees the packets too
 ///   and may answer those that match none of its tunnels; this socket does not change that.
-public final class GRETunnelSocket {
+public final class RawTunnelSocket {
+    /// The tunnel protocols carried directly over IP.
+    public enum Carried: Int32, Sendable {
+        /// IANA protocol number 47 (RFC 2784 §1).
+        case gre = 47
+        /// UDP (protocol 17), for VXLAN datagrams we write whole; send only.
+        case udp = 17
+    }
     /// IANA protocol number 47 (RFC 2784 §1).
-    public static let ipProtocol: Int32 = 47
+    public static let ipProtocol: Int32 = Carried.gre.rawValue
 
     /// The address bound (the wildcard receives GRE to every local address of the family).
     public let localAddress: IPAddress
@@ -30,8 +45,11 @@ public final class GRETunnelSocket {
 
     /// - Parameter receiveBuffer: bytes of kernel receive queue (see
     ///   `System.setBufferSizes`); nil keeps the system default.
-    public init(address: IPAddress, receiveBuffer: Int? = nil) throws(SystemError) {
-        let subject = SystemError.Subject.address("GRE \(address)")
+    public init(
+        address: IPAddress, carrying carried: Carried = .gre, receiveBuffer: Int? = nil
+    ) throws(SystemError) {
+        let subject = SystemError.Subject.address(
+            "\(carried == .gre ? "GRE" : "raw UDP") \(address)")
         let family: Int32
         switch address {
         case .v4: family = AF_INET
@@ -40,7 +58,7 @@ public final class GRETunnelSocket {
         let descriptor = try System.callBlocking("socket", subject: subject) {
             socket(
                 family, clinuxnet_sock_raw | clinuxnet_sock_nonblock | clinuxnet_sock_cloexec,
-                Self.ipProtocol)
+                carried.rawValue)
         }
         do {
             switch address {
@@ -57,6 +75,17 @@ public final class GRETunnelSocket {
                 try System.setOption(
                     descriptor, level: Int32(IPPROTO_IPV6), option: Int32(IPV6_MTU_DISCOVER),
                     value: Int32(IPV6_PMTUDISC_DO), subject: subject)
+                if carried == .udp {
+                    // The UDP checksum field, 6 bytes into what we write.
+                    try System.setOption(
+                        descriptor, level: Int32(IPPROTO_IPV6), option: clinuxnet_ipv6_checksum,
+                        value: Int32(6), name: "IPV6_CHECKSUM", subject: subject)
+                }
+            }
+            if carried == .udp {
+                _ = try System.callBlocking("SO_ATTACH_FILTER", subject: subject) {
+                    clinuxnet_drop_all_input(descriptor)
+                }
             }
             try System.setBufferSizes(
                 descriptor, receive: receiveBuffer, send: nil, subject: subject)

@@ -28,8 +28,10 @@ public enum Decision: Hashable, Sendable {
         switch: SwitchIndex, vni: VNI, excluding: AttachmentCircuit?, includeReplication: Bool)
 }
 
-/// Why a frame was dropped. Dense from 0 so counters are a flat array indexed by `rawValue`;
-/// add new cases at the end.
+/// Why a frame was dropped: the forwarding core's reasons, then the data plane worker's
+/// (around the decision: receiving, sending, encapsulating), so every drop anywhere is
+/// counted under one of these. Dense from 0 so counters are a flat array indexed by
+/// `rawValue`; add new cases at the end.
 public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// The Ethernet header did not parse; `Decision.drop`'s `malformed` says why.
     case malformed
@@ -69,6 +71,45 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     /// discovered VTEPs is full.
     case remoteVTEPLimit
 
+    // The data plane worker's.
+
+    /// Longer than a receive buffer: the kernel kept only its start.
+    case truncated
+    /// A tunnel packet whose outer source is one of our own addresses.
+    case ownSource
+    /// Too big for the underlay MTU once encapsulated: dropped, never fragmented (RFC 7348
+    /// §4.3).
+    case underlayTooBig
+    /// A socket's send queue was full.
+    case transmitQueueFull
+    /// Lost in a send call that failed with an unexpected error (`io_error` counts the calls).
+    case sendFailed
+    /// Received on an access port the configuration does not name yet.
+    case portNotConfigured
+    /// Too long for the access port it is to leave by, once re-tagged.
+    case tooBigForPort
+    /// To a VTEP of an address family the gateway has no tunnel address of.
+    case noLocalAddress
+    /// To an access port or a VTEP that a configuration change removed while the frame was
+    /// on its way.
+    case destinationGone
+    /// Dropped by the kernel before vtepd read it: an access port's receive queue was full.
+    case accessReceiveOverrun
+    /// Dropped by the kernel before vtepd read it: a tunnel socket's receive queue was full.
+    case underlayReceiveOverrun
+
+    /// Whether the forwarding decision returns it (`Decision.drop`); the others the data
+    /// plane's worker counts around the decision, while receiving, encapsulating or sending.
+    public var isDecided: Bool {
+        switch self {
+        case .truncated, .underlayTooBig, .transmitQueueFull, .sendFailed, .portNotConfigured,
+            .tooBigForPort, .noLocalAddress, .destinationGone, .accessReceiveOverrun,
+            .underlayReceiveOverrun:
+            false
+        default: true
+        }
+    }
+
     /// What an operator reads in `show statistics` or a packet trace.
     public var description: String {
         switch self {
@@ -87,6 +128,17 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .tunnelToTunnel: "destination is behind a tunnel, frame came from one"
         case .noFloodTargets: "flooded frame has no port or VTEP to go to"
         case .remoteVTEPLimit: "too many discovered remote VTEPs"
+        case .truncated: "longer than a receive buffer"
+        case .ownSource: "tunnel packet from one of our own addresses"
+        case .underlayTooBig: "too big for the underlay MTU once encapsulated"
+        case .transmitQueueFull: "send queue full"
+        case .sendFailed: "lost in a failed send"
+        case .portNotConfigured: "received on a port not yet configured"
+        case .tooBigForPort: "too big for the outgoing access port"
+        case .noLocalAddress: "no tunnel address of the VTEP's address family"
+        case .destinationGone: "destination removed by a configuration change"
+        case .accessReceiveOverrun: "access port receive queue full"
+        case .underlayReceiveOverrun: "tunnel socket receive queue full"
         }
     }
 
@@ -108,6 +160,17 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .tunnelToTunnel: "tunnel_to_tunnel"
         case .noFloodTargets: "no_flood_targets"
         case .remoteVTEPLimit: "remote_vtep_limit"
+        case .truncated: "truncated"
+        case .ownSource: "own_source"
+        case .underlayTooBig: "underlay_too_big"
+        case .transmitQueueFull: "transmit_queue_full"
+        case .sendFailed: "send_failed"
+        case .portNotConfigured: "port_not_configured"
+        case .tooBigForPort: "too_big_for_port"
+        case .noLocalAddress: "no_local_address"
+        case .destinationGone: "destination_gone"
+        case .accessReceiveOverrun: "access_receive_overrun"
+        case .underlayReceiveOverrun: "underlay_receive_overrun"
         }
     }
 }

@@ -27,6 +27,10 @@ public final class ForwardingEngine {
     private var current: ForwardingConfiguration.Tables
 
     private var discovered: DiscoveredLocators
+    /// Our own tunnel addresses: a tunnel packet from one of them is dropped (`ownSource`)
+    /// before anything else, so a flood looped back by the underlay is never learned from
+    /// or delivered.
+    public var ownAddresses: (v4: IPv4Address?, v6: IPv6Address?) = (nil, nil)
     /// Frames on the wire the frame being decided stands for: 1, or a super-frame's count
     /// (`decide(_:superFrame:frames:now:)`).
     private var weight: UInt64 = 1
@@ -191,6 +195,47 @@ public final class ForwardingEngine {
 
     // MARK: Data plane
 
+    /// Where a GRE packet from `source` enters, by its key (the header already parsed and
+    /// checked: RFC 2784 §2.3, RFC 2890). One header format serves GRE and NVGRE, so:
+    /// - a GRE switch carries VNI = key: GRE. The whole 32-bit key is the VNI, as Open
+    ///   vSwitch's `type=gre` ports use it as the tunnel id; keys above 16,777,215 name no
+    ///   switch (hardware_vtep's tunnel_key is 24 bits) and are never masked into one.
+    /// - else an NVGRE switch carries VSID = key >> 8: NVGRE, the FlowID ignored (RFC 7637
+    ///   §3.2: entropy only); C or S set is malformed NVGRE (RFC 7637 §3.2 "MUST be zero"),
+    ///   counted, and nil returned.
+    /// - else neither: the decision drops it as an unknown VNI.
+    /// The source must then be a locator of that encapsulation (the decision checks it), so
+    /// a GRE-only peer's wrong key can never land in an NVGRE switch that happens to match.
+    public func greIngress(
+        from source: IPAddress, key: UInt32, checksumPresent: Bool, sequencePresent: Bool
+    ) -> Ingress? {
+        let c = current
+        if key <= VXLANHeader.maximumVNI,
+            let sw = c.switchIndex(for: VNI(masking: key)),
+            c.records[Int(sw.rawValue)].encapsulation == Encapsulation.gre.rawValue
+        {
+            return .tunnel(source: source, encapsulation: .gre, vni: VNI(masking: key))
+        }
+        let vsid = VNI(masking: key >> 8)
+        if let sw = c.switchIndex(for: vsid),
+            c.records[Int(sw.rawValue)].encapsulation == Encapsulation.nvgre.rawValue
+        {
+            if checksumPresent {
+                countMalformed(.nvgreChecksumPresent)
+                return nil
+            }
+            if sequencePresent {
+                countMalformed(.nvgreSequencePresent)
+                return nil
+            }
+            return .tunnel(source: source, encapsulation: .nvgre, vni: vsid)
+        }
+        // Neither: the decision counts an unknown VNI.
+        return key <= VXLANHeader.maximumVNI
+            ? .tunnel(source: source, encapsulation: .gre, vni: VNI(masking: key))
+            : .tunnel(source: source, encapsulation: .nvgre, vni: vsid)
+    }
+
     /// Decides what to do with one frame and learns its source. `frame` starts at the
     /// destination MAC; `now` is whole seconds from the injected monotonic clock.
     public func decide(_ ingress: Ingress, frame: UnsafeRawBufferPointer, now: UInt32)
@@ -287,6 +332,11 @@ public final class ForwardingEngine {
         _ source: IPAddress, _ encapsulation: Encapsulation, _ vni: VNI,
         _ frame: UnsafeRawBufferPointer, _ now: UInt32
     ) -> Decision {
+        switch source {
+        case .v4(let a) where a == ownAddresses.v4: return drop(.ownSource, nil)
+        case .v6(let a) where a == ownAddresses.v6: return drop(.ownSource, nil)
+        default: break
+        }
         let c = current
         guard let sw = c.switchIndex(for: vni) else { return drop(.unknownVNI, nil) }
         let s = Int(sw.rawValue)
@@ -408,6 +458,13 @@ public final class ForwardingEngine {
     /// `malformed` drop, so the two stay one sum.
     @inline(__always)
     public func countMalformed(_ reason: Malformed) { _ = malformed(reason, nil) }
+
+    /// Counts `count` frames the data plane dropped around the decision (receiving, sending,
+    /// encapsulating) under `reason`, beside the decision's own drops: one set of counters
+    /// for every drop.
+    public func countDrop(_ reason: DropReason, _ count: UInt64 = 1) {
+        dropCounters[Int(reason.rawValue)] &+= count
+    }
 
     @inline(__always)
     private func malformed(_ error: Malformed, _ sw: Int?) -> Decision {

@@ -354,31 +354,16 @@ public final class GatewayController: ControlHandler, Sendable {
                         encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
                         learned: k.learned, moves: k.moves, learningRefused: k.learningRefused))
             }
-            // Underlay datagrams the worker refused before the forwarding decision (a bad
-            // VXLAN header) are malformed frames too: the `malformed` drop is the sum of every
-            // malformed reason, as CountersReport.malformed promises.
-            let malformedTunnel = plane.malformedTunnel.values.reduce(0, +)
-            var drops = DropReason.allCases.map {
-                CountersReport.ReasonCount(
-                    reason: $0.counterName,
-                    count: statistics.drops($0) + ($0 == .malformed ? malformedTunnel : 0))
+            // Every drop, the forwarding core's and the worker's, under its reason.
+            let drops = DropReason.allCases.map {
+                CountersReport.ReasonCount(reason: $0.counterName, count: statistics.drops($0))
             }
-            // The data plane's own drops, before or after the forwarding decision.
-            drops += [
-                .init(
-                    reason: "access_receive_overrun",
-                    count: plane.ports.reduce(0) { $0 + $1.receiveOverruns }),
-                .init(reason: "underlay_receive_overrun", count: plane.underlayReceiveOverruns),
-                .init(reason: "underlay_too_big", count: plane.underlayTooBig),
-                .init(reason: "truncated", count: plane.truncated),
-                .init(reason: "transmit_queue_full", count: plane.transmitQueueFull),
-                .init(reason: "own_source", count: plane.ownSource),
-                .init(reason: "io_error", count: plane.ioErrors),
-            ]
+            // `io_error` counts failed calls, not frames (those are `send_failed`).
+            let ioErrors = CountersReport.ReasonCount(reason: "io_error", count: plane.ioErrors)
             var malformed: [CountersReport.ReasonCount] = []
-            for reason in Malformed.allCases {
-                let count = statistics.malformed(reason) + (plane.malformedTunnel[reason] ?? 0)
-                if count > 0 { malformed.append(.init(reason: reason.counterName, count: count)) }
+            for reason in Malformed.allCases where statistics.malformed(reason) > 0 {
+                malformed.append(
+                    .init(reason: reason.counterName, count: statistics.malformed(reason)))
             }
             return CountersReport(
                 switches: switches.sorted { $0.name < $1.name },
@@ -391,9 +376,9 @@ public final class GatewayController: ControlHandler, Sendable {
                     .init(
                         ip: $0.locator.ip.description,
                         encapsulation: $0.locator.encapsulation.description,
-                        txFrames: $0.txFrames, rxFrames: $0.rxFrames)
+                        txFrames: $0.txFrames, rxFrames: $0.rxFrames, resolved: $0.resolved)
                 },
-                drops: drops, malformed: malformed,
+                drops: drops + [ioErrors], malformed: malformed,
                 offloads: [
                     .init(reason: "super_frames_in", count: plane.superFramesIn),
                     .init(reason: "segments_out", count: plane.segmentsOut),

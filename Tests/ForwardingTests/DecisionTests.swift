@@ -146,6 +146,10 @@ let dropScenarios: [DropReason: DropScenario] = {
             prepare: { e in _ = e.decide(L.tunnel(L.vtep2, 5000), frame(to: L.a, from: L.b)) },
             ingress: L.tunnel(L.vtep3, 5000), frame: frame(to: L.b, from: L.c),
             switchIndex: L.web),
+        .ownSource: DropScenario(
+            prepare: { e in e.ownAddresses = (IPv4Address("192.0.2.1")!, nil) },
+            ingress: .tunnel(source: ip("192.0.2.1"), encapsulation: .vxlan, vni: vni(5000)),
+            frame: frame(to: L.b, from: L.a)),
         .noFloodTargets: DropScenario(
             ingress: .access(L.eth3), frame: frame(to: .broadcast, from: L.a, vlans: [400]),
             switchIndex: L.lonely),
@@ -156,7 +160,10 @@ let dropScenarios: [DropReason: DropScenario] = {
 struct DecisionTests {
     typealias L = Lab
 
-    @Test("every drop reason has a scenario that produces it", arguments: DropReason.allCases)
+    /// The worker's own reasons (not `isDecided`) have theirs in DataPlaneTests.
+    @Test(
+        "every drop reason of the decision has a scenario that produces it",
+        arguments: DropReason.allCases.filter(\.isDecided))
     func dropReason(_ reason: DropReason) {
         guard let scenario = dropScenarios[reason] else {
             Issue.record("no test scenario for drop reason \(reason.counterName)")

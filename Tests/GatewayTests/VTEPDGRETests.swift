@@ -631,7 +631,7 @@ extension Lab {
         let thread = Thread {
             let outcome = Result<Void, any Error> {
                 try NetworkNamespace.enterOnCurrentThread(path: "/run/netns/\(namespace)")
-                let socket = try GRETunnelSocket(address: from)
+                let socket = try RawTunnelSocket(address: from)
                 let batch = PacketBatch(capacity: max(1, packets.count))
                 for (slot, packet) in packets.enumerated() {
                     packet.withUnsafeBytes { batch.copyFrame($0, into: slot) }

@@ -174,8 +174,8 @@ struct VTEPDOffloadTests {
                 try lab.replicate(from: vtepd.site, to: [remote], vtepd: vtepd)
             }
             try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepdA)
-            try Self.waitForFastPath(lab, topology, from: a, to: b)
-            try Self.waitForFastPath(lab, topology, from: b, to: a)
+            try Self.waitForFastPath(lab, topology, from: a, to: b, vtepd: vtepdA)
+            try Self.waitForFastPath(lab, topology, from: b, to: a, vtepd: vtepdB)
             for (from, to, sender, receiver) in [
                 (a, b, vtepdA, vtepdB), (b, a, vtepdB, vtepdA),
             ] {
@@ -268,7 +268,7 @@ struct VTEPDOffloadTests {
                 try vtepd.bindings() == wanted
             }
             try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
-            try Self.waitForFastPath(lab, topology, from: a, to: b)
+            try Self.waitForFastPath(lab, topology, from: a, to: b, vtepd: vtepd)
             // The host's stack sees an interface with TSO and checksum offload.
             let features = try lab.execute(["ethtool", "-k", hostPort], in: a.hostNamespace)
             #expect(features.output.contains("tcp-segmentation-offload: on"), "\(features.output)")
@@ -362,20 +362,23 @@ struct VTEPDOffloadTests {
         try lab.replicate(from: a, to: [b], vtepd: vtepd)
         try lab.replicate(from: b, to: [a])
         try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
-        try waitForFastPath(lab, topology, from: a, to: b)
+        try waitForFastPath(lab, topology, from: a, to: b, vtepd: vtepd)
         return (topology, vtepd)
     }
 
     /// Until its resolver has the next hop to a VTEP (up to a second after a configuration),
-    /// vtepd sends VXLAN to it through the kernel's UDP socket, from port 4789 and one segment
-    /// at a time; then through prebuilt headers, with a source port from the inner flow's
-    /// hash (49152–65535) and super-frames as UDP GSO trains. Waits for the latter: an echo
-    /// request from host A leaving with a hashed source port.
+    /// vtepd sends VXLAN to it through the kernel's IP output one segment at a time; then
+    /// through prebuilt headers, with super-frames as UDP GSO trains. Waits for the latter
+    /// (the VTEP counted as resolved), then for an echo request from host A leaving with a
+    /// source port from the inner flow's hash (49152–65535), as on either path.
     static func waitForFastPath(
-        _ lab: Lab, _ topology: LabTopology, from a: LabSite, to b: LabSite
+        _ lab: Lab, _ topology: LabTopology, from a: LabSite, to b: LabSite, vtepd: LabVTEPD
     ) throws {
+        try waitUntil("vtepd has the next hop to \(b.tunnelIP)") {
+            try vtepd.countersReport().vteps.contains { $0.ip == b.tunnelIP && $0.resolved == true }
+        }
         let request = "ip.src == \(a.tunnelIP) && icmp.type == 8"
-        try waitUntil("vtepd sends to \(b.tunnelIP) through its prebuilt headers") {
+        try waitUntil("vtepd sends to \(b.tunnelIP) with a hashed source port") {
             let wire = try lab.capture(
                 on: topology.switchPorts[a.index - 1], in: topology.switchNamespace,
                 filter: "udp port 4789")

@@ -41,6 +41,10 @@ int clinuxnet_interface_disable_lro(int fd, const char *name);
 /// bytes to `address` and returns its ARPHRD_* type; -1 with errno on failure.
 int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t address[6]);
 
+/// Attaches a socket filter that accepts nothing: for a raw socket that only sends (a raw
+/// socket of a protocol otherwise gets a copy of every packet of that protocol).
+int clinuxnet_drop_all_input(int fd);
+
 // MARK: - CMSG(3) macros as functions
 
 static inline struct cmsghdr *clinuxnet_cmsg_firsthdr(struct msghdr *message) {
@@ -82,6 +86,7 @@ static const int clinuxnet_ip_mtu_discover = IP_MTU_DISCOVER;
 static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
 static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
 static const int clinuxnet_ipv6_v6only = IPV6_V6ONLY;
+static const int clinuxnet_ipv6_checksum = IPV6_CHECKSUM;
 static const int clinuxnet_arphrd_ether = ARPHRD_ETHER;
 
 // UDP GRO (Linux 5.0) and GSO (4.18): linux/udp.h values, which glibc's netinet/udp.h only

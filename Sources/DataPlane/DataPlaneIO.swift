@@ -1,0 +1,102 @@
+import Datapath
+import Forwarding
+import Packet
+
+/// The sockets a data plane worker drives, as types: the kernel's (`KernelIO`) in vtepd, the
+/// in-memory twin (`MemoryIO`) in unit tests. The worker is generic over it, so the kernel's
+/// build is specialised and calls each socket directly (no existential, no witness table).
+public protocol DataPlaneIO {
+    associatedtype Access: AccessPortIO
+    associatedtype Underlay: UnderlayIO
+    associatedtype VXLAN: MulticastTunnelSocketIO
+    associatedtype Raw: TunnelSocketIO
+}
+
+/// One worker's sockets.
+public struct DataPlanePorts<IO: DataPlaneIO> {
+    /// Access ports, in the order vtepd was given them.
+    public var access: [IO.Access]
+    public var underlay: IO.Underlay
+    /// VXLAN in (UDP port 4789, with UDP_GRO) per family; nil without a local address of
+    /// the family.
+    public var vxlan4: IO.VXLAN?
+    public var vxlan6: IO.VXLAN?
+    /// GRE and NVGRE in, and their slow path out.
+    public var gre4: IO.Raw?
+    public var gre6: IO.Raw?
+    /// VXLAN's slow path out: whole UDP datagrams, so the source port is the flow hash.
+    public var udp4: IO.Raw?
+    public var udp6: IO.Raw?
+    /// What opening the ports changed on the host (LRO turned off), for the log.
+    public var notes: [String]
+
+    public init(
+        access: [IO.Access], underlay: IO.Underlay, vxlan4: IO.VXLAN?, vxlan6: IO.VXLAN?,
+        gre4: IO.Raw?, gre6: IO.Raw?, udp4: IO.Raw?, udp6: IO.Raw?, notes: [String] = []
+    ) {
+        self.access = access
+        self.underlay = underlay
+        self.vxlan4 = vxlan4
+        self.vxlan6 = vxlan6
+        self.gre4 = gre4
+        self.gre6 = gre6
+        self.udp4 = udp4
+        self.udp6 = udp6
+        self.notes = notes
+    }
+}
+
+/// The kernel's sockets: AF_PACKET access ports and underlay, UDP and raw IP tunnel sockets.
+public enum KernelIO: DataPlaneIO {
+    public typealias Access = AccessPort
+    public typealias Underlay = UnderlayPort
+    public typealias VXLAN = UDPTunnelSocket
+    public typealias Raw = RawTunnelSocket
+
+    /// Opens every socket the settings call for; a bad interface name fails here, with its
+    /// reason. LRO is turned off on each access port first (its frames cannot be forwarded,
+    /// as the kernel's bridge knows), and said so in `notes`.
+    public static func open(settings: DataPlaneSettings, ports names: [String]) throws
+        -> DataPlanePorts<KernelIO>
+    {
+        guard names.count <= PortIndex.count else {
+            throw GatewayError.tooManyPorts(names.count)
+        }
+        var notes: [String] = []
+        for name in names where try AccessPort.disableLRO(on: name) {
+            notes.append(
+                "turned large receive offload (LRO) off on access port \(name): LRO frames cannot be forwarded"
+            )
+        }
+        // Plain frames bypass the qdisc; super-frames take the queueing path (AccessPort).
+        let access = try names.map {
+            try AccessPort(
+                interface: $0, promiscuous: true, qdiscBypass: true,
+                receiveBuffer: settings.receiveBuffer, vnetHeader: true)
+        }
+        let any4 = IPAddress.v4(IPv4Address(rawValue: 0))
+        let any6 = IPAddress.v6(IPv6Address(high: 0, low: 0))
+        let v4 = settings.localIPv4 != nil
+        let v6 = settings.localIPv6 != nil
+        return DataPlanePorts(
+            access: access,
+            underlay: try UnderlayPort(interface: settings.underlay),
+            vxlan4: v4
+                ? try UDPTunnelSocket(
+                    address: any4, port: settings.vxlanPort,
+                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
+            vxlan6: v6
+                ? try UDPTunnelSocket(
+                    address: any6, port: settings.vxlanPort,
+                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
+            gre4: v4
+                ? try RawTunnelSocket(address: any4, receiveBuffer: settings.receiveBuffer) : nil,
+            gre6: v6
+                ? try RawTunnelSocket(address: any6, receiveBuffer: settings.receiveBuffer) : nil,
+            // Bound to the wildcard, as the UDP socket was: the kernel picks the source
+            // address by route, and the fast path takes over once the next hop is known.
+            udp4: v4 ? try RawTunnelSocket(address: any4, carrying: .udp) : nil,
+            udp6: v6 ? try RawTunnelSocket(address: any6, carrying: .udp) : nil,
+            notes: notes)
+    }
+}

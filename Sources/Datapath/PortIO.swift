@@ -1,0 +1,52 @@
+import Packet
+
+/// What the data plane's worker needs of a socket it reads batches from: an access port or a
+/// tunnel socket. `AccessPort`, `UDPTunnelSocket` and `RawTunnelSocket` are the kernel's;
+/// the `DataPlane` module's in-memory ports are the twin the worker's unit tests drive,
+/// frame by frame, without namespaces (as SwiftNIO's `EmbeddedChannel` is to a socket).
+public protocol FrameReceiving: AnyObject {
+    /// Fills slots `0 ..< n` of `batch` and returns `n`, 0 when nothing is queued.
+    func receive(into batch: PacketBatch) throws(SystemError) -> Int
+    /// Frames lost before they were read (a full receive queue), since the port opened.
+    var receiveDrops: UInt64 { get }
+    /// The socket to poll for readability; -1 for a port that is not a socket.
+    var descriptor: Int32 { get }
+}
+
+/// What the worker needs of a socket it sends batches through.
+public protocol FrameSending: AnyObject {
+    /// Sends slots `0 ..< count` in order (see `PacketBatch.send` for what the result means).
+    func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult
+}
+
+/// An access port: frames in and out, with a virtio_net_hdr in `PacketBatch.offload`.
+public protocol AccessPortIO: FrameReceiving, FrameSending {
+    var interfaceName: String { get }
+    /// The largest IP packet the port carries; read on a configuration change, never per frame.
+    var mtu: Int { get throws(SystemError) }
+}
+
+/// The underlay's transmit side: complete Ethernet frames, and UDP GSO trains.
+public protocol UnderlayIO: FrameSending {
+    var interfaceIndex: Int32 { get }
+    var mtu: Int { get throws(SystemError) }
+    var hardwareAddress: MACAddress { get throws(SystemError) }
+    /// False once trains were refused; the worker then sends datagrams one by one.
+    var supportsTrains: Bool { get }
+    func sendTrains(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult
+}
+
+/// A tunnel socket: datagrams in with their sender (`PacketBatch.source`), out to
+/// `PacketBatch.setDestination`.
+public protocol TunnelSocketIO: FrameReceiving, FrameSending {}
+
+/// A VXLAN socket, which also joins the multicast groups of flooded switches.
+public protocol MulticastTunnelSocketIO: TunnelSocketIO {
+    func join(group: IPAddress, interfaceIndex: Int32) throws(SystemError)
+    func leave(group: IPAddress, interfaceIndex: Int32) throws(SystemError)
+}
+
+extension AccessPort: AccessPortIO {}
+extension UnderlayPort: UnderlayIO {}
+extension UDPTunnelSocket: MulticastTunnelSocketIO {}
+extension RawTunnelSocket: TunnelSocketIO {}

@@ -1,0 +1,266 @@
+import DataPlane
+import Datapath
+import Forwarding
+import Packet
+import Testing
+
+/// The worker driven frame by frame on in-memory ports (`MemoryIO`): what it sends where, and
+/// what it counts, for each path a frame can take.
+@Suite struct WorkerTests {
+    @Test func aFrameToAnUnresolvedVTEPLeavesFromItsFlowHashAsTheFastPathWould() throws {
+        let rig = try Rig()
+        let first = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1000)
+        let second = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 2000)
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.port(0).inject(first)
+        rig.port(0).inject(second)
+        rig.worker.serviceAll(now: 1)
+
+        // No next hop yet: both leave through the raw UDP socket, whole datagrams.
+        let slow = rig.io.udp4!.takeSent()
+        try #require(slow.count == 2)
+        #expect(rig.io.underlay.takeSent().frames.isEmpty)
+        var slowPorts: [UInt16] = []
+        for (datagram, inner) in zip(slow, [first, second]) {
+            #expect(datagram.peer == UDPEndpoint(address: Rig.vtep.ip, port: 0))
+            let udp = try datagram.bytes.withUnsafeBytes { try UDPHeader.parse($0, at: 0) }
+            #expect(udp.destinationPort == 4789)
+            #expect(Int(udp.length) == datagram.bytes.count)
+            #expect(udp.sourcePort >= SourcePortRange.rfc7348Default.lowerBound)
+            #expect(Array(datagram.bytes[8..<16]) == Frames.vxlan(vni: 5000))
+            #expect(Array(datagram.bytes[16...]) == inner)
+            slowPorts.append(udp.sourcePort)
+        }
+        #expect(slowPorts[0] != slowPorts[1], "two flows, two source ports")
+        #expect(rig.worker.counters().slowPath == 2)
+
+        // Resolved: the same frames on the fast path get the same source ports.
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        rig.port(0).inject(first)
+        rig.port(0).inject(second)
+        rig.worker.serviceAll(now: 2)
+        let fast = rig.io.underlay.takeSent().frames
+        try #require(fast.count == 2)
+        #expect(rig.io.udp4!.takeSent().isEmpty)
+        for (frame, (inner, port)) in zip(fast, zip([first, second], slowPorts)) {
+            let outer = try Frames.OuterIPv4(frame.bytes)
+            #expect(outer.ethernetDestination == Rig.gatewayMAC)
+            #expect(outer.source == IPv4Address("10.0.0.1")!)
+            #expect(outer.destination == IPv4Address("10.0.0.2")!)
+            #expect(outer.udpDestinationPort == 4789)
+            #expect(outer.udpSourcePort == port)
+            #expect(outer.vni == 5000)
+            #expect(outer.inner == inner)
+        }
+    }
+
+    @Test func aFrameFromATunnelIsDeliveredLearnedAndAnsweredByUnicast() throws {
+        let rig = try Rig()
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let request = Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 7)
+        rig.fromVTEP(request)
+        rig.worker.serviceAll(now: 1)
+        #expect(rig.port(0).takeSent().map(\.bytes) == [request])
+
+        let reply = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 9)
+        rig.port(0).inject(reply)
+        rig.worker.serviceAll(now: 1)
+        let out = rig.io.underlay.takeSent().frames
+        try #require(out.count == 1, "learned: one unicast copy, not a flood")
+        #expect(try Frames.OuterIPv4(out[0].bytes).inner == reply)
+        let counters = rig.worker.counters()
+        #expect(counters.vteps.first { $0.locator == Rig.vtep }?.rxFrames == 1)
+        #expect(counters.vteps.first { $0.locator == Rig.vtep }?.txFrames == 1)
+    }
+
+    /// Every frame the worker drops is counted under a reason of the one `DropReason` set,
+    /// beside the forwarding core's; nothing vanishes.
+    @Test func eachDropOfTheWorkerIsCountedUnderItsReason() throws {
+        let v6VTEP = Locator(IPAddress("fd00::2")!)
+        let rig = try Rig(
+            switches: [
+                LogicalSwitch(
+                    name: "web", vni: try VNI(validating: 5000), replication: .headEnd([Rig.vtep])),
+                LogicalSwitch(
+                    name: "six", vni: try VNI(validating: 6000), replication: .headEnd([v6VTEP])),
+            ],
+            bindings: [
+                Binding(port: "eth0", vlan: nil, logicalSwitch: "web"),
+                Binding(port: "eth1", vlan: nil, logicalSwitch: "six"),
+            ])
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let frame = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1)
+        func drops() -> [DropReason: UInt64] {
+            let statistics = rig.worker.statistics()
+            var nonzero: [DropReason: UInt64] = [:]
+            for reason in DropReason.allCases where statistics.drops(reason) > 0 {
+                nonzero[reason] = statistics.drops(reason)
+            }
+            return nonzero
+        }
+
+        // Longer than a receive buffer (64 KB and a header): cut short, dropped.
+        rig.port(0).inject(frame + [UInt8](repeating: 0, count: 70_000))
+        // From our own address, on the VXLAN socket.
+        rig.io.vxlan4!.inject(
+            Frames.vxlan(vni: 5000) + frame, from: UDPEndpoint(address: .v4(rig.local), port: 9))
+        // To a VTEP of a family we have no address of (switch "six" floods to fd00::2).
+        rig.port(1).inject(frame)
+        rig.worker.serviceAll(now: 1)
+        #expect(drops() == [.truncated: 1, .ownSource: 1, .noLocalAddress: 1])
+
+        // Too big for the underlay once encapsulated: a 1,500-byte IP packet plus VXLAN.
+        rig.port(0).inject(
+            Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1, payload: 1472))
+        rig.worker.serviceAll(now: 1)
+        #expect(drops()[.underlayTooBig] == 1)
+        #expect(rig.io.underlay.takeSent().frames.isEmpty)
+
+        // A full send queue on an access port: the rest of the batch is counted, not lost.
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.port(0).sendQueueRoom = 1
+        for port in 1...3 {
+            rig.fromVTEP(Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: UInt16(port)))
+        }
+        rig.worker.serviceAll(now: 1)
+        #expect(rig.port(0).takeSent().count == 1)
+        #expect(drops()[.transmitQueueFull] == 2)
+        #expect(rig.worker.counters().ports[0].drops == 2)
+        rig.port(0).sendQueueRoom = nil
+
+        // Too big for the port it leaves by (EMSGSIZE), and a send that fails outright.
+        rig.port(0).sendQueueRoom = nil
+        rig.port(0).pathMTU = 60
+        rig.fromVTEP(Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 4))
+        rig.worker.serviceAll(now: 1)
+        #expect(drops()[.tooBigForPort] == 1)
+        rig.port(0).pathMTU = nil
+        rig.port(0).failNextSend = 105  // ENOBUFS
+        rig.fromVTEP(Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 5))
+        rig.worker.serviceAll(now: 1)
+        #expect(drops()[.sendFailed] == 1)
+        #expect(rig.worker.ioErrorState.count == 1)
+        #expect(rig.worker.ioErrorState.last?.operation == .accessSend)
+
+        // The kernel's receive-queue overruns are read from the sockets.
+        rig.port(1).receiveDrops = 3
+        rig.io.vxlan4!.receiveDrops = 2
+        #expect(drops()[.accessReceiveOverrun] == 3)
+        #expect(drops()[.underlayReceiveOverrun] == 2)
+
+        // The configuration forgets eth0: what arrives there is counted, not decided.
+        rig.worker.apply(
+            try ForwardingConfiguration(switches: [], ports: ["eth1"], bindings: []), [])
+        rig.port(0).inject(frame)
+        rig.worker.serviceAll(now: 1)
+        #expect(drops()[.portNotConfigured] == 1)
+        #expect(
+            drops()
+                == [
+                    .truncated: 1, .ownSource: 1, .noLocalAddress: 1, .underlayTooBig: 1,
+                    .transmitQueueFull: 2, .tooBigForPort: 1, .sendFailed: 1,
+                    .accessReceiveOverrun: 3, .underlayReceiveOverrun: 2, .portNotConfigured: 1,
+                ])
+    }
+}
+
+/// One worker on in-memory ports: access ports eth0 and eth1 (eth0 untagged in switch
+/// "web", VNI 5000, flooded head-end to VTEP 10.0.0.2), underlay with our address 10.0.0.1.
+struct Rig {
+    static let vtep = Locator(IPAddress("10.0.0.2")!)
+    static let hostA = MACAddress(0x02, 0, 0, 0, 0, 0x0A)
+    static let remoteHost = MACAddress(0x02, 0, 0, 0, 0, 0x0B)
+    static let gatewayMAC = MACAddress(0x02, 0, 0, 0, 0, 0x99)
+    static let underlayMAC = MACAddress(0x02, 0, 0, 0, 0, 0x01)
+
+    let worker: DataPlaneWorker<MemoryIO>
+    let io: DataPlanePorts<MemoryIO>
+    let local = IPv4Address("10.0.0.1")!
+
+    init(
+        switches: [LogicalSwitch] = [
+            LogicalSwitch(
+                name: "web", vni: try! VNI(validating: 5000), replication: .headEnd([vtep]))
+        ],
+        bindings: [Binding] = [Binding(port: "eth0", vlan: nil, logicalSwitch: "web")]
+    ) throws {
+        let settings = DataPlaneSettings(
+            underlay: "mem0", localIPv4: IPv4Address("10.0.0.1")!, localIPv6: nil)
+        io = .inMemory(settings: settings, access: ["eth0", "eth1"], underlayMAC: Self.underlayMAC)
+        worker = try DataPlaneWorker(settings: settings, io: io)
+        worker.apply(
+            try ForwardingConfiguration(
+                switches: switches, ports: ["eth0", "eth1"], bindings: bindings), [])
+    }
+
+    func port(_ i: Int) -> MemoryPort { io.access[i] }
+
+    /// Queues `frame` on the VXLAN socket, in VNI 5000 from the remote VTEP.
+    func fromVTEP(_ frame: [UInt8]) {
+        io.vxlan4!.inject(
+            Frames.vxlan(vni: 5000) + frame, from: UDPEndpoint(address: Self.vtep.ip, port: 40000))
+    }
+}
+
+extension DataPlaneWorker {
+    /// A static MAC of switch "web" behind `locator`, as the controller would install it.
+    func installRemote(_ mac: MACAddress, behind locator: Locator) {
+        apply(
+            currentConfiguration,
+            [StaticRemoteMAC(logicalSwitch: "web", mac: mac, locator: locator)])
+    }
+}
+
+enum Frames {
+    /// Ethernet, IPv4 (10.1.0.1 → 10.1.0.2) and UDP to port 53 from `sourcePort`, 32 bytes of
+    /// payload; valid checksums are not needed by the worker.
+    static func udp(
+        from source: MACAddress, to destination: MACAddress, sourcePort: UInt16,
+        payload length: Int = 32
+    ) -> [UInt8] {
+        var bytes = mac(destination) + mac(source) + [0x08, 0x00]
+        let payload = [UInt8](repeating: 0x5A, count: length)
+        let ipLength = 20 + 8 + payload.count
+        bytes += [
+            0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0,
+        ]
+        bytes += [10, 1, 0, 1, 10, 1, 0, 2]
+        bytes += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), 0, 53]
+        bytes += [UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xFF), 0, 0]
+        return bytes + payload
+    }
+
+    static func mac(_ m: MACAddress) -> [UInt8] {
+        (0..<6).map { UInt8(truncatingIfNeeded: m.rawValue >> UInt64(40 - 8 * $0)) }
+    }
+
+    static func vxlan(vni: UInt32) -> [UInt8] {
+        [0x08, 0, 0, 0, UInt8(vni >> 16), UInt8((vni >> 8) & 0xFF), UInt8(vni & 0xFF), 0]
+    }
+
+    /// A VXLAN-over-IPv4 frame as the underlay carries it.
+    struct OuterIPv4 {
+        var ethernetDestination: MACAddress
+        var source: IPv4Address
+        var destination: IPv4Address
+        var udpSourcePort: UInt16
+        var udpDestinationPort: UInt16
+        var vni: UInt32
+        var inner: [UInt8]
+
+        init(_ bytes: [UInt8]) throws {
+            try #require(bytes.count >= 50 && bytes[12] == 0x08 && bytes[13] == 0x00)
+            func word(_ at: Int) -> UInt32 {
+                bytes[at..<at + 4].reduce(0) { $0 << 8 | UInt32($1) }
+            }
+            ethernetDestination = MACAddress(
+                rawValue: bytes[0..<6].reduce(0) { $0 << 8 | UInt64($1) })
+            source = IPv4Address(rawValue: word(26))
+            destination = IPv4Address(rawValue: word(30))
+            udpSourcePort = UInt16(bytes[34]) << 8 | UInt16(bytes[35])
+            udpDestinationPort = UInt16(bytes[36]) << 8 | UInt16(bytes[37])
+            vni = word(46) >> 8
+            inner = Array(bytes[50...])
+        }
+    }
+}
