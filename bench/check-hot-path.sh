@@ -31,8 +31,8 @@ hot=(
     "TCPCoalescer.finish("
 )
 # What the worker does per frame once a batch is in hand: deliver to a port (merging TCP
-# segments), flood, encapsulate (one frame, a super-frame's segments, a UDP GSO train).
-# Receive loops and flushes are per batch and not listed.
+# segments), flood, encapsulate (one frame, a super-frame's segments, a UDP GSO train); and
+# per batch, the receive loops (which also run the per-frame steps above) and the flushes.
 worker_hot=(
     "DataPlaneWorker.toPort("
     "DataPlaneWorker.closeCoalescing("
@@ -40,6 +40,11 @@ worker_hot=(
     "DataPlaneWorker.toTunnel("
     "DataPlaneWorker.toTunnelAsTrains("
     "DataPlaneWorker.fromAccess(superFrame:"
+    "DataPlaneWorker.fromAccess(_:into:now:)"
+    "DataPlaneWorker.fromTunnel("
+    "DataPlaneWorker.fromGRE("
+    "DataPlaneWorker.flushPort("
+    "DataPlaneWorker.flushUnderlay("
 )
 forbidden='swift_(retain|release|unknownObject(Retain|Release)|bridgeObject(Retain|Release)|allocObject|allocBox|allocExistentialBox)|<malloc|<calloc|<realloc|<_Znwm'
 

@@ -56,6 +56,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private let wakeup: Int32
 
     private let receiveBatch: PacketBatch
+    /// `receiveBatch` and the access ports, used per batch without reference counting (kept
+    /// alive by the properties above).
+    private let receiveBatchRef: Unmanaged<PacketBatch>
+    private let portRefs: UnsafeMutablePointer<Unmanaged<IO.Access>>
     private let portBatches: [PacketBatch]
     /// The same batches, read per frame without reference counting (`withPortBatch`); kept
     /// alive by `portBatches`.
@@ -169,6 +173,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portBatches = names.map { _ in
             PacketBatch(capacity: batch, bufferSize: Self.superFrameBytes + 16, headroom: 16)
         }
+        receiveBatchRef = .passUnretained(receiveBatch)
+        portRefs = .allocate(capacity: max(1, names.count))
+        for (w, port) in ports.enumerated() { (portRefs + w).initialize(to: .passUnretained(port)) }
         portBatchRefs = .allocate(capacity: max(1, names.count))
         for (w, batch) in portBatches.enumerated() {
             (portBatchRefs + w).initialize(to: .passUnretained(batch))
@@ -216,6 +223,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     }
 
     deinit {
+        portRefs.deallocate()
         portBatchRefs.deallocate()
         portPending.deallocate()
         coalescers.deallocate()
@@ -319,13 +327,17 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     // MARK: Access side
 
     private func fromAccess(_ p: Int, now: UInt32) {
-        let batch = receiveBatch
+        receiveBatchRef._withUnsafeGuaranteedRef { fromAccess(p, into: $0, now: now) }
+    }
+
+    private func fromAccess(_ p: Int, into batch: PacketBatch, now: UInt32) {
         // A few batches per wakeup, so one busy port cannot starve the others.
         for _ in 0..<4 {
-            let n: Int
-            do { n = try ports[p].receive(into: batch) } catch {
-                failed(.accessReceive, error)
-                return
+            let n = portRefs[p]._withUnsafeGuaranteedRef { port -> Int in
+                do throws(SystemError) { return try port.receive(into: batch) } catch {
+                    failed(.accessReceive, error)
+                    return 0
+                }
             }
             if n == 0 { return }
             portRx[p] &+= UInt64(n)
