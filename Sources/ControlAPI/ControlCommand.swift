@@ -157,6 +157,8 @@ public enum ControlCommands {
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,
+        // What the data plane does with frames: recorded, or asked of a described one.
+        DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
         // The API's own: vtepd's reports and the shell's helpers.
         Configuration.self, ShowNames.self, AuditRefusedInput.self,
     ]

@@ -132,6 +132,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     static var superFrameBytes: Int { 65_535 + 18 }
 
     private var stopping = false
+    private var tracer = TraceRecorder()
     private let clockOrigin: UInt64
 
     /// Takes over `io`'s sockets; `wakeup` is polled with them by `run`.
@@ -373,7 +374,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     checksumsCompleted &+= 1
                 }
                 let frame = batch.frame(i)
-                switch engine.decide(ingress, frame: frame, now: now) {
+                let decision = engine.decide(ingress, frame: frame, now: now)
+                if tracer.remaining > 0 { trace(ingress, frame, decision, from: p, now: now) }
+                switch decision {
                 case .drop: break
                 case .output(let port, let vlan): toPort(port, vlan: vlan, frame)
                 case .encapsulate(let locator, let vni): toTunnel(locator, vni, frame)
@@ -403,7 +406,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         superFramesIn &+= 1
         portRx[p] &+= UInt64(whole.count - 1)
         let frames = whole.count
-        switch engine.decide(ingress, superFrame: frame, frames: frames, now: now) {
+        let decision = engine.decide(ingress, superFrame: frame, frames: frames, now: now)
+        if tracer.remaining > 0 {
+            trace(ingress, frame, decision, from: p, now: now, superFrame: frames)
+        }
+        switch decision {
         case .drop: break
         case .output(let port, let vlan):
             toPort(port, vlan: vlan, frame, offload: offload, frames: frames)
@@ -532,7 +539,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// its VTEP after the decision, which discovers a new VTEP on a multicast switch.
     @inline(__always)
     private func deliver(_ inner: UnsafeRawBufferPointer, _ ingress: Ingress, now: UInt32) {
-        switch engine.decide(ingress, frame: inner, now: now) {
+        let decision = engine.decide(ingress, frame: inner, now: now)
+        if tracer.remaining > 0 { trace(ingress, inner, decision, from: nil, now: now) }
+        switch decision {
         case .output(let port, let vlan): toPort(port, vlan: vlan, coalescing: inner)
         case .flood(let sw, _, let excluding, _):
             // The receive buffer is ours: finish a checksum a namespace neighbour left undone
@@ -1305,6 +1314,101 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     func leaveAllGroups() {
         for group in groups { membership(group, join: false) }
         groups = []
+    }
+
+    // MARK: Packet trace
+
+    /// Records the next `count` frames `selector` picks (at most `TraceRecorder.maximum`),
+    /// replacing what was recorded before. Throws nothing: a port vtepd did not open is named
+    /// in the answer.
+    public func startTrace(_ selector: TraceSelector, count: Int) -> String {
+        tracer.recorded = []
+        tracer.selector = selector
+        tracer.port = -1
+        tracer.started = 0
+        if case .port(let name) = selector {
+            guard let w = ports.firstIndex(where: { $0.interfaceName == name }) else {
+                tracer.remaining = 0
+                return "port \(name) is not one of vtepd's access ports"
+            }
+            tracer.port = w
+        }
+        tracer.remaining = min(count, TraceRecorder.maximum)
+        let what: String
+        switch selector {
+        case .any: what = "any port or tunnel"
+        case .port(let name): what = "port \(name)"
+        case .tunnel: what = "the tunnels"
+        }
+        return "tracing the next \(tracer.remaining) frames from \(what)"
+    }
+
+    /// The frames recorded since the trace started, and how many it still waits for.
+    public var traces: (frames: [FrameTrace], waitingFor: Int) {
+        (tracer.recorded, tracer.remaining)
+    }
+
+    public func clearTrace() { tracer = TraceRecorder() }
+
+    /// Records one traced frame's steps, if the selector picks it. Out of line: the per-frame
+    /// paths only test `tracer.remaining`.
+    @inline(never)
+    private func trace(
+        _ ingress: Ingress, _ frame: UnsafeRawBufferPointer, _ decision: Decision, from port: Int?,
+        now: UInt32, superFrame frames: Int = 1
+    ) {
+        switch tracer.selector {
+        case .any: break
+        case .port: guard port == tracer.port else { return }
+        case .tunnel: guard port == nil else { return }
+        }
+        tracer.remaining -= 1
+        tracer.started += 1
+        let c = engine.configuration
+        var steps = [TraceText.ingress(ingress, c)]
+        if frames > 1 { steps[0] += ", a super-frame of \(frames) segments" }
+        steps.append(TraceText.headers(frame))
+        if case .drop = decision {
+        } else {
+            steps += TraceText.lookup(ingress, frame, engine, now: now)
+        }
+        steps.append(TraceText.decision(decision, c, engine))
+        if case .encapsulate(let locator, let vni) = decision {
+            steps.append(path(to: locator, vni))
+        }
+        tracer.recorded.append(FrameTrace(number: tracer.started, seconds: now, steps: steps))
+    }
+
+    /// How a frame to `locator` leaves: through prebuilt headers or the kernel's IP output.
+    private func path(to locator: LocatorIndex, _ vni: VNI) -> String {
+        guard let l = engine.locator(locator) else { return "VTEP removed" }
+        if let hop = nextHops[l] ?? NextHop.multicast(l.ip) {
+            return "sent through prebuilt headers to next hop \(hop.destination)"
+        }
+        return "sent through the kernel's IP output (next hop not yet resolved)"
+    }
+
+    /// What the worker would do now with `frame` arriving on access port `name`, without
+    /// learning, counting or sending it; nil when vtepd has no such port configured.
+    public func explain(_ frame: [UInt8], onPort name: String) -> [String]? {
+        let c = engine.configuration
+        guard let port = c.portIndex(named: name) else { return nil }
+        let now = self.now()
+        let ingress = Ingress.access(port)
+        return frame.withUnsafeBytes { raw in
+            let decision = engine.explain(port: port, frame: raw, now: now)
+            var steps = [TraceText.ingress(ingress, c), TraceText.headers(raw)]
+            if case .drop = decision {
+            } else {
+                steps += TraceText.lookup(ingress, raw, engine, now: now)
+            }
+            steps.append(TraceText.decision(decision, c, engine))
+            if case .encapsulate(let locator, let vni) = decision {
+                steps.append(
+                    path(to: locator, vni).replacingOccurrences(of: "sent", with: "would go"))
+            }
+            return steps
+        }
     }
 
     // MARK: Inspection (runs on the worker via DataPlane.inspect)

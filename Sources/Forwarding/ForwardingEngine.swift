@@ -256,7 +256,20 @@ public final class ForwardingEngine {
         return decideWeighted(ingress, frame, now)
     }
 
-    /// The decision, every frame counter counting `weight` frames.
+    /// What `decide` would do with `frame` from access port `port` now, without learning its
+    /// source or counting it: the hypothetical trace (`trace port …`), as Open vSwitch's
+    /// `ofproto/trace` answers without sending. A source MAC that would move is reported as
+    /// it would be decided after the move.
+    public func explain(port: PortIndex, frame: UnsafeRawBufferPointer, now: UInt32)
+        -> Decision
+    {
+        weight = 0
+        defer { weight = 1 }
+        return decideWeighted(.access(port), frame, now)
+    }
+
+    /// The decision, every frame counter counting `weight` frames (0: `explain`, which
+    /// neither counts nor learns).
     @inline(__always)
     private func decideWeighted(
         _ ingress: Ingress, _ frame: UnsafeRawBufferPointer, _ now: UInt32
@@ -402,6 +415,15 @@ public final class ForwardingEngine {
         -> DropReason?
     {
         let s = Int(sw.rawValue)
+        if weight == 0 {
+            // `explain`: only what learning would refuse.
+            guard let value = macTable.lookupValue(MACTable.key(sw, mac), now: now) else {
+                return nil
+            }
+            let isStaticElsewhere =
+                value & MACTable.staticBit != 0 && value & MACTable.locationMask != location
+            return isStaticElsewhere ? .staticMACConflict : nil
+        }
         switch macTable.learnValue(MACTable.key(sw, mac), location, now: now) {
         case .refreshed: break
         case .learned: switchCounters[s].learned &+= 1

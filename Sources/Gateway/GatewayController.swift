@@ -69,6 +69,53 @@ public final class GatewayController: ControlHandler, Sendable {
         table.on(ShowProblems.self) { _, _ in .lines(await controller.configuration().problems) }
         table.on(ShowSwitch.self) { _, _ in .configuration(await controller.configuration()) }
         table.on(ShowSystem.self) { _, _ in .lines(controller.systemLines()) }
+        table.on(DebugPacketTrace.self) { request, _ in
+            let selector: TraceSelector =
+                request.port.map { .port($0.text) } ?? (request.tunnel ? .tunnel : .any)
+            let count = request.count
+            return .lines([
+                await controller.dataPlane.inspect { $0.startTrace(selector, count: count) }
+            ])
+        }
+        table.on(ShowPacketTrace.self) { _, _ in
+            let (frames, waiting) = await controller.dataPlane.inspect { $0.traces }
+            var lines: [String] = []
+            for frame in frames {
+                lines.append("frame \(frame.number) (at \(frame.seconds) s)")
+                lines += frame.steps.map { "  " + $0 }
+            }
+            lines.append(
+                frames.isEmpty && waiting == 0
+                    ? "no packet trace: start one with debug packet-trace"
+                    : "\(frames.count) frames recorded, waiting for \(waiting) more")
+            return .lines(lines)
+        }
+        table.on(ClearPacketTrace.self) { _, _ in
+            await controller.dataPlane.inspect { $0.clearTrace() }
+            return .lines(["packet trace stopped and cleared"])
+        }
+        table.on(TraceFrame.self) { request, _ throws(ControlFailure) in
+            let transport: TraceProbe.Transport? =
+                switch request.transport {
+                case .tcp?: .tcp
+                case .udp?: .udp
+                case .icmp?: .icmp
+                case nil: nil
+                }
+            let frame = TraceProbe.frame(
+                vlan: request.vlan.map { UInt16($0) }, source: request.source,
+                destination: request.destination,
+                ip: request.sourceIP.flatMap { s in request.destinationIP.map { (s, $0) } },
+                transport: transport, sourcePort: request.sourcePort.map { UInt16($0) },
+                destinationPort: request.destinationPort.map { UInt16($0) })
+            let name = request.port.text
+            guard
+                let steps = await controller.dataPlane.inspect({ $0.explain(frame, onPort: name) })
+            else {
+                throw ControlFailure("port \(name) is not an access port of this switch")
+            }
+            return .lines(steps)
+        }
         table.on(ShowNames.self) { request, _ throws(ControlFailure) in
             .lines(
                 try await controller.names(request.kind, appliance: appliance, database: database))

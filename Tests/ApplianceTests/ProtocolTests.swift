@@ -49,7 +49,10 @@ import Testing
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
         (#"{"id":9,"command":"problems"}"#, "show switch problems"),
-        (#"{"id":9,"command":"names","arguments":{"kind":"logical-switches"}}"#, "names logical-switches"),
+        (
+            #"{"id":9,"command":"names","arguments":{"kind":"logical-switches"}}"#,
+            "names logical-switches"
+        ),
         (#"{"id":9,"command":"switch"}"#, "show switch"),
         (#"{"id":9,"command":"system"}"#, "show system"),
         (#"{"id":9,"command":"clear-ntp-servers"}"#, "clear network ntp-servers"),
@@ -187,6 +190,20 @@ import Testing
         ),
         (#"{"id":9,"command":"logical-switches"}"#, "show switch logical-switches"),
         (#"{"id":9,"command":"tunnels"}"#, "show switch tunnels"),
+        (
+            #"{"id":9,"command":"packet-trace","arguments":{"count":5,"port":"eth1","tunnel":false}}"#,
+            "debug packet-trace port eth1 count 5"
+        ),
+        (
+            #"{"id":9,"command":"packet-trace","arguments":{"count":1,"tunnel":true}}"#,
+            "debug packet-trace tunnel count 1"
+        ),
+        (#"{"id":9,"command":"show-packet-trace"}"#, "show packet-trace"),
+        (#"{"id":9,"command":"clear-packet-trace"}"#, "clear packet-trace"),
+        (
+            #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
+            "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"
+        ),
     ]
 
     @Test func everyCommandHasItsExactWireFormAndShellLine() throws {

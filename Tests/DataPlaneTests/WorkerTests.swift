@@ -162,6 +162,82 @@ import Testing
                     .accessReceiveOverrun: 3, .underlayReceiveOverrun: 2, .portNotConfigured: 1,
                 ])
     }
+
+    /// `debug packet-trace`: each traced frame names its branch (deliver, encapsulate, flood,
+    /// drop and its reason), on the ports and count asked for, and nothing more once the
+    /// count is used up.
+    @Test func aTracedFrameNamesItsBranch() throws {
+        let rig = try Rig()
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        #expect(
+            rig.worker.startTrace(.port("eth0"), count: 3)
+                == "tracing the next 3 frames from port eth0")
+        // Unknown destination: flooded (to VTEP 10.0.0.2; eth0 is the only port in "web").
+        rig.port(0).inject(Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1))
+        // Not traced: from the tunnel.
+        rig.fromVTEP(Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 2))
+        rig.worker.serviceAll(now: 1)
+        // Now known behind the VTEP: encapsulated; and a frame with a multicast source.
+        rig.port(0).inject(Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 3))
+        rig.port(0).inject(
+            Frames.udp(from: MACAddress(0x01, 0, 0x5E, 0, 0, 1), to: Rig.remoteHost, sourcePort: 4))
+        rig.port(0).inject(Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 5))
+        rig.worker.serviceAll(now: 1)
+        let (frames, waiting) = rig.worker.traces
+        #expect(waiting == 0)
+        try #require(frames.count == 3)
+        #expect(frames.map(\.number) == [1, 2, 3])
+        #expect(frames[0].steps[0] == "received on port eth0")
+        #expect(frames[0].steps[1].contains("02:00:00:00:00:0a → 02:00:00:00:00:0b"))
+        #expect(frames[0].steps[1].contains("IPv4 10.1.0.1 → 10.1.0.2 UDP 1 → 53"))
+        #expect(frames[0].steps.contains("logical switch web (VNI 5000, vxlan)"))
+        #expect(frames[0].steps.contains("destination 02:00:00:00:00:0b is unknown: flood"))
+        #expect(frames[0].steps.contains("decision: flood in VNI 5000 to VTEP 10.0.0.2 (vxlan)"))
+        #expect(
+            frames[1].steps.contains(
+                "destination 02:00:00:00:00:0b is known: behind VTEP 10.0.0.2 (vxlan)"))
+        #expect(
+            frames[1].steps.contains("decision: encapsulate to VTEP 10.0.0.2 (vxlan), VNI 5000"))
+        #expect(
+            frames[1].steps.last == "sent through prebuilt headers to next hop 02:00:00:00:00:99")
+        #expect(
+            frames[2].steps.last
+                == "decision: drop, multicast_source_mac (multicast or broadcast source MAC)")
+
+        // From the tunnel: delivered to eth0.
+        _ = rig.worker.startTrace(.tunnel, count: 1)
+        rig.port(0).inject(Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 6))
+        rig.fromVTEP(Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 7))
+        rig.worker.serviceAll(now: 2)
+        let tunnel = rig.worker.traces.frames
+        try #require(tunnel.count == 1)
+        #expect(tunnel[0].steps[0] == "received from VTEP 10.0.0.2 over vxlan, VNI 5000")
+        #expect(tunnel[0].steps.last == "decision: deliver to port eth0 untagged")
+        #expect(
+            rig.worker.startTrace(.port("eth9"), count: 1)
+                == "port eth9 is not one of vtepd's access ports")
+        rig.worker.clearTrace()
+        #expect(rig.worker.traces.frames.isEmpty)
+    }
+
+    /// `trace port …`: what the worker would do, with nothing learned, counted or sent.
+    @Test func aHypotheticalFrameIsExplainedWithoutSideEffects() throws {
+        let rig = try Rig()
+        let before = rig.worker.statistics()
+        let frame = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1)
+        let steps = try #require(rig.worker.explain(frame, onPort: "eth0"))
+        #expect(steps.last == "decision: flood in VNI 5000 to VTEP 10.0.0.2 (vxlan)")
+        #expect(rig.worker.statistics() == before)
+        #expect(rig.worker.macEntries(from: 0, count: 1 << 20).entries.isEmpty, "nothing learned")
+        #expect(rig.io.underlay.takeSent().frames.isEmpty && rig.io.udp4!.takeSent().isEmpty)
+        // A source MAC that is a static entry behind a VTEP: refused, as the decision would.
+        rig.worker.installRemote(Rig.hostA, behind: Rig.vtep)
+        #expect(
+            rig.worker.explain(frame, onPort: "eth0")?.last
+                == "decision: drop, static_mac_conflict (source MAC belongs to a static entry elsewhere)"
+        )
+        #expect(rig.worker.explain(frame, onPort: "eth7") == nil)
+    }
 }
 
 /// One worker on in-memory ports: access ports eth0 and eth1 (eth0 untagged in switch
@@ -225,6 +301,14 @@ enum Frames {
             0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xFF), 0, 1, 0x40, 0, 64, 17, 0, 0,
         ]
         bytes += [10, 1, 0, 1, 10, 1, 0, 2]
+        // The IPv4 header checksum (RFC 791), so the header parses.
+        var sum: UInt32 = 0
+        for i in stride(from: 14, to: 34, by: 2) {
+            sum += UInt32(bytes[i]) << 8 | UInt32(bytes[i + 1])
+        }
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        bytes[24] = UInt8(~sum >> 8 & 0xFF)
+        bytes[25] = UInt8(~sum & 0xFF)
         bytes += [UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), 0, 53]
         bytes += [UInt8((8 + payload.count) >> 8), UInt8((8 + payload.count) & 0xFF), 0, 0]
         return bytes + payload

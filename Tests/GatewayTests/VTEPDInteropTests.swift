@@ -32,14 +32,7 @@ struct VTEPDInteropTests {
 
     private func check(_ lab: Lab, _ topology: LabTopology) throws {
         let (a, b) = (topology.sites[0], topology.sites[1])
-        let vtepd = try lab.startVTEPD(at: a, vni: 5001)
-        // Head-end (source node) replication, so frames from the kernel VTEP are learned.
-        try vtepd.control([
-            "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
-        ])
-        try lab.replicate(from: a, to: [b], vtepd: vtepd)
-        try lab.replicate(from: b, to: [a])
-        try lab.warmUnderlay(topology)
+        let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
 
         let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
         #expect(ping == LabPingResult(transmitted: 3, received: 3))
@@ -82,5 +75,22 @@ struct VTEPDInteropTests {
         #expect(
             try lab.stopAndCount(hostB, matching: LabSelfTests.broadcastOnHost, probe: probe) == 1)
         try vtepd.process.requireRunning()
+    }
+}
+
+extension Lab {
+    /// vtepd at site A and the kernel's vxlan at site B (`[.gateway, .kernel(vni: 5001)]`),
+    /// each flooding head-end (source node) to the other, so frames from the kernel VTEP are
+    /// learned; the underlay's neighbours warmed.
+    func startVTEPDBesideKernelVTEP(_ topology: LabTopology) throws -> LabVTEPD {
+        let (a, b) = (topology.sites[0], topology.sites[1])
+        let vtepd = try startVTEPD(at: a, vni: 5001)
+        try vtepd.control([
+            "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
+        ])
+        try replicate(from: a, to: [b], vtepd: vtepd)
+        try replicate(from: b, to: [a])
+        try warmUnderlay(topology)
+        return vtepd
     }
 }

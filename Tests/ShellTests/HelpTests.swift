@@ -13,8 +13,8 @@ struct HelpTests {
         let entries = try tree.help(before: "")
         #expect(
             entries.map(\.token) == [
-                "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "traceroute", "unbind",
+                "add", "bind", "clear", "debug", "exit", "help", "ping", "remove", "set", "show",
+                "terminal", "trace", "traceroute", "unbind",
             ])
         #expect(entries.first == HelpEntry("add", "Add a setting or an entry"))
     }
@@ -27,6 +27,7 @@ struct HelpTests {
                 HelpEntry("hostname", "The appliance's host name"),
                 HelpEntry("log", "The appliance's log"),
                 HelpEntry("network", "Host networking: interfaces, routes, DNS, NTP"),
+                HelpEntry("packet-trace", "Each step of the next frames through the data plane"),
                 HelpEntry("running-config", "The commands that rebuild the current configuration"),
                 HelpEntry("switch", "The VTEP gateway"),
                 HelpEntry("system", "Versions, uptime, clock, load and memory"),
@@ -84,7 +85,7 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "shw", column: 1,
                 reason:
-                    "expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
+                    "expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind"
             )
         ) {
             try tree.help(before: "shw ")
@@ -93,8 +94,8 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "vx", column: 5,
                 reason:
-                    "expected one of: history, hostname, log, network, running-config, switch,"
-                    + " system, version")
+                    "expected one of: history, hostname, log, network, packet-trace, running-config,"
+                    + " switch, system, version")
         ) {
             try tree.help(before: "sho vx")
         }
@@ -108,8 +109,8 @@ struct HelpTests {
         (
             "",
             Completion(candidates: [
-                "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "traceroute", "unbind",
+                "add", "bind", "clear", "debug", "exit", "help", "ping", "remove", "set", "show",
+                "terminal", "trace", "traceroute", "unbind",
             ])
         ),
         ("show network d", Completion(insertion: "ns-se")),

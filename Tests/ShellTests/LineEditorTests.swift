@@ -217,7 +217,7 @@ struct LineEditorTests {
         #expect(
             bad.screen
                 == "gw> shw ?\r\n"
-                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind\r\n"
+                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind\r\n"
                 + "gw> shw ")
     }
 

@@ -204,7 +204,7 @@ struct ParserTests {
         ),
         (
             "shw version",
-            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
+            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
         (
@@ -242,7 +242,7 @@ struct ParserTests {
         ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
-            "% Invalid input at 'x' (column 6): expected one of: history, hostname, log, network, running-config, switch, system, version"
+            "% Invalid input at 'x' (column 6): expected one of: history, hostname, log, network, packet-trace, running-config, switch, system, version"
         ),
         (
             "show n",
