@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -54,17 +55,21 @@ public struct DaemonLogHandler: LogHandler {
     public var metadataProvider: Logger.MetadataProvider?
     /// Where a finished line goes; standard error outside tests.
     let output: @Sendable (String) -> Void
+    /// Keeps the plain form of each line for `show tech-support`; nil keeps nothing.
+    let recent: RecentLogLines?
 
     public init(
         label: String, form: Form, level: Logger.Level,
         metadataProvider: Logger.MetadataProvider? = nil,
-        output: @escaping @Sendable (String) -> Void = DaemonLogHandler.writeToStandardError
+        output: @escaping @Sendable (String) -> Void = DaemonLogHandler.writeToStandardError,
+        recent: RecentLogLines? = nil
     ) {
         self.label = label
         self.form = form
         self.logLevel = level
         self.metadataProvider = metadataProvider
         self.output = output
+        self.recent = recent
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -80,10 +85,17 @@ public struct DaemonLogHandler: LogHandler {
         if let own = event.metadata {
             merged.merge(own) { _, new in new }
         }
+        let time = Self.now()
+        let plain = Self.render(
+            level: event.level, label: label, message: event.message.description,
+            metadata: merged, form: .plain, time: time)
+        recent?.append(plain)
         output(
-            Self.render(
-                level: event.level, label: label, message: event.message.description,
-                metadata: merged, form: form, time: form == .plain ? Self.now() : ""))
+            form == .plain
+                ? plain
+                : Self.render(
+                    level: event.level, label: label, message: event.message.description,
+                    metadata: merged, form: form, time: ""))
     }
 
     /// The text written for one message, ending in a newline.
@@ -186,7 +198,46 @@ public enum DaemonLogging {
     ) {
         let form = DaemonLogHandler.Form.detect(environment: environment)
         LoggingSystem.bootstrap { label in
-            DaemonLogHandler(label: label, form: form, level: level)
+            DaemonLogHandler(label: label, form: form, level: level, recent: recent)
+        }
+    }
+
+    /// The process's last log lines, in the plain form with their time: what `show
+    /// tech-support` includes (journald has them too, but an admin in vtepsh cannot run
+    /// journalctl).
+    public static let recent = RecentLogLines(capacity: 500)
+}
+
+/// The last `capacity` log lines, oldest first; shared by every handler of the process.
+public final class RecentLogLines: Sendable {
+    private let lines: Mutex<(ring: [String], next: Int)>
+    public let capacity: Int
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        lines = Mutex(([], 0))
+    }
+
+    func append(_ text: String) {
+        for line in text.split(separator: "\n") {
+            lines.withLock { state in
+                if state.ring.count < capacity {
+                    state.ring.append(String(line))
+                } else {
+                    state.ring[state.next] = String(line)
+                }
+                state.next = (state.next + 1) % capacity
+            }
+        }
+    }
+
+    /// The last `count` lines, oldest first.
+    public func last(_ count: Int) -> [String] {
+        lines.withLock { state in
+            let ordered =
+                state.ring.count < capacity
+                ? state.ring : Array(state.ring[state.next...] + state.ring[..<state.next])
+            return Array(ordered.suffix(count))
         }
     }
 }

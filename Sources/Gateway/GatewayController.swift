@@ -1,5 +1,6 @@
 import Appliance
 import ControlAPI
+import DaemonLogging
 import DataPlane
 import Forwarding
 import Foundation
@@ -57,6 +58,73 @@ public final class GatewayController: ControlHandler, Sendable {
     /// The table for what is attached: the reports always; the appliance's commands with the
     /// appliance; the gateway's writes and reports, and the running configuration, with both.
     static func handlers(
+        _ controller: GatewayController, appliance: ApplianceController?,
+        database: SwitchDatabase?
+    ) -> ControlHandlers {
+        var table = commandHandlers(controller, appliance: appliance, database: database)
+        let sections = table
+        table.on(ShowTechSupport.self) { _, peer in
+            .lines(await techSupport(controller, sections, peer))
+        }
+        return table
+    }
+
+    /// `show tech-support`: each report under its shell line, rendered as the shell renders
+    /// it; a report not available yet (the database not attached) says so.
+    static func techSupport(
+        _ controller: GatewayController, _ table: ControlHandlers, _ peer: PeerCredentials
+    ) async -> [String] {
+        let reports: [any ControlCommand] = [
+            ShowSystem(), ShowRunningConfig(), ShowSwitch(), ShowLogicalSwitches(),
+            ShowTunnels(), Counters(), ShowProblems(), ShowInterfaces(), ShowRoutes(),
+            ShowLog(lines: 100),
+        ]
+        var lines: [String] = []
+        func section(_ title: String, _ body: [String]) {
+            lines.append("===== \(title) =====")
+            lines += body
+            lines.append("")
+        }
+        for command in reports {
+            guard let handler = table.handler(for: command) else {
+                section(command.shellLine, ["(not available yet: vtepd is starting)"])
+                continue
+            }
+            switch await handler(command, peer) {
+            case .success(let result):
+                section(
+                    command.shellLine,
+                    TextReport.render(result).split(
+                        separator: "\n", omittingEmptySubsequences: false
+                    )
+                    .map(String.init))
+            case .failure(let failure):
+                section(command.shellLine, ["% \(failure.message)"])
+            }
+        }
+        // The MAC table summed up per logical switch: the whole of it can be a million rows.
+        do throws(ControlFailure) {
+            let rows = try await controller.macTable(ShowMACTable())
+            var perSwitch: [String: (local: Int, remote: Int)] = [:]
+            for row in rows {
+                let local = row.type == .local
+                perSwitch[row.logicalSwitch, default: (0, 0)].local += local ? 1 : 0
+                perSwitch[row.logicalSwitch, default: (0, 0)].remote += local ? 0 : 1
+            }
+            section(
+                "MAC table summary",
+                perSwitch.keys.sorted().map {
+                    "\($0): \(perSwitch[$0]!.local) local, \(perSwitch[$0]!.remote) remote"
+                } + ["\(rows.count) entries in all"])
+        } catch {
+            section("MAC table summary", ["% \(error.message)"])
+        }
+        section("vtepd's last log lines", DaemonLogging.recent.last(200))
+        return lines
+    }
+
+    /// Every handler but `show tech-support`'s, for what is attached.
+    static func commandHandlers(
         _ controller: GatewayController, appliance: ApplianceController?,
         database: SwitchDatabase?
     ) -> ControlHandlers {

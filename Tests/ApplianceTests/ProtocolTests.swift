@@ -200,6 +200,7 @@ import Testing
         ),
         (#"{"id":9,"command":"show-packet-trace"}"#, "show packet-trace"),
         (#"{"id":9,"command":"clear-packet-trace"}"#, "clear packet-trace"),
+        (#"{"id":9,"command":"tech-support"}"#, "show tech-support"),
         (
             #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
             "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"

@@ -35,6 +35,28 @@ final class Lines: Sendable {
                 == .plain)
     }
 
+    /// `show tech-support`'s log lines: the last ones, oldest first, in the plain form with
+    /// their time whatever form goes to the journal, each line of a message on its own.
+    @Test func theLastLinesAreKeptInThePlainForm() {
+        let recent = RecentLogLines(capacity: 3)
+        let lines = Lines()
+        let logger = Logger(label: "vtepd.switch") { label in
+            DaemonLogHandler(
+                label: label, form: .journal, level: .info, output: lines.append, recent: recent)
+        }
+        logger.info("first")
+        logger.warning("second\nthird")
+        #expect(recent.last(10).count == 3)
+        logger.error("fourth")
+        let kept = recent.last(10)
+        #expect(kept.count == 3)
+        #expect(kept[0].hasSuffix(" warning vtepd.switch: second"), "\(kept)")
+        #expect(kept[1] == "  third")
+        #expect(kept[2].hasSuffix(" error vtepd.switch: fourth"), "\(kept)")
+        #expect(recent.last(1) == [kept[2]])
+        #expect(lines.all.first == "<6>vtepd.switch: first\n", "the journal still gets its form")
+    }
+
     @Test func journalLinesStartWithTheSyslogPriority() {
         let (log, lines) = logger(.journal, level: .debug)
         log.debug("d")

@@ -48,7 +48,7 @@ import Testing
 
         let reports = [
             "mac-table", "counters", "configuration", "problems", "switch", "system", "names",
-            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace",
+            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace", "tech-support",
         ]
         #expect(
             controller.attach(appliance: nil, database: nil)

@@ -321,6 +321,43 @@ import Testing
         }
     }
 
+    /// `show tech-support`: every report under its heading, the MAC table summed up, vtepd's
+    /// last log lines; no password, hash or private key anywhere in it.
+    @Test func techSupportHasEveryReportAndNoSecret() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let site = try ShellSite(lab)
+            let vtepd = try site.startVTEPD()
+            try site.shell(lab, "add logical-switch web vni 5001")
+            // The password as the interactive shell sends it (vtepsh -c cannot ask for one).
+            let answer = try site.raw(
+                #"{"id":1,"command":"set-password","arguments":{"user":"admin","password":"TopSecret-42"}}"#
+            )
+            #expect(answer.contains(#""ok":true"#), "\(answer)")
+            let shadow = try site.file("etc/shadow")
+            let hash = try #require(
+                shadow.split(separator: "\n").first { $0.hasPrefix("admin:") }?
+                    .split(separator: ":")[1])
+            #expect(hash.hasPrefix("$y$"), "a password was set: \(shadow)")
+
+            let text = try site.shell(lab, "show tech-support")
+            for heading in [
+                "show system", "show running-config", "show switch", "show switch logical-switches",
+                "show switch tunnels", "show switch statistics", "show switch problems",
+                "show network interfaces", "show network routes", "MAC table summary",
+                "vtepd's last log lines",
+            ] {
+                #expect(text.contains("===== \(heading) =====\n"), "\(heading)")
+            }
+            #expect(text.contains("add logical-switch web vni 5001"), "\(text)")
+            #expect(text.contains("Physical switch: ps1"), "\(text)")
+            #expect(text.contains("entries in all"), "\(text)")
+            #expect(text.contains("vtepd."), "log lines with their labels: \(text)")
+            #expect(!text.contains(String(hash)) && !text.contains("TopSecret-42"))
+            #expect(!text.contains("PRIVATE KEY"))
+            #expect(vtepd.stop() == 0)
+        }
+    }
+
     /// What vtepd would ignore is refused at the prompt (its own tunnel address as a remote
     /// VTEP is known only to vtepd); what a controller or vtep-ctl wrote that vtepd ignores is
     /// listed by `show switch problems` and left out of `show switch logical-switches`' count.

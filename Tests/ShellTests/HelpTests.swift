@@ -31,6 +31,7 @@ struct HelpTests {
                 HelpEntry("running-config", "The commands that rebuild the current configuration"),
                 HelpEntry("switch", "The VTEP gateway"),
                 HelpEntry("system", "Versions, uptime, clock, load and memory"),
+                HelpEntry("tech-support", "Everything support asks for, at once"),
                 HelpEntry("version", "Software version"),
             ])
     }
@@ -95,7 +96,7 @@ struct HelpTests {
                 token: "vx", column: 5,
                 reason:
                     "expected one of: history, hostname, log, network, packet-trace, running-config,"
-                    + " switch, system, version")
+                    + " switch, system, tech-support, version")
         ) {
             try tree.help(before: "sho vx")
         }

@@ -575,3 +575,21 @@ public struct ShowTunnels: ControlCommand {
         ) { _ in Self() }
     ]
 }
+
+/// Everything support asks for, in one text to attach to a ticket: versions, the running
+/// configuration, the switch, its logical switches, tunnels and counters, a summary of the
+/// MAC table, the problems, interfaces and routes, the last audit entries and log lines. No
+/// secret is in any of them (no password or hash, no private key).
+public struct ShowTechSupport: ControlCommand {
+    public static let command = "tech-support"
+    public static let reply = ControlResult.Kind.lines
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show tech-support" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.show, .keyword("tech-support", help: "Everything support asks for, at once")],
+            summary: "Show versions, configuration, state, counters and recent logs at once"
+        ) { _ in Self() }
+    ]
+}
