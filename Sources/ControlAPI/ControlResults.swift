@@ -62,6 +62,10 @@ public struct CountersReport: Hashable, Sendable, Codable {
         public var moves: UInt64
         /// Source MACs not learned because a MAC limit was reached.
         public var learningRefused: UInt64
+        /// Bytes of the frames counted in `fromAccess` and `fromTunnel` (a super-frame's own
+        /// length); absent from older servers.
+        public var bytesIn: UInt64?
+        public var rateIn: TrafficRate?
 
         public init(
             name: String, vni: UInt32, fromAccess: UInt64 = 0, fromTunnel: UInt64 = 0,
@@ -88,6 +92,10 @@ public struct CountersReport: Hashable, Sendable, Codable {
         public var rxFrames: UInt64
         public var txFrames: UInt64
         public var drops: UInt64
+        public var rxBytes: UInt64?
+        public var txBytes: UInt64?
+        public var rxRate: TrafficRate?
+        public var txRate: TrafficRate?
 
         public init(name: String, rxFrames: UInt64 = 0, txFrames: UInt64 = 0, drops: UInt64 = 0) {
             self.name = name
@@ -107,6 +115,11 @@ public struct CountersReport: Hashable, Sendable, Codable {
         public var txFrames: UInt64
         public var rxFrames: UInt64
         public var resolved: Bool?
+        /// Bytes of the inner frames sent and received.
+        public var txBytes: UInt64?
+        public var rxBytes: UInt64?
+        public var txRate: TrafficRate?
+        public var rxRate: TrafficRate?
 
         public init(
             ip: String, encapsulation: String, txFrames: UInt64 = 0, rxFrames: UInt64 = 0,
@@ -276,6 +289,54 @@ public struct ConfigurationReport: Hashable, Sendable, Codable {
     }
 }
 
+/// Traffic per second over the last 5 seconds and the last minute, as routers' CLIs show it
+/// ("5 second input rate"): vtepd samples its counters once a second; over less history than
+/// a window, the rate covers what there is. Wire fields: `framesPerSecond5s`,
+/// `bitsPerSecond5s`, `framesPerSecond1m`, `bitsPerSecond1m`.
+public struct TrafficRate: Hashable, Sendable, Codable {
+    public var framesPerSecond5s: Double
+    public var bitsPerSecond5s: Double
+    public var framesPerSecond1m: Double
+    public var bitsPerSecond1m: Double
+
+    public init(
+        framesPerSecond5s: Double, bitsPerSecond5s: Double, framesPerSecond1m: Double,
+        bitsPerSecond1m: Double
+    ) {
+        self.framesPerSecond5s = framesPerSecond5s
+        self.bitsPerSecond5s = bitsPerSecond5s
+        self.framesPerSecond1m = framesPerSecond1m
+        self.bitsPerSecond1m = bitsPerSecond1m
+    }
+
+    /// `12 frames/s 96.0 kbit/s (5 s), 10 frames/s 80.0 kbit/s (1 min)`.
+    public var text: String {
+        "\(Self.frames(framesPerSecond5s)) \(Self.bits(bitsPerSecond5s)) (5 s), "
+            + "\(Self.frames(framesPerSecond1m)) \(Self.bits(bitsPerSecond1m)) (1 min)"
+    }
+
+    static func frames(_ value: Double) -> String { "\(Int(value.rounded())) frames/s" }
+
+    static func bits(_ value: Double) -> String {
+        for (limit, unit) in [(1e9, "Gbit/s"), (1e6, "Mbit/s"), (1e3, "kbit/s")]
+        where value >= limit {
+            return String(Int((value / limit * 10).rounded())).inserting(".", beforeLast: 1) + " "
+                + unit
+        }
+        return "\(Int(value.rounded())) bit/s"
+    }
+}
+
+extension String {
+    /// `"123".inserting(".", beforeLast: 1)` is `"12.3"`.
+    fileprivate func inserting(_ mark: Character, beforeLast count: Int) -> String {
+        var text = self
+        while text.count <= count { text = "0" + text }
+        text.insert(mark, at: text.index(text.endIndex, offsetBy: -count))
+        return text
+    }
+}
+
 /// One interface, for `interfaces`. Wire fields: `name`, `adminState` (`up`/`down`, the
 /// administrator's choice), `operationalState` (RFC 2863, as `ip link` prints it), `mtu`,
 /// `mac` (absent without one), `addresses` (`ADDRESS/LENGTH`), `configured` (the appliance
@@ -298,6 +359,9 @@ public struct InterfaceReport: Hashable, Sendable, Codable {
     public var txBytes: UInt64
     public var txErrors: UInt64
     public var txDropped: UInt64
+    /// Absent until vtepd has sampled the interface twice.
+    public var rxRate: TrafficRate?
+    public var txRate: TrafficRate?
 
     public init(
         name: String, adminState: String, operationalState: String, mtu: Int, mac: String?,
@@ -382,6 +446,8 @@ public struct TunnelReport: Hashable, Sendable, Codable {
     public var switches: [String]
     public var txFrames: UInt64
     public var rxFrames: UInt64
+    public var txRate: TrafficRate?
+    public var rxRate: TrafficRate?
 
     public init(
         ip: String, encapsulation: String, switches: [String], txFrames: UInt64 = 0,
@@ -433,6 +499,8 @@ extension TextReport {
                     "TX packets",
                     "\(only.txPackets)  bytes \(only.txBytes)  errors \(only.txErrors)  dropped \(only.txDropped)"
                 ),
+                ("Input rate", only.rxRate?.text ?? "not sampled yet"),
+                ("Output rate", only.txRate?.text ?? "not sampled yet"),
             ]
             let width = details.map(\.0.count).max() ?? 0
             return details.map { label, value in
@@ -487,12 +555,15 @@ extension TextReport {
             .init("VTEP"), .init("ENCAPSULATION"), .init("SWITCHES"), .init("TX FRAMES", .right),
             .init("RX FRAMES", .right),
         ])
+        var rates = ""
         for row in rows {
             table.append([
                 row.ip, row.encapsulation, row.switches.joined(separator: ", "),
                 String(row.txFrames), String(row.rxFrames),
             ])
+            if let rate = row.txRate { rates += "\(row.ip) tx: \(rate.text)\n" }
+            if let rate = row.rxRate { rates += "\(row.ip) rx: \(rate.text)\n" }
         }
-        return table.rendered()
+        return table.rendered() + (rates.isEmpty ? "" : "\nRates\n" + rates)
     }
 }

@@ -119,14 +119,31 @@ public enum TextReport {
                 vtep.ip, vtep.encapsulation, String(vtep.txFrames), String(vtep.rxFrames),
             ])
         }
-        return [
+        var rates: [String] = []
+        for sw in report.switches {
+            if let rate = sw.rateIn { rates.append("switch \(sw.name) in: \(rate.text)") }
+        }
+        for port in report.ports {
+            if let rate = port.rxRate { rates.append("port \(port.name) rx: \(rate.text)") }
+            if let rate = port.txRate { rates.append("port \(port.name) tx: \(rate.text)") }
+        }
+        for vtep in report.vteps {
+            if let rate = vtep.txRate { rates.append("VTEP \(vtep.ip) tx: \(rate.text)") }
+            if let rate = vtep.rxRate { rates.append("VTEP \(vtep.ip) rx: \(rate.text)") }
+        }
+        var sections: [String] = [
             "Logical switches\n" + switches.rendered(),
             "Access ports\n" + ports.rendered(),
             "Remote VTEPs\n" + vteps.rendered(),
-            "Drops\n" + reasons(report.drops),
-            "Malformed frames\n" + reasons(report.malformed),
-            "Offloads\n" + reasons(report.offloads),
-        ].joined(separator: "\n")
+        ]
+        if !rates.isEmpty {
+            let lines: String = rates.map { $0 + "\n" }.joined()
+            sections.append("Rates\n" + lines)
+        }
+        sections.append("Drops\n" + reasons(report.drops))
+        sections.append("Malformed frames\n" + reasons(report.malformed))
+        sections.append("Offloads\n" + reasons(report.offloads))
+        return sections.joined(separator: "\n")
     }
 
     public static func configuration(_ report: ConfigurationReport) -> String {

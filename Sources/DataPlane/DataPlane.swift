@@ -69,6 +69,9 @@ public struct DataPlaneCounters: Sendable {
         public var drops: UInt64
         /// Frames the kernel dropped before we read them: the receive queue was full.
         public var receiveOverruns: UInt64
+        /// Bytes of the frames in `rxFrames` and `txFrames` (a super-frame's own length).
+        public var rxBytes: UInt64
+        public var txBytes: UInt64
     }
     public struct VTEP: Sendable {
         public var locator: Locator
@@ -76,6 +79,9 @@ public struct DataPlaneCounters: Sendable {
         public var rxFrames: UInt64
         /// Whether frames to it leave on the fast AF_PACKET path (next hop resolved).
         public var resolved: Bool
+        /// Bytes of the inner frames sent and received.
+        public var txBytes: UInt64
+        public var rxBytes: UInt64
     }
     public var ports: [Port]
     public var vteps: [VTEP]

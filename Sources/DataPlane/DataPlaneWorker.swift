@@ -103,6 +103,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     // Counters.
     private let portRx: UnsafeMutablePointer<UInt64>
     private let portTx: UnsafeMutablePointer<UInt64>
+    /// Bytes of the frames in `portRx` and `portTx` (a super-frame's own length).
+    private let portRxBytes: UnsafeMutablePointer<UInt64>
+    private let portTxBytes: UnsafeMutablePointer<UInt64>
     /// Frames on the wire beyond one per slot in each port's pending batch (super-frames),
     /// added to `portTx` when the batch is sent whole.
     private let portTxExtra: UnsafeMutablePointer<UInt64>
@@ -112,6 +115,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private static var countedLocators: Int { 1 << 16 }
     private let vtepTx: UnsafeMutablePointer<UInt64>
     private let vtepRx: UnsafeMutablePointer<UInt64>
+    /// Bytes of the inner frames in `vtepTx` and `vtepRx`.
+    private let vtepTxBytes: UnsafeMutablePointer<UInt64>
+    private let vtepRxBytes: UnsafeMutablePointer<UInt64>
     private var slowPath: UInt64 = 0
     private var superFramesIn: UInt64 = 0
     private var trainsIn: UInt64 = 0
@@ -204,6 +210,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portRx.initialize(repeating: 0, count: max(1, names.count))
         portTx = .allocate(capacity: max(1, names.count))
         portTx.initialize(repeating: 0, count: max(1, names.count))
+        portRxBytes = .allocate(capacity: max(1, names.count))
+        portRxBytes.initialize(repeating: 0, count: max(1, names.count))
+        portTxBytes = .allocate(capacity: max(1, names.count))
+        portTxBytes.initialize(repeating: 0, count: max(1, names.count))
         portTxExtra = .allocate(capacity: max(1, names.count))
         portTxExtra.initialize(repeating: 0, count: max(1, names.count))
         portMTU = .allocate(capacity: max(1, names.count))
@@ -216,6 +226,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         vtepTx.initialize(repeating: 0, count: vteps)
         vtepRx = .allocate(capacity: vteps)
         vtepRx.initialize(repeating: 0, count: vteps)
+        vtepTxBytes = .allocate(capacity: vteps)
+        vtepTxBytes.initialize(repeating: 0, count: vteps)
+        vtepRxBytes = .allocate(capacity: vteps)
+        vtepRxBytes.initialize(repeating: 0, count: vteps)
         templates = TemplateCache(capacity: 4096)
         sequences = SequenceCounters(capacity: 4096)
         var now = timespec()
@@ -234,11 +248,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portIndexOf.deallocate()
         portRx.deallocate()
         portTx.deallocate()
+        portRxBytes.deallocate()
+        portTxBytes.deallocate()
         portTxExtra.deallocate()
         portMTU.deallocate()
         portDrops.deallocate()
         vtepTx.deallocate()
         vtepRx.deallocate()
+        vtepTxBytes.deallocate()
+        vtepRxBytes.deallocate()
         templates.deallocate()
         sequences.deallocate()
     }
@@ -349,7 +367,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 continue
             }
             let ingress = Ingress.access(PortIndex(rawValue: UInt16(index)))
-            for i in 0..<n { engine.prefetch(ingress, frame: batch.frame(i)) }
+            var bytes = 0
+            for i in 0..<n {
+                engine.prefetch(ingress, frame: batch.frame(i))
+                bytes &+= batch.frameLength(i)
+            }
+            portRxBytes[p] &+= UInt64(bytes)
             for i in 0..<n {
                 if batch.isTruncated(i) {
                     engine.countDrop(.truncated)
@@ -553,7 +576,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         case .drop, .encapsulate: break
         }
         if case .tunnel(let source, let encapsulation, _) = ingress {
-            countReceived(from: source, encapsulation)
+            countReceived(from: source, encapsulation, bytes: inner.count)
         }
     }
 
@@ -564,11 +587,16 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// Counts a tunnel packet against its VTEP: one the configuration names, or one a
     /// multicast switch discovered.
-    private func countReceived(from address: IPAddress, _ encapsulation: Encapsulation) {
+    private func countReceived(
+        from address: IPAddress, _ encapsulation: Encapsulation, bytes: Int
+    ) {
         let remote = Locator(address, encapsulation)
         let locator =
             withConfiguration { $0.locatorIndex(of: remote) } ?? engine.discoveredIndex(of: remote)
-        if let locator, let c = Self.counterSlot(locator) { vtepRx[c] &+= 1 }
+        if let locator, let c = Self.counterSlot(locator) {
+            vtepRx[c] &+= 1
+            vtepRxBytes[c] &+= UInt64(bytes)
+        }
     }
 
     /// Where a locator's counters live: configured indices below 2^16 first, then the
@@ -856,7 +884,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             trainBatch.setFrame(slot, start: start, length: length)
             trainBatch.setOffload(header, for: slot)
             trainsOut &+= 1
-            if let c = Self.counterSlot(locator) { vtepTx[c] &+= UInt64(count) }
+            if let c = Self.counterSlot(locator) {
+                vtepTx[c] &+= UInt64(count)
+                vtepTxBytes[c] &+= UInt64(
+                    length - template.headerLength - count * VXLANHeader.length)
+            }
             segmentsOut &+= UInt64(count)
             trainPending = slot + 1
             if trainPending == trainBatch.capacity { flushTrains() }
@@ -910,7 +942,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             return
         }
         batch.setFrame(slot, start: start, length: template.headerLength + innerLength)
-        if let c = Self.counterSlot(locator) { vtepTx[c] &+= 1 }
+        if let c = Self.counterSlot(locator) {
+            vtepTx[c] &+= 1
+            vtepTxBytes[c] &+= UInt64(innerLength)
+        }
         underlayPending = slot + 1
         if slot + 1 == batch.capacity { flushUnderlay() }
     }
@@ -1018,7 +1053,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         // raw(7): the port of a raw socket's destination must be 0.
         batch.setDestination(UDPEndpoint(address: locator.ip, port: 0), for: slot)
         slowPath &+= 1
-        if let c = Self.counterSlot(index) { vtepTx[c] &+= 1 }
+        if let c = Self.counterSlot(index) {
+            vtepTx[c] &+= 1
+            vtepTxBytes[c] &+= UInt64(inner.count)
+        }
         switch locator.ip {
         case .v4:
             slow4Pending = slot + 1
@@ -1090,7 +1128,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         batch.setFrame(slot, start: start, length: headerLength + inner.count)
         batch.setDestination(UDPEndpoint(address: locator.ip, port: 0), for: slot)
         slowPath &+= 1
-        if let c = Self.counterSlot(index) { vtepTx[c] &+= 1 }
+        if let c = Self.counterSlot(index) {
+            vtepTx[c] &+= 1
+            vtepTxBytes[c] &+= UInt64(inner.count)
+        }
         switch locator.ip {
         case .v4:
             greSlow4Pending = slot + 1
@@ -1152,9 +1193,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portPending[w] = 0
         let extra = portTxExtra[w]
         portTxExtra[w] = 0
-        let sent = withPortBatch(w) {
-            send(count, of: $0, on: ports[w], tooBig: .tooBigForPort, failing: .accessSend)
+        let (sent, bytes) = withPortBatch(w) { batch -> (Int, Int) in
+            let sent = send(
+                count, of: batch, on: ports[w], tooBig: .tooBigForPort, failing: .accessSend)
+            // The first `sent` slots' lengths: exact unless a slot in between was refused.
+            var bytes = 0
+            for slot in 0..<sent { bytes &+= batch.frameLength(slot) }
+            return (sent, bytes)
         }
+        portTxBytes[w] &+= UInt64(bytes)
         // Super-frames count as their segments when the whole batch went (which slots did
         // not go is not worth tracking for the count).
         portTx[w] &+= UInt64(sent) &+ (sent == count ? extra : 0)
@@ -1477,7 +1524,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             vteps.append(
                 .init(
                     locator: l, txFrames: vtepTx[i], rxFrames: vtepRx[i],
-                    resolved: nextHops[l] != nil))
+                    resolved: nextHops[l] != nil, txBytes: vtepTxBytes[i],
+                    rxBytes: vtepRxBytes[i]))
         }
         for (i, l) in engine.discoveredLocators.enumerated()
         where i < ForwardingEngine.defaultDiscoveredLocatorLimit {
@@ -1485,13 +1533,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             vteps.append(
                 .init(
                     locator: l, txFrames: vtepTx[c], rxFrames: vtepRx[c],
-                    resolved: nextHops[l] != nil))
+                    resolved: nextHops[l] != nil, txBytes: vtepTxBytes[c],
+                    rxBytes: vtepRxBytes[c]))
         }
         return DataPlaneCounters(
             ports: ports.indices.map {
                 .init(
                     name: ports[$0].interfaceName, rxFrames: portRx[$0], txFrames: portTx[$0],
-                    drops: portDrops[$0], receiveOverruns: ports[$0].receiveDrops)
+                    drops: portDrops[$0], receiveOverruns: ports[$0].receiveDrops,
+                    rxBytes: portRxBytes[$0], txBytes: portTxBytes[$0])
             },
             vteps: vteps, slowPath: slowPath,
             superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,

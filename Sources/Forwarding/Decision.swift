@@ -191,6 +191,8 @@ public struct SwitchCounters: Hashable, Sendable {
     public var moves: UInt64 = 0
     /// Source MACs not learned because the switch or the table was at its limit.
     public var learningRefused: UInt64 = 0
+    /// Bytes of the frames in `fromAccess` and `fromTunnel` (a super-frame's own length).
+    public var bytesIn: UInt64 = 0
 
     public init() {}
 }

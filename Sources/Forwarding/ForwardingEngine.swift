@@ -320,6 +320,7 @@ public final class ForwardingEngine {
         let sw = SwitchIndex(rawValue: raw)
         let s = Int(raw)
         switchCounters[s].fromAccess &+= weight
+        if weight != 0 { switchCounters[s].bytesIn &+= UInt64(frame.count) }
         if let reason = sourceAndDestinationProblem(header) { return drop(reason, s) }
 
         let here = UInt32(port.rawValue & 0xFFF) &<< 12 | UInt32(vid)
@@ -360,6 +361,7 @@ public final class ForwardingEngine {
             return drop(.unknownVNI, nil)
         }
         switchCounters[s].fromTunnel &+= weight
+        if weight != 0 { switchCounters[s].bytesIn &+= UInt64(frame.count) }
         let locator: LocatorIndex
         if let configured = c.locatorIndex(of: Locator(source, encapsulation)) {
             guard c.accepts(configured.rawValue, record) else {

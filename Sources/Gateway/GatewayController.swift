@@ -29,6 +29,10 @@ public final class GatewayController: ControlHandler, Sendable {
     /// When this vtepd started, for `show system`.
     private let started = (clock: ContinuousClock.now, date: Date())
 
+    /// The traffic rates `show switch statistics`, `show switch tunnels` and `show network
+    /// interface` add to their counters.
+    public let rates = TrafficRates()
+
     public init(dataPlane: DataPlane) {
         self.dataPlane = dataPlane
         handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
@@ -91,7 +95,8 @@ public final class GatewayController: ControlHandler, Sendable {
                 continue
             }
             switch await handler(command, peer) {
-            case .success(let result):
+            case .success(let undecorated):
+                let result = controller.rates.decorate(undecorated)
                 section(
                     command.shellLine,
                     TextReport.render(result).split(
@@ -121,6 +126,23 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         section("vtepd's last log lines", DaemonLogging.recent.last(200))
         return lines
+    }
+
+    /// One sample of every counter `rates` keeps: the data plane's, and the interfaces' once
+    /// the appliance is attached.
+    public func sampleRates() async {
+        let elapsed = started.clock.duration(to: .now).components
+        let now = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        rates.record(await counters(), at: now)
+        let table = handlers.withLock { $0.table }
+        let query = ShowInterfaces()
+        if let handler = table.handler(for: query),
+            case .success(.interfaces(let rows)) = await handler(
+                query, PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid()))
+        {
+            rates.record(rows, at: now)
+        }
+        rates.prune(before: now)
     }
 
     /// Every handler but `show tech-support`'s, for what is attached.
@@ -263,7 +285,7 @@ public final class GatewayController: ControlHandler, Sendable {
             throw ControlFailure("the hardware_vtep database is not attached yet; retry")
         }
         guard command.changesState, let appliance else {
-            return try await handler(command, peer).get()
+            return rates.decorate(try await handler(command, peer).get())
         }
         let result: ControlResult
         do {
@@ -462,12 +484,13 @@ public final class GatewayController: ControlHandler, Sendable {
             for (i, s) in c.switches.enumerated() {
                 guard let s else { continue }
                 let k = statistics.switches[SwitchIndex(rawValue: UInt16(i))] ?? SwitchCounters()
-                switches.append(
-                    .init(
-                        name: s.name, vni: s.vni.rawValue, fromAccess: k.fromAccess,
-                        fromTunnel: k.fromTunnel, toAccess: k.toAccess,
-                        encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
-                        learned: k.learned, moves: k.moves, learningRefused: k.learningRefused))
+                var row = CountersReport.LogicalSwitch(
+                    name: s.name, vni: s.vni.rawValue, fromAccess: k.fromAccess,
+                    fromTunnel: k.fromTunnel, toAccess: k.toAccess,
+                    encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
+                    learned: k.learned, moves: k.moves, learningRefused: k.learningRefused)
+                row.bytesIn = k.bytesIn
+                switches.append(row)
             }
             // Every drop, the forwarding core's and the worker's, under its reason.
             let drops = DropReason.allCases.map {
@@ -483,15 +506,21 @@ public final class GatewayController: ControlHandler, Sendable {
             return CountersReport(
                 switches: switches.sorted { $0.name < $1.name },
                 ports: plane.ports.map {
-                    .init(
+                    var port = CountersReport.Port(
                         name: $0.name, rxFrames: $0.rxFrames, txFrames: $0.txFrames, drops: $0.drops
                     )
+                    port.rxBytes = $0.rxBytes
+                    port.txBytes = $0.txBytes
+                    return port
                 },
                 vteps: plane.vteps.map {
-                    .init(
+                    var vtep = CountersReport.VTEP(
                         ip: $0.locator.ip.description,
                         encapsulation: $0.locator.encapsulation.description,
                         txFrames: $0.txFrames, rxFrames: $0.rxFrames, resolved: $0.resolved)
+                    vtep.txBytes = $0.txBytes
+                    vtep.rxBytes = $0.rxBytes
+                    return vtep
                 },
                 drops: drops + [ioErrors], malformed: malformed,
                 offloads: [

@@ -183,7 +183,9 @@ public struct GatewayDaemon: Sendable {
 
         dataPlane.start()
         started.services.append(
-            DataPlaneService(dataPlane: dataPlane, nextHops: nextHops, ioErrors: ioErrors))
+            DataPlaneService(
+                dataPlane: dataPlane, nextHops: nextHops, ioErrors: ioErrors, controller: controller
+            ))
         await controlPlane.start()
         // What is learned behind our ports, published to Ucast_Macs_Local for a controller.
         let publisher = LocalMACPublisher(
@@ -272,17 +274,24 @@ struct DHCPService: StoppableService {
     }
 }
 
-/// The worker and the control-side rounds that serve it (next hops, I/O errors): the rounds
-/// stop first, then the worker.
+/// The worker and the control-side rounds that serve it (next hops, I/O errors, the rates'
+/// samples): the rounds stop first, then the worker.
 struct DataPlaneService: StoppableService {
     let dataPlane: DataPlane
     let nextHops: UnderlayNextHops
     let ioErrors: DataPlaneIOErrors
+    /// Samples the counters for the shell's rates.
+    let controller: GatewayController
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await cancelWhenGracefulShutdownOrCancelled { await nextHops.run() } }
             group.addTask { await cancelWhenGracefulShutdownOrCancelled { await ioErrors.run() } }
+            group.addTask {
+                await cancelWhenGracefulShutdownOrCancelled {
+                    await controller.rates.run { await controller.sampleRates() }
+                }
+            }
         }
         await stop()
     }

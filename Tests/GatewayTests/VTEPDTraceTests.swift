@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The packet trace, typed in vtepsh against a running vtepd with the kernel's vxlan as the far
@@ -75,6 +76,64 @@ struct VTEPDTraceTests {
             #expect(
                 try shell("show packet-trace")
                     == "no packet trace: start one with debug packet-trace\n")
+        }
+    }
+
+    @Test("show switch statistics, show switch tunnels and show network interface give rates")
+    func ratesWhileTrafficFlows() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
+            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
+            let shell = { (line: String) throws -> String in
+                try lab.execute([
+                    try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket,
+                    "-c", line,
+                ]).output
+            }
+            // 20 echo requests a second for 15 s: each way, 20 frames a second cross.
+            let pings = try lab.start(
+                "ping", ["ping", "-q", "-i", "0.05", "-c", "300", b.hostIPv4],
+                in: a.hostNamespace)
+            defer { _ = pings.stop() }
+            let port = a.accessInterface
+            // "port P rx: N frames/s …" with N near 20 once 5 s of samples are in.
+            func framesPerSecond(_ text: String, _ prefix: String) -> Int? {
+                guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(prefix) })
+                else { return nil }
+                return Int(line.dropFirst(prefix.count).split(separator: " ").first ?? "")
+            }
+            // Every rate once the switch and the VTEP have two samples too (they appear with
+            // the configuration, a second or so after the port).
+            let prefixes = [
+                "port \(port) rx: ", "port \(port) tx: ", "switch \(vtepd.logicalSwitch) in: ",
+                "VTEP \(b.tunnelIP) tx: ", "VTEP \(b.tunnelIP) rx: ",
+            ]
+            let statistics = try waitUntil("rates of about 20 frames/s", timeout: .seconds(12)) {
+                () throws -> String? in
+                let statistics = try shell("show switch statistics")
+                let rates = prefixes.map { framesPerSecond(statistics, $0) }
+                guard rates.allSatisfy({ $0 != nil }), let rx = rates[0], (17...23).contains(rx)
+                else { return nil }
+                return statistics
+            }
+            for prefix in prefixes {
+                let rate = framesPerSecond(statistics, prefix)
+                // The switch counts both directions: about 40.
+                #expect(rate.map { (15...45).contains($0) } == true, "\(prefix) in \(statistics)")
+            }
+            #expect(statistics.contains("kbit/s (5 s)"), "\(statistics)")
+            let tunnels = try shell("show switch tunnels")
+            #expect(
+                framesPerSecond(tunnels, "\(b.tunnelIP) tx: ").map { $0 >= 15 } == true,
+                "\(tunnels)")
+            let interface = try shell("show network interface \(port)")
+            #expect(
+                interface.split(separator: "\n").contains {
+                    $0.hasPrefix("Input rate:") && $0.contains("frames/s")
+                },
+                "\(interface)")
         }
     }
 }
