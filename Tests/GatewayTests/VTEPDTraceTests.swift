@@ -10,16 +10,8 @@ struct VTEPDTraceTests {
         "debug packet-trace records real frames step by step; trace port explains a described one")
     func traceThroughTheShell() async throws {
         try await Lab.runOnOwnThread { lab in
-            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (topology, vtepd, shell) = try Self.gatewayWithShell(lab)
             let (a, b) = (topology.sites[0], topology.sites[1])
-            let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
-            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
-            let shell = { (line: String) throws -> String in
-                try lab.execute([
-                    try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket,
-                    "-c", line,
-                ]).output
-            }
 
             let port = a.accessInterface
             #expect(
@@ -82,16 +74,8 @@ struct VTEPDTraceTests {
     @Test("show switch statistics, show switch tunnels and show network interface give rates")
     func ratesWhileTrafficFlows() async throws {
         try await Lab.runOnOwnThread { lab in
-            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (topology, vtepd, shell) = try Self.gatewayWithShell(lab)
             let (a, b) = (topology.sites[0], topology.sites[1])
-            let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
-            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
-            let shell = { (line: String) throws -> String in
-                try lab.execute([
-                    try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket,
-                    "-c", line,
-                ]).output
-            }
             // 20 echo requests a second for 15 s: each way, 20 frames a second cross.
             let pings = try lab.start(
                 "ping", ["ping", "-q", "-i", "0.05", "-c", "300", b.hostIPv4],
@@ -135,5 +119,22 @@ struct VTEPDTraceTests {
                 },
                 "\(interface)")
         }
+    }
+
+    /// vtepd beside the kernel's vxlan, pinging across, and `vtepsh -c LINE` against it.
+    static func gatewayWithShell(_ lab: Lab) throws -> (
+        LabTopology, LabVTEPD, (String) throws -> String
+    ) {
+        let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+        let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
+        try VTEPDGRETests.waitForPing(
+            lab, from: topology.sites[0], to: topology.sites[1], vtepd: vtepd)
+        let shell = { (line: String) throws -> String in
+            try lab.execute([
+                try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+                line,
+            ]).output
+        }
+        return (topology, vtepd, shell)
     }
 }
