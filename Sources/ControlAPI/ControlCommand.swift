@@ -159,7 +159,7 @@ public enum ControlCommands {
         ShowTunnels.self, Counters.self, ShowProblems.self,
         // What the data plane does with frames: recorded, or asked of a described one.
         DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
-        ShowTechSupport.self,
+        DebugCapture.self, ShowCaptures.self, ShowTechSupport.self,
         // The API's own: vtepd's reports and the shell's helpers.
         Configuration.self, ShowNames.self, AuditRefusedInput.self,
     ]

@@ -1363,6 +1363,29 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         groups = []
     }
 
+    // MARK: Packet capture
+
+    /// Makes frames sent out of access port `name` (nil: the underlay) reach packet taps
+    /// while `tapped`, for a capture; returns why not, or nil.
+    public func setTapped(port name: String?, _ tapped: Bool) -> String? {
+        do throws(SystemError) {
+            if let name {
+                guard let port = ports.first(where: { $0.interfaceName == name }) else {
+                    return "port \(name) is not one of vtepd's access ports"
+                }
+                try port.setTapped(tapped)
+            } else {
+                try underlay.setTapped(tapped)
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// The underlay interface's name, for a capture on it.
+    public var underlayName: String { underlay.interfaceName }
+
     // MARK: Packet trace
 
     /// Records the next `count` frames `selector` picks (at most `TraceRecorder.maximum`),

@@ -57,6 +57,11 @@ public final class MemoryPort: AccessPortIO, MulticastTunnelSocketIO {
         configuredMTU = mtu
     }
 
+    /// Whether a capture asked for every sent frame to reach packet taps.
+    public private(set) var tapped = false
+
+    public func setTapped(_ tapped: Bool) throws(SystemError) { self.tapped = tapped }
+
     public func inject(_ frame: MemoryFrame) { inbox.append(frame) }
 
     public func inject(_ bytes: [UInt8], from peer: UDPEndpoint? = nil) {
@@ -124,6 +129,11 @@ public final class MemoryUnderlay: UnderlayIO {
     public var supportsTrains: Bool
     public private(set) var sent: [MemoryFrame] = []
     public private(set) var trains: [MemoryFrame] = []
+
+    public let interfaceName = "underlay0"
+    public private(set) var tapped = false
+
+    public func setTapped(_ tapped: Bool) throws(SystemError) { self.tapped = tapped }
 
     public init(mtu: Int = 1500, address: MACAddress, supportsTrains: Bool = true) {
         configuredMTU = mtu

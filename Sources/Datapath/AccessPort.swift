@@ -119,6 +119,17 @@ public final class AccessPort {
     /// qdisc; -1 when there is none (every frame leaves through `descriptor`).
     private let offloadDescriptor: Int32
 
+    /// Turns the qdisc bypass of plain frames off while `tapped` (and back on after): frames
+    /// sent through the bypass never reach packet taps (net/core/dev.c `dev_direct_xmit`
+    /// skips `dev_queue_xmit_nit`), so a capture on the port would miss what vtepd sends.
+    public func setTapped(_ tapped: Bool) throws(SystemError) {
+        guard offloadDescriptor >= 0 else { return }
+        try System.setOption(
+            descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_qdisc_bypass,
+            value: Int32(tapped ? 0 : 1), name: "PACKET_QDISC_BYPASS",
+            subject: .interface(interfaceName))
+    }
+
     /// The interface's current MTU: the largest IP packet of a frame sent out of it (a
     /// super-frame's segments included). Read it between batches, not per frame.
     public var mtu: Int {

@@ -24,6 +24,8 @@ public protocol AccessPortIO: FrameReceiving, FrameSending {
     var interfaceName: String { get }
     /// The largest IP packet the port carries; read on a configuration change, never per frame.
     var mtu: Int { get throws(SystemError) }
+    /// While a capture runs on the interface, send so that packet taps see every frame.
+    func setTapped(_ tapped: Bool) throws(SystemError)
 }
 
 /// The underlay's transmit side: complete Ethernet frames, and UDP GSO trains.
@@ -33,6 +35,9 @@ public protocol UnderlayIO: FrameSending {
     var hardwareAddress: MACAddress { get throws(SystemError) }
     /// False once trains were refused; the worker then sends datagrams one by one.
     var supportsTrains: Bool { get }
+    var interfaceName: String { get }
+    /// While a capture runs on the interface, send so that packet taps see every frame.
+    func setTapped(_ tapped: Bool) throws(SystemError)
     func sendTrains(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult
 }
 

@@ -89,6 +89,14 @@ public final class UnderlayPort {
         get throws(SystemError) { try Self.hardwareAddress(descriptor, interfaceName) }
     }
 
+    /// As `AccessPort.setTapped`: frames leave through the qdisc while a capture runs.
+    public func setTapped(_ tapped: Bool) throws(SystemError) {
+        try System.setOption(
+            descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_qdisc_bypass,
+            value: Int32(tapped ? 0 : 1), name: "PACKET_QDISC_BYPASS",
+            subject: .interface(interfaceName))
+    }
+
     /// Sends the complete Ethernet frames in slots `0 ..< count` out of the interface, in
     /// order, with sendmmsg (`PacketBatch.send`, the same path as `AccessPort.send`).
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {

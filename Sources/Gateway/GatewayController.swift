@@ -33,8 +33,12 @@ public final class GatewayController: ControlHandler, Sendable {
     /// interface` add to their counters.
     public let rates = TrafficRates()
 
-    public init(dataPlane: DataPlane) {
+    /// `debug capture`'s files, under the state directory; nil without one (tests).
+    public let captures: PacketCaptures?
+
+    public init(dataPlane: DataPlane, stateRoot: String? = nil) {
         self.dataPlane = dataPlane
+        captures = stateRoot.map { PacketCaptures(stateRoot: $0) }
         handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
     }
 
@@ -166,6 +170,18 @@ public final class GatewayController: ControlHandler, Sendable {
             return .lines([
                 await controller.dataPlane.inspect { $0.startTrace(selector, count: count) }
             ])
+        }
+        table.on(DebugCapture.self) { request, _ throws(ControlFailure) in
+            guard let captures = controller.captures else {
+                throw ControlFailure("vtepd runs without a state directory for captures")
+            }
+            return .lines(try await captures.start(request, dataPlane: controller.dataPlane))
+        }
+        table.on(ShowCaptures.self) { _, _ throws(ControlFailure) in
+            guard let captures = controller.captures else {
+                throw ControlFailure("vtepd runs without a state directory for captures")
+            }
+            return .lines(captures.list())
         }
         table.on(ShowPacketTrace.self) { _, _ in
             let (frames, waiting) = await controller.dataPlane.inspect { $0.traces }

@@ -106,7 +106,7 @@ public struct GatewayDaemon: Sendable {
         let dataPlaneLogger = Logger(label: "vtepd.dataplane")
         let dataPlane = try DataPlane(settings: options.dataPlane, ports: options.ports)
         for note in dataPlane.startNotes { dataPlaneLogger.notice("\(note)") }
-        let controller = GatewayController(dataPlane: dataPlane)
+        let controller = GatewayController(dataPlane: dataPlane, stateRoot: options.stateRoot)
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
 
         let remote: Remote

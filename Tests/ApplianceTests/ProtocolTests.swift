@@ -202,6 +202,15 @@ import Testing
         (#"{"id":9,"command":"clear-packet-trace"}"#, "clear packet-trace"),
         (#"{"id":9,"command":"tech-support"}"#, "show tech-support"),
         (
+            #"{"id":9,"command":"capture","arguments":{"count":50,"port":"eth1","seconds":10}}"#,
+            "debug capture port eth1 count 50 seconds 10"
+        ),
+        (
+            #"{"id":9,"command":"capture","arguments":{"count":1000,"seconds":60}}"#,
+            "debug capture underlay count 1000 seconds 60"
+        ),
+        (#"{"id":9,"command":"captures"}"#, "show captures"),
+        (
             #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
             "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"
         ),

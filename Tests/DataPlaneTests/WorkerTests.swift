@@ -220,6 +220,21 @@ import Testing
         #expect(rig.worker.traces.frames.isEmpty)
     }
 
+    /// A capture asks the ports it taps to send through the qdisc, and gives them back.
+    @Test func aCaptureTapsThePortItNames() throws {
+        let rig = try Rig()
+        #expect(rig.worker.setTapped(port: "eth1", true) == nil)
+        #expect(rig.port(1).tapped && !rig.port(0).tapped && !rig.io.underlay.tapped)
+        #expect(rig.worker.setTapped(port: nil, true) == nil)
+        #expect(rig.io.underlay.tapped)
+        #expect(rig.worker.setTapped(port: "eth1", false) == nil)
+        #expect(!rig.port(1).tapped)
+        #expect(
+            rig.worker.setTapped(port: "eth9", true)
+                == "port eth9 is not one of vtepd's access ports")
+        #expect(rig.worker.underlayName == "underlay0")
+    }
+
     /// `trace port …`: what the worker would do, with nothing learned, counted or sent.
     @Test func aHypotheticalFrameIsExplainedWithoutSideEffects() throws {
         let rig = try Rig()

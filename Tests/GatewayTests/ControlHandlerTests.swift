@@ -48,7 +48,8 @@ import Testing
 
         let reports = [
             "mac-table", "counters", "configuration", "problems", "switch", "system", "names",
-            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace", "tech-support",
+            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace", "capture", "captures",
+            "tech-support",
         ]
         #expect(
             controller.attach(appliance: nil, database: nil)

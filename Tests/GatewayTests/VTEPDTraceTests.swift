@@ -121,6 +121,52 @@ struct VTEPDTraceTests {
         }
     }
 
+    @Test("debug capture writes what a port receives and sends to a pcap file show captures lists")
+    func captureThroughTheShell() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let (topology, vtepd, shell) = try Self.gatewayWithShell(lab)
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let port = a.accessInterface
+            let started = try shell("debug capture port \(port) count 100 seconds 4")
+            #expect(started.contains("capturing on \(port) into \(vtepd.stateRoot.path)/captures/"))
+            let path = try #require(
+                started.split(separator: " ").first { $0.hasSuffix(".pcap:") }?.dropLast())
+            // tcpdump writes the file's header once it listens.
+            try waitUntil("tcpdump listens", timeout: .seconds(10)) {
+                ((try? FileManager.default.attributesOfItem(atPath: String(path)))?[.size]
+                    as? NSNumber)?.intValue ?? 0 >= 24
+            }
+            #expect(try shell("show captures").contains("\(path)  "))
+            #expect(
+                (try? shell("debug capture underlay count 1 seconds 1")) == nil,
+                "one capture at a time")
+            _ = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
+            try waitUntil("the capture ends after 4 seconds", timeout: .seconds(20)) {
+                !(try shell("show captures")).contains("(capturing)")
+            }
+            // The echo requests vtepd received from host A, and the replies it sent to it: the
+            // latter reach the capture only because vtepd sent through the qdisc meanwhile.
+            let requests = try lab.execute([
+                "tshark", "-n", "-r", String(path), "-Y", "icmp.type == 8", "-T", "fields", "-e",
+                "ip.src",
+            ]).output.split(separator: "\n")
+            let replies = try lab.execute([
+                "tshark", "-n", "-r", String(path), "-Y", "icmp.type == 0", "-T", "fields", "-e",
+                "ip.src",
+            ]).output.split(separator: "\n")
+            #expect(requests.count == 3 && requests.allSatisfy { $0 == a.hostIPv4 }, "\(requests)")
+            #expect(replies.count == 3 && replies.allSatisfy { $0 == b.hostIPv4 }, "\(replies)")
+            let refused = try lab.attempt([
+                try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+                "debug capture port nosuch0 count 1 seconds 1",
+            ])
+            #expect(
+                refused.status != 0
+                    && refused.errors.contains("port nosuch0 is not one of vtepd's access ports"),
+                "\(refused)")
+        }
+    }
+
     /// vtepd beside the kernel's vxlan, pinging across, and `vtepsh -c LINE` against it.
     static func gatewayWithShell(_ lab: Lab) throws -> (
         LabTopology, LabVTEPD, (String) throws -> String

@@ -23,6 +23,7 @@ struct HelpTests {
         let entries = try tree.help(before: "sh ")
         #expect(
             entries == [
+                HelpEntry("captures", "The packet capture files"),
                 HelpEntry("history", "The lines typed in this session"),
                 HelpEntry("hostname", "The appliance's host name"),
                 HelpEntry("log", "The appliance's log"),
@@ -95,8 +96,8 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "vx", column: 5,
                 reason:
-                    "expected one of: history, hostname, log, network, packet-trace, running-config,"
-                    + " switch, system, tech-support, version")
+                    "expected one of: captures, history, hostname, log, network, packet-trace,"
+                    + " running-config, switch, system, tech-support, version")
         ) {
             try tree.help(before: "sho vx")
         }

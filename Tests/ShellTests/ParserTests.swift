@@ -242,7 +242,7 @@ struct ParserTests {
         ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
-            "% Invalid input at 'x' (column 6): expected one of: history, hostname, log, network, packet-trace, running-config, switch, system, tech-support, version"
+            "% Invalid input at 'x' (column 6): expected one of: captures, history, hostname, log, network, packet-trace, running-config, switch, system, tech-support, version"
         ),
         (
             "show n",

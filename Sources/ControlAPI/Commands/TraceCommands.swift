@@ -229,3 +229,86 @@ public struct TraceFrame: ControlCommand {
             destinationPort: arguments.integer("DPORT"))
     }
 }
+
+/// Captures frames on an access port or the underlay into a pcap file under vtepd's state
+/// directory (`captures/`), for an admin without a POSIX shell to copy off with scp: at most
+/// `count` frames (each cut to 2,048 bytes) or `seconds`, whichever comes first; one capture
+/// at a time; the 10 newest files kept. Not a setting: never saved.
+public struct DebugCapture: ControlCommand {
+    public static let command = "capture"
+    public static let reply = ControlResult.Kind.lines
+    public static let maximumCount = 100_000
+    public static let maximumSeconds = 3600
+    /// The access port; nil for the underlay.
+    public var port: InterfaceName?
+    public var count: Int
+    public var seconds: Int
+    public enum CodingKeys: String, CodingKey, CaseIterable { case port, count, seconds }
+    public init(port: InterfaceName?, count: Int = 1000, seconds: Int = 60) {
+        self.port = port
+        self.count = count
+        self.seconds = seconds
+    }
+    public var shellLine: String {
+        "debug capture " + (port.map { "port \($0)" } ?? "underlay")
+            + " count \(count) seconds \(seconds)"
+    }
+    public func validate() throws(ControlFailure) {
+        guard (1...Self.maximumCount).contains(count) else {
+            throw ControlFailure("frame count \(count) is out of range (1–\(Self.maximumCount))")
+        }
+        guard (1...Self.maximumSeconds).contains(seconds) else {
+            throw ControlFailure("\(seconds) seconds is out of range (1–\(Self.maximumSeconds))")
+        }
+    }
+    private static let limits: [Syntax] = [
+        .optional([
+            .keyword("count", help: "At most this many frames (default 1000)"),
+            .argument(
+                "N", .integer(IntegerRange("frame count", 1...maximumCount)),
+                help: "How many frames"),
+        ]),
+        .optional([
+            .keyword("seconds", help: "For at most this long (default 60)"),
+            .argument(
+                "S", .integer(IntegerRange("seconds", 1...maximumSeconds)),
+                help: "How many seconds"),
+        ]),
+    ]
+    private static let capture = Syntax.keyword(
+        "capture", help: "Write the frames on an interface to a pcap file")
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [debugWord, capture, Word.port, Slot.port] + limits,
+            summary: "Capture PORT's frames into a pcap file in the state directory"
+        ) { arguments throws(CommandRefusal) in
+            Self(
+                port: try refusing { () throws(ApplianceSettingsError) in
+                    try InterfaceName(arguments.text("PORT"))
+                }, count: arguments.integer("N") ?? 1000, seconds: arguments.integer("S") ?? 60)
+        },
+        CommandDeclaration<Self>(
+            [debugWord, capture, .keyword("underlay", help: "The underlay interface")] + limits,
+            summary: "Capture the underlay's frames into a pcap file in the state directory"
+        ) { arguments in
+            Self(
+                port: nil, count: arguments.integer("N") ?? 1000,
+                seconds: arguments.integer("S") ?? 60)
+        },
+    ]
+}
+
+/// The capture files, newest first: name, size, when written, and whether still running.
+public struct ShowCaptures: ControlCommand {
+    public static let command = "captures"
+    public static let reply = ControlResult.Kind.lines
+    public enum CodingKeys: CodingKey, CaseIterable {}
+    public init() {}
+    public var shellLine: String { "show captures" }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [Word.show, .keyword("captures", help: "The packet capture files")],
+            summary: "Show the packet capture files and where to copy them from"
+        ) { _ in Self() }
+    ]
+}
