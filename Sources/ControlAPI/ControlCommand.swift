@@ -154,7 +154,7 @@ public enum ControlCommands {
         ShowSearchDomains.self, ClearSearchDomains.self,
         // The gateway: logical switches, bindings, remote MACs, and what the switch does.
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
-        SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
+        SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,
         // What the data plane does with frames: recorded, or asked of a described one.

@@ -292,6 +292,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 poll($0.baseAddress, nfds_t($0.count), 100)
             }
             let now = self.now()
+            engine.tick(nanoseconds: Self.monotonicNanoseconds())
             if ready > 0 {
                 for i in 0..<ports.count where descriptors[i].revents != 0 {
                     fromAccess(i, now: now)
@@ -311,7 +312,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Serves every port and tunnel socket once, whatever is ready, at time `now` (seconds):
     /// how a unit test on `MemoryIO` runs the worker after queueing frames. Commands posted
     /// through `DataPlane` are not taken; tests call `apply` and `setNextHops` directly.
-    public func serviceAll(now: UInt32) {
+    /// `nanoseconds` is the clock storm control refills by (default: `now` in nanoseconds).
+    public func serviceAll(now: UInt32, nanoseconds: UInt64? = nil) {
+        engine.tick(nanoseconds: nanoseconds ?? UInt64(now) * 1_000_000_000)
         for i in 0..<ports.count { fromAccess(i, now: now) }
         if let vxlan4 { fromTunnel(vxlan4, now: now) }
         if let vxlan6 { fromTunnel(vxlan6, now: now) }
@@ -321,6 +324,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// Ages the MAC table as `run` does once a second.
     public func age(now: UInt32) { engine.age(now: now, budget: 4096) }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return UInt64(t.tv_sec) &* 1_000_000_000 &+ UInt64(t.tv_nsec)
+    }
 
     private func now() -> UInt32 {
         var t = timespec()

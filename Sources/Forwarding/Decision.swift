@@ -97,6 +97,9 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
     case accessReceiveOverrun
     /// Dropped by the kernel before vtepd read it: a tunnel socket's receive queue was full.
     case underlayReceiveOverrun
+    /// A broadcast, unknown-unicast or multicast frame beyond the switch's BUM rate limit
+    /// (storm control), dropped before replication.
+    case bumRateLimited
 
     /// Whether the forwarding decision returns it (`Decision.drop`); the others the data
     /// plane's worker counts around the decision, while receiving, encapsulating or sending.
@@ -139,6 +142,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .destinationGone: "destination removed by a configuration change"
         case .accessReceiveOverrun: "access port receive queue full"
         case .underlayReceiveOverrun: "tunnel socket receive queue full"
+        case .bumRateLimited: "broadcast, unknown-unicast or multicast beyond the rate limit"
         }
     }
 
@@ -171,6 +175,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
         case .destinationGone: "destination_gone"
         case .accessReceiveOverrun: "access_receive_overrun"
         case .underlayReceiveOverrun: "underlay_receive_overrun"
+        case .bumRateLimited: "bum_rate_limited"
         }
     }
 }

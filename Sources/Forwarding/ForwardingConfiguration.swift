@@ -52,6 +52,9 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         var prefixCount: UInt32 = 0
         /// `Encapsulation.rawValue` of the switch: tunnel packets in another are not its.
         var encapsulation: UInt8 = Encapsulation.vxlan.rawValue
+        /// BUM storm control (`LogicalSwitch.bumRateLimit`); 0: none.
+        var bumFramesPerSecond: UInt32 = 0
+        var bumBurst: UInt32 = 0
     }
 
     struct LocatorKey: Comparable {
@@ -269,6 +272,10 @@ public final class ForwardingConfiguration: @unchecked Sendable {
             r.present = true
             r.vni = s.vni.rawValue
             r.encapsulation = s.encapsulation.rawValue
+            if let limit = s.bumRateLimit {
+                r.bumFramesPerSecond = limit.framesPerSecond
+                r.bumBurst = limit.burst
+            }
             let m = members[i].sorted { ($0.port, $0.vlan ?? 0) < ($1.port, $1.vlan ?? 0) }
             r.memberStart = UInt32(memberPool.count)
             r.memberCount = UInt32(m.count)

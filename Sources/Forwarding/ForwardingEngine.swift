@@ -35,6 +35,13 @@ public final class ForwardingEngine {
     /// (`decide(_:superFrame:frames:now:)`).
     private var weight: UInt64 = 1
     private let switchCounters: UnsafeMutablePointer<SwitchCounters>
+    /// BUM storm control per switch index: tokens in thousandths of a frame, and the clock
+    /// when they were last refilled.
+    private let bumTokens: UnsafeMutablePointer<UInt64>
+    private let bumRefilled: UnsafeMutablePointer<UInt64>
+    /// The data plane's monotonic clock in nanoseconds, set once per batch (`tick`): what the
+    /// storm control's buckets refill by.
+    public private(set) var clock: UInt64 = 0
     private let dropCounters: UnsafeMutablePointer<UInt64>
     private let malformedCounters: UnsafeMutablePointer<UInt64>
 
@@ -54,6 +61,10 @@ public final class ForwardingEngine {
         current = configuration.tables
         switchCounters = .allocate(capacity: SwitchIndex.count)
         switchCounters.initialize(repeating: SwitchCounters(), count: SwitchIndex.count)
+        bumTokens = .allocate(capacity: SwitchIndex.count)
+        bumTokens.initialize(repeating: 0, count: SwitchIndex.count)
+        bumRefilled = .allocate(capacity: SwitchIndex.count)
+        bumRefilled.initialize(repeating: 0, count: SwitchIndex.count)
         dropCounters = .allocate(capacity: DropReason.allCases.count)
         dropCounters.initialize(repeating: 0, count: DropReason.allCases.count)
         malformedCounters = .allocate(capacity: Malformed.allCases.count)
@@ -62,12 +73,15 @@ public final class ForwardingEngine {
             guard let s else { continue }
             macTable.setPolicy(
                 for: SwitchIndex(rawValue: UInt16(i)), ageing: s.macAgeing, limit: s.macLimit)
+            if let limit = s.bumRateLimit { bumTokens[i] = UInt64(limit.burst) * 1000 }
         }
     }
 
     deinit {
         discovered.deallocate()
         switchCounters.deallocate()
+        bumTokens.deallocate()
+        bumRefilled.deallocate()
         dropCounters.deallocate()
         malformedCounters.deallocate()
     }
@@ -92,6 +106,11 @@ public final class ForwardingEngine {
             macTable.setPolicy(
                 for: index, ageing: after?.macAgeing ?? MACTable.defaultAgeing,
                 limit: after?.macLimit)
+            // A new or changed storm limit starts with a full bucket.
+            if before?.bumRateLimit != after?.bumRateLimit || before?.name != after?.name {
+                bumTokens[i] = UInt64(after?.bumRateLimit?.burst ?? 0) * 1000
+                bumRefilled[i] = clock
+            }
         }
         let locatorsChanged = old.locators.indices.contains {
             old.locators[$0] != new.locator(LocatorIndex(rawValue: UInt32($0)))
@@ -194,6 +213,10 @@ public final class ForwardingEngine {
     }
 
     // MARK: Data plane
+
+    /// Sets the clock storm control refills its buckets by (monotonic nanoseconds); the
+    /// data plane calls it once per batch.
+    public func tick(nanoseconds: UInt64) { clock = nanoseconds }
 
     /// Where a GRE packet from `source` enters, by its key (the header already parsed and
     /// checked: RFC 2784 §2.3, RFC 2890). One header format serves GRE and NVGRE, so:
@@ -464,10 +487,41 @@ public final class ForwardingEngine {
             ? Int(record.memberCount)
             : Int(record.memberCount) - 1 + Int(record.replicationCount)
         guard targets > 0 else { return drop(.noFloodTargets, s) }
+        if record.bumFramesPerSecond != 0, !admitBUM(s, record) {
+            return drop(.bumRateLimited, s)
+        }
         switchCounters[s].flooded &+= weight
         return .flood(
             switch: sw, vni: VNI(masking: record.vni), excluding: excluding,
             includeReplication: excluding != nil)
+    }
+
+    /// Takes one token per frame (a super-frame's `weight`) from switch `s`'s bucket, refilled
+    /// at its rate up to its burst; false, and nothing taken, when there are too few. `explain`
+    /// (weight 0) only looks. Tokens count thousandths of a frame, and the refill time moves
+    /// by exactly what was added, so no fraction is lost however often it is called.
+    @inline(__always)
+    private func admitBUM(_ s: Int, _ record: ForwardingConfiguration.SwitchRecord) -> Bool {
+        let rate = UInt64(record.bumFramesPerSecond)
+        let cap = UInt64(record.bumBurst) &* 1000
+        // At most 10 s: a full bucket at any rate of 0.1 frame/s or more.
+        let elapsed = min(clock &- bumRefilled[s], 10_000_000_000)
+        let added = elapsed &* rate / 1_000_000
+        var tokens = bumTokens[s] &+ added
+        var refilled = bumRefilled[s] &+ added &* 1_000_000 / rate
+        if tokens >= cap {
+            tokens = cap
+            refilled = clock
+        }
+        if weight == 0 { return tokens >= 1000 }
+        bumRefilled[s] = refilled
+        let cost = weight &* 1000
+        guard tokens >= cost else {
+            bumTokens[s] = tokens
+            return false
+        }
+        bumTokens[s] = tokens &- cost
+        return true
     }
 
     @inline(__always)

@@ -57,12 +57,15 @@ public struct LogicalSwitch: Hashable, Sendable {
     /// on receive whatever this says. Only for `encapsulation == .gre`: NVGRE forbids both
     /// (RFC 7637 §3.2).
     public var greOptions: GREOptions
+    /// BUM storm control: broadcast, unknown-unicast and multicast frames beyond this are
+    /// dropped (`bumRateLimited`) before replication; nil: no limit.
+    public var bumRateLimit: RateLimit?
 
     public init(
         name: String, vni: VNI, replication: Replication = .headEnd([]),
         macAgeing: UInt32 = MACTable.defaultAgeing, macLimit: Int? = nil,
         acceptedSources: [IPPrefix]? = nil, encapsulation: Encapsulation = .vxlan,
-        greOptions: GREOptions = GREOptions()
+        greOptions: GREOptions = GREOptions(), bumRateLimit: RateLimit? = nil
     ) {
         self.name = name
         self.vni = vni
@@ -72,7 +75,22 @@ public struct LogicalSwitch: Hashable, Sendable {
         self.acceptedSources = acceptedSources
         self.encapsulation = encapsulation
         self.greOptions = greOptions
+        self.bumRateLimit = bumRateLimit
     }
+}
+
+/// A token bucket: `framesPerSecond` on average, up to `burst` frames at once.
+public struct RateLimit: Hashable, Sendable, CustomStringConvertible {
+    public var framesPerSecond: UInt32
+    public var burst: UInt32
+
+    /// `burst` defaults to one second's worth.
+    public init(framesPerSecond: UInt32, burst: UInt32? = nil) {
+        self.framesPerSecond = framesPerSecond
+        self.burst = max(1, burst ?? framesPerSecond)
+    }
+
+    public var description: String { "\(framesPerSecond) frames/s, burst \(burst)" }
 }
 
 /// What a GRE logical switch adds to the packets it sends.

@@ -272,6 +272,8 @@ public final class GatewayController: ControlHandler, Sendable {
         write(RemoveLogicalSwitch.self)
         write(SetReplication.self) { $0.replication.addresses }
         write(SetEncapsulation.self)
+        write(SetBUMRateLimit.self)
+        write(ClearBUMRateLimit.self)
         write(BindPort.self)
         write(UnbindPort.self)
         write(AddRemoteMAC.self) { [$0.value.vtep] }

@@ -18,8 +18,11 @@ public struct GatewaySnapshot: Hashable, Sendable {
     /// The `other_config` keys of Logical_Switch that vtepd reads (README-keys.md).
     public static let logicalSwitchKeys = [
         "multicast-group", "mac-ageing", "mac-limit", "allowed-sources", "encapsulation",
-        "gre-checksum", "gre-sequence",
+        "gre-checksum", "gre-sequence", "bum-rate-limit", "bum-burst",
     ]
+
+    /// The largest BUM rate limit and burst, in frames (per second): far above any port's rate.
+    public static let maximumBUMRate = 100_000_000
 
     /// What vtep(5) and Open vSwitch's own ovs-vtep assume when `replication_mode` is empty.
     public static let defaultReplicationMode = "service_node"
@@ -285,6 +288,28 @@ private struct SnapshotReader {
             }
             macLimit = limit
         }
+        var bumRateLimit: RateLimit?
+        if let text = config["bum-rate-limit"] {
+            guard let rate = Int(text), (1...GatewaySnapshot.maximumBUMRate).contains(rate) else {
+                throw SnapshotProblem(
+                    "other_config:bum-rate-limit=\"\(text)\" is not a number of frames per second"
+                        + " (1–\(GatewaySnapshot.maximumBUMRate); remove the key for no limit)")
+            }
+            var burst: UInt32?
+            if let text = config["bum-burst"] {
+                guard let value = Int(text), (1...GatewaySnapshot.maximumBUMRate).contains(value)
+                else {
+                    throw SnapshotProblem(
+                        "other_config:bum-burst=\"\(text)\" is not a number of frames"
+                            + " (1–\(GatewaySnapshot.maximumBUMRate))")
+                }
+                burst = UInt32(value)
+            }
+            bumRateLimit = RateLimit(framesPerSecond: UInt32(rate), burst: burst)
+        } else if config["bum-burst"] != nil {
+            problems.insert(
+                "Logical_Switch \(ls.name) other_config:bum-burst without bum-rate-limit; ignored")
+        }
         var allowedSources: [IPPrefix]?
         if let text = config["allowed-sources"] {
             var prefixes: [IPPrefix] = []
@@ -385,7 +410,7 @@ private struct SnapshotReader {
         let bound = LogicalSwitch(
             name: ls.name, vni: vni, replication: replication, macAgeing: macAgeing,
             macLimit: macLimit, acceptedSources: allowedSources, encapsulation: encapsulation,
-            greOptions: greOptions)
+            greOptions: greOptions, bumRateLimit: bumRateLimit)
         // What the forwarding core would refuse in this switch alone (its name, say) is
         // refused here, so that compiling the whole snapshot cannot fail on one row.
         do {

@@ -111,6 +111,12 @@ public struct SwitchDatabase: Sendable {
             {
                 commands.append(SetEncapsulation(logicalSwitch: ls.name, encapsulation))
             }
+            if let rate = ls.otherConfig["bum-rate-limit"].flatMap({ Int($0) }) {
+                commands.append(
+                    SetBUMRateLimit(
+                        logicalSwitch: ls.name, framesPerSecond: rate,
+                        burst: ls.otherConfig["bum-burst"].flatMap { Int($0) }))
+            }
             for port in ports {
                 guard let name = try? InterfaceName(port.name) else { continue }
                 for (vlan, target) in port.vlanBindings.sorted(by: { $0.key < $1.key })
@@ -201,6 +207,33 @@ public struct SwitchDatabase: Sendable {
                         Mutation(
                             "other_config", "insert",
                             .map([.string("encapsulation"): .string(encapsulation.description)])),
+                    ])
+            ]
+        case let c as SetBUMRateLimit:
+            let ls = try logicalSwitch(c.logicalSwitch, db)
+            var values: [Atom: Atom] = [
+                .string("bum-rate-limit"): .string(String(c.framesPerSecond))
+            ]
+            if let burst = c.burst { values[.string("bum-burst")] = .string(String(burst)) }
+            operations = [
+                .mutate(
+                    table: "Logical_Switch", where: [uuidIs(ls.uuid)],
+                    mutations: [
+                        Mutation(
+                            "other_config", "delete",
+                            .set([.string("bum-rate-limit"), .string("bum-burst")])),
+                        Mutation("other_config", "insert", .map(values)),
+                    ])
+            ]
+        case let c as ClearBUMRateLimit:
+            let ls = try logicalSwitch(c.logicalSwitch, db)
+            operations = [
+                .mutate(
+                    table: "Logical_Switch", where: [uuidIs(ls.uuid)],
+                    mutations: [
+                        Mutation(
+                            "other_config", "delete",
+                            .set([.string("bum-rate-limit"), .string("bum-burst")]))
                     ])
             ]
         case let c as BindPort:

@@ -211,6 +211,14 @@ import Testing
         ),
         (#"{"id":9,"command":"captures"}"#, "show captures"),
         (
+            #"{"id":9,"command":"set-bum-rate-limit","arguments":{"burst":500,"framesPerSecond":1000,"switch":"web"}}"#,
+            "set logical-switch web storm-control 1000 burst 500"
+        ),
+        (
+            #"{"id":9,"command":"clear-bum-rate-limit","arguments":{"switch":"web"}}"#,
+            "clear logical-switch web storm-control"
+        ),
+        (
             #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
             "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"
         ),

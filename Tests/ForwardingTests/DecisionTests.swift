@@ -146,6 +146,17 @@ let dropScenarios: [DropReason: DropScenario] = {
             prepare: { e in _ = e.decide(L.tunnel(L.vtep2, 5000), frame(to: L.a, from: L.b)) },
             ingress: L.tunnel(L.vtep3, 5000), frame: frame(to: L.b, from: L.c),
             switchIndex: L.web),
+        .bumRateLimited: DropScenario(
+            prepare: { e in
+                // web limited to 1 frame a second, burst 1: the first broadcast takes the token.
+                var limited = L.switches
+                limited[0].bumRateLimit = RateLimit(framesPerSecond: 1, burst: 1)
+                e.apply(L.configuration(switches: limited, previous: e.configuration))
+                e.tick(nanoseconds: 5_000_000_000)
+                _ = e.decide(.access(L.eth0), frame(to: .broadcast, from: L.c, vlans: [100]))
+            },
+            ingress: .access(L.eth0), frame: frame(to: .broadcast, from: L.a, vlans: [100]),
+            switchIndex: L.web),
         .ownSource: DropScenario(
             prepare: { e in e.ownAddresses = (IPv4Address("192.0.2.1")!, nil) },
             ingress: .tunnel(source: ip("192.0.2.1"), encapsulation: .vxlan, vni: vni(5000)),
@@ -484,5 +495,89 @@ struct ApplyTests {
                     excluding: AttachmentCircuit(port: L.eth0, vlan: 100),
                     includeReplication: true))
         #expect(engine.macTable.lookup(L.b, on: L.web, now: 0) == nil)
+    }
+}
+
+@Suite("BUM storm control")
+struct StormControlTests {
+    typealias L = Lab
+
+    /// 100 frames/s with a burst of 10: a burst passes, then one frame per 10 ms; known
+    /// unicast is never limited; another switch is untouched; a super-frame takes as many
+    /// tokens as the frames it stands for.
+    @Test func aBucketRefillsAtItsRate() {
+        var limited = L.switches
+        limited[0].bumRateLimit = RateLimit(framesPerSecond: 100, burst: 10)
+        let engine = ForwardingEngine(configuration: L.configuration(switches: limited))
+        let second: UInt64 = 1_000_000_000
+        engine.tick(nanoseconds: 10 * second)
+        let broadcast = frame(to: .broadcast, from: L.a, vlans: [100])
+        func floods(_ n: Int) -> Int {
+            (0..<n).filter { _ in
+                if case .flood = engine.decide(.access(L.eth0), broadcast) { true } else { false }
+            }.count
+        }
+        #expect(floods(20) == 10)
+        #expect(engine.statistics().drops(.bumRateLimited) == 10)
+        // 55 ms later: five and a half tokens, so five frames; the half is kept.
+        engine.tick(nanoseconds: 10 * second + 55_000_000)
+        #expect(floods(10) == 5)
+        engine.tick(nanoseconds: 10 * second + 60_000_000)
+        #expect(floods(10) == 1, "the kept half and 5 ms more make one")
+        // Known unicast is not BUM.
+        _ = engine.decide(.access(L.eth1), frame(to: L.a, from: L.b, vlans: [100]))
+        if case .output = engine.decide(.access(L.eth0), frame(to: L.b, from: L.a, vlans: [100])) {
+        } else {
+            Issue.record("known unicast was limited")
+        }
+        // db has no limit.
+        for _ in 0..<50 {
+            if case .drop = engine.decide(
+                .access(L.eth2), frame(to: .broadcast, from: L.c, vlans: [200]))
+            {
+                Issue.record("db was limited")
+            }
+        }
+        // Much later the bucket holds its burst again, no more.
+        engine.tick(nanoseconds: 100 * second)
+        #expect(floods(15) == 10)
+        // explain looks without taking.
+        engine.tick(nanoseconds: 101 * second)
+        for _ in 0..<3 {
+            if case .drop = broadcast.withUnsafeBytes({
+                engine.explain(port: L.eth0, frame: $0, now: 0)
+            }) {
+                Issue.record("explain took a token")
+            }
+        }
+        #expect(floods(15) == 10)
+        // A super-frame of 4 takes 4 tokens.
+        engine.tick(nanoseconds: 200 * second)
+        let taken = broadcast.withUnsafeBytes {
+            engine.decide(.access(L.eth0), superFrame: $0, frames: 4, now: 0)
+        }
+        if case .flood = taken {} else { Issue.record("\(taken)") }
+        #expect(floods(10) == 6)
+    }
+
+    /// A limit applied, changed or removed starts from a full bucket (or none).
+    @Test func aNewLimitStartsFull() {
+        let engine = ForwardingEngine(configuration: L.configuration())
+        engine.tick(nanoseconds: 1_000_000_000)
+        var limited = L.switches
+        limited[0].bumRateLimit = RateLimit(framesPerSecond: 1, burst: 3)
+        engine.apply(L.configuration(switches: limited, previous: engine.configuration))
+        let broadcast = frame(to: .broadcast, from: L.a, vlans: [100])
+        var flooded = 0
+        for _ in 0..<5 {
+            if case .flood = engine.decide(.access(L.eth0), broadcast) { flooded += 1 }
+        }
+        #expect(flooded == 3)
+        engine.apply(L.configuration(previous: engine.configuration))
+        flooded = 0
+        for _ in 0..<5 {
+            if case .flood = engine.decide(.access(L.eth0), broadcast) { flooded += 1 }
+        }
+        #expect(flooded == 5)
     }
 }

@@ -167,6 +167,61 @@ struct VTEPDTraceTests {
         }
     }
 
+    @Test("storm control: a broadcast flood beyond the limit is dropped before replication")
+    func stormControlUnderAFlood() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let (topology, vtepd, shell) = try Self.gatewayWithShell(lab)
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let name = vtepd.logicalSwitch
+            _ = try shell("set logical-switch \(name) storm-control 100 burst 50")
+            #expect(
+                try vtepd.control(["get", "Logical_Switch", name, "other_config"]).output
+                    .contains(#"bum-burst="50", bum-rate-limit="100""#))
+            #expect(
+                try shell("show running-config").contains(
+                    "set logical-switch \(name) storm-control 100 burst 50"))
+            func flooded() throws -> UInt64 {
+                try vtepd.countersReport().switches.first { $0.name == name }?.flooded ?? 0
+            }
+            func dropped() throws -> UInt64 {
+                try vtepd.dropCounters().drops["bum_rate_limited"] ?? 0
+            }
+            // A storm: 20,000 broadcast frames from host A as fast as a packet socket sends
+            // them (a fraction of a second); about 100 a second and a burst of 50 may pass.
+            let storm = """
+                import socket, sys
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                s.bind((sys.argv[1], 0))
+                frame = bytes.fromhex("ffffffffffff" + sys.argv[2].replace(":", "") + "88b5") + bytes(46)
+                for _ in range(int(sys.argv[3])):
+                    s.send(frame)
+                """
+            try waitUntil("vtepd applies the limit") {
+                try (vtepd.control(["get", "Logical_Switch", name, "other_config"]).output)
+                    .contains("bum-rate-limit") && (try shell("show switch problems")).isEmpty
+            }
+            let (floodedBefore, droppedBefore) = (try flooded(), try dropped())
+            let asked = ContinuousClock.now
+            try lab.execute(
+                ["python3", "-c", storm, a.hostInterface, a.hostMAC, "20000"], in: a.hostNamespace)
+            // The shell answers right after the storm.
+            #expect(try shell("show switch").contains("Physical switch"))
+            #expect(ContinuousClock.now - asked < .seconds(5), "the storm and an answer in time")
+            try waitUntil("vtepd has read the storm") {
+                try dropped() - droppedBefore + (try flooded() - floodedBefore) > 10_000
+            }
+            let passed = try flooded() - floodedBefore
+            #expect(passed <= 50 + 100 * 5, "passed \(passed)")
+            #expect(try dropped() - droppedBefore >= 10_000)
+            // Unicast to host B still crosses; without the limit, a broadcast crosses again.
+            _ = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 1)
+            _ = try shell("clear logical-switch \(name) storm-control")
+            #expect(
+                !(try vtepd.control(["get", "Logical_Switch", name, "other_config"]).output)
+                    .contains("bum-rate-limit"))
+        }
+    }
+
     /// vtepd beside the kernel's vxlan, pinging across, and `vtepsh -c LINE` against it.
     static func gatewayWithShell(_ lab: Lab) throws -> (
         LabTopology, LabVTEPD, (String) throws -> String

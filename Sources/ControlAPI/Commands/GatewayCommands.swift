@@ -374,6 +374,78 @@ public struct SetEncapsulation: ControlCommand {
     ]
 }
 
+/// BUM storm control on a logical switch (`other_config:bum-rate-limit` and `bum-burst`):
+/// broadcast, unknown-unicast and multicast frames beyond `framesPerSecond` (with `burst` at
+/// once, default one second's worth), from ports and tunnels alike, are dropped and counted
+/// (`bum_rate_limited`) before replication.
+public struct SetBUMRateLimit: ControlCommand {
+    public static let command = "set-bum-rate-limit"
+    public static let reply = ControlResult.Kind.accepted
+    public static let maximum = 100_000_000
+    public var logicalSwitch: String
+    public var framesPerSecond: Int
+    public var burst: Int?
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case framesPerSecond, burst
+    }
+    public init(logicalSwitch: String, framesPerSecond: Int, burst: Int? = nil) {
+        self.logicalSwitch = logicalSwitch
+        self.framesPerSecond = framesPerSecond
+        self.burst = burst
+    }
+    public var shellLine: String {
+        "set logical-switch \(logicalSwitch) storm-control \(framesPerSecond)"
+            + (burst.map { " burst \($0)" } ?? "")
+    }
+    public func validate() throws(ControlFailure) {
+        try checkLogicalSwitchName(logicalSwitch)
+        for (what, value) in [("frames per second", framesPerSecond), ("burst", burst ?? 1)]
+        where !(1...Self.maximum).contains(value) {
+            throw ControlFailure("\(what) \(value) is out of range (1–\(Self.maximum))")
+        }
+    }
+    private static let rate = IntegerRange("frames per second", 1...maximum)
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.set, Word.logicalSwitch, Slot.switchName,
+                .keyword(
+                    "storm-control", help: "Limit broadcast, unknown and multicast frames a second"),
+                .argument("RATE", .integer(rate), help: "Frames per second"),
+                .optional([
+                    .keyword("burst", help: "Frames at once (default: one second's worth)"),
+                    .argument(
+                        "BURST", .integer(IntegerRange("burst", 1...maximum)), help: "Frames"),
+                ]),
+            ], summary: "Drop NAME's broadcast, unknown and multicast frames beyond RATE/s"
+        ) { arguments in
+            Self(
+                logicalSwitch: arguments.text("NAME"),
+                framesPerSecond: arguments.integer("RATE") ?? 1, burst: arguments.integer("BURST"))
+        }
+    ]
+}
+
+/// No storm control on a logical switch.
+public struct ClearBUMRateLimit: ControlCommand {
+    public static let command = "clear-bum-rate-limit"
+    public static let reply = ControlResult.Kind.accepted
+    public var logicalSwitch: String
+    public enum CodingKeys: String, CodingKey, CaseIterable { case logicalSwitch = "switch" }
+    public init(logicalSwitch: String) { self.logicalSwitch = logicalSwitch }
+    public var shellLine: String { "clear logical-switch \(logicalSwitch) storm-control" }
+    public func validate() throws(ControlFailure) { try checkLogicalSwitchName(logicalSwitch) }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.clear, Word.logicalSwitch, Slot.switchName,
+                .keyword("storm-control", help: "No limit on broadcast, unknown, multicast"),
+            ], summary: "Remove NAME's broadcast, unknown and multicast rate limit"
+        ) { arguments in Self(logicalSwitch: arguments.text("NAME")) }
+    ]
+}
+
 /// A port's VLAN bound to a logical switch (Physical_Port `vlan_bindings`).
 public struct SwitchBinding: Hashable, Sendable, Codable {
     public var port: InterfaceName
