@@ -210,32 +210,13 @@ public struct SwitchDatabase: Sendable {
                     ])
             ]
         case let c as SetBUMRateLimit:
-            let ls = try logicalSwitch(c.logicalSwitch, db)
             var values: [Atom: Atom] = [
                 .string("bum-rate-limit"): .string(String(c.framesPerSecond))
             ]
             if let burst = c.burst { values[.string("bum-burst")] = .string(String(burst)) }
-            operations = [
-                .mutate(
-                    table: "Logical_Switch", where: [uuidIs(ls.uuid)],
-                    mutations: [
-                        Mutation(
-                            "other_config", "delete",
-                            .set([.string("bum-rate-limit"), .string("bum-burst")])),
-                        Mutation("other_config", "insert", .map(values)),
-                    ])
-            ]
+            operations = try stormControl(of: c.logicalSwitch, values, db)
         case let c as ClearBUMRateLimit:
-            let ls = try logicalSwitch(c.logicalSwitch, db)
-            operations = [
-                .mutate(
-                    table: "Logical_Switch", where: [uuidIs(ls.uuid)],
-                    mutations: [
-                        Mutation(
-                            "other_config", "delete",
-                            .set([.string("bum-rate-limit"), .string("bum-burst")]))
-                    ])
-            ]
+            operations = try stormControl(of: c.logicalSwitch, [:], db)
         case let c as BindPort:
             let binding = c.value
             let ls = try logicalSwitch(binding.logicalSwitch, db)
@@ -328,6 +309,20 @@ public struct SwitchDatabase: Sendable {
     }
 
     // MARK: Pieces
+
+    /// Replaces a logical switch's storm-control keys (`bum-rate-limit`, `bum-burst`) with
+    /// `values` (none: no limit).
+    private func stormControl(
+        of name: String, _ values: [Atom: Atom], _ db: HardwareVTEP.Database
+    ) throws(ControlFailure) -> [Operation] {
+        let ls = try logicalSwitch(name, db)
+        var mutations = [
+            Mutation(
+                "other_config", "delete", .set([.string("bum-rate-limit"), .string("bum-burst")]))
+        ]
+        if !values.isEmpty { mutations.append(Mutation("other_config", "insert", .map(values))) }
+        return [.mutate(table: "Logical_Switch", where: [uuidIs(ls.uuid)], mutations: mutations)]
+    }
 
     private func replicationOperations(
         _ ls: HardwareVTEP.LogicalSwitch, _ setting: ReplicationSetting,
