@@ -247,7 +247,7 @@ let package = Package(
             name: "ApplianceTests",
             dependencies: [
                 "Appliance", "ControlAPI", "HostConfiguration", "ProcessSpawning", "Packet",
-                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "DaemonLogging",
+                "Netlink", "Datapath", "NamespaceLab", "CCrypt", "DaemonLogging", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

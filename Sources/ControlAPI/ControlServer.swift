@@ -32,6 +32,9 @@ public final class ControlServer: Sendable {
     /// rw for the owner (root) and the admins' group, nothing for others.
     public static let socketMode: mode_t = 0o660
 
+    /// Connections at once beyond which new ones are refused.
+    public static let defaultMaximumConnections = 64
+
     public let path: String
     private let serverChannel: any Channel
     private let connections: ControlConnections
@@ -48,11 +51,15 @@ public final class ControlServer: Sendable {
     ///   - group: chown the socket to this group; nil leaves the creator's group. If the group
     ///     does not exist (or the chown fails), the group is left and `logger` says why.
     ///   - maximumLineLength: longer request lines are refused and their connection closed.
+    ///   - maximumConnections: connections beyond this many at once are answered with a
+    ///     refusal and closed, counted in `refusedConnections` and logged once per episode
+    ///     (when refusals start), so a runaway script cannot exhaust vtepd's descriptors.
     ///   - logger: where the server reports what an operator should know.
     public static func start(
         at path: String, group: String? = ControlServer.defaultGroup,
         handler: some ControlHandler,
         maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
+        maximumConnections: Int = ControlServer.defaultMaximumConnections,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "vtepd.control")
     ) async throws(ControlServerError) -> ControlServer {
@@ -64,7 +71,7 @@ public final class ControlServer: Sendable {
         try UnixSocketFile.removeIfStale(path)
         try UnixSocketFile.removeIfStale(provisional)
 
-        let connections = ControlConnections()
+        let connections = ControlConnections(maximum: maximumConnections, logger: logger)
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: eventLoopGroup)
@@ -73,8 +80,21 @@ public final class ControlServer: Sendable {
                 // (`socat`, `nc -U -N`).
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
-                    guard connections.insert(channel) else {
-                        return channel.close()
+                    switch connections.insert(channel) {
+                    case .added: break
+                    case .stopping: return channel.close()
+                    case .tooMany:
+                        // One line the client can read once connected, then the connection goes.
+                        let refusal = ControlResponse(
+                            id: nil,
+                            outcome: .failure(
+                                ControlFailure(
+                                    "too many control connections (at most \(maximumConnections)"
+                                        + " at once); try again when one has closed")))
+                        return channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(
+                                RefusingHandler(line: refusal.encoded() + [0x0A]))
+                        }
                     }
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
@@ -132,6 +152,9 @@ public final class ControlServer: Sendable {
         self.identity = identity
     }
 
+    /// Connections refused because `maximumConnections` were open, since start.
+    public var refusedConnections: Int { connections.refused }
+
     /// Stops accepting, closes every connection and removes the socket file if it is still
     /// ours. A request being handled runs to its end, but its response is not sent.
     public func stop() async {
@@ -144,22 +167,65 @@ public final class ControlServer: Sendable {
 
 }
 
-/// The open connections, so that `stop()` can close them; refuses new ones once stopping.
+/// Answers a connection the server will not serve with one line, then closes it.
+private final class RefusingHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let line: [UInt8]
+
+    init(line: [UInt8]) { self.line = line }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let buffer = context.channel.allocator.buffer(bytes: line)
+        context.writeAndFlush(NIOAny(buffer)).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+}
+
+/// The open connections, so that `stop()` can close them; refuses new ones once stopping, and
+/// beyond `maximum` at once.
 private final class ControlConnections: Sendable {
     private struct State {
         var stopping = false
         var channels: [ObjectIdentifier: any Channel] = [:]
+        var refused = 0
+        /// Refusing now: the episode's first refusal was logged.
+        var refusing = false
     }
 
-    private let state = Mutex(State())
+    enum Insertion { case added, stopping, tooMany }
 
-    /// False once the server is stopping: the caller closes the channel.
-    func insert(_ channel: any Channel) -> Bool {
-        let added = state.withLock { state in
-            guard !state.stopping else { return false }
+    private let state = Mutex(State())
+    private let maximum: Int
+    private let logger: Logger
+
+    init(maximum: Int, logger: Logger) {
+        self.maximum = maximum
+        self.logger = logger
+    }
+
+    var refused: Int { state.withLock { $0.refused } }
+
+    func insert(_ channel: any Channel) -> Insertion {
+        let (outcome, firstRefusal) = state.withLock { state -> (Insertion, Bool) in
+            guard !state.stopping else { return (.stopping, false) }
+            guard state.channels.count < maximum else {
+                state.refused += 1
+                defer { state.refusing = true }
+                return (.tooMany, !state.refusing)
+            }
+            state.refusing = false
             state.channels[ObjectIdentifier(channel)] = channel
-            return true
+            return (.added, false)
         }
+        if firstRefusal {
+            logger.warning(
+                "control socket: refusing connections, \(maximum) are open (counted in show system)"
+            )
+        }
+        let added = outcome == .added
         if added {
             channel.closeFuture.whenComplete { _ in
                 _ = self.state.withLock {
@@ -167,7 +233,7 @@ private final class ControlConnections: Sendable {
                 }
             }
         }
-        return added
+        return outcome
     }
 
     func closeAll() -> [any Channel] {

@@ -26,6 +26,14 @@ public final class GatewayController: ControlHandler, Sendable {
     /// supervised children.
     private let problemSources = Mutex<[@Sendable () async -> [String]]>([])
 
+    /// Lines `show system` adds from the parts started after the controller (the control
+    /// socket's refusals).
+    private let systemSources = Mutex<[@Sendable () -> String]>([])
+
+    public func reportSystem(from source: @escaping @Sendable () -> String) {
+        systemSources.withLock { $0.append(source) }
+    }
+
     /// When this vtepd started, for `show system`.
     private let started = (clock: ContinuousClock.now, date: Date())
 
@@ -369,6 +377,7 @@ public final class GatewayController: ControlHandler, Sendable {
         {
             lines.append("memory: \(total / 1024) MiB, \(available / 1024) MiB available")
         }
+        lines += systemSources.withLock { $0 }.map { $0() }
         if let resident = kibibytes(read("/proc/self/status"), "VmRSS") {
             lines.append("vtepd resident: \(resident / 1024) MiB")
         }

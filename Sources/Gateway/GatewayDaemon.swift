@@ -203,6 +203,10 @@ public struct GatewayDaemon: Sendable {
             at: options.controlSocket, handler: controller,
             logger: Logger(label: "vtepd.control"))
         started.services.append(ControlSocketService(server: server))
+        controller.reportSystem {
+            "control socket: \(server.refusedConnections) connections refused"
+                + " (at most \(ControlServer.defaultMaximumConnections) at once)"
+        }
         logger.notice(
             "started",
             metadata: [

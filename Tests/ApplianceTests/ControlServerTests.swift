@@ -1,5 +1,6 @@
 import Foundation
 import Packet
+import TestSupport
 import Testing
 
 @testable import Appliance
@@ -20,13 +21,14 @@ import Testing
     /// when `body` fails.
     func withServer(
         group: String? = nil, maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
+        maximumConnections: Int = ControlServer.defaultMaximumConnections,
         _ body: (ControlServer, SampleHandler, TemporaryDirectory) async throws -> Void
     ) async throws {
         try await TemporaryDirectory.with { directory in
             let handler = SampleHandler()
             let server = try await ControlServer.start(
                 at: directory.path + "/control.sock", group: group, handler: handler,
-                maximumLineLength: maximumLineLength)
+                maximumLineLength: maximumLineLength, maximumConnections: maximumConnections)
             do {
                 try await body(server, handler, directory)
             } catch {
@@ -64,6 +66,42 @@ import Testing
                 try ControlClient.request(Configuration(), at: path)
             }
             #expect(blocking == .configuration(Samples.configuration))
+        }
+    }
+
+    /// Beyond the cap, a connection is answered with the reason and closed, and counted; the
+    /// open ones keep working, and one closing makes room again.
+    @Test func connectionsBeyondTheCapAreRefusedAndCounted() async throws {
+        try await withServer(maximumConnections: 2) { server, _, _ in
+            let path = server.path
+            let request = #"{"id":1,"command":"counters"}"# + "\n"
+            try await onThread { () throws in
+                let first = try RawConnection(path)
+                let second = try RawConnection(path)
+                for connection in [first, second] {
+                    try connection.send(request)
+                    #expect(try connection.readLine()?.hasPrefix(#"{"id":1,"ok":true"#) == true)
+                }
+                for _ in 0..<2 {
+                    let third = try RawConnection(path)
+                    #expect(
+                        try third.readLine()
+                            == #"{"id":null,"ok":false,"error":"too many control connections (at most 2 at once); try again when one has closed"}"#
+                    )
+                    #expect(try third.readLine() == nil, "closed after the refusal")
+                }
+                try second.send(request)
+                #expect(try second.readLine()?.hasPrefix(#"{"id":1,"ok":true"#) == true)
+            }
+            #expect(server.refusedConnections == 2)
+            // The two closed (their objects went): room for a new one.
+            try await waitUntil("a connection is accepted again") { () async throws -> Bool in
+                try await onThread { () throws -> Bool in
+                    let again = try RawConnection(path)
+                    try again.send(request)
+                    return try again.readLine()?.hasPrefix(#"{"id":1,"ok":true"#) == true
+                }
+            }
         }
     }
 

@@ -297,7 +297,10 @@ import Testing
 
             let system = try site.shell(lab, "show system")
             #expect(system.hasPrefix("vtepsh: VTEP Gateway appliance shell (vtepsh) "), "\(system)")
-            for field in ["vtepd: VTEP Gateway ", "started: ", "clock: ", "load: ", "memory: "] {
+            for field in [
+                "vtepd: VTEP Gateway ", "started: ", "clock: ", "load: ", "memory: ",
+                "control socket: 0 connections refused (at most 64 at once)",
+            ] {
                 #expect(system.contains(field), "\(field) in \(system)")
             }
             let switchView = try site.shell(lab, "show switch")
