@@ -40,7 +40,7 @@ public enum ControlServerError: Error, Hashable, Sendable, CustomStringConvertib
 
 /// The file-system side of a listening Unix socket: probing a path for a live listener,
 /// permissions, ownership, and the identity that tells our socket file from a successor's.
-enum UnixSocketFile {
+public enum UnixSocketFile {
     /// Usable bytes of `sockaddr_un.sun_path` (108 with the terminating NUL, unix(7)).
     static let maximumPathLength = UnixSocket.maximumPathLength
 
@@ -111,7 +111,7 @@ enum UnixSocketFile {
     }
 
     /// The gid of a group in the group database, nil if there is no such group.
-    static func groupID(named name: String) -> gid_t? {
+    public static func groupID(named name: String) -> gid_t? {
         var entry = group()
         var found: UnsafeMutablePointer<group>?
         var storage = [CChar](repeating: 0, count: 16384)

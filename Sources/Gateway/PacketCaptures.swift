@@ -1,6 +1,7 @@
 import ControlAPI
 import DataPlane
 import Foundation
+import Logging
 import ProcessSpawning
 import Synchronization
 
@@ -14,6 +15,9 @@ public final class PacketCaptures: Sendable {
     let tcpdump: String
     static let keep = 10
     private let running = Mutex<String?>(nil)
+    /// Why the last capture failed, for `show captures`; nil after one that worked.
+    private let lastFailure = Mutex<String?>(nil)
+    private let logger = Logger(label: "vtepd.capture")
 
     public init(stateRoot: String, tcpdump: String = "/usr/bin/tcpdump") {
         directory = stateRoot + "/captures"
@@ -68,13 +72,25 @@ public final class PacketCaptures: Sendable {
         let tcpdump = self.tcpdump
         let seconds = command.seconds
         // tcpdump blocks for up to `seconds`: on a thread of its own, not the async pool.
-        let finished: @Sendable () -> Void = { [self] in
+        let finished: @Sendable (String?) -> Void = { [self] failure in
             Task { _ = await dataPlane.inspect { $0.setTapped(port: port, false) } }
+            // Readable by the admins' group, who copy it off.
+            chmod(file, 0o640)
+            if let group = UnixSocketFile.groupID(named: ControlServer.defaultGroup) {
+                chown(file, 0, group)
+            }
+            lastFailure.withLock { $0 = failure }
+            if let failure { logger.warning("capture on \(interface) failed: \(failure)") }
             running.withLock { $0 = nil }
         }
         let thread = Thread {
-            _ = try? HostCommand.run(tcpdump, arguments, timeout: .seconds(seconds + 10))
-            finished()
+            do {
+                // tcpdump ends by itself after `seconds` (-G, -W 1); the timeout is a backstop.
+                try HostCommand.run(tcpdump, arguments, timeout: .seconds(seconds + 10))
+                finished(nil)
+            } catch {
+                finished("\(error)")
+            }
         }
         thread.name = "vtepd-capture"
         thread.start()
@@ -95,7 +111,8 @@ public final class PacketCaptures: Sendable {
             let size = (attributes?[.size] as? NSNumber)?.intValue ?? 0
             return "\(path)  \(size) bytes" + (path == current ? "  (capturing)" : "")
         }
-        return rows.isEmpty ? ["no captures in \(directory)"] : rows
+        let failure = lastFailure.withLock { $0 }.map { ["the last capture failed: \($0)"] } ?? []
+        return (rows.isEmpty ? ["no captures in \(directory)"] : rows) + failure
     }
 
     /// Removes the oldest files beyond `keep - 1`, room for the next.

@@ -144,6 +144,10 @@ struct VTEPDTraceTests {
             try waitUntil("the capture ends after 4 seconds", timeout: .seconds(20)) {
                 !(try shell("show captures")).contains("(capturing)")
             }
+            let mode = try #require(
+                (try FileManager.default.attributesOfItem(atPath: String(path)))[.posixPermissions]
+                    as? NSNumber)
+            #expect(mode.intValue == 0o640, "readable by the admins' group, who copy it off")
             // The echo requests vtepd received from host A, and the replies it sent to it: the
             // latter reach the capture only because vtepd sent through the qdisc meanwhile.
             let requests = try lab.execute([
