@@ -157,6 +157,9 @@ public enum ControlCommands {
         SetEncapsulation.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,
+        // Joining a controller cluster: the switch's certificate, the controllers, their CA.
+        ShowSwitchCertificate.self, SetManagerCluster.self, ShowManagerCluster.self,
+        ClearManagerCluster.self, SetCACertificate.self, ClearCACertificate.self,
         // The API's own: vtepd's reports and the shell's helpers.
         Configuration.self, ShowNames.self, AuditRefusedInput.self,
     ]

@@ -30,7 +30,9 @@ public final class GatewayController: ControlHandler, Sendable {
 
     public init(dataPlane: DataPlane) {
         self.dataPlane = dataPlane
-        handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
+        handlers.withLock {
+            $0.table = Self.handlers(self, appliance: nil, database: nil, managers: .external)
+        }
     }
 
     /// Where `show switch` and `configuration` read the database's state from.
@@ -47,9 +49,14 @@ public final class GatewayController: ControlHandler, Sendable {
 
     /// Enables the shell's commands; until then they are refused with the reason. Returns
     /// the declared commands left without a handler (none when both are given).
+    /// `managers`: the switch's identity and ovsdb-server, when vtepd runs its own.
     @discardableResult
-    public func attach(appliance: ApplianceController?, database: SwitchDatabase?) -> [String] {
-        let table = Self.handlers(self, appliance: appliance, database: database)
+    public func attach(
+        appliance: ApplianceController?, database: SwitchDatabase?,
+        managers: ManagerAccess = .external
+    ) -> [String] {
+        let table = Self.handlers(
+            self, appliance: appliance, database: database, managers: managers)
         handlers.withLock { $0 = (table, appliance) }
         return table.missing
     }
@@ -58,7 +65,7 @@ public final class GatewayController: ControlHandler, Sendable {
     /// appliance; the gateway's writes and reports, and the running configuration, with both.
     static func handlers(
         _ controller: GatewayController, appliance: ApplianceController?,
-        database: SwitchDatabase?
+        database: SwitchDatabase?, managers: ManagerAccess
     ) -> ControlHandlers {
         var table = ControlHandlers()
         table.on(ShowMACTable.self) { query, _ throws(ControlFailure) in
@@ -76,10 +83,14 @@ public final class GatewayController: ControlHandler, Sendable {
         guard let appliance else { return table }
         appliance.register(in: &table)
         guard let database else { return table }
+        let cluster = ManagerCluster(client: database.client)
         table.on(ShowRunningConfig.self) { _, _ throws(ControlFailure) in
             let gateway = try await database.commands()
-            return .lines((appliance.settings.commands + gateway).map(\.shellLine))
+            return .lines(
+                (appliance.settings.commands + gateway).map(\.shellLine)
+                    + (try await managers.runningConfig(cluster)))
         }
+        registerManagerCommands(in: &table, cluster: cluster, access: managers)
         table.on(ShowLogicalSwitches.self) { _, _ throws(ControlFailure) in
             // The remote MACs in effect: rows vtepd ignores (see `show switch problems`) are
             // not counted.

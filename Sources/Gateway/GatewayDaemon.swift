@@ -110,13 +110,25 @@ public struct GatewayDaemon: Sendable {
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
 
         let remote: Remote
+        var managers = ManagerAccess.external
         if let database = options.database {
             remote = database
         } else {
+            // The switch's key and self-signed certificate, made at first start: ovsdb-server
+            // needs them for the `ssl:` manager connections to its controllers.
+            let identity = try SwitchIdentity(
+                stateDirectory: options.stateRoot, commonName: options.physicalSwitch)
+            if try await identity.prepare() {
+                logger.notice(
+                    "made the switch's private key and self-signed certificate",
+                    metadata: ["certificate": "\(identity.certificatePath)"])
+            }
             let server = try DatabaseServer(
-                stateDirectory: options.stateRoot, extraRemotes: options.databaseRemotes)
+                stateDirectory: options.stateRoot, extraRemotes: options.databaseRemotes,
+                identity: identity)
             try await server.start()
             remote = server.remote
+            managers = ManagerAccess(identity: identity, server: server)
             started.services.append(DatabaseServerService(server: server))
             controller.reportProblems { await server.problems }
         }
@@ -174,7 +186,8 @@ public struct GatewayDaemon: Sendable {
         let unhandled = controller.attach(
             appliance: appliance,
             database: SwitchDatabase(
-                client: controlPlane.client, physicalSwitch: options.physicalSwitch))
+                client: controlPlane.client, physicalSwitch: options.physicalSwitch),
+            managers: managers)
         // Every declared command has its handler once both are attached (a test checks the
         // table); one without is a build that must not run.
         precondition(
