@@ -1,5 +1,6 @@
 import ControlAPI
 import Foundation
+import OVSDB
 import SwitchControl
 
 /// What the manager-cluster commands work on: the Manager rows (through the database), and,
@@ -40,8 +41,9 @@ public struct ManagerAccess: Sendable {
         }
     }
 
-    /// Installs or clears the CA, then restarts ovsdb-server so its SSL settings follow.
-    func changeCA(_ pem: String?) async throws(ControlFailure) {
+    /// Installs or clears the CA, then restarts ovsdb-server so its SSL settings follow, and
+    /// waits (a while) for `client` to be connected again, so the next command finds it.
+    func changeCA(_ pem: String?, client: OVSDBClient) async throws(ControlFailure) {
         let (identity, server) = try requireIdentity()
         do {
             if let pem {
@@ -58,6 +60,10 @@ public struct ManagerAccess: Sendable {
             throw ControlFailure(
                 "the CA was \(pem == nil ? "cleared" : "installed"), but ovsdb-server did not"
                     + " come back: \(error)")
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while await !client.isConnected, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
@@ -134,11 +140,11 @@ extension GatewayController {
             .lines(try await access.report(cluster))
         }
         table.on(SetCACertificate.self) { command, _ throws(ControlFailure) in
-            try await access.changeCA(command.pem)
+            try await access.changeCA(command.pem, client: cluster.client)
             return .accepted
         }
         table.on(ClearCACertificate.self) { _, _ throws(ControlFailure) in
-            try await access.changeCA(nil)
+            try await access.changeCA(nil, client: cluster.client)
             return .accepted
         }
     }

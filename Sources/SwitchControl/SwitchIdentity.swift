@@ -197,33 +197,37 @@ public struct SwitchIdentity: Sendable {
         try? String(contentsOfFile: caCertificatePath, encoding: .utf8)
     }
 
-    /// `pem` trimmed to its one certificate block, or why it is not one.
+    /// `pem`'s one certificate block, or why there is not exactly one. Text around the block
+    /// (what `openssl x509 -text` and `ovs-pki` print before it) is left out; any other PEM
+    /// block (a key, a request) is refused.
     static func singleCertificate(_ pem: String) throws(SwitchIdentityError) -> String {
         let begin = "-----BEGIN CERTIFICATE-----"
         let end = "-----END CERTIFICATE-----"
         let lines = pem.split(whereSeparator: \.isNewline).map {
             $0.trimmingCharacters(in: .whitespaces)
         }.filter { !$0.isEmpty }
-        let markers = lines.filter { $0.hasPrefix("-----") }
         guard !lines.isEmpty else { throw .notACertificate("no certificate was given") }
-        guard markers.allSatisfy({ $0 == begin || $0 == end }) else {
-            let other = markers.first { $0 != begin && $0 != end } ?? ""
+        let markers = lines.filter { $0.hasPrefix("-----BEGIN ") || $0.hasPrefix("-----END ") }
+        if let other = markers.first(where: { $0 != begin && $0 != end }) {
             throw .notACertificate(
                 "only a certificate is accepted, not \(other.trimmingCharacters(in: ["-"]))")
         }
-        guard markers == [begin, end], lines.first == begin, lines.last == end else {
-            let count = markers.filter { $0 == begin }.count
+        let count = markers.filter { $0 == begin }.count
+        guard count <= 1 else {
             throw .notACertificate(
-                count > 1
-                    ? "\(count) certificates were given; give exactly one (the controllers' CA)"
-                    : "that is not a PEM certificate (from \(begin) to \(end))")
+                "\(count) certificates were given; give exactly one (the controllers' CA)")
         }
-        let body = lines.dropFirst().dropLast()
+        guard markers == [begin, end], let first = lines.firstIndex(of: begin),
+            let last = lines.firstIndex(of: end)
+        else {
+            throw .notACertificate("that is not a PEM certificate (from \(begin) to \(end))")
+        }
+        let body = lines[(first + 1)..<last]
         let base64 = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
         guard !body.isEmpty, body.allSatisfy({ $0.allSatisfy(base64.contains) }) else {
             throw .notACertificate("the certificate's body is not base64")
         }
-        return lines.joined(separator: "\n") + "\n"
+        return lines[first...last].joined(separator: "\n") + "\n"
     }
 
     // MARK: Pieces

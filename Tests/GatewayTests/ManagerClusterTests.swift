@@ -108,6 +108,9 @@ import Testing
             #expect(error.map { "\($0)".contains(reason) } == true, "\(String(describing: error))")
             #expect(identity.installedCA() == ca, "refused input changed the CA: \(reason)")
         }
+        // The text openssl -text and ovs-pki print before the block is left out.
+        try await identity.installCA("Certificate:\n    Data:\n        Version: 3 (0x2)\n" + ca)
+        #expect(identity.installedCA() == ca)
         // Surrounding blank lines and trailing spaces, as a paste has them, are fine.
         try await identity.installCA("\n  " + other.replacingOccurrences(of: "\n", with: "  \n"))
         #expect(identity.installedCA() == other)
