@@ -205,4 +205,50 @@ struct VTEPDManagerTests {
             try vtepd.process.requireRunning()
         }
     }
+
+    @Test(
+        "ovn-controller-vtep over pssl, trusted on first use: OVN programs vtepd through the manager connection and a ping crosses"
+    )
+    func ovnControllerVTEPOverSSL() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let vni = 1000
+            let (topology, vtepd) = try VTEPDOVNTests.gatewayWaitingForOVN(lab, vni: vni)
+            let a = topology.sites[0]
+            let pki = try PKI(lab)
+            let switchCertificate = try Self.switchCertificate(lab, vtepd)
+            let bootstrap = vtepd.stateRoot.appendingPathComponent("bootstrap-ca-cert.pem")
+            #expect(
+                try Self.shell(lab, vtepd, "show switch manager-cluster").contains(
+                    "Controllers' CA: none yet"))
+
+            // No CA installed: the first controller's (sent in its chain, --peer-ca-cert) is
+            // trusted and kept.
+            let ovn = try lab.startOVN(
+                vtepDatabase: "pssl:\(Self.port):\(a.underlayIPv4)",
+                vtepOptions: [
+                    "--private-key=\(pki.key("controller"))",
+                    "--certificate=\(pki.certificate("controller"))",
+                    "--ca-cert=\(switchCertificate.path)", "--peer-ca-cert=\(pki.controllerCA)",
+                ], in: a.namespace)
+            try Self.shell(
+                lab, vtepd, "set switch manager-cluster \(a.underlayIPv4) port \(Self.port)")
+            try waitUntil("ovsdb-server keeps the controllers' CA it was shown first") {
+                FileManager.default.fileExists(atPath: bootstrap.path)
+            }
+            let kept = try String(contentsOf: bootstrap, encoding: .utf8)
+            let ca = try String(contentsOfFile: pki.controllerCA, encoding: .utf8)
+            let block = { (text: String) in
+                text.split(separator: "\n").drop { !$0.hasPrefix("-----BEGIN") }
+                    .filter { !$0.hasPrefix("-----") }
+            }
+            #expect(!block(kept).isEmpty && block(kept) == block(ca))
+
+            try VTEPDOVNTests.programAndCross(lab, topology, vtepd, ovn, vni: vni)
+            let report = try Self.shell(lab, vtepd, "show switch manager-cluster")
+            #expect(report.contains("Controllers' CA: trusted on first use"), "\(report)")
+            let row = try Self.connection(lab, vtepd, "ssl:\(a.underlayIPv4):\(Self.port)")
+            #expect(row?[2] == "yes", "\(report)")
+            try vtepd.process.requireRunning()
+        }
+    }
 }
