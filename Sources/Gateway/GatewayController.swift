@@ -137,6 +137,9 @@ public final class GatewayController: ControlHandler, Sendable {
         return table
     }
 
+    /// The snapshot in force (the last one the data plane took).
+    var currentSnapshot: GatewaySnapshot? { state.withLock { $0.snapshot } }
+
     /// The control plane calls this with each snapshot it hands to the data plane (nil: the
     /// data plane refused the last one, and `problems` says why).
     public func update(snapshot: GatewaySnapshot?, problems: [String]) {

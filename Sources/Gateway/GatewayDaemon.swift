@@ -208,8 +208,16 @@ public struct GatewayDaemon: Sendable {
                 ["local MACs are not published to Ucast_Macs_Local: \($0)"]
             } ?? []
         }
+        // Faults and tunnel IPs written back into our rows, for a controller.
+        let status = SwitchStatusRounds(
+            controller: controller,
+            writer: SwitchStatusWriter(
+                client: controlPlane.client, physicalSwitch: options.physicalSwitch),
+            tunnelIPs: options.tunnelIPs.map(\.description), logger: switchLogger)
         started.services.append(
-            SwitchService(controlPlane: controlPlane, publisher: publisher, logger: switchLogger))
+            SwitchService(
+                controlPlane: controlPlane, publisher: publisher, status: status,
+                logger: switchLogger))
         let server = try await ControlServer.start(
             at: options.controlSocket, handler: controller,
             logger: Logger(label: "vtepd.control"))
@@ -311,10 +319,12 @@ func cancelWhenGracefulShutdownOrCancelled(_ body: @escaping @Sendable () async 
     await cancelWhenGracefulShutdown { await body() }
 }
 
-/// The hardware_vtep client and the local-MAC publisher that writes through it.
+/// The hardware_vtep client, and the local-MAC publisher and the status rounds that write
+/// through it.
 struct SwitchService: StoppableService {
     let controlPlane: ControlPlane
     let publisher: LocalMACPublisher
+    let status: SwitchStatusRounds
     let logger: Logger
 
     func run() async throws {
@@ -329,11 +339,15 @@ struct SwitchService: StoppableService {
                 }
             }
         }
+        let status = self.status
+        let statusRounds = Task { await status.run() }
         try? await gracefulShutdown()
         publishing.cancel()
+        statusRounds.cancel()
         // Stopping the client fails a transaction the publisher may still wait on.
         await stop()
         await publishing.value
+        await statusRounds.value
     }
 
     func stop() async {

@@ -244,3 +244,66 @@ import Testing
                 == "ssl:[2001:db8::1]:6640")
     }
 }
+
+/// What a controller reads back: faults, tunnel IPs, a refused binding's port fault, written
+/// into a real ovsdb-server and read with vtep-ctl.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct SwitchStatusTests {
+    @Test func faultsAndTunnelIPsAreWrittenOnlyWhenTheyDifferAndARefusedBindingFaultsItsPort()
+        async throws
+    {
+        try await withServer { fixture in
+            let client = try await fixture.connectedClient()
+            defer { Task { await client.stop() } }
+            let writer = SwitchStatusWriter(client: client, physicalSwitch: "ps0")
+            let calm = SwitchStatus(tunnelIPs: ["10.0.0.1"])
+            // No Physical_Switch yet: nothing to write.
+            #expect(try await writer.write(calm) == [])
+            try await fixture.vtepCtl("add-ps", "ps0")
+            try await fixture.vtepCtl("add-port", "ps0", "p0")
+            try await fixture.vtepCtl("add-port", "ps0", "p1")
+            try await fixture.vtepCtl("add-ls", "ls0")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p0", "100", "ls0")
+            #expect(try await writer.write(calm) == ["tunnel_ips"])
+            #expect(try await writer.write(calm) == [], "unchanged rows are not rewritten")
+
+            let faulty = SwitchStatus(
+                switchFaults: [.macTableExhaustion, .tunnelExhaustion],
+                managementIPs: ["192.0.2.9"],
+                tunnelIPs: ["10.0.0.1"])
+            #expect(try await writer.write(faulty) == ["switch_fault_status", "management_ips"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Switch", "ps0", "switch_fault_status")
+                    == "[mac_table_exhaustion, tunnel_exhaustion]\n")
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Switch", "ps0", "management_ips")
+                    == "[\"192.0.2.9\"]\n")
+            // Someone removes our tunnel IP and adds one: ours comes back, theirs stays.
+            try await fixture.vtepCtl("set", "Physical_Switch", "ps0", "tunnel_ips=\"10.0.0.7\"")
+            #expect(try await writer.write(faulty) == ["tunnel_ips"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Switch", "ps0", "tunnel_ips")
+                    == "[\"10.0.0.1\", \"10.0.0.7\"]\n")
+            #expect(try await writer.write(calm) == ["switch_fault_status"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Switch", "ps0", "switch_fault_status")
+                    == "[]\n")
+
+            // VLAN 4095 is reserved: the binding is refused, its port (only) faulted; a fault
+            // someone else raised on the port stays.
+            try await fixture.vtepCtl("bind-ls", "ps0", "p1", "4095", "ls0")
+            try await fixture.vtepCtl("set", "Physical_Port", "p1", "port_fault_status=other")
+            #expect(try await writer.write(calm) == ["port_fault_status of p1"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Port", "p1", "port_fault_status")
+                    == "[invalid_vlan_map, other]\n")
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Port", "p0", "port_fault_status")
+                    == "[]\n")
+            try await fixture.vtepCtl("unbind-ls", "ps0", "p1", "4095")
+            #expect(try await writer.write(calm) == ["port_fault_status of p1"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Port", "p1", "port_fault_status")
+                    == "[other]\n")
+        }
+    }
+}
