@@ -208,12 +208,16 @@ public struct GatewayDaemon: Sendable {
                 ["local MACs are not published to Ucast_Macs_Local: \($0)"]
             } ?? []
         }
-        // Faults and tunnel IPs written back into our rows, for a controller.
+        // Faults, management and tunnel IPs written back into our rows, for a controller.
         let status = SwitchStatusRounds(
             controller: controller,
             writer: SwitchStatusWriter(
                 client: controlPlane.client, physicalSwitch: options.physicalSwitch),
-            tunnelIPs: options.tunnelIPs.map(\.description), logger: switchLogger)
+            tunnelIPs: options.tunnelIPs.map(\.description),
+            managementIPs: { [tunnelIPs = options.tunnelIPs.map(\.description)] in
+                guard let appliance else { return nil }
+                return await SwitchStatusRounds.hostManagementIPs(appliance, tunnelIPs: tunnelIPs)
+            }, logger: switchLogger)
         started.services.append(
             SwitchService(
                 controlPlane: controlPlane, publisher: publisher, status: status,

@@ -1,7 +1,9 @@
 import ControlAPI
 import DataPlane
 import Forwarding
+import HostConfiguration
 import Logging
+import Netlink
 import SwitchControl
 import Synchronization
 
@@ -55,12 +57,15 @@ final class SwitchFaultWatch: Sendable {
     }
 }
 
-/// Every `interval`, the switch's status (faults, tunnel IPs) written into its rows for a
-/// controller; a change of faults is logged, a failure once until writing works again.
+/// Every `interval`, the switch's status (faults, management and tunnel IPs) written into its
+/// rows for a controller; a change of faults is logged, a failure once until writing works
+/// again.
 struct SwitchStatusRounds: Sendable {
     let controller: GatewayController
     let writer: SwitchStatusWriter
     let tunnelIPs: [String]
+    /// The host's management addresses now; nil: unknown (the column is left alone).
+    let managementIPs: @Sendable () async -> [String]?
     let watch = SwitchFaultWatch()
     var interval: Duration = .seconds(2)
     let logger: Logger
@@ -77,7 +82,10 @@ struct SwitchStatusRounds: Sendable {
                 faults = now
             }
             do {
-                try await writer.write(SwitchStatus(switchFaults: now, tunnelIPs: tunnelIPs))
+                try await writer.write(
+                    SwitchStatus(
+                        switchFaults: now, managementIPs: await managementIPs(),
+                        tunnelIPs: tunnelIPs))
                 if failing { logger.notice("writing the switch's status works again") }
                 failing = false
             } catch {
@@ -86,5 +94,39 @@ struct SwitchStatusRounds: Sendable {
             }
             try? await Task.sleep(for: interval)
         }
+    }
+}
+
+extension SwitchStatusRounds {
+    /// The management addresses of a host whose links are `links`: every address a
+    /// controller could reach the switch at, that is every address but loopback, link-local
+    /// (169.254.0.0/16, fe80::/10) and the tunnel IPs (the underlay's VTEP addresses are
+    /// `tunnel_ips`), sorted.
+    static func managementIPs(of links: [HostLink], tunnelIPs: [String]) -> [String] {
+        let tunnels = Set(tunnelIPs)
+        let addresses = links.flatMap(\.addresses).map(\.address).filter { address in
+            guard address.notAHostAddress == nil else { return false }
+            switch address {
+            case .v4(let a): return a.rawValue >> 16 != 0xA9FE
+            case .v6(let a): return a.high >> 54 != 0xFE80 >> 6
+            }
+        }
+        return Set(addresses.map(\.description)).subtracting(tunnels).sorted()
+    }
+
+    /// `managementIPs(of:)` of this host, read over netlink on the appliance's own thread.
+    static func hostManagementIPs(_ appliance: ApplianceController, tunnelIPs: [String])
+        async -> [String]?
+    {
+        let result = try? await appliance.offThePool { () throws(ControlFailure) in
+            do {
+                return .lines(
+                    managementIPs(of: try appliance.host.interfaces(), tunnelIPs: tunnelIPs))
+            } catch {
+                throw ControlFailure("\(error)")
+            }
+        }
+        guard case .lines(let addresses)? = result else { return nil }
+        return addresses
     }
 }

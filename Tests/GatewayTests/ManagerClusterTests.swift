@@ -1,5 +1,6 @@
 import ControlAPI
 import Foundation
+import Netlink
 import OVSDB
 import Packet
 import TestSupport
@@ -305,5 +306,21 @@ import Testing
                 try await fixture.vtepCtl("get", "Physical_Port", "p1", "port_fault_status")
                     == "[other]\n")
         }
+    }
+}
+
+extension SwitchStatusTests {
+    @Test func managementAddressesLeaveOutLoopbackLinkLocalAndTunnelIPs() {
+        let addresses = [
+            "127.0.0.1", "::1", "169.254.3.4", "fe80::1", "febf::1", "10.0.0.1", "192.0.2.9",
+            "2001:db8::9", "fec0::1",
+        ].map { HostAddress(interfaceIndex: 1, address: IPAddress($0)!, prefixLength: 24) }
+        let link = HostLink(
+            index: 1, name: "eth0", isAdministrativelyUp: true, hasCarrier: true,
+            operationalState: "up", mtu: 1500, macAddress: nil,
+            counters: HostLinkCounters(), addresses: addresses)
+        #expect(
+            SwitchStatusRounds.managementIPs(of: [link, link], tunnelIPs: ["10.0.0.1"])
+                == ["192.0.2.9", "2001:db8::9", "fec0::1"])
     }
 }

@@ -49,4 +49,34 @@ struct VTEPDFaultTests {
             try vtepd.process.requireRunning()
         }
     }
+
+    @Test("management_ips follows the host's addresses, tunnel IPs and link-local ones left out")
+    func managementIPsFollowTheHost() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let a = topology.sites[0]
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            func managementIPs() throws -> String {
+                try vtepd.control([
+                    "get", "Physical_Switch", vtepd.physicalSwitch, "management_ips",
+                ]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            try waitUntil("vtepd writes no management address (only tunnel IPs here)") {
+                try managementIPs() == "[]"
+            }
+            let device = a.underlayInterface
+            try lab.execute(
+                ["ip", "addr", "add", "198.51.100.7/24", "dev", device], in: a.namespace)
+            try waitUntil("the new address is a management address", lastSeen: try managementIPs())
+            {
+                try managementIPs() == "[\"198.51.100.7\"]"
+            }
+            try lab.execute(
+                ["ip", "addr", "del", "198.51.100.7/24", "dev", device], in: a.namespace)
+            try waitUntil("it is gone again", lastSeen: try managementIPs()) {
+                try managementIPs() == "[]"
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
 }
