@@ -15,9 +15,17 @@ public enum MonitorEvent: Hashable, Sendable {
     case dropped(reason: String)
 }
 
-/// An OVSDB client (RFC 7047) for one database on one server: keeps a monitor open on the
-/// requested tables, mirrors them in `replica`, reconnects with `backoff` when the connection
-/// drops, and runs `transact` requests.
+/// An OVSDB client (RFC 7047) for one database on one server, or on the members of a
+/// clustered database (`Remote.cluster`): keeps a monitor open on the requested tables,
+/// mirrors them in `replica`, reconnects with `backoff` when the connection drops, and runs
+/// `transact` requests.
+///
+/// With a cluster, as Open vSwitch's own clients do (ovsdb-idl), each member it connects to
+/// is checked first in its `_Server` database (`Database` row: `connected` to the cluster,
+/// its `leader`, and an `index` not behind the highest seen, so a stale member is never
+/// read); one that is not fit is left for the next member at once, and the backoff applies
+/// only after every member was tried. After a disconnect the monitor is established anew
+/// with the whole state (`.synchronized`).
 ///
 /// Changes are observed through `events`, an `AsyncStream` (unbounded: every change is
 /// delivered in order, so consume it). The connection lives on a NIO event loop; the client's
@@ -35,6 +43,10 @@ public actor OVSDBClient {
     public private(set) var droppedCount = 0
     /// How many times the monitor has been established (1 after the first connection).
     public private(set) var synchronizations = 0
+    /// The server the client is connected to, or tries next: `remote`, or one of its members.
+    public private(set) var member: Remote
+    /// The highest Raft log index a member of the cluster reported: one behind it is stale.
+    private var clusterIndex: Int?
 
     private let eventsContinuation: AsyncStream<MonitorEvent>.Continuation
     private let group: any EventLoopGroup
@@ -50,6 +62,7 @@ public actor OVSDBClient {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.remote = remote
+        self.member = remote.members[0]
         self.database = database
         self.monitorRequests = monitoring
         self.backoff = backoff
@@ -104,12 +117,23 @@ public actor OVSDBClient {
     }
 
     private func run() async {
+        let members = remote.members
+        var next = 0
         var failures = 0
+        // Members tried since the last established monitor (or the last backoff).
+        var tried = 0
         while !Task.isCancelled {
-            if await session() {
+            member = members[next]
+            if await session(member) {
                 failures = 0
+                tried = 0
             }
             guard !Task.isCancelled else { break }
+            // The next member at once while some are untried; a lone server after backoff.
+            next = (next + 1) % members.count
+            tried += 1
+            if tried < members.count { continue }
+            tried = 0
             let delay = backoff.delay(afterFailures: failures)
             failures += 1
             do {
@@ -120,19 +144,54 @@ public actor OVSDBClient {
         }
     }
 
+    /// Why `channel`'s server is not fit to follow (a cluster member not connected to its
+    /// cluster, not its leader, or behind the index seen), nil when it is fit. A server
+    /// without `_Server` (older than Open vSwitch 2.9) is a standalone one: fit.
+    private func unfitness(of channel: any Channel) async -> String? {
+        let select = Operation.select(
+            table: "Database", where: [Condition("name", "==", .atom(.string(database)))],
+            columns: ["model", "connected", "leader", "index"])
+        guard
+            let result = try? await Self.send(
+                "transact", [.string("_Server"), select.json], on: channel),
+            let rows = try? Operation.results(result, for: [select]).first?.rows
+        else { return nil }
+        guard let row = rows.first else { return "it does not serve \(database)" }
+        guard case .string("clustered")? = row["model"]?.atoms.first else { return nil }
+        guard case .boolean(true)? = row["connected"]?.atoms.first else {
+            return "it is not connected to its cluster"
+        }
+        guard case .boolean(true)? = row["leader"]?.atoms.first else {
+            return "it is not the cluster's leader"
+        }
+        if case .integer(let index)? = row["index"]?.atoms.first {
+            if let seen = clusterIndex, index < seen {
+                return "its log index \(index) is behind \(seen), which another member had"
+            }
+            clusterIndex = index
+        }
+        return nil
+    }
+
     /// One connection: connect, monitor, apply updates until it closes. True if the monitor
     /// was established.
-    private func session() async -> Bool {
+    private func session(_ remote: Remote) async -> Bool {
         let (inbound, continuation) = AsyncStream<JSONRPCInbound>.makeStream()
         let channel: any Channel
         do {
-            channel = try await connect(inbound: continuation)
+            channel = try await connect(remote, inbound: continuation)
         } catch {
             eventsContinuation.yield(.disconnected(reason: "cannot connect to \(remote): \(error)"))
             return false
         }
         guard !Task.isCancelled else {
             try? await channel.close()
+            return false
+        }
+        if case .cluster = self.remote, let problem = await unfitness(of: channel) {
+            try? await channel.close()
+            eventsContinuation.yield(
+                .disconnected(reason: "\(remote) is left for another member: \(problem)"))
             return false
         }
         self.channel = channel
@@ -186,8 +245,8 @@ public actor OVSDBClient {
         eventsContinuation.yield(.dropped(reason: reason))
     }
 
-    private func connect(inbound: AsyncStream<JSONRPCInbound>.Continuation) async throws
-        -> any Channel
+    private func connect(_ remote: Remote, inbound: AsyncStream<JSONRPCInbound>.Continuation)
+        async throws -> any Channel
     {
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(10))
@@ -204,6 +263,9 @@ public actor OVSDBClient {
             return try await bootstrap.connect(unixDomainSocketPath: path).get()
         case .tcp(let host, let port):
             return try await bootstrap.connect(host: host, port: port).get()
+        case .cluster:
+            // `run` connects to the members, one at a time.
+            throw OVSDBError.invalidRemote("\(remote)")
         }
     }
 }
