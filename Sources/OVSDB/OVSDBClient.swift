@@ -55,6 +55,8 @@ public actor OVSDBClient {
 
     /// The `<json-value>` naming our monitor (RFC 7047 §4.1.5); echoed in every `update`.
     private static let monitorID: JSON = "vtep"
+    /// Our monitor of a cluster member's `_Server` database.
+    private static let serverMonitorID: JSON = "server"
 
     public init(
         remote: Remote, database: String = "hardware_vtep", monitoring: [MonitorRequest],
@@ -157,6 +159,12 @@ public actor OVSDBClient {
             let rows = try? Operation.results(result, for: [select]).first?.rows
         else { return nil }
         guard let row = rows.first else { return "it does not serve \(database)" }
+        return judge(row)
+    }
+
+    /// Why a member whose `_Server` Database row for our database is `row` is not fit; nil
+    /// when it is. Keeps the highest log index seen.
+    private func judge(_ row: Row) -> String? {
         guard case .string("clustered")? = row["model"]?.atoms.first else { return nil }
         guard case .boolean(true)? = row["connected"]?.atoms.first else {
             return "it is not connected to its cluster"
@@ -194,6 +202,20 @@ public actor OVSDBClient {
                 .disconnected(reason: "\(remote) is left for another member: \(problem)"))
             return false
         }
+        // A member that stops being fit while we follow it (it loses leadership or its
+        // cluster) is left too: `_Server` tells, through a monitor of its own.
+        if case .cluster = self.remote {
+            _ = try? await Self.send(
+                "monitor",
+                [
+                    .string("_Server"), Self.serverMonitorID,
+                    MonitorRequest.json([
+                        MonitorRequest(
+                            table: "Database",
+                            columns: ["name", "model", "connected", "leader", "index"])
+                    ]),
+                ], on: channel)
+        }
         self.channel = channel
         do {
             let initial = try await Self.send(
@@ -212,8 +234,18 @@ public actor OVSDBClient {
             eventsContinuation.yield(.disconnected(reason: "monitor on \(remote) failed: \(error)"))
             return false
         }
+        var leaving: String?
         for await message in inbound {
             switch message {
+            case .notification("update", let params)
+            where params.count == 2 && params[0] == Self.serverMonitorID:
+                let rows = TableUpdates.decode(params[1]).updates.tables["Database"]?.values
+                for row in (rows ?? [:].values).compactMap(\.new)
+                where row["name"]?.atoms.first == .string(database) {
+                    guard leaving == nil, let problem = judge(row) else { continue }
+                    leaving = "\(remote) is left for another member: \(problem)"
+                    try? await channel.close()
+                }
             case .notification("update", let params):
                 guard params.count == 2, params[0] == Self.monitorID else {
                     drop("update notification for an unknown monitor: \(JSON.array(params))")
@@ -231,7 +263,8 @@ public actor OVSDBClient {
         }
         self.channel = nil
         try? await channel.close()
-        eventsContinuation.yield(.disconnected(reason: "connection to \(remote) closed"))
+        eventsContinuation.yield(
+            .disconnected(reason: leaving ?? "connection to \(remote) closed"))
         return true
     }
 

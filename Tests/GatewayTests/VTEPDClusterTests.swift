@@ -165,4 +165,46 @@ struct VTEPDClusterTests {
             try vtepd.process.requireRunning()
         }
     }
+
+    @Test(
+        "The leader hands leadership over and stays up: vtepd leaves it for the new leader, the next vtep-ctl change applies"
+    )
+    func leavesAMemberThatStopsLeading() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let cluster = try lab.startVTEPCluster(in: a.namespace, raftPorts: 16651...16653)
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001, database: cluster.remote)
+            let first = try #require(cluster.leader(lab))
+            func followed() throws -> String {
+                try vtepd.configuration()["database"] as? String ?? ""
+            }
+            try waitUntil("vtepd follows the leader", lastSeen: try followed()) {
+                try followed().hasPrefix("connected to unix:\(cluster.members[first].socket) ")
+            }
+            // It stays up, a member, its connection to vtepd open: only its _Server database
+            // says it no longer leads (ovsdb-server's own test hook hands leadership over).
+            try lab.execute([
+                "ovs-appctl", "-t", cluster.members[first].control, "cluster/failure-test",
+                "transfer-leadership",
+            ])
+            let second = try waitUntil("the others elect a leader") {
+                cluster.members.indices.first { index in
+                    index != first
+                        && ((try? cluster.status(lab, index))?.contains("Role: leader") ?? false)
+                }
+            }
+            try waitUntil("vtepd follows the new leader", lastSeen: try followed()) {
+                try followed().hasPrefix("connected to unix:\(cluster.members[second].socket) ")
+            }
+            #expect(cluster.members[first].process.isRunning)
+            #expect(try cluster.status(lab, first).contains("Status: cluster member"))
+            let mac = "02:00:00:00:cc:02"
+            try vtepd.control(["add-ucast-remote", vtepd.logicalSwitch, mac, b.tunnelIP])
+            try waitUntil("vtepd installs the static MAC written after the handover") {
+                try vtepd.macEntry(mac)?.isStatic == true
+            }
+            try vtepd.process.requireRunning()
+        }
+    }
 }
