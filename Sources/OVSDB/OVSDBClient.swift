@@ -47,6 +47,13 @@ public actor OVSDBClient {
     public private(set) var member: Remote
     /// The highest Raft log index a member of the cluster reported: one behind it is stale.
     private var clusterIndex: Int?
+    /// The last transaction the replica reflects (`monitor_cond_since`, cluster members only).
+    private var lastTransaction: UUID?
+    /// The schema's column types, for `<table-updates2>` diffs; read once.
+    private var columnTypes: ColumnTypes?
+    /// How many times a monitor resumed from the last transaction seen, not resending the
+    /// whole contents (a cluster member that still had it).
+    public private(set) var resumptions = 0
 
     private let eventsContinuation: AsyncStream<MonitorEvent>.Continuation
     private let group: any EventLoopGroup
@@ -218,16 +225,22 @@ public actor OVSDBClient {
         }
         self.channel = channel
         do {
-            let initial = try await Self.send(
-                "monitor",
-                [.string(database), Self.monitorID, MonitorRequest.json(monitorRequests)],
-                on: channel)
-            var fresh = Replica()
-            for request in monitorRequests { fresh.tables[request.table] = [:] }
-            fresh.apply(report(TableUpdates.decode(initial)))
-            replica = fresh
-            synchronizations += 1
-            eventsContinuation.yield(.synchronized(replica))
+            // A cluster member resumes from the last transaction seen (monitor_cond_since);
+            // a server without it, and a standalone one, sends everything (monitor).
+            if case .cluster = self.remote, try await monitorSince(channel) {
+            } else {
+                let initial = try await Self.send(
+                    "monitor",
+                    [.string(database), Self.monitorID, MonitorRequest.json(monitorRequests)],
+                    on: channel)
+                var fresh = Replica()
+                for request in monitorRequests { fresh.tables[request.table] = [:] }
+                fresh.apply(report(TableUpdates.decode(initial)))
+                replica = fresh
+                lastTransaction = nil
+                synchronizations += 1
+                eventsContinuation.yield(.synchronized(replica))
+            }
         } catch {
             self.channel = nil
             try? await channel.close()
@@ -246,6 +259,19 @@ public actor OVSDBClient {
                     leaving = "\(remote) is left for another member: \(problem)"
                     try? await channel.close()
                 }
+            case .notification("update3", let params):
+                guard params.count == 3, params[0] == Self.monitorID,
+                    let transaction = params[1].stringValue.flatMap(UUID.init),
+                    let types = columnTypes
+                else {
+                    drop("update3 notification for an unknown monitor: \(JSON.array(params))")
+                    continue
+                }
+                let (updates, problems) = replica.apply2(
+                    params[2], types: types, columns: monitoredColumns)
+                for problem in problems { drop(problem) }
+                lastTransaction = transaction
+                eventsContinuation.yield(.updated(updates, replica))
             case .notification("update", let params):
                 guard params.count == 2, params[0] == Self.monitorID else {
                     drop("update notification for an unknown monitor: \(JSON.array(params))")
@@ -266,6 +292,58 @@ public actor OVSDBClient {
         eventsContinuation.yield(
             .disconnected(reason: leaving ?? "connection to \(remote) closed"))
         return true
+    }
+
+    /// `monitor_cond_since` from `lastTransaction`: true when the monitor is established (the
+    /// changes since applied to the replica kept, or the whole contents into a new one),
+    /// false when the server does not know the method.
+    private func monitorSince(_ channel: any Channel) async throws -> Bool {
+        if columnTypes == nil {
+            columnTypes = try ColumnTypes(
+                schema: try await Self.send("get_schema", [.string(database)], on: channel))
+        }
+        let requests = JSONObject(
+            monitorRequests.map { request in
+                var object = JSONObject()
+                if let columns = request.columns {
+                    object["columns"] = .array(columns.map { .string($0) })
+                }
+                return (request.table, .array([.object(object)]))
+            })
+        let reply: JSON
+        do {
+            reply = try await Self.send(
+                "monitor_cond_since",
+                [
+                    .string(database), Self.monitorID, .object(requests),
+                    .string((lastTransaction ?? .zero).string),
+                ], on: channel)
+        } catch OVSDBError.server {
+            return false
+        }
+        guard let parts = reply.arrayValue, parts.count == 3, case .bool(let found) = parts[0],
+            let transaction = parts[1].stringValue.flatMap(UUID.init), let types = columnTypes
+        else {
+            throw OVSDBError.malformedReply(
+                method: "monitor_cond_since", reason: "expected [found, last-txn-id, updates]")
+        }
+        let resumed = found && lastTransaction != nil
+        if !resumed {
+            replica = Replica()
+            for request in monitorRequests { replica.tables[request.table] = [:] }
+        }
+        let (_, problems) = replica.apply2(parts[2], types: types, columns: monitoredColumns)
+        for problem in problems { drop(problem) }
+        lastTransaction = transaction
+        if resumed { resumptions += 1 }
+        synchronizations += 1
+        eventsContinuation.yield(.synchronized(replica))
+        return true
+    }
+
+    /// Table → the monitored columns (nil: all).
+    private var monitoredColumns: [String: [String]?] {
+        Dictionary(monitorRequests.map { ($0.table, $0.columns) }, uniquingKeysWith: { a, _ in a })
     }
 
     private func report(_ decoded: (updates: TableUpdates, problems: [String])) -> TableUpdates {

@@ -10,11 +10,23 @@ import Testing
 /// (`--database unix:A,unix:B,unix:C`). Every server is the lab's, stopped by PID.
 struct LabCluster {
     struct Member {
-        let process: LabProcess
+        var process: LabProcess
         let socket: String
         let control: String
+        /// How it was started, to start it again.
+        let arguments: [String]
+        let namespace: String
     }
-    let members: [Member]
+    var members: [Member]
+
+    /// Stops member `index` (SIGTERM, by PID) and starts it again on its database file.
+    mutating func restart(_ lab: Lab, _ index: Int) throws {
+        members[index].process.stop()
+        let member = members[index]
+        members[index].process = try lab.start(
+            "ovsdb-server-cluster-\(index)-again", member.arguments, in: member.namespace)
+        try lab.waitForSocket(member.socket, of: members[index].process)
+    }
 
     /// The members as a client names the cluster.
     var remote: String { members.map { "unix:" + $0.socket }.joined(separator: ",") }
@@ -24,6 +36,11 @@ struct LabCluster {
         try lab.execute([
             "ovs-appctl", "-t", members[index].control, "cluster/status", "hardware_vtep",
         ]).output
+    }
+
+    /// `vtep-ctl --db=MEMBERS ARGUMENTS`: through the cluster's leader.
+    func vtepCtl(_ lab: Lab, _ arguments: [String]) throws {
+        try lab.execute(["vtep-ctl", "--db=\(remote)", "--timeout=20"] + arguments)
     }
 
     /// The member that is the leader now, nil while there is none (or it is not known).
@@ -36,8 +53,8 @@ struct LabCluster {
 }
 
 extension Lab {
-    /// Creates and starts the cluster in `namespace`; returns once it has a leader and every
-    /// member has joined.
+    /// Creates and starts the cluster in `namespace`, one member per Raft port; returns once it
+    /// has a leader and every member has joined.
     func startVTEPCluster(in namespace: String, raftPorts: ClosedRange<Int> = 16641...16643)
         throws -> LabCluster
     {
@@ -56,18 +73,20 @@ extension Lab {
             }
             let socket = path("db\(index).sock")
             let control = path("db\(index).ctl")
-            let process = try start(
-                "ovsdb-server-cluster-\(index)",
-                [
-                    "ovsdb-server", db, "--remote=punix:\(socket)", "--unixctl=\(control)",
-                    "--pidfile=\(path("db\(index).pid"))", "--log-file=\(path("db\(index).log"))",
-                    "-vconsole:off", "--no-chdir",
-                ], in: namespace)
+            let arguments = [
+                "ovsdb-server", db, "--remote=punix:\(socket)", "--unixctl=\(control)",
+                "--pidfile=\(path("db\(index).pid"))", "--log-file=\(path("db\(index).log"))",
+                "-vconsole:off", "--no-chdir",
+            ]
+            let process = try start("ovsdb-server-cluster-\(index)", arguments, in: namespace)
             try waitForSocket(socket, of: process)
-            members.append(.init(process: process, socket: socket, control: control))
+            members.append(
+                .init(
+                    process: process, socket: socket, control: control, arguments: arguments,
+                    namespace: namespace))
         }
         let cluster = LabCluster(members: members)
-        try waitUntil("the cluster elects a leader and all three members join") {
+        try waitUntil("the cluster elects a leader and all its members join") {
             guard cluster.leader(self) != nil else { return false }
             return try members.indices.allSatisfy {
                 try cluster.status(self, $0).contains("Status: cluster member")
@@ -207,4 +226,172 @@ struct VTEPDClusterTests {
             try vtepd.process.requireRunning()
         }
     }
+
+    /// The monitored tables as `select` reads them now, and the client's replica, both with
+    /// every value in one spelling (a set of one and its atom alike, sets sorted).
+    static func replicaAndDatabase(_ client: OVSDBClient) async throws -> (
+        [String: [OVSDB.UUID: [String: Datum]]], [String: [OVSDB.UUID: [String: Datum]]]
+    ) {
+        func canonical(_ datum: Datum) -> Datum {
+            if case .map = datum { return datum }
+            if let pairs = datum.pairs, pairs.isEmpty, datum.atoms.isEmpty { return .set([]) }
+            return .set(datum.atoms.sorted())
+        }
+        func canonicalRows(_ rows: [OVSDB.UUID: Row]) -> [OVSDB.UUID: [String: Datum]] {
+            rows.mapValues { $0.columns.filter { !$0.key.hasPrefix("_") }.mapValues(canonical) }
+        }
+        let requests = HardwareVTEP.monitorRequests
+        let results = try await client.transact(
+            requests.map {
+                .select(table: $0.table, where: [], columns: $0.columns.map { ["_uuid"] + $0 })
+            })
+        var database: [String: [OVSDB.UUID: [String: Datum]]] = [:]
+        for (request, result) in zip(requests, results) {
+            var rows: [OVSDB.UUID: Row] = [:]
+            for row in result.rows ?? [] {
+                guard case .atom(.uuid(let uuid))? = row["_uuid"] else { continue }
+                rows[uuid] = row
+            }
+            database[request.table] = canonicalRows(rows)
+        }
+        let replica = await client.replica
+        return (replica.tables.mapValues(canonicalRows), database)
+    }
+
+    @Test(
+        "monitor_cond_since: the replica follows update3 diffs (sets, maps, optional columns); the leader killed, it follows the new one, changes made meanwhile included"
+    )
+    func resumesFromTheLastTransaction() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let namespace = try lab.namespace("c")
+            let cluster = try lab.startVTEPCluster(in: namespace, raftPorts: 16661...16663)
+            func vtepCtl(_ arguments: [String]) throws { try cluster.vtepCtl(lab, arguments) }
+            try vtepCtl(["add-ps", "ps0"])
+            try vtepCtl(["add-port", "ps0", "p0"])
+            try vtepCtl(["add-ls", "ls0"])
+            try vtepCtl([
+                "set", "Logical_Switch", "ls0", "tunnel_key=5001", "other_config:a=1",
+                "other_config:b=2",
+            ])
+            let client = OVSDBClient(
+                remote: try Remote(cluster.remote), monitoring: HardwareVTEP.monitorRequests,
+                backoff: Backoff(initial: .milliseconds(100), maximum: .milliseconds(400)))
+            let watch = ReplicaWatch(client)
+            defer { watch.stop() }
+            try waitUntil("the replica is the database") { watch.state.withLock { $0.same } }
+
+            // Changes while connected arrive as update3 diffs.
+            try vtepCtl(["bind-ls", "ps0", "p0", "100", "ls0"])
+            try vtepCtl([
+                "set", "Logical_Switch", "ls0", "tunnel_key=5002", "other_config:a=9", "--",
+                "remove", "Logical_Switch", "ls0", "other_config", "b",
+            ])
+            try vtepCtl(["add-ucast-remote", "ls0", "02:00:00:00:dd:01", "192.0.2.7"])
+            try vtepCtl(["set", "Physical_Switch", "ps0", "tunnel_ips=[\"10.0.0.1\",\"10.0.0.2\"]"])
+            Thread.sleep(forTimeInterval: 0.3)
+            try waitUntil(
+                "the replica follows the diffs", lastSeen: watch.difference.withLock { $0 }
+            ) {
+                watch.state.withLock { $0.same }
+            }
+            #expect(watch.state.withLock { $0.synchronizations } == 1)
+
+            // The leader dies; the client goes on with the new leader: resumed from its last
+            // transaction when that member kept the history, else with the whole contents
+            // (ovsdb-server(7)); either way the replica is the database, changes made
+            // meanwhile included.
+            let first = try #require(cluster.leader(lab))
+            cluster.members[first].process.stop(signal: SIGKILL)
+            // During the election vtep-ctl may find no leader: it is asked again.
+            try waitUntil("vtep-ctl writes through the new leader") {
+                (try? lab.attempt([
+                    "vtep-ctl", "--db=\(cluster.remote)", "--timeout=5", "clear", "Logical_Switch",
+                    "ls0", "tunnel_key", "--", "del-ucast-remote", "ls0", "02:00:00:00:dd:01", "--",
+                    "unbind-ls", "ps0", "p0", "100", "--", "add-ls", "ls1", "--", "set",
+                    "Physical_Switch", "ps0", "tunnel_ips=[\"10.0.0.2\"]",
+                ]).status) == 0
+            }
+            try waitUntil(
+                "the client follows the new leader and the replica is the database",
+                lastSeen: "\(watch.state.withLock { $0 })\n" + watch.difference.withLock { $0 }
+            ) {
+                watch.state.withLock { $0.synchronizations >= 2 && $0.same }
+            }
+        }
+    }
+
+    @Test(
+        "monitor_cond_since: a member restarted (its history read back from disk) resumes the client from its last transaction, then update3 goes on"
+    )
+    func resumesOnARestartedMember() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let namespace = try lab.namespace("c")
+            var cluster = try lab.startVTEPCluster(in: namespace, raftPorts: 16671...16671)
+            func vtepCtl(_ arguments: [String]) throws { try cluster.vtepCtl(lab, arguments) }
+            try vtepCtl(["add-ps", "ps0"])
+            try vtepCtl(["add-ls", "ls0", "--", "set", "Logical_Switch", "ls0", "tunnel_key=7"])
+            // A lone member is still "clustered": the client monitors it with
+            // monitor_cond_since (a list of one is no cluster to the client, so two names).
+            let remote = try Remote(
+                "unix:\(cluster.members[0].socket),unix:\(lab.file("none.sock").path)")
+            let client = OVSDBClient(
+                remote: remote, monitoring: HardwareVTEP.monitorRequests,
+                backoff: Backoff(initial: .milliseconds(100), maximum: .milliseconds(400)))
+            let watch = ReplicaWatch(client)
+            defer { watch.stop() }
+            try waitUntil("the replica is the database") { watch.state.withLock { $0.same } }
+            try vtepCtl(["set", "Logical_Switch", "ls0", "tunnel_key=8"])
+            try waitUntil("the replica follows") { watch.state.withLock { $0.same } }
+
+            try cluster.restart(lab, 0)
+            try waitUntil(
+                "the client resumes from its last transaction",
+                lastSeen: "\(watch.state.withLock { $0 })"
+            ) {
+                watch.state.withLock { $0.synchronizations == 2 && $0.resumptions == 1 && $0.same }
+            }
+            try vtepCtl(["add-ls", "ls1", "--", "set", "Logical_Switch", "ls0", "tunnel_key=9"])
+            try waitUntil("update3 goes on after the resumption") {
+                watch.state.withLock { $0.same && $0.synchronizations == 2 }
+            }
+        }
+    }
+}
+
+/// Every 50 ms, whether an OVSDB client's replica equals the database read afresh (with the
+/// client's counts), and the differences; the client is started here and stopped by `stop()`.
+final class ReplicaWatch: Sendable {
+    let state = Mutex<(synchronizations: Int, resumptions: Int, same: Bool)>((0, 0, false))
+    let difference = Mutex<String>("")
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(_ client: OVSDBClient) {
+        let task = Task { [self] in
+            await client.start()
+            while !Task.isCancelled {
+                let (replica, database) =
+                    (try? await VTEPDClusterTests.replicaAndDatabase(client)) ?? ([:], ["": [:]])
+                let counts = (await client.synchronizations, await client.resumptions)
+                self.state.withLock { $0 = (counts.0, counts.1, replica == database) }
+                var text = ""
+                for (table, rows) in database where replica[table] != rows {
+                    for (uuid, row) in rows where replica[table]?[uuid] != row {
+                        let mine = replica[table]?[uuid] ?? [:]
+                        for (column, value) in row where mine[column] != value {
+                            text +=
+                                "\(table) \(uuid) \(column): replica"
+                                + " \(String(describing: mine[column])), database \(value)\n"
+                        }
+                    }
+                    text += "\(table): \(rows.count) rows, replica \(replica[table]?.count ?? 0)\n"
+                }
+                self.difference.withLock { $0 = text }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            await client.stop()
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    func stop() { task.withLock { $0?.cancel() } }
 }
