@@ -91,39 +91,14 @@ extension Replica {
     public mutating func apply2(
         _ json: JSON, types: ColumnTypes, columns: [String: [String]?]
     ) -> (updates: TableUpdates, problems: [String]) {
-        var updates = TableUpdates()
-        var problems: [String] = []
-        guard let tables = json.objectValue else {
-            return (updates, ["table updates must be an object, got \(json)"])
-        }
-        for (table, rowsJSON) in tables.members {
-            guard let rows = rowsJSON.objectValue else {
-                problems.append("\(table): table update must be an object")
-                continue
-            }
+        TableUpdates.walk(json) { table, uuid, change throws(MalformedData) in
             let kinds = types.tables[table] ?? [:]
             let monitored = (columns[table] ?? nil) ?? kinds.keys.filter { !$0.hasPrefix("_") }
-            var contents = self.tables[table] ?? [:]
-            var changes: [UUID: RowUpdate] = [:]
-            for (uuidText, change) in rows.members {
-                guard let uuid = UUID(uuidText) else {
-                    problems.append("\(table): \"\(uuidText)\" is not a row UUID")
-                    continue
-                }
-                do throws(MalformedData) {
-                    let old = contents[uuid]
-                    let new = try Self.row(
-                        after: change, old: old, kinds: kinds, monitored: monitored)
-                    contents[uuid] = new
-                    changes[uuid] = RowUpdate(old: old, new: new)
-                } catch {
-                    problems.append("\(table) row \(uuid): \(error.reason)")
-                }
-            }
-            self.tables[table] = contents
-            updates.tables[table] = changes
+            let old = self.tables[table]?[uuid]
+            let new = try Self.row(after: change, old: old, kinds: kinds, monitored: monitored)
+            self.tables[table, default: [:]][uuid] = new
+            return RowUpdate(old: old, new: new)
         }
-        return (updates, problems)
     }
 
     /// The row after one `<row-update2>`; nil when it is deleted.
