@@ -227,8 +227,9 @@ public actor OVSDBClient {
         do {
             // A cluster member resumes from the last transaction seen (monitor_cond_since);
             // a server without it, and a standalone one, sends everything (monitor).
-            if case .cluster = self.remote, try await monitorSince(channel) {
-            } else {
+            var established = false
+            if case .cluster = self.remote { established = try await monitorSince(channel) }
+            if !established {
                 let initial = try await Self.send(
                     "monitor",
                     [.string(database), Self.monitorID, MonitorRequest.json(monitorRequests)],
