@@ -116,7 +116,10 @@ struct VTEPDClusterTests {
             }
             done.signal()
         }
-        #expect(done.wait(timeout: .now() + 20) == .success, "no monitor established")
+        // Generous: under the whole suite the test process's cooperative threads are busy.
+        #expect(
+            done.wait(timeout: .now() + 120) == .success,
+            "no monitor established: \(reasons.withLock { $0 })")
         let member = Mutex<Remote?>(nil)
         let stopped = DispatchSemaphore(value: 0)
         Task {
@@ -126,11 +129,17 @@ struct VTEPDClusterTests {
             stopped.signal()
         }
         stopped.wait()
-        #expect(member.withLock { $0 } == .unix(path: cluster.members[leader].socket))
         let skipped = reasons.withLock { $0 }
-        #expect(
-            skipped.count == 2 && skipped.allSatisfy { $0.contains("not the cluster's leader") },
-            "\(skipped)")
+        // Leadership may have moved meanwhile (ovsdb-server hands it over to compact its log):
+        // the member followed is the leader now.
+        let now = try #require(cluster.leader(lab))
+        #expect(member.withLock { $0 } == .unix(path: cluster.members[now].socket), "\(skipped)")
+        if now == leader {
+            #expect(
+                skipped.count == 2
+                    && skipped.allSatisfy { $0.contains("not the cluster's leader") },
+                "\(skipped)")
+        }
     }
 
     @Test(
@@ -278,7 +287,9 @@ struct VTEPDClusterTests {
                 backoff: Backoff(initial: .milliseconds(100), maximum: .milliseconds(400)))
             let watch = ReplicaWatch(client)
             defer { watch.stop() }
-            try waitUntil("the replica is the database") { watch.state.withLock { $0.same } }
+            try waitUntil("the replica is the database", timeout: .seconds(120)) {
+                watch.state.withLock { $0.same }
+            }
 
             // Changes while connected arrive as update3 diffs.
             try vtepCtl(["bind-ls", "ps0", "p0", "100", "ls0"])
@@ -290,7 +301,8 @@ struct VTEPDClusterTests {
             try vtepCtl(["set", "Physical_Switch", "ps0", "tunnel_ips=[\"10.0.0.1\",\"10.0.0.2\"]"])
             Thread.sleep(forTimeInterval: 0.3)
             try waitUntil(
-                "the replica follows the diffs", lastSeen: watch.difference.withLock { $0 }
+                "the replica follows the diffs", timeout: .seconds(120),
+                lastSeen: watch.difference.withLock { $0 }
             ) {
                 watch.state.withLock { $0.same }
             }
@@ -313,6 +325,7 @@ struct VTEPDClusterTests {
             }
             try waitUntil(
                 "the client follows the new leader and the replica is the database",
+                timeout: .seconds(120),
                 lastSeen: "\(watch.state.withLock { $0 })\n" + watch.difference.withLock { $0 }
             ) {
                 watch.state.withLock { $0.synchronizations >= 2 && $0.same }
@@ -339,19 +352,23 @@ struct VTEPDClusterTests {
                 backoff: Backoff(initial: .milliseconds(100), maximum: .milliseconds(400)))
             let watch = ReplicaWatch(client)
             defer { watch.stop() }
-            try waitUntil("the replica is the database") { watch.state.withLock { $0.same } }
+            try waitUntil("the replica is the database", timeout: .seconds(120)) {
+                watch.state.withLock { $0.same }
+            }
             try vtepCtl(["set", "Logical_Switch", "ls0", "tunnel_key=8"])
-            try waitUntil("the replica follows") { watch.state.withLock { $0.same } }
+            try waitUntil("the replica follows", timeout: .seconds(120)) {
+                watch.state.withLock { $0.same }
+            }
 
             try cluster.restart(lab, 0)
             try waitUntil(
-                "the client resumes from its last transaction",
+                "the client resumes from its last transaction", timeout: .seconds(120),
                 lastSeen: "\(watch.state.withLock { $0 })"
             ) {
                 watch.state.withLock { $0.synchronizations == 2 && $0.resumptions == 1 && $0.same }
             }
             try vtepCtl(["add-ls", "ls1", "--", "set", "Logical_Switch", "ls0", "tunnel_key=9"])
-            try waitUntil("update3 goes on after the resumption") {
+            try waitUntil("update3 goes on after the resumption", timeout: .seconds(120)) {
                 watch.state.withLock { $0.same && $0.synchronizations == 2 }
             }
         }
