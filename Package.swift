@@ -228,6 +228,7 @@ let package = Package(
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
                 "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging", "TestSupport",
+                "Netlink",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -13,8 +13,10 @@ build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils
 # crafted frames; OpenSSH's server and client (VTEPSHSSHTests runs its own sshd); OVN's
 # northd and ovn-controller-vtep, the controller VTEPDOVNTests programs vtepd with.
 peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base ovn-central ovn-controller-vtep)
-# What the shell runs for the admin: ping (iputils-ping, above) and traceroute.
-runtime=(traceroute udhcpc chrony)
+# What the shell runs for the admin: ping (iputils-ping, above) and traceroute; openssl, with
+# which vtepd makes the switch's key and self-signed certificate and checks a pasted CA
+# (openvswitch-common depends on it; named because vtepd runs it itself).
+runtime=(traceroute udhcpc chrony openssl)
 # Benchmarks (bench/): iperf3; the traffic generator of ../shared/reference (trafgen) comes
 # with netsniff-ng above.
 bench=(iperf3)

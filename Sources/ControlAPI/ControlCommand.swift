@@ -154,12 +154,16 @@ public enum ControlCommands {
         ShowSearchDomains.self, ClearSearchDomains.self,
         // The gateway: logical switches, bindings, remote MACs, and what the switch does.
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
-        SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self, BindPort.self, UnbindPort.self, AddRemoteMAC.self,
+        SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self, BindPort.self,
+        UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,
         // What the data plane does with frames: recorded, or asked of a described one.
         DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
         DebugCapture.self, ShowCaptures.self, ShowTechSupport.self,
+        // Joining a controller cluster: the switch's certificate, the controllers, their CA.
+        ShowSwitchCertificate.self, SetManagerCluster.self, ShowManagerCluster.self,
+        ClearManagerCluster.self, SetCACertificate.self, ClearCACertificate.self,
         // The API's own: vtepd's reports and the shell's helpers.
         Configuration.self, ShowNames.self, AuditRefusedInput.self,
     ]

@@ -47,7 +47,9 @@ public final class GatewayController: ControlHandler, Sendable {
     public init(dataPlane: DataPlane, stateRoot: String? = nil) {
         self.dataPlane = dataPlane
         captures = stateRoot.map { PacketCaptures(stateRoot: $0) }
-        handlers.withLock { $0.table = Self.handlers(self, appliance: nil, database: nil) }
+        handlers.withLock {
+            $0.table = Self.handlers(self, appliance: nil, database: nil, managers: .external)
+        }
     }
 
     /// Where `show switch` and `configuration` read the database's state from.
@@ -64,9 +66,14 @@ public final class GatewayController: ControlHandler, Sendable {
 
     /// Enables the shell's commands; until then they are refused with the reason. Returns
     /// the declared commands left without a handler (none when both are given).
+    /// `managers`: the switch's identity and ovsdb-server, when vtepd runs its own.
     @discardableResult
-    public func attach(appliance: ApplianceController?, database: SwitchDatabase?) -> [String] {
-        let table = Self.handlers(self, appliance: appliance, database: database)
+    public func attach(
+        appliance: ApplianceController?, database: SwitchDatabase?,
+        managers: ManagerAccess = .external
+    ) -> [String] {
+        let table = Self.handlers(
+            self, appliance: appliance, database: database, managers: managers)
         handlers.withLock { $0 = (table, appliance) }
         return table.missing
     }
@@ -75,9 +82,10 @@ public final class GatewayController: ControlHandler, Sendable {
     /// appliance; the gateway's writes and reports, and the running configuration, with both.
     static func handlers(
         _ controller: GatewayController, appliance: ApplianceController?,
-        database: SwitchDatabase?
+        database: SwitchDatabase?, managers: ManagerAccess
     ) -> ControlHandlers {
-        var table = commandHandlers(controller, appliance: appliance, database: database)
+        var table = commandHandlers(
+            controller, appliance: appliance, database: database, managers: managers)
         let sections = table
         table.on(ShowTechSupport.self) { _, peer in
             .lines(await techSupport(controller, sections, peer))
@@ -160,7 +168,7 @@ public final class GatewayController: ControlHandler, Sendable {
     /// Every handler but `show tech-support`'s, for what is attached.
     static func commandHandlers(
         _ controller: GatewayController, appliance: ApplianceController?,
-        database: SwitchDatabase?
+        database: SwitchDatabase?, managers: ManagerAccess
     ) -> ControlHandlers {
         var table = ControlHandlers()
         table.on(ShowMACTable.self) { query, _ throws(ControlFailure) in
@@ -237,10 +245,14 @@ public final class GatewayController: ControlHandler, Sendable {
         guard let appliance else { return table }
         appliance.register(in: &table)
         guard let database else { return table }
+        let cluster = ManagerCluster(client: database.client)
         table.on(ShowRunningConfig.self) { _, _ throws(ControlFailure) in
             let gateway = try await database.commands()
-            return .lines((appliance.settings.commands + gateway).map(\.shellLine))
+            return .lines(
+                (appliance.settings.commands + gateway).map(\.shellLine)
+                    + (try await managers.runningConfig(cluster)))
         }
+        registerManagerCommands(in: &table, cluster: cluster, access: managers)
         table.on(ShowLogicalSwitches.self) { _, _ throws(ControlFailure) in
             // The remote MACs in effect: rows vtepd ignores (see `show switch problems`) are
             // not counted.
@@ -288,6 +300,9 @@ public final class GatewayController: ControlHandler, Sendable {
         write(RemoveRemoteMAC.self)
         return table
     }
+
+    /// The snapshot in force (the last one the data plane took).
+    var currentSnapshot: GatewaySnapshot? { state.withLock { $0.snapshot } }
 
     /// The control plane calls this with each snapshot it hands to the data plane (nil: the
     /// data plane refused the last one, and `problems` says why).

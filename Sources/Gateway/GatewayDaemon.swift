@@ -110,13 +110,25 @@ public struct GatewayDaemon: Sendable {
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
 
         let remote: Remote
+        var managers = ManagerAccess.external
         if let database = options.database {
             remote = database
         } else {
+            // The switch's key and self-signed certificate, made at first start: ovsdb-server
+            // needs them for the `ssl:` manager connections to its controllers.
+            let identity = try SwitchIdentity(
+                stateDirectory: options.stateRoot, commonName: options.physicalSwitch)
+            if try await identity.prepare() {
+                logger.notice(
+                    "made the switch's private key and self-signed certificate",
+                    metadata: ["certificate": "\(identity.certificatePath)"])
+            }
             let server = try DatabaseServer(
-                stateDirectory: options.stateRoot, extraRemotes: options.databaseRemotes)
+                stateDirectory: options.stateRoot, extraRemotes: options.databaseRemotes,
+                identity: identity)
             try await server.start()
             remote = server.remote
+            managers = ManagerAccess(identity: identity, server: server)
             started.services.append(DatabaseServerService(server: server))
             controller.reportProblems { await server.problems }
         }
@@ -174,7 +186,8 @@ public struct GatewayDaemon: Sendable {
         let unhandled = controller.attach(
             appliance: appliance,
             database: SwitchDatabase(
-                client: controlPlane.client, physicalSwitch: options.physicalSwitch))
+                client: controlPlane.client, physicalSwitch: options.physicalSwitch),
+            managers: managers)
         // Every declared command has its handler once both are attached (a test checks the
         // table); one without is a build that must not run.
         precondition(
@@ -197,8 +210,20 @@ public struct GatewayDaemon: Sendable {
                 ["local MACs are not published to Ucast_Macs_Local: \($0)"]
             } ?? []
         }
+        // Faults, management and tunnel IPs written back into our rows, for a controller.
+        let status = SwitchStatusRounds(
+            controller: controller,
+            writer: SwitchStatusWriter(
+                client: controlPlane.client, physicalSwitch: options.physicalSwitch),
+            tunnelIPs: options.tunnelIPs.map(\.description),
+            managementIPs: { [tunnelIPs = options.tunnelIPs.map(\.description)] in
+                guard let appliance else { return nil }
+                return await SwitchStatusRounds.hostManagementIPs(appliance, tunnelIPs: tunnelIPs)
+            }, logger: switchLogger)
         started.services.append(
-            SwitchService(controlPlane: controlPlane, publisher: publisher, logger: switchLogger))
+            SwitchService(
+                controlPlane: controlPlane, publisher: publisher, status: status,
+                logger: switchLogger))
         let server = try await ControlServer.start(
             at: options.controlSocket, handler: controller,
             logger: Logger(label: "vtepd.control"))
@@ -311,10 +336,12 @@ func cancelWhenGracefulShutdownOrCancelled(_ body: @escaping @Sendable () async 
     await cancelWhenGracefulShutdown { await body() }
 }
 
-/// The hardware_vtep client and the local-MAC publisher that writes through it.
+/// The hardware_vtep client, and the local-MAC publisher and the status rounds that write
+/// through it.
 struct SwitchService: StoppableService {
     let controlPlane: ControlPlane
     let publisher: LocalMACPublisher
+    let status: SwitchStatusRounds
     let logger: Logger
 
     func run() async throws {
@@ -329,11 +356,15 @@ struct SwitchService: StoppableService {
                 }
             }
         }
+        let status = self.status
+        let statusRounds = Task { await status.run() }
         try? await gracefulShutdown()
         publishing.cancel()
+        statusRounds.cancel()
         // Stopping the client fails a transaction the publisher may still wait on.
         await stop()
         await publishing.value
+        await statusRounds.value
     }
 
     func stop() async {

@@ -48,6 +48,25 @@ public struct TableUpdates: Hashable, Sendable {
     /// Decodes what can be decoded; each row that cannot (a bad UUID, a malformed datum) is
     /// left out and described in `problems`, so one bad row never loses the rest.
     public static func decode(_ json: JSON) -> (updates: TableUpdates, problems: [String]) {
+        walk(json) { _, _, change throws(MalformedData) in
+            guard change.objectValue != nil else {
+                throw MalformedData("row update must be an object")
+            }
+            let old = try change["old"].map { json throws(MalformedData) in try Row(json: json) }
+            let new = try change["new"].map { json throws(MalformedData) in try Row(json: json) }
+            guard old != nil || new != nil else {
+                throw MalformedData("row update has neither old nor new")
+            }
+            return RowUpdate(old: old, new: new)
+        }
+    }
+
+    /// Walks a `<table-updates>` or `<table-updates2>` object: `change` turns each row's update
+    /// (table, row UUID, its JSON) into a `RowUpdate`. A table or row that cannot be read is
+    /// left out and described in `problems`.
+    static func walk(
+        _ json: JSON, _ change: (String, UUID, JSON) throws(MalformedData) -> RowUpdate
+    ) -> (updates: TableUpdates, problems: [String]) {
         var updates = TableUpdates()
         var problems: [String] = []
         guard let tables = json.objectValue else {
@@ -59,25 +78,13 @@ public struct TableUpdates: Hashable, Sendable {
                 continue
             }
             var tableUpdates: [UUID: RowUpdate] = [:]
-            for (uuidText, change) in rows.members {
+            for (uuidText, rowJSON) in rows.members {
                 guard let uuid = UUID(uuidText) else {
                     problems.append("\(table): \"\(uuidText)\" is not a row UUID")
                     continue
                 }
                 do throws(MalformedData) {
-                    guard change.objectValue != nil else {
-                        throw MalformedData("row update must be an object")
-                    }
-                    let old = try change["old"].map { json throws(MalformedData) in
-                        try Row(json: json)
-                    }
-                    let new = try change["new"].map { json throws(MalformedData) in
-                        try Row(json: json)
-                    }
-                    guard old != nil || new != nil else {
-                        throw MalformedData("row update has neither old nor new")
-                    }
-                    tableUpdates[uuid] = RowUpdate(old: old, new: new)
+                    tableUpdates[uuid] = try change(table, uuid, rowJSON)
                 } catch {
                     problems.append("\(table) row \(uuid): \(error.reason)")
                 }

@@ -1,12 +1,28 @@
 /// Where an OVSDB server listens, spelled as Open vSwitch spells it (ovsdb-server(1)
 /// "Database Connection Methods"): `unix:PATH`, `tcp:HOST:PORT` (`tcp:[IPv6]:PORT`), or a bare
-/// socket path.
+/// socket path; or the members of a clustered database, comma-separated as Open vSwitch's
+/// clients take them (`tcp:A:6640,tcp:B:6640,tcp:C:6640`).
 public enum Remote: Hashable, Sendable, CustomStringConvertible {
     case unix(path: String)
     case tcp(host: String, port: Int)
+    /// The servers of one clustered database: the client follows whichever is fit (connected
+    /// to the cluster, its leader, not behind what the client saw).
+    indirect case cluster([Remote])
 
     public init(_ text: String) throws(OVSDBError) {
-        if text.hasPrefix("unix:") {
+        if text.contains(",") {
+            let members = text.split(separator: ",", omittingEmptySubsequences: false)
+            guard members.count > 1, !members.contains(where: \.isEmpty) else {
+                throw .invalidRemote(text)
+            }
+            var remotes: [Remote] = []
+            for member in members {
+                let remote = try Remote(String(member))
+                guard !remotes.contains(remote) else { throw .invalidRemote(text) }
+                remotes.append(remote)
+            }
+            self = .cluster(remotes)
+        } else if text.hasPrefix("unix:") {
             let path = String(text.dropFirst(5))
             guard !path.isEmpty else { throw .invalidRemote(text) }
             self = .unix(path: path)
@@ -29,11 +45,18 @@ public enum Remote: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The servers to try, in order: the members of a cluster, or this one.
+    public var members: [Remote] {
+        if case .cluster(let members) = self { return members }
+        return [self]
+    }
+
     public var description: String {
         switch self {
         case .unix(let path): return "unix:\(path)"
         case .tcp(let host, let port):
             return host.contains(":") ? "tcp:[\(host)]:\(port)" : "tcp:\(host):\(port)"
+        case .cluster(let members): return members.map(\.description).joined(separator: ",")
         }
     }
 }

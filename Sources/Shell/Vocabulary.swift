@@ -37,6 +37,10 @@ public enum Word {
     public static let port = Syntax.keyword("port", help: "A physical port of the gateway")
     public static let remoteMAC = Syntax.keyword(
         "remote-mac", help: "A static MAC address behind a remote VTEP")
+    public static let certificate = Syntax.keyword(
+        "certificate", help: "The switch's SSL certificate for its controllers")
+    public static let managerCluster = Syntax.keyword(
+        "manager-cluster", help: "The controllers the switch connects to over SSL")
 }
 
 public enum Slot {

@@ -9,6 +9,9 @@ public enum ShellAction: Hashable, Sendable {
     case control(any ControlCommand)
     /// Ask for the new password twice (no echo), then send `set-password`.
     case password(user: UserName)
+    /// Read the controllers' CA certificate (PEM lines up to an empty line), then send
+    /// `set-ca-certificate`.
+    case caCertificate
     case help
     case version
     case exit
@@ -23,7 +26,9 @@ public enum ShellAction: Hashable, Sendable {
         switch (lhs, rhs) {
         case (.control(let a), .control(let b)): a.isSame(as: b)
         case (.password(let a), .password(let b)): a == b
-        case (.help, .help), (.version, .version), (.exit, .exit), (.history, .history): true
+        case (.help, .help), (.version, .version), (.exit, .exit), (.history, .history),
+            (.caCertificate, .caCertificate):
+            true
         case (.diagnostic(let a), .diagnostic(let b)): a == b
         case (.terminalLength(let a), .terminalLength(let b)): a == b
         default: false
@@ -40,6 +45,7 @@ public enum ShellAction: Hashable, Sendable {
         case .history: hasher.combine(4)
         case .diagnostic(let arguments): hasher.combine(arguments)
         case .terminalLength(let rows): hasher.combine(rows)
+        case .caCertificate: hasher.combine(5)
         }
     }
 }
@@ -51,7 +57,7 @@ extension ShellAction {
         switch self {
         case .control(let command): !command.changesState
         case .help, .version, .history: true
-        case .password, .exit, .diagnostic, .terminalLength: false
+        case .password, .caCertificate, .exit, .diagnostic, .terminalLength: false
         }
     }
 }
@@ -92,6 +98,9 @@ private let shellCommands: [CommandDeclaration<ShellAction>] = [
         ], summary: "Change the admin password (asked twice, not echoed, stored hashed)"
     ) { _ throws(CommandRefusal) in
         .password(user: try refusing { () throws(ApplianceSettingsError) in try UserName("admin") })
+    },
+    CommandDeclaration(SetCACertificate.syntax, summary: SetCACertificate.summary) { _ in
+        .caCertificate
     },
     CommandDeclaration(
         [Word.show, .keyword("version", help: "Software version")],

@@ -99,11 +99,30 @@ public struct ShellExecutor: Sendable {
             case .failure(let failure):
                 return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
             }
-        case .password, .exit, .history, .terminalLength:
+        case .password, .caCertificate, .exit, .history, .terminalLength:
             return ShellOutcome(
                 text: TerminalText.errorLine("this command needs the interactive shell"),
                 succeeded: false)
         }
+    }
+
+    /// `set switch ca-certificate` without a terminal (`vtepsh -c`, a script): the PEM is
+    /// read from `nextLine` up to an empty line or the end of input, then sent.
+    public func installCACertificate(reading nextLine: () -> String?) -> ShellOutcome {
+        var lines: [String] = []
+        while let line = nextLine() {
+            if Self.isBlank(line) {
+                if lines.isEmpty { continue }
+                break
+            }
+            lines.append(line)
+        }
+        return send(SetCACertificate(pem: lines.joined(separator: "\n") + "\n"))
+    }
+
+    /// An empty line ends a pasted certificate (blank lines before it are skipped).
+    static func isBlank(_ line: String) -> Bool {
+        line.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" }
     }
 
     /// Sends a command to vtepd and renders its result.
@@ -139,6 +158,8 @@ public final class ShellSession {
         case command
         /// Asking for `user`'s new password; `first` once it was typed once.
         case password(user: UserName, first: String?)
+        /// Reading a pasted CA certificate, up to an empty line: the lines so far.
+        case certificate([String])
         /// Output longer than a page: the lines not shown yet, `--More--` waiting for a key.
         case paging([String])
     }
@@ -220,6 +241,11 @@ public final class ShellSession {
                     stage = .password(user: user, first: nil)
                     break
                 }
+                if line.action == .caCertificate {
+                    show("Paste the controllers' CA certificate (PEM), then an empty line:\n")
+                    stage = .certificate([])
+                    break
+                }
                 if line.action == .history {
                     show(
                         OutputFilter.apply(
@@ -237,6 +263,18 @@ public final class ShellSession {
                 if case .paging = stage { return }
                 // vtepd may have been restarted, or the name changed by another admin.
                 prompt = executor.prompt()
+            }
+        case (.certificate, .cancelled), (.certificate, .endOfInput):
+            stage = .command
+            show(TerminalText.errorLine("CA certificate not changed"))
+        case (.certificate(let lines), .line(let line)):
+            if !ShellExecutor.isBlank(line) {
+                stage = .certificate(lines + [line])
+            } else if !lines.isEmpty {
+                stage = .command
+                let outcome = executor.send(
+                    SetCACertificate(pem: lines.joined(separator: "\n") + "\n"))
+                show(outcome.succeeded ? "CA certificate installed.\n" : outcome.text)
             }
         case (.password, .cancelled), (.password, .endOfInput):
             stage = .command
@@ -257,6 +295,7 @@ public final class ShellSession {
         case .command: editor.startLine(prompt: prompt)
         case .password(_, nil): editor.startLine(prompt: "New password: ", mode: .secret)
         case .password(_, _?): editor.startLine(prompt: "Retype new password: ", mode: .secret)
+        case .certificate: editor.startLine(prompt: "", mode: .text)
         }
     }
 

@@ -68,8 +68,15 @@ public actor ControlPlane {
 
     /// How the database is followed now, for `show switch`.
     public var databaseState: String {
-        if let lostSince { return "\(remote) unreachable since \(Self.timeOfDay(lostSince))" }
-        return snapshot == nil ? "connecting to \(remote)" : "connected to \(remote)"
+        get async {
+            if let lostSince {
+                return "\(remote) unreachable since \(Self.timeOfDay(lostSince))"
+            }
+            guard snapshot != nil else { return "connecting to \(remote)" }
+            // A cluster: which member is followed.
+            guard case .cluster = remote else { return "connected to \(remote)" }
+            return "connected to \(await client.member) (cluster \(remote))"
+        }
     }
 
     /// Everything an operator should look at, for the control socket: the connection's and

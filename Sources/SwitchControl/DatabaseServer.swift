@@ -73,6 +73,8 @@ public actor DatabaseServer {
     public nonisolated let ovsdbTool: String
     public nonisolated let restartBackoff: Backoff
     public nonisolated let stopTimeout: Duration
+    /// The switch's key, certificate and CA for `ssl:` manager connections; nil: no SSL.
+    public nonisolated let identity: SwitchIdentity?
 
     public nonisolated var databasePath: String { stateDirectory + "/vtep.db" }
     public nonisolated var socketPath: String { stateDirectory + "/db.sock" }
@@ -108,15 +110,18 @@ public actor DatabaseServer {
     private var child: ChildProcess?
     private var supervisor: Task<Void, Never>?
     private var stopping = false
+    /// Set by `restart()`: the next exit is ours, not a death.
+    private var restarting = false
 
     /// Finds the binaries and checks the paths; starts nothing.
     public init(
         stateDirectory: String, extraRemotes: [String] = [], schema: String = defaultSchema,
         restartBackoff: Backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(8)),
-        stopTimeout: Duration = .seconds(5),
+        stopTimeout: Duration = .seconds(5), identity: SwitchIdentity? = nil,
         logger: Logger = Logger(label: "vtepd.database")
     ) throws(DatabaseServerError) {
         self.logger = logger
+        self.identity = identity
         self.stateDirectory =
             stateDirectory.hasSuffix("/") && stateDirectory.count > 1
             ? String(stateDirectory.dropLast()) : stateDirectory
@@ -195,6 +200,45 @@ public actor DatabaseServer {
         supervisor = nil
     }
 
+    /// Stops the running ovsdb-server and starts it again with the identity's current files
+    /// (a CA installed or cleared), then waits until it accepts connections. Not counted as a
+    /// death. Clients reconnect as after any restart.
+    public func restart(readyTimeout: Duration = .seconds(10)) async throws(DatabaseServerError) {
+        guard let running = child, supervisor != nil else { return }
+        restarting = true
+        running.signal(SIGTERM)
+        let deadline = ContinuousClock.now + stopTimeout
+        while running.exit == nil && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        running.signal(SIGKILL)
+        // The supervisor launches the next one at once.
+        let launched = ContinuousClock.now + readyTimeout
+        while (child == nil || child === running) && ContinuousClock.now < launched {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        try await waitUntilReady(timeout: readyTimeout)
+    }
+
+    /// The last line of ovsdb-server's log about an SSL failure (a controller's certificate
+    /// refused, ours refused by it), with its time; nil when there is none since it started.
+    public nonisolated func lastSSLError() -> String? {
+        guard let text = try? String(contentsOfFile: logPath, encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n")
+        // Only what the running server logged: from its last "opened log file" on.
+        let current =
+            lines.lastIndex { $0.contains("|vlog|INFO|opened log file") } ?? lines.startIndex
+        guard
+            let line = lines[current...].last(where: {
+                $0.contains("|stream_ssl|") && ($0.contains("|WARN|") || $0.contains("|ERR|"))
+            })
+        else { return nil }
+        // 2026-12-05T09:44:22.088Z|00006|stream_ssl|WARN|SSL_connect: error:…:certificate verify failed
+        let fields = line.split(separator: "|", maxSplits: 4)
+        guard fields.count == 5 else { return String(line) }
+        return "\(fields[0]): \(fields[4])"
+    }
+
     /// Sends `signal` to the running ovsdb-server (tests use SIGKILL to simulate a crash).
     @discardableResult
     public func signal(_ signal: Int32) -> Bool {
@@ -231,6 +275,21 @@ public actor DatabaseServer {
                     logger.info("ovsdb-server stopped", metadata: ["pid": "\(running.pid)"])
                     return
                 }
+                if restarting {
+                    restarting = false
+                    failures = 0
+                    do {
+                        current = try launch()
+                        logger.notice(
+                            "ovsdb-server restarted with new SSL settings",
+                            metadata: ["pid": "\(current?.pid ?? 0)"])
+                        continue
+                    } catch {
+                        current = nil
+                        lastExit = "restarting ovsdb-server failed: \(error)"
+                        logger.error("\(lastExit ?? ""); trying again")
+                    }
+                }
                 deaths += 1
                 logger.error("\(lastExit ?? ""); restarting it (its log: \(logPath))")
                 // A server that ran for a while died of something new: start over quickly.
@@ -264,7 +323,7 @@ public actor DatabaseServer {
             [
                 databasePath, "--remote=punix:\(socketPath)",
                 "--remote=db:\(HardwareVTEP.databaseName),Global,managers",
-            ] + extraRemotes.map { "--remote=\($0)" } + [
+            ] + extraRemotes.map { "--remote=\($0)" } + (identity?.serverArguments ?? []) + [
                 "--pidfile=\(pidfilePath)", "--unixctl=\(controlSocketPath)", "--no-chdir",
                 "--log-file=\(logPath)", "-vconsole:off",
             ]

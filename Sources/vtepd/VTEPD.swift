@@ -33,7 +33,10 @@ struct Run: AsyncParsableCommand {
     var underlay: String
     @Option(help: "Access port (an interface); repeat for each.")
     var port: [String] = []
-    @Option(help: "External database (unix:PATH or tcp:IP:PORT) instead of our own ovsdb-server.")
+    @Option(
+        help: ArgumentHelp(
+            "External database (unix:PATH or tcp:IP:PORT; a cluster's members comma-separated,"
+                + " tcp:A:6640,tcp:B:6640,tcp:C:6640) instead of our own ovsdb-server."))
     var database: String?
     @Option(help: "Extra remote for our own ovsdb-server, e.g. ptcp:6640 for a controller.")
     var databaseRemote: [String] = []

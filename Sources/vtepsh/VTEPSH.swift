@@ -129,6 +129,9 @@ struct VTEPSH: ParsableCommand {
         case .failure(let failure): outcome = failure
         case .success(nil): return 0
         case .success(let line?) where line.action == .exit: return 0
+        case .success(let line?) where line.action == .caCertificate:
+            // The PEM follows on standard input (the next lines of a script), up to an empty line.
+            outcome = executor.installCACertificate { readLine() }
         case .success(let line?): outcome = executor.perform(line)
         }
         let prefix = outcome.succeeded ? "" : lineNumber.map { "line \($0): " } ?? ""

@@ -222,6 +222,18 @@ import Testing
             #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
             "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"
         ),
+        (#"{"id":9,"command":"switch-certificate"}"#, "show switch certificate"),
+        (
+            #"{"id":9,"command":"set-manager-cluster","arguments":{"addresses":["10.0.0.5","2001:db8::6"],"port":6640}}"#,
+            "set switch manager-cluster 10.0.0.5,2001:db8::6 port 6640"
+        ),
+        (#"{"id":9,"command":"manager-cluster"}"#, "show switch manager-cluster"),
+        (#"{"id":9,"command":"clear-manager-cluster"}"#, "clear switch manager-cluster"),
+        (
+            #"{"id":9,"command":"set-ca-certificate","arguments":{"pem":"-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n"}}"#,
+            "set switch ca-certificate"
+        ),
+        (#"{"id":9,"command":"clear-ca-certificate"}"#, "clear switch ca-certificate"),
     ]
 
     @Test func everyCommandHasItsExactWireFormAndShellLine() throws {
@@ -252,10 +264,14 @@ import Testing
             #expect(type.changesState == (type.reply == .accepted), "\(type.command)")
         }
         #expect(SetHostname.changesState && !ShowHostname.changesState)
-        // Only the password dialogue and the API's own report have no shell grammar.
+        // Only the password and CA-certificate dialogues (the shell's own) and the API's own
+        // report have no shell grammar.
         #expect(
             Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
-                == ["set-password", "configuration", "audit-refused-input", "names"])
+                == [
+                    "set-password", "set-ca-certificate", "configuration", "audit-refused-input",
+                    "names",
+                ])
     }
 
     @Test func wellFormedButWrongRequestsAreRefusedAndKeepTheConnection() {

@@ -13,15 +13,6 @@ import Testing
 
 /// Bootstrap against a real ovsdb-server; vtep-ctl reads what it wrote.
 @Suite(.serialized, .timeLimit(.minutes(1))) struct BootstrapTests {
-    func connected(_ fixture: ServerFixture) async throws -> OVSDBClient {
-        let client = OVSDBClient(
-            remote: fixture.server.remote, monitoring: HardwareVTEP.monitorRequests)
-        Task { for await _ in client.events {} }
-        await client.start()
-        try await waitUntil("the connection") { await client.isConnected }
-        return client
-    }
-
     func bootstrap(
         _ ports: [String], ips: [String] = ["10.0.0.1"], description: String? = nil
     ) throws -> Bootstrap {
@@ -32,7 +23,7 @@ import Testing
 
     @Test func createsTheSwitchAndPortsOnAFreshDatabase() async throws {
         try await withServer { fixture in
-            let client = try await connected(fixture)
+            let client = try await fixture.connectedClient()
             let outcome = try await bootstrap(["p0", "p1"], description: "gw").run(on: client)
             #expect(outcome.createdSwitch)
             #expect(outcome.addedPorts == ["p0", "p1"])
@@ -51,7 +42,7 @@ import Testing
 
     @Test func isIdempotent() async throws {
         try await withServer { fixture in
-            let client = try await connected(fixture)
+            let client = try await fixture.connectedClient()
             let settings = try bootstrap(["p0", "p1"])
             _ = try await settings.run(on: client)
             let second = try await settings.run(on: client)
@@ -75,7 +66,7 @@ import Testing
             try await fixture.vtepCtl("add-port", "other", "p9")
             try await fixture.vtepCtl("set", "Physical_Switch", "other", "tunnel_ips=192.0.2.1")
 
-            let client = try await connected(fixture)
+            let client = try await fixture.connectedClient()
             let outcome = try await bootstrap(["p1", "p2"], ips: ["10.0.0.1", "2001:db8::1"])
                 .run(on: client)
             #expect(!outcome.createdSwitch)
@@ -103,8 +94,8 @@ import Testing
 
     @Test func concurrentRunsNeverDuplicate() async throws {
         try await withServer { fixture in
-            let a = try await connected(fixture)
-            let b = try await connected(fixture)
+            let a = try await fixture.connectedClient()
+            let b = try await fixture.connectedClient()
             let settings = try bootstrap(["p0", "p1", "p2"])
             for _ in 0..<3 {
                 async let first = settings.run(on: a)

@@ -13,7 +13,7 @@ import Testing
 /// Every command declared in ControlAPI has its handler in the table vtepd builds, and only
 /// the data plane's reports run before the appliance and the database are attached.
 @Suite struct ControlHandlerTests {
-    @Test func everyDeclaredCommandHasAHandlerOnceBothAreAttached() throws {
+    @Test func everyDeclaredCommandHasAHandlerOnceBothAreAttached() async throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent(
             "vtep-handlers-\(getpid())-\(UUID().uuidString)"
         ).path
@@ -58,5 +58,21 @@ import Testing
         let withoutDatabase = controller.attach(appliance: appliance, database: nil)
         #expect(withoutDatabase.contains("bind-port") && !withoutDatabase.contains("set-hostname"))
         #expect(controller.attach(appliance: appliance, database: database) == [])
+
+        // With an external database (no identity of vtepd's), the certificate commands say
+        // whose SSL settings they are, and the refusal is audited.
+        let peer = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
+        for command: any ControlCommand in [
+            ShowSwitchCertificate(), ClearCACertificate(), SetCACertificate(pem: "x"),
+        ] {
+            do {
+                _ = try await controller.handle(ControlRequest(id: 1, command: command), from: peer)
+                Issue.record("\(command.name) was not refused")
+            } catch {
+                #expect(error.message.contains("external hardware_vtep database"), "\(error)")
+            }
+        }
+        let audit = try String(contentsOfFile: base + "/state/audit.log", encoding: .utf8)
+        #expect(audit.contains("clear switch ca-certificate") && audit.contains("refused"))
     }
 }

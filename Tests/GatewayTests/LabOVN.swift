@@ -35,8 +35,11 @@ struct LabOVN: Sendable {
 
 extension Lab {
     /// Starts OVN's databases, ovn-northd and ovn-controller-vtep (on `vtepDatabase`, a
-    /// gateway's hardware_vtep database) in `namespace`.
-    func startOVN(vtepDatabase: String, in namespace: String) throws -> LabOVN {
+    /// gateway's hardware_vtep database, with `vtepOptions`: its SSL key, certificate and CAs
+    /// for a `pssl:` one) in `namespace`.
+    func startOVN(vtepDatabase: String, vtepOptions: [String] = [], in namespace: String) throws
+        -> LabOVN
+    {
         for tool in [
             "ovsdb-server", "ovsdb-tool", "ovn-northd", "ovn-controller-vtep", "ovn-nbctl",
             "ovn-sbctl",
@@ -87,7 +90,7 @@ extension Lab {
             ["env"] + environment + [
                 "ovn-controller-vtep", "--vtep-db=\(vtepDatabase)",
                 "--ovnsb-db=\(ovn.southbound)",
-            ] + common("ovn-controller-vtep"), in: namespace)
+            ] + vtepOptions + common("ovn-controller-vtep"), in: namespace)
         return ovn
     }
 }

@@ -13,8 +13,12 @@ struct LabVTEPD: Sendable {
     let stateRoot: URL
     let physicalSwitch: String
     let logicalSwitch: String
+    /// `--database`, when vtepd follows an external one (a cluster) instead of its own.
+    var externalDatabase: String? = nil
 
-    var database: String { "unix:" + stateRoot.appendingPathComponent("db.sock").path }
+    var database: String {
+        externalDatabase ?? "unix:" + stateRoot.appendingPathComponent("db.sock").path
+    }
     var controlSocket: String { stateRoot.appendingPathComponent("vtepd.ctl").path }
 
     /// Runs `vtep-ctl --db=unix:STATE/db.sock ARGUMENTS`.
@@ -57,10 +61,11 @@ extension Lab {
     /// its database and control socket, and binds the access port untagged (VLAN 0 in
     /// hardware_vtep's vlan_bindings) to logical switch `ls<VNI>` with tunnel_key `vni`.
     /// `stateRoot` (default: a new directory of the lab) holds its sockets; `environment`
-    /// (`NAME=value`) is added to its environment; `log` takes its output.
+    /// (`NAME=value`) is added to its environment; `log` takes its output. With `database`,
+    /// vtepd follows that external database (`--database`) instead of starting its own.
     func startVTEPD(
         at site: LabSite, vni: Int, extraArguments: [String] = [], stateRoot: URL? = nil,
-        environment: [String] = [], log: URL? = nil
+        environment: [String] = [], log: URL? = nil, database: String? = nil
     ) throws -> LabVTEPD {
         guard site.kind == .gateway else {
             throw LabError(description: "site \(site.index) has a kernel VTEP, not a vtepd slot")
@@ -74,12 +79,14 @@ extension Lab {
                 "--physical-switch", physicalSwitch, "--tunnel-ip", site.underlayIPv4,
                 "--tunnel-ip", site.underlayIPv6, "--underlay", site.underlayInterface,
                 "--port", site.accessInterface,
-            ] + extraArguments
+            ] + (database.map { ["--database", $0] } ?? []) + extraArguments
         let process = try start("vtepd-\(site.index)", arguments, in: site.namespace, log: log)
         let vtepd = LabVTEPD(
             lab: self, site: site, process: process, stateRoot: stateRoot,
-            physicalSwitch: physicalSwitch, logicalSwitch: "ls\(vni)")
-        let sockets = [stateRoot.appendingPathComponent("db.sock").path, vtepd.controlSocket]
+            physicalSwitch: physicalSwitch, logicalSwitch: "ls\(vni)", externalDatabase: database)
+        let sockets =
+            (database == nil ? [stateRoot.appendingPathComponent("db.sock").path] : [])
+            + [vtepd.controlSocket]
         try waitUntil(
             "vtepd to create \(sockets.joined(separator: " and "))", lastSeen: process.tail()
         ) {

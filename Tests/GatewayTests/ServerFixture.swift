@@ -2,6 +2,7 @@ import ControlAPI
 import Foundation
 import HostConfiguration
 import OVSDB
+import TestSupport
 import Testing
 
 @testable import DataPlane
@@ -50,6 +51,15 @@ struct ServerFixture {
 
     func remove() {
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// A client of the server, monitoring hardware_vtep, once it is connected.
+    func connectedClient() async throws -> OVSDBClient {
+        let client = OVSDBClient(remote: server.remote, monitoring: HardwareVTEP.monitorRequests)
+        Task { for await _ in client.events {} }
+        await client.start()
+        try await waitUntil("the connection") { await client.isConnected }
+        return client
     }
 }
 

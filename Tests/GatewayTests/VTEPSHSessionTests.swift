@@ -122,6 +122,46 @@ import Testing
         #expect(text(screen).hasSuffix("% password not changed\r\ngw1> "))
     }
 
+    @Test func theCACertificateIsPastedUpToAnEmptyLineThenSent() throws {
+        let recorder = Recorder()
+        let (session, screen) = session(recorder)
+        session.receive(Array("set switch ca-cert\r".utf8))
+        #expect(
+            text(screen).hasSuffix(
+                "Paste the controllers' CA certificate (PEM), then an empty line:\r\n"))
+        // A paste: `?` is text here, not help; nothing is sent before the empty line.
+        session.receive(Array("-----BEGIN CERTIFICATE-----\rMIIB?x+/=\r".utf8))
+        #expect(!recorder.commands.contains { $0 is SetCACertificate })
+        session.receive(Array("-----END CERTIFICATE-----\r\r".utf8))
+        #expect(
+            recorder.last
+                == .control(
+                    SetCACertificate(
+                        pem: "-----BEGIN CERTIFICATE-----\nMIIB?x+/=\n-----END CERTIFICATE-----\n"))
+        )
+        #expect(text(screen).hasSuffix("CA certificate installed.\r\ngw1> "))
+
+        // Ctrl-C abandons it; nothing is sent.
+        let sent = recorder.commands.filter { $0 is SetCACertificate }.count
+        session.receive(
+            Array("set switch ca-certificate\r-----BEGIN CERTIFICATE-----\r".utf8) + [0x03])
+        #expect(text(screen).hasSuffix("% CA certificate not changed\r\ngw1> "))
+        #expect(recorder.commands.filter { $0 is SetCACertificate }.count == sent)
+
+        // Without a terminal (vtepsh -c, a script) the lines come from the input.
+        var lines = [
+            "", "-----BEGIN CERTIFICATE-----", "QUJD", "-----END CERTIFICATE-----", "", "show x",
+        ][...]
+        let outcome = session.executor.installCACertificate { lines.popFirst() }
+        #expect(outcome.succeeded)
+        #expect(
+            recorder.last
+                == .control(
+                    SetCACertificate(
+                        pem: "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n")))
+        #expect(lines == ["show x"], "the script's next command is left for it")
+    }
+
     @Test func helpQuestionMarkTabAndExit() {
         let recorder = Recorder()
         let (session, screen) = session(recorder)

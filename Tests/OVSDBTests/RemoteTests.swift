@@ -18,6 +18,26 @@ import Testing
         }
     }
 
+    @Test func aClustersMembersAreCommaSeparated() throws {
+        let text = "tcp:10.0.0.5:6640,tcp:[2001:db8::6]:6640,unix:/run/c.sock"
+        let cluster = try Remote(text)
+        #expect(
+            cluster
+                == .cluster([
+                    .tcp(host: "10.0.0.5", port: 6640), .tcp(host: "2001:db8::6", port: 6640),
+                    .unix(path: "/run/c.sock"),
+                ]))
+        #expect(cluster.description == text)
+        #expect(cluster.members.count == 3)
+        #expect(try Remote("unix:/a").members == [.unix(path: "/a")])
+        for bad in [
+            "tcp:10.0.0.5:6640,", ",unix:/a", "unix:/a,,unix:/b", "unix:/a,unix:/a",
+            "unix:/a,ssl:1.2.3.4:6640",
+        ] {
+            #expect(throws: OVSDBError.self) { try Remote(bad) }
+        }
+    }
+
     @Test func backoffDoublesFromOneToEightSeconds() {
         let delays = (0..<6).map { Backoff.standard.delay(afterFailures: $0) }
         #expect(

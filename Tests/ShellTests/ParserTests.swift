@@ -154,6 +154,20 @@ struct ParserTests {
         ),
         ("show switch tunnels", "show switch tunnels"),
         ("show switch statistics", "show switch statistics"),
+        ("show switch certificate", "show switch certificate"),
+        ("sh sw cert", "show switch certificate"),
+        (
+            "set switch manager-cluster 10.0.0.5,10.0.0.6",
+            "set switch manager-cluster 10.0.0.5,10.0.0.6 port 6640"
+        ),
+        (
+            "set sw manager 2001:db8::5 port 16640",
+            "set switch manager-cluster 2001:db8::5 port 16640"
+        ),
+        ("show switch manager-cluster", "show switch manager-cluster"),
+        ("clear switch manager-cluster", "clear switch manager-cluster"),
+        ("set switch ca-certificate", "set switch ca-certificate"),
+        ("clear switch ca-certificate", "clear switch ca-certificate"),
     ]
 
     /// What an action does, in words: the command's canonical line.
@@ -161,6 +175,7 @@ struct ParserTests {
         switch action {
         case .control(let command): command.shellLine
         case .password(let user): "set user \(user) password"
+        case .caCertificate: "set switch ca-certificate"
         case .help: "help"
         case .version: "show version"
         case .exit: "exit"
@@ -224,6 +239,14 @@ struct ParserTests {
         (
             "set logical-switch web replication head-end 192.0.2.2,239.1.1.1",
             "% 239.1.1.1 cannot be a VTEP: it is a multicast group"
+        ),
+        (
+            "set switch manager-cluster 10.0.0.5,10.0.0.5",
+            "% Invalid input at '10.0.0.5,10.0.0.5' (column 28): 10.0.0.5 is listed twice"
+        ),
+        (
+            "set switch manager-cluster 239.1.1.1",
+            "% 239.1.1.1 cannot be a controller: it is a multicast group"
         ),
         (
             "set logical-switch web replication service-node 255.255.255.255",
@@ -383,7 +406,7 @@ struct ParserTests {
         ),
         (
             "set",
-            "% Incomplete command after 'set': expected one of: hostname, logical-switch, network, user"
+            "% Incomplete command after 'set': expected one of: hostname, logical-switch, network, switch, user"
         ),
         (
             "add logical-switch web",
