@@ -59,6 +59,17 @@ public struct DataPlaneSettings: Sendable {
     }
 }
 
+/// One (port, VLAN) binding's traffic, as hardware_vtep's Logical_Binding_Stats counts it:
+/// from the local (physical) side into the logical switch, and from the switch to the port.
+public struct BindingCounters: Hashable, Sendable {
+    public var fromLocalFrames: UInt64 = 0
+    public var fromLocalBytes: UInt64 = 0
+    public var toLocalFrames: UInt64 = 0
+    public var toLocalBytes: UInt64 = 0
+
+    public init() {}
+}
+
 /// Counters of the data plane beyond the forwarding engine's (its drops are among the
 /// engine's, `DataPlaneWorker.statistics()`).
 public struct DataPlaneCounters: Sendable {

@@ -106,6 +106,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Bytes of the frames in `portRx` and `portTx` (a super-frame's own length).
     private let portRxBytes: UnsafeMutablePointer<UInt64>
     private let portTxBytes: UnsafeMutablePointer<UInt64>
+    /// Per (port, VLAN): frames and bytes from and to the local side, for hardware_vtep's
+    /// Logical_Binding_Stats; `BindingCounters` per port × 4096 VLAN ids (0 = untagged).
+    private let bindingCounters: UnsafeMutablePointer<BindingCounters>
     /// Frames on the wire beyond one per slot in each port's pending batch (super-frames),
     /// added to `portTx` when the batch is sent whole.
     private let portTxExtra: UnsafeMutablePointer<UInt64>
@@ -210,6 +213,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portRx.initialize(repeating: 0, count: max(1, names.count))
         portTx = .allocate(capacity: max(1, names.count))
         portTx.initialize(repeating: 0, count: max(1, names.count))
+        bindingCounters = .allocate(capacity: max(1, names.count) * 4096)
+        bindingCounters.initialize(repeating: BindingCounters(), count: max(1, names.count) * 4096)
         portRxBytes = .allocate(capacity: max(1, names.count))
         portRxBytes.initialize(repeating: 0, count: max(1, names.count))
         portTxBytes = .allocate(capacity: max(1, names.count))
@@ -249,6 +254,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portRx.deallocate()
         portTx.deallocate()
         portRxBytes.deallocate()
+        bindingCounters.deallocate()
         portTxBytes.deallocate()
         portTxExtra.deallocate()
         portMTU.deallocate()
@@ -378,8 +384,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             let ingress = Ingress.access(PortIndex(rawValue: UInt16(index)))
             var bytes = 0
             for i in 0..<n {
-                engine.prefetch(ingress, frame: batch.frame(i))
-                bytes &+= batch.frameLength(i)
+                let frame = batch.frame(i)
+                engine.prefetch(ingress, frame: frame)
+                bytes &+= frame.count
+                let counters = bindingCounters + (p &* 4096 &+ Self.vid(frame))
+                counters.pointee.fromLocalFrames &+= 1
+                counters.pointee.fromLocalBytes &+= UInt64(frame.count)
             }
             portRxBytes[p] &+= UInt64(bytes)
             for i in 0..<n {
@@ -437,6 +447,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
         superFramesIn &+= 1
         portRx[p] &+= UInt64(whole.count - 1)
+        bindingCounters[p &* 4096 &+ Self.vid(frame)].fromLocalFrames &+= UInt64(whole.count - 1)
         let frames = whole.count
         let decision = engine.decide(ingress, superFrame: frame, frames: frames, now: now)
         if tracer.remaining > 0 {
@@ -655,6 +666,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 $0.setOffload(offload.shifted(by: copy.count - frame.count), for: slot)
             }
             portTxExtra[w] &+= UInt64(frames - 1)
+            bindingCounters[w &* 4096 &+ Int(vlan ?? 0)].toLocalFrames &+= UInt64(frames - 1)
         }
         if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
     }
@@ -688,6 +700,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             return nil
         }
         portPending[w] = slot + 1
+        let counters = bindingCounters + (w &* 4096 &+ Int(vlan ?? 0))
+        counters.pointee.toLocalFrames &+= 1
+        counters.pointee.toLocalBytes &+= UInt64(copy.count)
         return (slot, copy)
     }
 
@@ -717,6 +732,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     return true
                 }
             if joined {
+                let counters = bindingCounters + (w &* 4096 &+ Int(vlan ?? 0))
+                counters.pointee.toLocalFrames &+= 1
+                counters.pointee.toLocalBytes &+= UInt64(frame.count)
                 if !coalescers[w].isOpen { closeCoalescing(w) }
                 return
             }
@@ -1151,6 +1169,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
+    /// The VLAN id of the frame's one tag (802.1Q or 802.1ad), 0 when untagged.
+    @inline(__always)
+    static func vid(_ frame: UnsafeRawBufferPointer) -> Int {
+        guard frame.count >= 16 else { return 0 }
+        let type = UInt16(frame[12]) << 8 | UInt16(frame[13])
+        guard
+            type == EtherType.vlan || type == EtherType.serviceVLAN
+                || type == EtherType.legacyServiceVLAN
+        else { return 0 }
+        return Int(UInt16(frame[14] & 0x0F) << 8 | UInt16(frame[15]))
+    }
+
     /// Copies `frame` to `buffer[at...]` with its one VLAN tag (if any) replaced by `vlan`
     /// (802.1Q, nil = untagged). Returns the new length, or 0 if it does not fit.
     @inline(__always)
@@ -1370,6 +1400,22 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     func leaveAllGroups() {
         for group in groups { membership(group, join: false) }
         groups = []
+    }
+
+    // MARK: Binding statistics
+
+    /// The counters of each (access port, VLAN) binding of the configuration in force, by port
+    /// name and VLAN id (0 = untagged): what hardware_vtep's Logical_Binding_Stats hold.
+    public func bindingStatistics() -> [String: [Int: BindingCounters]] {
+        var result: [String: [Int: BindingCounters]] = [:]
+        for binding in engine.configuration.bindings {
+            guard let w = ports.firstIndex(where: { $0.interfaceName == binding.port }) else {
+                continue
+            }
+            let vid = Int(binding.vlan ?? 0)
+            result[binding.port, default: [:]][vid] = bindingCounters[w * 4096 + vid]
+        }
+        return result
     }
 
     // MARK: Packet capture

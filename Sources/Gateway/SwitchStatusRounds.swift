@@ -57,7 +57,8 @@ final class SwitchFaultWatch: Sendable {
     }
 }
 
-/// Every `interval`, the switch's status (faults, management and tunnel IPs) written into its
+/// Every `interval`, the switch's status (faults, management and tunnel IPs, each binding's
+/// Logical_Binding_Stats) written into its
 /// rows for a controller; a change of faults is logged, a failure once until writing works
 /// again.
 struct SwitchStatusRounds: Sendable {
@@ -82,10 +83,20 @@ struct SwitchStatusRounds: Sendable {
                 faults = now
             }
             do {
+                let counters = await controller.dataPlane.inspect { $0.bindingStatistics() }
                 try await writer.write(
                     SwitchStatus(
                         switchFaults: now, managementIPs: await managementIPs(),
-                        tunnelIPs: tunnelIPs))
+                        tunnelIPs: tunnelIPs,
+                        bindingStats: counters.mapValues { byVLAN in
+                            byVLAN.mapValues { c in
+                                SwitchStatus.BindingStats(
+                                    packetsFromLocal: Int(clamping: c.fromLocalFrames),
+                                    bytesFromLocal: Int(clamping: c.fromLocalBytes),
+                                    packetsToLocal: Int(clamping: c.toLocalFrames),
+                                    bytesToLocal: Int(clamping: c.toLocalBytes))
+                            }
+                        }))
                 if failing { logger.notice("writing the switch's status works again") }
                 failing = false
             } catch {

@@ -17,15 +17,47 @@ public struct SwitchStatus: Hashable, Sendable {
     /// vtep(5) Physical_Port `port_fault_status`: a VLAN binding of the port vtepd refused.
     public static let invalidVLANMap = "invalid_vlan_map"
 
+    /// vtep(5) Logical_Binding_Stats: one binding's packets and bytes to and from the local
+    /// (physical) side.
+    public struct BindingStats: Hashable, Sendable {
+        public var packetsFromLocal: Int
+        public var bytesFromLocal: Int
+        public var packetsToLocal: Int
+        public var bytesToLocal: Int
+
+        public init(
+            packetsFromLocal: Int, bytesFromLocal: Int, packetsToLocal: Int, bytesToLocal: Int
+        ) {
+            self.packetsFromLocal = packetsFromLocal
+            self.bytesFromLocal = bytesFromLocal
+            self.packetsToLocal = packetsToLocal
+            self.bytesToLocal = bytesToLocal
+        }
+
+        var row: Row {
+            Row([
+                "packets_from_local": .atom(.integer(packetsFromLocal)),
+                "bytes_from_local": .atom(.integer(bytesFromLocal)),
+                "packets_to_local": .atom(.integer(packetsToLocal)),
+                "bytes_to_local": .atom(.integer(bytesToLocal)),
+            ])
+        }
+    }
+
     public var switchFaults: Set<SwitchFault>
+    /// By port name, then VLAN (0 = untagged): written to each binding's Logical_Binding_Stats
+    /// row (Physical_Port `vlan_stats`); nil: not known, left alone.
+    public var bindingStats: [String: [Int: BindingStats]]?
     /// The switch's management addresses; nil: unknown, the column is left as it is.
     public var managementIPs: [String]?
     /// Our tunnel IPs (the command line's): kept in `tunnel_ips` whatever else is there.
     public var tunnelIPs: [String]
 
     public init(
-        switchFaults: Set<SwitchFault> = [], managementIPs: [String]? = nil, tunnelIPs: [String]
+        switchFaults: Set<SwitchFault> = [], managementIPs: [String]? = nil, tunnelIPs: [String],
+        bindingStats: [String: [Int: BindingStats]]? = nil
     ) {
+        self.bindingStats = bindingStats
         self.switchFaults = switchFaults
         self.managementIPs = managementIPs
         self.tunnelIPs = tunnelIPs
@@ -53,6 +85,8 @@ public struct SwitchStatusWriter: Sendable {
             var name: String
             var bindings: [Int: UUID]
             var faults: Set<String>
+            /// `vlan_stats`: VLAN → Logical_Binding_Stats row.
+            var stats: [Int: UUID] = [:]
         }
         var switchRow: UUID
         var switchFaults: Set<String>
@@ -60,6 +94,8 @@ public struct SwitchStatusWriter: Sendable {
         var tunnelIPs: Set<String>
         var ports: [Port]
         var logicalSwitches: Set<UUID>
+        /// Logical_Binding_Stats rows by UUID.
+        var bindingStats: [UUID: SwitchStatus.BindingStats] = [:]
     }
 
     /// Writes what differs; returns the names of the columns written (empty: nothing to do, or
@@ -119,6 +155,36 @@ public struct SwitchStatusWriter: Sendable {
             } else {
                 faults.remove(SwitchStatus.invalidVLANMap)
             }
+            if let stats = status.bindingStats?[port.name] {
+                for (vlan, counters) in stats.sorted(by: { $0.key < $1.key })
+                where port.bindings[vlan] != nil {
+                    if let row = port.stats[vlan] {
+                        // Rewritten only when a counter moved.
+                        guard rows.bindingStats[row] != counters else { continue }
+                        operations.append(
+                            .update(
+                                table: "Logical_Binding_Stats",
+                                where: [Condition("_uuid", "==", .atom(.uuid(row)))],
+                                row: counters.row))
+                    } else {
+                        let name =
+                            "stats_\(port.name.filter { $0.isLetter || $0.isNumber })_\(vlan)"
+                        operations.append(
+                            .insert(
+                                table: "Logical_Binding_Stats", row: counters.row, uuidName: name))
+                        operations.append(
+                            .mutate(
+                                table: "Physical_Port",
+                                where: [Condition("_uuid", "==", .atom(.uuid(port.uuid)))],
+                                mutations: [
+                                    Mutation(
+                                        "vlan_stats", "insert",
+                                        .map([.integer(vlan): .namedUUID(name)]))
+                                ]))
+                    }
+                    written.append("Logical_Binding_Stats of \(port.name) vlan \(vlan)")
+                }
+            }
             guard faults != port.faults else { continue }
             operations.append(
                 .update(
@@ -142,14 +208,20 @@ public struct SwitchStatusWriter: Sendable {
                     ]),
                 .select(
                     table: "Physical_Port", where: [],
-                    columns: ["_uuid", "name", "vlan_bindings", "port_fault_status"]),
+                    columns: ["_uuid", "name", "vlan_bindings", "port_fault_status", "vlan_stats"]),
                 .select(table: "Logical_Switch", where: [], columns: ["_uuid"]),
+                .select(
+                    table: "Logical_Binding_Stats", where: [],
+                    columns: [
+                        "_uuid", "packets_from_local", "bytes_from_local", "packets_to_local",
+                        "bytes_to_local",
+                    ]),
             ])
         } catch {
             throw ControlFailure("cannot read the switch's rows: \(error)")
         }
-        guard results.count == 3, let switches = results[0].rows, let ports = results[1].rows,
-            let logicalSwitches = results[2].rows
+        guard results.count == 4, let switches = results[0].rows, let ports = results[1].rows,
+            let logicalSwitches = results[2].rows, let stats = results[3].rows
         else { throw ControlFailure("the hardware_vtep database's answer has no rows") }
         guard let row = switches.first, let uuid = Self.uuid(row["_uuid"]) else { return nil }
         let ours = Set(row["ports"]?.atoms.compactMap { Self.uuid(.atom($0)) } ?? [])
@@ -170,10 +242,29 @@ public struct SwitchStatusWriter: Sendable {
                     }
                 }
             }
+            var vlanStats: [Int: UUID] = [:]
+            if case .map(let pairs)? = port["vlan_stats"] {
+                for (key, value) in pairs {
+                    if case .integer(let vlan) = key, case .uuid(let row) = value {
+                        vlanStats[vlan] = row
+                    }
+                }
+            }
             result.ports.append(
                 .init(
                     uuid: id, name: name, bindings: bindings,
-                    faults: Self.strings(port["port_fault_status"])))
+                    faults: Self.strings(port["port_fault_status"]), stats: vlanStats))
+        }
+        for row in stats {
+            guard let id = Self.uuid(row["_uuid"]) else { continue }
+            func integer(_ column: String) -> Int {
+                if case .integer(let value)? = row[column]?.atoms.first { value } else { 0 }
+            }
+            result.bindingStats[id] = SwitchStatus.BindingStats(
+                packetsFromLocal: integer("packets_from_local"),
+                bytesFromLocal: integer("bytes_from_local"),
+                packetsToLocal: integer("packets_to_local"), bytesToLocal: integer("bytes_to_local")
+            )
         }
         return result
     }

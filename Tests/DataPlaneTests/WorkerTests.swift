@@ -220,6 +220,24 @@ import Testing
         #expect(rig.worker.traces.frames.isEmpty)
     }
 
+    /// Logical_Binding_Stats: frames and bytes from the port into its binding, and from the
+    /// switch out to it, per (port, VLAN) of the configuration in force.
+    @Test func bindingStatisticsCountEachWay() throws {
+        let rig = try Rig()
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let out = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1)
+        let back = Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 2)
+        rig.port(0).inject(out)
+        rig.port(0).inject(out)
+        rig.worker.serviceAll(now: 1)
+        rig.fromVTEP(back)
+        rig.worker.serviceAll(now: 1)
+        let stats = try #require(rig.worker.bindingStatistics()["eth0"]?[0])
+        #expect(stats.fromLocalFrames == 2 && stats.fromLocalBytes == UInt64(2 * out.count))
+        #expect(stats.toLocalFrames == 1 && stats.toLocalBytes == UInt64(back.count))
+        #expect(rig.worker.bindingStatistics()["eth1"] == nil, "eth1 has no binding")
+    }
+
     /// A capture asks the ports it taps to send through the qdisc, and gives them back.
     @Test func aCaptureTapsThePortItNames() throws {
         let rig = try Rig()

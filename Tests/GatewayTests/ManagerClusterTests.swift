@@ -310,6 +310,56 @@ import Testing
 }
 
 extension SwitchStatusTests {
+    /// Logical_Binding_Stats: a row per binding, made on first write and referenced from the
+    /// port's `vlan_stats`, rewritten only when a counter moved; a VLAN not bound gets none.
+    @Test func bindingStatisticsAreWrittenPerBindingAndOnlyWhenTheyMove() async throws {
+        try await withServer { fixture in
+            let client = try await fixture.connectedClient()
+            defer { Task { await client.stop() } }
+            let writer = SwitchStatusWriter(client: client, physicalSwitch: "ps0")
+            try await fixture.vtepCtl("add-ps", "ps0")
+            try await fixture.vtepCtl("add-port", "ps0", "p0")
+            try await fixture.vtepCtl("add-ls", "ls0")
+            try await fixture.vtepCtl("bind-ls", "ps0", "p0", "100", "ls0")
+            _ = try await writer.write(SwitchStatus(tunnelIPs: ["10.0.0.1"]))
+            func status(_ n: Int) -> SwitchStatus {
+                SwitchStatus(
+                    tunnelIPs: ["10.0.0.1"],
+                    bindingStats: [
+                        "p0": [
+                            100: .init(
+                                packetsFromLocal: n, bytesFromLocal: 100 * n, packetsToLocal: 2 * n,
+                                bytesToLocal: 200 * n),
+                            // Not bound: no row.
+                            200: .init(
+                                packetsFromLocal: 1, bytesFromLocal: 1, packetsToLocal: 1,
+                                bytesToLocal: 1),
+                        ]
+                    ])
+            }
+            #expect(try await writer.write(status(3)) == ["Logical_Binding_Stats of p0 vlan 100"])
+            let row = try await fixture.vtepCtl("get", "Physical_Port", "p0", "vlan_stats:100")
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let values = try await fixture.vtepCtl("list", "Logical_Binding_Stats", row)
+            for field in [
+                "packets_from_local  : 3", "bytes_from_local    : 300", "packets_to_local    : 6",
+                "bytes_to_local      : 600",
+            ] {
+                #expect(values.contains(field), "\(field) in \(values)")
+            }
+            #expect(try await writer.write(status(3)) == [], "unchanged: not rewritten")
+            #expect(try await writer.write(status(4)) == ["Logical_Binding_Stats of p0 vlan 100"])
+            #expect(
+                try await fixture.vtepCtl("get", "Physical_Port", "p0", "vlan_stats:100")
+                    .trimmingCharacters(in: .whitespacesAndNewlines) == row, "the same row")
+            #expect(
+                try await fixture.vtepCtl("get", "Logical_Binding_Stats", row, "packets_from_local")
+                    == "4\n")
+        }
+    }
+}
+
+extension SwitchStatusTests {
     @Test func managementAddressesLeaveOutLoopbackLinkLocalAndTunnelIPs() {
         let addresses = [
             "127.0.0.1", "::1", "169.254.3.4", "fe80::1", "febf::1", "10.0.0.1", "192.0.2.9",

@@ -226,6 +226,29 @@ struct VTEPDTraceTests {
         }
     }
 
+    @Test("Logical_Binding_Stats: vtepd writes each binding's packets and bytes for a controller")
+    func bindingStatisticsReachTheDatabase() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let (topology, vtepd, _) = try Self.gatewayWithShell(lab)
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            _ = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 5)
+            let port = a.accessInterface
+            try waitUntil("Logical_Binding_Stats of \(port) vlan 0 counts the pings") {
+                guard
+                    let row = try? vtepd.control(["get", "Physical_Port", port, "vlan_stats:0"])
+                        .output.trimmingCharacters(in: .whitespacesAndNewlines),
+                    let from = try? vtepd.control([
+                        "get", "Logical_Binding_Stats", row, "packets_from_local",
+                    ]).output.trimmingCharacters(in: .whitespacesAndNewlines),
+                    let to = try? vtepd.control([
+                        "get", "Logical_Binding_Stats", row, "packets_to_local",
+                    ]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+                else { return false }
+                return (Int(from) ?? 0) >= 5 && (Int(to) ?? 0) >= 5
+            }
+        }
+    }
+
     /// vtepd beside the kernel's vxlan, pinging across, and `vtepsh -c LINE` against it.
     static func gatewayWithShell(_ lab: Lab) throws -> (
         LabTopology, LabVTEPD, (String) throws -> String
