@@ -34,7 +34,7 @@ public final class ControlServer: Sendable {
 
     public let path: String
     private let serverChannel: any Channel
-    private let connections: ControlConnections
+    private let connections: OpenChannels
     private let identity: UnixSocketFile.Identity?
 
     /// Binds `path` and starts serving; returns once the socket accepts connections.
@@ -64,7 +64,7 @@ public final class ControlServer: Sendable {
         try UnixSocketFile.removeIfStale(path)
         try UnixSocketFile.removeIfStale(provisional)
 
-        let connections = ControlConnections()
+        let connections = OpenChannels()
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: eventLoopGroup)
@@ -123,7 +123,7 @@ public final class ControlServer: Sendable {
     }
 
     private init(
-        path: String, serverChannel: any Channel, connections: ControlConnections,
+        path: String, serverChannel: any Channel, connections: OpenChannels,
         identity: UnixSocketFile.Identity?
     ) {
         self.path = path
@@ -144,8 +144,9 @@ public final class ControlServer: Sendable {
 
 }
 
-/// The open connections, so that `stop()` can close them; refuses new ones once stopping.
-private final class ControlConnections: Sendable {
+/// A server's open connections, so that its `stop()` can close them; refuses new ones once
+/// stopping. The control socket's and the metrics endpoint's.
+public final class OpenChannels: Sendable {
     private struct State {
         var stopping = false
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -153,8 +154,10 @@ private final class ControlConnections: Sendable {
 
     private let state = Mutex(State())
 
+    public init() {}
+
     /// False once the server is stopping: the caller closes the channel.
-    func insert(_ channel: any Channel) -> Bool {
+    public func insert(_ channel: any Channel) -> Bool {
         let added = state.withLock { state in
             guard !state.stopping else { return false }
             state.channels[ObjectIdentifier(channel)] = channel
@@ -170,7 +173,7 @@ private final class ControlConnections: Sendable {
         return added
     }
 
-    func closeAll() -> [any Channel] {
+    public func closeAll() -> [any Channel] {
         state.withLock { state in
             state.stopping = true
             return Array(state.channels.values)

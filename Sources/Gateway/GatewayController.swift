@@ -13,6 +13,8 @@ import Synchronization
 /// (`DataPlane.inspect`), so they never race the forwarding path.
 public final class GatewayController: ControlHandler, Sendable {
     public let dataPlane: DataPlane
+    /// The metrics endpoint and its setting.
+    public let metrics = GatewayMetrics()
     private let state = Mutex<(snapshot: GatewaySnapshot?, problems: [String])>((nil, []))
 
     /// The handler of each command, and the appliance whose audit log records the changes:
@@ -190,6 +192,7 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         guard let appliance else { return table }
         appliance.register(in: &table)
+        controller.metrics.register(in: &table, appliance: appliance)
         guard let database else { return table }
         table.on(ShowRunningConfig.self) { _, _ throws(ControlFailure) in
             let gateway = try await database.commands()
