@@ -118,6 +118,8 @@ struct VTEPDMetricsTests {
             // The worker's load and the database's state are there.
             #expect(try query("vtep_database_connected").first?.value == "1")
             #expect((Double(try query("vtep_worker_batches_total").first?.value ?? "") ?? 0) >= 10)
+            #expect(
+                (Double(try query("vtep_worker_busy_seconds_total").first?.value ?? "") ?? 0) > 0)
         }
     }
 
