@@ -147,15 +147,14 @@ public final class GatewayMetrics: Sendable {
     /// What `show switch problems` lists.
     public func problems() -> [String] { state.withLock { $0.problem.map { [$0] } ?? [] } }
 
+    /// Marks a change under way; refuses a second one meanwhile (the caller of a successful
+    /// `begin` clears the mark when done).
     private func begin() throws(ControlFailure) {
         let busy = state.withLock { state in
             defer { state.changing = true }
             return state.changing
         }
-        if busy {
-            state.withLock { $0.changing = true }
-            throw ControlFailure("another metrics change is under way; retry")
-        }
+        if busy { throw ControlFailure("another metrics change is under way; retry") }
     }
 
     private func listen(on endpoint: IPEndpoint) async throws(ControlFailure) -> MetricsServer {

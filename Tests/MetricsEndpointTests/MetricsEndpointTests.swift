@@ -111,6 +111,7 @@ import Testing
             )
         }
         await server.stop()
+        try waitUntilClosed(loopbackPort: port)
         // Stopped: the port is free again.
         let again = try await MetricsServer.start(on: endpoint) { "" }
         await again.stop()

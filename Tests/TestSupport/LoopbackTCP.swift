@@ -35,6 +35,19 @@ public func freeLoopbackPort() throws -> UInt16 {
     return listener.port
 }
 
+/// Waits until nothing accepts connections on 127.0.0.1:`port` any more. A listener closed
+/// by its owner can still accept for a few milliseconds while another process of the test run
+/// is between fork and exec (its copy of the descriptor table holds the socket until exec
+/// closes it), so a test checks a closed port with this, not with one attempt.
+public func waitUntilClosed(
+    loopbackPort port: UInt16, fileID: String = #fileID, line: Int = #line
+) throws {
+    try waitUntil(
+        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(10), fileID: fileID,
+        line: line
+    ) { !canConnect(toLoopbackPort: port) }
+}
+
 /// Whether a TCP connection to 127.0.0.1:`port` is accepted.
 public func canConnect(toLoopbackPort port: UInt16) -> Bool {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -43,11 +56,11 @@ public func canConnect(toLoopbackPort port: UInt16) -> Bool {
 }
 
 /// Sends `request` to 127.0.0.1:`port` and reads the answer until the server closes (at most
-/// 10 s without a byte).
+/// 60 s without a byte: a loaded test run can keep a server from answering for seconds).
 public func loopbackHTTP(_ port: UInt16, _ request: String) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    var timeout = timeval(tv_sec: 60, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     guard connectLoopback(fd, port) else {
         throw LoopbackTCPFailure(description: "cannot connect to 127.0.0.1:\(port): errno \(errno)")
