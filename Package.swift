@@ -2,7 +2,8 @@
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point one way only, from the executables down:
 //   vtepd → Gateway, DaemonLogging, swift-service-lifecycle (ServiceGroup: signals, ordered stop)
-//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, DaemonLogging
+//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, MetricsEndpoint, DaemonLogging
+//   MetricsEndpoint → ControlAPI (the reports it exposes), swift-prometheus, SwiftNIO's HTTP/1
 //   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning (nothing privileged: no netlink, no libcrypt)
 //   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
 //   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
@@ -39,6 +40,7 @@ let package = Package(
         .package(
             url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // Wire formats over raw buffer views; allocates nothing per packet.
@@ -128,6 +130,18 @@ let package = Package(
             ],
             exclude: ["README-keys.md"]
         ),
+        // The Prometheus metrics of vtepd's counters and state, and the HTTP endpoint
+        // (`GET /metrics`, SwiftNIO's HTTP/1) that serves them on the configured address.
+        .target(
+            name: "MetricsEndpoint",
+            dependencies: [
+                "ControlAPI", "Packet",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // vtepd's assembly: its parts started in order and handed out as services; the control
         // handler routing each command to the appliance settings or the switch; the control
         // side's rounds (next hops, data-plane I/O errors) and the problems they report.
@@ -136,6 +150,7 @@ let package = Package(
             dependencies: [
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
                 "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
+                "MetricsEndpoint",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -229,10 +244,14 @@ let package = Package(
                 "Shell",
                 "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging", "TestSupport",
                 "Netlink",
+                "MetricsEndpoint",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(
+            name: "MetricsEndpointTests",
+            dependencies: ["MetricsEndpoint", "ControlAPI", "Packet", "TestSupport"]),
         .testTarget(
             name: "DaemonLoggingTests",
             dependencies: ["DaemonLogging", .product(name: "Logging", package: "swift-log")]

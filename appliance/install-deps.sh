@@ -11,15 +11,16 @@ build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
 # datapath and its hardware_vtep schema, capture tools, mausezahn (netsniff-ng) to inject
 # crafted frames; OpenSSH's server and client (VTEPSHSSHTests runs its own sshd); OVN's
-# northd and ovn-controller-vtep, the controller VTEPDOVNTests programs vtepd with.
-peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base ovn-central ovn-controller-vtep)
+# northd and ovn-controller-vtep, the controller VTEPDOVNTests programs vtepd with; Prometheus,
+# which VTEPDMetricsTests starts to scrape vtepd's metrics endpoint.
+peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base ovn-central ovn-controller-vtep prometheus)
 # What the shell runs for the admin: ping (iputils-ping, above) and traceroute; openssl, with
 # which vtepd makes the switch's key and self-signed certificate and checks a pasted CA
 # (openvswitch-common depends on it; named because vtepd runs it itself).
 runtime=(traceroute udhcpc chrony openssl)
 # Benchmarks (bench/): iperf3; the traffic generator of ../shared/reference (trafgen) comes
-# with netsniff-ng above.
-bench=(iperf3)
+# with netsniff-ng above; gnuplot draws each result's PNG chart (bench/lib/chart.sh).
+bench=(iperf3 gnuplot-nox)
 
 wanted=("${build[@]}" "${peers[@]}" "${runtime[@]}" "${bench[@]}")
 missing=()

@@ -16,6 +16,7 @@ public enum ApplianceSettingsError: Error, Sendable, Hashable, CustomStringConve
     case invalidDNSServer(String, reason: String)
     case invalidUserName(String, reason: String)
     case invalidPasswordHash(reason: String)
+    case invalidListenAddress(String, reason: String)
     /// `what` ("DNS server") `value` is configured already.
     case duplicate(what: String, value: String)
     /// No `what` `value` is configured, so it cannot be removed.
@@ -56,6 +57,8 @@ public enum ApplianceSettingsError: Error, Sendable, Hashable, CustomStringConve
             return "\"\(text)\" is not a valid user name: \(reason)"
         case .invalidPasswordHash(let reason):
             return "the password hash is not usable: \(reason)"
+        case .invalidListenAddress(let text, let reason):
+            return "the metrics endpoint cannot listen on \(text): \(reason)"
         case .duplicate(let what, let value):
             return "\(what) \(value) is already configured"
         case .notConfigured(let what, let value):
@@ -376,6 +379,34 @@ public struct ApplianceUser: Hashable, Sendable {
     }
 }
 
+/// Where vtepd serves its Prometheus metrics (`GET /metrics` over HTTP).
+public enum MetricsSetting: Hashable, Sendable, CustomStringConvertible {
+    /// No endpoint, even where vtepd's command line names one (`clear metrics`).
+    case off
+    case listen(IPEndpoint)
+
+    /// The saved form: `off`, or the address as `IPEndpoint` writes it.
+    public init(_ text: String) throws(ApplianceSettingsError) {
+        if text == "off" {
+            self = .off
+            return
+        }
+        guard let endpoint = IPEndpoint(text) else {
+            throw .invalidListenAddress(
+                text, reason: "expected IP:PORT (port 1–65535), e.g. 192.0.2.10:9100")
+        }
+        try ApplianceSettings.checkMetricsListen(endpoint)
+        self = .listen(endpoint)
+    }
+
+    public var description: String {
+        switch self {
+        case .off: "off"
+        case .listen(let endpoint): endpoint.description
+        }
+    }
+}
+
 /// Everything the operator sets about the appliance host, as one value: what is saved, and
 /// what `ApplianceHost.apply` makes the host match.
 public struct ApplianceSettings: Hashable, Sendable {
@@ -400,6 +431,8 @@ public struct ApplianceSettings: Hashable, Sendable {
     /// The leases vtepd's DHCP clients hold, by interface: state of the moment, never saved
     /// (ApplianceSettingsJSON leaves them out). Only an interface configured for DHCP has one.
     public private(set) var dhcpLeases: [InterfaceName: DHCPLease] = [:]
+    /// The metrics endpoint; nil: as vtepd's command line says (`--metrics-listen`, else off).
+    public var metrics: MetricsSetting?
 
     public init(hostname: Hostname? = nil) { self.hostname = hostname }
 
@@ -580,6 +613,22 @@ public struct ApplianceSettings: Hashable, Sendable {
     }
 
     public mutating func clearNTPServers() { ntpServers = [] }
+
+    // MARK: Metrics
+
+    /// An address the metrics endpoint may listen on: one address of this host (loopback
+    /// included), never the wildcard, which would take in the tunnel addresses too and serve
+    /// the metrics to the overlay's underlay.
+    public static func checkMetricsListen(_ endpoint: IPEndpoint) throws(ApplianceSettingsError) {
+        if let reason = endpoint.address.notAHostAddress, !reason.contains("loopback") {
+            let detail =
+                reason.contains("unspecified")
+                ? "it is the unspecified address, which would listen on every address, the"
+                    + " tunnel addresses too; give the management interface's address"
+                : reason
+            throw .invalidListenAddress("\(endpoint)", reason: detail)
+        }
+    }
 
     // MARK: Users
 

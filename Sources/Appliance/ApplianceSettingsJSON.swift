@@ -11,6 +11,7 @@ import Packet
 ///   "dns_servers" : [ "192.0.2.53" ],
 ///   "hostname" : "gw1",
 ///   "interfaces" : [ { "admin_state" : "up", "ipv4" : "192.0.2.10/24", "mtu" : 9000, "name" : "eth1" } ],
+///   "metrics" : "192.0.2.10:9100",
 ///   "ntp_servers" : [ "pool.ntp.org" ],
 ///   "routes" : [ { "destination" : "0.0.0.0/0", "gateway" : "192.0.2.1" } ],
 ///   "schema_version" : 1,
@@ -19,6 +20,7 @@ import Packet
 /// ```
 ///
 /// `ipv4` is `dhcp` or `ADDRESS/LENGTH`; an absent key means "leave as the kernel has it".
+/// `metrics` is `off` or `IP:PORT`; absent, vtepd's `--metrics-listen` decides.
 /// Decoding validates every value again, so a hand-edited file is held to the shell's rules.
 extension ApplianceSettings: Codable {
     private struct Document: Codable {
@@ -30,10 +32,11 @@ extension ApplianceSettings: Codable {
         var dnsSearchDomains: [String]
         var ntpServers: [String]
         var users: [User]
+        var metrics: String?
 
         enum CodingKeys: String, CodingKey {
             case schemaVersion = "schema_version"
-            case hostname, interfaces, routes, users
+            case hostname, interfaces, routes, users, metrics
             case dnsServers = "dns_servers"
             case dnsSearchDomains = "dns_search_domains"
             case ntpServers = "ntp_servers"
@@ -88,7 +91,8 @@ extension ApplianceSettings: Codable {
             dnsServers: dnsServers.map(\.description),
             dnsSearchDomains: dnsSearchDomains.map(\.text),
             ntpServers: ntpServers.map(\.description),
-            users: users.map { User(name: $0.name.text, passwordHash: $0.passwordHash.text) })
+            users: users.map { User(name: $0.name.text, passwordHash: $0.passwordHash.text) },
+            metrics: metrics?.description)
         try document.encode(to: encoder)
     }
 
@@ -139,6 +143,9 @@ extension ApplianceSettings: Codable {
             }
             for domain in document.dnsSearchDomains { try addSearchDomain(DomainName(domain)) }
             for server in document.ntpServers { try addNTPServer(NTPServer(server)) }
+            metrics = try document.metrics.map { (text) throws(ApplianceSettingsError) in
+                try MetricsSetting(text)
+            }
             for user in document.users {
                 setUser(
                     ApplianceUser(

@@ -151,7 +151,8 @@ public enum ControlCommands {
         ClearRoutes.self, AddDNSServer.self, RemoveDNSServer.self, ShowDNSServers.self,
         ClearDNSServers.self, AddNTPServer.self, RemoveNTPServer.self, ShowNTPServers.self,
         ClearNTPServers.self, AddSearchDomain.self, RemoveSearchDomain.self,
-        ShowSearchDomains.self, ClearSearchDomains.self,
+        ShowSearchDomains.self, ClearSearchDomains.self, SetMetricsListen.self,
+        ClearMetrics.self, ShowMetrics.self,
         // The gateway: logical switches, bindings, remote MACs, and what the switch does.
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
         SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self, BindPort.self,

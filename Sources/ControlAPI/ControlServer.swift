@@ -37,7 +37,7 @@ public final class ControlServer: Sendable {
 
     public let path: String
     private let serverChannel: any Channel
-    private let connections: ControlConnections
+    private let connections: OpenChannels
     private let identity: UnixSocketFile.Identity?
 
     /// Binds `path` and starts serving; returns once the socket accepts connections.
@@ -71,7 +71,7 @@ public final class ControlServer: Sendable {
         try UnixSocketFile.removeIfStale(path)
         try UnixSocketFile.removeIfStale(provisional)
 
-        let connections = ControlConnections(maximum: maximumConnections, logger: logger)
+        let connections = OpenChannels(maximum: maximumConnections, logger: logger)
         let serverChannel: any Channel
         do {
             serverChannel = try await ServerBootstrap(group: eventLoopGroup)
@@ -80,7 +80,7 @@ public final class ControlServer: Sendable {
                 // (`socat`, `nc -U -N`).
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelInitializer { channel in
-                    switch connections.insert(channel) {
+                    switch connections.insertion(channel) {
                     case .added: break
                     case .stopping: return channel.close()
                     case .tooMany:
@@ -143,7 +143,7 @@ public final class ControlServer: Sendable {
     }
 
     private init(
-        path: String, serverChannel: any Channel, connections: ControlConnections,
+        path: String, serverChannel: any Channel, connections: OpenChannels,
         identity: UnixSocketFile.Identity?
     ) {
         self.path = path
@@ -184,9 +184,10 @@ private final class RefusingHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 }
 
-/// The open connections, so that `stop()` can close them; refuses new ones once stopping, and
-/// beyond `maximum` at once.
-private final class ControlConnections: Sendable {
+/// A server's open connections, so that its `stop()` can close them; refuses new ones once
+/// stopping, and beyond `maximum` at once (counted, the first of each episode logged). The
+/// control socket's and the metrics endpoint's.
+public final class OpenChannels: Sendable {
     private struct State {
         var stopping = false
         var channels: [ObjectIdentifier: any Channel] = [:]
@@ -195,20 +196,24 @@ private final class ControlConnections: Sendable {
         var refusing = false
     }
 
-    enum Insertion { case added, stopping, tooMany }
+    public enum Insertion: Sendable { case added, stopping, tooMany }
 
     private let state = Mutex(State())
     private let maximum: Int
-    private let logger: Logger
+    private let logger: Logger?
 
-    init(maximum: Int, logger: Logger) {
+    public init(maximum: Int = .max, logger: Logger? = nil) {
         self.maximum = maximum
         self.logger = logger
     }
 
-    var refused: Int { state.withLock { $0.refused } }
+    /// Connections refused at the maximum, since start.
+    public var refused: Int { state.withLock { $0.refused } }
 
-    func insert(_ channel: any Channel) -> Insertion {
+    /// False once the server is stopping, or at the maximum: the caller closes the channel.
+    public func insert(_ channel: any Channel) -> Bool { insertion(channel) == .added }
+
+    public func insertion(_ channel: any Channel) -> Insertion {
         let (outcome, firstRefusal) = state.withLock { state -> (Insertion, Bool) in
             guard !state.stopping else { return (.stopping, false) }
             guard state.channels.count < maximum else {
@@ -221,7 +226,7 @@ private final class ControlConnections: Sendable {
             return (.added, false)
         }
         if firstRefusal {
-            logger.warning(
+            logger?.warning(
                 "control socket: refusing connections, \(maximum) are open (counted in show system)"
             )
         }
@@ -236,7 +241,7 @@ private final class ControlConnections: Sendable {
         return outcome
     }
 
-    func closeAll() -> [any Channel] {
+    public func closeAll() -> [any Channel] {
         state.withLock { state in
             state.stopping = true
             return Array(state.channels.values)

@@ -142,6 +142,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     private var stopping = false
     private var tracer = TraceRecorder()
+    /// Batches served and time busy, for the metrics endpoint (`WorkerLoad`).
+    public private(set) var load = WorkerLoad()
     private let clockOrigin: UInt64
 
     /// Takes over `io`'s sockets; `wakeup` is polled with them by `run`.
@@ -300,6 +302,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             let now = self.now()
             engine.tick(nanoseconds: Self.monotonicNanoseconds())
             if ready > 0 {
+                let busySince = WorkerLoad.now()
                 for i in 0..<ports.count where descriptors[i].revents != 0 {
                     fromAccess(i, now: now)
                 }
@@ -307,6 +310,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 if descriptors[tunnelSlot + 1].revents != 0 { fromTunnel(vxlan6!, now: now) }
                 if descriptors[tunnelSlot + 2].revents != 0 { fromGRE(gre4!, now: now) }
                 if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
+                load.busyNanoseconds &+= WorkerLoad.now() &- busySince
             }
             if now != lastAgeing {
                 lastAgeing = now
@@ -374,6 +378,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 }
             }
             if n == 0 { return }
+            load.batches &+= 1
             portRx[p] &+= UInt64(n)
             let index = portIndexOf[p]
             guard index >= 0 else {
@@ -486,6 +491,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 return
             }
             if n == 0 { return }
+            load.batches &+= 1
             for i in 0..<n {
                 guard let source = tunnelSource(batch, i) else { continue }
                 let read = batch.frame(i)
@@ -533,6 +539,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 return
             }
             if n == 0 { return }
+            load.batches &+= 1
             for i in 0..<n {
                 guard let source = tunnelSource(batch, i) else { continue }
                 let packet = batch.frame(i)

@@ -321,7 +321,7 @@ public final class ApplianceController: Sendable {
 
     /// Applies `edit` to the settings in force, to the host, and saves the result (all or
     /// nothing, `applyAndSave`). The lock is held from reading the settings to saving them.
-    private func change(
+    func change(
         _ edit: (inout ApplianceSettings) throws(ApplianceSettingsError) -> Void
     ) throws(ControlFailure) {
         try current.withLock { settings throws(ControlFailure) in
@@ -449,6 +449,11 @@ extension ApplianceSettings {
         commands += dnsServers.map { AddDNSServer($0) }
         commands += dnsSearchDomains.map { AddSearchDomain($0) }
         commands += ntpServers.map { AddNTPServer($0) }
+        switch metrics {
+        case .listen(let endpoint)?: commands.append(SetMetricsListen(endpoint))
+        case .off?: commands.append(ClearMetrics())
+        case nil: break
+        }
         return commands
     }
 }

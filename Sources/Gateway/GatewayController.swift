@@ -13,6 +13,8 @@ import Synchronization
 /// (`DataPlane.inspect`), so they never race the forwarding path.
 public final class GatewayController: ControlHandler, Sendable {
     public let dataPlane: DataPlane
+    /// The metrics endpoint and its setting.
+    public let metrics = GatewayMetrics()
     private let state = Mutex<(snapshot: GatewaySnapshot?, problems: [String])>((nil, []))
 
     /// The handler of each command, and the appliance whose audit log records the changes:
@@ -244,6 +246,7 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         guard let appliance else { return table }
         appliance.register(in: &table)
+        controller.metrics.register(in: &table, appliance: appliance)
         guard let database else { return table }
         let cluster = ManagerCluster(client: database.client)
         table.on(ShowRunningConfig.self) { _, _ throws(ControlFailure) in

@@ -27,6 +27,9 @@ public struct GatewayOptions: Sendable {
     public var applianceRoot: String = "/"
     /// The udhcpc script (`vtep-dhcp-event`), installed beside vtepd.
     public var dhcpHook: String
+    /// Where to serve Prometheus metrics while the appliance settings say nothing
+    /// (`--metrics-listen`); nil: nowhere.
+    public var metricsListen: IPEndpoint?
 
     public init(
         stateRoot: String, physicalSwitch: String, tunnelIPs: [IPAddress], ports: [String],
@@ -46,7 +49,7 @@ public struct GatewayOptions: Sendable {
 /// out as services for a `ServiceGroup`, which stops them in reverse order on SIGTERM or
 /// SIGINT:
 ///
-/// 1. the control socket: no more requests (its file is removed);
+/// 1. the control socket: no more requests (its file is removed); the metrics endpoint;
 /// 2. the hardware_vtep client and the local-MAC publisher;
 /// 3. the data-plane I/O error watch and the next-hop rounds;
 /// 4. the data plane's worker (it leaves its multicast groups);
@@ -224,6 +227,17 @@ public struct GatewayDaemon: Sendable {
             SwitchService(
                 controlPlane: controlPlane, publisher: publisher, status: status,
                 logger: switchLogger))
+        // Prometheus metrics, read from the worker between batches at each scrape.
+        controller.metrics.configure(
+            bootstrap: options.metricsListen, tunnelAddresses: options.tunnelIPs
+        ) {
+            await controller.metricsSample(
+                databaseConnected: await controlPlane.isConnected,
+                localMACPublishing: await publisher.lastError == nil)
+        }
+        controller.reportProblems { controller.metrics.problems() }
+        await controller.metrics.start(saved: appliance?.settings.metrics)
+        started.services.append(MetricsService(metrics: controller.metrics))
         let server = try await ControlServer.start(
             at: options.controlSocket, handler: controller,
             logger: Logger(label: "vtepd.control"))
@@ -370,6 +384,15 @@ struct SwitchService: StoppableService {
     func stop() async {
         await controlPlane.stop()
         logger.info("hardware_vtep client stopped")
+    }
+}
+
+/// The metrics endpoint: stopped right after the control socket, before what it reads.
+struct MetricsService: StoppableService {
+    let metrics: GatewayMetrics
+    func stop() async {
+        await metrics.stop()
+        Logger(label: "vtepd.metrics").info("metrics endpoint stopped")
     }
 }
 

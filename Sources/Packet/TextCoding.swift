@@ -49,3 +49,9 @@ extension Encapsulation: TextCodable {
 
     public func encode(to encoder: any Encoder) throws { try encodeText(encoder) }
 }
+
+extension IPEndpoint: TextCodable {
+    static var expected: String {
+        "an IP address and port (e.g. 192.0.2.10:9100 or [2001:db8::10]:9100)"
+    }
+}

@@ -58,6 +58,8 @@ public enum ArgumentKind: Hashable, Sendable {
     case prefix
     /// An IEEE 802 MAC address, `00:11:22:33:44:55`.
     case mac
+    /// An address and port to listen on, `192.0.2.1:9100` or `[2001:db8::1]:9100`.
+    case endpoint
     case integer(IntegerRange)
 
     /// Whether values of this kind are free text (as opposed to addresses and numbers); these
@@ -93,6 +95,7 @@ public enum ArgumentKind: Hashable, Sendable {
         case .multicastGroup: "a multicast group address"
         case .prefix: "a CIDR prefix"
         case .mac: "a MAC address"
+        case .endpoint: "an IP address and port"
         case .integer(let range): "a \(range.quantity)"
         }
     }
@@ -112,6 +115,7 @@ public enum ArgumentKind: Hashable, Sendable {
         case .multicastGroup: "239.1.1.1"
         case .prefix: "10.0.0.0/24"
         case .mac: "00:11:22:33:44:55"
+        case .endpoint: "192.0.2.1:9100"
         case .integer(let range): String(range.bounds.lowerBound)
         }
     }
@@ -209,6 +213,14 @@ public enum ArgumentKind: Hashable, Sendable {
         case .mac:
             guard let mac = MACAddress(text) else { return .failure(refusal()) }
             return .success(.mac(mac))
+        case .endpoint:
+            guard let endpoint = IPEndpoint(text) else {
+                return .failure(
+                    ArgumentRefusal(
+                        "expected IP:PORT with a port from 1 to 65535, e.g. \(example) or"
+                            + " [2001:db8::1]:9100"))
+            }
+            return .success(.endpoint(endpoint))
         case .integer(let range):
             guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                 return .failure(refusal())
@@ -324,6 +336,7 @@ public enum ArgumentValue: Hashable, Sendable {
     case ipList([IPAddress])
     case prefix(IPPrefix)
     case mac(MACAddress)
+    case endpoint(IPEndpoint)
     case integer(Int)
     /// The keyword chosen among a `one of` token's words.
     case keyword(String)

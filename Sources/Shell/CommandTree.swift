@@ -117,6 +117,11 @@ public struct Arguments: Sendable {
         return prefix
     }
 
+    public func endpoint(_ slot: String) -> IPEndpoint {
+        guard case .endpoint(let endpoint) = values[slot] else { mismatch(slot, "IP:PORT") }
+        return endpoint
+    }
+
     public func mac(_ slot: String) -> MACAddress? {
         guard let value = values[slot] else { return nil }
         guard case .mac(let mac) = value else { mismatch(slot, "MAC address") }

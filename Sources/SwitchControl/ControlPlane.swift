@@ -79,6 +79,9 @@ public actor ControlPlane {
         }
     }
 
+    /// Whether the database is followed now (connected and synchronised), for the metrics.
+    public var isConnected: Bool { lostSince == nil && snapshot != nil }
+
     /// Everything an operator should look at, for the control socket: the connection's and
     /// the bootstrap's problems, then the snapshot's.
     public var problems: [String] { connectionProblems + (snapshot?.problems ?? []) }

@@ -50,10 +50,16 @@ struct Run: AsyncParsableCommand {
             "Where the appliance's files live (etc/hostname, etc/resolv.conf, …); a test sets a temporary directory."
     )
     var applianceRoot = "/"
+    @Option(
+        help:
+            "Serve Prometheus metrics (GET /metrics) on IP:PORT, unless the shell's saved setting says otherwise (default: off)."
+    )
+    var metricsListen: String?
     @Option(help: "The least severe messages logged.")
     var logLevel: LogLevel = .info
 
     func validate() throws {
+        let addresses = tunnelIP.compactMap(IPAddress.init)
         guard !tunnelIP.isEmpty else { throw ValidationError("give at least one --tunnel-ip") }
         var v4 = 0
         var v6 = 0
@@ -73,6 +79,17 @@ struct Run: AsyncParsableCommand {
         }
         guard !port.contains(underlay) else {
             throw ValidationError("\(underlay) cannot be both the underlay and an access port")
+        }
+        if let metricsListen {
+            guard let endpoint = IPEndpoint(metricsListen) else {
+                throw ValidationError(
+                    "--metrics-listen \(metricsListen) is not IP:PORT (e.g. 192.0.2.10:9100)")
+            }
+            if addresses.contains(endpoint.address) {
+                throw ValidationError(
+                    "--metrics-listen \(metricsListen) is a tunnel address; give a management address"
+                )
+            }
         }
         if let database {
             do { _ = try Remote(database) } catch {
@@ -112,6 +129,7 @@ struct Run: AsyncParsableCommand {
         options.database = try database.map { try Remote($0) }
         options.databaseRemotes = databaseRemote
         options.applianceRoot = applianceRoot
+        options.metricsListen = metricsListen.flatMap(IPEndpoint.init)
 
         let logger = Logger(label: "vtepd")
         let daemon: GatewayDaemon

@@ -219,6 +219,16 @@ import Testing
             "clear logical-switch web storm-control"
         ),
         (
+            #"{"id":9,"command":"set-metrics-listen","arguments":{"address":"192.0.2.10:9100"}}"#,
+            "set metrics listen 192.0.2.10:9100"
+        ),
+        (
+            #"{"id":9,"command":"set-metrics-listen","arguments":{"address":"[2001:db8::10]:9100"}}"#,
+            "set metrics listen [2001:db8::10]:9100"
+        ),
+        (#"{"id":9,"command":"clear-metrics"}"#, "clear metrics"),
+        (#"{"id":9,"command":"metrics"}"#, "show metrics"),
+        (
             #"{"id":9,"command":"trace","arguments":{"destination":"00:00:5e:00:53:02","destinationIP":"192.0.2.2","destinationPort":443,"port":"eth1","source":"00:00:5e:00:53:01","sourceIP":"192.0.2.1","sourcePort":1000,"transport":"tcp","vlan":100}}"#,
             "trace port eth1 vlan 100 src 00:00:5e:00:53:01 dst 00:00:5e:00:53:02 ip 192.0.2.1 192.0.2.2 proto tcp sport 1000 dport 443"
         ),
@@ -523,6 +533,28 @@ import Testing
             (
                 #"{"id":1,"command":"set-hostname"}"#,
                 "set-hostname needs the argument \"name\""
+            ),
+            (
+                #"{"id":1,"command":"set-metrics-listen","arguments":{"address":"192.0.2.10"}}"#,
+                "\"192.0.2.10\" is not an IP address and port"
+            ),
+            (
+                #"{"id":1,"command":"set-metrics-listen","arguments":{"address":"192.0.2.10:0"}}"#,
+                "\"192.0.2.10:0\" is not an IP address and port"
+            ),
+            (
+                #"{"id":1,"command":"set-metrics-listen","arguments":{"address":"2001:db8::1:9100"}}"#,
+                "is not an IP address and port"
+            ),
+            (
+                #"{"id":1,"command":"set-metrics-listen","arguments":{"address":"0.0.0.0:9100"}}"#,
+                "set-metrics-listen: the metrics endpoint cannot listen on 0.0.0.0:9100: it is the"
+                    + " unspecified address, which would listen on every address, the tunnel"
+                    + " addresses too"
+            ),
+            (
+                #"{"id":1,"command":"set-metrics-listen","arguments":{"address":"239.1.1.1:9100"}}"#,
+                "cannot listen on 239.1.1.1:9100: it is a multicast group"
             ),
         ]
         for (line, expected) in cases {

@@ -13,16 +13,10 @@ import Testing
 /// Every command declared in ControlAPI has its handler in the table vtepd builds, and only
 /// the data plane's reports run before the appliance and the database are attached.
 @Suite struct ControlHandlerTests {
-    @Test func everyDeclaredCommandHasAHandlerOnceBothAreAttached() async throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "vtep-handlers-\(getpid())-\(UUID().uuidString)"
-        ).path
-        defer { try? FileManager.default.removeItem(atPath: base) }
-        try FileManager.default.createDirectory(
-            atPath: base + "/state", withIntermediateDirectories: true)
-        // A data plane on a veth of a namespace of the test's: its sockets open, but the
-        // worker is never started, so it forwards nothing.
-        let plane = try NamespaceLab.run(tag: "hd") { lab in
+    /// A data plane on a veth of a namespace of the test's, tunnel address 192.0.2.1: its
+    /// sockets open, but the worker is never started, so it forwards nothing.
+    static func idleDataPlane(tag: String) throws -> DataPlane {
+        try NamespaceLab.run(tag: tag) { lab in
             let namespace = try lab.namespace("n")
             let (underlay, _) = try lab.veth("u", in: namespace, "p", in: namespace)
             return try lab.inNamespace(namespace) {
@@ -34,7 +28,16 @@ import Testing
                         ports: []))
             }.value
         }
-        let controller = GatewayController(dataPlane: plane)
+    }
+
+    @Test func everyDeclaredCommandHasAHandlerOnceBothAreAttached() async throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "vtep-handlers-\(getpid())-\(UUID().uuidString)"
+        ).path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        try FileManager.default.createDirectory(
+            atPath: base + "/state", withIntermediateDirectories: true)
+        let controller = GatewayController(dataPlane: try Self.idleDataPlane(tag: "hd"))
         let appliance = try ApplianceController(
             host: ApplianceHost(
                 root: base,
@@ -48,7 +51,8 @@ import Testing
 
         let reports = [
             "mac-table", "counters", "configuration", "problems", "switch", "system", "names",
-            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace", "capture", "captures",
+            "packet-trace", "show-packet-trace", "clear-packet-trace", "trace", "capture",
+            "captures",
             "tech-support",
         ]
         #expect(
@@ -57,6 +61,7 @@ import Testing
         // The appliance's own commands work without the database.
         let withoutDatabase = controller.attach(appliance: appliance, database: nil)
         #expect(withoutDatabase.contains("bind-port") && !withoutDatabase.contains("set-hostname"))
+        #expect(!withoutDatabase.contains("set-metrics-listen"))
         #expect(controller.attach(appliance: appliance, database: database) == [])
 
         // With an external database (no identity of vtepd's), the certificate commands say

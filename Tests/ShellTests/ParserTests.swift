@@ -265,7 +265,7 @@ struct ParserTests {
         ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
-            "% Invalid input at 'x' (column 6): expected one of: captures, history, hostname, log, network, packet-trace, running-config, switch, system, tech-support, version"
+            "% Invalid input at 'x' (column 6): expected one of: captures, history, hostname, log, metrics, network, packet-trace, running-config, switch, system, tech-support, version"
         ),
         (
             "show n",
@@ -401,12 +401,20 @@ struct ParserTests {
             "% Invalid input at 'now' (column 14): expected the end of the command"
         ),
         (
+            "set metrics listen 192.0.2.10",
+            "% Invalid input at '192.0.2.10' (column 20): expected IP:PORT with a port from 1 to 65535, e.g. 192.0.2.1:9100 or [2001:db8::1]:9100"
+        ),
+        (
+            "set metrics listen 0.0.0.0:9100",
+            "% the metrics endpoint cannot listen on 0.0.0.0:9100: it is the unspecified address, which would listen on every address, the tunnel addresses too; give the management interface's address"
+        ),
+        (
             "show log lines",
             "% Incomplete command after 'show log lines': expected a line count from 1 to 100000"
         ),
         (
             "set",
-            "% Incomplete command after 'set': expected one of: hostname, logical-switch, network, switch, user"
+            "% Incomplete command after 'set': expected one of: hostname, logical-switch, metrics, network, switch, user"
         ),
         (
             "add logical-switch web",

@@ -97,3 +97,7 @@ mkdir -p "$(dirname "$RESULTS")"
 cp "$WORK/table.md" "$RESULTS"
 cat "$WORK/table.md"
 log "written to $RESULTS"
+# The same table as a picture beside it (bench/lib/chart.sh, gnuplot).
+chart=$("$ROOT/bench/lib/chart.sh" "$RESULTS" "Ping round-trip time through two VTEPs ($(basename "$RESULTS" .md))" \
+    "µs" "pair" "p50 µs,p99 µs")
+log "chart: $chart"

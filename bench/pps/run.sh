@@ -311,3 +311,7 @@ mkdir -p "$(dirname "$RESULTS")"
 cp "$WORK/table.md" "$RESULTS"
 cat "$WORK/table.md"
 log "written to $RESULTS"
+# The same table as a picture beside it (bench/lib/chart.sh, gnuplot).
+chart=$("$ROOT/bench/lib/chart.sh" "$RESULTS" "64-byte frames per second through one VTEP ($(basename "$RESULTS" .md))" \
+    "frames/s" "DUT" "encap pps,decap pps")
+log "chart: $chart"

@@ -309,3 +309,7 @@ mkdir -p "$(dirname "$RESULTS")"
 cp "$WORK/table.md" "$RESULTS"
 cat "$WORK/table.md"
 log "written to $RESULTS"
+# The same table as a picture beside it (bench/lib/chart.sh, gnuplot).
+chart=$("$ROOT/bench/lib/chart.sh" "$RESULTS" "Reconfiguration latency: vtep-ctl to the first frame showing it ($(basename "$RESULTS" .md))" \
+    "ms after vtep-ctl returned" "change" "median ms,p90 ms,max ms")
+log "chart: $chart"

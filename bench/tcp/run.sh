@@ -167,3 +167,7 @@ mkdir -p "$(dirname "$RESULTS")"
 cp "$WORK/table.md" "$RESULTS"
 cat "$WORK/table.md"
 log "written to $RESULTS"
+# The same table as a picture beside it (bench/lib/chart.sh, gnuplot).
+chart=$("$ROOT/bench/lib/chart.sh" "$RESULTS" "TCP throughput through two VTEPs (iperf3) ($(basename "$RESULTS" .md))" \
+    "Gbit/s" "pair,offloads,streams,direction" "Gbit/s")
+log "chart: $chart"
