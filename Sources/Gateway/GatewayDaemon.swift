@@ -231,9 +231,14 @@ public struct GatewayDaemon: Sendable {
         controller.metrics.configure(
             bootstrap: options.metricsListen, tunnelAddresses: options.tunnelIPs
         ) {
-            await controller.metricsSample(
+            // The controller connections: unknown (none) while the database cannot be read.
+            let managers =
+                (try? await ManagerCluster(client: controlPlane.client).connections()) ?? []
+            return await controller.metricsSample(
                 databaseConnected: await controlPlane.isConnected,
-                localMACPublishing: await publisher.lastError == nil)
+                localMACPublishing: await publisher.lastError == nil,
+                managers: Dictionary(
+                    managers.map { ($0.target, $0.isConnected) }, uniquingKeysWith: { a, _ in a }))
         }
         controller.reportProblems { controller.metrics.problems() }
         await controller.metrics.start(saved: appliance?.settings.metrics)

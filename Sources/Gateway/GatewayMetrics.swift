@@ -206,7 +206,9 @@ extension GatewayController {
     /// One scrape's worth: the counters report, and the MAC entries per switch and the
     /// worker's load read in the same turn between batches (the table's per-switch counts,
     /// no scan).
-    func metricsSample(databaseConnected: Bool, localMACPublishing: Bool) async -> MetricsSample {
+    func metricsSample(
+        databaseConnected: Bool, localMACPublishing: Bool, managers: [String: Bool] = [:]
+    ) async -> MetricsSample {
         let counters = await counters()
         let (entries, load) = await dataPlane.inspect { worker in
             var entries: [String: Int] = [:]
@@ -219,6 +221,6 @@ extension GatewayController {
         return MetricsSample(
             counters: counters, macEntries: entries, databaseConnected: databaseConnected,
             localMACPublishing: localMACPublishing, workerBatches: load.batches,
-            workerBusySeconds: load.busySeconds)
+            workerBusySeconds: load.busySeconds, managers: managers)
     }
 }

@@ -16,11 +16,15 @@ public struct MetricsSample: Sendable {
     /// Receive batches the worker served, and the time it spent serving them.
     public var workerBatches: UInt64
     public var workerBusySeconds: Double
+    /// Each controller connection (Manager `target`), and whether it is connected now.
+    public var managers: [String: Bool]
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
-        localMACPublishing: Bool, workerBatches: UInt64, workerBusySeconds: Double
+        localMACPublishing: Bool, workerBatches: UInt64, workerBusySeconds: Double,
+        managers: [String: Bool] = [:]
     ) {
+        self.managers = managers
         self.counters = counters
         self.macEntries = macEntries
         self.databaseConnected = databaseConnected
@@ -118,6 +122,11 @@ public struct MetricsSample: Sendable {
             "local_mac_publishing_ok",
             "1 while publishing local MACs to Ucast_Macs_Local succeeds", [],
             localMACPublishing ? 1 : 0)
+        for (target, connected) in managers.sorted(by: { $0.key < $1.key }) {
+            gauge(
+                "manager_connected", "1 while the controller connection (Manager row) is up",
+                [("target", target)], connected ? 1 : 0)
+        }
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
         registry.makeCounter(
             descriptor: MetricNameDescriptor(

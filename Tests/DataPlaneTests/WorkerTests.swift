@@ -273,6 +273,76 @@ import Testing
         #expect(rig.worker.underlayName == "underlay0")
     }
 
+    /// Each drop reason the decision gives for frames from a port or a tunnel is named, with
+    /// its counter, by the frame's trace.
+    @Test func theTraceNamesEachDropReason() throws {
+        let rig = try Rig()
+        let vxlan = { (frame: [UInt8], vni: UInt32, from: IPAddress) in
+            rig.io.vxlan4!.inject(
+                Frames.vxlan(vni: vni) + frame, from: UDPEndpoint(address: from, port: 40000))
+        }
+        let good = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1)
+        func tagged(_ frame: [UInt8], _ tags: [UInt16]) -> [UInt8] {
+            Array(frame[0..<12]) + tags.flatMap { [0x81, 0x00, UInt8($0 >> 8), UInt8($0 & 0xFF)] }
+                + Array(frame[12...])
+        }
+        var sourced = good
+        var cases: [(DropReason, () -> Void)] = []
+        cases.append((.malformed, { rig.port(0).inject(Array(good.prefix(10))) }))
+        cases.append((.noBinding, { rig.port(1).inject(good) }))
+        cases.append((.qinqOnAccessPort, { rig.port(0).inject(tagged(good, [10, 20])) }))
+        cases.append(
+            (
+                .multicastSourceMAC,
+                {
+                    sourced.replaceSubrange(6..<12, with: [0x01, 0, 0x5E, 0, 0, 1])
+                    rig.port(0).inject(sourced)
+                }
+            ))
+        cases.append(
+            (
+                .zeroSourceMAC,
+                {
+                    var frame = good
+                    frame.replaceSubrange(6..<12, with: [0, 0, 0, 0, 0, 0])
+                    rig.port(0).inject(frame)
+                }
+            ))
+        cases.append(
+            (
+                .reservedDestination,
+                {
+                    var frame = good
+                    frame.replaceSubrange(0..<6, with: [0x01, 0x80, 0xC2, 0, 0, 0x0E])
+                    rig.port(0).inject(frame)
+                }
+            ))
+        cases.append((.unknownVNI, { vxlan(good, 7777, Rig.vtep.ip) }))
+        cases.append((.unknownSourceVTEP, { vxlan(good, 5000, IPAddress("10.0.0.99")!) }))
+        cases.append((.taggedInnerFrame, { vxlan(tagged(good, [5]), 5000, Rig.vtep.ip) }))
+        cases.append((.ownSource, { vxlan(good, 5000, .v4(rig.local)) }))
+        cases.append(
+            (
+                .sameInterface,
+                {
+                    // hostA is learned on eth0 by the frames before; one to it from eth0 is filtered.
+                    rig.port(0).inject(
+                        Frames.udp(from: Rig.remoteHost, to: Rig.hostA, sourcePort: 3))
+                }
+            ))
+        rig.port(0).inject(good)  // learns hostA on eth0
+        rig.worker.serviceAll(now: 1)
+        for (reason, send) in cases {
+            _ = rig.worker.startTrace(.any, count: 1)
+            send()
+            rig.worker.serviceAll(now: 1)
+            let steps = rig.worker.traces.frames.first?.steps ?? []
+            #expect(
+                steps.last?.hasPrefix("decision: drop, \(reason.counterName) (\(reason)") == true,
+                "\(reason.counterName): \(steps)")
+        }
+    }
+
     /// `trace port …`: what the worker would do, with nothing learned, counted or sent.
     @Test func aHypotheticalFrameIsExplainedWithoutSideEffects() throws {
         let rig = try Rig()

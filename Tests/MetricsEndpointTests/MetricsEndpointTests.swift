@@ -30,7 +30,8 @@ import Testing
             malformed: [.init(reason: "vxlan_i_flag_clear", count: 1)],
             offloads: [.init(reason: "super_frames_in", count: 7)]),
         macEntries: ["web": 6], databaseConnected: true, localMACPublishing: false,
-        workerBatches: 42, workerBusySeconds: 1.5)
+        workerBatches: 42, workerBusySeconds: 1.5,
+        managers: ["ssl:10.0.0.5:6640": true, "ssl:10.0.0.6:6640": false])
 
     @Test func everySeriesHasItsConventionalNameLabelsAndValue() {
         let text = Self.sample.exposition()
@@ -64,6 +65,8 @@ import Testing
             "vtep_local_mac_publishing_ok 0.0",
             "vtep_worker_batches_total 42",
             "vtep_worker_busy_seconds_total 1.5",
+            #"vtep_manager_connected{target="ssl:10.0.0.5:6640"} 1.0"#,
+            #"vtep_manager_connected{target="ssl:10.0.0.6:6640"} 0.0"#,
             "# TYPE vtep_frames_total counter",
             "# TYPE vtep_mac_entries gauge",
             "# TYPE vtep_worker_busy_seconds_total counter",
