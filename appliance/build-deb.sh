@@ -21,6 +21,7 @@ done
 bin=$("$SWIFT" build -c release --static-swift-stdlib --scratch-path "$SCRATCH" --show-bin-path)
 
 mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
 stage=$(mktemp -d "$OUT/stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 root=$stage/root
@@ -81,6 +82,7 @@ CONTROL
 
 deb="$OUT/${PKG}_${VERSION}_${ARCH}.deb"
 dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+echo "$deb" >"$OUT/LATEST"
 echo "build-deb: $deb ($(du -h "$deb" | cut -f1))"
 if command -v lintian >/dev/null; then
     # Errors fail the build; warnings are printed. Overrides, each with its reason, are in

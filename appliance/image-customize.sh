@@ -23,3 +23,6 @@ chroot "$root" passwd -l root >/dev/null
 # The serial console is the appliance's console (console=ttyS0 on the kernel command line
 # starts serial-getty@ttyS0 there).
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+# systemd-firstboot would prompt on the console for a locale, time zone and root password
+# on the first boot (the machine id is empty): the appliance's own first boot does its setup.
+ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"

@@ -19,7 +19,14 @@ runtime=(traceroute udhcpc chrony)
 # with netsniff-ng above.
 bench=(iperf3)
 
+# The package, the image and the VM test (`make deb`, `make image`, `make image-test`; asked
+# for with --image, so that `make test` does not download an emulator it does not use):
+# lintian checks the package, mmdebstrap makes the image's root from Debian's registry,
+# e2fsprogs makes its file system, QEMU boots it.
+image=(dpkg-dev lintian mmdebstrap e2fsprogs qemu-system-x86 qemu-utils openssh-client netcat-openbsd)
+
 wanted=("${build[@]}" "${peers[@]}" "${runtime[@]}" "${bench[@]}")
+if [ "${1:-}" = --image ]; then wanted+=("${image[@]}"); fi
 missing=()
 for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

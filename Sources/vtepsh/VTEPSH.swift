@@ -62,7 +62,15 @@ struct VTEPSH: ParsableCommand {
                 var buffer = [CChar](repeating: 0, count: 256)
                 return gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "vtep"
             },
-            version: Self.version)
+            version: Self.version,
+            confirm: { question in
+                // `vtepsh -c` on a terminal (ssh -t): asked there, answered with a line.
+                guard isatty(STDIN_FILENO) == 1 else { return nil }
+                let bytes = Array(question.utf8)
+                _ = bytes.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                guard let answer = readLine() else { return false }
+                return ["yes", "y"].contains(answer.lowercased().filter { $0 != " " && $0 != "\r" })
+            })
         let executor = ShellExecutor(environment: environment)
 
         if let command {

@@ -49,9 +49,19 @@ import Testing
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
         (#"{"id":9,"command":"problems"}"#, "show switch problems"),
-        (#"{"id":9,"command":"names","arguments":{"kind":"logical-switches"}}"#, "names logical-switches"),
+        (
+            #"{"id":9,"command":"names","arguments":{"kind":"logical-switches"}}"#,
+            "names logical-switches"
+        ),
         (#"{"id":9,"command":"switch"}"#, "show switch"),
         (#"{"id":9,"command":"system"}"#, "show system"),
+        (#"{"id":9,"command":"restart-service"}"#, "restart service"),
+        (#"{"id":9,"command":"reboot"}"#, "reboot"),
+        (#"{"id":9,"command":"system-update"}"#, "show system update"),
+        (
+            #"{"id":9,"command":"update-system","arguments":{"file":"vtep-gateway_0.1.0+2_amd64.deb"}}"#,
+            "update system vtep-gateway_0.1.0+2_amd64.deb"
+        ),
         (#"{"id":9,"command":"clear-ntp-servers"}"#, "clear network ntp-servers"),
         (
             #"{"id":9,"command":"clear-interface-ip-config","arguments":{"interface":"eth1"}}"#,
@@ -217,10 +227,11 @@ import Testing
             #expect(type.changesState == (type.reply == .accepted), "\(type.command)")
         }
         #expect(SetHostname.changesState && !ShowHostname.changesState)
-        // Only the password dialogue and the API's own report have no shell grammar.
+        // Only the password dialogue, the reboot the shell confirms first, and the API's own
+        // reports have no shell grammar.
         #expect(
             Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
-                == ["set-password", "configuration", "audit-refused-input", "names"])
+                == ["set-password", "reboot", "configuration", "audit-refused-input", "names"])
     }
 
     @Test func wellFormedButWrongRequestsAreRefusedAndKeepTheConnection() {

@@ -13,8 +13,8 @@ struct HelpTests {
         let entries = try tree.help(before: "")
         #expect(
             entries.map(\.token) == [
-                "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "traceroute", "unbind",
+                "add", "bind", "clear", "copy", "exit", "help", "ping", "reboot", "remove",
+                "restart", "set", "show", "terminal", "traceroute", "unbind", "update",
             ])
         #expect(entries.first == HelpEntry("add", "Add a setting or an entry"))
     }
@@ -84,7 +84,7 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "shw", column: 1,
                 reason:
-                    "expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
+                    "expected one of: add, bind, clear, copy, exit, help, ping, reboot, remove, restart, set, show, terminal, traceroute, unbind, update"
             )
         ) {
             try tree.help(before: "shw ")
@@ -108,8 +108,8 @@ struct HelpTests {
         (
             "",
             Completion(candidates: [
-                "add", "bind", "clear", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "traceroute", "unbind",
+                "add", "bind", "clear", "copy", "exit", "help", "ping", "reboot", "remove",
+                "restart", "set", "show", "terminal", "traceroute", "unbind", "update",
             ])
         ),
         ("show network d", Completion(insertion: "ns-se")),

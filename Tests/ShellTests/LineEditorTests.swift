@@ -217,7 +217,7 @@ struct LineEditorTests {
         #expect(
             bad.screen
                 == "gw> shw ?\r\n"
-                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind\r\n"
+                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, copy, exit, help, ping, reboot, remove, restart, set, show, terminal, traceroute, unbind, update\r\n"
                 + "gw> shw ")
     }
 

@@ -154,6 +154,16 @@ struct ParserTests {
         ),
         ("show switch tunnels", "show switch tunnels"),
         ("show switch statistics", "show switch statistics"),
+        ("restart service", "restart service"),
+        ("res serv", "restart service"),
+        ("reboot", "CONFIRM reboot"),
+        ("show system update", "show system update"),
+        (
+            "update system vtep-gateway_0.1.0+2_amd64.deb",
+            "update system vtep-gateway_0.1.0+2_amd64.deb"
+        ),
+        ("copy running-config backup.cfg", "copy running-config backup.cfg"),
+        ("copy backup.cfg running-config", "copy backup.cfg running-config"),
     ]
 
     /// What an action does, in words: the command's canonical line.
@@ -167,6 +177,9 @@ struct ParserTests {
         case .history: "show history"
         case .terminalLength(let rows): "terminal length \(rows)"
         case .diagnostic(let arguments): "DIAG " + arguments.joined(separator: " ")
+        case .confirm(_, let command): "CONFIRM " + command.shellLine
+        case .saveRunningConfig(let file): "copy running-config \(file)"
+        case .restoreRunningConfig(let file): "copy \(file) running-config"
         }
     }
 
@@ -204,7 +217,7 @@ struct ParserTests {
         ),
         (
             "shw version",
-            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, exit, help, ping, remove, set, show, terminal, traceroute, unbind"
+            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, copy, exit, help, ping, reboot, remove, restart, set, show, terminal, traceroute, unbind, update"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
         (
@@ -603,7 +616,7 @@ struct DeclaredCommandTests {
                 }
             }
         }
-        #expect(kinds == [.name, .hostname, .host, .domain, .interfaceName])
+        #expect(kinds == [.name, .hostname, .host, .domain, .interfaceName, .fileName])
         #expect(tried > 500)
     }
 

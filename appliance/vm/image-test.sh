@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# `make image-test`: the image from a "previous" package, the VM test with the current one
+# as the update. Both packages hold the same build (only the version differs: 0.1.0+gitN~previous
+# < 0.1.0+gitN), so the update checks the upgrade's mechanics (versions, restart, state and
+# settings kept, forwarding resumes), not a migration between two code versions.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+base=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/ControlAPI/Product.swift)
+version=${VERSION:-$base+git$(git rev-list --count HEAD)}
+VERSION="$version~previous" ./appliance/build-deb.sh .build/image-test/deb
+previous=$(cat .build/image-test/deb/LATEST)
+VERSION="$version" ./appliance/build-deb.sh .build/image-test/deb
+current=$(cat .build/image-test/deb/LATEST)
+if [ -z "${IMAGE_TEST_REUSE:-}" ] || [ ! -e .build/image-test/image/vtep-gateway.img ]; then
+    ./appliance/build-image.sh "$previous" .build/image-test/image
+fi
+exec python3 appliance/vm/image-test.py .build/image-test/image "$previous" "$current"
