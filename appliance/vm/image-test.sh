@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 base=$(sed -n 's/.*static let version = "\(.*\)".*/\1/p' Sources/ControlAPI/Product.swift)
 version=${VERSION:-$base+git$(git rev-list --count HEAD)}
-VERSION="$version~previous" ./appliance/build-deb.sh .build/image-test/deb
+DEB_LINTIAN=no VERSION="$version~previous" ./appliance/build-deb.sh .build/image-test/deb
 previous=$(cat .build/image-test/deb/LATEST)
-VERSION="$version" ./appliance/build-deb.sh .build/image-test/deb
+DEB_LINTIAN=no VERSION="$version" ./appliance/build-deb.sh .build/image-test/deb
 current=$(cat .build/image-test/deb/LATEST)
 if [ -z "${IMAGE_TEST_REUSE:-}" ] || [ ! -e .build/image-test/image/vtep-gateway.img ]; then
     ./appliance/build-image.sh "$previous" .build/image-test/image
