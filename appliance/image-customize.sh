@@ -26,3 +26,7 @@ rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
 # systemd-firstboot would prompt on the console for a locale, time zone and root password
 # on the first boot (the machine id is empty): the appliance's own first boot does its setup.
 ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
+# openvswitch-vtep (a dependency, for vtep-ctl and the schema) ships the OVS VTEP emulator's
+# LSB service; vtepd runs its own ovsdb-server, and that service's stop hangs for minutes at
+# shutdown (systemd waits 5 min for it): the appliance never runs it.
+ln -sf /dev/null "$root/etc/systemd/system/openvswitch-vtep.service"

@@ -74,6 +74,7 @@ struct VTEPSH: ParsableCommand {
         let executor = ShellExecutor(environment: environment)
 
         if let command {
+            if command == Self.sftpServer { Self.execSFTPServer() }
             throw ExitCode(Self.runOne(command, executor))
         }
         guard isatty(STDIN_FILENO) == 1 else {
@@ -128,6 +129,25 @@ struct VTEPSH: ParsableCommand {
             guard count > 0 else { break }
             session.receive(buffer[0..<count])
         }
+    }
+
+    /// How scp and sftp reach the admin's home directory: sshd runs its sftp subsystem
+    /// through the login shell, as `vtepsh -c /usr/lib/openssh/sftp-server` (Debian's
+    /// sshd_config names that path, and OpenSSH 9.2 lets no drop-in replace a Subsystem). That
+    /// exact line, and nothing else, starts the server, in the home directory. An admin can
+    /// already install packages, so file access through it grants nothing more.
+    static let sftpServer = "/usr/lib/openssh/sftp-server"
+
+    static func execSFTPServer() -> Never {
+        let home = HomeFiles.currentUser().directory
+        let arguments = ["sftp-server", "-d", home]
+        var argv = arguments.map { strdup($0) } + [nil]
+        execv(sftpServer, &argv)
+        let message = "% cannot start \(sftpServer): \(String(cString: strerror(errno)))\n"
+        _ = Array(message.utf8).withUnsafeBytes {
+            Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count)
+        }
+        Glibc.exit(1)
     }
 
     /// `-c`: one line; its output on stdout, errors on stderr; the exit status.

@@ -49,9 +49,8 @@ class VM:
         command = [
             "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
             "-smp", "1", "-m", str(self.memory), "-nographic", "-name", self.name,
-            "-kernel", os.path.join(self.image_dir, "vmlinuz"),
-            "-initrd", os.path.join(self.image_dir, "initrd.img"),
-            "-append", "root=LABEL=vtep-root rw console=ttyS0,115200 net.ifnames=0 systemd.show_status=1",
+            # The disk boots as a machine would: UEFI firmware, systemd-boot from its ESP.
+            "-bios", "/usr/share/ovmf/OVMF.fd",
             "-drive", f"file={self.disk},format=qcow2,if=virtio,cache=unsafe",
             "-fw_cfg", f"name=opt/vtep-gateway/seed,file={self.seed}",
             "-netdev", f"user,id=mgmt,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",

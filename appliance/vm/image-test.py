@@ -117,6 +117,15 @@ def console_login(vm, password):
     return seen
 
 
+def vtepd_pid(vm):
+    """vtepd's pid from `show system` ("vtepd: ... pid N"), None when it does not answer."""
+    r = vm.ssh("show system", check=False)
+    for line in r.stdout.splitlines():
+        if line.startswith("vtepd:") and " pid " in line:
+            return line.rsplit(" pid ", 1)[1].strip()
+    return None
+
+
 def ping(ns, address, count=3):
     return sh("ip", "netns", "exec", ns, "ping", "-c", str(count), "-W", "2", address, check=False)
 
@@ -147,9 +156,12 @@ def tcp_transfer(ns_server, ns_client, address, size=4 << 20):
 
 
 def configure_switch(vm, port="eth2"):
-    # Head-end replication to the other VTEP; the access port untagged into VNI 5000.
+    # Head-end replication to the other VTEP; the access port untagged into VNI 5000. The
+    # underlay's MTU leaves room for VXLAN's 50 bytes over the hosts' 1500 (vtepd never
+    # fragments: a frame too big for the underlay is dropped and counted).
     other = "192.0.2.2" if vm.name.endswith("a") else "192.0.2.1"
     for line in [
+        "set network interface eth1 mtu 1600",
         "add logical-switch web vni 5000",
         f"set logical-switch web replication head-end {other}",
         f"bind switch port {port} vlan 0 logical-switch web",
@@ -189,9 +201,15 @@ try:
         check("console: first login without a password, then set user admin password", False, str(e))
 
     a.ssh("set hostname gw-a")
+    pid_before = vtepd_pid(a)
     a.ssh("restart service")
-    time.sleep(3)
-    a.wait_ssh(timeout=120, command="show hostname")
+    deadline = time.monotonic() + 120
+    pid_after = pid_before
+    while time.monotonic() < deadline and pid_after in (pid_before, None):
+        time.sleep(2)
+        pid_after = vtepd_pid(a)
+    check(f"restart service: a new vtepd (pid {pid_before} -> {pid_after})",
+          pid_after not in (pid_before, None))
     check("restart service: vtepd back, hostname kept", a.ssh("show hostname").stdout.strip() == "gw-a")
 
     b = VM(f"{prefix}-b", image_dir, work, key, seed("gw-b", "192.0.2.2"),
@@ -216,8 +234,12 @@ try:
     macs = a.ssh("show switch mac-table").stdout
     check("A learned B's host behind VTEP 192.0.2.2", "192.0.2.2" in macs, macs)
     a.ssh("copy running-config backup.cfg")
-    saved = a.ssh("copy backup.cfg running-config", check=False)
-    check("copy running-config FILE, then copy FILE running-config", saved.returncode == 0, saved.stdout + saved.stderr)
+    a.ssh("remove logical-switch web")
+    gone = "web" not in a.ssh("show switch logical-switches").stdout
+    restored = a.ssh("copy backup.cfg running-config", check=False)
+    check("copy running-config FILE; remove the switch; copy FILE running-config brings it back",
+          gone and restored.returncode == 0 and "web" in a.ssh("show switch logical-switches").stdout,
+          restored.stdout + restored.stderr)
 
     # Reboot A through the shell, confirmed on a terminal.
     reboot = subprocess.run(
@@ -225,10 +247,22 @@ try:
          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "admin@127.0.0.1", "reboot"],
         input="yes\n", capture_output=True, text=True, timeout=60)
     check("reboot asks for confirmation", "Reboot the appliance now?" in reboot.stdout, reboot.stdout + reboot.stderr)
-    time.sleep(10)
+    went_down = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if a.ssh("show hostname", check=False, timeout=10).returncode != 0:
+                went_down = True
+                break
+        except subprocess.TimeoutExpired:
+            went_down = True
+            break
+        time.sleep(1)
+    check("reboot: the appliance goes down", went_down)
     a.started = time.monotonic()
     reboot_time = a.wait_ssh(timeout=300)
-    log(f"VM A: back on SSH {reboot_time:.0f} s after the reboot")
+    log(f"VM A: back on SSH {reboot_time:.0f} s after it went down")
+    check("reboot: a new vtepd", vtepd_pid(a) is not None)
     check("after reboot: hostname kept", a.ssh("show hostname").stdout.strip() == "gw-a")
     check("after reboot: logical switch kept", "web" in a.ssh("show switch logical-switches").stdout)
     ok = any(ping(ns_a, "10.77.0.2", count=2).returncode == 0 or time.sleep(2) for _ in range(15))
@@ -252,10 +286,13 @@ try:
         time.sleep(5)
         r = b.ssh("show system update", check=False)
         after = r.stdout
-        if r.returncode == 0 and f"installed: vtep-gateway {new_version}" in after:
+        if r.returncode == 0 and f"installed: vtep-gateway {new_version}" in after.splitlines():
             break
     log(f"update: before {before.splitlines()[0] if before else '?'}; after {after.splitlines()[0] if after else '?'}")
-    check("update system installs the new version", f"installed: vtep-gateway {new_version}" in after, after)
+    check("update system installs the new version",
+          f"installed: vtep-gateway {new_version}" in after.splitlines(), after)
+    journal = b.ssh("show log lines 5", check=False).stdout
+    log(f"B's audit log after the update: {journal!r}")
     check("after update: logical switch kept", "web" in b.ssh("show switch logical-switches").stdout)
     check("after update: hostname kept", b.ssh("show hostname").stdout.strip() == "gw-b")
     ok = any(ping(ns_b, "10.77.0.1", count=2).returncode == 0 or time.sleep(2) for _ in range(20))

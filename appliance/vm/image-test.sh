@@ -14,4 +14,5 @@ current=$(cat .build/image-test/deb/LATEST)
 if [ -z "${IMAGE_TEST_REUSE:-}" ] || [ ! -e .build/image-test/image/vtep-gateway.img ]; then
     ./appliance/build-image.sh "$previous" .build/image-test/image
 fi
+./appliance/vm/package-test.sh .build/image-test/image "$current"
 exec python3 appliance/vm/image-test.py .build/image-test/image "$previous" "$current"

@@ -32,7 +32,8 @@ in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive "$@"; }
 
 cp --sparse=always "$image_dir/vtep-gateway.img" "$work/disk.img"
 mkdir "$root"
-mount -o loop "$work/disk.img" "$root"
+# The root partition starts at 65 MiB (build-image.sh).
+mount -o loop,offset=$((65 * 1048576)) "$work/disk.img" "$root"
 mount -t proc proc "$root/proc"
 
 old=$(in_root dpkg-query -W -f='${Version}' vtep-gateway)
