@@ -30,3 +30,8 @@ ln -sf /dev/null "$root/etc/systemd/system/systemd-firstboot.service"
 # LSB service; vtepd runs its own ovsdb-server, and that service's stop hangs for minutes at
 # shutdown (systemd waits 5 min for it): the appliance never runs it.
 ln -sf /dev/null "$root/etc/systemd/system/openvswitch-vtep.service"
+# openvswitch-switch comes with openvswitch-vtep; its ovsdb-server and ovs-vswitchd have no
+# work on the appliance (vtepd is the data plane and runs its own database server).
+ln -sf /dev/null "$root/etc/systemd/system/openvswitch-switch.service"
+ln -sf /dev/null "$root/etc/systemd/system/ovs-vswitchd.service"
+ln -sf /dev/null "$root/etc/systemd/system/ovsdb-server.service"

@@ -122,7 +122,7 @@ class VM:
              "-o", "LogLevel=ERROR", source, f"admin@127.0.0.1:{target}"],
             check=True, capture_output=True, timeout=120)
 
-    def wait_ssh(self, timeout=300, command="show hostname"):
+    def wait_ssh(self, timeout=600, command="show hostname"):
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
