@@ -138,13 +138,17 @@ class VM:
             time.sleep(2)
         raise VMError(f"{self.name}: no answer to ssh {command!r} in {timeout} s: {last}")
 
-    def drain(self):
+    def drain(self, keep=True):
+        """Reads what the console printed so far; keep=False forgets it, so the next
+        expect() waits for fresh output (a login prompt of this boot, not an earlier one)."""
+        if not keep:
+            self.buffer = b""
         try:
             while True:
                 data = self.serial.recv(65536)
                 if not data:
                     break
-                self.buffer = (self.buffer + data)[-65536:]
+                self.buffer = (self.buffer + data)[-65536:] if keep else b""
         except (socket.timeout, OSError):
             pass
 

@@ -90,7 +90,7 @@ def make_tap(name):
 def console_login_sets_password(vm, password):
     """First console login: admin has no password yet (the seed gave a key, so it is not
     expired): login lets admin in, and vtepsh's `set user admin password` sets it."""
-    vm.drain()
+    vm.drain(keep=False)
     vm.type("\r")
     vm.expect("login:", timeout=60)
     vm.type("admin\r")
@@ -106,7 +106,7 @@ def console_login_sets_password(vm, password):
 
 
 def console_login(vm, password):
-    vm.drain()
+    vm.drain(keep=False)
     vm.type("\r")
     vm.expect("login:", timeout=120)
     vm.type("admin\r")
