@@ -86,7 +86,7 @@ echo "$deb" >"$OUT/LATEST"
 echo "build-deb: $deb ($(du -h "$deb" | cut -f1))"
 # DEB_LINTIAN=no skips the check (the VM test's packages, built twice per run).
 if [ "${DEB_LINTIAN:-yes}" != no ] && command -v lintian >/dev/null; then
-    # Errors fail the build; warnings are printed. Overrides, each with its reason, are in
-    # appliance/debian/lintian-overrides (not shipped: lintian reads them from here).
+    # Errors fail the build; warnings are printed (today: no manual pages, postinst calls
+    # systemctl). Tags to suppress, one a line with its reason, go in lintian-suppressed.
     lintian --fail-on error --suppress-tags-from-file appliance/debian/lintian-suppressed "$deb"
 fi
