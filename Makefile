@@ -3,7 +3,8 @@ SWIFT ?= swift
 SWIFT_FORMAT ?= swift-format
 SOURCES := Sources Tests bench/Benchmarks
 
-.PHONY: all deps build test bench bench-build demo demo-down format lint clean fuzz
+.PHONY: all deps build test bench bench-build demo demo-down format lint clean fuzz deb image \
+	image-test
 
 all: build
 
@@ -22,6 +23,23 @@ test: deps
 	$(SWIFT) build -c release --product vtepd
 	./bench/check-hot-path.sh
 	SWIFT=$(SWIFT) ./Tests/run-tests.sh
+
+# The Debian package: .build/deb/vtep-gateway_VERSION_amd64.deb (static Swift runtime),
+# checked with lintian. VERSION=... overrides the version.
+deb:
+	./appliance/install-deps.sh --image
+	./appliance/build-deb.sh
+
+# The appliance image: .build/image/vtep-gateway.img (ext4 root), vmlinuz, initrd.img; a
+# Debian 12 root from mmdebstrap with the package installed and first boot armed.
+image: deb
+	./appliance/build-image.sh "$$(cat .build/deb/LATEST)"
+
+# The appliance in QEMU (TCG): SSH, console, restart, reboot, two VMs forwarding over VXLAN,
+# an upgrade with `update system`. Not part of `make test` (see README, Deploy).
+image-test:
+	./appliance/install-deps.sh --image
+	./appliance/vm/image-test.sh
 
 # libFuzzer over every parser, FUZZ_SECONDS each (default 60); a crash lands in fuzz/crashes/,
 # which `make test` replays (FuzzReplayTests) with every corpus file.

@@ -96,6 +96,8 @@ let package = Package(
             name: "DaemonLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
+        // systemd's notification protocol (sd_notify(3)): readiness, watchdog, status.
+        .target(name: "SystemdNotify"),
         // Starting other programs by argument vector (posix_spawn, no shell, no inherited
         // descriptors, clean signal state): short commands run to completion, supervised
         // children. Used by HostConfiguration, SwitchControl and the shell's diagnostics.
@@ -151,6 +153,7 @@ let package = Package(
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
                 "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
                 "MetricsEndpoint",
+                "SystemdNotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -179,7 +182,7 @@ let package = Package(
         .executableTarget(
             name: "vtepd",
             dependencies: [
-                "Gateway", "DataPlane", "OVSDB", "Packet", "DaemonLogging",
+                "Gateway", "DataPlane", "OVSDB", "Packet", "DaemonLogging", "SystemdNotify",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -249,6 +252,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "SystemdNotifyTests", dependencies: ["SystemdNotify"]),
         .testTarget(
             name: "MetricsEndpointTests",
             dependencies: ["MetricsEndpoint", "ControlAPI", "Packet", "TestSupport"]),

@@ -22,7 +22,15 @@ runtime=(traceroute udhcpc chrony openssl)
 # with netsniff-ng above; gnuplot draws each result's PNG chart (bench/lib/chart.sh).
 bench=(iperf3 gnuplot-nox)
 
+# The package, the image and the VM test (`make deb`, `make image`, `make image-test`; asked
+# for with --image, so that `make test` does not download an emulator it does not use):
+# lintian checks the package, mmdebstrap makes the image's root from Debian's registry,
+# e2fsprogs, dosfstools, mtools and fdisk make its file systems and partition table without
+# mounting anything, QEMU boots it with OVMF's UEFI firmware.
+image=(dpkg-dev lintian mmdebstrap e2fsprogs dosfstools mtools fdisk qemu-system-x86 qemu-utils ovmf openssh-client netcat-openbsd)
+
 wanted=("${build[@]}" "${peers[@]}" "${runtime[@]}" "${bench[@]}")
+if [ "${1:-}" = --image ]; then wanted+=("${image[@]}"); fi
 missing=()
 for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

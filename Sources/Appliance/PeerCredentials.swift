@@ -20,13 +20,19 @@ public struct PeerCredentials: Hashable, Sendable, Codable, CustomStringConverti
     }
 
     /// The login name of `uid` from the user database, or nil if it has none.
-    public var userName: String? {
+    public var userName: String? { account { $0.pw_name } }
+
+    /// The home directory of `uid` from the user database (where scp puts what the admin
+    /// copies over), or nil if it has none.
+    public var homeDirectory: String? { account { $0.pw_dir } }
+
+    private func account(_ field: (passwd) -> UnsafeMutablePointer<CChar>?) -> String? {
         var entry = passwd()
         var found: UnsafeMutablePointer<passwd>?
         var storage = [CChar](repeating: 0, count: 4096)
         let status = getpwuid_r(uid, &entry, &storage, storage.count, &found)
-        guard status == 0, found != nil, let name = entry.pw_name else { return nil }
-        return String(cString: name)
+        guard status == 0, found != nil, let text = field(entry) else { return nil }
+        return String(cString: text)
     }
 
     public var description: String {

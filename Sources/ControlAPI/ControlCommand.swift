@@ -145,6 +145,7 @@ public enum ControlCommands {
     public static let all: [any ControlCommand.Type] = [
         // The appliance: host name, users, interfaces, routes, DNS, NTP, the configuration.
         SetHostname.self, ShowHostname.self, SetPassword.self, ShowSystem.self,
+        RestartService.self, Reboot.self, ShowSystemUpdate.self, UpdateSystem.self,
         ShowRunningConfig.self, ShowLog.self, ShowInterfaces.self, SetInterfaceAddress.self,
         SetInterfaceDHCP.self, ClearInterfaceAddressing.self, SetInterfaceMTU.self,
         SetInterfaceState.self, AddRoute.self, RemoveRoute.self, ShowRoutes.self,

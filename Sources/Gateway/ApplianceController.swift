@@ -18,6 +18,8 @@ public final class ApplianceController: Sendable {
     public let host: ApplianceHost
     public let store: ApplianceSettingsStore
     public let audit: AuditLog
+    /// Restart, reboot and update, through systemd.
+    public let lifecycle: SystemLifecycle
     private let current: Mutex<ApplianceSettings>
     private let dhcp = Mutex<DHCPClients?>(nil)
     /// Where `handleOffThePool` runs the blocking work: one thread, in order.
@@ -27,12 +29,18 @@ public final class ApplianceController: Sendable {
 
     /// Loads the saved settings (none saved: the defaults, which change nothing). A saved
     /// file that cannot be read is an error: vtepd must not overwrite it with defaults.
-    public init(host: ApplianceHost, store: ApplianceSettingsStore, audit: AuditLog)
-        throws(ApplianceSettingsStoreError)
-    {
+    public init(
+        host: ApplianceHost, store: ApplianceSettingsStore, audit: AuditLog,
+        lifecycle: SystemLifecycle? = nil
+    ) throws(ApplianceSettingsStoreError) {
         self.host = host
         self.store = store
         self.audit = audit
+        self.lifecycle =
+            lifecycle
+            ?? SystemLifecycle(
+                stateDirectory: String(
+                    store.path[..<(store.path.lastIndex(of: "/") ?? store.path.startIndex)]))
         current = Mutex(try store.load() ?? ApplianceSettings())
     }
 
@@ -231,6 +239,39 @@ public final class ApplianceController: Sendable {
                 }
                 return .lines([])
             }
+        }
+        /// A lifecycle command: `body` with the caller's home directory.
+        func lifecycle<C: ControlCommand>(
+            _ type: C.Type,
+            _ body:
+                @escaping @Sendable (C, _ home: String, _ uid: UInt32) throws(ControlFailure)
+                -> ControlResult
+        ) {
+            handlers.on(type) { command, peer throws(ControlFailure) in
+                guard let home = peer.homeDirectory else {
+                    throw ControlFailure("uid \(peer.uid) has no home directory")
+                }
+                return try await self.offThePool { () throws(ControlFailure) in
+                    try body(command, home, peer.uid)
+                }
+            }
+        }
+        lifecycle(RestartService.self) { _, _, _ throws(ControlFailure) in
+            do { try self.lifecycle.restartService() } catch { throw ControlFailure("\(error)") }
+            return .accepted
+        }
+        lifecycle(Reboot.self) { _, _, _ throws(ControlFailure) in
+            do { try self.lifecycle.reboot() } catch { throw ControlFailure("\(error)") }
+            return .accepted
+        }
+        lifecycle(ShowSystemUpdate.self) { _, home, _ in
+            .lines(self.lifecycle.updateReport(home: home))
+        }
+        lifecycle(UpdateSystem.self) { command, home, uid throws(ControlFailure) in
+            do {
+                _ = try self.lifecycle.update(file: command.file, home: home, owner: uid)
+            } catch { throw ControlFailure("\(error)") }
+            return .accepted
         }
         on(ShowHostname.self) { _ in
             .lines([self.settings.hostname?.text ?? self.host.kernelHostname.get()])

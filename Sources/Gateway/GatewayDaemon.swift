@@ -62,6 +62,11 @@ public struct GatewayDaemon: Sendable {
     /// In start order; a `ServiceGroup` shuts them down last to first.
     public let services: [any Service]
     public let controller: GatewayController
+    let dataPlane: DataPlane
+
+    /// Returns once the data plane's worker has run a command between two batches: it is
+    /// alive and taking commands (what vtepd's systemd watchdog pings stand for).
+    public func workerAnswers() async { await dataPlane.inspect { _ in () } }
 
     /// Starts everything; on a failure, stops what was started and throws.
     public static func start(_ options: GatewayOptions) async throws -> GatewayDaemon {
@@ -260,7 +265,8 @@ public struct GatewayDaemon: Sendable {
                 "control": "\(options.controlSocket)",
                 "database": "\(remote)",
             ])
-        return GatewayDaemon(services: started.services, controller: controller)
+        return GatewayDaemon(
+            services: started.services, controller: controller, dataPlane: dataPlane)
     }
 }
 

@@ -45,6 +45,10 @@ public enum ArgumentKind: Hashable, Sendable {
     /// A Linux network interface: 1–15 characters (IFNAMSIZ − 1), as dev_valid_name() in
     /// net/core/dev.c allows, restricted further to letters, digits, `.`, `_`, `-`.
     case interfaceName
+    /// A file in the admin's home directory (a package copied over with scp, a saved
+    /// configuration): letters, digits, `.`, `_`, `-`, `+`, `~`; 1–128; never a path, never
+    /// starting with `.` or `-`.
+    case fileName
     case ipv4Address
     /// A dotted IPv4 netmask with contiguous one bits, `255.255.255.0`; parsed to a length.
     case ipv4Netmask
@@ -66,7 +70,7 @@ public enum ArgumentKind: Hashable, Sendable {
     /// are the fields the injection tests try.
     public var isString: Bool {
         switch self {
-        case .name, .hostname, .host, .domain, .interfaceName: true
+        case .name, .hostname, .host, .domain, .interfaceName, .fileName: true
         default: false
         }
     }
@@ -88,6 +92,7 @@ public enum ArgumentKind: Hashable, Sendable {
         case .host: "a host name or IP address"
         case .domain: "a domain name"
         case .interfaceName: "an interface name"
+        case .fileName: "a file name"
         case .ipv4Address: "an IPv4 address"
         case .ipv4Netmask: "an IPv4 netmask"
         case .ipAddress: "an IP address"
@@ -108,6 +113,7 @@ public enum ArgumentKind: Hashable, Sendable {
         case .host: "ntp.example.net"
         case .domain: "example.net"
         case .interfaceName: "eth0"
+        case .fileName: "vtep-gateway_0.1.0+2_amd64.deb"
         case .ipv4Address: "192.0.2.1"
         case .ipv4Netmask: "255.255.255.0"
         case .ipAddress: "192.0.2.1"
@@ -137,6 +143,17 @@ public enum ArgumentKind: Hashable, Sendable {
                 return .failure(ArgumentRefusal("'\(text)' is not a valid interface name"))
             }
             return checkedText(text, maximumLength: 15, allowed: isNameCharacter).map(
+                ArgumentValue.text)
+        case .fileName:
+            if text.hasPrefix(".") {
+                return .failure(ArgumentRefusal("a file name must not start with '.'"))
+            }
+            // `copy running-config FILE` and `copy FILE running-config` stay unambiguous.
+            if text == "running-config" {
+                return .failure(
+                    ArgumentRefusal("running-config names the running configuration, not a file"))
+            }
+            return checkedText(text, maximumLength: 128, allowed: isFileNameCharacter).map(
                 ArgumentValue.text)
         case .hostname:
             if IPv4Address(text) != nil {
@@ -293,6 +310,7 @@ public enum ArgumentKind: Hashable, Sendable {
     private var allowedDescription: String {
         switch self {
         case .hostname, .host, .domain: "letters, digits, '-' and '.'"
+        case .fileName: "letters, digits, '.', '_', '-', '+' and '~'"
         default: "letters, digits, '.', '_' and '-'"
         }
     }
@@ -300,6 +318,10 @@ public enum ArgumentKind: Hashable, Sendable {
 
 private func isNameCharacter(_ c: Character) -> Bool {
     c.isASCII && (c.isLetter || c.isNumber || c == "." || c == "_" || c == "-")
+}
+
+private func isFileNameCharacter(_ c: Character) -> Bool {
+    isNameCharacter(c) || c == "+" || c == "~"
 }
 
 private func isDomainCharacter(_ c: Character) -> Bool {

@@ -21,6 +21,12 @@ public enum ShellAction: Hashable, Sendable {
     case terminalLength(Int)
     /// Run a diagnostic program with this argument vector (never a shell).
     case diagnostic([String])
+    /// Ask `question`; send `command` only on "yes".
+    case confirm(question: String, command: any ControlCommand)
+    /// `copy running-config FILE`: save `show running-config` to a file in the home directory.
+    case saveRunningConfig(file: String)
+    /// `copy FILE running-config`: run each line of a file in the home directory.
+    case restoreRunningConfig(file: String)
 
     public static func == (lhs: Self, rhs: Self) -> Bool {
         switch (lhs, rhs) {
@@ -31,6 +37,9 @@ public enum ShellAction: Hashable, Sendable {
             true
         case (.diagnostic(let a), .diagnostic(let b)): a == b
         case (.terminalLength(let a), .terminalLength(let b)): a == b
+        case (.confirm(let q, let a), .confirm(let r, let b)): q == r && a.isSame(as: b)
+        case (.saveRunningConfig(let a), .saveRunningConfig(let b)): a == b
+        case (.restoreRunningConfig(let a), .restoreRunningConfig(let b)): a == b
         default: false
         }
     }
@@ -46,6 +55,15 @@ public enum ShellAction: Hashable, Sendable {
         case .diagnostic(let arguments): hasher.combine(arguments)
         case .terminalLength(let rows): hasher.combine(rows)
         case .caCertificate: hasher.combine(5)
+        case .confirm(let question, let command):
+            hasher.combine(question)
+            hasher.combine(command)
+        case .saveRunningConfig(let file):
+            hasher.combine(6)
+            hasher.combine(file)
+        case .restoreRunningConfig(let file):
+            hasher.combine(7)
+            hasher.combine(file)
         }
     }
 }
@@ -57,7 +75,9 @@ extension ShellAction {
         switch self {
         case .control(let command): !command.changesState
         case .help, .version, .history: true
-        case .password, .caCertificate, .exit, .diagnostic, .terminalLength: false
+        case .password, .caCertificate, .exit, .diagnostic, .terminalLength, .confirm,
+            .saveRunningConfig, .restoreRunningConfig:
+            false
         }
     }
 }
@@ -88,6 +108,8 @@ extension CommandTree where Command == ShellAction {
             + shellCommands)
 }
 
+private let copyWord = Syntax.keyword("copy", help: "Save or restore the configuration")
+
 /// What the shell does itself.
 private let shellCommands: [CommandDeclaration<ShellAction>] = [
     CommandDeclaration(
@@ -102,6 +124,24 @@ private let shellCommands: [CommandDeclaration<ShellAction>] = [
     CommandDeclaration(SetCACertificate.syntax, summary: SetCACertificate.summary) { _ in
         .caCertificate
     },
+    CommandDeclaration(
+        [.keyword("reboot", help: "Restart the appliance (asks first)")],
+        summary: "Reboot the appliance, after asking for confirmation"
+    ) { _ in .confirm(question: "Reboot the appliance now? [yes/no]: ", command: Reboot()) },
+    CommandDeclaration(
+        [
+            copyWord, .keyword("running-config", help: "The commands that rebuild this state"),
+            .argument("FILE", .fileName, help: "A file in your home directory"),
+        ], summary: "Save the running configuration to FILE in your home directory"
+    ) { .saveRunningConfig(file: $0.text("FILE")) },
+    CommandDeclaration(
+        [
+            copyWord,
+            .argument(
+                "FILE", .fileName, help: "A saved configuration in your home directory"),
+            .keyword("running-config", help: "Apply to the running configuration"),
+        ], summary: "Run every command of FILE (a saved configuration): restores it"
+    ) { .restoreRunningConfig(file: $0.text("FILE")) },
     CommandDeclaration(
         [Word.show, .keyword("version", help: "Software version")],
         summary: "Show the software version"

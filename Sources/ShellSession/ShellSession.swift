@@ -1,5 +1,6 @@
 import Appliance
 import ControlAPI
+import Foundation
 import Shell
 
 /// How a command turned out, for the screen and for `vtepsh -c`'s exit status.
@@ -22,16 +23,26 @@ public struct ShellEnvironment: Sendable {
     /// The host name for the prompt when vtepd cannot say.
     public var localHostname: @Sendable () -> String
     public var version: String
+    /// Outside the interactive session (`vtepsh -c`): asks a yes/no question on the terminal;
+    /// nil when there is no terminal to ask on.
+    public var confirm: @Sendable (String) -> Bool?
+    /// The files of `copy running-config FILE` and `copy FILE running-config`: in the user's
+    /// home directory, which is where scp puts them.
+    public var homeFiles: HomeFiles
 
     public init(
         send: @escaping @Sendable (any ControlCommand) -> Result<ControlResult, ControlClientError>,
         runDiagnostic: @escaping @Sendable ([String]) -> Result<Int32, ShellFailure>,
-        localHostname: @escaping @Sendable () -> String, version: String
+        localHostname: @escaping @Sendable () -> String, version: String,
+        confirm: @escaping @Sendable (String) -> Bool? = { _ in nil },
+        homeFiles: HomeFiles = .currentUser()
     ) {
         self.send = send
         self.runDiagnostic = runDiagnostic
         self.localHostname = localHostname
         self.version = version
+        self.confirm = confirm
+        self.homeFiles = homeFiles
     }
 }
 
@@ -99,6 +110,32 @@ public struct ShellExecutor: Sendable {
             case .failure(let failure):
                 return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
             }
+        case .confirm(let question, let command):
+            switch environment.confirm(question) {
+            case true?: return send(command)
+            case false?:
+                return ShellOutcome(text: "Not done.\n", succeeded: true)
+            case nil:
+                return ShellOutcome(
+                    text: TerminalText.errorLine(
+                        "this command asks for confirmation: run it on a terminal (ssh -t)"),
+                    succeeded: false)
+            }
+        case .saveRunningConfig(let file):
+            let outcome = send(ShowRunningConfig())
+            guard outcome.succeeded else { return outcome }
+            switch environment.homeFiles.write(file, outcome.text) {
+            case .success(let path):
+                return ShellOutcome(text: "Saved to \(path).\n", succeeded: true)
+            case .failure(let failure):
+                return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
+            }
+        case .restoreRunningConfig(let file):
+            switch environment.homeFiles.read(file) {
+            case .success(let text): return restore(text)
+            case .failure(let failure):
+                return ShellOutcome(text: TerminalText.errorLine(failure.message), succeeded: false)
+            }
         case .password, .caCertificate, .exit, .history, .terminalLength:
             return ShellOutcome(
                 text: TerminalText.errorLine("this command needs the interactive shell"),
@@ -123,6 +160,42 @@ public struct ShellExecutor: Sendable {
     /// An empty line ends a pasted certificate (blank lines before it are skipped).
     static func isBlank(_ line: String) -> Bool {
         line.allSatisfy { $0 == " " || $0 == "\t" || $0 == "\r" }
+    }
+
+    /// `copy FILE running-config`: each line run as if typed, in order; every line is tried,
+    /// and each refusal says which line it was. The password dialogue cannot run from a file:
+    /// its line is skipped and said so (passwords are kept in place, never in the file).
+    func restore(_ text: String) -> ShellOutcome {
+        var output = ""
+        var succeeded = true
+        var applied = 0
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false)
+            .enumerated()
+        {
+            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed.hasPrefix("!") { continue }
+            switch action(for: trimmed, promptWidth: nil) {
+            case .failure(let refusal):
+                succeeded = false
+                output += "line \(index + 1): " + refusal.text
+            case .success(nil): continue
+            case .success(let parsed?):
+                if case .password = parsed.action {
+                    output += "line \(index + 1): skipped (passwords are set interactively)\n"
+                    continue
+                }
+                let outcome = perform(parsed)
+                if outcome.succeeded {
+                    applied += 1
+                } else {
+                    succeeded = false
+                    output += "line \(index + 1): " + outcome.text
+                }
+            }
+        }
+        return ShellOutcome(
+            text: output + "\(applied) command\(applied == 1 ? "" : "s") applied.\n",
+            succeeded: succeeded)
     }
 
     /// Sends a command to vtepd and renders its result.
@@ -162,6 +235,8 @@ public final class ShellSession {
         case certificate([String])
         /// Output longer than a page: the lines not shown yet, `--More--` waiting for a key.
         case paging([String])
+        /// Asked `question`; `command` is sent on "yes".
+        case confirming(question: String, command: any ControlCommand)
     }
 
     /// Rows of the terminal: output longer than this is shown a page at a time with
@@ -244,6 +319,8 @@ public final class ShellSession {
                 if line.action == .caCertificate {
                     show("Paste the controllers' CA certificate (PEM), then an empty line:\n")
                     stage = .certificate([])
+                if case .confirm(let question, let command) = line.action {
+                    stage = .confirming(question: question, command: command)
                     break
                 }
                 if line.action == .history {
@@ -275,6 +352,15 @@ public final class ShellSession {
                 let outcome = executor.send(
                     SetCACertificate(pem: lines.joined(separator: "\n") + "\n"))
                 show(outcome.succeeded ? "CA certificate installed.\n" : outcome.text)
+        case (.confirming, .cancelled), (.confirming, .endOfInput):
+            stage = .command
+            show("Not done.\n")
+        case (.confirming(_, let command), .line(let answer)):
+            stage = .command
+            if ["yes", "y"].contains(answer.trimmingCharacters(in: .whitespaces).lowercased()) {
+                show(executor.send(command).text)
+            } else {
+                show("Not done.\n")
             }
         case (.password, .cancelled), (.password, .endOfInput):
             stage = .command
@@ -296,6 +382,7 @@ public final class ShellSession {
         case .password(_, nil): editor.startLine(prompt: "New password: ", mode: .secret)
         case .password(_, _?): editor.startLine(prompt: "Retype new password: ", mode: .secret)
         case .certificate: editor.startLine(prompt: "", mode: .text)
+        case .confirming(let question, _): editor.startLine(prompt: question)
         }
     }
 

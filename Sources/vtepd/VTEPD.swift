@@ -7,6 +7,7 @@ import Logging
 import OVSDB
 import Packet
 import ServiceLifecycle
+import SystemdNotify
 
 /// vtepd: the VTEP gateway daemon. Thin by design (ARCHITECTURE.md): it parses bootstrap
 /// settings, sets up logging, starts `GatewayDaemon` and runs its services in a
@@ -21,81 +22,90 @@ struct VTEPD: AsyncParsableCommand {
 
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the gateway in the foreground until SIGTERM or SIGINT.")
+        abstract: "Run the gateway in the foreground until SIGTERM or SIGINT.",
+        discussion: """
+            Every option can also be set in the configuration file (KEY = VALUE, the option's \
+            name without its dashes); the command line overrides the file, a list as a whole.
+            """)
 
-    @Option(help: "Directory for the database, its socket and the control socket.")
-    var stateRoot = "/var/lib/vtep-gateway"
+    @Option(
+        help: """
+            Configuration file (default: \(BootstrapSettings.defaultPath), read when it \
+            exists; a file named here must exist).
+            """)
+    var config: String?
+    @Option(
+        help:
+            "Directory for the database, its socket and the control socket (default: \(BootstrapSettings.defaultStateRoot))."
+    )
+    var stateRoot: String?
     @Option(help: "Our Physical_Switch name (default: the host name).")
     var physicalSwitch: String?
     @Option(help: "Local VTEP address; give one IPv4 and/or one IPv6 address.")
     var tunnelIP: [String] = []
     @Option(help: "Underlay interface: tunnels leave and multicast groups are joined there.")
-    var underlay: String
+    var underlay: String?
     @Option(help: "Access port (an interface); repeat for each.")
     var port: [String] = []
-    @Option(
-        help: ArgumentHelp(
-            "External database (unix:PATH or tcp:IP:PORT; a cluster's members comma-separated,"
-                + " tcp:A:6640,tcp:B:6640,tcp:C:6640) instead of our own ovsdb-server."))
+    @Option(help: "External database (unix:PATH or tcp:IP:PORT) instead of our own ovsdb-server.")
     var database: String?
     @Option(help: "Extra remote for our own ovsdb-server, e.g. ptcp:6640 for a controller.")
     var databaseRemote: [String] = []
     @Option(help: "Control socket path (default: STATE-ROOT/vtepd.ctl).")
     var control: String?
-    @Option(help: "VXLAN UDP port.") var vxlanPort: UInt16 = 4789
-    @Option(help: "Outer TTL of unicast tunnel packets.") var ttl: UInt8 = 64
-    @Option(help: "Outer TTL of packets to a multicast group.") var multicastTTL: UInt8 = 1
+    @Option(help: "VXLAN UDP port (default: 4789).") var vxlanPort: String?
+    @Option(help: "Outer TTL of unicast tunnel packets (default: 64).") var ttl: String?
+    @Option(help: "Outer TTL of packets to a multicast group (default: 1).")
+    var multicastTTL: String?
     @Option(
         help:
             "Where the appliance's files live (etc/hostname, etc/resolv.conf, …); a test sets a temporary directory."
     )
-    var applianceRoot = "/"
+    var applianceRoot: String?
     @Option(
         help:
             "Serve Prometheus metrics (GET /metrics) on IP:PORT, unless the shell's saved setting says otherwise (default: off)."
     )
     var metricsListen: String?
-    @Option(help: "The least severe messages logged.")
-    var logLevel: LogLevel = .info
+    @Option(
+        help: """
+            The least severe messages logged: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")) \
+            (default: info).
+            """)
+    var logLevel: String?
 
-    func validate() throws {
-        let addresses = tunnelIP.compactMap(IPAddress.init)
-        guard !tunnelIP.isEmpty else { throw ValidationError("give at least one --tunnel-ip") }
-        var v4 = 0
-        var v6 = 0
-        for text in tunnelIP {
-            switch IPAddress(text) {
-            case .v4(let a)? where !a.isMulticast && a.rawValue != 0: v4 += 1
-            case .v6(let a)? where !a.isMulticast && !(a.high == 0 && a.low == 0): v6 += 1
-            default:
-                throw ValidationError("--tunnel-ip \(text) is not a unicast IPv4 or IPv6 address")
+    /// The options given, as settings: each through the parser the file's values go through.
+    func commandLine() throws(BootstrapSettingsError) -> BootstrapSettings {
+        var settings = BootstrapSettings()
+        let given: [(BootstrapSettings.Key, [String])] = [
+            (.stateRoot, stateRoot.map { [$0] } ?? []),
+            (.physicalSwitch, physicalSwitch.map { [$0] } ?? []), (.tunnelIP, tunnelIP),
+            (.underlay, underlay.map { [$0] } ?? []), (.port, port),
+            (.database, database.map { [$0] } ?? []), (.databaseRemote, databaseRemote),
+            (.control, control.map { [$0] } ?? []), (.vxlanPort, vxlanPort.map { [$0] } ?? []),
+            (.ttl, ttl.map { [$0] } ?? []), (.multicastTTL, multicastTTL.map { [$0] } ?? []),
+            (.applianceRoot, applianceRoot.map { [$0] } ?? []),
+            (.logLevel, logLevel.map { [$0] } ?? []),
+            (.metricsListen, metricsListen.map { [$0] } ?? []),
+        ]
+        for (key, values) in given where !values.isEmpty {
+            do { try settings.set(key, values) } catch { throw .init("--\(error.reason)") }
+        }
+        return settings
+    }
+
+    /// The configuration file's settings with the command line's over them.
+    func settings() throws -> BootstrapSettings {
+        let path = config ?? BootstrapSettings.defaultPath
+        var file = BootstrapSettings()
+        if config != nil || FileManager.default.fileExists(atPath: path) {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                throw ValidationError("cannot read the configuration file \(path): \(error)")
             }
+            file = try BootstrapSettings(file: text, path: path)
         }
-        guard v4 <= 1, v6 <= 1 else {
-            throw ValidationError("give at most one IPv4 and one IPv6 --tunnel-ip")
-        }
-        guard Set(port).count == port.count else {
-            throw ValidationError("an access port is named twice")
-        }
-        guard !port.contains(underlay) else {
-            throw ValidationError("\(underlay) cannot be both the underlay and an access port")
-        }
-        if let metricsListen {
-            guard let endpoint = IPEndpoint(metricsListen) else {
-                throw ValidationError(
-                    "--metrics-listen \(metricsListen) is not IP:PORT (e.g. 192.0.2.10:9100)")
-            }
-            if addresses.contains(endpoint.address) {
-                throw ValidationError(
-                    "--metrics-listen \(metricsListen) is a tunnel address; give a management address"
-                )
-            }
-        }
-        if let database {
-            do { _ = try Remote(database) } catch {
-                throw ValidationError("--database \(database): \(error)")
-            }
-        }
+        return file.overridden(by: try commandLine())
     }
 
     /// A program installed beside vtepd (`/proc/self/exe`'s directory): the same build's.
@@ -108,28 +118,21 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        DaemonLogging.bootstrap(
-            level: logLevel.level, environment: ProcessInfo.processInfo.environment)
-        let addresses = tunnelIP.compactMap(IPAddress.init)
-        var settings = DataPlaneSettings(
-            underlay: underlay,
-            localIPv4: addresses.lazy.compactMap { if case .v4(let a) = $0 { a } else { nil } }
-                .first,
-            localIPv6: addresses.lazy.compactMap { if case .v6(let a) = $0 { a } else { nil } }
-                .first)
-        settings.vxlanPort = vxlanPort
-        settings.unicastTTL = ttl
-        settings.multicastTTL = multicastTTL
-        var options = GatewayOptions(
-            stateRoot: stateRoot,
-            physicalSwitch: physicalSwitch ?? ProcessInfo.processInfo.hostName,
-            tunnelIPs: addresses, ports: port, dataPlane: settings,
-            controlSocket: control ?? stateRoot + "/vtepd.ctl",
-            dhcpHook: Self.sibling("vtep-dhcp-event"))
-        options.database = try database.map { try Remote($0) }
-        options.databaseRemotes = databaseRemote
-        options.applianceRoot = applianceRoot
-        options.metricsListen = metricsListen.flatMap(IPEndpoint.init)
+        let environment = ProcessInfo.processInfo.environment
+        let settings: BootstrapSettings
+        let options: GatewayOptions
+        do {
+            settings = try self.settings()
+            options = try settings.gatewayOptions(
+                hostName: ProcessInfo.processInfo.hostName,
+                dhcpHook: Self.sibling("vtep-dhcp-event"))
+        } catch {
+            // EX_CONFIG (sysexits.h): the unit's RestartPreventExitStatus, so systemd does not
+            // restart a vtepd that would only refuse the same settings again.
+            FileHandle.standardError.write(Data("vtepd: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        DaemonLogging.bootstrap(level: settings.logLevel ?? .info, environment: environment)
 
         let logger = Logger(label: "vtepd")
         let daemon: GatewayDaemon
@@ -139,8 +142,18 @@ struct Run: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
         }
+        var services = daemon.services
+        if let notifier = SystemdNotifier(environment: environment) {
+            services.append(
+                ServiceManagerNotifications(
+                    notifier: notifier,
+                    watchdog: SystemdNotifier.watchdogInterval(environment: environment),
+                    status:
+                        "forwarding: underlay \(options.dataPlane.underlay), \(options.ports.count) access ports",
+                    workerAnswers: { await daemon.workerAnswers() }))
+        }
         var configuration = ServiceGroupConfiguration(
-            services: daemon.services.map {
+            services: services.map {
                 .init(
                     service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup)
@@ -179,20 +192,4 @@ struct Show: AsyncParsableCommand {
             json: json)
         print(try await query.run(controlSocket: control), terminator: "")
     }
-}
-
-/// `--log-level`: swift-log's levels by their names.
-struct LogLevel: ExpressibleByArgument {
-    let level: Logger.Level
-    static let info = LogLevel(level: .info)
-
-    init(level: Logger.Level) { self.level = level }
-
-    init?(argument: String) {
-        guard let level = Logger.Level(rawValue: argument.lowercased()) else { return nil }
-        self.level = level
-    }
-
-    var defaultValueDescription: String { level.rawValue }
-    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
 }

@@ -62,10 +62,19 @@ struct VTEPSH: ParsableCommand {
                 var buffer = [CChar](repeating: 0, count: 256)
                 return gethostname(&buffer, buffer.count) == 0 ? String(cString: buffer) : "vtep"
             },
-            version: Self.version)
+            version: Self.version,
+            confirm: { question in
+                // `vtepsh -c` on a terminal (ssh -t): asked there, answered with a line.
+                guard isatty(STDIN_FILENO) == 1 else { return nil }
+                let bytes = Array(question.utf8)
+                _ = bytes.withUnsafeBytes { Glibc.write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+                guard let answer = readLine() else { return false }
+                return ["yes", "y"].contains(answer.lowercased().filter { $0 != " " && $0 != "\r" })
+            })
         let executor = ShellExecutor(environment: environment)
 
         if let command {
+            if command == Self.sftpServer { Self.execSFTPServer() }
             throw ExitCode(Self.runOne(command, executor))
         }
         guard isatty(STDIN_FILENO) == 1 else {
@@ -120,6 +129,25 @@ struct VTEPSH: ParsableCommand {
             guard count > 0 else { break }
             session.receive(buffer[0..<count])
         }
+    }
+
+    /// How scp and sftp reach the admin's home directory: sshd runs its sftp subsystem
+    /// through the login shell, as `vtepsh -c /usr/lib/openssh/sftp-server` (Debian's
+    /// sshd_config names that path, and OpenSSH 9.2 lets no drop-in replace a Subsystem). That
+    /// exact line, and nothing else, starts the server, in the home directory. An admin can
+    /// already install packages, so file access through it grants nothing more.
+    static let sftpServer = "/usr/lib/openssh/sftp-server"
+
+    static func execSFTPServer() -> Never {
+        let home = HomeFiles.currentUser().directory
+        let arguments = ["sftp-server", "-d", home]
+        var argv = arguments.map { strdup($0) } + [nil]
+        execv(sftpServer, &argv)
+        let message = "% cannot start \(sftpServer): \(String(cString: strerror(errno)))\n"
+        _ = Array(message.utf8).withUnsafeBytes {
+            Glibc.write(STDERR_FILENO, $0.baseAddress, $0.count)
+        }
+        Glibc.exit(1)
     }
 
     /// `-c`: one line; its output on stdout, errors on stderr; the exit status.

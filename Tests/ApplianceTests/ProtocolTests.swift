@@ -55,6 +55,13 @@ import Testing
         ),
         (#"{"id":9,"command":"switch"}"#, "show switch"),
         (#"{"id":9,"command":"system"}"#, "show system"),
+        (#"{"id":9,"command":"restart-service"}"#, "restart service"),
+        (#"{"id":9,"command":"reboot"}"#, "reboot"),
+        (#"{"id":9,"command":"system-update"}"#, "show system update"),
+        (
+            #"{"id":9,"command":"update-system","arguments":{"file":"vtep-gateway_0.1.0+2_amd64.deb"}}"#,
+            "update system vtep-gateway_0.1.0+2_amd64.deb"
+        ),
         (#"{"id":9,"command":"clear-ntp-servers"}"#, "clear network ntp-servers"),
         (
             #"{"id":9,"command":"clear-interface-ip-config","arguments":{"interface":"eth1"}}"#,
@@ -274,13 +281,13 @@ import Testing
             #expect(type.changesState == (type.reply == .accepted), "\(type.command)")
         }
         #expect(SetHostname.changesState && !ShowHostname.changesState)
-        // Only the password and CA-certificate dialogues (the shell's own) and the API's own
-        // report have no shell grammar.
+        // Only the password and CA-certificate dialogues (the shell's own), the reboot the shell
+        // confirms first, and the API's own reports have no shell grammar.
         #expect(
             Set(ControlCommands.all.filter { $0.erasedShell.isEmpty }.map { $0.command })
                 == [
-                    "set-password", "set-ca-certificate", "configuration", "audit-refused-input",
-                    "names",
+                    "set-password", "set-ca-certificate", "reboot", "configuration",
+                    "audit-refused-input", "names",
                 ])
     }
 

@@ -13,8 +13,9 @@ struct HelpTests {
         let entries = try tree.help(before: "")
         #expect(
             entries.map(\.token) == [
-                "add", "bind", "clear", "debug", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "trace", "traceroute", "unbind",
+                "add", "bind", "clear", "copy", "debug", "exit", "help", "ping", "reboot",
+                "remove", "restart", "set", "show", "terminal", "trace", "traceroute", "unbind",
+                "update",
             ])
         #expect(entries.first == HelpEntry("add", "Add a setting or an entry"))
     }
@@ -88,7 +89,7 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "shw", column: 1,
                 reason:
-                    "expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind"
+                    "expected one of: add, bind, clear, copy, debug, exit, help, ping, reboot, remove, restart, set, show, terminal, trace, traceroute, unbind, update"
             )
         ) {
             try tree.help(before: "shw ")
@@ -112,8 +113,9 @@ struct HelpTests {
         (
             "",
             Completion(candidates: [
-                "add", "bind", "clear", "debug", "exit", "help", "ping", "remove", "set", "show",
-                "terminal", "trace", "traceroute", "unbind",
+                "add", "bind", "clear", "copy", "debug", "exit", "help", "ping", "reboot",
+                "remove", "restart", "set", "show", "terminal", "trace", "traceroute", "unbind",
+                "update",
             ])
         ),
         ("show network d", Completion(insertion: "ns-se")),

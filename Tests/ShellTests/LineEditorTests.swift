@@ -217,7 +217,7 @@ struct LineEditorTests {
         #expect(
             bad.screen
                 == "gw> shw ?\r\n"
-                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind\r\n"
+                + "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, copy, debug, exit, help, ping, reboot, remove, restart, set, show, terminal, trace, traceroute, unbind, update\r\n"
                 + "gw> shw ")
     }
 

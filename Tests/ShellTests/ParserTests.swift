@@ -168,6 +168,16 @@ struct ParserTests {
         ("clear switch manager-cluster", "clear switch manager-cluster"),
         ("set switch ca-certificate", "set switch ca-certificate"),
         ("clear switch ca-certificate", "clear switch ca-certificate"),
+        ("restart service", "restart service"),
+        ("res serv", "restart service"),
+        ("reboot", "CONFIRM reboot"),
+        ("show system update", "show system update"),
+        (
+            "update system vtep-gateway_0.1.0+2_amd64.deb",
+            "update system vtep-gateway_0.1.0+2_amd64.deb"
+        ),
+        ("copy running-config backup.cfg", "copy running-config backup.cfg"),
+        ("copy backup.cfg running-config", "copy backup.cfg running-config"),
     ]
 
     /// What an action does, in words: the command's canonical line.
@@ -182,6 +192,9 @@ struct ParserTests {
         case .history: "show history"
         case .terminalLength(let rows): "terminal length \(rows)"
         case .diagnostic(let arguments): "DIAG " + arguments.joined(separator: " ")
+        case .confirm(_, let command): "CONFIRM " + command.shellLine
+        case .saveRunningConfig(let file): "copy running-config \(file)"
+        case .restoreRunningConfig(let file): "copy \(file) running-config"
         }
     }
 
@@ -219,7 +232,7 @@ struct ParserTests {
         ),
         (
             "shw version",
-            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, debug, exit, help, ping, remove, set, show, terminal, trace, traceroute, unbind"
+            "% Invalid input at 'shw' (column 1): expected one of: add, bind, clear, copy, debug, exit, help, ping, reboot, remove, restart, set, show, terminal, trace, traceroute, unbind, update"
         ),
         ("s", "% Ambiguous input at 's' (column 1): could be set, show"),
         (
@@ -634,7 +647,7 @@ struct DeclaredCommandTests {
                 }
             }
         }
-        #expect(kinds == [.name, .hostname, .host, .domain, .interfaceName])
+        #expect(kinds == [.name, .hostname, .host, .domain, .interfaceName, .fileName])
         #expect(tried > 500)
     }
 
