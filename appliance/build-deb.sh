@@ -61,7 +61,7 @@ shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O \
     "$root/usr/lib/$PKG/vtepd" "$root/usr/lib/$PKG/vtep-dhcp-event" "$root/usr/bin/vtepsh" |
     sed -n 's/^shlibs:Depends=//p')
 # Programs vtepd and vtepsh run, and what first boot uses.
-runtime="openvswitch-common, openvswitch-vtep, openssh-server, udhcpc, chrony, traceroute, iputils-ping, iproute2, openssl, passwd, systemd"
+runtime="openvswitch-common, openvswitch-vtep, openssh-server, udhcpc, chrony, traceroute, iputils-ping, iproute2, openssl, tcpdump, passwd, systemd"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 cat >"$root/DEBIAN/control" <<CONTROL
 Package: $PKG

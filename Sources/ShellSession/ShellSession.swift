@@ -319,6 +319,8 @@ public final class ShellSession {
                 if line.action == .caCertificate {
                     show("Paste the controllers' CA certificate (PEM), then an empty line:\n")
                     stage = .certificate([])
+                    break
+                }
                 if case .confirm(let question, let command) = line.action {
                     stage = .confirming(question: question, command: command)
                     break
@@ -352,6 +354,7 @@ public final class ShellSession {
                 let outcome = executor.send(
                     SetCACertificate(pem: lines.joined(separator: "\n") + "\n"))
                 show(outcome.succeeded ? "CA certificate installed.\n" : outcome.text)
+            }
         case (.confirming, .cancelled), (.confirming, .endOfInput):
             stage = .command
             show("Not done.\n")

@@ -132,6 +132,20 @@ import Testing
             options("underlay = eth1\ntunnel-ip = 192.0.2.1\nport = eth1")
                 == "eth1 cannot be both the underlay and an access port")
         #expect(options("underlay = eth1\ntunnel-ip = 192.0.2.1\nport = eth2") == nil)
+        #expect(
+            options("underlay = eth1\ntunnel-ip = 192.0.2.1\nmetrics-listen = 192.0.2.1:9100")
+                == "metrics-listen 192.0.2.1:9100 is a tunnel address; give a management address")
+    }
+
+    @Test func metricsListenIsAnEndpoint() throws {
+        let options = try parse(
+            "underlay = eth1\ntunnel-ip = 192.0.2.1\nmetrics-listen = [2001:db8::10]:9100"
+        ).gatewayOptions(hostName: "gw", dhcpHook: "/hook")
+        #expect(options.metricsListen?.port == 9100)
+        #expect(options.metricsListen?.address == IPAddress("2001:db8::10"))
+        #expect(
+            refusal("metrics-listen = nowhere")
+                == "vtepd.conf:1: metrics-listen nowhere is not IP:PORT (e.g. 192.0.2.10:9100)")
     }
 
     @Test func theCommandLineOverridesTheFileAListAsAWhole() throws {

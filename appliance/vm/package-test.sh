@@ -50,7 +50,6 @@ check "first boot (run by hand here): admin with vtepsh as its shell" \
 check "first boot: vtepsh in /etc/shells" grep -qx /usr/bin/vtepsh "$root/etc/shells"
 check "first boot: admin's password empty and expired" \
     sh -c "grep -q '^admin::0:' '$root/etc/shadow'"
-check "first boot: the switch's key and certificate" test -s "$root/var/lib/vtep-gateway/pki/switch-cert.pem"
 check "first boot: SSH host keys" test -s "$root/etc/ssh/ssh_host_ed25519_key"
 
 cp "$new_deb" "$root/tmp/new.deb"
