@@ -41,7 +41,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     private let ports: [IO.Access]
     private let underlay: IO.Underlay
-    private let underlayMTU: Int
+    /// Read again once a second: an admin may change the underlay's MTU while vtepd runs.
+    private var underlayMTU: Int
     private let underlayMAC: MACAddress
     /// VXLAN in.
     private let vxlan4: IO.VXLAN?
@@ -315,6 +316,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             if now != lastAgeing {
                 lastAgeing = now
                 engine.age(now: now, budget: 4096)
+                refreshUnderlayMTU()
             }
         }
     }
@@ -330,6 +332,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         if let vxlan6 { fromTunnel(vxlan6, now: now) }
         if let gre4 { fromGRE(gre4, now: now) }
         if let gre6 { fromGRE(gre6, now: now) }
+    }
+
+    /// Follows a change of the underlay's MTU (an ioctl, once a second, never per frame): what
+    /// fits a tunnel packet, and the segment size super-frames are cut to, follow it.
+    public func refreshUnderlayMTU() {
+        if let mtu = try? underlay.mtu, mtu != underlayMTU { underlayMTU = mtu }
     }
 
     /// Ages the MAC table as `run` does once a second.

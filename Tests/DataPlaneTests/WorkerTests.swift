@@ -258,6 +258,25 @@ import Testing
         #expect(rig.worker.bindingStatistics()["eth1"] == nil, "eth1 has no binding")
     }
 
+    /// An admin raises the underlay's MTU while vtepd runs: a frame that did not fit before
+    /// is sent once the worker has read the MTU again (it does once a second).
+    @Test func anUnderlayMTURaisedWhileRunningIsFollowed() throws {
+        let rig = try Rig()
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        let big = Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1, payload: 1472)
+        rig.port(0).inject(big)
+        rig.worker.serviceAll(now: 1)
+        #expect(rig.io.underlay.takeSent().frames.isEmpty)
+        #expect(rig.worker.statistics().drops(.underlayTooBig) == 1)
+        rig.io.underlay.configuredMTU = 1600
+        rig.worker.refreshUnderlayMTU()
+        rig.port(0).inject(big)
+        rig.worker.serviceAll(now: 2)
+        #expect(rig.io.underlay.takeSent().frames.count == 1)
+        #expect(rig.worker.statistics().drops(.underlayTooBig) == 1)
+    }
+
     /// A capture asks the ports it taps to send through the qdisc, and gives them back.
     @Test func aCaptureTapsThePortItNames() throws {
         let rig = try Rig()

@@ -108,17 +108,17 @@ import Testing
                 workerBatches: 0, workerBusySeconds: 0)
         }
         await controller.metrics.stop()
-        try waitUntilClosed(loopbackPort: port)
+        try await waitUntilClosed(loopbackPort: port)
         await restarted.start(saved: try appliance().settings.metrics)
         #expect(canConnect(toLoopbackPort: port) && !canConnect(toLoopbackPort: other.port))
         await restarted.stop()
-        try waitUntilClosed(loopbackPort: port)
+        try await waitUntilClosed(loopbackPort: port)
         await controller.metrics.start(saved: try appliance().settings.metrics)
 
         // `clear metrics`: stopped and saved as off, which a restart keeps even though the
         // command line names an address.
         #expect(try await run(ClearMetrics()).get() == .accepted)
-        try waitUntilClosed(loopbackPort: port)
+        try await waitUntilClosed(loopbackPort: port)
         #expect(try saved().contains(#""metrics" : "off""#))
         #expect(try appliance().settings.metrics == .off)
         #expect(try appliance().settings.commands.map(\.shellLine).contains("clear metrics"))

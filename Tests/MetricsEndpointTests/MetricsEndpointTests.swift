@@ -83,19 +83,36 @@ import Testing
         #expect(text.components(separatedBy: "# TYPE vtep_frames_total ").count == 2)
     }
 
-    @Test func servesMetricsOverHTTPAndRefusesOtherPaths() async throws {
+    /// A server on a free port of 127.0.0.1. A port free a moment ago can be held for a few
+    /// milliseconds by a child another test is spawning (its copy of the probe's socket, until
+    /// it execs): then another port is taken, up to five times.
+    static func serverOnAFreePort(_ body: @escaping @Sendable () async -> String) async throws
+        -> (MetricsServer, UInt16)
+    {
+        for _ in 0..<4 {
+            let port = try freeLoopbackPort()
+            let endpoint = IPEndpoint(address: .v4(IPv4Address(127, 0, 0, 1)), port: port)
+            if let server = try? await MetricsServer.start(on: endpoint, render: body) {
+                return (server, port)
+            }
+        }
         let port = try freeLoopbackPort()
         let endpoint = IPEndpoint(address: .v4(IPv4Address(127, 0, 0, 1)), port: port)
-        let server = try await MetricsServer.start(on: endpoint) { "vtep_test_total 1\n" }
-        let ok = try loopbackHTTP(
+        return (try await MetricsServer.start(on: endpoint, render: body), port)
+    }
+
+    @Test func servesMetricsOverHTTPAndRefusesOtherPaths() async throws {
+        let (server, port) = try await Self.serverOnAFreePort { "vtep_test_total 1\n" }
+        let endpoint = IPEndpoint(address: .v4(IPv4Address(127, 0, 0, 1)), port: port)
+        let ok = try await loopbackHTTP(
             port, "GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(ok.hasPrefix("HTTP/1.1 200 OK\r\n"))
         #expect(ok.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
         #expect(ok.hasSuffix("\r\n\r\nvtep_test_total 1\n"))
-        let missing = try loopbackHTTP(
+        let missing = try await loopbackHTTP(
             port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(missing.hasPrefix("HTTP/1.1 404 Not Found\r\n"))
-        let post = try loopbackHTTP(
+        let post = try await loopbackHTTP(
             port,
             "POST /metrics HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         #expect(post.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\n"))
@@ -114,7 +131,7 @@ import Testing
             )
         }
         await server.stop()
-        try waitUntilClosed(loopbackPort: port)
+        try await waitUntilClosed(loopbackPort: port)
         // Stopped: the port is free again.
         let again = try await MetricsServer.start(on: endpoint) { "" }
         await again.stop()

@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -46,6 +48,29 @@ public func waitUntilClosed(
         "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(10), fileID: fileID,
         line: line
     ) { !canConnect(toLoopbackPort: port) }
+}
+
+/// The same wait for async tests: it sleeps with `Task.sleep`, so it never holds one of the
+/// test process's cooperative threads (two on this machine) that the server under test may
+/// need to answer.
+public func waitUntilClosed(
+    loopbackPort port: UInt16, fileID: String = #fileID, line: Int = #line
+) async throws {
+    try await waitUntil(
+        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(10), fileID: fileID,
+        line: line
+    ) { () async -> Bool in !canConnect(toLoopbackPort: port) }
+}
+
+/// `loopbackHTTP` for async tests: the blocking exchange runs on a thread of its own, so the
+/// cooperative threads stay free for the server (whose answers are built on them).
+public func loopbackHTTP(_ port: UInt16, _ request: String) async throws -> String {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            continuation.resume(with: Result { try loopbackHTTP(port, request) as String })
+        }
+        thread.start()
+    }
 }
 
 /// Whether a TCP connection to 127.0.0.1:`port` is accepted.
