@@ -24,15 +24,18 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
     /// GRE and NVGRE in, and their slow path out.
     public var gre4: IO.Raw?
     public var gre6: IO.Raw?
-    /// VXLAN's slow path out: whole UDP datagrams, so the source port is the flow hash.
-    public var udp4: IO.Raw?
-    public var udp6: IO.Raw?
+    /// VXLAN's slow path out: whole UDP datagrams, so the source port is the flow hash. Opened
+    /// only while some VTEP's next hop is unresolved (`openUDP`): a raw UDP socket is handed a
+    /// copy of every UDP packet the host receives (its filter drops them, after the copy),
+    /// which costs the VXLAN receive path about an eighth of its rate while it is open.
+    public var openUDP: (_ ipv6: Bool) -> IO.Raw?
     /// What opening the ports changed on the host (LRO turned off), for the log.
     public var notes: [String]
 
     public init(
         access: [IO.Access], underlay: IO.Underlay, vxlan4: IO.VXLAN?, vxlan6: IO.VXLAN?,
-        gre4: IO.Raw?, gre6: IO.Raw?, udp4: IO.Raw?, udp6: IO.Raw?, notes: [String] = []
+        gre4: IO.Raw?, gre6: IO.Raw?, openUDP: @escaping (_ ipv6: Bool) -> IO.Raw?,
+        notes: [String] = []
     ) {
         self.access = access
         self.underlay = underlay
@@ -40,8 +43,7 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
         self.vxlan6 = vxlan6
         self.gre4 = gre4
         self.gre6 = gre6
-        self.udp4 = udp4
-        self.udp6 = udp6
+        self.openUDP = openUDP
         self.notes = notes
     }
 }
@@ -94,9 +96,11 @@ public enum KernelIO: DataPlaneIO {
             gre6: v6
                 ? try RawTunnelSocket(address: any6, receiveBuffer: settings.receiveBuffer) : nil,
             // Bound to the wildcard, as the UDP socket was: the kernel picks the source
-            // address by route, and the fast path takes over once the next hop is known.
-            udp4: v4 ? try RawTunnelSocket(address: any4, carrying: .udp) : nil,
-            udp6: v6 ? try RawTunnelSocket(address: any6, carrying: .udp) : nil,
+            // address by route. Opened when needed; a failure there counts as an I/O error.
+            openUDP: { ipv6 in
+                (ipv6 ? v6 : v4)
+                    ? try? RawTunnelSocket(address: ipv6 ? any6 : any4, carrying: .udp) : nil
+            },
             notes: notes)
     }
 }

@@ -51,8 +51,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private let gre4: IO.Raw?
     private let gre6: IO.Raw?
     /// VXLAN's slow path out (whole UDP datagrams).
-    private let udp4: IO.Raw?
-    private let udp6: IO.Raw?
+    /// Open only while a VTEP's next hop is unresolved (see `DataPlanePorts.openUDP`).
+    private var udp4: IO.Raw?
+    private var udp6: IO.Raw?
+    private let openUDP: (_ ipv6: Bool) -> IO.Raw?
     /// Polled with the sockets: the control side's commands; -1 for none.
     private let wakeup: Int32
 
@@ -172,8 +174,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         vxlan6 = io.vxlan6
         gre4 = io.gre4
         gre6 = io.gre6
-        udp4 = io.udp4
-        udp6 = io.udp6
+        openUDP = io.openUDP
         let names = ports.map(\.interfaceName)
 
         let batch = settings.batchSize
@@ -340,6 +341,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         if let mtu = try? underlay.mtu, mtu != underlayMTU { underlayMTU = mtu }
     }
 
+    /// Whether the slow path's raw UDP sockets are open (some VTEP's next hop was unresolved).
+    public var slowPathOpen: Bool { udp4 != nil || udp6 != nil }
+
     /// Ages the MAC table as `run` does once a second.
     public func age(now: UInt32) { engine.age(now: now, budget: 4096) }
 
@@ -368,6 +372,17 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     public func setNextHops(_ hops: [Locator: NextHop]) {
         nextHops = hops
         templates.removeAll()
+        // Every VXLAN VTEP reachable through prebuilt headers: the slow path's sockets go
+        // (they would be handed a copy of every UDP packet received).
+        let unresolved = engine.configuration.locators.contains {
+            guard let l = $0, l.encapsulation == .vxlan else { return false }
+            return hops[l] == nil && NextHop.multicast(l.ip) == nil
+        }
+        if !unresolved, udp4 != nil || udp6 != nil {
+            flushSlow()
+            udp4 = nil
+            udp6 = nil
+        }
     }
 
     // MARK: Access side
@@ -1057,6 +1072,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         let slot: Int
         switch locator.ip {
         case .v4:
+            if udp4 == nil { udp4 = openUDP(false) }
             guard udp4 != nil else {
                 engine.countDrop(.noLocalAddress)
                 return
@@ -1064,6 +1080,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             batch = slow4
             slot = slow4Pending
         case .v6:
+            if udp6 == nil { udp6 = openUDP(true) }
             guard udp6 != nil else {
                 engine.countDrop(.noLocalAddress)
                 return

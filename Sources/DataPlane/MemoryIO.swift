@@ -176,6 +176,8 @@ extension DataPlanePorts where IO == MemoryIO {
     ) -> DataPlanePorts<MemoryIO> {
         let v4 = settings.localIPv4 != nil
         let v6 = settings.localIPv6 != nil
+        let udp4 = v4 ? MemoryPort(name: "udp4") : nil
+        let udp6 = v6 ? MemoryPort(name: "udp6") : nil
         return DataPlanePorts(
             access: access.map { MemoryPort(name: $0) },
             underlay: MemoryUnderlay(mtu: underlayMTU, address: underlayMAC),
@@ -183,7 +185,10 @@ extension DataPlanePorts where IO == MemoryIO {
             vxlan6: v6 ? MemoryPort(name: "vxlan6") : nil,
             gre4: v4 ? MemoryPort(name: "gre4") : nil,
             gre6: v6 ? MemoryPort(name: "gre6") : nil,
-            udp4: v4 ? MemoryPort(name: "udp4") : nil,
-            udp6: v6 ? MemoryPort(name: "udp6") : nil)
+            openUDP: { ipv6 in ipv6 ? udp6 : udp4 })
     }
+
+    /// The slow path's raw UDP ports, which the worker opens (`openUDP`) when it needs them.
+    public var udp4: MemoryPort? { openUDP(false) }
+    public var udp6: MemoryPort? { openUDP(true) }
 }

@@ -33,9 +33,13 @@ import Testing
         }
         #expect(slowPorts[0] != slowPorts[1], "two flows, two source ports")
         #expect(rig.worker.counters().slowPath == 2)
+        #expect(rig.worker.slowPathOpen)
 
         // Resolved: the same frames on the fast path get the same source ports.
         rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        // Every VTEP resolved: the raw UDP socket, handed a copy of every UDP packet the host
+        // receives, is closed.
+        #expect(!rig.worker.slowPathOpen)
         rig.port(0).inject(first)
         rig.port(0).inject(second)
         rig.worker.serviceAll(now: 2)
