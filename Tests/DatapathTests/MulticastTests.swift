@@ -172,7 +172,9 @@ struct MulticastTests {
             #expect(try datagrams(on: receiver, before: probe).isEmpty)
 
             #expect(joinReports.first == 4, "join reports: \(joinReports)")
-            #expect(leaveReports.first == 3, "leave reports: \(leaveReports)")
+            // The join's report is sent again (robustness variable, RFC 3376 §8.1, RFC 3810
+            // §9.1) and a repeat can come just after the leave: the leave's must be there.
+            #expect(leaveReports.contains(3), "leave reports: \(leaveReports)")
             print("\(group): join records \(joinReports), leave records \(leaveReports)")
         }
     }
