@@ -171,13 +171,9 @@ public final class AccessPort {
     /// bytes before it when its VLAN tag was restored.
     public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
         let prefix = vnetHeader ? VirtioNetHeader.length : 0
-        batch.prepareForReceive(names: false, controlMessages: true, prefix: prefix)
-        let outcome = try System.call("recvmmsg", subject: .interface(interfaceName)) {
-            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
-        }
-        guard case .processed(let received) = outcome else { return 0 }
-        let count = Int(received)
-        batch.finishReceive(count: count, prefix: prefix)
+        let count = try batch.receive(
+            on: descriptor, names: false, controlMessages: true, prefix: prefix,
+            subject: .interface(interfaceName))
         for slot in 0..<count {
             restoreVLANTag(batch, slot)
         }

@@ -346,6 +346,24 @@ public final class PacketBatch {
         }
     }
 
+    /// Receives up to `capacity` messages on `descriptor` with recvmmsg into slots
+    /// `0 ..< count` and returns `count`, 0 when none are queued: messages prepared
+    /// (`prepareForReceive`), then lengths, flags and any `prefix` (virtio_net_hdr) recorded
+    /// (`finishReceive`). The receive half of `send(on:)`, shared by every socket type.
+    func receive(
+        on descriptor: Int32, names: Bool, controlMessages: Bool, prefix: Int = 0,
+        subject: SystemError.Subject? = nil
+    ) throws(SystemError) -> Int {
+        prepareForReceive(names: names, controlMessages: controlMessages, prefix: prefix)
+        let outcome = try System.call("recvmmsg", subject: subject) {
+            clinuxnet_recvmmsg(descriptor, messages, UInt32(capacity), 0)
+        }
+        guard case .processed(let received) = outcome else { return 0 }
+        let count = Int(received)
+        finishReceive(count: count, prefix: prefix)
+        return count
+    }
+
     /// Sends slots `0 ..< count` with sendmmsg, skipping (and counting) each slot the
     /// kernel refuses with EMSGSIZE. sendmmsg reports an error only when it is hit on the
     /// first message of the call; after a partial send the next call starts at the failing

@@ -124,13 +124,7 @@ public final class RawTunnelSocket {
     /// fit what was received is left with length 0 (the kernel validated the header, so
     /// this does not happen unless it was truncated).
     public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
-        batch.prepareForReceive(names: true, controlMessages: false)
-        let outcome = try System.call("recvmmsg") {
-            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
-        }
-        guard case .processed(let received) = outcome else { return 0 }
-        let count = Int(received)
-        batch.finishReceive(count: count)
+        let count = try batch.receive(on: descriptor, names: true, controlMessages: false)
         if isIPv4 {
             for slot in 0..<count {
                 let start = batch.frameStart(slot)

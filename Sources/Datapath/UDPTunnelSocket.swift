@@ -121,13 +121,7 @@ public final class UDPTunnelSocket {
     /// Receives up to `batch.capacity` datagrams into slots `0 ..< count` and returns
     /// `count`, 0 when none are queued. `batch.source(slot)` is each one's sender.
     public func receive(into batch: PacketBatch) throws(SystemError) -> Int {
-        batch.prepareForReceive(names: true, controlMessages: gro)
-        let outcome = try System.call("recvmmsg") {
-            clinuxnet_recvmmsg(descriptor, batch.messages, UInt32(batch.capacity), 0)
-        }
-        guard case .processed(let received) = outcome else { return 0 }
-        let count = Int(received)
-        batch.finishReceive(count: count)
+        let count = try batch.receive(on: descriptor, names: true, controlMessages: gro)
         if gro {
             for slot in 0..<count { readSegmentSize(batch, slot) }
         }
