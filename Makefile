@@ -36,7 +36,7 @@ image: deb
 	./appliance/build-image.sh "$$(cat .build/deb/LATEST)"
 
 # The appliance in QEMU (TCG): SSH, console, restart, reboot, two VMs forwarding over VXLAN,
-# an upgrade with `update system`. Not part of `make test` (see README, Deploy).
+# an upgrade with `update system`. Not part of `make test` (docs/contributing.md, "The appliance in QEMU").
 image-test:
 	./appliance/install-deps.sh --image
 	./appliance/vm/image-test.sh
@@ -47,7 +47,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	./fuzz/run.sh $(FUZZ_SECONDS)
 
-# Micro-benchmarks (package-benchmark). Figures and how to read them: README.md.
+# Micro-benchmarks (package-benchmark). Figures and how to read them: docs/benchmarks.md.
 bench: deps
 	cd bench && $(SWIFT) package --allow-writing-to-package-directory benchmark
 

@@ -129,8 +129,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            exclude: ["README-keys.md"]
+            ]
         ),
         // The Prometheus metrics of vtepd's counters and state, and the HTTP endpoint
         // (`GET /metrics`, SwiftNIO's HTTP/1) that serves them on the configured address.

@@ -10,12 +10,12 @@ import Packet
 /// snapshot (every list is sorted), so the control plane can skip a snapshot equal to the one
 /// the data plane already has. A row that cannot be used is left out and described in
 /// `problems`, in words an operator can act on; one bad row never stops the others. The keys
-/// read beyond the standard schema are documented in README-keys.md.
+/// read beyond the standard schema are documented in docs/database.md.
 public struct GatewaySnapshot: Hashable, Sendable {
     /// A Ucast_Macs_Remote row, as the data plane installs it.
     public typealias RemoteMAC = StaticRemoteMAC
 
-    /// The `other_config` keys of Logical_Switch that vtepd reads (README-keys.md).
+    /// The `other_config` keys of Logical_Switch that vtepd reads (docs/database.md).
     public static let logicalSwitchKeys = [
         "multicast-group", "mac-ageing", "mac-limit", "allowed-sources", "encapsulation",
         "gre-checksum", "gre-sequence", "bum-rate-limit", "bum-burst",
@@ -467,7 +467,7 @@ private struct SnapshotReader {
             return nil
         }
         // hardware_vtep has no vxlan_over_ipv6: an IPv6 dst_ip with vxlan_over_ipv4 means
-        // VXLAN over IPv6 (README-keys.md).
+        // VXLAN over IPv6 (docs/database.md).
         guard let ip = IPAddress(row.dstIP) else {
             problems.insert(
                 "Physical_Locator dst_ip \"\(row.dstIP)\" is not an IP address; ignored")
@@ -494,7 +494,7 @@ private struct SnapshotReader {
         return Self.encapsulation(named: text) ?? .vxlan
     }
 
-    /// `vxlan`, `gre` or `nvgre`, as README-keys.md spells them.
+    /// `vxlan`, `gre` or `nvgre`, as docs/database.md spells them.
     static func encapsulation(named text: String) -> Encapsulation? {
         Encapsulation.allCases.first { $0.description == text }
     }

@@ -18,7 +18,7 @@ public struct SwitchDatabase: Sendable {
     public let physicalSwitch: String
 
     /// hardware_vtep has one encapsulation type; an IPv6 `dst_ip` under it means VXLAN over
-    /// IPv6 (see README-keys.md).
+    /// IPv6 (see docs/database.md).
     static let locatorEncapsulation = "vxlan_over_ipv4"
 
     public init(client: OVSDBClient, physicalSwitch: String) {

@@ -56,7 +56,7 @@ struct VTEPDGRETests {
             #expect(try lab.count(in: checksummed.file, matching: "gre.checksum.status == 0") == 0)
 
             // Sequence numbers (without checksum: OVS 3.1 userspace checksums before writing
-            // the sequence number, see README "Found on the way").
+            // the sequence number, see docs/contributing.md "Found on the way").
             try vtepd.control([
                 "set", "Logical_Switch", vtepd.logicalSwitch, "other_config:gre-checksum=false",
                 "other_config:gre-sequence=true",
