@@ -2,9 +2,9 @@
 // The VTEP Gateway package. Module boundaries and dependency direction follow
 // ../shared/ARCHITECTURE.md: dependencies point one way only, from the executables down:
 //   vtepd → Gateway, DaemonLogging, swift-service-lifecycle (ServiceGroup: signals, ordered stop)
-//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, MetricsEndpoint, DaemonLogging
+//   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, MetricsEndpoint, DaemonLogging, ManualPages
 //   MetricsEndpoint → ControlAPI (the reports it exposes), swift-prometheus, SwiftNIO's HTTP/1
-//   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning (nothing privileged: no netlink, no libcrypt)
+//   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning, ManualPages (nothing privileged: no netlink, no libcrypt)
 //   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
 //   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
@@ -152,7 +152,7 @@ let package = Package(
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
                 "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
                 "MetricsEndpoint",
-                "SystemdNotify",
+                "SystemdNotify", "ManualPages",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -164,13 +164,18 @@ let package = Package(
         // ping and traceroute by argument vector. vtepsh's testable part.
         .target(
             name: "ShellSession",
-            dependencies: ["Shell", "ControlAPI", "Appliance", "ProcessSpawning", "Packet"]),
+            dependencies: [
+                "Shell", "ControlAPI", "Appliance", "ProcessSpawning", "Packet", "ManualPages",
+            ]),
+        // Manual pages in man(7) roff, from swift-argument-parser's description of a command
+        // line and prose sections: what vtepd(8), vtepd.conf(5) and vtepsh(1) are made of.
+        .target(name: "ManualPages"),
         // The appliance shell: an admin's login shell and `vtepsh -c "CMD"`; a client of
         // vtepd's control socket.
         .executableTarget(
             name: "vtepsh",
             dependencies: [
-                "ShellSession", "Shell", "ControlAPI", "Appliance", "Packet",
+                "ShellSession", "Shell", "ControlAPI", "Appliance", "Packet", "ManualPages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -182,6 +187,7 @@ let package = Package(
             name: "vtepd",
             dependencies: [
                 "Gateway", "DataPlane", "OVSDB", "Packet", "DaemonLogging", "SystemdNotify",
+                "ManualPages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -276,6 +282,11 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
+        // The documentation checked: README.md and docs/ (examples, links, quick start,
+        // generated manual pages, database keys).
+        .testTarget(
+            name: "DocumentationTests",
+            dependencies: ["Shell", "ShellSession", "SwitchControl", "TestSupport"]),
         .testTarget(
             name: "OVSDBTests",
             dependencies: [

@@ -42,6 +42,17 @@ install -m 644 appliance/sshd/vtep-gateway.conf "$root/etc/ssh/sshd_config.d/vte
 install -m 644 appliance/debian/copyright "$root/usr/share/doc/$PKG/copyright"
 install -m 644 README.md "$root/usr/share/doc/$PKG/README.md"
 gzip -9n <README.md >"$root/usr/share/doc/$PKG/README.md.gz" && rm "$root/usr/share/doc/$PKG/README.md"
+# The guides README.md links to (docs/), compressed as Debian policy §12.3 asks.
+install -d "$root/usr/share/doc/$PKG/docs"
+for doc in docs/*.md; do
+    gzip -9n <"$doc" >"$root/usr/share/doc/$PKG/$doc.gz"
+done
+# Manual pages, printed by the binaries just built (the same text as docs/man/, which
+# DocumentationTests compare with the programs): vtepsh(1), vtepd.conf(5), vtepd(8).
+install -d "$root/usr/share/man/man1" "$root/usr/share/man/man5" "$root/usr/share/man/man8"
+"$bin/vtepsh" --reference man | gzip -9n >"$root/usr/share/man/man1/vtepsh.1.gz"
+"$bin/vtepd" --reference conf | gzip -9n >"$root/usr/share/man/man5/vtepd.conf.5.gz"
+"$bin/vtepd" --reference man | gzip -9n >"$root/usr/share/man/man8/vtepd.8.gz"
 {
     echo "$PKG ($VERSION) bookworm; urgency=medium"
     echo
@@ -86,7 +97,6 @@ echo "$deb" >"$OUT/LATEST"
 echo "build-deb: $deb ($(du -h "$deb" | cut -f1))"
 # DEB_LINTIAN=no skips the check (the VM test's packages, built twice per run).
 if [ "${DEB_LINTIAN:-yes}" != no ] && command -v lintian >/dev/null; then
-    # Errors fail the build; warnings are printed (today: no manual pages, postinst calls
-    # systemctl). Tags to suppress, one a line with its reason, go in lintian-suppressed.
+    # Errors fail the build; warnings are printed (today: postinst calls systemctl). Tags to suppress, one a line with its reason, go in lintian-suppressed.
     lintian --fail-on error --suppress-tags-from-file appliance/debian/lintian-suppressed "$deb"
 fi

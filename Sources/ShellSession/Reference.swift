@@ -1,9 +1,11 @@
 import ControlAPI
+import ManualPages
 import Shell
 
 /// References generated from the command declarations, never hand-copied: `vtepsh --reference
-/// shell` (docs/shell.md) and `vtepsh --reference protocol` (docs/protocol.md). Tests fail when
-/// the files in docs/ differ from what these print.
+/// shell` (docs/shell.md), `vtepsh --reference protocol` (docs/protocol.md) and `vtepsh
+/// --reference man` (docs/man/vtepsh.1). Tests fail when the files in docs/ differ from what
+/// these print.
 public enum Reference {
     /// Every shell command: its usage and what it does, in declaration order.
     public static func shell(_ tree: CommandTree<ShellAction> = .appliance) -> String {
@@ -52,6 +54,81 @@ public enum Reference {
                 + "\(shell.isEmpty ? "(API only)" : shell) |\n"
         }
         return text
+    }
+
+    /// vtepsh(1): its options as its parser describes them (`commandLine`), every command of
+    /// the shell from the declarations, and how a session behaves.
+    public static func manualPage(
+        commandLine: CommandLineDescription, tree: CommandTree<ShellAction> = .appliance
+    ) -> ManualPage {
+        let command = commandLine.command
+        let name = command.commandName
+        return ManualPage(
+            name: name, section: "1", summary: command.abstract ?? "",
+            source: "\(Product.name) \(Product.version)",
+            synopsis: [CommandLineDescription.synopsis(name, command)],
+            sections: [
+                ManualSection(
+                    "Description",
+                    [
+                        .paragraph(
+                            "vtepsh is the VTEP gateway appliance's command shell and the admin's "
+                                + "login shell. It is a client of vtepd's control socket: vtepd holds "
+                                + "the state and does the privileged work, vtepsh parses, completes "
+                                + "and prints. Every change is applied and saved, and written to "
+                                + "vtepd's audit log, before the prompt returns."),
+                        .paragraph(
+                            "On a terminal it runs its own line editor: the prompt is the host "
+                                + "name followed by '> '; Tab completes a keyword or the name of "
+                                + "something that exists (interfaces, ports, logical switches, "
+                                + "remote VTEPs); ? lists what may come next with one line of help "
+                                + "each; any unique prefix abbreviates a keyword; Up and Down walk "
+                                + "the history, Ctrl-R searches it; output taller than the "
+                                + "terminal stops at --More--."),
+                        .paragraph(
+                            "With -c it runs one command: its output on standard output, errors "
+                                + "(lines starting with %) on standard error. Without a terminal it "
+                                + "runs every line of standard input, and each refusal names its "
+                                + "line number. Over SSH, sshd runs it as the login shell: "
+                                + "ssh admin@gw \"show switch\" is vtepsh -c. The command string is "
+                                + "parsed by the shell's grammar, never by a POSIX shell."),
+                    ]),
+                ManualSection("Options", CommandLineDescription.options(command)),
+                ManualSection(
+                    "Commands",
+                    [
+                        .paragraph(
+                            "Keywords abbreviate to any unique prefix. [...] is optional, a|b one "
+                                + "of the two. After any command that shows something: "
+                                + "| include REGEX, | exclude REGEX, | begin REGEX, | count.")
+                    ] + tree.declarations.map { .tagged($0.usage, $0.summary) }),
+                ManualSection(
+                    "Exit Status",
+                    [
+                        .paragraph(
+                            "With -c or lines from a pipe: 0 when every command was done, 1 when "
+                                + "one was refused. Interactive: 0.")
+                    ]),
+                ManualSection(
+                    "Environment",
+                    [
+                        .tagged(
+                            "VTEPSH_HISTORY",
+                            "The history file (empty: keep no history). Default: ~/.vtepsh_history, "
+                                + "mode 0600, the last 500 lines.")
+                    ]),
+                ManualSection(
+                    "Files",
+                    [
+                        .tagged(
+                            "/var/lib/vtep-gateway/vtepd.ctl",
+                            "vtepd's control socket (mode 0660, group vtep-admin)."),
+                        .tagged("~/.vtepsh_history", "The lines typed, kept between sessions."),
+                    ]),
+                ManualSection(
+                    "See Also",
+                    [.paragraph("vtepd(8), vtepd.conf(5), ssh(1), sshd_config(5)")]),
+            ])
     }
 
     private static func escaped(_ text: String) -> String {

@@ -4,6 +4,7 @@ import DataPlane
 import Foundation
 import Gateway
 import Logging
+import ManualPages
 import OVSDB
 import Packet
 import ServiceLifecycle
@@ -18,6 +19,23 @@ struct VTEPD: AsyncParsableCommand {
         commandName: "vtepd",
         abstract: "VXLAN tunnel endpoint gateway programmed through OVSDB hardware_vtep.",
         subcommands: [Run.self, Show.self])
+
+    @Option(
+        help: ArgumentHelp(
+            "Print a manual page generated from vtepd's options and settings and exit: man, vtepd(8); conf, vtepd.conf(5).",
+            valueName: "man|conf"))
+    var reference: String?
+
+    func run() async throws {
+        let commandLine = try CommandLineDescription(dumpedHelp: Self._dumpHelp())
+        switch reference {
+        case "man"?: print(DaemonManual.daemonPage(commandLine: commandLine).roff, terminator: "")
+        case "conf"?:
+            print(try DaemonManual.configurationPage(commandLine: commandLine).roff, terminator: "")
+        case let other?: throw ValidationError("--reference: \(other)? expected man or conf")
+        case nil: throw CleanExit.helpRequest(self)
+        }
+    }
 }
 
 struct Run: AsyncParsableCommand {

@@ -2,6 +2,7 @@ import Appliance
 import ArgumentParser
 import ControlAPI
 import Glibc
+import ManualPages
 import Shell
 import ShellSession
 
@@ -24,14 +25,15 @@ struct VTEPSH: ParsableCommand {
     // still be the command, refused by the shell's grammar with `% `, not an option.
     @Option(
         name: .customShort("c"), parsing: .unconditional,
-        help: "Run one command and exit (0: done, 1: refused).")
+        help: ArgumentHelp(
+            "Run one command and exit (0: done, 1: refused).", valueName: "command"))
     var command: String?
     @Option(help: "vtepd's control socket.")
     var control = "/var/lib/vtep-gateway/vtepd.ctl"
     @Option(
         help: ArgumentHelp(
             "Print a reference generated from the command declarations and exit.",
-            valueName: "shell|protocol"))
+            valueName: "shell|protocol|man"))
     var reference: String?
 
     func run() throws {
@@ -42,8 +44,12 @@ struct VTEPSH: ParsableCommand {
         case "protocol"?:
             print(Reference.protocolCommands(), terminator: "")
             return
+        case "man"?:
+            let commandLine = try CommandLineDescription(dumpedHelp: Self._dumpHelp())
+            print(Reference.manualPage(commandLine: commandLine).roff, terminator: "")
+            return
         case let other?:
-            throw ValidationError("--reference: \(other)? expected shell or protocol")
+            throw ValidationError("--reference: \(other)? expected shell, protocol or man")
         case nil: break
         }
         let path = control

@@ -632,18 +632,9 @@ struct ShellSite {
 
     /// A binary built beside the test bundle (`$VTEPD`/`$VTEPSH` override it).
     static func executable(_ name: String) throws -> URL {
-        if let path = ProcessInfo.processInfo.environment[name.uppercased()] {
-            return URL(fileURLWithPath: path)
+        do { return try builtProduct(name) } catch {
+            throw LabError(description: "\(error)")
         }
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent()
-        for directory in [beside, beside.deletingLastPathComponent()] {
-            let candidate = directory.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        throw LabError(
-            description:
-                "no \(name) binary beside \(beside.path); run `swift build --product \(name)`")
     }
 }
 
