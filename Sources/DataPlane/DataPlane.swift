@@ -50,7 +50,14 @@ public struct DataPlaneSettings: Sendable {
     /// Kernel receive queue per socket (access ports, underlay UDP): room for a burst while
     /// the one worker serves the other sockets. 4 MiB holds about 1,800 full-size frames.
     public var receiveBuffer = 4 << 20
+    /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
+    /// How long the worker keeps polling without sleeping after it served a frame, in
+    /// microseconds (0: it sleeps in poll(2) as soon as nothing is ready). A reply that comes
+    /// back within it is served without a wakeup; the price is that much CPU after each burst.
+    public var busyPollMicroseconds = DataPlaneSettings.defaultBusyPollMicroseconds
+    public static let defaultBusyPollMicroseconds = 50
+    public static let busyPollMicrosecondsRange = 0...10_000
 
     public init(underlay: String, localIPv4: IPv4Address?, localIPv6: IPv6Address?) {
         self.underlay = underlay

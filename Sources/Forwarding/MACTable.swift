@@ -56,6 +56,10 @@ public enum MACLocation: Hashable, Sendable, CustomStringConvertible {
 public final class MACTable {
     /// The default total number of entries: 1,048,576.
     public static let defaultTotalLimit = 1 << 20
+    /// The total limits an operator may set (`mac-table-limit`). The table allocates its slots
+    /// up front, 32 to 64 bytes per entry of the limit: 32 MiB at the default, 512 MiB at the
+    /// most.
+    public static let totalLimitRange = 1...(1 << 24)
     /// The default ageing time of learned entries, in seconds (IEEE 802.1Q's default).
     public static let defaultAgeing: UInt32 = 300
 

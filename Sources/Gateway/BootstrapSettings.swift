@@ -1,4 +1,5 @@
 import DataPlane
+import Forwarding
 import Logging
 import OVSDB
 import Packet
@@ -23,6 +24,8 @@ public struct BootstrapSettings: Equatable, Sendable {
         case logLevel = "log-level"
         case applianceRoot = "appliance-root"
         case metricsListen = "metrics-listen"
+        case macTableLimit = "mac-table-limit"
+        case busyPollUS = "busy-poll-us"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
         public var isList: Bool { [.tunnelIP, .port, .databaseRemote].contains(self) }
@@ -46,6 +49,10 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var applianceRoot: String?
     /// Where Prometheus metrics are served unless the shell's saved setting says otherwise.
     public var metricsListen: IPEndpoint?
+    /// Learned MAC entries across every logical switch (default 1,048,576).
+    public var macTableLimit: Int?
+    /// Microseconds the worker keeps polling after a frame before it sleeps (default 50).
+    public var busyPollMicroseconds: Int?
 
     public init() {}
 
@@ -102,6 +109,22 @@ public struct BootstrapSettings: Equatable, Sendable {
                 throw .init("metrics-listen \(value) is not IP:PORT (e.g. 192.0.2.10:9100)")
             }
             metricsListen = endpoint
+        case .macTableLimit:
+            guard let limit = Int(value), MACTable.totalLimitRange.contains(limit) else {
+                throw .init(
+                    "mac-table-limit \(value) is not a whole number from "
+                        + "\(MACTable.totalLimitRange.lowerBound) to "
+                        + "\(MACTable.totalLimitRange.upperBound)")
+            }
+            macTableLimit = limit
+        case .busyPollUS:
+            let range = DataPlaneSettings.busyPollMicrosecondsRange
+            guard let us = Int(value), range.contains(us) else {
+                throw .init(
+                    "busy-poll-us \(value) is not a whole number of microseconds from "
+                        + "\(range.lowerBound) to \(range.upperBound)")
+            }
+            busyPollMicroseconds = us
         }
     }
 
@@ -164,6 +187,8 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.logLevel = other.logLevel ?? logLevel
         merged.applianceRoot = other.applianceRoot ?? applianceRoot
         merged.metricsListen = other.metricsListen ?? metricsListen
+        merged.macTableLimit = other.macTableLimit ?? macTableLimit
+        merged.busyPollMicroseconds = other.busyPollMicroseconds ?? busyPollMicroseconds
         return merged
     }
 
@@ -198,6 +223,8 @@ public struct BootstrapSettings: Equatable, Sendable {
         if let vxlanPort { dataPlane.vxlanPort = vxlanPort }
         if let ttl { dataPlane.unicastTTL = ttl }
         if let multicastTTL { dataPlane.multicastTTL = multicastTTL }
+        if let macTableLimit { dataPlane.macTableLimit = macTableLimit }
+        if let busyPollMicroseconds { dataPlane.busyPollMicroseconds = busyPollMicroseconds }
         let root = stateRoot ?? Self.defaultStateRoot
         var options = GatewayOptions(
             stateRoot: root, physicalSwitch: physicalSwitch ?? hostName, tunnelIPs: addresses,

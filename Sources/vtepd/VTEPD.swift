@@ -86,6 +86,16 @@ struct Run: AsyncParsableCommand {
     )
     var metricsListen: String?
     @Option(
+        help:
+            "Learned MAC entries across every logical switch, allocated at start (default: 1048576)."
+    )
+    var macTableLimit: String?
+    @Option(
+        help:
+            "Microseconds the data-plane worker keeps polling after a frame before it sleeps: lower latency for that much CPU (default: 50; 0: off)."
+    )
+    var busyPollUs: String?
+    @Option(
         help: """
             The least severe messages logged: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")) \
             (default: info).
@@ -105,6 +115,8 @@ struct Run: AsyncParsableCommand {
             (.applianceRoot, applianceRoot.map { [$0] } ?? []),
             (.logLevel, logLevel.map { [$0] } ?? []),
             (.metricsListen, metricsListen.map { [$0] } ?? []),
+            (.macTableLimit, macTableLimit.map { [$0] } ?? []),
+            (.busyPollUS, busyPollUs.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {
             do { try settings.set(key, values) } catch { throw .init("--\(error.reason)") }

@@ -148,6 +148,28 @@ import Testing
                 == "vtepd.conf:1: metrics-listen nowhere is not IP:PORT (e.g. 192.0.2.10:9100)")
     }
 
+    @Test func theMACTableLimitAndBusyPollingReachTheDataPlane() throws {
+        let defaults = try parse("underlay = eth1\ntunnel-ip = 192.0.2.1")
+            .gatewayOptions(hostName: "gw", dhcpHook: "/hook")
+        #expect(defaults.dataPlane.macTableLimit == 1 << 20)
+        #expect(defaults.dataPlane.busyPollMicroseconds == 50)
+        let options = try parse(
+            "underlay = eth1\ntunnel-ip = 192.0.2.1\nmac-table-limit = 2000000\nbusy-poll-us = 0"
+        ).gatewayOptions(hostName: "gw", dhcpHook: "/hook")
+        #expect(options.dataPlane.macTableLimit == 2_000_000)
+        #expect(options.dataPlane.busyPollMicroseconds == 0)
+        #expect(
+            refusal("mac-table-limit = 0")
+                == "vtepd.conf:1: mac-table-limit 0 is not a whole number from 1 to 16777216")
+        #expect(
+            refusal("mac-table-limit = 1M")
+                == "vtepd.conf:1: mac-table-limit 1M is not a whole number from 1 to 16777216")
+        #expect(
+            refusal("busy-poll-us = 10001")
+                == "vtepd.conf:1: busy-poll-us 10001 is not a whole number of microseconds from 0 to 10000"
+        )
+    }
+
     @Test func theCommandLineOverridesTheFileAListAsAWhole() throws {
         let file = try parse("underlay = eth1\ntunnel-ip = 192.0.2.1\nport = eth2 eth3\nttl = 9")
         var commandLine = BootstrapSettings()

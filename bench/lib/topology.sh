@@ -75,14 +75,15 @@ lab_exit() {
 
 # lab_use_vtepd: VTEPD defaults to the release build in the checkout (nothing is built here:
 # `swift build -c release --product vtepd` first, or VTEPD=path); VTEPD_LABEL says in the
-# table what the binary is (e.g. "release build of 6e9d501").
+# table what the binary is (e.g. "release build of 6e9d501"); VTEPD_ARGS adds options to every
+# vtepd started (e.g. "--busy-poll-us 0").
 lab_use_vtepd() {
     VTEPD=${VTEPD:-$ROOT/.build/release/vtepd}
     [ -x "$VTEPD" ] || die "no vtepd executable at $VTEPD (build it, or set VTEPD=path)"
     for tool in vtep-ctl ovsdb-server; do
         command -v "$tool" >/dev/null || die "$tool not found; run appliance/install-deps.sh"
     done
-    VTEPD_BUILT=${VTEPD_LABEL:-VTEPD=$VTEPD}
+    VTEPD_BUILT=${VTEPD_LABEL:-VTEPD=$VTEPD}${VTEPD_ARGS:+ with $VTEPD_ARGS}
 }
 
 # lab_pair_valid PAIR: whether lab_up knows PAIR.
@@ -231,7 +232,8 @@ lab_vtepd_site() {
     mkdir -p "$state"
     LAB_VTEPD_LOGS+=("$WORK/vtepd-$side.log")
     lab_start "s$side" "$WORK/vtepd-$side.log" "$VTEPD" run --state-root "$state" \
-        --physical-switch "$ps" --tunnel-ip "$local_ip" --underlay "${P}${side}u" --port "$acc"
+        --physical-switch "$ps" --tunnel-ip "$local_ip" --underlay "${P}${side}u" --port "$acc" \
+        ${VTEPD_ARGS:-}
     pid=$LAB_PID
     LAB_VTEPD_PIDS+=("$pid")
     for _ in $(seq 300); do
