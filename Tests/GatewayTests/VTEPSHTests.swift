@@ -590,7 +590,10 @@ struct ShellSite {
             try lab.execute(["ip", "-4", "addr"], in: namespace).output,
             try lab.execute(["ip", "route"], in: namespace).output,
             try vtepCtl(lab, ["list", "Logical_Switch"]),
-            try vtepCtl(lab, ["list", "Physical_Port"]),
+            // The configuration, not what vtepd's status rounds keep current (vlan_stats,
+            // port_fault_status), which may change between two snapshots.
+            try vtepCtl(
+                lab, ["--columns=_uuid,name,description,vlan_bindings", "list", "Physical_Port"]),
             (try? FileManager.default.contentsOfDirectory(atPath: root + "/etc").sorted().joined(
                 separator: ",")) ?? "",
         ]
