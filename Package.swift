@@ -8,7 +8,7 @@
 //   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
 //   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
-//   ControlAPI → Appliance, Shell (the grammar's vocabulary), SwiftNIO
+//   ControlAPI → Appliance, Shell (the grammar's vocabulary), DaemonLogging, SwiftNIO
 //   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
 //   DaemonLogging → swift-log; the libraries that log take a swift-log Logger per subsystem
 // Each target below says in one line what it owns.
@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "ControlAPI",
             dependencies: [
-                "Appliance", "Shell", "Packet",
+                "Appliance", "Shell", "Packet", "DaemonLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

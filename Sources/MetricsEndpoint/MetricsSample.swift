@@ -18,13 +18,17 @@ public struct MetricsSample: Sendable {
     public var workerBusySeconds: Double
     /// Each controller connection (Manager `target`), and whether it is connected now.
     public var managers: [String: Bool]
+    /// What vtepd refused to protect itself, by limit (`control_connections`,
+    /// `control_request_size`, `control_request_rate`, `ovsdb_message_size`), since start.
+    public var limitRefusals: [String: UInt64]
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
         localMACPublishing: Bool, workerBatches: UInt64, workerBusySeconds: Double,
-        managers: [String: Bool] = [:]
+        managers: [String: Bool] = [:], limitRefusals: [String: UInt64] = [:]
     ) {
         self.managers = managers
+        self.limitRefusals = limitRefusals
         self.counters = counters
         self.macEntries = macEntries
         self.databaseConnected = databaseConnected
@@ -126,6 +130,12 @@ public struct MetricsSample: Sendable {
             gauge(
                 "manager_connected", "1 while the controller connection (Manager row) is up",
                 [("target", target)], connected ? 1 : 0)
+        }
+        for (limit, count) in limitRefusals.sorted(by: { $0.key < $1.key }) {
+            counter(
+                "limit_refusals",
+                "Connections, requests or messages vtepd refused at a resource limit, by limit",
+                [("limit", limit)], count)
         }
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
         registry.makeCounter(

@@ -31,7 +31,8 @@ import Testing
             offloads: [.init(reason: "super_frames_in", count: 7)]),
         macEntries: ["web": 6], databaseConnected: true, localMACPublishing: false,
         workerBatches: 42, workerBusySeconds: 1.5,
-        managers: ["ssl:10.0.0.5:6640": true, "ssl:10.0.0.6:6640": false])
+        managers: ["ssl:10.0.0.5:6640": true, "ssl:10.0.0.6:6640": false],
+        limitRefusals: ["control_request_rate": 9, "ovsdb_message_size": 2])
 
     @Test func everySeriesHasItsConventionalNameLabelsAndValue() {
         let text = Self.sample.exposition()
@@ -67,6 +68,8 @@ import Testing
             "vtep_worker_busy_seconds_total 1.5",
             #"vtep_manager_connected{target="ssl:10.0.0.5:6640"} 1.0"#,
             #"vtep_manager_connected{target="ssl:10.0.0.6:6640"} 0.0"#,
+            #"vtep_limit_refusals_total{limit="control_request_rate"} 9"#,
+            #"vtep_limit_refusals_total{limit="ovsdb_message_size"} 2"#,
             "# TYPE vtep_frames_total counter",
             "# TYPE vtep_mac_entries gauge",
             "# TYPE vtep_worker_busy_seconds_total counter",
