@@ -189,8 +189,9 @@ let package = Package(
             ]
         ),
         // What the test targets share (test support, not shipped): one wait-until helper
-        // that says what it waited for and how long, and the seeded SplitMix64 generator.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // that says what it waited for and how long, the seeded SplitMix64 generator, and
+        // ARP and neighbour discovery frames.
+        .target(name: "TestSupport", dependencies: ["Packet"], path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
@@ -221,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests",
             dependencies: [
-                "Forwarding", "Packet", "PropertyChecks",
+                "Forwarding", "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

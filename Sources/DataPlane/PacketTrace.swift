@@ -156,6 +156,9 @@ enum TraceText {
         case .encapsulate(let locator, let vni):
             return
                 "decision: encapsulate to VTEP \(engine.locator(locator)?.description ?? "#\(locator.rawValue)"), VNI \(vni.rawValue)"
+        case .reply(let port, let vlan, let mac):
+            return "decision: answer (ARP/ND suppression) for \(mac), the reply to port"
+                + " \(c.portName(port) ?? "#\(port.rawValue)") \(Self.vlan(vlan))"
         case .flood(let sw, let vni, let excluding, let replicate):
             guard let list = c.floodList(of: sw) else { return "decision: flood (switch gone)" }
             var targets = list.members.filter { $0 != excluding }.map {

@@ -77,6 +77,13 @@ public struct MetricsSample: Sendable {
             counter(
                 "mac_learning_refused", "Source MACs not learned at a MAC limit", sw,
                 s.learningRefused)
+            if let answered = s.neighbourAnswered, let flooded = s.neighbourFlooded {
+                let help =
+                    "ARP requests and neighbour solicitations from access ports that ARP/ND"
+                    + " suppression answered, or flooded (address unknown)"
+                counter("neighbour_requests", help, sw + [("outcome", "answered")], answered)
+                counter("neighbour_requests", help, sw + [("outcome", "flooded")], flooded)
+            }
             gauge(
                 "mac_entries", "MAC table entries of a logical switch", sw,
                 Double(macEntries[s.name] ?? 0))

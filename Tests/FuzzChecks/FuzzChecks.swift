@@ -216,6 +216,11 @@ public enum FuzzChecks {
                 if case .tunnel = ingress {
                     precondition(!replicate, "replicated back into the overlay: \(decision)")
                 }
+            case .reply(let port, let vlan, _):
+                precondition(
+                    configuration.boundSwitch(port: port, vlan: vlan) == home,
+                    "\(decision) answers into another switch")
+                if case .tunnel = ingress { preconditionFailure("answered a tunnel: \(decision)") }
             case .drop: break
             }
         }
