@@ -67,7 +67,7 @@ public struct CountersReport: Hashable, Sendable, Codable {
         public var bytesIn: UInt64?
         public var rateIn: TrafficRate?
         /// ARP and ND suppression: requests from access ports answered, and those flooded
-        /// because the address was unknown; absent while the switch has never suppressed.
+        /// because the address was unknown; present only while the switch suppresses.
         public var neighbourAnswered: UInt64?
         public var neighbourFlooded: UInt64?
 

@@ -537,7 +537,8 @@ public final class GatewayController: ControlHandler, Sendable {
                     encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
                     learned: k.learned, moves: k.moves, learningRefused: k.learningRefused)
                 row.bytesIn = k.bytesIn
-                if s.arpSuppression || k.neighbourAnswered != 0 || k.neighbourFlooded != 0 {
+                // Only while the switch suppresses: the fields say it does.
+                if s.arpSuppression {
                     row.neighbourAnswered = k.neighbourAnswered
                     row.neighbourFlooded = k.neighbourFlooded
                 }
