@@ -1418,13 +1418,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             }
         }
         statics = wanted
-        engine.replaceStaticNeighbours(
+        let homeless = engine.replaceStaticNeighbours(
             staticMACs.compactMap { s in
                 guard let ip = s.ip, let sw = new.switchIndex(named: s.logicalSwitch) else {
                     return nil
                 }
                 return (sw, ip, s.mac)
             })
+        if homeless > 0 {
+            problems.append(
+                "\(homeless) Ucast_Macs_Remote ipaddr entries found no room in the neighbour"
+                    + " table; ARP and ND suppression floods the requests for them")
+        }
         // Multicast groups: join the new, leave the gone.
         var wantedGroups: Set<IPAddress> = []
         for case .some(let s) in new.switches {

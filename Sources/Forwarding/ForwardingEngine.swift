@@ -106,12 +106,15 @@ public final class ForwardingEngine {
                 macTable.flush(index, includingStatic: true)
                 switchCounters[i] = SwitchCounters()
             }
-            // What suppression learned is of no use once it is off, and wrong in another switch.
-            if let before, before.arpSuppression,
-                before.name != after?.name || before.vni != after?.vni
-                    || after?.arpSuppression != true
-            {
-                neighbours.removeAll { sw, isStatic in sw == index && !isStatic }
+            // What suppression learned is of no use once it is off; nothing of a switch index
+            // is right once it names another switch.
+            if let before {
+                let renamed = before.name != after?.name || before.vni != after?.vni
+                if renamed || (before.arpSuppression && after?.arpSuppression != true) {
+                    neighbours.removeAll { sw, isStatic in
+                        sw == index && (renamed || !isStatic)
+                    }
+                }
             }
             macTable.setPolicy(
                 for: index, ageing: after?.macAgeing ?? MACTable.defaultAgeing,
