@@ -55,6 +55,7 @@ import Testing
         let web = rig.worker.statistics().switches[SwitchIndex(rawValue: 0)]
         #expect(web?.neighbourAnswered == 1)
         #expect(web?.neighbourFlooded == 0)
+
     }
 
     @Test func aNeighbourSolicitationForAHostKnownByItsAdvertisementIsAnswered() throws {
@@ -137,5 +138,23 @@ import Testing
         #expect(answers.count == 1)
         #expect(answers.first.map { Array($0[6..<12]) } == NeighbourFrames.bytes(Rig.remoteHost))
         #expect(rig.io.underlay.takeSent().frames.isEmpty)
+
+        // The trace (`trace port`) says why, without answering or counting (a static entry:
+        // `explain` reads the worker's own clock, not the one `serviceAll` was given).
+        let steps = rig.worker.explain(
+            NeighbourFrames.arpRequest(from: Rig.hostA, Self.hostIP, for: Self.remoteIP),
+            onPort: "eth1")
+        #expect(
+            steps?.contains(
+                "ARP/ND request for \(Self.remoteIP): the neighbour table has \(Rig.remoteHost)")
+                == true, "\(steps ?? [])")
+        #expect(
+            steps?.last
+                == "decision: answer (ARP/ND suppression) for \(Rig.remoteHost), the reply to port eth1 untagged",
+            "\(steps ?? [])")
+        #expect(rig.port(1).takeSent().isEmpty)
+        #expect(
+            rig.worker.statistics().switches[SwitchIndex(rawValue: 0)]?.neighbourAnswered == 1)
+
     }
 }
