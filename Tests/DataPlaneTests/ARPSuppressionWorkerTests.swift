@@ -155,6 +155,5 @@ import Testing
         #expect(rig.port(1).takeSent().isEmpty)
         #expect(
             rig.worker.statistics().switches[SwitchIndex(rawValue: 0)]?.neighbourAnswered == 1)
-
     }
 }
