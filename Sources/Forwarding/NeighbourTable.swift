@@ -9,7 +9,7 @@ import Packet
 /// advertisement of its address (a host that moved, or changed its MAC).
 ///
 /// Layout (one preallocated block, no allocation after `init`): a power-of-two array of
-/// 40-byte slots. An IPv4 address is kept as its IPv4-mapped IPv6 form (RFC 4291 §2.5.5.2),
+/// 32-byte slots. An IPv4 address is kept as its IPv4-mapped IPv6 form (RFC 4291 §2.5.5.2),
 /// so one key serves both families. A key lives within `window` slots of its home (a keyed
 /// hash, per-process seed); lookups look at all of them, so a slot is emptied by clearing it
 /// and there are no tombstones. Learning into a full window replaces the window's least
@@ -17,7 +17,7 @@ import Packet
 ///
 /// Concurrency: one writer, the worker that owns the forwarding engine.
 public final class NeighbourTable {
-    /// 65,536 slots (2.5 MiB): far more hosts than one gateway's access side asks about.
+    /// 65,536 slots (2 MiB): far more hosts than one gateway's access side asks about.
     public static let defaultCapacity = 1 << 16
     static let window = 16
 
