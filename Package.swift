@@ -8,7 +8,7 @@
 //   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
 //   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
-//   ControlAPI → Appliance, Shell (the grammar's vocabulary), SwiftNIO
+//   ControlAPI → Appliance, Shell (the grammar's vocabulary), DaemonLogging, SwiftNIO
 //   Appliance, Forwarding, Datapath, Netlink, Shell → Packet
 //   DaemonLogging → swift-log; the libraries that log take a swift-log Logger per subsystem
 // Each target below says in one line what it owns.
@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "ControlAPI",
             dependencies: [
-                "Appliance", "Shell", "Packet",
+                "Appliance", "Shell", "Packet", "DaemonLogging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -194,8 +194,9 @@ let package = Package(
             ]
         ),
         // What the test targets share (test support, not shipped): one wait-until helper
-        // that says what it waited for and how long, and the seeded SplitMix64 generator.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // that says what it waited for and how long, the seeded SplitMix64 generator, and
+        // ARP and neighbour discovery frames.
+        .target(name: "TestSupport", dependencies: ["Packet"], path: "Tests/TestSupport"),
         // Seeded property checking shared by the test targets (test support, not shipped).
         .target(
             name: "PropertyChecks",
@@ -226,7 +227,7 @@ let package = Package(
         .testTarget(
             name: "ForwardingTests",
             dependencies: [
-                "Forwarding", "Packet", "PropertyChecks",
+                "Forwarding", "Packet", "PropertyChecks", "TestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -29,6 +29,9 @@ hot=(
     "TCPCoalescer.start("
     "TCPCoalescer.append("
     "TCPCoalescer.finish("
+    "NeighbourDiscovery.message(in:header:)"
+    "NeighbourDiscovery.reply(to:header:answering:into:)"
+    "NeighbourTable.learn("
 )
 # What the worker does per frame once a batch is in hand: deliver to a port (merging TCP
 # segments), flood, encapsulate (one frame, a super-frame's segments, a UDP GSO train); and
@@ -37,6 +40,7 @@ worker_hot=(
     "DataPlaneWorker.toPort("
     "DataPlaneWorker.closeCoalescing("
     "DataPlaneWorker.flood("
+    "DataPlaneWorker.reply("
     "DataPlaneWorker.toTunnel("
     "DataPlaneWorker.toTunnelAsTrains("
     "DataPlaneWorker.fromAccess(superFrame:"

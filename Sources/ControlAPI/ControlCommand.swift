@@ -156,7 +156,8 @@ public enum ControlCommands {
         ClearMetrics.self, ShowMetrics.self,
         // The gateway: logical switches, bindings, remote MACs, and what the switch does.
         AddLogicalSwitch.self, RemoveLogicalSwitch.self, SetReplication.self,
-        SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self, BindPort.self,
+        SetEncapsulation.self, SetBUMRateLimit.self, ClearBUMRateLimit.self,
+        SetARPSuppression.self, ClearARPSuppression.self, BindPort.self,
         UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,

@@ -99,7 +99,10 @@ public final class ControlRequestDecoder: ChannelInboundHandler, Sendable {
     public typealias InboundIn = ControlLine
     public typealias InboundOut = ControlInbound
 
-    public init() {}
+    private let refusals: ControlRefusals?
+
+    /// `refusals` counts the lines refused as too long.
+    public init(refusals: ControlRefusals? = nil) { self.refusals = refusals }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let inbound: ControlInbound
@@ -110,6 +113,7 @@ public final class ControlRequestDecoder: ChannelInboundHandler, Sendable {
             case .failure(let refusal): inbound = .refused(refusal)
             }
         case .tooLong(let limit):
+            refusals?.refused(.requestSize, "refusing request lines longer than \(limit) bytes")
             inbound = .refused(
                 ControlRefusal(
                     id: nil, message: "request line longer than \(limit) bytes",

@@ -66,6 +66,10 @@ public struct CountersReport: Hashable, Sendable, Codable {
         /// length); absent from older servers.
         public var bytesIn: UInt64?
         public var rateIn: TrafficRate?
+        /// ARP and ND suppression: requests from access ports answered, and those flooded
+        /// because the address was unknown; present only while the switch suppresses.
+        public var neighbourAnswered: UInt64?
+        public var neighbourFlooded: UInt64?
 
         public init(
             name: String, vni: UInt32, fromAccess: UInt64 = 0, fromTunnel: UInt64 = 0,

@@ -54,15 +54,21 @@ public final class ControlServer: Sendable {
     ///   - maximumConnections: connections beyond this many at once are answered with a
     ///     refusal and closed, counted in `refusedConnections` and logged once per episode
     ///     (when refusals start), so a runaway script cannot exhaust vtepd's descriptors.
+    ///   - requestRate: requests beyond it on one connection are answered with a refusal
+    ///     (the connection stays open); nil: no limit.
+    ///   - refusals: where refused request lines and requests are counted (and logged);
+    ///     default: a counter of the server's own, `refusals`.
     ///   - logger: where the server reports what an operator should know.
     public static func start(
         at path: String, group: String? = ControlServer.defaultGroup,
         handler: some ControlHandler,
         maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
         maximumConnections: Int = ControlServer.defaultMaximumConnections,
+        requestRate: RequestRate? = .standard, refusals: ControlRefusals? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "vtepd.control")
     ) async throws(ControlServerError) -> ControlServer {
+        let refusals = refusals ?? ControlRefusals(logger: logger)
         try UnixSocketFile.checkLength(path)
         // Same directory, so rename(2) is atomic; one byte longer, so it fits when `path` does
         // unless `path` is at the very limit.
@@ -101,10 +107,12 @@ public final class ControlServer: Sendable {
                         try pipeline.addHandler(
                             ByteToMessageHandler(
                                 ControlLineDecoder(maximumLength: maximumLineLength)))
-                        try pipeline.addHandler(ControlRequestDecoder())
+                        try pipeline.addHandler(ControlRequestDecoder(refusals: refusals))
                         try pipeline.addHandler(MessageToByteHandler(ControlResponseEncoder()))
                         try pipeline.addHandler(
-                            ControlConnectionHandler(handler: handler, logger: logger))
+                            ControlConnectionHandler(
+                                handler: handler, requestRate: requestRate, refusals: refusals,
+                                logger: logger))
                     }
                 }
                 .bind(unixDomainSocketPath: provisional).get()
@@ -139,21 +147,25 @@ public final class ControlServer: Sendable {
         }
         return ControlServer(
             path: path, serverChannel: serverChannel, connections: connections,
-            identity: UnixSocketFile.identity(path))
+            refusals: refusals, identity: UnixSocketFile.identity(path))
     }
 
     private init(
         path: String, serverChannel: any Channel, connections: OpenChannels,
-        identity: UnixSocketFile.Identity?
+        refusals: ControlRefusals, identity: UnixSocketFile.Identity?
     ) {
         self.path = path
         self.serverChannel = serverChannel
         self.connections = connections
+        self.refusals = refusals
         self.identity = identity
     }
 
     /// Connections refused because `maximumConnections` were open, since start.
     public var refusedConnections: Int { connections.refused }
+
+    /// Request lines refused as too long, and requests refused beyond a connection's rate.
+    public let refusals: ControlRefusals
 
     /// Stops accepting, closes every connection and removes the socket file if it is still
     /// ours. A request being handled runs to its end, but its response is not sent.
@@ -262,6 +274,9 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
 
     private let handler: Handler
     private let logger: Logger
+    private let refusals: ControlRefusals?
+    /// The connection's request rate limit, nil: none.
+    private var bucket: RequestBucket?
     private var peer: PeerCredentials?
     private var waiting: [ControlInbound] = []
     private var busy = false
@@ -271,9 +286,14 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
     /// The client shut down its sending side: close once everything it sent is answered.
     private var inputClosed = false
 
-    init(handler: Handler, logger: Logger) {
+    init(
+        handler: Handler, requestRate: RequestRate? = nil, refusals: ControlRefusals? = nil,
+        logger: Logger
+    ) {
         self.handler = handler
         self.logger = logger
+        self.refusals = refusals
+        bucket = requestRate.map { RequestBucket($0, now: .now) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -295,7 +315,20 @@ final class ControlConnectionHandler<Handler: ControlHandler>: ChannelDuplexHand
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !finished else { return }
-        waiting.append(unwrapInboundIn(data))
+        var inbound = unwrapInboundIn(data)
+        if case .request(let request) = inbound, bucket?.admit(now: .now) == false,
+            let rate = bucket?.rate
+        {
+            let who = peer.map { " from pid \($0.pid) (uid \($0.uid))" } ?? ""
+            refusals?.refused(
+                .requestRate, "refusing requests beyond \(rate.perSecond) a second\(who)")
+            inbound = .refused(
+                ControlRefusal(
+                    id: request.id,
+                    message: "too many requests on this connection (\(rate)); slow down",
+                    closesConnection: false))
+        }
+        waiting.append(inbound)
         processNext(context: context)
     }
 

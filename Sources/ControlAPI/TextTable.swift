@@ -101,6 +101,15 @@ public enum TextReport {
                         sw.drops, sw.learned, sw.moves, sw.learningRefused,
                     ].map { String($0) })
         }
+        var suppression = TextTable(columns: [
+            .init("SWITCH"), .init("ARP/ND ANSWERED", .right), .init("ARP/ND FLOODED", .right),
+        ])
+        for sw in report.switches {
+            guard let answered = sw.neighbourAnswered, let flooded = sw.neighbourFlooded else {
+                continue
+            }
+            suppression.append([sw.name, String(answered), String(flooded)])
+        }
         var ports = TextTable(columns: [
             .init("PORT"), .init("RX FRAMES", .right), .init("TX FRAMES", .right),
             .init("DROPS", .right),
@@ -131,8 +140,11 @@ public enum TextReport {
             if let rate = vtep.txRate { rates.append("VTEP \(vtep.ip) tx: \(rate.text)") }
             if let rate = vtep.rxRate { rates.append("VTEP \(vtep.ip) rx: \(rate.text)") }
         }
-        var sections: [String] = [
-            "Logical switches\n" + switches.rendered(),
+        var sections: [String] = ["Logical switches\n" + switches.rendered()]
+        if report.switches.contains(where: { $0.neighbourAnswered != nil }) {
+            sections.append("ARP and ND suppression\n" + suppression.rendered())
+        }
+        sections += [
             "Access ports\n" + ports.rendered(),
             "Remote VTEPs\n" + vteps.rendered(),
         ]

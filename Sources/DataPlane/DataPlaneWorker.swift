@@ -75,6 +75,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private static var closedSlot: Int32 { -2 }
     /// One segment of a super-frame on its way to the slow path (unresolved next hop).
     private let segmentScratch: UnsafeMutableRawBufferPointer
+    /// Where ARP and ND suppression builds its replies (`reply(_:vlan:mac:to:)`).
+    private let replyScratch: UnsafeMutableRawBufferPointer
     private let underlayBatch: PacketBatch
     private var underlayPending = 0
     /// UDP GSO trains of VXLAN datagrams (one super-frame's segments each), sent through the
@@ -201,6 +203,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         openVLAN = .allocate(capacity: max(1, names.count))
         openVLAN.initialize(repeating: Self.closedSlot, count: max(1, names.count))
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
+        replyScratch = .allocate(
+            byteCount: NeighbourDiscovery.maximumReplyLength, alignment: 64)
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
         trainBatch = PacketBatch(
             capacity: 16, bufferSize: Self.superFrameBytes + 128, headroom: 128)
@@ -253,6 +257,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         coalescers.deallocate()
         openVLAN.deallocate()
         segmentScratch.deallocate()
+        replyScratch.deallocate()
         workerPortOf.deallocate()
         portIndexOf.deallocate()
         portRx.deallocate()
@@ -462,6 +467,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 case .encapsulate(let locator, let vni): toTunnel(locator, vni, frame)
                 case .flood(let sw, _, let excluding, let replicate):
                     flood(sw, excluding: excluding, replicate: replicate, frame)
+                case .reply(let port, let vlan, let mac):
+                    reply(port, vlan: vlan, mac: mac, to: frame)
                 }
             }
             flushAll()
@@ -497,6 +504,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             toPort(port, vlan: vlan, frame, offload: offload, frames: frames)
         case .encapsulate(let locator, let vni):
             toTunnel(locator, vni, superFrame: frame, offload)
+        case .reply(let port, let vlan, let mac): reply(port, vlan: vlan, mac: mac, to: frame)
         case .flood(let sw, _, let excluding, let replicate):
             guard let list = withConfiguration({ $0.floodList(of: sw) }) else {
                 engine.countDrop(.destinationGone)
@@ -633,7 +641,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 checksumsCompleted &+= 1
             }
             flood(sw, excluding: excluding, replicate: false, inner)
-        case .drop, .encapsulate: break
+        case .drop, .encapsulate, .reply: break
         }
         if case .tunnel(let source, let encapsulation, _) = ingress {
             countReceived(from: source, encapsulation, bytes: inner.count)
@@ -671,6 +679,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     }
 
     // MARK: Transmit
+
+    /// ARP and ND suppression: answers `request` on `mac`'s behalf, the reply built in the
+    /// worker's preallocated buffer and sent out of the port (and VLAN) the request came by.
+    private func reply(
+        _ port: PortIndex, vlan: UInt16?, mac: MACAddress, to request: UnsafeRawBufferPointer
+    ) {
+        guard let header = try? EthernetHeader.parse(request) else { return }
+        let length = NeighbourDiscovery.reply(
+            to: request, header: header, answering: mac, into: replyScratch)
+        guard length > 0 else { return }
+        toPort(port, vlan: vlan, UnsafeRawBufferPointer(rebasing: replyScratch[0..<length]))
+    }
 
     private func flood(
         _ sw: SwitchIndex, excluding: AttachmentCircuit?, replicate: Bool,
@@ -1408,6 +1428,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             }
         }
         statics = wanted
+        let homeless = engine.replaceStaticNeighbours(
+            staticMACs.compactMap { s in
+                guard let ip = s.ip, let sw = new.switchIndex(named: s.logicalSwitch) else {
+                    return nil
+                }
+                return (sw, ip, s.mac)
+            })
+        if homeless > 0 {
+            problems.append(
+                "\(homeless) Ucast_Macs_Remote ipaddr entries found no room in the neighbour"
+                    + " table; ARP and ND suppression floods the requests for them")
+        }
         // Multicast groups: join the new, leave the gone.
         var wantedGroups: Set<IPAddress> = []
         for case .some(let s) in new.switches {

@@ -119,7 +119,14 @@ enum TraceText {
             return ["no logical switch carries this VNI"]
         }
         var steps = ["logical switch \(s.name) (VNI \(s.vni.rawValue), \(s.encapsulation))"]
-        if ethernet.destination.isMulticast {
+        if ethernet.destination.isMulticast, s.arpSuppression,
+            case .request(let target)? = NeighbourDiscovery.message(in: frame, header: ethernet)
+        {
+            steps.append(
+                engine.neighbours.lookup(sw, target).map {
+                    "ARP/ND request for \(target): the neighbour table has \($0)"
+                } ?? "ARP/ND request for \(target), not in the neighbour table: flood")
+        } else if ethernet.destination.isMulticast {
             steps.append("destination \(ethernet.destination) is broadcast or multicast: flood")
         } else if let entry = engine.macTable.lookup(ethernet.destination, on: sw, now: now) {
             steps.append(
@@ -156,6 +163,9 @@ enum TraceText {
         case .encapsulate(let locator, let vni):
             return
                 "decision: encapsulate to VTEP \(engine.locator(locator)?.description ?? "#\(locator.rawValue)"), VNI \(vni.rawValue)"
+        case .reply(let port, let vlan, let mac):
+            return "decision: answer (ARP/ND suppression) for \(mac), the reply to port"
+                + " \(c.portName(port) ?? "#\(port.rawValue)") \(Self.vlan(vlan))"
         case .flood(let sw, let vni, let excluding, let replicate):
             guard let list = c.floodList(of: sw) else { return "decision: flood (switch gone)" }
             var targets = list.members.filter { $0 != excluding }.map {

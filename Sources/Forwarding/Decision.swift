@@ -26,6 +26,11 @@ public enum Decision: Hashable, Sendable {
     /// (split horizon).
     case flood(
         switch: SwitchIndex, vni: VNI, excluding: AttachmentCircuit?, includeReplication: Bool)
+    /// ARP and ND suppression: the frame is an ARP request or neighbour solicitation for an
+    /// address that `mac` has; answer it on `mac`'s behalf
+    /// (`NeighbourDiscovery.reply(to:header:answering:into:)`) out of access port `port`,
+    /// tagged with `vlan` (where it came from), and send nothing else.
+    case reply(port: PortIndex, vlan: UInt16?, mac: MACAddress)
 }
 
 /// Why a frame was dropped: the forwarding core's reasons, then the data plane worker's
@@ -182,7 +187,7 @@ public enum DropReason: UInt8, CaseIterable, Sendable, CustomStringConvertible {
 
 /// Counters of one logical switch. Every frame attributed to the switch is counted once under
 /// `fromAccess` or `fromTunnel` and then once under exactly one of `toAccess`, `encapsulated`,
-/// `flooded` or `drops`.
+/// `flooded`, `neighbourAnswered` or `drops`.
 public struct SwitchCounters: Hashable, Sendable {
     public var fromAccess: UInt64 = 0
     public var fromTunnel: UInt64 = 0
@@ -198,6 +203,11 @@ public struct SwitchCounters: Hashable, Sendable {
     public var learningRefused: UInt64 = 0
     /// Bytes of the frames in `fromAccess` and `fromTunnel` (a super-frame's own length).
     public var bytesIn: UInt64 = 0
+    /// ARP and ND suppression: requests from access ports answered by the gateway, and those
+    /// it could not answer (address unknown), which were flooded (and are also in `flooded`,
+    /// or in `drops` if flooding dropped them).
+    public var neighbourAnswered: UInt64 = 0
+    public var neighbourFlooded: UInt64 = 0
 
     public init() {}
 }

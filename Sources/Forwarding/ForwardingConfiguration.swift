@@ -55,6 +55,8 @@ public final class ForwardingConfiguration: @unchecked Sendable {
         /// BUM storm control (`LogicalSwitch.bumRateLimit`); 0: none.
         var bumFramesPerSecond: UInt32 = 0
         var bumBurst: UInt32 = 0
+        /// `LogicalSwitch.arpSuppression`.
+        var arpSuppression = false
     }
 
     struct LocatorKey: Comparable {
@@ -276,6 +278,7 @@ public final class ForwardingConfiguration: @unchecked Sendable {
                 r.bumFramesPerSecond = limit.framesPerSecond
                 r.bumBurst = limit.burst
             }
+            r.arpSuppression = s.arpSuppression
             let m = members[i].sorted { ($0.port, $0.vlan ?? 0) < ($1.port, $1.vlan ?? 0) }
             r.memberStart = UInt32(memberPool.count)
             r.memberCount = UInt32(m.count)

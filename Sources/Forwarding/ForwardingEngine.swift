@@ -18,6 +18,8 @@ import Packet
 /// design, not this type's.
 public final class ForwardingEngine {
     public let macTable: MACTable
+    /// IP → MAC per switch, what ARP and ND suppression answers with.
+    public let neighbours: NeighbourTable
     /// VTEPs multicast switches may learn from without the configuration naming them.
     public static let defaultDiscoveredLocatorLimit = DiscoveredLocators.defaultCapacity
     /// The configuration in force. Replace it with `apply(_:)`.
@@ -56,6 +58,7 @@ public final class ForwardingEngine {
         discoveredLocatorLimit: Int = ForwardingEngine.defaultDiscoveredLocatorLimit
     ) {
         macTable = MACTable(totalLimit: macTableLimit, hashSeed: hashSeed)
+        neighbours = NeighbourTable(hashSeed: hashSeed)
         discovered = DiscoveredLocators(capacity: discoveredLocatorLimit)
         self.configuration = configuration
         current = configuration.tables
@@ -102,6 +105,16 @@ public final class ForwardingEngine {
             if let before, before.name != after?.name || before.vni != after?.vni {
                 macTable.flush(index, includingStatic: true)
                 switchCounters[i] = SwitchCounters()
+            }
+            // What suppression learned is of no use once it is off; nothing of a switch index
+            // is right once it names another switch.
+            if let before {
+                let renamed = before.name != after?.name || before.vni != after?.vni
+                if renamed || (before.arpSuppression && after?.arpSuppression != true) {
+                    neighbours.removeAll { sw, isStatic in
+                        sw == index && (renamed || !isStatic)
+                    }
+                }
             }
             macTable.setPolicy(
                 for: index, ageing: after?.macAgeing ?? MACTable.defaultAgeing,
@@ -164,6 +177,16 @@ public final class ForwardingEngine {
         let outcome = macTable.installStatic(mac, on: sw, at: location, now: now)
         if outcome == .tableExhausted { throw .macTableExhausted(mac) }
         return outcome
+    }
+
+    /// Replaces every static neighbour entry (Ucast_Macs_Remote `ipaddr`) with `entries`;
+    /// returns those that found no room.
+    @discardableResult
+    public func replaceStaticNeighbours(
+        _ entries: [(sw: SwitchIndex, address: IPAddress, mac: MACAddress)]
+    ) -> Int {
+        neighbours.removeAll { _, isStatic in isStatic }
+        return entries.count { !neighbours.installStatic($0.sw, $0.address, $0.mac) }
     }
 
     /// The index of a VTEP met on a multicast switch without the configuration naming it.
@@ -351,6 +374,21 @@ public final class ForwardingEngine {
 
         let record = c.records[s]
         if header.destination.isMulticast {
+            if record.arpSuppression,
+                NeighbourDiscovery.mayBeNeighbourMessage(frame, header: header),
+                case .request(let target)? = NeighbourDiscovery.message(in: frame, header: header)
+            {
+                // Answered only for a host behind a tunnel whose MAC is still known: a local
+                // host answers for itself, and a MAC gone from the table may have gone.
+                if let mac = neighbours.lookup(sw, target),
+                    let value = macTable.lookupValue(MACTable.key(sw, mac), now: now),
+                    value & MACTable.remoteBit != 0
+                {
+                    switchCounters[s].neighbourAnswered &+= weight
+                    return .reply(port: port, vlan: vid == 0 ? nil : vid, mac: mac)
+                }
+                switchCounters[s].neighbourFlooded &+= weight
+            }
             return flood(sw, record, excluding: AttachmentCircuit(port: port, vlan: vid))
         }
         guard let value = macTable.lookupValue(MACTable.key(sw, header.destination), now: now)
@@ -416,6 +454,13 @@ public final class ForwardingEngine {
         if locator.rawValue != record.serviceNode {
             let there = MACTable.remoteBit | locator.rawValue
             if let reason = learn(sw, header.source, there, now) { return drop(reason, s) }
+        }
+        if record.arpSuppression, weight != 0,
+            NeighbourDiscovery.mayBeNeighbourMessage(frame, header: header),
+            case .advertisement(let address, let mac)? = NeighbourDiscovery.message(
+                in: frame, header: header)
+        {
+            neighbours.learn(sw, address, mac, now: now)
         }
 
         if header.destination.isMulticast { return flood(sw, record, excluding: nil) }

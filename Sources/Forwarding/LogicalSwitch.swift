@@ -60,12 +60,16 @@ public struct LogicalSwitch: Hashable, Sendable {
     /// BUM storm control: broadcast, unknown-unicast and multicast frames beyond this are
     /// dropped (`bumRateLimited`) before replication; nil: no limit.
     public var bumRateLimit: RateLimit?
+    /// ARP and ND suppression: ARP requests and neighbour solicitations from access ports
+    /// for an address whose MAC is known behind a tunnel are answered here, not flooded.
+    public var arpSuppression: Bool
 
     public init(
         name: String, vni: VNI, replication: Replication = .headEnd([]),
         macAgeing: UInt32 = MACTable.defaultAgeing, macLimit: Int? = nil,
         acceptedSources: [IPPrefix]? = nil, encapsulation: Encapsulation = .vxlan,
-        greOptions: GREOptions = GREOptions(), bumRateLimit: RateLimit? = nil
+        greOptions: GREOptions = GREOptions(), bumRateLimit: RateLimit? = nil,
+        arpSuppression: Bool = false
     ) {
         self.name = name
         self.vni = vni
@@ -76,6 +80,7 @@ public struct LogicalSwitch: Hashable, Sendable {
         self.encapsulation = encapsulation
         self.greOptions = greOptions
         self.bumRateLimit = bumRateLimit
+        self.arpSuppression = arpSuppression
     }
 }
 
@@ -134,11 +139,15 @@ public struct StaticRemoteMAC: Hashable, Sendable, CustomStringConvertible {
     public var logicalSwitch: String
     public var mac: MACAddress
     public var locator: Locator
+    /// The host's IP address (Ucast_Macs_Remote `ipaddr`): what ARP and ND suppression
+    /// answers for with `mac`.
+    public var ip: IPAddress?
 
-    public init(logicalSwitch: String, mac: MACAddress, locator: Locator) {
+    public init(logicalSwitch: String, mac: MACAddress, locator: Locator, ip: IPAddress? = nil) {
         self.logicalSwitch = logicalSwitch
         self.mac = mac
         self.locator = locator
+        self.ip = ip
     }
 
     public var description: String { "\(mac) in \(logicalSwitch) via \(locator)" }

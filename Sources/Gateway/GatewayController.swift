@@ -297,6 +297,8 @@ public final class GatewayController: ControlHandler, Sendable {
         write(SetEncapsulation.self)
         write(SetBUMRateLimit.self)
         write(ClearBUMRateLimit.self)
+        write(SetARPSuppression.self)
+        write(ClearARPSuppression.self)
         write(BindPort.self)
         write(UnbindPort.self)
         write(AddRemoteMAC.self) { [$0.value.vtep] }
@@ -535,6 +537,11 @@ public final class GatewayController: ControlHandler, Sendable {
                     encapsulated: k.encapsulated, flooded: k.flooded, drops: k.drops,
                     learned: k.learned, moves: k.moves, learningRefused: k.learningRefused)
                 row.bytesIn = k.bytesIn
+                // Only while the switch suppresses: the fields say it does.
+                if s.arpSuppression {
+                    row.neighbourAnswered = k.neighbourAnswered
+                    row.neighbourFlooded = k.neighbourFlooded
+                }
                 switches.append(row)
             }
             // Every drop, the forwarding core's and the worker's, under its reason.

@@ -232,6 +232,23 @@ public struct GatewayDaemon: Sendable {
             SwitchService(
                 controlPlane: controlPlane, publisher: publisher, status: status,
                 logger: switchLogger))
+        // What the control socket and the database client refused to protect vtepd, counted
+        // for `show system` and the metrics; the socket starts last, so its count of refused
+        // connections is read through `controlServer` once it exists.
+        let controlLogger = Logger(label: "vtepd.control")
+        let controlRefusals = ControlRefusals(logger: controlLogger)
+        let controlServer = Mutex<ControlServer?>(nil)
+        @Sendable func limitRefusals() async -> [String: UInt64] {
+            [
+                "control_connections": UInt64(
+                    controlServer.withLock { $0?.refusedConnections ?? 0 }),
+                ControlRefusals.Kind.requestSize.rawValue: UInt64(
+                    controlRefusals.count(.requestSize)),
+                ControlRefusals.Kind.requestRate.rawValue: UInt64(
+                    controlRefusals.count(.requestRate)),
+                "ovsdb_message_size": UInt64(await controlPlane.oversizedMessages),
+            ]
+        }
         // Prometheus metrics, read from the worker between batches at each scrape.
         controller.metrics.configure(
             bootstrap: options.metricsListen, tunnelAddresses: options.tunnelIPs
@@ -243,18 +260,24 @@ public struct GatewayDaemon: Sendable {
                 databaseConnected: await controlPlane.isConnected,
                 localMACPublishing: await publisher.lastError == nil,
                 managers: Dictionary(
-                    managers.map { ($0.target, $0.isConnected) }, uniquingKeysWith: { a, _ in a }))
+                    managers.map { ($0.target, $0.isConnected) }, uniquingKeysWith: { a, _ in a }),
+                limitRefusals: await limitRefusals())
         }
         controller.reportProblems { controller.metrics.problems() }
         await controller.metrics.start(saved: appliance?.settings.metrics)
         started.services.append(MetricsService(metrics: controller.metrics))
         let server = try await ControlServer.start(
-            at: options.controlSocket, handler: controller,
-            logger: Logger(label: "vtepd.control"))
+            at: options.controlSocket, handler: controller, refusals: controlRefusals,
+            logger: controlLogger)
+        controlServer.withLock { $0 = server }
         started.services.append(ControlSocketService(server: server))
         controller.reportSystem {
             "control socket: \(server.refusedConnections) connections refused"
-                + " (at most \(ControlServer.defaultMaximumConnections) at once)"
+                + " (at most \(ControlServer.defaultMaximumConnections) at once),"
+                + " \(controlRefusals.count(.requestSize)) request lines refused (longer than"
+                + " \(ControlLineDecoder.defaultMaximumLength) bytes),"
+                + " \(controlRefusals.count(.requestRate)) requests refused (beyond"
+                + " \(RequestRate.standard) on a connection)"
         }
         logger.notice(
             "started",

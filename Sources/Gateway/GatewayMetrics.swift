@@ -207,7 +207,8 @@ extension GatewayController {
     /// worker's load read in the same turn between batches (the table's per-switch counts,
     /// no scan).
     func metricsSample(
-        databaseConnected: Bool, localMACPublishing: Bool, managers: [String: Bool] = [:]
+        databaseConnected: Bool, localMACPublishing: Bool, managers: [String: Bool] = [:],
+        limitRefusals: [String: UInt64] = [:]
     ) async -> MetricsSample {
         let counters = await counters()
         let (entries, load) = await dataPlane.inspect { worker in
@@ -221,6 +222,6 @@ extension GatewayController {
         return MetricsSample(
             counters: counters, macEntries: entries, databaseConnected: databaseConnected,
             localMACPublishing: localMACPublishing, workerBatches: load.batches,
-            workerBusySeconds: load.busySeconds, managers: managers)
+            workerBusySeconds: load.busySeconds, managers: managers, limitRefusals: limitRefusals)
     }
 }

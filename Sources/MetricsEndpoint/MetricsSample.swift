@@ -18,13 +18,17 @@ public struct MetricsSample: Sendable {
     public var workerBusySeconds: Double
     /// Each controller connection (Manager `target`), and whether it is connected now.
     public var managers: [String: Bool]
+    /// What vtepd refused to protect itself, by limit (`control_connections`,
+    /// `control_request_size`, `control_request_rate`, `ovsdb_message_size`), since start.
+    public var limitRefusals: [String: UInt64]
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
         localMACPublishing: Bool, workerBatches: UInt64, workerBusySeconds: Double,
-        managers: [String: Bool] = [:]
+        managers: [String: Bool] = [:], limitRefusals: [String: UInt64] = [:]
     ) {
         self.managers = managers
+        self.limitRefusals = limitRefusals
         self.counters = counters
         self.macEntries = macEntries
         self.databaseConnected = databaseConnected
@@ -73,6 +77,13 @@ public struct MetricsSample: Sendable {
             counter(
                 "mac_learning_refused", "Source MACs not learned at a MAC limit", sw,
                 s.learningRefused)
+            if let answered = s.neighbourAnswered, let flooded = s.neighbourFlooded {
+                let help =
+                    "ARP requests and neighbour solicitations from access ports that ARP/ND"
+                    + " suppression answered, or flooded (address unknown)"
+                counter("neighbour_requests", help, sw + [("outcome", "answered")], answered)
+                counter("neighbour_requests", help, sw + [("outcome", "flooded")], flooded)
+            }
             gauge(
                 "mac_entries", "MAC table entries of a logical switch", sw,
                 Double(macEntries[s.name] ?? 0))
@@ -126,6 +137,12 @@ public struct MetricsSample: Sendable {
             gauge(
                 "manager_connected", "1 while the controller connection (Manager row) is up",
                 [("target", target)], connected ? 1 : 0)
+        }
+        for (limit, count) in limitRefusals.sorted(by: { $0.key < $1.key }) {
+            counter(
+                "limit_refusals",
+                "Connections, requests or messages vtepd refused at a resource limit, by limit",
+                [("limit", limit)], count)
         }
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
         registry.makeCounter(

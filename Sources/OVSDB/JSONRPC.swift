@@ -107,6 +107,8 @@ public struct OVSDBRequest: Sendable {
 public enum JSONRPCInbound: Hashable, Sendable {
     case notification(method: String, params: [JSON])
     case dropped(reason: String)
+    /// A message grew past the decoder's `limit` (bytes); the connection closes.
+    case tooLarge(limit: Int)
 }
 
 /// JSON-RPC over one OVSDB connection (RFC 7047 §4): numbers outgoing requests, correlates
@@ -194,7 +196,11 @@ public final class JSONRPCHandler: ChannelDuplexHandler {
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
         // A stream that is not JSON texts cannot be resynchronised: report it and reconnect.
-        inbound.yield(.dropped(reason: "\(error)"))
+        if case JSONTextDecoder.Failure.messageTooLarge(let limit) = error {
+            inbound.yield(.tooLarge(limit: limit))
+        } else {
+            inbound.yield(.dropped(reason: "\(error)"))
+        }
         context.close(promise: nil)
     }
 

@@ -15,7 +15,7 @@ public struct JSONTextDecoder: ByteToMessageDecoder, Sendable {
         case unexpectedByte(UInt8)
         /// Nesting closed more than it opened.
         case unbalanced
-        /// A single message grew past the limit without ending.
+        /// A single message is, or grew without ending, longer than the limit.
         case messageTooLarge(limit: Int)
 
         public var description: String {
@@ -31,8 +31,11 @@ public struct JSONTextDecoder: ByteToMessageDecoder, Sendable {
         }
     }
 
-    /// Largest single message accepted; an initial monitor reply of a big database is the
-    /// largest thing a server sends.
+    /// 64 MiB: an initial monitor reply of a big database is the largest thing a server
+    /// sends.
+    public static let defaultMaximumMessageSize = 64 << 20
+
+    /// Largest single message accepted.
     public let maximumMessageSize: Int
 
     private var scanned = 0
@@ -40,7 +43,7 @@ public struct JSONTextDecoder: ByteToMessageDecoder, Sendable {
     private var inString = false
     private var escaped = false
 
-    public init(maximumMessageSize: Int = 64 << 20) {
+    public init(maximumMessageSize: Int = JSONTextDecoder.defaultMaximumMessageSize) {
         self.maximumMessageSize = maximumMessageSize
     }
 
@@ -63,6 +66,10 @@ public struct JSONTextDecoder: ByteToMessageDecoder, Sendable {
         while true {
             switch try scan(&buffer) {
             case .some(let end) where end > 0:
+                // Refused whether it arrived in pieces (below) or whole in one read.
+                if end > maximumMessageSize {
+                    throw Failure.messageTooLarge(limit: maximumMessageSize)
+                }
                 scanned = 0
                 return buffer.readSlice(length: end)
             case .some(let skipped):

@@ -13,6 +13,9 @@ public enum MonitorEvent: Hashable, Sendable {
     case disconnected(reason: String)
     /// A message or row from the server was malformed and was left out.
     case dropped(reason: String)
+    /// A message from the server grew past `limit` bytes (the client's
+    /// `maximumMessageSize`): refused, and the connection closed (a `.disconnected` follows).
+    case messageTooLarge(limit: Int)
 }
 
 /// An OVSDB client (RFC 7047) for one database on one server, or on the members of a
@@ -41,6 +44,10 @@ public actor OVSDBClient {
     public private(set) var replica = Replica()
     /// Malformed messages and rows received and left out, since the client was made.
     public private(set) var droppedCount = 0
+    /// Messages refused as larger than `maximumMessageSize`, since the client was made.
+    public private(set) var oversizedMessages = 0
+    /// The largest message accepted from the server, in bytes.
+    public nonisolated let maximumMessageSize: Int
     /// How many times the monitor has been established (1 after the first connection).
     public private(set) var synchronizations = 0
     /// The server the client is connected to, or tries next: `remote`, or one of its members.
@@ -68,9 +75,11 @@ public actor OVSDBClient {
     public init(
         remote: Remote, database: String = "hardware_vtep", monitoring: [MonitorRequest],
         backoff: Backoff = .standard,
+        maximumMessageSize: Int = JSONTextDecoder.defaultMaximumMessageSize,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.remote = remote
+        self.maximumMessageSize = maximumMessageSize
         self.member = remote.members[0]
         self.database = database
         self.monitorRequests = monitoring
@@ -245,7 +254,20 @@ public actor OVSDBClient {
         } catch {
             self.channel = nil
             try? await channel.close()
-            eventsContinuation.yield(.disconnected(reason: "monitor on \(remote) failed: \(error)"))
+            // What arrived meanwhile (the stream ends with the channel): a reply too large is
+            // why the monitor failed.
+            var reason = "\(error)"
+            for await message in inbound {
+                switch message {
+                case .dropped(let why): drop(why)
+                case .tooLarge(let limit):
+                    refuseTooLarge(limit)
+                    reason = "a message from the server exceeded \(limit) bytes"
+                case .notification: continue
+                }
+            }
+            eventsContinuation.yield(
+                .disconnected(reason: "monitor on \(remote) failed: \(reason)"))
             return false
         }
         var leaving: String?
@@ -286,6 +308,8 @@ public actor OVSDBClient {
                 continue
             case .dropped(let reason):
                 drop(reason)
+            case .tooLarge(let limit):
+                refuseTooLarge(limit)
             }
         }
         self.channel = nil
@@ -352,6 +376,11 @@ public actor OVSDBClient {
         return decoded.updates
     }
 
+    private func refuseTooLarge(_ limit: Int) {
+        oversizedMessages += 1
+        eventsContinuation.yield(.messageTooLarge(limit: limit))
+    }
+
     private func drop(_ reason: String) {
         droppedCount += 1
         eventsContinuation.yield(.dropped(reason: reason))
@@ -360,12 +389,13 @@ public actor OVSDBClient {
     private func connect(_ remote: Remote, inbound: AsyncStream<JSONRPCInbound>.Continuation)
         async throws -> any Channel
     {
+        let limit = maximumMessageSize
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(JSONTextDecoder()))
+                        ByteToMessageHandler(JSONTextDecoder(maximumMessageSize: limit)))
                     try channel.pipeline.syncOperations.addHandler(
                         JSONRPCHandler(inbound: inbound))
                 }

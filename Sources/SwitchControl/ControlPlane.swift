@@ -39,6 +39,11 @@ public actor ControlPlane {
     /// reason.
     public private(set) var droppedMessages = 0
     public private(set) var lastDropped: String?
+    /// Messages from the server refused as larger than the client's limit, since start.
+    public private(set) var oversizedMessages = 0
+    /// The last refusal's limit while it is not followed by a synchronisation: logged once,
+    /// listed among the problems.
+    private var refusingOversized: Int?
     /// How many replicas arrived (synchronisations and updates): it changes whenever the
     /// database does.
     public private(set) var replicaUpdates = 0
@@ -53,11 +58,13 @@ public actor ControlPlane {
 
     public init(
         remote: Remote, bootstrap: Bootstrap, backoff: Backoff = .standard,
+        maximumMessageSize: Int = JSONTextDecoder.defaultMaximumMessageSize,
         logger: Logger = Logger(label: "vtepd.database"),
         consumer: @escaping @Sendable (GatewaySnapshot) -> Void
     ) {
         client = OVSDBClient(
-            remote: remote, monitoring: HardwareVTEP.monitorRequests, backoff: backoff)
+            remote: remote, monitoring: HardwareVTEP.monitorRequests, backoff: backoff,
+            maximumMessageSize: maximumMessageSize)
         self.remote = remote
         self.bootstrap = bootstrap
         self.consumer = consumer
@@ -101,6 +108,11 @@ public actor ControlPlane {
                 "\(droppedMessages) malformed message(s) or row(s) from the hardware_vtep"
                     + " database were left out; the last: \(lastDropped ?? "")")
         }
+        if let limit = refusingOversized {
+            list.append(
+                "a message from the hardware_vtep database exceeded \(limit) bytes and was refused"
+                    + " (\(oversizedMessages) so far); the connection is retried")
+        }
         if let bootstrapError { list.append("\(bootstrapError)") }
         list += bootstrapOutcome?.problems(physicalSwitch: bootstrap.physicalSwitch) ?? []
         return list
@@ -142,6 +154,7 @@ public actor ControlPlane {
         switch event {
         case .synchronized(let replica):
             isSynchronized = true
+            refusingOversized = nil
             if let since = lostSince {
                 logger.notice(
                     "found the hardware_vtep database again",
@@ -189,6 +202,15 @@ public actor ControlPlane {
             }
             isSynchronized = false
             lastDisconnect = reason
+        case .messageTooLarge(let limit):
+            oversizedMessages += 1
+            // Once per episode: the server resends the same message at every reconnection.
+            if refusingOversized == nil {
+                logger.error(
+                    "\("refused a message from the hardware_vtep database larger than \(limit) bytes;") reconnecting (counted in vtep_limit_refusals_total)"
+                )
+            }
+            refusingOversized = limit
         case .dropped(let reason):
             droppedMessages += 1
             lastDropped = reason

@@ -18,7 +18,7 @@ public struct GatewaySnapshot: Hashable, Sendable {
     /// The `other_config` keys of Logical_Switch that vtepd reads (docs/database.md).
     public static let logicalSwitchKeys = [
         "multicast-group", "mac-ageing", "mac-limit", "allowed-sources", "encapsulation",
-        "gre-checksum", "gre-sequence", "bum-rate-limit", "bum-burst",
+        "gre-checksum", "gre-sequence", "bum-rate-limit", "bum-burst", "arp-suppression",
     ]
 
     /// The largest BUM rate limit and burst, in frames (per second): far above any port's rate.
@@ -336,6 +336,14 @@ private struct SnapshotReader {
             }
             encapsulation = known
         }
+        var arpSuppression = false
+        if let text = config["arp-suppression"] {
+            guard let on = Bool(text) else {
+                throw SnapshotProblem(
+                    "other_config:arp-suppression=\"\(text)\" is neither true nor false")
+            }
+            arpSuppression = on
+        }
         var greOptions = GREOptions()
         for (key, path) in [("gre-checksum", \GREOptions.checksum), ("gre-sequence", \.sequence)] {
             guard let text = config[key] else { continue }
@@ -410,7 +418,8 @@ private struct SnapshotReader {
         let bound = LogicalSwitch(
             name: ls.name, vni: vni, replication: replication, macAgeing: macAgeing,
             macLimit: macLimit, acceptedSources: allowedSources, encapsulation: encapsulation,
-            greOptions: greOptions, bumRateLimit: bumRateLimit)
+            greOptions: greOptions, bumRateLimit: bumRateLimit,
+            arpSuppression: arpSuppression)
         // What the forwarding core would refuse in this switch alone (its name, say) is
         // refused here, so that compiling the whole snapshot cannot fail on one row.
         do {
@@ -504,6 +513,7 @@ private struct SnapshotReader {
     {
         let names = Set(switches.map(\.name))
         var entries: [String: [MACAddress: Set<Locator>]] = [:]
+        var addresses: [String: [MACAddress: IPAddress]] = [:]
         let rows = database.ucastMacsRemote.values.sorted { $0.uuid < $1.uuid }
         for row in rows {
             guard let ls = database.logicalSwitches[row.logicalSwitch], names.contains(ls.name)
@@ -528,6 +538,15 @@ private struct SnapshotReader {
                 continue
             }
             entries[ls.name, default: [:]][mac, default: []].insert(locator)
+            guard !row.ipaddr.isEmpty else { continue }
+            if let ip = IPAddress(row.ipaddr), !ip.isMulticast {
+                addresses[ls.name, default: [:]][mac] = ip
+            } else {
+                problems.insert(
+                    "Ucast_Macs_Remote \(mac) in logical switch \(ls.name): ipaddr \"\(row.ipaddr)\""
+                        + " is not a unicast IP address; the MAC is installed, ARP and ND"
+                        + " suppression does not answer for it")
+            }
         }
         var result: [GatewaySnapshot.RemoteMAC] = []
         for (ls, macs) in entries {
@@ -540,7 +559,9 @@ private struct SnapshotReader {
                             + " row is removed")
                     continue
                 }
-                result.append(.init(logicalSwitch: ls, mac: mac, locator: locator))
+                result.append(
+                    .init(
+                        logicalSwitch: ls, mac: mac, locator: locator, ip: addresses[ls]?[mac]))
             }
         }
         return result.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }

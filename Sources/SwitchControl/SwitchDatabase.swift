@@ -117,6 +117,9 @@ public struct SwitchDatabase: Sendable {
                         logicalSwitch: ls.name, framesPerSecond: rate,
                         burst: ls.otherConfig["bum-burst"].flatMap { Int($0) }))
             }
+            if ls.otherConfig["arp-suppression"] == "true" {
+                commands.append(SetARPSuppression(logicalSwitch: ls.name))
+            }
             for port in ports {
                 guard let name = try? InterfaceName(port.name) else { continue }
                 for (vlan, target) in port.vlanBindings.sorted(by: { $0.key < $1.key })
@@ -214,9 +217,15 @@ public struct SwitchDatabase: Sendable {
                 .string("bum-rate-limit"): .string(String(c.framesPerSecond))
             ]
             if let burst = c.burst { values[.string("bum-burst")] = .string(String(burst)) }
-            operations = try stormControl(of: c.logicalSwitch, values, db)
+            operations = try replaceOtherConfig(of: c.logicalSwitch, Self.stormKeys, values, db)
         case let c as ClearBUMRateLimit:
-            operations = try stormControl(of: c.logicalSwitch, [:], db)
+            operations = try replaceOtherConfig(of: c.logicalSwitch, Self.stormKeys, [:], db)
+        case let c as SetARPSuppression:
+            operations = try replaceOtherConfig(
+                of: c.logicalSwitch, ["arp-suppression"],
+                [.string("arp-suppression"): .string("true")], db)
+        case let c as ClearARPSuppression:
+            operations = try replaceOtherConfig(of: c.logicalSwitch, ["arp-suppression"], [:], db)
         case let c as BindPort:
             let binding = c.value
             let ls = try logicalSwitch(binding.logicalSwitch, db)
@@ -312,13 +321,15 @@ public struct SwitchDatabase: Sendable {
 
     /// Replaces a logical switch's storm-control keys (`bum-rate-limit`, `bum-burst`) with
     /// `values` (none: no limit).
-    private func stormControl(
-        of name: String, _ values: [Atom: Atom], _ db: HardwareVTEP.Database
+    private static let stormKeys = ["bum-rate-limit", "bum-burst"]
+
+    /// Logical switch `name`'s `other_config` with `keys` removed, then `values` inserted.
+    private func replaceOtherConfig(
+        of name: String, _ keys: [String], _ values: [Atom: Atom], _ db: HardwareVTEP.Database
     ) throws(ControlFailure) -> [Operation] {
         let ls = try logicalSwitch(name, db)
         var mutations = [
-            Mutation(
-                "other_config", "delete", .set([.string("bum-rate-limit"), .string("bum-burst")]))
+            Mutation("other_config", "delete", .set(keys.map { .string($0) }))
         ]
         if !values.isEmpty { mutations.append(Mutation("other_config", "insert", .map(values))) }
         return [.mutate(table: "Logical_Switch", where: [uuidIs(ls.uuid)], mutations: mutations)]

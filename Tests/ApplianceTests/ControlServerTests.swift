@@ -22,13 +22,15 @@ import Testing
     func withServer(
         group: String? = nil, maximumLineLength: Int = ControlLineDecoder.defaultMaximumLength,
         maximumConnections: Int = ControlServer.defaultMaximumConnections,
+        requestRate: RequestRate? = .standard,
         _ body: (ControlServer, SampleHandler, TemporaryDirectory) async throws -> Void
     ) async throws {
         try await TemporaryDirectory.with { directory in
             let handler = SampleHandler()
             let server = try await ControlServer.start(
                 at: directory.path + "/control.sock", group: group, handler: handler,
-                maximumLineLength: maximumLineLength, maximumConnections: maximumConnections)
+                maximumLineLength: maximumLineLength, maximumConnections: maximumConnections,
+                requestRate: requestRate)
             do {
                 try await body(server, handler, directory)
             } catch {
@@ -138,8 +140,10 @@ import Testing
         }
     }
 
+    /// Without a request rate limit (what this test is about is the backlog: 20,000 at once
+    /// is far beyond the standard rate's burst).
     @Test func thousandsOfPipelinedRequestsAreAllAnsweredInOrder() async throws {
-        try await withServer { server, _, _ in
+        try await withServer(requestRate: nil) { server, _, _ in
             let path = server.path
             let count = 20000
             let lines = try await onThread { () throws -> [String] in
@@ -192,6 +196,7 @@ import Testing
                 transcripts[2] == [
                     #"{"id":null,"ok":false,"error":"request line longer than 4096 bytes"}"#
                 ])
+            #expect(server.refusals.count(.requestSize) == 1)
 
             // Valid JSON that is not a valid request is refused, and the connection goes on.
             let answers = try await onThread { () throws -> [String] in
@@ -240,6 +245,73 @@ import Testing
             #expect(try await client.counters() == Samples.counters)
             await client.close()
         }
+    }
+
+    /// Beyond its burst, a connection's requests are answered with a refusal naming the limit
+    /// and counted; the connection stays open, another connection has its own bucket, and
+    /// the refused connection is served again once its bucket refills.
+    @Test func requestsBeyondAConnectionsRateAreRefusedAndCounted() async throws {
+        try await withServer(requestRate: RequestRate(perSecond: 2, burst: 5)) { server, _, _ in
+            let path = server.path
+            let answers = try await onThread { () throws -> [String] in
+                let connection = try RawConnection(path)
+                var requests = ""
+                for id in 1...12 { requests += #"{"id":\#(id),"command":"counters"}"# + "\n" }
+                try connection.send(requests)
+                return try (1...12).map { _ in try connection.readLine() ?? "EOF" }
+            }
+            let refusal = { (id: Int) in
+                #"{"id":\#(id),"ok":false,"error":"too many requests on this connection (at most 2 a second, 5 at once); slow down"}"#
+            }
+            for (i, answer) in answers.enumerated().prefix(5) {
+                #expect(answer.hasPrefix(#"{"id":\#(i + 1),"ok":true"#), "within the burst")
+            }
+            // Sent at once, 12 requests take far less than the half second a token takes.
+            #expect(Array(answers.suffix(7)) == (6...12).map(refusal))
+            #expect(server.refusals.count(.requestRate) == 7)
+
+            // Another connection has a full bucket of its own.
+            let client = try await ControlClient.connect(to: path)
+            #expect(try await client.counters() == Samples.counters)
+            await client.close()
+        }
+    }
+
+    /// The bucket itself, on an exact clock: the burst at once, then `perSecond` a second,
+    /// never more than the burst saved up, and no fraction of a refill lost.
+    @Test func theRequestBucketRefillsAtItsRate() {
+        let start = ContinuousClock.now
+        var bucket = RequestBucket(RequestRate(perSecond: 10, burst: 2), now: start)
+        func admit(_ now: ContinuousClock.Instant) -> Bool { bucket.admit(now: now) }
+        #expect(admit(start))
+        #expect(admit(start))
+        #expect(!admit(start))
+        #expect(!admit(start + .milliseconds(60)))
+        // 60 + 40 ms: one token, made of two partial refills.
+        #expect(admit(start + .milliseconds(100)))
+        #expect(!admit(start + .milliseconds(100)))
+        // An hour idle saves up the burst, not more.
+        let later = start + .seconds(3600)
+        #expect(admit(later))
+        #expect(admit(later))
+        #expect(!admit(later))
+    }
+
+    /// A storm of refusals reaches the log once, then once a minute with the count since.
+    @Test func refusalsAreLoggedOnceNotOncePerRefusal() {
+        let log = LogRecorder()
+        let refusals = ControlRefusals(logger: log.logger)
+        let start = ContinuousClock.now
+        for i in 0..<1000 {
+            refusals.refused(.requestRate, "refusing", now: start + .milliseconds(i))
+        }
+        #expect(refusals.count(.requestRate) == 1000)
+        #expect(log.recorded.count == 1)
+        refusals.refused(.requestSize, "too long", now: start)
+        #expect(log.recorded.count == 2, "each limit has its own line")
+        refusals.refused(.requestRate, "refusing", now: start + .seconds(61))
+        #expect(log.recorded.count == 3)
+        #expect(log.recorded.last?.contains("refusals=1000") == true, "the 999 held back and this")
     }
 
     @Test func everyRequestCarriesThePeersKernelCredentials() async throws {

@@ -226,6 +226,14 @@ import Testing
             "clear logical-switch web storm-control"
         ),
         (
+            #"{"id":9,"command":"set-arp-suppression","arguments":{"switch":"web"}}"#,
+            "set logical-switch web arp-suppression"
+        ),
+        (
+            #"{"id":9,"command":"clear-arp-suppression","arguments":{"switch":"web"}}"#,
+            "clear logical-switch web arp-suppression"
+        ),
+        (
             #"{"id":9,"command":"set-metrics-listen","arguments":{"address":"192.0.2.10:9100"}}"#,
             "set metrics listen 192.0.2.10:9100"
         ),

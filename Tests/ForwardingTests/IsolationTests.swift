@@ -103,11 +103,18 @@ struct IsolationTests {
                 guard sw == entered, c.vni(of: sw) == v, replicate == !fromTunnel,
                     excluding == ingressAttachment
                 else { return "wrong flood: \(problem)" }
+            case .reply(let port, let vlan, _):
+                // An answer goes back where the question came from, and only to access.
+                guard entered != nil, !fromTunnel,
+                    AttachmentCircuit(port: port, vlan: vlan ?? 0) == ingressAttachment
+                else { return "wrong reply: \(problem)" }
             }
         }
         for sw in Lab.switches.indices.map({ SwitchIndex(rawValue: UInt16($0)) }) {
             let k = engine.counters(of: sw)
-            if k.fromAccess + k.fromTunnel != k.toAccess + k.encapsulated + k.flooded + k.drops {
+            if k.fromAccess + k.fromTunnel
+                != k.toAccess + k.encapsulated + k.flooded + k.neighbourAnswered + k.drops
+            {
                 return "counters of \(sw) do not add up: \(k)"
             }
         }

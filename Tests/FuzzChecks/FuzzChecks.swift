@@ -70,7 +70,29 @@ public enum FuzzChecks {
             guard let ethernet = try? EthernetHeader.parse(frame) else { return }
             precondition(ethernet.payloadOffset <= frame.count)
             walk(frame, etherType: ethernet.etherType, at: ethernet.payloadOffset, depth: 0)
+            neighbourAnswer(frame, ethernet)
         }
+    }
+
+    /// ARP and ND suppression's reading of the frame, and for a request the answer, which
+    /// must read back as the advertisement of the address asked for by the MAC answering.
+    private static func neighbourAnswer(_ frame: UnsafeRawBufferPointer, _ header: EthernetHeader) {
+        guard case .request(let target)? = NeighbourDiscovery.message(in: frame, header: header)
+        else { return }
+        let mac = MACAddress(rawValue: 0x0200_0000_0001)
+        var answer = [UInt8](repeating: 0, count: NeighbourDiscovery.maximumReplyLength)
+        let length = answer.withUnsafeMutableBytes {
+            NeighbourDiscovery.reply(to: frame, header: header, answering: mac, into: $0)
+        }
+        precondition(length > 0, "a request without an answer")
+        let back = answer.prefix(length).withUnsafeBytes { raw in
+            (try? EthernetHeader.parse(raw)).flatMap {
+                NeighbourDiscovery.message(in: raw, header: $0)
+            }
+        }
+        precondition(
+            back == .advertisement(address: target, mac: mac),
+            "the answer says \(String(describing: back))")
     }
 
     private static func walk(
@@ -138,8 +160,9 @@ public enum FuzzChecks {
 
     // MARK: The forwarding decision
 
-    /// A gateway of three switches (head-end, multicast, service node) on three ports, one
-    /// port a trunk of two: what `decision` feeds frames to.
+    /// A gateway of three switches (head-end, multicast, service node; the first two with ARP
+    /// and ND suppression) on three ports, one port a trunk of two: what `decision` feeds
+    /// frames to.
     static func gatewayConfiguration() -> ForwardingConfiguration {
         func locator(_ text: String) -> Locator { Locator(IPAddress(text)!) }
         func vni(_ value: Int) -> VNI { try! VNI(validating: value) }
@@ -147,9 +170,11 @@ public enum FuzzChecks {
             switches: [
                 LogicalSwitch(
                     name: "web", vni: vni(5000),
-                    replication: .headEnd([locator("10.0.0.2"), locator("10.0.0.3")])),
+                    replication: .headEnd([locator("10.0.0.2"), locator("10.0.0.3")]),
+                    arpSuppression: true),
                 LogicalSwitch(
-                    name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1"))),
+                    name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1")),
+                    arpSuppression: true),
                 LogicalSwitch(
                     name: "svc", vni: vni(7000), replication: .serviceNode(locator("fd00::9"))),
             ],
@@ -167,7 +192,7 @@ public enum FuzzChecks {
     /// one of four sources with one of four VNIs) and its high bits advance the clock. Every
     /// decision keeps the frame in the logical switch it came in on: out of a port and VLAN
     /// bound to that switch, encapsulated with its VNI (never from a tunnel: split horizon),
-    /// flooded within it.
+    /// flooded within it, answered back where it came from (never to a tunnel).
     public static func decision(_ bytes: [UInt8]) {
         let configuration = gatewayConfiguration()
         let engine = ForwardingEngine(configuration: configuration, macTableLimit: 64)
@@ -215,6 +240,13 @@ public enum FuzzChecks {
                     target == home && vni == homeSwitch.vni, "\(decision) floods elsewhere")
                 if case .tunnel = ingress {
                     precondition(!replicate, "replicated back into the overlay: \(decision)")
+                }
+            case .reply(let port, let vlan, _):
+                precondition(
+                    configuration.boundSwitch(port: port, vlan: vlan) == home,
+                    "\(decision) answers into another switch")
+                guard case .access(let from) = ingress, from == port else {
+                    preconditionFailure("\(decision) answers elsewhere than \(ingress)")
                 }
             case .drop: break
             }

@@ -66,12 +66,13 @@ struct DatabaseBuilder {
     }
 
     mutating func ucast(
-        _ mac: String, in ls: UUID, at ip: String, encapsulation: String = "vxlan_over_ipv4"
+        _ mac: String, in ls: UUID, at ip: String, encapsulation: String = "vxlan_over_ipv4",
+        ipaddr: String = ""
     ) {
         let uuid = id()
         database.ucastMacsRemote[uuid] = .init(
             uuid: uuid, mac: mac, logicalSwitch: ls,
-            locator: locator(ip, encapsulation: encapsulation), ipaddr: "")
+            locator: locator(ip, encapsulation: encapsulation), ipaddr: ipaddr)
     }
 
     mutating func mcast(_ ips: [String], in ls: UUID, mac: String = "unknown-dst") {
@@ -251,6 +252,43 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
                         .init(
                             logicalSwitch: "ls0", mac: mac("02:00:00:00:00:0a"),
                             locator: vxlan("2001:db8::3"))
+                    ]))
+        }
+        do {
+            // ARP and ND suppression: the switch's key, and each remote MAC's ipaddr (one
+            // that is not a unicast address is reported; its MAC still installs).
+            var (b, _, p0, _) = gateway()
+            let ls0 = b.logicalSwitch(
+                "ls0", key: 5000, mode: "source_node", config: ["arp-suppression": "true"])
+            b.bind(p0, vlan: 0, to: ls0)
+            b.ucast("02:00:00:00:00:0a", in: ls0, at: "10.0.0.2", ipaddr: "10.1.0.2")
+            b.ucast("02:00:00:00:00:0b", in: ls0, at: "10.0.0.2", ipaddr: "fd01::2")
+            b.ucast("02:00:00:00:00:0c", in: ls0, at: "10.0.0.2", ipaddr: "239.1.1.1")
+            cases.append(
+                SnapshotCase(
+                    name: "ARP suppression and ipaddr", database: b.database,
+                    switches: [
+                        LogicalSwitch(
+                            name: "ls0", vni: vni(5000), replication: .headEnd([]),
+                            arpSuppression: true)
+                    ],
+                    bindings: [Binding(port: "p0", vlan: nil, logicalSwitch: "ls0")],
+                    locators: [vxlan("10.0.0.2")],
+                    remoteMACs: [
+                        .init(
+                            logicalSwitch: "ls0", mac: mac("02:00:00:00:00:0a"),
+                            locator: vxlan("10.0.0.2"), ip: ip("10.1.0.2")),
+                        .init(
+                            logicalSwitch: "ls0", mac: mac("02:00:00:00:00:0b"),
+                            locator: vxlan("10.0.0.2"), ip: ip("fd01::2")),
+                        .init(
+                            logicalSwitch: "ls0", mac: mac("02:00:00:00:00:0c"),
+                            locator: vxlan("10.0.0.2")),
+                    ],
+                    problems: [
+                        "Ucast_Macs_Remote 02:00:00:00:00:0c in logical switch ls0: ipaddr"
+                            + " \"239.1.1.1\" is not a unicast IP address; the MAC is installed,"
+                            + " ARP and ND suppression does not answer for it"
                     ]))
         }
         return cases

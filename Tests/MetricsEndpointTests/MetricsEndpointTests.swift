@@ -7,6 +7,13 @@ import Testing
 /// The exposition of a sample (names, labels, values, types) and the HTTP endpoint over a
 /// real socket on 127.0.0.1.
 @Suite struct MetricsEndpointTests {
+    static var suppressing: CountersReport.LogicalSwitch {
+        var s = CountersReport.LogicalSwitch(name: "arp", vni: 7)
+        s.neighbourAnswered = 12
+        s.neighbourFlooded = 3
+        return s
+    }
+
     static let sample = MetricsSample(
         counters: CountersReport(
             switches: [
@@ -15,6 +22,7 @@ import Testing
                     encapsulated: 1190, flooded: 10, drops: 5, learned: 4, moves: 1,
                     learningRefused: 0),
                 .init(name: "db", vni: 16_777_215, learningRefused: UInt64.max),
+                suppressing,
             ],
             ports: [.init(name: "eth1", rxFrames: 1200, txFrames: 975, drops: 3)],
             vteps: [
@@ -31,7 +39,8 @@ import Testing
             offloads: [.init(reason: "super_frames_in", count: 7)]),
         macEntries: ["web": 6], databaseConnected: true, localMACPublishing: false,
         workerBatches: 42, workerBusySeconds: 1.5,
-        managers: ["ssl:10.0.0.5:6640": true, "ssl:10.0.0.6:6640": false])
+        managers: ["ssl:10.0.0.5:6640": true, "ssl:10.0.0.6:6640": false],
+        limitRefusals: ["control_request_rate": 9, "ovsdb_message_size": 2])
 
     @Test func everySeriesHasItsConventionalNameLabelsAndValue() {
         let text = Self.sample.exposition()
@@ -67,12 +76,18 @@ import Testing
             "vtep_worker_busy_seconds_total 1.5",
             #"vtep_manager_connected{target="ssl:10.0.0.5:6640"} 1.0"#,
             #"vtep_manager_connected{target="ssl:10.0.0.6:6640"} 0.0"#,
+            #"vtep_limit_refusals_total{limit="control_request_rate"} 9"#,
+            #"vtep_neighbour_requests_total{switch="arp",vni="7",outcome="answered"} 12"#,
+            #"vtep_neighbour_requests_total{switch="arp",vni="7",outcome="flooded"} 3"#,
+            #"vtep_limit_refusals_total{limit="ovsdb_message_size"} 2"#,
             "# TYPE vtep_frames_total counter",
             "# TYPE vtep_mac_entries gauge",
             "# TYPE vtep_worker_busy_seconds_total counter",
         ] {
             #expect(lines.contains(expected), "missing: \(expected)")
         }
+        // A switch that never suppressed has no such series.
+        #expect(!text.contains(#"vtep_neighbour_requests_total{switch="web""#))
         // io_error counts calls, not frames: never among the dropped frames.
         #expect(!text.contains(#"reason="io_error""#))
         // Every malformed reason is a series from the start, zero until it happens.

@@ -18,6 +18,10 @@ actor EventLog {
         events.count { if case .disconnected = $0 { true } else { false } }
     }
 
+    var tooLarge: Int {
+        events.count { if case .messageTooLarge = $0 { true } else { false } }
+    }
+
     var drops: [String] {
         events.compactMap { if case .dropped(let reason) = $0 { reason } else { nil } }
     }
@@ -27,11 +31,13 @@ actor EventLog {
 /// own server in a temporary directory and stops it by PID at the end.
 @Suite(.timeLimit(.minutes(1))) struct IntegrationTests {
     /// A started client with its events logged.
-    func client(_ server: VTEPServer, backoff: Backoff = .standard) async -> (OVSDBClient, EventLog)
-    {
+    func client(
+        _ server: VTEPServer, backoff: Backoff = .standard,
+        maximumMessageSize: Int = JSONTextDecoder.defaultMaximumMessageSize
+    ) async -> (OVSDBClient, EventLog) {
         let client = OVSDBClient(
             remote: .unix(path: server.socketPath), monitoring: HardwareVTEP.monitorRequests,
-            backoff: backoff)
+            backoff: backoff, maximumMessageSize: maximumMessageSize)
         let log = EventLog()
         Task {
             for await event in client.events { await log.append(event) }
@@ -202,6 +208,41 @@ actor EventLog {
             try await waitUntil("ls2 in the replica") {
                 await client.replica["Logical_Switch"].values.contains { $0["name"] == "ls2" }
             }
+            await client.stop()
+        }
+    }
+
+    /// A message beyond the client's limit is refused (counted, an event), the connection
+    /// closed and retried; while the server keeps sending it (a reconnection's initial monitor
+    /// reply holds the big row) every attempt is refused and the replica keeps what it had;
+    /// once the row is gone the client follows again.
+    @Test func aMessageBeyondTheLimitIsRefusedCountedAndTheClientRecovers() async throws {
+        try await withVTEPServer { server in
+            let backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(200))
+            let (client, log) = await client(server, backoff: backoff, maximumMessageSize: 4096)
+            try server.vtepCtl("add-ls", "small")
+            try await waitUntil("small in the replica") {
+                await client.replica["Logical_Switch"].values.contains { $0["name"] == "small" }
+            }
+            // One transaction: the client never sees the row small.
+            try server.vtepCtl(
+                "add-ls", "big", "--", "set", "Logical_Switch", "big",
+                "description=" + String(repeating: "x", count: 10_000))
+            try await waitUntil("two refusals (the update, then a reconnection's monitor reply)") {
+                await client.oversizedMessages >= 2
+            }
+            #expect(await log.tooLarge >= 2)
+            #expect(
+                await client.replica["Logical_Switch"].values.allSatisfy { $0["name"] != "big" })
+            let synchronizations = await client.synchronizations
+            try server.vtepCtl("del-ls", "big")
+            try await waitUntil("following again without the big row") {
+                let connected = await client.isConnected
+                return await client.synchronizations > synchronizations && connected
+            }
+            #expect(
+                await client.replica["Logical_Switch"].values.compactMap { $0["name"] } == ["small"]
+            )
             await client.stop()
         }
     }

@@ -10,10 +10,11 @@ import Testing
         let channel = EmbeddedChannel()
         let inbound: AsyncStream<JSONRPCInbound>
 
-        init() throws {
+        init(maximumMessageSize: Int = JSONTextDecoder.defaultMaximumMessageSize) throws {
             let (stream, continuation) = AsyncStream<JSONRPCInbound>.makeStream()
             inbound = stream
-            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(JSONTextDecoder()))
+            try channel.pipeline.syncOperations.addHandler(
+                ByteToMessageHandler(JSONTextDecoder(maximumMessageSize: maximumMessageSize)))
             try channel.pipeline.syncOperations.addHandler(JSONRPCHandler(inbound: continuation))
         }
 
@@ -129,5 +130,20 @@ import Testing
         await #expect(throws: OVSDBError.disconnected(method: "transact")) { try await reply.get() }
         let inbound = try await fixture.close()
         #expect(inbound == [.dropped(reason: "\(JSONTextDecoder.Failure.unbalanced)")])
+    }
+
+    /// A message past the limit is refused as too large (not as malformed), the channel
+    /// closes, and a request waiting for it fails; one under the limit before it got through.
+    @Test func aMessageBeyondTheLimitIsRefusedAsTooLarge() async throws {
+        let fixture = try Fixture(maximumMessageSize: 64)
+        let reply = try fixture.send("transact", ["hardware_vtep"])
+        try fixture.receive(#"{"method":"update","params":[1,2],"id":null}"#)
+        _ = try? fixture.receive(
+            #"{"id":0,"result":[""# + String(repeating: "x", count: 100) + #""],"error":null}"#)
+        #expect(!fixture.channel.isActive)
+        await #expect(throws: OVSDBError.disconnected(method: "transact")) { try await reply.get() }
+        let inbound = try await fixture.close()
+        #expect(
+            inbound == [.notification(method: "update", params: [1, 2]), .tooLarge(limit: 64)])
     }
 }

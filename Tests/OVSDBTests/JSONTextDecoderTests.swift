@@ -65,4 +65,16 @@ import Testing
             _ = try decoder.nextText(in: &buffer)
         }
     }
+
+    /// A message over the limit that arrives whole in one read is refused as well; one at the
+    /// limit passes.
+    @Test func aWholeMessageOverTheLimitIsRefused() throws {
+        var decoder = JSONTextDecoder(maximumMessageSize: 16)
+        var fits = ByteBuffer(string: #"{"a":"01234567"}"#)
+        #expect(try decoder.nextText(in: &fits).map { String(buffer: $0) } == #"{"a":"01234567"}"#)
+        var buffer = ByteBuffer(string: #"{"a":"0123456789"}"#)
+        #expect(throws: JSONTextDecoder.Failure.messageTooLarge(limit: 16)) {
+            _ = try decoder.nextText(in: &buffer)
+        }
+    }
 }

@@ -446,6 +446,46 @@ public struct ClearBUMRateLimit: ControlCommand {
     ]
 }
 
+/// ARP and ND suppression on a logical switch (`other_config:arp-suppression=true`): ARP
+/// requests and neighbour solicitations from access ports for an address whose MAC is known
+/// behind a tunnel are answered by vtepd instead of flooded.
+public struct SetARPSuppression: ControlCommand {
+    public static let command = "set-arp-suppression"
+    public static let reply = ControlResult.Kind.accepted
+    public var logicalSwitch: String
+    public enum CodingKeys: String, CodingKey, CaseIterable { case logicalSwitch = "switch" }
+    public init(logicalSwitch: String) { self.logicalSwitch = logicalSwitch }
+    public var shellLine: String { "set logical-switch \(logicalSwitch) arp-suppression" }
+    public func validate() throws(ControlFailure) { try checkLogicalSwitchName(logicalSwitch) }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.set, Word.logicalSwitch, Slot.switchName,
+                .keyword("arp-suppression", help: "Answer ARP and neighbour solicitations locally"),
+            ], summary: "Answer NAME's ARP and ND requests for known remote hosts"
+        ) { arguments in Self(logicalSwitch: arguments.text("NAME")) }
+    ]
+}
+
+/// ARP and ND requests of a logical switch flooded again, as without suppression.
+public struct ClearARPSuppression: ControlCommand {
+    public static let command = "clear-arp-suppression"
+    public static let reply = ControlResult.Kind.accepted
+    public var logicalSwitch: String
+    public enum CodingKeys: String, CodingKey, CaseIterable { case logicalSwitch = "switch" }
+    public init(logicalSwitch: String) { self.logicalSwitch = logicalSwitch }
+    public var shellLine: String { "clear logical-switch \(logicalSwitch) arp-suppression" }
+    public func validate() throws(ControlFailure) { try checkLogicalSwitchName(logicalSwitch) }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.clear, Word.logicalSwitch, Slot.switchName,
+                .keyword("arp-suppression", help: "Flood ARP and neighbour solicitations again"),
+            ], summary: "Flood NAME's ARP and ND requests again (no suppression)"
+        ) { arguments in Self(logicalSwitch: arguments.text("NAME")) }
+    ]
+}
+
 /// A port's VLAN bound to a logical switch (Physical_Port `vlan_bindings`).
 public struct SwitchBinding: Hashable, Sendable, Codable {
     public var port: InterfaceName
