@@ -180,7 +180,12 @@ public actor OVSDBClient {
 
     /// Why a member whose `_Server` Database row for our database is `row` is not fit; nil
     /// when it is. Keeps the highest log index seen.
-    private func judge(_ row: Row) -> String? {
+    private func judge(_ row: Row) -> String? { Self.judge(row, highestIndex: &clusterIndex) }
+
+    /// Why a member whose `_Server` Database row is `row` is not fit to follow, given the
+    /// highest Raft log index any member reported so far (raised when this one is higher);
+    /// nil when it is fit. A standalone server is always fit.
+    static func judge(_ row: Row, highestIndex: inout Int?) -> String? {
         guard case .string("clustered")? = row["model"]?.atoms.first else { return nil }
         guard case .boolean(true)? = row["connected"]?.atoms.first else {
             return "it is not connected to its cluster"
@@ -189,10 +194,10 @@ public actor OVSDBClient {
             return "it is not the cluster's leader"
         }
         if case .integer(let index)? = row["index"]?.atoms.first {
-            if let seen = clusterIndex, index < seen {
+            if let seen = highestIndex, index < seen {
                 return "its log index \(index) is behind \(seen), which another member had"
             }
-            clusterIndex = index
+            highestIndex = index
         }
         return nil
     }
