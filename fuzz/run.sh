@@ -15,12 +15,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_EACH=${1:-60}
 TARGETS=${TARGETS:-control shell json packet dhcp decision}
 SCRATCH=$ROOT/.build-fuzz
-BIN=$(readlink -f "$SCRATCH/release" 2>/dev/null || echo "$SCRATCH/release")
 WORK=$(mktemp -d /tmp/vtep-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 swift build --package-path "$ROOT" -c release --sanitize=fuzzer --sanitize=address \
     --scratch-path "$SCRATCH" --target FuzzChecks >&2
+# Resolved after the build: in a fresh scratch directory the `release` link does not exist
+# before it, and find(1) does not descend into a link given as its starting point.
+BIN=$(readlink -f "$SCRATCH/release")
 # Every object the checks' modules were built into (C shims included), none of an
 # executable's or a test's.
 mapfile -t OBJECTS < <(find "$BIN" -path '*.build/*.o' \
