@@ -145,6 +145,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     private var stopping = false
     private var tracer = TraceRecorder()
+    /// BFD with each remote VTEP that has it enabled (Tunnel `bfd_params`), over VNI 0.
+    var bfd: BFDSessions
+    /// Where a BFD frame is built before it is encapsulated like any other.
+    private let bfdFrame: UnsafeMutableRawBufferPointer
     /// Batches served and time busy, for the metrics endpoint (`WorkerLoad`).
     public private(set) var load = WorkerLoad()
     private let clockOrigin: UInt64
@@ -201,6 +205,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         openVLAN = .allocate(capacity: max(1, names.count))
         openVLAN.initialize(repeating: Self.closedSlot, count: max(1, names.count))
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
+        bfdFrame = .allocate(byteCount: 128, alignment: 16)
+        bfd = BFDSessions(seed: random.next())
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
         trainBatch = PacketBatch(
             capacity: 16, bufferSize: Self.superFrameBytes + 128, headroom: 128)
@@ -253,6 +259,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         coalescers.deallocate()
         openVLAN.deallocate()
         segmentScratch.deallocate()
+        bfdFrame.deallocate()
         workerPortOf.deallocate()
         portIndexOf.deallocate()
         portRx.deallocate()
@@ -298,11 +305,16 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         while !stopping {
             for command in takeCommands() { handle(command) }
             if stopping { break }
+            // BFD's next timer shortens the wait (100 ms otherwise).
+            let bfdWait =
+                bfd.wake == .max
+                ? 100 : Int32(clamping: min(100, bfd.wake &- min(bfd.wake, Self.milliseconds())))
             let ready = descriptors.withUnsafeMutableBufferPointer {
-                poll($0.baseAddress, nfds_t($0.count), 100)
+                poll($0.baseAddress, nfds_t($0.count), bfdWait)
             }
             let now = self.now()
-            engine.tick(nanoseconds: Self.monotonicNanoseconds())
+            let nanoseconds = Self.monotonicNanoseconds()
+            engine.tick(nanoseconds: nanoseconds)
             if ready > 0 {
                 let busySince = WorkerLoad.now()
                 for i in 0..<ports.count where descriptors[i].revents != 0 {
@@ -314,6 +326,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
                 load.busyNanoseconds &+= WorkerLoad.now() &- busySince
             }
+            if nanoseconds / 1_000_000 >= bfd.wake { serviceBFD(now: nanoseconds / 1_000_000) }
             if now != lastAgeing {
                 lastAgeing = now
                 engine.age(now: now, budget: 4096)
@@ -346,6 +359,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// Ages the MAC table as `run` does once a second.
     public func age(now: UInt32) { engine.age(now: now, budget: 4096) }
+
+    static func milliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
 
     static func monotonicNanoseconds() -> UInt64 {
         var t = timespec()
@@ -537,6 +552,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     }
                     let inner = UnsafeRawBufferPointer(
                         rebasing: payload[VXLANHeader.length..<payload.count])
+                    // VNI 0 is the BFD channel of Open vSwitch and NSX: its BFD packets are
+                    // taken here, never decided as frames of a switch.
+                    if header.vni == 0, fromBFDChannel(inner, source: source.address) { continue }
                     deliver(
                         inner,
                         .tunnel(
@@ -658,6 +676,82 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             return i < ForwardingEngine.defaultDiscoveredLocatorLimit ? countedLocators + i : nil
         }
         return Int(l.rawValue) < countedLocators ? Int(l.rawValue) : nil
+    }
+
+    // MARK: BFD
+
+    /// A frame from VNI 0: true when it was a BFD packet (taken and counted, good or bad),
+    /// false when it is not BFD and goes on as any frame.
+    private func fromBFDChannel(_ inner: UnsafeRawBufferPointer, source: IPAddress) -> Bool {
+        let payload: UnsafeRawBufferPointer
+        do {
+            payload = try BFDTunnelFrame.payload(of: inner)
+        } catch {
+            if error == .notBFD { return false }
+            bfd.counters.bad &+= 1
+            return true
+        }
+        guard let i = bfd.session(from: source) else {
+            bfd.counters.bad &+= 1
+            return true
+        }
+        let control: BFDControl
+        do { control = try BFDControl.parse(payload) } catch {
+            bfd.counters.bad &+= 1
+            return true
+        }
+        bfd.receive(control, at: i, now: Self.milliseconds(), receivedPackets: received(i))
+        return true
+    }
+
+    /// Tunnel packets from session `i`'s VTEP so far (decay and `forwarding_if_rx`).
+    private func received(_ i: Int) -> UInt64 {
+        guard let index = bfd.entries[i].index, let c = Self.counterSlot(index) else { return 0 }
+        return vtepRx[c]
+    }
+
+    /// BFD's timers and transmissions, when one is due; the wait in `run` ends at the next.
+    public func serviceBFD(now: UInt64) {
+        var wake = UInt64.max
+        var sent = false
+        for i in bfd.entries.indices {
+            let rx = received(i)
+            bfd.entries[i].session.run(now: now, receivedPackets: rx)
+            bfd.noteForwarding(i, now: now)
+            if bfd.entries[i].session.shouldSend(now: now), let index = bfd.entries[i].index {
+                let control = bfd.entries[i].session.makePacket(now: now)
+                let length: Int
+                do {
+                    length = try BFDTunnelFrame.store(
+                        control, into: bfdFrame, source: underlayMAC,
+                        sourcePort: bfd.entries[i].session.sourcePort)
+                } catch { continue }
+                toTunnel(index, VNI(masking: 0), UnsafeRawBufferPointer(rebasing: bfdFrame[0..<length]))
+                bfd.counters.sent &+= 1
+                sent = true
+            }
+            // A remote not in the configuration is looked at again in 100 ms.
+            let next = bfd.entries[i].index == nil ? now + 100 : bfd.entries[i].session.wakeTime
+            wake = min(wake, next)
+        }
+        bfd.wake = wake
+        if sent { flushAll() }
+    }
+
+    /// Sessions for the remotes in `wanted` (Tunnel `bfd_params` by remote VTEP).
+    public func configureBFD(_ wanted: [Locator: BFDParameters]) {
+        bfd.configure(
+            wanted, index: { l in withConfiguration { $0.locatorIndex(of: l) } },
+            now: Self.milliseconds())
+        serviceBFD(now: Self.milliseconds())
+    }
+
+    public func bfdStatuses() -> [BFDTunnelStatus] { bfd.statuses() }
+
+    public func bfdCounters() -> BFDCounters {
+        var c = bfd.counters
+        c.sessionsUp = bfd.sessionsUp
+        return c
     }
 
     // MARK: Transmit
@@ -1360,6 +1454,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         configurationsApplied &+= 1
         engine.apply(new)
         configurationRef = .passUnretained(new)
+        bfd.reindex { new.locatorIndex(of: $0) }
         templates.removeAll()
         problems = []
         for w in 0..<ports.count {

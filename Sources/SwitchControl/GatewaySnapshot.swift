@@ -46,6 +46,9 @@ public struct GatewaySnapshot: Hashable, Sendable {
     public var remoteMACs: [RemoteMAC]
     /// Rows left out or settings ignored, one sentence each; sorted.
     public var problems: [String]
+    /// Tunnel `bfd_params` by remote VXLAN VTEP (one of `locators`), for those with a
+    /// Tunnel row (vtepd creates one per remote VTEP, as ovs-vtep does).
+    public var bfd: [Locator: BFDParameters] = [:]
 
     public init(
         physicalSwitch: String, localTunnelIPs: [IPAddress] = [], switches: [LogicalSwitch] = [],
@@ -234,7 +237,23 @@ private struct SnapshotReader {
             switches: switches, ports: ports.map(\.name), bindings: bindings,
             locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
             remoteMACs: remoteMACs(of: switches), problems: [])
-        return finish(snapshot)
+        var withBFD = snapshot
+        withBFD.bfd = bfdParameters(snapshot.locators)
+        return finish(withBFD)
+    }
+
+    /// The `bfd_params` of the Tunnel rows toward `remotes` (VXLAN only: BFD rides VNI 0).
+    func bfdParameters(_ remotes: [Locator]) -> [Locator: BFDParameters] {
+        var result: [Locator: BFDParameters] = [:]
+        for tunnel in database.tunnels.values.sorted(by: { $0.uuid < $1.uuid }) {
+            guard let row = database.physicalLocators[tunnel.remote],
+                let ip = IPAddress(row.dstIP)
+            else { continue }
+            let remote = Locator(ip, .vxlan)
+            guard remotes.contains(remote) else { continue }
+            result[remote] = BFDParameters(tunnel.bfdParams)
+        }
+        return result
     }
 
     /// Sorts what the dictionaries left unordered and attaches the problems.
