@@ -73,9 +73,13 @@ struct BFDSessions {
                 discriminator: takeDiscriminator(), sourcePort: nextSourcePort, parameters: p,
                 now: now, seed: seed ^ UInt64(nextSourcePort))
             nextSourcePort = nextSourcePort == 65535 ? 49152 : nextSourcePort + 1
-            kept.append(Entry(remote: remote, index: index(remote), session: session, lastForwarding: false))
+            kept.append(
+                Entry(remote: remote, index: index(remote), session: session, lastForwarding: false)
+            )
         }
-        if kept.count != entries.count || zip(kept, entries).contains(where: { $0.remote != $1.remote }) {
+        if kept.count != entries.count
+            || zip(kept, entries).contains(where: { $0.remote != $1.remote })
+        {
             forwardingChanged = true
         }
         entries = kept
@@ -130,7 +134,8 @@ struct BFDSessions {
 
     func statuses() -> [BFDTunnelStatus] {
         entries.map {
-            BFDTunnelStatus(remote: $0.remote, status: $0.session.status, parameters: $0.session.parameters)
+            BFDTunnelStatus(
+                remote: $0.remote, status: $0.session.status, parameters: $0.session.parameters)
         }
     }
 

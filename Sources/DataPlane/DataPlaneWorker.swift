@@ -726,7 +726,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                         control, into: bfdFrame, source: underlayMAC,
                         sourcePort: bfd.entries[i].session.sourcePort)
                 } catch { continue }
-                toTunnel(index, VNI(masking: 0), UnsafeRawBufferPointer(rebasing: bfdFrame[0..<length]))
+                toTunnel(
+                    index, VNI(masking: 0), UnsafeRawBufferPointer(rebasing: bfdFrame[0..<length]))
                 bfd.counters.sent &+= 1
                 sent = true
             }

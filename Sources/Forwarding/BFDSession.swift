@@ -224,7 +224,8 @@ public struct BFDSession: Sendable {
     public mutating func run(now: UInt64, receivedPackets: UInt64) {
         let oldInDecay = inDecay
         if state.rawValue > BFDState.down.rawValue, now >= detectTime {
-            setState(.down, .controlDetectionTimeExpired, now: now, receivedPackets: receivedPackets)
+            setState(
+                .down, .controlDetectionTimeExpired, now: now, receivedPackets: receivedPackets)
         }
         _ = forwarding(now: now)
         if state == .up, decayMinRx > 0, now >= decayDetectTime {
@@ -300,7 +301,8 @@ public struct BFDSession: Sendable {
         if state == .adminDown { return }
         if msg.state == .adminDown {
             if state != .down {
-                setState(.down, .neighborSignaledSessionDown, now: now, receivedPackets: receivedPackets)
+                setState(
+                    .down, .neighborSignaledSessionDown, now: now, receivedPackets: receivedPackets)
             }
         } else {
             switch state {
@@ -316,7 +318,9 @@ public struct BFDSession: Sendable {
                 }
             case .up:
                 if msg.state.rawValue <= BFDState.down.rawValue {
-                    setState(.down, .neighborSignaledSessionDown, now: now, receivedPackets: receivedPackets)
+                    setState(
+                        .down, .neighborSignaledSessionDown, now: now,
+                        receivedPackets: receivedPackets)
                 }
             case .adminDown: break
             }

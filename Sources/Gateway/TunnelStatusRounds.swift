@@ -23,7 +23,9 @@ struct TunnelStatusRounds: Sendable {
             if wanted != written || ContinuousClock.now - lastWrite >= refresh {
                 do {
                     let changes = try await writer.write(wanted)
-                    if !changes.isEmpty { logger.info("tunnels: \(changes.joined(separator: "; "))") }
+                    if !changes.isEmpty {
+                        logger.info("tunnels: \(changes.joined(separator: "; "))")
+                    }
                     written = wanted
                     lastWrite = .now
                     if failing { logger.notice("writing the tunnels' BFD status works again") }

@@ -92,8 +92,7 @@ public struct BFDControl: Hashable, Sendable {
 
     /// Why a control packet was discarded: the reception checks of RFC 5880 §6.8.6 that do
     /// not depend on a session, in the order Open vSwitch applies them.
-    public enum Invalid: UInt8, Error, Hashable, Sendable, CaseIterable, CustomStringConvertible
-    {
+    public enum Invalid: UInt8, Error, Hashable, Sendable, CaseIterable, CustomStringConvertible {
         case truncated
         case badVersion
         case authenticationPresent
@@ -185,8 +184,7 @@ public enum BFDTunnelFrame {
     public static let ttl: UInt8 = 255
 
     /// Why a frame from the BFD channel is not a BFD control packet for us.
-    public enum Invalid: UInt8, Error, Hashable, Sendable, CaseIterable, CustomStringConvertible
-    {
+    public enum Invalid: UInt8, Error, Hashable, Sendable, CaseIterable, CustomStringConvertible {
         /// Not an untagged IPv4 Ethernet frame to the BFD MAC, or not UDP to port 3784.
         case notBFD
         case badIPv4
@@ -237,8 +235,10 @@ public enum BFDTunnelFrame {
         sourcePort: UInt16
     ) throws(Malformed) -> Int {
         guard buffer.count >= length else { throw .noHeadroom }
-        var at = try EthernetHeader(destination: destination, source: source, etherType: EtherType.ipv4)
-            .store(into: buffer, at: 0)
+        var at = try EthernetHeader(
+            destination: destination, source: source, etherType: EtherType.ipv4
+        )
+        .store(into: buffer, at: 0)
         at = try IPv4Header(
             source: sourceIP, destination: destinationIP, protocol: IPProtocol.udp,
             payloadLength: UDPHeader.length + BFDControl.length, ttl: ttl, tos: 0xC0,

@@ -125,7 +125,8 @@ public struct TunnelStatusWriter: Sendable {
                     .update(
                         table: "Tunnel", where: [Condition("_uuid", "==", .atom(.uuid(row.uuid)))],
                         row: Row(update)))
-                written.append("Tunnel to \(tunnel.remote): \(update.keys.sorted().joined(separator: ", "))")
+                written.append(
+                    "Tunnel to \(tunnel.remote): \(update.keys.sorted().joined(separator: ", "))")
             } else {
                 let name = "tunnel_" + tunnel.remote.filter { $0.isLetter || $0.isNumber }
                 operations.append(
@@ -156,7 +157,9 @@ public struct TunnelStatusWriter: Sendable {
     }
 
     private static func map(_ pairs: [String: String]) -> Datum {
-        .map(Dictionary(uniqueKeysWithValues: pairs.map { (Atom.string($0.key), Atom.string($0.value)) }))
+        .map(
+            Dictionary(
+                uniqueKeysWithValues: pairs.map { (Atom.string($0.key), Atom.string($0.value)) }))
     }
 
     private func read() async throws(ControlFailure) -> Rows? {
@@ -185,7 +188,8 @@ public struct TunnelStatusWriter: Sendable {
             guard let id = Self.uuid(tunnel["_uuid"]), ours.contains(id) else { continue }
             result.tunnels.append(
                 .init(
-                    uuid: id, local: Self.uuid(tunnel["local"]), remote: Self.uuid(tunnel["remote"]),
+                    uuid: id, local: Self.uuid(tunnel["local"]),
+                    remote: Self.uuid(tunnel["remote"]),
                     configLocal: Self.strings(tunnel["bfd_config_local"]),
                     status: Self.strings(tunnel["bfd_status"])))
         }
