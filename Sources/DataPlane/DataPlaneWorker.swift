@@ -149,6 +149,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     var bfd: BFDSessions
     /// Where a BFD frame is built before it is encapsulated like any other.
     private let bfdFrame: UnsafeMutableRawBufferPointer
+    /// One bit per configured locator index (the first 2^16, as the VTEP counters): its BFD
+    /// session is not forwarding. A service-node
+    /// switch floods to its first service node whose bit is clear.
+    private let locatorDown: UnsafeMutablePointer<UInt64>
+    private static var locatorDownWords: Int { countedLocators / 64 }
     /// Batches served and time busy, for the metrics endpoint (`WorkerLoad`).
     public private(set) var load = WorkerLoad()
     private let clockOrigin: UInt64
@@ -206,6 +211,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         openVLAN.initialize(repeating: Self.closedSlot, count: max(1, names.count))
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
         bfdFrame = .allocate(byteCount: 128, alignment: 16)
+        locatorDown = .allocate(capacity: Self.locatorDownWords)
+        locatorDown.initialize(repeating: 0, count: Self.locatorDownWords)
         bfd = BFDSessions(seed: random.next())
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
         trainBatch = PacketBatch(
@@ -260,6 +267,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         openVLAN.deallocate()
         segmentScratch.deallocate()
         bfdFrame.deallocate()
+        locatorDown.deallocate()
         workerPortOf.deallocate()
         portIndexOf.deallocate()
         portRx.deallocate()
@@ -737,6 +745,33 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
         bfd.wake = wake
         if sent { flushAll() }
+        if bfd.forwardingChanged {
+            bfd.forwardingChanged = false
+            updateLocatorDown()
+        }
+    }
+
+    /// The first service node whose tunnel is live; the first of all when none is.
+    @inline(__always)
+    private func liveServiceNode(_ nodes: UnsafeBufferPointer<LocatorIndex>) -> LocatorIndex? {
+        for node in nodes where !isDown(node) { return node }
+        return nodes.first
+    }
+
+    @inline(__always)
+    private func isDown(_ l: LocatorIndex) -> Bool {
+        let i = Int(l.rawValue)
+        return i < Self.countedLocators && locatorDown[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
+    /// Marks the locators whose BFD session is not forwarding.
+    private func updateLocatorDown() {
+        locatorDown.update(repeating: 0, count: Self.locatorDownWords)
+        for e in bfd.entries where !e.lastForwarding {
+            guard let index = e.index, Int(index.rawValue) < Self.countedLocators else { continue }
+            let i = Int(index.rawValue)
+            locatorDown[i >> 6] |= 1 << UInt64(i & 63)
+        }
     }
 
     /// Sessions for the remotes in `wanted` (Tunnel `bfd_params` by remote VTEP).
@@ -769,7 +804,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             toPort(member.port, vlan: member.vlan, frame)
         }
         if replicate {
-            for locator in list.replication { toTunnel(locator, list.vni, frame) }
+            if list.toOneServiceNode {
+                if let node = liveServiceNode(list.replication) { toTunnel(node, list.vni, frame) }
+            } else {
+                for locator in list.replication { toTunnel(locator, list.vni, frame) }
+            }
         }
     }
 
@@ -1456,6 +1495,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         engine.apply(new)
         configurationRef = .passUnretained(new)
         bfd.reindex { new.locatorIndex(of: $0) }
+        updateLocatorDown()
         templates.removeAll()
         problems = []
         for w in 0..<ports.count {

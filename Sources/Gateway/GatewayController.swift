@@ -598,8 +598,8 @@ public final class GatewayController: ControlHandler, Sendable {
             case .multicast(let g): replication = .init(mode: .multicast, locators: [locator(g)])
             case .headEnd(let list):
                 replication = .init(mode: .headEnd, locators: list.map(locator))
-            case .serviceNode(let l):
-                replication = .init(mode: .serviceNode, locators: [locator(l)])
+            case .serviceNode(let list):
+                replication = .init(mode: .serviceNode, locators: list.map(locator))
             }
             return .init(
                 name: s.name, vni: s.vni.rawValue, replication: replication, macAgeing: s.macAgeing,

@@ -403,7 +403,7 @@ private struct SnapshotReader {
             let mode = ls.replicationMode ?? GatewaySnapshot.defaultReplicationMode
             switch mode {
             case "service_node":
-                guard let first = unknownDestination.first else {
+                guard !unknownDestination.isEmpty else {
                     problems.insert(
                         "Logical_Switch \(ls.name) replicates through a service node, but has no"
                             + " unknown-dst locator: broadcast and unknown frames stay local"
@@ -411,13 +411,8 @@ private struct SnapshotReader {
                     replication = .headEnd([])
                     break
                 }
-                if unknownDestination.count > 1 {
-                    problems.insert(
-                        "Logical_Switch \(ls.name) replicates through a service node, but its"
-                            + " unknown-dst set has \(unknownDestination.count) locators; using"
-                            + " \(first.ip), the lowest address")
-                }
-                replication = .serviceNode(first)
+                // Several: BUM goes to the first live one (BFD), lowest address first.
+                replication = .serviceNode(unknownDestination)
             case "source_node":
                 replication = .headEnd(unknownDestination)
             default:

@@ -151,7 +151,7 @@ public enum FuzzChecks {
                 LogicalSwitch(
                     name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1"))),
                 LogicalSwitch(
-                    name: "svc", vni: vni(7000), replication: .serviceNode(locator("fd00::9"))),
+                    name: "svc", vni: vni(7000), replication: .serviceNode([locator("fd00::9")])),
             ],
             ports: ["p0", "p1", "p2"],
             bindings: [

@@ -19,17 +19,7 @@ struct VTEPDBFDTests {
             let ovs = try lab.startOVS(
                 at: b, remote: a.tunnelIP,
                 remoteMAC: try lab.interfaceMAC(a.underlayInterface, in: a.namespace), key: 5001)
-            // Only BFD crosses: the site's GRE port (its host's IPv6 noise would count as
-            // unknown_vni at vtepd) goes.
-            try ovs.vsctl(["del-port", "br-int", "gre0"])
-            // OVS's BFD tunnel on a bridge of its own (as ovs-vtep's vtep_bfd): VXLAN
-            // without a key (VNI 0), 100 ms both ways; nothing else goes into VNI 0.
-            try ovs.vsctl([
-                "add-br", "br-bfd", "--", "set", "bridge", "br-bfd", "datapath_type=netdev", "--",
-                "add-port", "br-bfd", "bfd0", "--", "set", "interface", "bfd0", "type=vxlan",
-                "options:remote_ip=\(a.tunnelIP)", "bfd:enable=true", "bfd:min_tx=100",
-                "bfd:min_rx=100",
-            ])
+            try Self.addBFDTunnel(ovs, to: a.tunnelIP)
             try lab.warmUnderlay(topology)
 
             // vtepd creates the Tunnel row toward the remote VTEP, as ovs-vtep does.
@@ -94,6 +84,121 @@ struct VTEPDBFDTests {
             #expect(try get("bfd_status:forwarding") == "false")
             let counters = try vtepd.dropCounters()
             #expect((counters.drops["unknown_vni"] ?? 0) == 0, "\(counters)")
+            try vtepd.process.requireRunning()
+        }
+    }
+
+    /// Only BFD crosses from `ovs`: the site's GRE port goes (its host's IPv6 noise would count
+    /// as unknown_vni at vtepd), and OVS's BFD tunnel goes on a bridge of its own (as
+    /// ovs-vtep's vtep_bfd): VXLAN without a key (VNI 0), 100 ms both ways.
+    static func addBFDTunnel(_ ovs: LabOVS, to remote: String) throws {
+        try ovs.vsctl(["del-port", "br-int", "gre0"])
+        try ovs.vsctl([
+            "add-br", "br-bfd", "--", "set", "bridge", "br-bfd", "datapath_type=netdev", "--",
+            "add-port", "br-bfd", "bfd0", "--", "set", "interface", "bfd0", "type=vxlan",
+            "options:remote_ip=\(remote)", "bfd:enable=true", "bfd:min_tx=100", "bfd:min_rx=100",
+        ])
+    }
+
+    /// The Tunnel rows of vtepd's database, by remote address.
+    static func tunnels(_ vtepd: LabVTEPD) throws -> [String: String] {
+        var result: [String: String] = [:]
+        let uuids = try vtepd.control(["--bare", "--columns=_uuid", "find", "Tunnel"]).output
+            .split(whereSeparator: \.isWhitespace).map(String.init)
+        for uuid in uuids {
+            let remote = try vtepd.control(["--bare", "get", "Tunnel", uuid, "remote"]).output
+                .trimmingCharacters(in: .whitespacesAndNewlines)
+            let ip = try vtepd.control(["--bare", "get", "Physical_Locator", remote, "dst_ip"])
+                .output.trimmingCharacters(in: CharacterSet(charactersIn: "\"\n "))
+            result[ip] = uuid
+        }
+        return result
+    }
+
+    static func bfdState(_ vtepd: LabVTEPD, _ tunnel: String) throws -> String {
+        try vtepd.control(["--if-exists", "get", "Tunnel", tunnel, "bfd_status:state"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func ipOrder(_ x: String, _ y: String) -> Bool {
+        x.split(separator: ".").compactMap { Int($0) }
+            .lexicographicallyPrecedes(y.split(separator: ".").compactMap { Int($0) })
+    }
+
+    @Test("service node failover: BUM to one live service node, the other once BFD finds it down")
+    func serviceNodeFailover() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .gateway, .gateway])
+            let a = topology.sites[0]
+            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            try vtepd.control([
+                "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=service_node",
+            ])
+            let aMAC = try lab.interfaceMAC(a.underlayInterface, in: a.namespace)
+            var peers: [String: (ovs: LabOVS, port: String)] = [:]
+            for i in [1, 2] {
+                let site = topology.sites[i]
+                try vtepd.control([
+                    "add-mcast-remote", vtepd.logicalSwitch, "unknown-dst", site.tunnelIP,
+                ])
+                let ovs = try lab.startOVS(at: site, remote: a.tunnelIP, remoteMAC: aMAC, key: 5001)
+                try Self.addBFDTunnel(ovs, to: a.tunnelIP)
+                peers[site.tunnelIP] = (ovs, topology.switchPorts[i])
+            }
+            try lab.warmUnderlay(topology)
+            let order = peers.keys.sorted(by: Self.ipOrder)
+            let (primary, standby) = (order[0], order[1])
+
+            var tunnels: [String: String] = [:]
+            try waitUntil(
+                "Tunnel rows toward both service nodes", timeout: .seconds(10),
+                lastSeen: "\(tunnels); " + (try vtepd.control(["list", "Tunnel"]).output)
+                    + (try vtepd.control(["list", "Physical_Locator"]).output)
+            ) {
+                tunnels = try Self.tunnels(vtepd)
+                return Set(tunnels.keys) == Set(order)
+            }
+            for uuid in tunnels.values {
+                try vtepd.control([
+                    "set", "Tunnel", uuid, "bfd_params:enable=true", "bfd_params:min_tx=100",
+                    "bfd_params:min_rx=100",
+                ])
+            }
+            try waitUntil("both sessions up", timeout: .seconds(5)) {
+                try tunnels.values.allSatisfy { try Self.bfdState(vtepd, $0) == "up" }
+            }
+
+            /// Broadcasts from vtepd's host, counted on each service node's wire.
+            func broadcasts() throws -> [String: Int] {
+                let captures = try order.map {
+                    ($0, try lab.capture(on: peers[$0]!.port, in: topology.switchNamespace))
+                }
+                for _ in 0..<5 {
+                    try lab.sendBroadcastPing(from: a.hostNamespace, to: "10.0.0.255")
+                }
+                var counts: [String: Int] = [:]
+                for (ip, capture) in captures {
+                    try lab.stop(capture)
+                    // The OVS sites answer VNI 5001 with port unreachable (they have no
+                    // port for it), quoting the echo: those quotes are not counted.
+                    counts[ip] = try lab.count(
+                        in: capture.file,
+                        matching: "ip.src == \(a.tunnelIP) && vxlan.vni == 5001"
+                            + " && eth.dst == ff:ff:ff:ff:ff:ff && icmp.type == 8"
+                            + " && !(icmp.type == 3)")
+                }
+                return counts
+            }
+            let before = try broadcasts()
+            #expect(before == [primary: 5, standby: 0], "\(before)")
+
+            _ = peers[primary]!.ovs.vswitchd.stop(signal: SIGKILL)
+            try waitUntil("the primary's session down", timeout: .seconds(3)) {
+                try Self.bfdState(vtepd, tunnels[primary]!) == "down"
+            }
+            #expect(try Self.bfdState(vtepd, tunnels[standby]!) == "up")
+            let after = try broadcasts()
+            #expect(after == [primary: 0, standby: 5], "\(after)")
             try vtepd.process.requireRunning()
         }
     }
