@@ -174,24 +174,13 @@ public final class ForwardingConfiguration: @unchecked Sendable {
                     throw .groupNotMulticast(group, switch: s.name)
                 }
                 addLocator(group)
-            case .headEnd(let list):
+            case .headEnd(let list), .serviceNode(let list):
+                let role =
+                    if case .headEnd = s.replication { "head-end VTEP" } else { "service node" }
                 var seen: Set<Locator> = []
                 for l in list {
                     guard Self.isUnicastVTEP(l.ip) else {
-                        throw .locatorNotUnicast(
-                            l, role: "head-end VTEP of logical switch \(s.name)")
-                    }
-                    guard seen.insert(l).inserted else {
-                        throw .duplicateHeadEnd(l, switch: s.name)
-                    }
-                    addLocator(l)
-                }
-            case .serviceNode(let list):
-                var seen: Set<Locator> = []
-                for l in list {
-                    guard Self.isUnicastVTEP(l.ip) else {
-                        throw .locatorNotUnicast(
-                            l, role: "service node of logical switch \(s.name)")
+                        throw .locatorNotUnicast(l, role: "\(role) of logical switch \(s.name)")
                     }
                     guard seen.insert(l).inserted else {
                         throw .duplicateHeadEnd(l, switch: s.name)

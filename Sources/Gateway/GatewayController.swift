@@ -407,6 +407,7 @@ public final class GatewayController: ControlHandler, Sendable {
     func tunnels(_ database: SwitchDatabase) async throws(ControlFailure) -> [TunnelReport] {
         let use = try await database.locatorUse()
         let plane = await counters()
+        let sessions = await dataPlane.inspect { $0.bfdStatuses() }
         var rows: [String: TunnelReport] = [:]
         for (ip, entry) in use {
             rows[ip] = TunnelReport(
@@ -421,6 +422,15 @@ public final class GatewayController: ControlHandler, Sendable {
             row.txFrames += vtep.txFrames
             row.rxFrames += vtep.rxFrames
             rows[vtep.ip] = row
+        }
+        for session in sessions {
+            let ip = "\(session.remote.ip)"
+            let s = session.status
+            rows[ip, default: TunnelReport(ip: ip, encapsulation: "vxlan", switches: [])].bfd =
+                TunnelReport.BFD(
+                    state: s.state.description, remoteState: s.remoteState.description,
+                    forwarding: s.forwarding, diagnostic: s.diagnostic.description,
+                    flaps: s.flapCount)
         }
         return rows.values.sorted { $0.ip < $1.ip }
     }

@@ -18,6 +18,12 @@ public struct MetricsSample: Sendable {
     public var workerBusySeconds: Double
     /// Each controller connection (Manager `target`), and whether it is connected now.
     public var managers: [String: Bool]
+    /// BFD packets taken from VNI 0, sent, and refused (malformed, TTL, discriminator, no
+    /// session); sessions up now.
+    public var bfdReceived: UInt64 = 0
+    public var bfdSent: UInt64 = 0
+    public var bfdBad: UInt64 = 0
+    public var bfdSessionsUp = 0
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
@@ -127,6 +133,11 @@ public struct MetricsSample: Sendable {
                 "manager_connected", "1 while the controller connection (Manager row) is up",
                 [("target", target)], connected ? 1 : 0)
         }
+        let bfd = "BFD control packets over tunnels: received, sent, and bad (dropped)"
+        counter("bfd_packets", bfd, [("direction", "rx")], bfdReceived)
+        counter("bfd_packets", bfd, [("direction", "tx")], bfdSent)
+        counter("bfd_packets", bfd, [("direction", "bad")], bfdBad)
+        gauge("bfd_sessions_up", "BFD sessions in state up", [], Double(bfdSessionsUp))
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
         registry.makeCounter(
             descriptor: MetricNameDescriptor(

@@ -69,6 +69,11 @@ struct VTEPDBFDTests {
                     && show.contains("RX Interval: Approx 100ms")
             }
             print("BFD up in our database \(upAfter) after bfd_params:enable=true")
+            let shown = try Self.showTunnels(vtepd)
+            #expect(
+                shown.split(separator: "\n").contains {
+                    $0.hasPrefix(b.tunnelIP) && $0.hasSuffix(" up")
+                }, "\(shown)")
             #expect(upAfter < .seconds(4))
 
             // The peer dies: detection time is 3 × 100 ms; the row follows within a round.
@@ -82,6 +87,8 @@ struct VTEPDBFDTests {
             #expect(downAfter < .milliseconds(900))
             #expect(try get("bfd_status:diagnostic") == "Control Detection Time Expired")
             #expect(try get("bfd_status:forwarding") == "false")
+            let after = try Self.showTunnels(vtepd)
+            #expect(after.contains("down (Control Detection Time Expired)"), "\(after)")
             let counters = try vtepd.dropCounters()
             #expect((counters.drops["unknown_vni"] ?? 0) == 0, "\(counters)")
             try vtepd.process.requireRunning()
@@ -113,6 +120,14 @@ struct VTEPDBFDTests {
             result[ip] = uuid
         }
         return result
+    }
+
+    /// `show switch tunnels` in vtepsh.
+    static func showTunnels(_ vtepd: LabVTEPD) throws -> String {
+        try vtepd.lab.execute([
+            try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+            "show switch tunnels",
+        ]).output
     }
 
     static func bfdState(_ vtepd: LabVTEPD, _ tunnel: String) throws -> String {
