@@ -21,8 +21,9 @@ public struct BFDParameters: Hashable, Sendable {
         multiplier: Int = 3
     ) {
         self.enable = enable
-        self.minRx = max(minRx, 1)
-        self.minTx = max(minTx, 1)
+        // OVS keeps intervals in a C int: nothing beyond Int32.max ms (about 24 days).
+        self.minRx = min(max(minRx, 1), Int(Int32.max))
+        self.minTx = min(max(minTx, 1), Int(Int32.max))
         self.decayMinRx = decayMinRx
         self.forwardingIfRx = forwardingIfRx
         self.cpathDown = cpathDown
@@ -31,10 +32,12 @@ public struct BFDParameters: Hashable, Sendable {
     }
 
     /// Reads a `bfd_params` map as Open vSwitch reads its `bfd` column (smap_get_bool: only
-    /// "true" is true; smap_get_int: a value that is not an integer takes the default).
+    /// "true" is true; smap_get_int: a value that is not a C int takes the default).
     public init(_ map: [String: String]) {
         let d = BFDParameters()
-        func int(_ key: String, _ def: Int) -> Int { map[key].flatMap { Int($0) } ?? def }
+        func int(_ key: String, _ def: Int) -> Int {
+            map[key].flatMap { Int32($0) }.map { Int($0) } ?? def
+        }
         func bool(_ key: String) -> Bool { map[key] == "true" }
         self.init(
             enable: bool("enable"), minRx: int("min_rx", d.minRx), minTx: int("min_tx", d.minTx),

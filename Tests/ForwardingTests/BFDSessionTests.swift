@@ -112,5 +112,8 @@ struct BFDSessionTests {
         ])
         #expect(p == BFDParameters(enable: true, minRx: 300, minTx: 100, checkTunnelKey: true))
         #expect(BFDParameters([:]).enable == false)
+        // Beyond a C int: the default, as OVS's smap_get_int; huge values never overflow.
+        #expect(BFDParameters(["min_rx": "9223372036854775807"]).minRx == 1000)
+        #expect(BFDParameters(minRx: .max, minTx: .max).minTx == Int(Int32.max))
     }
 }
