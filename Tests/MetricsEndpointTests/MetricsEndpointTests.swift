@@ -7,7 +7,16 @@ import Testing
 /// The exposition of a sample (names, labels, values, types) and the HTTP endpoint over a
 /// real socket on 127.0.0.1.
 @Suite struct MetricsEndpointTests {
-    static let sample = MetricsSample(
+    static let sample = {
+        var sample = plainSample
+        sample.bfdReceived = 30
+        sample.bfdSent = 31
+        sample.bfdBad = 2
+        sample.bfdSessionsUp = 1
+        return sample
+    }()
+
+    static let plainSample = MetricsSample(
         counters: CountersReport(
             switches: [
                 .init(
@@ -67,6 +76,10 @@ import Testing
             "vtep_worker_busy_seconds_total 1.5",
             #"vtep_manager_connected{target="ssl:10.0.0.5:6640"} 1.0"#,
             #"vtep_manager_connected{target="ssl:10.0.0.6:6640"} 0.0"#,
+            #"vtep_bfd_packets_total{direction="rx"} 30"#,
+            #"vtep_bfd_packets_total{direction="tx"} 31"#,
+            #"vtep_bfd_packets_total{direction="bad"} 2"#,
+            "vtep_bfd_sessions_up 1.0",
             "# TYPE vtep_frames_total counter",
             "# TYPE vtep_mac_entries gauge",
             "# TYPE vtep_worker_busy_seconds_total counter",
