@@ -37,6 +37,11 @@ struct BFDSessions {
         var index: LocatorIndex?
         var session: BFDSession
         var lastForwarding: Bool
+        /// BFD control packets taken from this VTEP (its data packets are the worker's
+        /// per-VTEP counter).
+        var controlReceived: UInt64 = 0
+        /// `controlReceived` plus the data packets, when the timers last looked.
+        var lastReceived: UInt64 = 0
     }
 
     var entries: [Entry] = []
@@ -108,6 +113,7 @@ struct BFDSessions {
 
     /// A control packet from `entries[i]`'s VTEP.
     mutating func receive(_ control: BFDControl, at i: Int, now: UInt64, receivedPackets: UInt64) {
+        entries[i].controlReceived &+= 1
         do {
             try entries[i].session.receive(control, now: now, receivedPackets: receivedPackets)
             counters.received &+= 1

@@ -150,8 +150,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Where a BFD frame is built before it is encapsulated like any other.
     private let bfdFrame: UnsafeMutableRawBufferPointer
     /// One bit per configured locator index (the first 2^16, as the VTEP counters): its BFD
-    /// session is not forwarding. A service-node
-    /// switch floods to its first service node whose bit is clear.
+    /// session is not forwarding. A service-node switch floods to its first service node
+    /// whose bit is clear.
     private let locatorDown: UnsafeMutablePointer<UInt64>
     private static var locatorDownWords: Int { countedLocators / 64 }
     /// Batches served and time busy, for the metrics endpoint (`WorkerLoad`).
@@ -712,10 +712,14 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         return true
     }
 
-    /// Tunnel packets from session `i`'s VTEP so far (decay and `forwarding_if_rx`).
+    /// Tunnel packets from session `i`'s VTEP so far, BFD's own included, as OVS counts its
+    /// netdev's (decay and `forwarding_if_rx`).
     private func received(_ i: Int) -> UInt64 {
-        guard let index = bfd.entries[i].index, let c = Self.counterSlot(index) else { return 0 }
-        return vtepRx[c]
+        let control = bfd.entries[i].controlReceived
+        guard let index = bfd.entries[i].index, let c = Self.counterSlot(index) else {
+            return control
+        }
+        return vtepRx[c] &+ control
     }
 
     /// BFD's timers and transmissions, when one is due; the wait in `run` ends at the next.
@@ -724,6 +728,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         var sent = false
         for i in bfd.entries.indices {
             let rx = received(i)
+            // OVS's bfd_account_rx: traffic from the peer keeps a forwarding_if_rx tunnel up.
+            if rx != bfd.entries[i].lastReceived {
+                bfd.entries[i].lastReceived = rx
+                bfd.entries[i].session.accountReceived(now: now)
+            }
             bfd.entries[i].session.run(now: now, receivedPackets: rx)
             bfd.noteForwarding(i, now: now)
             if bfd.entries[i].session.shouldSend(now: now), let index = bfd.entries[i].index {
