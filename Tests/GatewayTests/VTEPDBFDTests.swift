@@ -78,6 +78,32 @@ struct VTEPDBFDTests {
                 }
             }
             #expect(upAfter < .seconds(4))
+            // On the wire, as tshark's own dissectors read it: BFD control packets up both
+            // ways in VNI 0, to 00:23:20:00:00:01 with TTL 255 and UDP port 3784.
+            let wire = try lab.capture(on: topology.switchPorts[1], in: topology.switchNamespace)
+            Thread.sleep(forTimeInterval: 1.5)
+            try lab.stop(wire, settle: .zero)
+            for (source, destination) in [(a.tunnelIP, b.tunnelIP), (b.tunnelIP, a.tunnelIP)] {
+                let filter =
+                    "ip.src == \(source) && ip.dst == \(destination) && vxlan.vni == 0"
+                    + " && eth.dst == 00:23:20:00:00:01 && ip.ttl == 255"
+                    + " && udp.dstport == 3784 && bfd.sta == 3 && bfd.version == 1"
+                    // OVS's site answers some VXLAN packets with port unreachable (its
+                    // kernel sees them too), quoting them: those quotes are not counted.
+                    + " && !icmp"
+                let times = try lab.execute([
+                    "tshark", "-n", "-r", wire.file.path, "-Y", filter, "-T", "fields", "-e",
+                    "frame.time_relative",
+                ]).output.split(separator: "\n").compactMap { Double($0) }
+                #expect(times.count >= 3, "\(times.count) BFD packets \(source) → \(destination)")
+                // 300 ms less up to 25 % jitter (RFC 5880 §6.8.7): 225–300 ms apart, with
+                // some slack for scheduling.
+                for (earlier, later) in zip(times, times.dropFirst()) {
+                    #expect(
+                        (0.2...0.35).contains(later - earlier),
+                        "BFD \(source) → \(destination) \(later - earlier) s apart")
+                }
+            }
             // What VNI 5001 brought before OVS's GRE port went is not BFD's.
             let unknownBefore = try vtepd.dropCounters().drops["unknown_vni"] ?? 0
 
