@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libFuzzer over every parser that meets input from the network, an operator or a controller,
 # and over the forwarding decision (Tests/FuzzChecks: control, shell, json, packet, dhcp,
-# decision). Builds the checks and what they use with libFuzzer and AddressSanitizer
+# decision, bfd). Builds the checks and what they use with libFuzzer and AddressSanitizer
 # (release, in .build-fuzz), links one binary per target
 # with swiftc (SwiftPM renames an executable's main, which libFuzzer provides), and runs each
 # for SECONDS (default 60) over a scratch copy of its corpus: the repository's seeds in
@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SECONDS_EACH=${1:-60}
-TARGETS=${TARGETS:-control shell json packet dhcp decision}
+TARGETS=${TARGETS:-control shell json packet dhcp decision bfd}
 SCRATCH=$ROOT/.build-fuzz
 WORK=$(mktemp -d /tmp/vtep-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -443,7 +443,7 @@ public struct LogicalSwitchReport: Hashable, Sendable, Codable {
 
 /// One remote VTEP, for `tunnels`. Wire fields: `ip`, `encapsulation`, `switches` (the
 /// logical switches that reach it: remote MACs, replication), `txFrames`, `rxFrames` (since
-/// vtepd started).
+/// vtepd started), and `bfd` while a BFD session runs toward it.
 public struct TunnelReport: Hashable, Sendable, Codable {
     public var ip: String
     public var encapsulation: String
@@ -452,6 +452,36 @@ public struct TunnelReport: Hashable, Sendable, Codable {
     public var rxFrames: UInt64
     public var txRate: TrafficRate?
     public var rxRate: TrafficRate?
+    public var bfd: BFD?
+
+    /// The BFD session with the VTEP, as its Tunnel row's `bfd_status` shows it.
+    public struct BFD: Hashable, Sendable, Codable {
+        public var state: String
+        public var remoteState: String
+        public var forwarding: Bool
+        public var diagnostic: String
+        public var flaps: UInt64
+
+        public init(
+            state: String, remoteState: String, forwarding: Bool, diagnostic: String,
+            flaps: UInt64
+        ) {
+            self.state = state
+            self.remoteState = remoteState
+            self.forwarding = forwarding
+            self.diagnostic = diagnostic
+            self.flaps = flaps
+        }
+
+        /// `up`, or `down (Control Detection Time Expired)`; `, not forwarding` when up
+        /// without forwarding.
+        var text: String {
+            var text = state
+            if diagnostic != "No Diagnostic" { text += " (\(diagnostic))" }
+            if state == "up" && !forwarding { text += ", not forwarding" }
+            return text
+        }
+    }
 
     public init(
         ip: String, encapsulation: String, switches: [String], txFrames: UInt64 = 0,
@@ -557,13 +587,13 @@ extension TextReport {
     public static func tunnels(_ rows: [TunnelReport]) -> String {
         var table = TextTable(columns: [
             .init("VTEP"), .init("ENCAPSULATION"), .init("SWITCHES"), .init("TX FRAMES", .right),
-            .init("RX FRAMES", .right),
+            .init("RX FRAMES", .right), .init("BFD"),
         ])
         var rates = ""
         for row in rows {
             table.append([
                 row.ip, row.encapsulation, row.switches.joined(separator: ", "),
-                String(row.txFrames), String(row.rxFrames),
+                String(row.txFrames), String(row.rxFrames), row.bfd?.text ?? "-",
             ])
             if let rate = row.txRate { rates += "\(row.ip) tx: \(rate.text)\n" }
             if let rate = row.rxRate { rates += "\(row.ip) rx: \(rate.text)\n" }

@@ -254,6 +254,11 @@ public final class DataPlane: @unchecked Sendable {
         post(.nextHops(hops))
     }
 
+    /// BFD sessions toward exactly these remote VTEPs (Tunnel `bfd_params` by VTEP).
+    public func configureBFD(_ wanted: [Locator: BFDParameters]) {
+        post(.run { $0.configureBFD(wanted) })
+    }
+
     /// Runs `body` on the worker between batches and returns its result: how the control
     /// plane reads the MAC table and the counters.
     public func inspect<T: Sendable>(_ body: @escaping @Sendable (Worker) -> T) async -> T {

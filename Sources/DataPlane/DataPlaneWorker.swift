@@ -147,6 +147,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     private var stopping = false
     private var tracer = TraceRecorder()
+    /// BFD with each remote VTEP that has it enabled (Tunnel `bfd_params`), over VNI 0.
+    var bfd: BFDSessions
+    /// Where a BFD frame is built before it is encapsulated like any other.
+    private let bfdFrame: UnsafeMutableRawBufferPointer
+    /// One bit per configured locator index (the first 2^16, as the VTEP counters): its BFD
+    /// session is not forwarding. A service-node switch floods to its first service node
+    /// whose bit is clear.
+    private let locatorDown: UnsafeMutablePointer<UInt64>
+    private static var locatorDownWords: Int { countedLocators / 64 }
     /// Batches served and time busy, for the metrics endpoint (`WorkerLoad`).
     public private(set) var load = WorkerLoad()
     private let clockOrigin: UInt64
@@ -205,6 +214,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
         replyScratch = .allocate(
             byteCount: NeighbourDiscovery.maximumReplyLength, alignment: 64)
+        bfdFrame = .allocate(byteCount: 128, alignment: 16)
+        locatorDown = .allocate(capacity: Self.locatorDownWords)
+        locatorDown.initialize(repeating: 0, count: Self.locatorDownWords)
+        bfd = BFDSessions(seed: random.next())
         underlayBatch = PacketBatch(capacity: batch, bufferSize: 2048 + 128, headroom: 128)
         trainBatch = PacketBatch(
             capacity: 16, bufferSize: Self.superFrameBytes + 128, headroom: 128)
@@ -258,6 +271,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         openVLAN.deallocate()
         segmentScratch.deallocate()
         replyScratch.deallocate()
+        bfdFrame.deallocate()
+        locatorDown.deallocate()
         workerPortOf.deallocate()
         portIndexOf.deallocate()
         portRx.deallocate()
@@ -310,7 +325,14 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         while !stopping {
             for command in takeCommands() { handle(command) }
             if stopping { break }
-            let timeout: Int32 = clock < spinUntil ? 0 : 100
+            // No wait while busy polling; otherwise BFD's next timer shortens the wait (100 ms
+            // without one).
+            let timeout: Int32 =
+                clock < spinUntil
+                ? 0
+                : bfd.wake == .max
+                    ? 100
+                    : Int32(clamping: min(100, bfd.wake &- min(bfd.wake, Self.milliseconds())))
             let ready = descriptors.withUnsafeMutableBufferPointer {
                 poll($0.baseAddress, nfds_t($0.count), timeout)
             }
@@ -329,6 +351,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
                 load.busyNanoseconds &+= WorkerLoad.now() &- busySince
             }
+            if clock / 1_000_000 >= bfd.wake { serviceBFD(now: clock / 1_000_000) }
             if now != lastAgeing {
                 lastAgeing = now
                 engine.age(now: now, budget: 4096)
@@ -361,6 +384,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// Ages the MAC table as `run` does once a second.
     public func age(now: UInt32) { engine.age(now: now, budget: 4096) }
+
+    static func milliseconds() -> UInt64 { monotonicNanoseconds() / 1_000_000 }
 
     static func monotonicNanoseconds() -> UInt64 {
         var t = timespec()
@@ -555,6 +580,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     }
                     let inner = UnsafeRawBufferPointer(
                         rebasing: payload[VXLANHeader.length..<payload.count])
+                    // VNI 0 is the BFD channel of Open vSwitch and NSX: its BFD packets are
+                    // taken here, never decided as frames of a switch.
+                    if header.vni == 0, fromBFDChannel(inner, source: source.address) { continue }
                     deliver(
                         inner,
                         .tunnel(
@@ -678,6 +706,119 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         return Int(l.rawValue) < countedLocators ? Int(l.rawValue) : nil
     }
 
+    // MARK: BFD
+
+    /// A frame from VNI 0: true when it was a BFD packet (taken and counted, good or bad),
+    /// false when it is not BFD and goes on as any frame.
+    private func fromBFDChannel(_ inner: UnsafeRawBufferPointer, source: IPAddress) -> Bool {
+        let payload: UnsafeRawBufferPointer
+        do {
+            payload = try BFDTunnelFrame.payload(of: inner)
+        } catch {
+            if error == .notBFD { return false }
+            bfd.counters.bad &+= 1
+            return true
+        }
+        guard let i = bfd.session(from: source) else {
+            bfd.counters.bad &+= 1
+            return true
+        }
+        let control: BFDControl
+        do { control = try BFDControl.parse(payload) } catch {
+            bfd.counters.bad &+= 1
+            return true
+        }
+        bfd.receive(control, at: i, now: Self.milliseconds(), receivedPackets: received(i))
+        return true
+    }
+
+    /// Tunnel packets from session `i`'s VTEP so far, BFD's own included, as OVS counts its
+    /// netdev's (decay and `forwarding_if_rx`).
+    private func received(_ i: Int) -> UInt64 {
+        let control = bfd.entries[i].controlReceived
+        guard let index = bfd.entries[i].index, let c = Self.counterSlot(index) else {
+            return control
+        }
+        return vtepRx[c] &+ control
+    }
+
+    /// BFD's timers and transmissions, when one is due; the wait in `run` ends at the next.
+    public func serviceBFD(now: UInt64) {
+        var wake = UInt64.max
+        var sent = false
+        for i in bfd.entries.indices {
+            let rx = received(i)
+            // OVS's bfd_account_rx: traffic from the peer keeps a forwarding_if_rx tunnel up.
+            if rx != bfd.entries[i].lastReceived {
+                bfd.entries[i].lastReceived = rx
+                bfd.entries[i].session.accountReceived(now: now)
+            }
+            bfd.entries[i].session.run(now: now, receivedPackets: rx)
+            bfd.noteForwarding(i, now: now)
+            if bfd.entries[i].session.shouldSend(now: now), let index = bfd.entries[i].index {
+                let control = bfd.entries[i].session.makePacket(now: now)
+                let length: Int
+                do {
+                    length = try BFDTunnelFrame.store(
+                        control, into: bfdFrame, source: underlayMAC,
+                        sourcePort: bfd.entries[i].session.sourcePort)
+                } catch { continue }
+                toTunnel(
+                    index, VNI(masking: 0), UnsafeRawBufferPointer(rebasing: bfdFrame[0..<length]))
+                bfd.counters.sent &+= 1
+                sent = true
+            }
+            // A remote not in the configuration is looked at again in 100 ms.
+            let next = bfd.entries[i].index == nil ? now + 100 : bfd.entries[i].session.wakeTime
+            wake = min(wake, next)
+        }
+        bfd.wake = wake
+        if sent { flushAll() }
+        if bfd.forwardingChanged {
+            bfd.forwardingChanged = false
+            updateLocatorDown()
+        }
+    }
+
+    /// The first service node whose tunnel is live; the first of all when none is.
+    @inline(__always)
+    private func liveServiceNode(_ nodes: UnsafeBufferPointer<LocatorIndex>) -> LocatorIndex? {
+        for node in nodes where !isDown(node) { return node }
+        return nodes.first
+    }
+
+    @inline(__always)
+    private func isDown(_ l: LocatorIndex) -> Bool {
+        let i = Int(l.rawValue)
+        return i < Self.countedLocators && locatorDown[i >> 6] & (1 << UInt64(i & 63)) != 0
+    }
+
+    /// Marks the locators whose BFD session is not forwarding.
+    private func updateLocatorDown() {
+        locatorDown.update(repeating: 0, count: Self.locatorDownWords)
+        for e in bfd.entries where !e.lastForwarding {
+            guard let index = e.index, Int(index.rawValue) < Self.countedLocators else { continue }
+            let i = Int(index.rawValue)
+            locatorDown[i >> 6] |= 1 << UInt64(i & 63)
+        }
+    }
+
+    /// Sessions for the remotes in `wanted` (Tunnel `bfd_params` by remote VTEP).
+    public func configureBFD(_ wanted: [Locator: BFDParameters]) {
+        bfd.configure(
+            wanted, index: { l in withConfiguration { $0.locatorIndex(of: l) } },
+            now: Self.milliseconds())
+        serviceBFD(now: Self.milliseconds())
+    }
+
+    public func bfdStatuses() -> [BFDTunnelStatus] { bfd.statuses() }
+
+    public func bfdCounters() -> BFDCounters {
+        var c = bfd.counters
+        c.sessionsUp = bfd.sessionsUp
+        return c
+    }
+
     // MARK: Transmit
 
     /// ARP and ND suppression: answers `request` on `mac`'s behalf, the reply built in the
@@ -704,7 +845,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             toPort(member.port, vlan: member.vlan, frame)
         }
         if replicate {
-            for locator in list.replication { toTunnel(locator, list.vni, frame) }
+            if list.toOneServiceNode {
+                if let node = liveServiceNode(list.replication) { toTunnel(node, list.vni, frame) }
+            } else {
+                for locator in list.replication { toTunnel(locator, list.vni, frame) }
+            }
         }
     }
 
@@ -1390,6 +1535,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         configurationsApplied &+= 1
         engine.apply(new)
         configurationRef = .passUnretained(new)
+        bfd.reindex { new.locatorIndex(of: $0) }
+        updateLocatorDown()
         templates.removeAll()
         problems = []
         for w in 0..<ports.count {

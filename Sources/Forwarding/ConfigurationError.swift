@@ -70,7 +70,7 @@ public enum ConfigurationError: Error, Hashable, Sendable, CustomStringConvertib
             return "multicast replication group \(l.ip) of logical switch \(s) is not a"
                 + " multicast address (224.0.0.0/4 or ff00::/8)"
         case .duplicateHeadEnd(let l, let s):
-            return "VTEP \(l) is listed twice in the head-end replication list of logical"
+            return "VTEP \(l) is listed twice in the replication list of logical"
                 + " switch \(s)"
         case .unknownSwitchIndex(let i):
             return "there is no logical switch with index \(i.rawValue)"

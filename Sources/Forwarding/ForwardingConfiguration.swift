@@ -9,8 +9,10 @@ public struct FloodList {
     /// attachment of the `.flood` decision.
     public let members: UnsafeBufferPointer<AttachmentCircuit>
     /// Locators to send one encapsulated copy to: the multicast group, each head-end VTEP, or
-    /// the service node. Only for `.flood(…, includeReplication: true)`.
+    /// the service nodes. Only for `.flood(…, includeReplication: true)`.
     public let replication: UnsafeBufferPointer<LocatorIndex>
+    /// `replication` lists service nodes: one copy goes to one of them.
+    public let toOneServiceNode: Bool
 }
 
 /// An immutable forwarding configuration: logical switches, access ports, VLAN bindings and
@@ -36,8 +38,8 @@ public final class ForwardingConfiguration: @unchecked Sendable {
     struct SwitchRecord {
         var present = false
         var vni: UInt32 = 0
-        /// Locator index of the service node, or `UInt32.max`.
-        var serviceNode = UInt32.max
+        /// The replication targets are service nodes (one copy to one of them).
+        var serviceNode = false
         var memberStart: UInt32 = 0
         var memberCount: UInt32 = 0
         var replicationStart: UInt32 = 0
@@ -174,23 +176,19 @@ public final class ForwardingConfiguration: @unchecked Sendable {
                     throw .groupNotMulticast(group, switch: s.name)
                 }
                 addLocator(group)
-            case .headEnd(let list):
+            case .headEnd(let list), .serviceNode(let list):
+                let role =
+                    if case .headEnd = s.replication { "head-end VTEP" } else { "service node" }
                 var seen: Set<Locator> = []
                 for l in list {
                     guard Self.isUnicastVTEP(l.ip) else {
-                        throw .locatorNotUnicast(
-                            l, role: "head-end VTEP of logical switch \(s.name)")
+                        throw .locatorNotUnicast(l, role: "\(role) of logical switch \(s.name)")
                     }
                     guard seen.insert(l).inserted else {
                         throw .duplicateHeadEnd(l, switch: s.name)
                     }
                     addLocator(l)
                 }
-            case .serviceNode(let l):
-                guard Self.isUnicastVTEP(l.ip) else {
-                    throw .locatorNotUnicast(l, role: "service node of logical switch \(s.name)")
-                }
-                addLocator(l)
             }
         }
         guard allLocators.count <= LocatorIndex.count else {
@@ -289,9 +287,9 @@ public final class ForwardingConfiguration: @unchecked Sendable {
                 targets = [g]
                 r.openToAll = true
             case .headEnd(let list): targets = list
-            case .serviceNode(let l):
-                targets = [l]
-                r.serviceNode = indexOfLocator[l]!.rawValue
+            case .serviceNode(let list):
+                targets = list
+                r.serviceNode = true
             }
             r.replicationStart = UInt32(replicationPool.count)
             r.replicationCount = UInt32(targets.count)
@@ -505,13 +503,27 @@ extension ForwardingConfiguration.Tables {
             members: UnsafeBufferPointer(
                 start: memberPool + Int(r.memberStart), count: Int(r.memberCount)),
             replication: UnsafeBufferPointer(
-                start: replicationPool + Int(r.replicationStart), count: Int(r.replicationCount)))
+                start: replicationPool + Int(r.replicationStart), count: Int(r.replicationCount)),
+            toOneServiceNode: r.serviceNode)
     }
 
     /// Whether `locator` may send into switch `index`.
     func accepts(_ locator: LocatorIndex, into index: SwitchIndex) -> Bool {
         guard let r = record(index) else { return false }
         return accepts(locator.rawValue, r)
+    }
+
+    /// Whether `locator` is one of the switch's replication targets (its service nodes).
+    /// Per packet: a scan of a few entries.
+    @inline(__always)
+    func isReplicationTarget(_ locator: LocatorIndex, _ r: ForwardingConfiguration.SwitchRecord)
+        -> Bool
+    {
+        for i in Int(r.replicationStart)..<Int(r.replicationStart + r.replicationCount)
+        where replicationPool[i] == locator {
+            return true
+        }
+        return false
     }
 
     @inline(__always)

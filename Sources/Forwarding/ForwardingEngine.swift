@@ -451,7 +451,7 @@ public final class ForwardingEngine {
 
         // A service node relays other VTEPs' frames under its own address: learning their
         // sources behind it would pull unicast traffic through it.
-        if locator.rawValue != record.serviceNode {
+        if !(record.serviceNode && current.isReplicationTarget(locator, record)) {
             let there = MACTable.remoteBit | locator.rawValue
             if let reason = learn(sw, header.source, there, now) { return drop(reason, s) }
         }
@@ -530,7 +530,10 @@ public final class ForwardingEngine {
         let targets =
             excluding == nil
             ? Int(record.memberCount)
-            : Int(record.memberCount) - 1 + Int(record.replicationCount)
+            : Int(record.memberCount) - 1
+                + (record.serviceNode
+                    ? min(1, Int(record.replicationCount))
+                    : Int(record.replicationCount))
         guard targets > 0 else { return drop(.noFloodTargets, s) }
         if record.bumFramesPerSecond != 0, !admitBUM(s, record) {
             return drop(.bumRateLimited, s)

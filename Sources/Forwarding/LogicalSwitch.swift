@@ -25,9 +25,11 @@ public enum Replication: Hashable, Sendable {
     /// keeps BUM traffic local.
     case headEnd([Locator])
     /// One copy to a service node, which replicates to the others (hardware_vtep
-    /// `replication_mode` "service_node"). Frames the service node relays carry its address,
-    /// not the original sender's, so their source MACs are not learned.
-    case serviceNode(Locator)
+    /// `replication_mode` "service_node"): of several, to the first whose tunnel is live
+    /// (BFD forwarding, or no BFD session toward it), as NSX gateways pick one replicator,
+    /// and to the first when none is. Frames a service node relays carry its address, not
+    /// the original sender's, so their source MACs are not learned.
+    case serviceNode([Locator])
 }
 
 /// A logical switch: one layer-2 broadcast domain carried between VTEPs under one VNI.

@@ -409,6 +409,7 @@ public final class GatewayController: ControlHandler, Sendable {
     func tunnels(_ database: SwitchDatabase) async throws(ControlFailure) -> [TunnelReport] {
         let use = try await database.locatorUse()
         let plane = await counters()
+        let sessions = await dataPlane.inspect { $0.bfdStatuses() }
         var rows: [String: TunnelReport] = [:]
         for (ip, entry) in use {
             rows[ip] = TunnelReport(
@@ -423,6 +424,15 @@ public final class GatewayController: ControlHandler, Sendable {
             row.txFrames += vtep.txFrames
             row.rxFrames += vtep.rxFrames
             rows[vtep.ip] = row
+        }
+        for session in sessions {
+            let ip = "\(session.remote.ip)"
+            let s = session.status
+            rows[ip, default: TunnelReport(ip: ip, encapsulation: "vxlan", switches: [])].bfd =
+                TunnelReport.BFD(
+                    state: s.state.description, remoteState: s.remoteState.description,
+                    forwarding: s.forwarding, diagnostic: s.diagnostic.description,
+                    flaps: s.flapCount)
         }
         return rows.values.sorted { $0.ip < $1.ip }
     }
@@ -605,8 +615,8 @@ public final class GatewayController: ControlHandler, Sendable {
             case .multicast(let g): replication = .init(mode: .multicast, locators: [locator(g)])
             case .headEnd(let list):
                 replication = .init(mode: .headEnd, locators: list.map(locator))
-            case .serviceNode(let l):
-                replication = .init(mode: .serviceNode, locators: [locator(l)])
+            case .serviceNode(let list):
+                replication = .init(mode: .serviceNode, locators: list.map(locator))
             }
             return .init(
                 name: s.name, vni: s.vni.rawValue, replication: replication, macAgeing: s.macAgeing,

@@ -180,6 +180,7 @@ public struct GatewayDaemon: Sendable {
                 _ = try dataPlane.apply(
                     { previous in try snapshot.configuration(previous: previous) },
                     statics: snapshot.remoteMACs)
+                dataPlane.configureBFD(snapshot.bfd)
                 controller.update(snapshot: snapshot, problems: [])
                 snapshotProblems.note(snapshot)
             } catch {
@@ -228,10 +229,18 @@ public struct GatewayDaemon: Sendable {
                 guard let appliance else { return nil }
                 return await SwitchStatusRounds.hostManagementIPs(appliance, tunnelIPs: tunnelIPs)
             }, logger: switchLogger)
+        // Tunnel rows per remote VTEP with their BFD status, as ovs-vtep keeps them.
+        let tunnelRounds = options.tunnelIPs.first.map {
+            TunnelStatusRounds(
+                controller: controller,
+                writer: TunnelStatusWriter(
+                    client: controlPlane.client, physicalSwitch: options.physicalSwitch,
+                    localIP: $0.description), logger: switchLogger)
+        }
         started.services.append(
             SwitchService(
                 controlPlane: controlPlane, publisher: publisher, status: status,
-                logger: switchLogger))
+                tunnels: tunnelRounds, logger: switchLogger))
         // What the control socket and the database client refused to protect vtepd, counted
         // for `show system` and the metrics; the socket starts last, so its count of refused
         // connections is read through `controlServer` once it exists.
@@ -390,6 +399,7 @@ struct SwitchService: StoppableService {
     let controlPlane: ControlPlane
     let publisher: LocalMACPublisher
     let status: SwitchStatusRounds
+    let tunnels: TunnelStatusRounds?
     let logger: Logger
 
     func run() async throws {
@@ -406,13 +416,17 @@ struct SwitchService: StoppableService {
         }
         let status = self.status
         let statusRounds = Task { await status.run() }
+        let tunnels = self.tunnels
+        let tunnelRounds = Task { await tunnels?.run() }
         try? await gracefulShutdown()
         publishing.cancel()
         statusRounds.cancel()
+        tunnelRounds.cancel()
         // Stopping the client fails a transaction the publisher may still wait on.
         await stop()
         await publishing.value
         await statusRounds.value
+        await tunnelRounds.value
     }
 
     func stop() async {

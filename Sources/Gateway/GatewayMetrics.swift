@@ -211,17 +211,22 @@ extension GatewayController {
         limitRefusals: [String: UInt64] = [:]
     ) async -> MetricsSample {
         let counters = await counters()
-        let (entries, load) = await dataPlane.inspect { worker in
+        let (entries, load, bfd) = await dataPlane.inspect { worker in
             var entries: [String: Int] = [:]
             for (i, s) in worker.currentConfiguration.switches.enumerated() {
                 guard let s else { continue }
                 entries[s.name] = worker.macEntries(of: SwitchIndex(rawValue: UInt16(i)))
             }
-            return (entries, worker.load)
+            return (entries, worker.load, worker.bfdCounters())
         }
-        return MetricsSample(
+        var sample = MetricsSample(
             counters: counters, macEntries: entries, databaseConnected: databaseConnected,
             localMACPublishing: localMACPublishing, workerBatches: load.batches,
             workerBusySeconds: load.busySeconds, managers: managers, limitRefusals: limitRefusals)
+        sample.bfdReceived = bfd.received
+        sample.bfdSent = bfd.sent
+        sample.bfdBad = bfd.bad
+        sample.bfdSessionsUp = bfd.sessionsUp
+        return sample
     }
 }

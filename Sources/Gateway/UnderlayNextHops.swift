@@ -67,7 +67,7 @@ public final class UnderlayNextHops: Sendable {
             switch s.replication {
             case .multicast(let g): all.append(g)
             case .headEnd(let l): all += l
-            case .serviceNode(let l): all.append(l)
+            case .serviceNode(let list): all += list
             }
         }
         state.withLock {

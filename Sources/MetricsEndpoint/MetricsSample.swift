@@ -21,6 +21,12 @@ public struct MetricsSample: Sendable {
     /// What vtepd refused to protect itself, by limit (`control_connections`,
     /// `control_request_size`, `control_request_rate`, `ovsdb_message_size`), since start.
     public var limitRefusals: [String: UInt64]
+    /// BFD packets taken from VNI 0, sent, and refused (malformed, TTL, discriminator, no
+    /// session); sessions up now.
+    public var bfdReceived: UInt64 = 0
+    public var bfdSent: UInt64 = 0
+    public var bfdBad: UInt64 = 0
+    public var bfdSessionsUp = 0
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
@@ -144,6 +150,11 @@ public struct MetricsSample: Sendable {
                 "Connections, requests or messages vtepd refused at a resource limit, by limit",
                 [("limit", limit)], count)
         }
+        let bfd = "BFD control packets over tunnels: received, sent, and bad (dropped)"
+        counter("bfd_packets", bfd, [("direction", "rx")], bfdReceived)
+        counter("bfd_packets", bfd, [("direction", "tx")], bfdSent)
+        counter("bfd_packets", bfd, [("direction", "bad")], bfdBad)
+        gauge("bfd_sessions_up", "BFD sessions in state up", [], Double(bfdSessionsUp))
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
         registry.makeCounter(
             descriptor: MetricNameDescriptor(

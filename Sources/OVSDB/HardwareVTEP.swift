@@ -24,6 +24,7 @@ public enum HardwareVTEP {
             table: "Ucast_Macs_Local", columns: ["MAC", "logical_switch", "locator", "ipaddr"]),
         MonitorRequest(
             table: "Mcast_Macs_Local", columns: ["MAC", "logical_switch", "locator_set", "ipaddr"]),
+        MonitorRequest(table: "Tunnel", columns: ["local", "remote", "bfd_params"]),
     ]
 
     /// A gateway (vtep(5) Physical_Switch): the addresses its tunnels end on, its ports.
@@ -89,6 +90,15 @@ public enum HardwareVTEP {
         public var ipaddr: String
     }
 
+    /// A tunnel between two locators (vtep(5) Tunnel, referenced from Physical_Switch
+    /// `tunnels`): the controller's `bfd_params` for the BFD session over it.
+    public struct Tunnel: Hashable, Sendable {
+        public var uuid: UUID
+        public var local: UUID
+        public var remote: UUID
+        public var bfdParams: [String: String]
+    }
+
     /// A row that could not be read as its table's type.
     public struct RowError: Error, Hashable, Sendable, CustomStringConvertible {
         public var table: String
@@ -109,6 +119,7 @@ public enum HardwareVTEP {
         public var mcastMacsRemote: [UUID: McastMAC] = [:]
         public var ucastMacsLocal: [UUID: UcastMAC] = [:]
         public var mcastMacsLocal: [UUID: McastMAC] = [:]
+        public var tunnels: [UUID: Tunnel] = [:]
         /// Rows left out, one per row.
         public var problems: [RowError] = []
 
@@ -155,6 +166,11 @@ public enum HardwareVTEP {
             }
             mcastMacsLocal = Self.decode("Mcast_Macs_Local", replica, &problems) { uuid, row in
                 try McastMAC(uuid: uuid, row)
+            }
+            tunnels = Self.decode("Tunnel", replica, &problems) { uuid, row in
+                Tunnel(
+                    uuid: uuid, local: try row.uuid("local"), remote: try row.uuid("remote"),
+                    bfdParams: try row.stringMap("bfd_params"))
             }
         }
 

@@ -46,6 +46,9 @@ public struct GatewaySnapshot: Hashable, Sendable {
     public var remoteMACs: [RemoteMAC]
     /// Rows left out or settings ignored, one sentence each; sorted.
     public var problems: [String]
+    /// Tunnel `bfd_params` by remote VXLAN VTEP (one of `locators`), for those with a
+    /// Tunnel row (vtepd creates one per remote VTEP, as ovs-vtep does).
+    public var bfd: [Locator: BFDParameters] = [:]
 
     public init(
         physicalSwitch: String, localTunnelIPs: [IPAddress] = [], switches: [LogicalSwitch] = [],
@@ -234,7 +237,23 @@ private struct SnapshotReader {
             switches: switches, ports: ports.map(\.name), bindings: bindings,
             locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
             remoteMACs: remoteMACs(of: switches), problems: [])
-        return finish(snapshot)
+        var withBFD = snapshot
+        withBFD.bfd = bfdParameters(snapshot.locators)
+        return finish(withBFD)
+    }
+
+    /// The `bfd_params` of the Tunnel rows toward `remotes` (VXLAN only: BFD rides VNI 0).
+    func bfdParameters(_ remotes: [Locator]) -> [Locator: BFDParameters] {
+        var result: [Locator: BFDParameters] = [:]
+        for tunnel in database.tunnels.values.sorted(by: { $0.uuid < $1.uuid }) {
+            guard let row = database.physicalLocators[tunnel.remote],
+                let ip = IPAddress(row.dstIP)
+            else { continue }
+            let remote = Locator(ip, .vxlan)
+            guard remotes.contains(remote) else { continue }
+            result[remote] = BFDParameters(tunnel.bfdParams)
+        }
+        return result
     }
 
     /// Sorts what the dictionaries left unordered and attaches the problems.
@@ -392,7 +411,7 @@ private struct SnapshotReader {
             let mode = ls.replicationMode ?? GatewaySnapshot.defaultReplicationMode
             switch mode {
             case "service_node":
-                guard let first = unknownDestination.first else {
+                guard !unknownDestination.isEmpty else {
                     problems.insert(
                         "Logical_Switch \(ls.name) replicates through a service node, but has no"
                             + " unknown-dst locator: broadcast and unknown frames stay local"
@@ -400,13 +419,8 @@ private struct SnapshotReader {
                     replication = .headEnd([])
                     break
                 }
-                if unknownDestination.count > 1 {
-                    problems.insert(
-                        "Logical_Switch \(ls.name) replicates through a service node, but its"
-                            + " unknown-dst set has \(unknownDestination.count) locators; using"
-                            + " \(first.ip), the lowest address")
-                }
-                replication = .serviceNode(first)
+                // Several: BUM goes to the first live one (BFD), lowest address first.
+                replication = .serviceNode(unknownDestination)
             case "source_node":
                 replication = .headEnd(unknownDestination)
             default:

@@ -440,6 +440,20 @@ import Testing
                 ]),
                 #"{"id":1,"ok":true,"result":[{"encapsulation":"vxlan","ip":"192.0.2.2","rxFrames":4,"switches":["web"],"txFrames":3}]}"#
             ),
+            (
+                ShowTunnels(),
+                .tunnels([
+                    {
+                        var row = TunnelReport(
+                            ip: "192.0.2.2", encapsulation: "vxlan", switches: ["web"])
+                        row.bfd = .init(
+                            state: "down", remoteState: "down", forwarding: false,
+                            diagnostic: "Control Detection Time Expired", flaps: 2)
+                        return row
+                    }()
+                ]),
+                #"{"id":1,"ok":true,"result":[{"bfd":{"diagnostic":"Control Detection Time Expired","flaps":2,"forwarding":false,"remoteState":"down","state":"down"},"encapsulation":"vxlan","ip":"192.0.2.2","rxFrames":0,"switches":["web"],"txFrames":0}]}"#
+            ),
         ]
         for (command, result, wire) in results {
             let line = ControlResponse(id: 1, outcome: .success(result)).encoded()

@@ -94,7 +94,7 @@ struct ConfigurationTests {
                     replication: .headEnd([Locator(ip("10.0.0.2")), Locator(ip("10.0.0.2"))]))
             ], bindings: [],
             error: .duplicateHeadEnd(Locator(ip("10.0.0.2")), switch: "web"),
-            message: "VTEP 10.0.0.2 (vxlan) is listed twice in the head-end replication list of"
+            message: "VTEP 10.0.0.2 (vxlan) is listed twice in the replication list of"
                 + " logical switch web"),
         Case(
             name: "unicast multicast group",
@@ -109,7 +109,7 @@ struct ConfigurationTests {
             name: "unspecified service node",
             switches: [
                 LogicalSwitch(
-                    name: "web", vni: vni(1), replication: .serviceNode(Locator(ip("::"))))
+                    name: "web", vni: vni(1), replication: .serviceNode([Locator(ip("::"))]))
             ], bindings: [],
             error: .locatorNotUnicast(
                 Locator(ip("::")), role: "service node of logical switch web"),

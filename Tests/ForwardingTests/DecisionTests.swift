@@ -25,7 +25,7 @@ enum Lab {
     static let switches = [
         LogicalSwitch(name: "web", vni: vni(5000), replication: .headEnd([vtep2, vtep3])),
         LogicalSwitch(name: "db", vni: vni(6000), replication: .multicast(group)),
-        LogicalSwitch(name: "svc", vni: vni(7000), replication: .serviceNode(serviceNode)),
+        LogicalSwitch(name: "svc", vni: vni(7000), replication: .serviceNode([serviceNode])),
         LogicalSwitch(name: "lonely", vni: vni(8000)),
         LogicalSwitch(
             name: "restricted", vni: vni(9000), acceptedSources: [IPPrefix("10.0.0.2")!]),

@@ -15,7 +15,7 @@ public enum FuzzChecks {
     /// The targets by name (the directory names under fuzz/corpus).
     public static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         "control": control, "shell": shell, "json": json, "packet": packet, "dhcp": dhcp,
-        "decision": decision,
+        "decision": decision, "bfd": bfd,
     ]
 
     /// A control-socket request line: refused, or accepted and the same after its own
@@ -61,6 +61,37 @@ public enum FuzzChecks {
         }
         // NaN is written as null; every other value comes back as it was.
         precondition(again == value || "\(value)".contains("null"), "JSON changed: \(value)")
+    }
+
+    /// A frame from the BFD channel (VXLAN VNI 0, the bytes after the VXLAN header), as the
+    /// worker takes it: the payload lies inside the frame, a control packet that parses is
+    /// written back to the same packet, and a session takes it without trapping (the bytes
+    /// alone are also tried as a control packet, for the parser's own checks).
+    public static func bfd(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { frame in
+            var candidates: [BFDControl] = []
+            if let control = try? BFDControl.parse(frame) { candidates.append(control) }
+            if let payload = try? BFDTunnelFrame.payload(of: frame) {
+                precondition(
+                    payload.count <= frame.count
+                        && payload.baseAddress! >= frame.baseAddress!
+                        && payload.baseAddress! + payload.count <= frame.baseAddress! + frame.count)
+                if let control = try? BFDControl.parse(payload) { candidates.append(control) }
+            }
+            for control in candidates {
+                var written = [UInt8](repeating: 0, count: BFDControl.length)
+                let end = written.withUnsafeMutableBytes { try? control.store(into: $0, at: 0) }
+                precondition(end == BFDControl.length)
+                let again = written.withUnsafeBytes { try? BFDControl.parse($0) }
+                precondition(again == control, "BFD control packet changed: \(control)")
+                var session = BFDSession(
+                    discriminator: control.yourDiscriminator == 0 ? 1 : control.yourDiscriminator,
+                    sourcePort: 49152, parameters: BFDParameters(enable: true), now: 1000, seed: 7)
+                try? session.receive(control, now: 1000)
+                session.run(now: 1000 + 3 * 255_000, receivedPackets: 0)
+                _ = session.makePacket(now: 1000 + 3 * 255_000)
+            }
+        }
     }
 
     /// A frame from an access port or the underlay, walked header by header as the data plane
@@ -176,7 +207,7 @@ public enum FuzzChecks {
                     name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1")),
                     arpSuppression: true),
                 LogicalSwitch(
-                    name: "svc", vni: vni(7000), replication: .serviceNode(locator("fd00::9"))),
+                    name: "svc", vni: vni(7000), replication: .serviceNode([locator("fd00::9")])),
             ],
             ports: ["p0", "p1", "p2"],
             bindings: [

@@ -65,7 +65,7 @@ final class SnapshotSink: Sendable {
                 snapshot.switches == [
                     LogicalSwitch(
                         name: "ls0", vni: VNI(rawValue: 5000)!,
-                        replication: .serviceNode(Locator(IPAddress("10.0.0.2")!)))
+                        replication: .serviceNode([Locator(IPAddress("10.0.0.2")!)]))
                 ])
             #expect(await plane.snapshot == snapshot)
             #expect(await plane.problems == [])

@@ -167,7 +167,8 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
                     name: "service node by default", database: b.database,
                     switches: [
                         LogicalSwitch(
-                            name: "ls0", vni: vni(7), replication: .serviceNode(vxlan("192.0.2.9")))
+                            name: "ls0", vni: vni(7),
+                            replication: .serviceNode([vxlan("192.0.2.9")]))
                     ],
                     bindings: [Binding(port: "p0", vlan: 10, logicalSwitch: "ls0")],
                     locators: [vxlan("192.0.2.9")]))
@@ -179,14 +180,14 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
             b.mcast(["192.0.2.20", "192.0.2.9"], in: ls0)
             cases.append(
                 SnapshotCase(
-                    name: "service node: the lowest of several", database: b.database,
+                    name: "service nodes: all of them, lowest address first", database: b.database,
                     switches: [
                         LogicalSwitch(
-                            name: "ls0", vni: vni(7), replication: .serviceNode(vxlan("192.0.2.9")))
+                            name: "ls0", vni: vni(7),
+                            replication: .serviceNode([vxlan("192.0.2.9"), vxlan("192.0.2.20")]))
                     ],
                     bindings: [Binding(port: "p0", vlan: 10, logicalSwitch: "ls0")],
-                    locators: [vxlan("192.0.2.9"), vxlan("192.0.2.20")],
-                    problems: ["unknown-dst set has 2 locators; using 192.0.2.9"]))
+                    locators: [vxlan("192.0.2.9"), vxlan("192.0.2.20")]))
         }
         do {
             var (b, _, p0, _) = gateway()

@@ -14,7 +14,16 @@ import Testing
         return s
     }
 
-    static let sample = MetricsSample(
+    static let sample = {
+        var sample = plainSample
+        sample.bfdReceived = 30
+        sample.bfdSent = 31
+        sample.bfdBad = 2
+        sample.bfdSessionsUp = 1
+        return sample
+    }()
+
+    static let plainSample = MetricsSample(
         counters: CountersReport(
             switches: [
                 .init(
@@ -80,6 +89,10 @@ import Testing
             #"vtep_neighbour_requests_total{switch="arp",vni="7",outcome="answered"} 12"#,
             #"vtep_neighbour_requests_total{switch="arp",vni="7",outcome="flooded"} 3"#,
             #"vtep_limit_refusals_total{limit="ovsdb_message_size"} 2"#,
+            #"vtep_bfd_packets_total{direction="rx"} 30"#,
+            #"vtep_bfd_packets_total{direction="tx"} 31"#,
+            #"vtep_bfd_packets_total{direction="bad"} 2"#,
+            "vtep_bfd_sessions_up 1.0",
             "# TYPE vtep_frames_total counter",
             "# TYPE vtep_mac_entries gauge",
             "# TYPE vtep_worker_busy_seconds_total counter",
