@@ -23,6 +23,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case logLevel = "log-level"
         case applianceRoot = "appliance-root"
         case metricsListen = "metrics-listen"
+        case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
         public var isList: Bool { [.tunnelIP, .port, .databaseRemote].contains(self) }
@@ -46,6 +47,8 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var applianceRoot: String?
     /// Where Prometheus metrics are served unless the shell's saved setting says otherwise.
     public var metricsListen: IPEndpoint?
+    /// What the logical routers' network namespaces are named with: prefix + router name.
+    public var routerNamespacePrefix: String?
 
     public init() {}
 
@@ -102,6 +105,16 @@ public struct BootstrapSettings: Equatable, Sendable {
                 throw .init("metrics-listen \(value) is not IP:PORT (e.g. 192.0.2.10:9100)")
             }
             metricsListen = endpoint
+        case .routerNamespacePrefix:
+            let allowed = value.utf8.allSatisfy {
+                (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            }
+            guard (1...32).contains(value.utf8.count), allowed else {
+                throw .init(
+                    "router-namespace-prefix \(value) must be 1 to 32 letters, digits, '-' or '_'")
+            }
+            routerNamespacePrefix = value
         }
     }
 
@@ -164,6 +177,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.logLevel = other.logLevel ?? logLevel
         merged.applianceRoot = other.applianceRoot ?? applianceRoot
         merged.metricsListen = other.metricsListen ?? metricsListen
+        merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
 
@@ -207,6 +221,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         options.databaseRemotes = databaseRemotes ?? []
         options.applianceRoot = applianceRoot ?? "/"
         options.metricsListen = metricsListen
+        options.routerNamespacePrefix = routerNamespacePrefix ?? options.routerNamespacePrefix
         return options
     }
 

@@ -68,6 +68,11 @@ struct Run: AsyncParsableCommand {
     )
     var metricsListen: String?
     @Option(
+        help:
+            "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
+    )
+    var routerNamespacePrefix: String?
+    @Option(
         help: """
             The least severe messages logged: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")) \
             (default: info).
@@ -87,6 +92,7 @@ struct Run: AsyncParsableCommand {
             (.applianceRoot, applianceRoot.map { [$0] } ?? []),
             (.logLevel, logLevel.map { [$0] } ?? []),
             (.metricsListen, metricsListen.map { [$0] } ?? []),
+            (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {
             do { try settings.set(key, values) } catch { throw .init("--\(error.reason)") }

@@ -1,0 +1,75 @@
+import Foundation
+import Packet
+
+/// A router namespace's whole nftables ruleset, as text for libnftables: `flush ruleset` and
+/// the one table, so applying it is one transaction (nft(8) commits a file's commands as a
+/// batch): the namespace holds either the old ruleset or the new one, never a half.
+///
+/// Every rule has a counter and, as comment, the `other_config` key of the NAT rule it
+/// carries out, so `counters(fromJSON:)` can give each rule its hits. NAT chains see only the
+/// first packet of each connection (conntrack applies the binding to the rest), so a rule's
+/// packets are the sessions it made.
+public enum NATRuleset {
+    /// The table's name in each router namespace.
+    public static let table = "vtepd"
+
+    public static func text(for router: LogicalRouter) -> String {
+        var prerouting: [String] = []
+        var postrouting: [String] = []
+        for rule in router.nat {
+            let comment = "comment \"\(rule.key)\""
+            let uplink = router.interface(reaching: .v4(rule.external))?.inside ?? ""
+            switch rule.kind {
+            case .snat(let prefix):
+                postrouting.append(
+                    "oifname \"\(uplink)\" ip saddr \(prefix) counter snat to \(rule.external)"
+                        + " \(comment)")
+            case .floatingIP(let inside):
+                prerouting.append(
+                    "ip daddr \(rule.external) counter dnat to \(inside) \(comment)")
+                postrouting.append(
+                    "oifname \"\(uplink)\" ip saddr \(inside) counter snat to \(rule.external)"
+                        + " \(comment)")
+            case .dnat(let port, let transport, let inside, let insidePort):
+                var match = "ip daddr \(rule.external)"
+                if let port, let transport { match += " \(transport.rawValue) dport \(port)" }
+                let target = "\(inside)" + (insidePort.map { ":\($0)" } ?? "")
+                prerouting.append("\(match) counter dnat to \(target) \(comment)")
+            }
+        }
+        func chain(_ name: String, _ hook: String, _ priority: String, _ rules: [String])
+            -> String
+        {
+            "    chain \(name) {\n        type nat hook \(hook) priority \(priority); policy accept;\n"
+                + rules.map { "        \($0)\n" }.joined() + "    }\n"
+        }
+        return "flush ruleset\ntable ip \(table) {\n"
+            + chain("prerouting", "prerouting", "dstnat", prerouting)
+            + chain("postrouting", "postrouting", "srcnat", postrouting) + "}\n"
+    }
+
+    /// Packets and bytes per rule key, summed over the rules that carry it (a floating IP
+    /// has one each way), from `nft -j list table ip vtepd`'s output.
+    public static func counters(fromJSON text: String) -> [String: (packets: UInt64, bytes: UInt64)]
+    {
+        guard let data = text.data(using: .utf8),
+            let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let items = root["nftables"] as? [[String: Any]]
+        else { return [:] }
+        var result: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        for item in items {
+            guard let rule = item["rule"] as? [String: Any],
+                let comment = rule["comment"] as? String,
+                let expressions = rule["expr"] as? [[String: Any]]
+            else { continue }
+            for expression in expressions {
+                guard let counter = expression["counter"] as? [String: Any] else { continue }
+                let packets = (counter["packets"] as? NSNumber)?.uint64Value ?? 0
+                let bytes = (counter["bytes"] as? NSNumber)?.uint64Value ?? 0
+                let sum = result[comment] ?? (0, 0)
+                result[comment] = (sum.packets + packets, sum.bytes + bytes)
+            }
+        }
+        return result
+    }
+}
