@@ -5,6 +5,7 @@ import DataPlane
 import Forwarding
 import Foundation
 import Packet
+import Routing
 import SwitchControl
 import Synchronization
 
@@ -301,7 +302,111 @@ public final class GatewayController: ControlHandler, Sendable {
         write(UnbindPort.self)
         write(AddRemoteMAC.self) { [$0.value.vtep] }
         write(RemoveRemoteMAC.self)
+        write(AddLogicalRouter.self)
+        write(RemoveLogicalRouter.self)
+        write(SetRouterInterface.self)
+        write(RemoveRouterInterface.self)
+        write(AddRouterRoute.self)
+        write(RemoveRouterRoute.self)
+        write(AddRouterNAT.self)
+        write(RemoveRouterNAT.self)
+        table.on(ShowLogicalRouters.self) { _, _ throws(ControlFailure) in
+            .lines(try await controller.routerList(database))
+        }
+        table.on(ShowLogicalRouter.self) { request, _ throws(ControlFailure) in
+            .lines(try await controller.routerReport(request.name, database))
+        }
         return table
+    }
+
+    /// The routers vtepd builds; nil until vtepd attaches them.
+    private let routerNamespaces = Mutex<RouterNamespaces?>(nil)
+
+    public func attach(routers: RouterNamespaces) {
+        routerNamespaces.withLock { $0 = routers }
+    }
+
+    /// `show logical-routers`: one line per router with what it has and whether it is built.
+    func routerList(_ database: SwitchDatabase) async throws(ControlFailure) -> [String] {
+        let rows = try await database.routers()
+        guard !rows.isEmpty else {
+            return ["no logical routers: add one with add logical-router NAME"]
+        }
+        let built = Set((routerNamespaces.withLock { $0 }?.routers ?? []).map(\.name))
+        var table = TextTable(
+            columns: [
+                .init("Name"), .init("Interfaces", .right), .init("Routes", .right),
+                .init("NAT rules", .right), .init("State"),
+            ])
+        for (row, router, problem) in rows {
+            table.append([
+                row.name, "\(row.switchBinding.count)", "\(row.staticRoutes.count)",
+                "\(router?.nat.count ?? 0)",
+                problem.map { "refused: \($0)" }
+                    ?? (built.contains(row.name) ? "in force" : "being built"),
+            ])
+        }
+        return table.rendered().split(separator: "\n").map(String.init)
+    }
+
+    /// `show logical-router NAME`: its namespace, interfaces, routes and NAT rules with the
+    /// sessions each made (its counter in the router's ruleset).
+    func routerReport(_ name: String, _ database: SwitchDatabase) async throws(ControlFailure)
+        -> [String]
+    {
+        guard let entry = try await database.routers().first(where: { $0.row.name == name }) else {
+            throw ControlFailure("no logical router named \(name)")
+        }
+        guard let router = entry.router else {
+            return ["logical router \(name): not built: \(entry.problem ?? "?")"]
+        }
+        let namespaces = routerNamespaces.withLock { $0 }
+        let isBuilt = namespaces?.routers.contains(router) == true
+        var lines = [
+            "logical router \(name): "
+                + (isBuilt ? "in force" : "being built")
+                + (namespaces.map { ", namespace \($0.namespace(of: name))" } ?? ""),
+            "interfaces:",
+        ]
+        var interfaces = TextTable(
+            columns: [.init("Logical switch"), .init("Address"), .init("Port"), .init("Inside")])
+        for i in router.interfaces {
+            interfaces.append([i.logicalSwitch, i.addressText, i.port, i.inside])
+        }
+        lines += interfaces.rendered().split(separator: "\n").map { "  " + $0 }
+        lines.append(router.routes.isEmpty ? "routes: none" : "routes:")
+        lines += router.routes.map { "  \($0)" }
+        guard !router.nat.isEmpty else { return lines + ["NAT rules: none"] }
+        var counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        var unread: String?
+        if isBuilt, let namespaces {
+            // libnftables blocks: read it on a thread of its own, off the cooperative pool.
+            let result = await withCheckedContinuation {
+                (
+                    done: CheckedContinuation<
+                        Result<[String: (packets: UInt64, bytes: UInt64)], RouterError>, Never
+                    >
+                ) in
+                Thread.detachNewThread {
+                    done.resume(
+                        returning: Result { () throws(RouterError) in
+                            try namespaces.natCounters(of: name)
+                        })
+                }
+            }
+            switch result {
+            case .success(let read): counters = read
+            case .failure(let error): unread = error.description
+            }
+        }
+        lines.append("NAT rules (sessions: connections each rule translated):")
+        var nat = TextTable(columns: [.init("Rule"), .init("Sessions", .right)])
+        for rule in router.nat {
+            nat.append([rule.description, counters[rule.key].map { "\($0.packets)" } ?? "-"])
+        }
+        lines += nat.rendered().split(separator: "\n").map { "  " + $0 }
+        if let unread { lines.append("counters not read: \(unread)") }
+        return lines
     }
 
     /// The snapshot in force (the last one the data plane took).

@@ -181,6 +181,7 @@ public struct GatewayDaemon: Sendable {
                 remove: { await dataPlane.removePort($0) }),
             logger: Logger(label: "vtepd.routers"))
         for note in routers.removeLeftovers() { logger.notice("\(note)") }
+        controller.attach(routers: routers)
         controller.reportProblems { routers.problems }
 
         let switchLogger = Logger(label: "vtepd.switch")

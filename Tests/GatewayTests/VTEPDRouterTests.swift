@@ -88,6 +88,99 @@ struct VTEPDRouterTests {
         }
     }
 
+    @Test(
+        "From the shell: a port forward reaches the inside host; bad changes refused with nothing changed; hits shown; in running-config"
+    )
+    func configuredFromTheShell() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            for line in [
+                "add logical-router edge",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "set logical-router edge interface ls6000 198.51.100.1/24",
+                "add logical-router edge route 0.0.0.0/0 198.51.100.2",
+                "add logical-router edge nat snat 10.0.0.0/24 198.51.100.1",
+                "add logical-router edge nat dnat 198.51.100.1:5203 10.0.0.1:5203",
+            ] {
+                try setup.shell(line)
+            }
+            try setup.waitForRouter("edge", state: "interfaces=2 nat_rules=2 routes=1")
+
+            // Operator errors: refused with the reason, the row unchanged.
+            try setup.shell("add logical-switch tenant2 vni 5002")
+            let before = try setup.vtepd.control(["list", "Logical_Router", "edge"]).output
+            for (line, reason) in [
+                ("set logical-router edge interface tenant2 10.0.0.1/16", "overlap"),
+                (
+                    "add logical-router edge route 10.8.0.0/16 192.0.2.99",
+                    "next hop 192.0.2.99 is on none of the router's interfaces"
+                ),
+                (
+                    "add logical-router edge nat floating-ip 203.0.113.5 10.0.0.1",
+                    "it must be on the uplink's subnet"
+                ),
+                (
+                    "remove logical-router edge interface ls6000",
+                    "on none of the router's interfaces"
+                ),
+                (
+                    "add logical-router edge nat snat 10.0.0.0/24 198.51.100.9",
+                    "already has NAT rule"
+                ),
+            ] {
+                let refused = try setup.attemptShell(line)
+                #expect(refused.status != 0, "\(line)")
+                #expect(
+                    (refused.errors + refused.output).contains(reason), "\(line): \(refused.errors)"
+                )
+            }
+            #expect(try setup.vtepd.control(["list", "Logical_Router", "edge"]).output == before)
+
+            // The outside host opens a connection to the forwarded port; the overlay host
+            // answers from its own address.
+            try lab.transferTCP(
+                from: setup.outside.hostNamespace, to: setup.overlay.hostNamespace,
+                address: "198.51.100.1", listenAddress: setup.overlay.hostIPv4, port: 5203,
+                size: 256 << 10)
+            let ping = try lab.ping(
+                from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 2)
+            #expect(ping == LabPingResult(transmitted: 2, received: 2))
+
+            let report = try setup.shell("show logical-router edge")
+            #expect(report.contains("logical router edge: in force"))
+            #expect(report.contains("ls5001"))
+            #expect(report.contains("0.0.0.0/0 via 198.51.100.2"))
+            let forward = report.split(separator: "\n").first {
+                $0.contains("dnat 198.51.100.1:5203 tcp → 10.0.0.1:5203")
+            }
+            #expect(forward.map { $0.hasSuffix(" 1") } == true, "\(report)")
+            let snat = report.split(separator: "\n").first {
+                $0.contains("snat 10.0.0.0/24 → 198.51.100.1")
+            }
+            #expect(snat.map { $0.hasSuffix(" 1") } == true, "\(report)")
+            #expect(try setup.shell("show logical-routers").contains("in force"))
+            let config = try setup.shell("show running-config")
+            for line in [
+                "add logical-router edge",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "set logical-router edge interface ls6000 198.51.100.1/24",
+                "add logical-router edge route 0.0.0.0/0 198.51.100.2",
+                "add logical-router edge nat dnat 198.51.100.1:5203 10.0.0.1:5203 tcp",
+                "add logical-router edge nat snat 10.0.0.0/24 198.51.100.1",
+            ] {
+                #expect(config.contains(line + "\n"), "\(line)")
+            }
+            #expect(
+                try setup.auditLog().contains(
+                    "add logical-router edge nat snat 10.0.0.0/24 198.51.100.1"))
+
+            try setup.shell("remove logical-router edge")
+            try waitUntil("router edge's ports and namespace to go", timeout: .seconds(10)) {
+                try setup.routerPorts().isEmpty && setup.namespaceFiles().isEmpty
+            }
+        }
+    }
+
     @Test("Two routers with the same internal prefix stay isolated")
     func overlappingTenants() async throws {
         try await Lab.runOnOwnThread { lab in
@@ -244,11 +337,34 @@ struct RouterLab {
 
     /// Waits until router `name` is in force with its two interfaces (vtepd logs it once
     /// its namespace, veths, ruleset and data-plane ports are all there).
-    func waitForRouter(_ name: String, vtepd: LabVTEPD? = nil) throws {
+    func waitForRouter(_ name: String, vtepd: LabVTEPD? = nil, state: String = "interfaces=2")
+        throws
+    {
         let vtepd = vtepd ?? self.vtepd
         try vtepd.process.waitForLog(
-            "notice vtepd.routers: logical router \(name) in force interfaces=2",
+            "notice vtepd.routers: logical router \(name) in force \(state)",
             timeout: .seconds(20))
+    }
+
+    /// `vtepsh -c LINE` against vtepd; what it printed. Throws when the line is refused.
+    @discardableResult
+    func shell(_ line: String) throws -> String {
+        try lab.execute([
+            try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c", line,
+        ]).output
+    }
+
+    /// `vtepsh -c LINE`, refused or not.
+    func attemptShell(_ line: String) throws -> LabCommandResult {
+        try lab.attempt([
+            try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c", line,
+        ])
+    }
+
+    /// vtepd's audit log of changes.
+    func auditLog() throws -> String {
+        try String(
+            contentsOf: vtepd.stateRoot.appendingPathComponent("audit.log"), encoding: .utf8)
     }
 
     /// Router namespaces live in vtepd's mount namespace (it runs under `ip netns exec`):
