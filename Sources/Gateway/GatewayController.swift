@@ -376,28 +376,34 @@ public final class GatewayController: ControlHandler, Sendable {
         lines += interfaces.rendered().split(separator: "\n").map { "  " + $0 }
         lines.append(router.routes.isEmpty ? "routes: none" : "routes:")
         lines += router.routes.map { "  \($0)" }
-        guard !router.nat.isEmpty else { return lines + ["NAT rules: none"] }
         var counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
         var unread: String?
         if isBuilt, let namespaces {
-            // libnftables blocks: read it on a thread of its own, off the cooperative pool.
+            // libnftables and the namespace's /proc block: read them on a thread of their own,
+            // off the cooperative pool.
+            typealias Reading = ([String: (packets: UInt64, bytes: UInt64)], Int)
             let result = await withCheckedContinuation {
-                (
-                    done: CheckedContinuation<
-                        Result<[String: (packets: UInt64, bytes: UInt64)], RouterError>, Never
-                    >
-                ) in
+                (done: CheckedContinuation<Result<Reading, RouterError>, Never>) in
                 Thread.detachNewThread {
                     done.resume(
-                        returning: Result { () throws(RouterError) in
-                            try namespaces.natCounters(of: name)
+                        returning: Result { () throws(RouterError) -> Reading in
+                            (
+                                try namespaces.natCounters(of: name),
+                                try namespaces.sessionCount(of: name)
+                            )
                         })
                 }
             }
             switch result {
-            case .success(let read): counters = read
+            case .success(let (read, sessions)):
+                counters = read
+                lines.insert(
+                    "sessions: \(sessions) (connections conntrack tracks in the router)", at: 1)
             case .failure(let error): unread = error.description
             }
+        }
+        guard !router.nat.isEmpty else {
+            return lines + ["NAT rules: none"] + (unread.map { ["counters not read: \($0)"] } ?? [])
         }
         lines.append("NAT rules (sessions: connections each rule translated):")
         var nat = TextTable(columns: [.init("Rule"), .init("Sessions", .right)])

@@ -13,28 +13,39 @@ public enum NATRuleset {
     /// The table's name in each router namespace.
     public static let table = "vtepd"
 
-    public static func text(for router: LogicalRouter) -> String {
+    /// The ruleset of `router`. `counters` (by chain and rule key, `ruleCounters(fromJSON:)`)
+    /// are the values the rules that carry on from the ruleset in force start from, so a
+    /// rule's sessions are not reset when another rule is added or removed.
+    public static func text(
+        for router: LogicalRouter, counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
+    ) -> String {
         var prerouting: [String] = []
         var postrouting: [String] = []
+        func counter(_ chain: String, _ key: String) -> String {
+            guard let c = counters[chain + " " + key] else { return "counter" }
+            return "counter packets \(c.packets) bytes \(c.bytes)"
+        }
         for rule in router.nat {
             let comment = "comment \"\(rule.key)\""
+            let pre = counter("prerouting", rule.key)
+            let post = counter("postrouting", rule.key)
             let uplink = router.interface(reaching: .v4(rule.external))?.inside ?? ""
             switch rule.kind {
             case .snat(let prefix):
                 postrouting.append(
-                    "oifname \"\(uplink)\" ip saddr \(prefix) counter snat to \(rule.external)"
+                    "oifname \"\(uplink)\" ip saddr \(prefix) \(post) snat to \(rule.external)"
                         + " \(comment)")
             case .floatingIP(let inside):
                 prerouting.append(
-                    "ip daddr \(rule.external) counter dnat to \(inside) \(comment)")
+                    "ip daddr \(rule.external) \(pre) dnat to \(inside) \(comment)")
                 postrouting.append(
-                    "oifname \"\(uplink)\" ip saddr \(inside) counter snat to \(rule.external)"
+                    "oifname \"\(uplink)\" ip saddr \(inside) \(post) snat to \(rule.external)"
                         + " \(comment)")
             case .dnat(let port, let transport, let inside, let insidePort):
                 var match = "ip daddr \(rule.external)"
                 if let port, let transport { match += " \(transport.rawValue) dport \(port)" }
                 let target = "\(inside)" + (insidePort.map { ":\($0)" } ?? "")
-                prerouting.append("\(match) counter dnat to \(target) \(comment)")
+                prerouting.append("\(match) \(pre) dnat to \(target) \(comment)")
             }
         }
         func chain(_ name: String, _ hook: String, _ priority: String, _ rules: [String])
@@ -52,6 +63,19 @@ public enum NATRuleset {
     /// has one each way), from `nft -j list table ip vtepd`'s output.
     public static func counters(fromJSON text: String) -> [String: (packets: UInt64, bytes: UInt64)]
     {
+        var result: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        for (chainAndKey, c) in ruleCounters(fromJSON: text) {
+            let key = String(chainAndKey.split(separator: " ", maxSplits: 1).last ?? "")
+            let sum = result[key] ?? (0, 0)
+            result[key] = (sum.packets + c.packets, sum.bytes + c.bytes)
+        }
+        return result
+    }
+
+    /// Packets and bytes of each rule, by "CHAIN KEY" (`prerouting floating-ip:192.0.2.11`).
+    public static func ruleCounters(fromJSON text: String) -> [String: (
+        packets: UInt64, bytes: UInt64
+    )] {
         guard let data = text.data(using: .utf8),
             let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let items = root["nftables"] as? [[String: Any]]
@@ -59,6 +83,7 @@ public enum NATRuleset {
         var result: [String: (packets: UInt64, bytes: UInt64)] = [:]
         for item in items {
             guard let rule = item["rule"] as? [String: Any],
+                let chain = rule["chain"] as? String,
                 let comment = rule["comment"] as? String,
                 let expressions = rule["expr"] as? [[String: Any]]
             else { continue }
@@ -66,8 +91,7 @@ public enum NATRuleset {
                 guard let counter = expression["counter"] as? [String: Any] else { continue }
                 let packets = (counter["packets"] as? NSNumber)?.uint64Value ?? 0
                 let bytes = (counter["bytes"] as? NSNumber)?.uint64Value ?? 0
-                let sum = result[comment] ?? (0, 0)
-                result[comment] = (sum.packets + packets, sum.bytes + bytes)
+                result[chain + " " + comment] = (packets, bytes)
             }
         }
         return result

@@ -69,6 +69,33 @@ enum NamespaceThread {
         done.wait()
     }
 
+    /// Reads the sysctl file `path` (under /proc/sys/net) as the namespace at `namespacePath`
+    /// sees it.
+    static func sysctl(_ path: String, inNamespace namespacePath: String) throws(RouterError)
+        -> String
+    {
+        let result = Mutex<Result<String, RouterError>>(.failure(RouterError("not read")))
+        run(in: namespacePath) { entered in
+            if let entered {
+                result.withLock { $0 = .failure(entered) }
+                return
+            }
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                result.withLock {
+                    $0 = .failure(RouterError("\(path): \(String(cString: strerror(errno)))"))
+                }
+                return
+            }
+            defer { close(fd) }
+            var bytes = [UInt8](repeating: 0, count: 64)
+            let n = read(fd, &bytes, bytes.count)
+            let text = n > 0 ? String(decoding: bytes[..<n], as: UTF8.self) : ""
+            result.withLock { $0 = .success(text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        return try result.withLock { (r) throws(RouterError) -> String in try r.get() }
+    }
+
     /// Writes `value` to the sysctl file `path` (under /proc/sys/net) of the namespace at
     /// `namespacePath`.
     static func sysctl(_ path: String, _ value: String, inNamespace namespacePath: String)

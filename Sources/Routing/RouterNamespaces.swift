@@ -112,6 +112,18 @@ public final class RouterNamespaces: @unchecked Sendable {
         return NATRuleset.counters(fromJSON: json)
     }
 
+    /// The connections conntrack tracks in router `name`'s namespace now (its
+    /// `nf_conntrack_count`, which the kernel keeps per namespace). Blocking: call it off the
+    /// cooperative threads.
+    public func sessionCount(of name: String) throws(RouterError) -> Int {
+        let text = try NamespaceThread.sysctl(
+            "/proc/sys/net/netfilter/nf_conntrack_count", inNamespace: namespacePath(of: name))
+        guard let count = Int(text) else {
+            throw RouterError("nf_conntrack_count of \(namespace(of: name)) reads \"\(text)\"")
+        }
+        return count
+    }
+
     /// Removes every router (vtepd stops).
     public func removeAll() async {
         apply([])
@@ -213,8 +225,16 @@ public final class RouterNamespaces: @unchecked Sendable {
             try run(["-n", ns, "addr", "add", parts[0] + "/32", "dev", parts[1]])
         }
         if old?.nat != router.nat || old == nil {
+            let path = namespacePath(of: router.name)
+            // The rules that stay keep their counts across the swap.
+            let counters =
+                old == nil
+                ? [:]
+                : NATRuleset.ruleCounters(
+                    fromJSON: (try? Nftables.run(
+                        "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
             _ = try Nftables.run(
-                NATRuleset.text(for: router), inNamespace: namespacePath(of: router.name))
+                NATRuleset.text(for: router, counters: counters), inNamespace: path)
         }
     }
 

@@ -85,6 +85,28 @@ struct VTEPDRouterTests {
             let counters = try setup.natCounters("r1")
             #expect((counters["snat:10.0.0.0/24"] ?? 0) >= 1)
             #expect((counters["floating-ip:198.51.100.11"] ?? 0) >= 3)
+
+            // A NAT rule added live: the ruleset is swapped in place, the session of a ping
+            // under way keeps its translation and loses no reply.
+            let pinging = try lab.start(
+                "ping-live",
+                [
+                    "ping", "-n", "-q", "-c", "25", "-i", "0.2", "-W", "2", "-I", "10.0.0.7",
+                    "198.51.100.2",
+                ], in: overlay.hostNamespace)
+            Thread.sleep(forTimeInterval: 1)
+            try setup.vtepd.control([
+                "set", "Logical_Router", "r1",
+                #"other_config:"dnat:198.51.100.12:80/tcp"="10.0.0.1:80""#,
+            ])
+            try setup.waitForRouter("r1", state: "interfaces=2 nat_rules=3 routes=1")
+            #expect(pinging.waitForExit(timeout: .seconds(20)))
+            #expect(pinging.status == 0)
+            #expect(
+                pinging.tail().contains("25 packets transmitted, 25 received"), "\(pinging.tail())")
+            #expect(
+                (try setup.natCounters("r1")["snat:10.0.0.0/24"] ?? 0) == counters[
+                    "snat:10.0.0.0/24"]! + 1)
         }
     }
 
@@ -150,6 +172,10 @@ struct VTEPDRouterTests {
             #expect(report.contains("logical router edge: in force"))
             #expect(report.contains("ls5001"))
             #expect(report.contains("0.0.0.0/0 via 198.51.100.2"))
+            // The forwarded connection (in TIME_WAIT) and the ping are still tracked.
+            let sessions = report.split(separator: "\n").first { $0.hasPrefix("sessions: ") }
+                .flatMap { Int($0.split(separator: " ")[1]) }
+            #expect((sessions ?? 0) >= 2, "\(report)")
             let forward = report.split(separator: "\n").first {
                 $0.contains("dnat 198.51.100.1:5203 tcp → 10.0.0.1:5203")
             }

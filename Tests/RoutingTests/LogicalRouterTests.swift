@@ -147,5 +147,31 @@ struct LogicalRouterTests {
         #expect(counters["floating-ip:198.51.100.11"]?.bytes == 348)
         #expect(counters["snat:10.0.0.0/24"]?.packets == 0)
         #expect(NATRuleset.counters(fromJSON: "not json").isEmpty)
+        let rules = NATRuleset.ruleCounters(fromJSON: json)
+        #expect(rules["prerouting floating-ip:198.51.100.11"]?.packets == 2)
+        #expect(rules["postrouting floating-ip:198.51.100.11"]?.bytes == 180)
+        #expect(rules.count == 3)
+    }
+
+    @Test("A rule that carries on across a ruleset swap keeps its count")
+    func countersCarryOver() throws {
+        let router = try LogicalRouter(
+            name: "r1", bindings: Self.interfaces, staticRoutes: [:],
+            otherConfig: [
+                "snat:10.0.0.0/24": "198.51.100.10", "floating-ip:198.51.100.11": "10.0.0.5",
+            ])
+        let text = NATRuleset.text(
+            for: router,
+            counters: [
+                "postrouting snat:10.0.0.0/24": (7, 420),
+                "prerouting floating-ip:198.51.100.11": (2, 168),
+                "postrouting snat:10.9.0.0/16": (5, 300),
+            ])
+        #expect(
+            text.contains("ip saddr 10.0.0.0/24 counter packets 7 bytes 420 snat to 198.51.100.10"))
+        #expect(
+            text.contains("ip daddr 198.51.100.11 counter packets 2 bytes 168 dnat to 10.0.0.5"))
+        #expect(text.contains("ip saddr 10.0.0.5 counter snat to 198.51.100.11"))
+        #expect(!text.contains("10.9.0.0"))
     }
 }
