@@ -207,6 +207,37 @@ struct VTEPDRouterTests {
         }
     }
 
+    @Test(
+        "traceroute from the overlay shows the router hop; the outside host's port unreachable comes back translated"
+    )
+    func tracerouteAndICMPErrors() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            try setup.addRouter(
+                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
+            try setup.waitForRouter("r1")
+            let capture = try lab.capture(
+                on: setup.outside.hostInterface, in: setup.outside.hostNamespace, filter: "icmp")
+            // UDP probes (traceroute's default): hop 1 answers time exceeded itself; the outside
+            // host answers port unreachable to the SNAT address, which only reaches the
+            // overlay host if the router translates the packet quoted inside the error back.
+            let trace = try lab.execute(
+                ["traceroute", "-n", "-q", "1", "-w", "3", "-m", "4", "198.51.100.2"],
+                in: setup.overlay.hostNamespace, timeout: .seconds(40)
+            ).output
+            let hops = trace.split(separator: "\n").dropFirst().map {
+                $0.split(separator: " ").prefix(2).map(String.init)
+            }
+            #expect(hops == [["1", "10.0.0.254"], ["2", "198.51.100.2"]], "\(trace)")
+            try lab.stop(capture)
+            #expect(
+                try lab.count(
+                    in: capture.file,
+                    matching: "icmp.type == 3 && icmp.code == 3 && ip.dst == 198.51.100.10") >= 1)
+            #expect(try lab.count(in: capture.file, matching: "ip.addr == 10.0.0.0/24") == 0)
+        }
+    }
+
     @Test("Two routers with the same internal prefix stay isolated")
     func overlappingTenants() async throws {
         try await Lab.runOnOwnThread { lab in
