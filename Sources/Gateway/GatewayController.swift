@@ -316,6 +316,11 @@ public final class GatewayController: ControlHandler, Sendable {
         table.on(ShowLogicalRouter.self) { request, _ throws(ControlFailure) in
             .lines(try await controller.routerReport(request.name, database))
         }
+        table.on(ShowLogicalRouterSessions.self) { request, _ throws(ControlFailure) in
+            .lines(
+                try await controller.routerSessions(
+                    request.name, limit: request.limit ?? ShowLogicalRouterSessions.defaultLimit))
+        }
         return table
     }
 
@@ -413,6 +418,42 @@ public final class GatewayController: ControlHandler, Sendable {
         lines += nat.rendered().split(separator: "\n").map { "  " + $0 }
         if let unread { lines.append("counters not read: \(unread)") }
         return lines
+    }
+
+    /// `show logical-router NAME sessions`: each connection both ways, as NAT made it.
+    func routerSessions(_ name: String, limit: Int) async throws(ControlFailure) -> [String] {
+        guard let namespaces = routerNamespaces.withLock({ $0 }) else {
+            throw ControlFailure("logical routers are not running in this vtepd")
+        }
+        // The dump runs in the router's namespace, on a thread of its own.
+        let result = await withCheckedContinuation {
+            (done: CheckedContinuation<Result<[Session], RouterError>, Never>) in
+            Thread.detachNewThread {
+                done.resume(
+                    returning: Result { () throws(RouterError) -> [Session] in
+                        try namespaces.sessions(of: name, limit: limit)
+                    })
+            }
+        }
+        let sessions: [Session]
+        switch result {
+        case .success(let read): sessions = read
+        case .failure(let error): throw ControlFailure(error.description)
+        }
+        guard !sessions.isEmpty else { return ["logical router \(name): no sessions"] }
+        var table = TextTable(
+            columns: [
+                .init("Proto"), .init("Original"), .init("Reply"), .init("State"),
+                .init("Expires", .right),
+            ])
+        for s in sessions {
+            table.append([
+                s.transportName, s.original.description, s.reply.description, s.tcpState ?? "",
+                "\(s.expiresIn)s",
+            ])
+        }
+        return table.rendered().split(separator: "\n").map(String.init)
+            + (sessions.count == limit ? ["(the first \(limit); more with: limit N)"] : [])
     }
 
     /// The snapshot in force (the last one the data plane took).

@@ -124,6 +124,14 @@ public final class RouterNamespaces: @unchecked Sendable {
         return count
     }
 
+    /// The first `limit` sessions conntrack tracks in router `name` (ctnetlink). Blocking.
+    public func sessions(of name: String, limit: Int) throws(RouterError) -> [Session] {
+        guard built.withLock({ $0[name] }) != nil else {
+            throw RouterError("logical router \(name) is not built")
+        }
+        return try Conntrack.sessions(inNamespace: namespacePath(of: name), limit: limit)
+    }
+
     /// Removes every router (vtepd stops).
     public func removeAll() async {
         apply([])

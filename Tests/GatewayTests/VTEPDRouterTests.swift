@@ -185,6 +185,19 @@ struct VTEPDRouterTests {
             }
             #expect(snat.map { $0.hasSuffix(" 1") } == true, "\(report)")
             #expect(try setup.shell("show logical-routers").contains("in force"))
+            // The sessions through conntrack's netlink API: the forwarded connection both
+            // ways, as DNAT made it, and the ping as SNAT made it.
+            let listing = try setup.shell("show logical-router edge sessions")
+            #expect(
+                listing.split(separator: "\n").contains {
+                    $0.hasPrefix("tcp") && $0.contains("→ 198.51.100.1:5203")
+                        && $0.contains("10.0.0.1:5203 → 198.51.100.2:")
+                }, "\(listing)")
+            #expect(
+                listing.split(separator: "\n").contains {
+                    $0.hasPrefix("icmp") && $0.contains("10.0.0.1:")
+                        && $0.contains("198.51.100.2:") && $0.contains("→ 198.51.100.1")
+                }, "\(listing)")
             let config = try setup.shell("show running-config")
             for line in [
                 "add logical-router edge",

@@ -493,3 +493,39 @@ public struct ShowLogicalRouter: ControlCommand {
         ) { Self(name: $0.text("NAME")) }
     ]
 }
+
+public struct ShowLogicalRouterSessions: ControlCommand {
+    public static let command = "logical-router-sessions"
+    public static let reply = ControlResult.Kind.lines
+    /// Sessions listed at most; the shell's default.
+    public static let defaultLimit = 100
+    public static let limitRange = IntegerRange("session count", 1...100_000)
+    public var name: String
+    public var limit: Int?
+    public enum CodingKeys: String, CodingKey, CaseIterable { case name, limit }
+    public init(name: String, limit: Int? = nil) {
+        self.name = name
+        self.limit = limit
+    }
+    public var shellLine: String {
+        "show logical-router \(name) sessions" + (limit.map { " limit \($0)" } ?? "")
+    }
+    public func validate() throws(ControlFailure) {
+        try checkRouterName(name)
+        if let limit, !Self.limitRange.bounds.contains(limit) {
+            throw ControlFailure("session count \(limit) is out of range (1–100000)")
+        }
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.show, Word.logicalRouter, Slot.routerName,
+                .keyword("sessions", help: "The connections conntrack tracks in the router"),
+                .optional([
+                    .keyword("limit", help: "List at most N sessions (default 100)"),
+                    .argument("N", .integer(limitRange), help: "Sessions listed at most"),
+                ]),
+            ], summary: "List router NAME's sessions: both directions, as NAT made them"
+        ) { Self(name: $0.text("NAME"), limit: $0.integer("N")) }
+    ]
+}
