@@ -164,7 +164,7 @@ public enum ControlCommands {
         AddLogicalRouter.self, RemoveLogicalRouter.self, SetRouterInterface.self,
         RemoveRouterInterface.self, AddRouterRoute.self, RemoveRouterRoute.self,
         AddRouterNAT.self, RemoveRouterNAT.self, ShowLogicalRouters.self,
-        ShowLogicalRouter.self, ShowLogicalRouterSessions.self,
+        ShowLogicalRouter.self, ShowLogicalRouterSessions.self, SetRouterSessionLimit.self,
         // What the data plane does with frames: recorded, or asked of a described one.
         DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
         DebugCapture.self, ShowCaptures.self, ShowTechSupport.self,

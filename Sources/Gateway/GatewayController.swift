@@ -310,6 +310,7 @@ public final class GatewayController: ControlHandler, Sendable {
         write(RemoveRouterRoute.self)
         write(AddRouterNAT.self)
         write(RemoveRouterNAT.self)
+        write(SetRouterSessionLimit.self)
         table.on(ShowLogicalRouters.self) { _, _ throws(ControlFailure) in
             .lines(try await controller.routerList(database))
         }
@@ -406,6 +407,10 @@ public final class GatewayController: ControlHandler, Sendable {
                     "sessions: \(sessions) (connections conntrack tracks in the router)", at: 1)
             case .failure(let error): unread = error.description
             }
+        }
+        if let limit = router.sessionLimit {
+            let refused = counters[LogicalRouter.sessionLimitKey].map { "\($0.packets)" } ?? "-"
+            lines.append("session limit: \(limit) (new sessions refused past it: \(refused))")
         }
         guard !router.nat.isEmpty else {
             return lines + ["NAT rules: none"] + (unread.map { ["counters not read: \($0)"] } ?? [])

@@ -18,6 +18,12 @@ public struct LogicalRouter: Hashable, Sendable {
     /// In the order they are matched: floating IPs, then port forwards, then SNAT by longest
     /// internal prefix.
     public var nat: [NATRule]
+    /// New sessions routed through the router beyond this many are refused (and counted);
+    /// nil: no limit. `other_config:session-limit`.
+    public var sessionLimit: Int?
+
+    /// The `other_config` key of the session limit.
+    public static let sessionLimitKey = "session-limit"
 
     /// A router interface: its address on a logical switch. The veth's outer end (`port`) is
     /// an internal port of the data plane bound untagged to `logicalSwitch`; its inner end
@@ -121,6 +127,13 @@ public struct LogicalRouter: Hashable, Sendable {
             nat.append(rule)
         }
         self.nat = nat.sorted { $0.matchOrder < $1.matchOrder }
+        if let text = otherConfig[Self.sessionLimitKey] {
+            guard let limit = Int(text), (1...10_000_000).contains(limit) else {
+                throw RouterError(
+                    "session-limit \"\(text)\" is not a number of sessions (1–10000000)")
+            }
+            sessionLimit = limit
+        }
     }
 
     /// Refuses a name that could not name a namespace or a shell argument.

@@ -54,9 +54,20 @@ public enum NATRuleset {
             "    chain \(name) {\n        type nat hook \(hook) priority \(priority); policy accept;\n"
                 + rules.map { "        \($0)\n" }.joined() + "    }\n"
         }
-        return "flush ruleset\ntable ip \(table) {\n"
+        var text =
+            "flush ruleset\ntable ip \(table) {\n"
             + chain("prerouting", "prerouting", "dstnat", prerouting)
-            + chain("postrouting", "postrouting", "srcnat", postrouting) + "}\n"
+            + chain("postrouting", "postrouting", "srcnat", postrouting)
+        if let limit = router.sessionLimit {
+            // Sessions routed through the router, counted as each is made (connlimit); the
+            // ones past the limit are dropped before conntrack confirms them.
+            let key = LogicalRouter.sessionLimitKey
+            text +=
+                "    chain forward {\n        type filter hook forward priority filter; policy accept;\n"
+                + "        ct state new ct count over \(limit) \(counter("forward", key)) drop"
+                + " comment \"\(key)\"\n    }\n"
+        }
+        return text + "}\n"
     }
 
     /// Packets and bytes per rule key, summed over the rules that carry it (a floating IP

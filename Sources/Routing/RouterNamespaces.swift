@@ -232,7 +232,7 @@ public final class RouterNamespaces: @unchecked Sendable {
             let parts = added.split(separator: " ").map(String.init)
             try run(["-n", ns, "addr", "add", parts[0] + "/32", "dev", parts[1]])
         }
-        if old?.nat != router.nat || old == nil {
+        if old == nil || old?.nat != router.nat || old?.sessionLimit != router.sessionLimit {
             let path = namespacePath(of: router.name)
             // The rules that stay keep their counts across the swap.
             let counters =

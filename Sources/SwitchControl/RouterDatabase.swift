@@ -82,6 +82,10 @@ extension SwitchDatabase {
             }
             row.otherConfig[rule.key] = nil
             return try rewrite(row, db)
+        case let c as SetRouterSessionLimit:
+            var row = try router(c.router, db)
+            row.otherConfig[LogicalRouter.sessionLimitKey] = c.limit == 0 ? nil : String(c.limit)
+            return try rewrite(row, db)
         default:
             return nil
         }
@@ -149,6 +153,9 @@ extension SwitchDatabase {
             for (prefix, hop) in row.staticRoutes.sorted(by: { $0.key < $1.key }) {
                 commands.append(
                     AddRouterRoute(RouterRoute(router: row.name, prefix: prefix, nextHop: hop)))
+            }
+            if let limit = row.otherConfig[LogicalRouter.sessionLimitKey].flatMap({ Int($0) }) {
+                commands.append(SetRouterSessionLimit(router: row.name, limit: limit))
             }
             for (key, value) in row.otherConfig.sorted(by: { $0.key < $1.key }) {
                 guard let rule = try? NATRule(key: key, value: value) else { continue }

@@ -297,6 +297,10 @@ import Testing
         ),
         (#"{"id":9,"command":"logical-routers"}"#, "show logical-routers"),
         (
+            #"{"id":9,"command":"set-router-session-limit","arguments":{"limit":1000,"router":"edge"}}"#,
+            "set logical-router edge session-limit 1000"
+        ),
+        (
             #"{"id":9,"command":"logical-router-sessions","arguments":{"limit":20,"name":"edge"}}"#,
             "show logical-router edge sessions limit 20"
         ),

@@ -251,6 +251,42 @@ struct VTEPDRouterTests {
         }
     }
 
+    @Test("Session limit: the session past it is refused and counted, established ones keep going")
+    func sessionLimit() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            try setup.addRouter(
+                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
+            try setup.waitForRouter("r1")
+            try setup.shell("set logical-router r1 session-limit 2")
+            try waitUntil("the limit in r1's ruleset", timeout: .seconds(10)) {
+                try setup.inRouter("r1", ["nft", "list", "table", "ip", "vtepd"])
+                    .contains("ct count over 2")
+            }
+            // Session A: a ping under way, answered (so established) before the others.
+            let long = try lab.start(
+                "ping-a", ["ping", "-n", "-q", "-c", "10", "-i", "0.3", "-W", "2", "198.51.100.2"],
+                in: setup.overlay.hostNamespace)
+            Thread.sleep(forTimeInterval: 1)
+            // Session B fits; session C is past the limit: refused.
+            let b = try lab.ping(from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 1)
+            #expect(b == LabPingResult(transmitted: 1, received: 1))
+            let c = try lab.ping(
+                from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 1, reply: .seconds(2))
+            #expect(c == LabPingResult(transmitted: 1, received: 0))
+            // A kept going throughout.
+            #expect(long.waitForExit(timeout: .seconds(20)))
+            #expect(long.tail().contains("10 packets transmitted, 10 received"), "\(long.tail())")
+            #expect(try setup.natCounters("r1")["session-limit"] == 1)
+            #expect(
+                try setup.shell("show logical-router r1").contains(
+                    "session limit: 2 (new sessions refused past it: 1)"))
+            #expect(
+                try setup.shell("show running-config").contains(
+                    "set logical-router r1 session-limit 2\n"))
+        }
+    }
+
     @Test("Two routers with the same internal prefix stay isolated")
     func overlappingTenants() async throws {
         try await Lab.runOnOwnThread { lab in

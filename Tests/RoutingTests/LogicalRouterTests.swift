@@ -77,6 +77,7 @@ struct LogicalRouterTests {
             (["10.0.0.1": "a"], [:], [:], "is not IP/PREFIX"),
             (["10.0.0.1/24": "a", "10.0.1.1/24": "a"], [:], [:], "two interfaces"),
             (["2001:db8::1/64": "a"], [:], [:], "IPv6 interfaces are not routed yet"),
+            (["10.0.0.1/24": "a"], [:], ["session-limit": "0"], "not a number of sessions"),
         ] as [([String: String], [String: String], [String: String], String)])
     func refused(
         bindings: [String: String], routes: [String: String], other: [String: String],
@@ -125,6 +126,24 @@ struct LogicalRouterTests {
                 }
 
                 """)
+    }
+
+    @Test("A session limit is a connlimit rule in the forward chain, counted")
+    func sessionLimit() throws {
+        let router = try LogicalRouter(
+            name: "r1", bindings: Self.interfaces, staticRoutes: [:],
+            otherConfig: ["session-limit": "1000"])
+        #expect(router.sessionLimit == 1000)
+        #expect(
+            NATRuleset.text(for: router, counters: ["forward session-limit": (3, 252)]).hasSuffix(
+                """
+                    chain forward {
+                        type filter hook forward priority filter; policy accept;
+                        ct state new ct count over 1000 counter packets 3 bytes 252 drop comment "session-limit"
+                    }
+                }
+
+                """))
     }
 
     @Test("Counters per rule from libnftables' JSON listing")

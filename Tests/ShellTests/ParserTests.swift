@@ -172,6 +172,7 @@ struct ParserTests {
         ("show logical-routers", "show logical-routers"),
         ("show logical-router edge", "show logical-router edge"),
         ("show logical-router edge sess", "show logical-router edge sessions"),
+        ("set logical-router edge session-limit 0", "set logical-router edge session-limit 0"),
         ("sh logical-router edge sess lim 5", "show logical-router edge sessions limit 5"),
         ("show switch mac-table", "show switch mac-table"),
         ("sh sw mac-t lo web", "show switch mac-table logical-switch web"),

@@ -529,3 +529,33 @@ public struct ShowLogicalRouterSessions: ControlCommand {
         ) { Self(name: $0.text("NAME"), limit: $0.integer("N")) }
     ]
 }
+
+/// 0 removes the limit.
+public struct SetRouterSessionLimit: ControlCommand {
+    public static let command = "set-router-session-limit"
+    public static let reply = ControlResult.Kind.accepted
+    public static let range = IntegerRange("session limit", 0...10_000_000)
+    public var router: String
+    public var limit: Int
+    public enum CodingKeys: String, CodingKey, CaseIterable { case router, limit }
+    public init(router: String, limit: Int) {
+        self.router = router
+        self.limit = limit
+    }
+    public var shellLine: String { "set logical-router \(router) session-limit \(limit)" }
+    public func validate() throws(ControlFailure) {
+        try checkRouterName(router)
+        guard Self.range.bounds.contains(limit) else {
+            throw ControlFailure("session limit \(limit) is out of range (0–10000000)")
+        }
+    }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.set, Word.logicalRouter, Slot.routerName,
+                .keyword("session-limit", help: "The most sessions routed through the router"),
+                .argument("N", .integer(range), help: "Sessions at most; 0 for no limit"),
+            ], summary: "Refuse (and count) new sessions of router NAME beyond N; 0: no limit"
+        ) { Self(router: $0.text("NAME"), limit: $0.integer("N")!) }
+    ]
+}
