@@ -116,6 +116,7 @@ struct VTEPDRouterTests {
     func configuredFromTheShell() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
+            lab.expectNamespace(setup.namespacePrefix + "edge")
             for line in [
                 "add logical-router edge",
                 "set logical-router edge interface ls5001 10.0.0.254/24",
@@ -431,6 +432,7 @@ struct RouterLab {
         nat: [String], vtepd: LabVTEPD? = nil
     ) throws {
         let vtepd = vtepd ?? self.vtepd
+        lab.expectNamespace(namespacePrefix + name)
         try vtepd.control(["add-lr", name])
         try vtepd.control(
             [
