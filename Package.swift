@@ -5,7 +5,8 @@
 //   Gateway → SwitchControl, DataPlane, HostConfiguration, ControlAPI, MetricsEndpoint, DaemonLogging, ManualPages
 //   MetricsEndpoint → ControlAPI (the reports it exposes), swift-prometheus, SwiftNIO's HTTP/1
 //   vtepsh → ShellSession → Shell, ControlAPI, ProcessSpawning, ManualPages (nothing privileged: no netlink, no libcrypt)
-//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging
+//   SwitchControl → OVSDB, Forwarding, ControlAPI, ProcessSpawning, DaemonLogging, Routing
+//   Routing → Datapath (setns), ProcessSpawning (ip), libnftables
 //   DataPlane → Datapath, Forwarding, Netlink, swift-system (Errno)
 //   HostConfiguration → Appliance, ProcessSpawning, Netlink, CCrypt
 //   ControlAPI → Appliance, Shell (the grammar's vocabulary), DaemonLogging, SwiftNIO
@@ -120,12 +121,24 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
+        // Logical routers of the L3 gateway: a network namespace per router, veths into the
+        // data plane, kernel routes, an nftables NAT ruleset through libnftables.
+        .target(
+            name: "Routing",
+            dependencies: [
+                "Packet", "Datapath", "ProcessSpawning", "CNftables",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .systemLibrary(
+            name: "CNftables", pkgConfig: "libnftables", providers: [.apt(["libnftables-dev"])]),
         // The switch's control: hardware_vtep rows ↔ forwarding snapshots (the role of
         // ovs-vtep), local-MAC publishing, the vtep-ctl-like writes, the supervised ovsdb-server.
         .target(
             name: "SwitchControl",
             dependencies: [
                 "OVSDB", "Forwarding", "Packet", "ControlAPI", "ProcessSpawning", "DaemonLogging",
+                "Routing",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,7 +163,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
-                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging",
+                "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging", "Routing",
                 "MetricsEndpoint",
                 "SystemdNotify", "ManualPages",
                 .product(name: "Logging", package: "swift-log"),
@@ -252,12 +265,14 @@ let package = Package(
                 "ProcessSpawning", "OVSDB", "Forwarding", "Packet", "PropertyChecks", "Appliance",
                 "Shell",
                 "ShellSession", "Datapath", "NamespaceLab", "DaemonLogging", "TestSupport",
-                "Netlink",
+                "Netlink", "Routing",
                 "MetricsEndpoint",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Logical routers' configuration, names and NAT rulesets (pure; no namespace).
+        .testTarget(name: "RoutingTests", dependencies: ["Routing", "Packet"]),
         .testTarget(name: "SystemdNotifyTests", dependencies: ["SystemdNotify"]),
         .testTarget(
             name: "MetricsEndpointTests",

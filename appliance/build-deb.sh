@@ -71,8 +71,9 @@ printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$PKG" "$PKG" >"$stage/s
 shlibs=$(cd "$stage/src" && dpkg-shlibdeps -O \
     "$root/usr/lib/$PKG/vtepd" "$root/usr/lib/$PKG/vtep-dhcp-event" "$root/usr/bin/vtepsh" |
     sed -n 's/^shlibs:Depends=//p')
-# Programs vtepd and vtepsh run, and what first boot uses.
-runtime="openvswitch-common, openvswitch-vtep, openssh-server, udhcpc, chrony, traceroute, iputils-ping, iproute2, openssl, tcpdump, passwd, systemd"
+# Programs vtepd and vtepsh run, and what first boot uses; libnftables1 is among the shlibs
+# above already (vtepd links it for the logical routers' NAT) and named for the reader.
+runtime="libnftables1, openvswitch-common, openvswitch-vtep, openssh-server, udhcpc, chrony, traceroute, iputils-ping, iproute2, openssl, tcpdump, passwd, systemd"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 cat >"$root/DEBIAN/control" <<CONTROL
 Package: $PKG

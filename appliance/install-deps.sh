@@ -4,16 +4,18 @@
 # `make test` and `.ci/run` call it; run it as root (or through sudo).
 set -euo pipefail
 
-# Build: the netlink libraries the Netlink module links against; binutils for
+# Build: the netlink libraries the Netlink module links against; libnftables, through which
+# the Routing module applies the logical routers' NAT rulesets; binutils for
 # bench/check-hot-path.sh (nm, objdump).
-build=(libmnl-dev libnl-3-dev libnl-route-3-dev libcrypt-dev pkg-config binutils)
+build=(libmnl-dev libnl-3-dev libnl-route-3-dev libnftables-dev libcrypt-dev pkg-config binutils)
 # Peers and wire checks used by the integration tests and by the fixture capture scripts
 # (Tests/PacketTests/Fixtures/capture-*.sh): the kernel's tools, Open vSwitch's userspace
 # datapath and its hardware_vtep schema, capture tools, mausezahn (netsniff-ng) to inject
 # crafted frames; OpenSSH's server and client (VTEPSHSSHTests runs its own sshd); OVN's
 # northd and ovn-controller-vtep, the controller VTEPDOVNTests programs vtepd with; Prometheus,
-# which VTEPDMetricsTests starts to scrape vtepd's metrics endpoint.
-peers=(iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base ovn-central ovn-controller-vtep prometheus)
+# which VTEPDMetricsTests starts to scrape vtepd's metrics endpoint; nft (nftables), with which
+# VTEPDRouterTests reads a router's NAT counters as an operator would.
+peers=(nftables iproute2 tcpdump tshark openvswitch-switch openvswitch-vtep iputils-ping netcat-openbsd ethtool netsniff-ng openssh-server openssh-client dnsmasq-base ovn-central ovn-controller-vtep prometheus)
 # What the shell runs for the admin: ping (iputils-ping, above) and traceroute; openssl, with
 # which vtepd makes the switch's key and self-signed certificate and checks a pasted CA
 # (openvswitch-common depends on it; named because vtepd runs it itself).

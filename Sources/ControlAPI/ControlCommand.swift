@@ -161,6 +161,11 @@ public enum ControlCommands {
         UnbindPort.self, AddRemoteMAC.self,
         RemoveRemoteMAC.self, ShowSwitch.self, ShowLogicalSwitches.self, ShowMACTable.self,
         ShowTunnels.self, Counters.self, ShowProblems.self,
+        // Logical routers: interfaces on logical switches, routes, NAT.
+        AddLogicalRouter.self, RemoveLogicalRouter.self, SetRouterInterface.self,
+        RemoveRouterInterface.self, AddRouterRoute.self, RemoveRouterRoute.self,
+        AddRouterNAT.self, RemoveRouterNAT.self, ShowLogicalRouters.self,
+        ShowLogicalRouter.self, ShowLogicalRouterSessions.self, SetRouterSessionLimit.self,
         // What the data plane does with frames: recorded, or asked of a described one.
         DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
         DebugCapture.self, ShowCaptures.self, ShowTechSupport.self,

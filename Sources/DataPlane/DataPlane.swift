@@ -58,6 +58,9 @@ public struct DataPlaneSettings: Sendable {
     public var busyPollMicroseconds = DataPlaneSettings.defaultBusyPollMicroseconds
     public static let defaultBusyPollMicroseconds = 50
     public static let busyPollMicrosecondsRange = 0...10_000
+    /// Internal ports (logical routers' veths) that may be added while vtepd runs, beyond
+    /// the access ports given at start. Each reserves its per-VLAN binding counters (128 KiB).
+    public var internalPortLimit = 32
 
     public init(underlay: String, localIPv4: IPv4Address?, localIPv6: IPv6Address?) {
         self.underlay = underlay
@@ -248,6 +251,38 @@ public final class DataPlane: @unchecked Sendable {
         }
     }
 
+    /// Opens `interface` as an access port (an internal port: a logical router's veth) and
+    /// hands it to the worker, which forwards on it from its next batch; it carries the
+    /// logical switch the configuration binds it to. Throws, changing nothing, when the
+    /// interface cannot be opened or the worker has no room for it.
+    public func addPort(_ interface: String) async throws {
+        _ = try AccessPort.disableLRO(on: interface)
+        let port = Carried(
+            try AccessPort(
+                interface: interface, promiscuous: true, qdiscBypass: true,
+                receiveBuffer: settings.receiveBuffer, vnetHeader: true))
+        let refused: Worker.PortChangeError? = await inspect { worker in
+            do throws(Worker.PortChangeError) {
+                try worker.addPort(port.value)
+                return nil
+            } catch { return error }
+        }
+        if let refused { throw refused }
+    }
+
+    /// Takes the port called `interface` away from the worker and closes it; whether there
+    /// was one.
+    @discardableResult
+    public func removePort(_ interface: String) async -> Bool {
+        // The port's socket is closed as the worker lets it go.
+        await inspect { worker in worker.removePort(named: interface) != nil }
+    }
+
+    /// The names of the worker's ports, given and added.
+    public func portNames() async -> [String] {
+        await inspect { worker in worker.portNames }
+    }
+
     /// The next hops the control plane resolved; locators missing from `hops` take the slow
     /// path until they appear.
     public func setNextHops(_ hops: [Locator: NextHop]) {
@@ -285,4 +320,11 @@ public final class DataPlane: @unchecked Sendable {
             return commands
         }
     }
+}
+
+/// A value handed to the worker thread through a command: it is used there only, never again
+/// on the side that made it.
+private struct Carried<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

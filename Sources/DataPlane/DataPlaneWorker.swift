@@ -39,7 +39,14 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// does not); kept alive by `engine.configuration`.
     private var configurationRef: Unmanaged<ForwardingConfiguration>
 
-    private let ports: [IO.Access]
+    /// Access ports: those vtepd was given, then the internal ports added while it runs
+    /// (`addPort`); at most `portCapacity`.
+    private var ports: [IO.Access]
+    /// Slots of every per-port table: the ports given at start plus
+    /// `DataPlaneSettings.internalPortLimit`.
+    let portCapacity: Int
+    /// Set when a port came or went: the loop polls a new set of descriptors.
+    private var portsChanged = false
     private let underlay: IO.Underlay
     /// Read again once a second: an admin may change the underlay's MTU while vtepd runs.
     private var underlayMTU: Int
@@ -63,7 +70,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// alive by the properties above).
     private let receiveBatchRef: Unmanaged<PacketBatch>
     private let portRefs: UnsafeMutablePointer<Unmanaged<IO.Access>>
-    private let portBatches: [PacketBatch]
+    private var portBatches: [PacketBatch]
     /// The same batches, read per frame without reference counting (`withPortBatch`); kept
     /// alive by `portBatches`.
     private let portBatchRefs: UnsafeMutablePointer<Unmanaged<PacketBatch>>
@@ -187,6 +194,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         gre6 = io.gre6
         openUDP = io.openUDP
         let names = ports.map(\.interfaceName)
+        portCapacity = max(1, names.count + settings.internalPortLimit)
 
         let batch = settings.batchSize
         // Received frames and frames for access ports may be super-frames (a 64 KB IP packet
@@ -199,18 +207,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             PacketBatch(capacity: batch, bufferSize: Self.superFrameBytes + 16, headroom: 16)
         }
         receiveBatchRef = .passUnretained(receiveBatch)
-        portRefs = .allocate(capacity: max(1, names.count))
+        portRefs = .allocate(capacity: portCapacity)
         for (w, port) in ports.enumerated() { (portRefs + w).initialize(to: .passUnretained(port)) }
-        portBatchRefs = .allocate(capacity: max(1, names.count))
+        portBatchRefs = .allocate(capacity: portCapacity)
         for (w, batch) in portBatches.enumerated() {
             (portBatchRefs + w).initialize(to: .passUnretained(batch))
         }
-        portPending = .allocate(capacity: max(1, names.count))
-        portPending.initialize(repeating: 0, count: max(1, names.count))
-        coalescers = .allocate(capacity: max(1, names.count))
-        coalescers.initialize(repeating: TCPCoalescer(), count: max(1, names.count))
-        openVLAN = .allocate(capacity: max(1, names.count))
-        openVLAN.initialize(repeating: Self.closedSlot, count: max(1, names.count))
+        portPending = .allocate(capacity: portCapacity)
+        portPending.initialize(repeating: 0, count: portCapacity)
+        coalescers = .allocate(capacity: portCapacity)
+        coalescers.initialize(repeating: TCPCoalescer(), count: portCapacity)
+        openVLAN = .allocate(capacity: portCapacity)
+        openVLAN.initialize(repeating: Self.closedSlot, count: portCapacity)
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
         replyScratch = .allocate(
             byteCount: NeighbourDiscovery.maximumReplyLength, alignment: 64)
@@ -228,25 +236,25 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
         workerPortOf = .allocate(capacity: PortIndex.count)
         workerPortOf.initialize(repeating: -1, count: PortIndex.count)
-        portIndexOf = .allocate(capacity: max(1, names.count))
-        portIndexOf.initialize(repeating: -1, count: max(1, names.count))
-        portRx = .allocate(capacity: max(1, names.count))
-        portRx.initialize(repeating: 0, count: max(1, names.count))
-        portTx = .allocate(capacity: max(1, names.count))
-        portTx.initialize(repeating: 0, count: max(1, names.count))
-        bindingCounters = .allocate(capacity: max(1, names.count) * 4096)
-        bindingCounters.initialize(repeating: BindingCounters(), count: max(1, names.count) * 4096)
-        portRxBytes = .allocate(capacity: max(1, names.count))
-        portRxBytes.initialize(repeating: 0, count: max(1, names.count))
-        portTxBytes = .allocate(capacity: max(1, names.count))
-        portTxBytes.initialize(repeating: 0, count: max(1, names.count))
-        portTxExtra = .allocate(capacity: max(1, names.count))
-        portTxExtra.initialize(repeating: 0, count: max(1, names.count))
-        portMTU = .allocate(capacity: max(1, names.count))
-        portMTU.initialize(repeating: 1500, count: max(1, names.count))
+        portIndexOf = .allocate(capacity: portCapacity)
+        portIndexOf.initialize(repeating: -1, count: portCapacity)
+        portRx = .allocate(capacity: portCapacity)
+        portRx.initialize(repeating: 0, count: portCapacity)
+        portTx = .allocate(capacity: portCapacity)
+        portTx.initialize(repeating: 0, count: portCapacity)
+        bindingCounters = .allocate(capacity: portCapacity * 4096)
+        bindingCounters.initialize(repeating: BindingCounters(), count: portCapacity * 4096)
+        portRxBytes = .allocate(capacity: portCapacity)
+        portRxBytes.initialize(repeating: 0, count: portCapacity)
+        portTxBytes = .allocate(capacity: portCapacity)
+        portTxBytes.initialize(repeating: 0, count: portCapacity)
+        portTxExtra = .allocate(capacity: portCapacity)
+        portTxExtra.initialize(repeating: 0, count: portCapacity)
+        portMTU = .allocate(capacity: portCapacity)
+        portMTU.initialize(repeating: 1500, count: portCapacity)
         for (w, port) in ports.enumerated() { portMTU[w] = try port.mtu }
-        portDrops = .allocate(capacity: max(1, names.count))
-        portDrops.initialize(repeating: 0, count: max(1, names.count))
+        portDrops = .allocate(capacity: portCapacity)
+        portDrops.initialize(repeating: 0, count: portCapacity)
         let vteps = Self.countedLocators + ForwardingEngine.defaultDiscoveredLocatorLimit
         vtepTx = .allocate(capacity: vteps)
         vtepTx.initialize(repeating: 0, count: vteps)
@@ -304,16 +312,22 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         case stop
     }
 
-    func run(takeCommands: () -> [Command]) {
+    /// What the loop polls: the access ports, the tunnel sockets, the wakeup pipe.
+    private func pollDescriptors() -> [pollfd] {
         var descriptors: [pollfd] = ports.map {
             pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0)
         }
-        let tunnelSlot = descriptors.count
         for socket in [vxlan4?.descriptor, vxlan6?.descriptor, gre4?.descriptor, gre6?.descriptor] {
             // An absent socket is polled as -1, which poll(2) skips.
             descriptors.append(pollfd(fd: socket ?? -1, events: Int16(POLLIN), revents: 0))
         }
         descriptors.append(pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0))
+        return descriptors
+    }
+
+    func run(takeCommands: () -> [Command]) {
+        var descriptors = pollDescriptors()
+        var tunnelSlot = ports.count
         var lastAgeing: UInt32 = 0
         // Busy polling: for `busyPollNanoseconds` after the last frame the worker polls
         // without sleeping, so the frame that answers it (a reply, the next of a burst) is
@@ -325,6 +339,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         while !stopping {
             for command in takeCommands() { handle(command) }
             if stopping { break }
+            if portsChanged {
+                portsChanged = false
+                descriptors = pollDescriptors()
+                tunnelSlot = ports.count
+            }
             // No wait while busy polling; otherwise BFD's next timer shortens the wait (100 ms
             // without one).
             let timeout: Int32 =
@@ -1531,6 +1550,111 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     // MARK: Control
 
     /// Puts a configuration and its static MACs in force (between batches).
+    /// Maps each of our ports to its index in `configuration` (by interface name), both ways.
+    private func mapPorts(_ configuration: ForwardingConfiguration) {
+        for w in 0..<ports.count where portIndexOf[w] >= 0 {
+            workerPortOf[Int(portIndexOf[w])] = -1
+        }
+        for w in 0..<ports.count {
+            // A port's MTU can change while vtepd runs; a configuration change is the moment
+            // to read it again (an ioctl, never per frame).
+            if let mtu = try? ports[w].mtu { portMTU[w] = mtu }
+            if let index = configuration.portIndex(named: ports[w].interfaceName) {
+                portIndexOf[w] = Int32(index.rawValue)
+                workerPortOf[Int(index.rawValue)] = w
+            } else {
+                portIndexOf[w] = -1
+            }
+        }
+    }
+
+    /// Why an internal port could not be added.
+    public enum PortChangeError: Error, Hashable, Sendable, CustomStringConvertible {
+        case full(limit: Int)
+        case duplicate(String)
+
+        public var description: String {
+            switch self {
+            case .full(let limit):
+                "the data plane already has \(limit) ports, its limit"
+            case .duplicate(let name): "port \(name) is already one of the data plane's ports"
+            }
+        }
+    }
+
+    /// Adds `port` (an internal port: a router's veth) while the worker runs, between
+    /// batches; it is mapped to the configuration in force at once, and counted from zero.
+    public func addPort(_ port: IO.Access) throws(PortChangeError) {
+        guard !ports.contains(where: { $0.interfaceName == port.interfaceName }) else {
+            throw .duplicate(port.interfaceName)
+        }
+        guard ports.count < portCapacity else { throw .full(limit: portCapacity) }
+        let w = ports.count
+        ports.append(port)
+        let batch = PacketBatch(
+            capacity: settings.batchSize, bufferSize: Self.superFrameBytes + 16, headroom: 16)
+        portBatches.append(batch)
+        portRefs[w] = .passUnretained(port)
+        portBatchRefs[w] = .passUnretained(batch)
+        resetSlot(w)
+        portsChanged = true
+        mapPorts(engine.configuration)
+    }
+
+    /// Removes the port called `name` (flushing what waits for every port first) and returns
+    /// it, for its socket to be closed; nil when there is none. The last port takes its slot.
+    @discardableResult
+    public func removePort(named name: String) -> IO.Access? {
+        guard let w = ports.firstIndex(where: { $0.interfaceName == name }) else { return nil }
+        flushAll()
+        let last = ports.count - 1
+        for slot in [w, last] where portIndexOf[slot] >= 0 {
+            workerPortOf[Int(portIndexOf[slot])] = -1
+        }
+        if w != last {
+            portRefs[w] = portRefs[last]
+            portBatchRefs[w] = portBatchRefs[last]
+            portRx[w] = portRx[last]
+            portTx[w] = portTx[last]
+            portRxBytes[w] = portRxBytes[last]
+            portTxBytes[w] = portTxBytes[last]
+            portTxExtra[w] = portTxExtra[last]
+            portMTU[w] = portMTU[last]
+            portDrops[w] = portDrops[last]
+            (bindingCounters + w * 4096).update(from: bindingCounters + last * 4096, count: 4096)
+            ports.swapAt(w, last)
+            portBatches.swapAt(w, last)
+        }
+        coalescers[w] = TCPCoalescer()
+        openVLAN[w] = Self.closedSlot
+        portPending[w] = 0
+        portBatches.removeLast()
+        let removed = ports.removeLast()
+        portIndexOf[last] = -1
+        portsChanged = true
+        mapPorts(engine.configuration)
+        return removed
+    }
+
+    /// The names of the ports, in slot order.
+    public var portNames: [String] { ports.map(\.interfaceName) }
+
+    /// Zeroes every per-port table at slot `w`.
+    private func resetSlot(_ w: Int) {
+        portPending[w] = 0
+        coalescers[w] = TCPCoalescer()
+        openVLAN[w] = Self.closedSlot
+        portIndexOf[w] = -1
+        portRx[w] = 0
+        portTx[w] = 0
+        portRxBytes[w] = 0
+        portTxBytes[w] = 0
+        portTxExtra[w] = 0
+        portDrops[w] = 0
+        portMTU[w] = (try? ports[w].mtu) ?? 1500
+        (bindingCounters + w * 4096).update(repeating: BindingCounters(), count: 4096)
+    }
+
     public func apply(_ new: ForwardingConfiguration, _ staticMACs: [StaticRemoteMAC]) {
         configurationsApplied &+= 1
         engine.apply(new)
@@ -1539,18 +1663,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         updateLocatorDown()
         templates.removeAll()
         problems = []
-        for w in 0..<ports.count {
-            // A port's MTU can change while vtepd runs; a configuration change is the moment
-            // to read it again (an ioctl, never per frame).
-            if let mtu = try? ports[w].mtu { portMTU[w] = mtu }
-            if portIndexOf[w] >= 0 { workerPortOf[Int(portIndexOf[w])] = -1 }
-            if let index = new.portIndex(named: ports[w].interfaceName) {
-                portIndexOf[w] = Int32(index.rawValue)
-                workerPortOf[Int(index.rawValue)] = w
-            } else {
-                portIndexOf[w] = -1
-            }
-        }
+        mapPorts(new)
         // Static MACs: remove those that went, install the rest (idempotent).
         let wanted = Set(staticMACs)
         for old in statics.subtracting(wanted) {

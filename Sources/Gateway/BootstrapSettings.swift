@@ -26,6 +26,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case metricsListen = "metrics-listen"
         case macTableLimit = "mac-table-limit"
         case busyPollUS = "busy-poll-us"
+        case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
         public var isList: Bool { [.tunnelIP, .port, .databaseRemote].contains(self) }
@@ -53,6 +54,8 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var macTableLimit: Int?
     /// Microseconds the worker keeps polling after a frame before it sleeps (default 50).
     public var busyPollMicroseconds: Int?
+    /// What the logical routers' network namespaces are named with: prefix + router name.
+    public var routerNamespacePrefix: String?
 
     public init() {}
 
@@ -125,6 +128,16 @@ public struct BootstrapSettings: Equatable, Sendable {
                         + "\(range.lowerBound) to \(range.upperBound)")
             }
             busyPollMicroseconds = us
+        case .routerNamespacePrefix:
+            let allowed = value.utf8.allSatisfy {
+                (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            }
+            guard (1...32).contains(value.utf8.count), allowed else {
+                throw .init(
+                    "router-namespace-prefix \(value) must be 1 to 32 letters, digits, '-' or '_'")
+            }
+            routerNamespacePrefix = value
         }
     }
 
@@ -189,6 +202,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.metricsListen = other.metricsListen ?? metricsListen
         merged.macTableLimit = other.macTableLimit ?? macTableLimit
         merged.busyPollMicroseconds = other.busyPollMicroseconds ?? busyPollMicroseconds
+        merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
 
@@ -234,6 +248,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         options.databaseRemotes = databaseRemotes ?? []
         options.applianceRoot = applianceRoot ?? "/"
         options.metricsListen = metricsListen
+        options.routerNamespacePrefix = routerNamespacePrefix ?? options.routerNamespacePrefix
         return options
     }
 

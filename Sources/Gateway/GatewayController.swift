@@ -5,6 +5,7 @@ import DataPlane
 import Forwarding
 import Foundation
 import Packet
+import Routing
 import SwitchControl
 import Synchronization
 
@@ -303,7 +304,163 @@ public final class GatewayController: ControlHandler, Sendable {
         write(UnbindPort.self)
         write(AddRemoteMAC.self) { [$0.value.vtep] }
         write(RemoveRemoteMAC.self)
+        write(AddLogicalRouter.self)
+        write(RemoveLogicalRouter.self)
+        write(SetRouterInterface.self)
+        write(RemoveRouterInterface.self)
+        write(AddRouterRoute.self)
+        write(RemoveRouterRoute.self)
+        write(AddRouterNAT.self)
+        write(RemoveRouterNAT.self)
+        write(SetRouterSessionLimit.self)
+        table.on(ShowLogicalRouters.self) { _, _ throws(ControlFailure) in
+            .lines(try await controller.routerList(database))
+        }
+        table.on(ShowLogicalRouter.self) { request, _ throws(ControlFailure) in
+            .lines(try await controller.routerReport(request.name, database))
+        }
+        table.on(ShowLogicalRouterSessions.self) { request, _ throws(ControlFailure) in
+            .lines(
+                try await controller.routerSessions(
+                    request.name, limit: request.limit ?? ShowLogicalRouterSessions.defaultLimit))
+        }
         return table
+    }
+
+    /// The routers vtepd builds; nil until vtepd attaches them.
+    private let routerNamespaces = Mutex<RouterNamespaces?>(nil)
+
+    public func attach(routers: RouterNamespaces) {
+        routerNamespaces.withLock { $0 = routers }
+    }
+
+    /// `show logical-routers`: one line per router with what it has and whether it is built.
+    func routerList(_ database: SwitchDatabase) async throws(ControlFailure) -> [String] {
+        let rows = try await database.routers()
+        guard !rows.isEmpty else {
+            return ["no logical routers: add one with add logical-router NAME"]
+        }
+        let built = Set((routerNamespaces.withLock { $0 }?.routers ?? []).map(\.name))
+        var table = TextTable(
+            columns: [
+                .init("Name"), .init("Interfaces", .right), .init("Routes", .right),
+                .init("NAT rules", .right), .init("State"),
+            ])
+        for (row, router, problem) in rows {
+            table.append([
+                row.name, "\(row.switchBinding.count)", "\(row.staticRoutes.count)",
+                "\(router?.nat.count ?? 0)",
+                problem.map { "refused: \($0)" }
+                    ?? (built.contains(row.name) ? "in force" : "being built"),
+            ])
+        }
+        return table.rendered().split(separator: "\n").map(String.init)
+    }
+
+    /// `show logical-router NAME`: its namespace, interfaces, routes and NAT rules with the
+    /// sessions each made (its counter in the router's ruleset).
+    func routerReport(_ name: String, _ database: SwitchDatabase) async throws(ControlFailure)
+        -> [String]
+    {
+        guard let entry = try await database.routers().first(where: { $0.row.name == name }) else {
+            throw ControlFailure("no logical router named \(name)")
+        }
+        guard let router = entry.router else {
+            return ["logical router \(name): not built: \(entry.problem ?? "?")"]
+        }
+        let namespaces = routerNamespaces.withLock { $0 }
+        let isBuilt = namespaces?.routers.contains(router) == true
+        var lines = [
+            "logical router \(name): "
+                + (isBuilt ? "in force" : "being built")
+                + (namespaces.map { ", namespace \($0.namespace(of: name))" } ?? ""),
+            "interfaces:",
+        ]
+        var interfaces = TextTable(
+            columns: [.init("Logical switch"), .init("Address"), .init("Port"), .init("Inside")])
+        for i in router.interfaces {
+            interfaces.append([i.logicalSwitch, i.addressText, i.port, i.inside])
+        }
+        lines += interfaces.rendered().split(separator: "\n").map { "  " + $0 }
+        lines.append(router.routes.isEmpty ? "routes: none" : "routes:")
+        lines += router.routes.map { "  \($0)" }
+        var counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
+        var unread: String?
+        if isBuilt, let namespaces {
+            // libnftables and the namespace's /proc block: read them on a thread of their own,
+            // off the cooperative pool.
+            typealias Reading = ([String: (packets: UInt64, bytes: UInt64)], Int)
+            let result = await withCheckedContinuation {
+                (done: CheckedContinuation<Result<Reading, RouterError>, Never>) in
+                Thread.detachNewThread {
+                    done.resume(
+                        returning: Result { () throws(RouterError) -> Reading in
+                            (
+                                try namespaces.natCounters(of: name),
+                                try namespaces.sessionCount(of: name)
+                            )
+                        })
+                }
+            }
+            switch result {
+            case .success(let (read, sessions)):
+                counters = read
+                lines.insert(
+                    "sessions: \(sessions) (connections conntrack tracks in the router)", at: 1)
+            case .failure(let error): unread = error.description
+            }
+        }
+        if let limit = router.sessionLimit {
+            let refused = counters[LogicalRouter.sessionLimitKey].map { "\($0.packets)" } ?? "-"
+            lines.append("session limit: \(limit) (new sessions refused past it: \(refused))")
+        }
+        guard !router.nat.isEmpty else {
+            return lines + ["NAT rules: none"] + (unread.map { ["counters not read: \($0)"] } ?? [])
+        }
+        lines.append("NAT rules (sessions: connections each rule translated):")
+        var nat = TextTable(columns: [.init("Rule"), .init("Sessions", .right)])
+        for rule in router.nat {
+            nat.append([rule.description, counters[rule.key].map { "\($0.packets)" } ?? "-"])
+        }
+        lines += nat.rendered().split(separator: "\n").map { "  " + $0 }
+        if let unread { lines.append("counters not read: \(unread)") }
+        return lines
+    }
+
+    /// `show logical-router NAME sessions`: each connection both ways, as NAT made it.
+    func routerSessions(_ name: String, limit: Int) async throws(ControlFailure) -> [String] {
+        guard let namespaces = routerNamespaces.withLock({ $0 }) else {
+            throw ControlFailure("logical routers are not running in this vtepd")
+        }
+        // The dump runs in the router's namespace, on a thread of its own.
+        let result = await withCheckedContinuation {
+            (done: CheckedContinuation<Result<[Session], RouterError>, Never>) in
+            Thread.detachNewThread {
+                done.resume(
+                    returning: Result { () throws(RouterError) -> [Session] in
+                        try namespaces.sessions(of: name, limit: limit)
+                    })
+            }
+        }
+        let sessions: [Session]
+        switch result {
+        case .success(let read): sessions = read
+        case .failure(let error): throw ControlFailure(error.description)
+        }
+        guard !sessions.isEmpty else { return ["logical router \(name): no sessions"] }
+        var table = TextTable(
+            columns: [
+                .init("Proto"), .init("Original"), .init("Reply"), .init("State"),
+                .init("Expires", .right),
+            ])
+        for s in sessions {
+            table.append([
+                s.transportName, s.original.description, s.reply.description, s.tcpState ?? "",
+                "\(s.expiresIn)s",
+            ])
+        }
+        return table.rendered().split(separator: "\n").map(String.init)
+            + (sessions.count == limit ? ["(the first \(limit); more with: limit N)"] : [])
     }
 
     /// The snapshot in force (the last one the data plane took).

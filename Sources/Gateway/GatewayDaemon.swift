@@ -8,6 +8,7 @@ import HostConfiguration
 import Logging
 import OVSDB
 import Packet
+import Routing
 import ServiceLifecycle
 import SwitchControl
 import Synchronization
@@ -30,6 +31,8 @@ public struct GatewayOptions: Sendable {
     /// Where to serve Prometheus metrics while the appliance settings say nothing
     /// (`--metrics-listen`); nil: nowhere.
     public var metricsListen: IPEndpoint?
+    /// Logical router R lives in network namespace `routerNamespacePrefix + R`.
+    public var routerNamespacePrefix = "vtep-lr-"
 
     public init(
         stateRoot: String, physicalSwitch: String, tunnelIPs: [IPAddress], ports: [String],
@@ -51,6 +54,7 @@ public struct GatewayOptions: Sendable {
 ///
 /// 1. the control socket: no more requests (its file is removed); the metrics endpoint;
 /// 2. the hardware_vtep client and the local-MAC publisher;
+/// 2a. the logical routers (namespaces, veths and their data-plane ports removed);
 /// 3. the data-plane I/O error watch and the next-hop rounds;
 /// 4. the data plane's worker (it leaves its multicast groups);
 /// 5. the DHCP clients (killed, not released: their addresses stay for the next vtepd) and
@@ -168,6 +172,18 @@ public struct GatewayDaemon: Sendable {
         let ioErrors = DataPlaneIOErrors(dataPlane: dataPlane, logger: dataPlaneLogger)
         controller.reportProblems { ioErrors.problems() }
 
+        // Logical routers: what an earlier vtepd left is removed first; the snapshot then
+        // says which to build.
+        let routers = RouterNamespaces(
+            namespacePrefix: options.routerNamespacePrefix,
+            ports: RouterNamespaces.Ports(
+                add: { try await dataPlane.addPort($0) },
+                remove: { await dataPlane.removePort($0) }),
+            logger: Logger(label: "vtepd.routers"))
+        for note in routers.removeLeftovers() { logger.notice("\(note)") }
+        controller.attach(routers: routers)
+        controller.reportProblems { routers.problems }
+
         let switchLogger = Logger(label: "vtepd.switch")
         let snapshotProblems = SnapshotProblems(logger: switchLogger)
         let bootstrap = try Bootstrap(
@@ -183,6 +199,7 @@ public struct GatewayDaemon: Sendable {
                 dataPlane.configureBFD(snapshot.bfd)
                 controller.update(snapshot: snapshot, problems: [])
                 snapshotProblems.note(snapshot)
+                routers.apply(snapshot.routers)
             } catch {
                 switchLogger.error(
                     "configuration refused, forwarding continues on the previous one: \(error)")
@@ -208,6 +225,7 @@ public struct GatewayDaemon: Sendable {
             DataPlaneService(
                 dataPlane: dataPlane, nextHops: nextHops, ioErrors: ioErrors, controller: controller
             ))
+        started.services.append(RouterService(routers: routers))
         await controlPlane.start()
         // What is learned behind our ports, published to Ucast_Macs_Local for a controller.
         let publisher = LocalMACPublisher(
@@ -385,6 +403,15 @@ struct DataPlaneService: StoppableService {
     func stop() async {
         await dataPlane.stop()
         Logger(label: "vtepd.dataplane").info("data plane stopped")
+    }
+}
+
+/// The logical routers: removed, namespaces, veths and ports, before the worker stops.
+struct RouterService: StoppableService {
+    let routers: RouterNamespaces
+    func stop() async {
+        await routers.removeAll()
+        Logger(label: "vtepd.routers").info("logical routers removed")
     }
 }
 

@@ -25,6 +25,9 @@ public enum HardwareVTEP {
         MonitorRequest(
             table: "Mcast_Macs_Local", columns: ["MAC", "logical_switch", "locator_set", "ipaddr"]),
         MonitorRequest(table: "Tunnel", columns: ["local", "remote", "bfd_params"]),
+        MonitorRequest(
+            table: "Logical_Router",
+            columns: ["name", "description", "switch_binding", "static_routes", "other_config"]),
     ]
 
     /// A gateway (vtep(5) Physical_Switch): the addresses its tunnels end on, its ports.
@@ -99,6 +102,18 @@ public enum HardwareVTEP {
         public var bfdParams: [String: String]
     }
 
+    /// A logical router (vtep(5) Logical_Router): its interfaces (`switch_binding`: address
+    /// with prefix length → Logical_Switch), its `static_routes` (prefix → next hop) and its
+    /// `other_config`, where vtepd reads the NAT rules.
+    public struct LogicalRouter: Hashable, Sendable {
+        public var uuid: UUID
+        public var name: String
+        public var description: String
+        public var switchBinding: [String: UUID]
+        public var staticRoutes: [String: String]
+        public var otherConfig: [String: String]
+    }
+
     /// A row that could not be read as its table's type.
     public struct RowError: Error, Hashable, Sendable, CustomStringConvertible {
         public var table: String
@@ -120,6 +135,7 @@ public enum HardwareVTEP {
         public var ucastMacsLocal: [UUID: UcastMAC] = [:]
         public var mcastMacsLocal: [UUID: McastMAC] = [:]
         public var tunnels: [UUID: Tunnel] = [:]
+        public var logicalRouters: [UUID: LogicalRouter] = [:]
         /// Rows left out, one per row.
         public var problems: [RowError] = []
 
@@ -171,6 +187,14 @@ public enum HardwareVTEP {
                 Tunnel(
                     uuid: uuid, local: try row.uuid("local"), remote: try row.uuid("remote"),
                     bfdParams: try row.stringMap("bfd_params"))
+            }
+            logicalRouters = Self.decode("Logical_Router", replica, &problems) { uuid, row in
+                LogicalRouter(
+                    uuid: uuid, name: try row.string("name"),
+                    description: try row.string("description", default: ""),
+                    switchBinding: try row.uuidMap("switch_binding"),
+                    staticRoutes: try row.stringMap("static_routes"),
+                    otherConfig: try row.stringMap("other_config"))
             }
         }
 
@@ -309,11 +333,26 @@ private struct RowReader {
     }
 
     func stringMap(_ column: String) throws(MalformedData) -> [String: String] {
-        var values: [String: String] = [:]
-        for (key, value) in try map(column) {
-            guard case .string(let k) = key, case .string(let v) = value else {
+        try stringKeyedMap(column, of: "strings") {
+            if case .string(let v) = $0 { v } else { nil }
+        }
+    }
+
+    func uuidMap(_ column: String) throws(MalformedData) -> [String: UUID] {
+        try stringKeyedMap(column, of: "UUIDs") {
+            if case .uuid(let v) = $0 { v } else { nil }
+        }
+    }
+
+    /// A map column with string keys whose values `value` reads (nil: not of its type).
+    private func stringKeyedMap<Value>(
+        _ column: String, of kind: String, _ value: (Atom) -> Value?
+    ) throws(MalformedData) -> [String: Value] {
+        var values: [String: Value] = [:]
+        for (key, atom) in try map(column) {
+            guard case .string(let k) = key, let v = value(atom) else {
                 throw MalformedData(
-                    "column \(column) should map strings to strings, has \(key)→\(value)")
+                    "column \(column) should map strings to \(kind), has \(key)→\(atom)")
             }
             values[k] = v
         }

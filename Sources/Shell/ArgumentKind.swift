@@ -64,6 +64,10 @@ public enum ArgumentKind: Hashable, Sendable {
     case mac
     /// An address and port to listen on, `192.0.2.1:9100` or `[2001:db8::1]:9100`.
     case endpoint
+    /// An interface's address with its prefix length, host bits set: `10.0.0.1/24`.
+    case interfaceAddress
+    /// An IPv4 address with an optional port, `192.0.2.10` or `192.0.2.10:8080` (NAT).
+    case natAddress
     case integer(IntegerRange)
 
     /// Whether values of this kind are free text (as opposed to addresses and numbers); these
@@ -101,6 +105,8 @@ public enum ArgumentKind: Hashable, Sendable {
         case .prefix: "a CIDR prefix"
         case .mac: "a MAC address"
         case .endpoint: "an IP address and port"
+        case .interfaceAddress: "an address with its prefix length"
+        case .natAddress: "an IPv4 address with an optional port"
         case .integer(let range): "a \(range.quantity)"
         }
     }
@@ -122,6 +128,8 @@ public enum ArgumentKind: Hashable, Sendable {
         case .prefix: "10.0.0.0/24"
         case .mac: "00:11:22:33:44:55"
         case .endpoint: "192.0.2.1:9100"
+        case .interfaceAddress: "10.0.0.1/24"
+        case .natAddress: "192.0.2.10:8080"
         case .integer(let range): String(range.bounds.lowerBound)
         }
     }
@@ -238,6 +246,32 @@ public enum ArgumentKind: Hashable, Sendable {
                             + " [2001:db8::1]:9100"))
             }
             return .success(.endpoint(endpoint))
+        case .interfaceAddress:
+            let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let address = IPAddress(String(parts[0])) else {
+                return .failure(refusal())
+            }
+            let maximum = if case .v4 = address { 32 } else { 128 }
+            guard !parts[1].isEmpty, parts[1].utf8.count <= 3,
+                parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let length = Int(parts[1]), length <= maximum
+            else {
+                return .failure(
+                    ArgumentRefusal("the prefix length of \(text) must be 0–\(maximum)"))
+            }
+            return .success(.text("\(address)/\(length)"))
+        case .natAddress:
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let address = IPv4Address(String(parts[0])) else {
+                return .failure(refusal())
+            }
+            guard parts.count == 2 else { return .success(.text("\(address)")) }
+            guard parts[1].utf8.count <= 5, parts[1].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                let port = Int(parts[1]), (1...65_535).contains(port)
+            else {
+                return .failure(ArgumentRefusal("the port of \(text) must be 1–65535"))
+            }
+            return .success(.text("\(address):\(port)"))
         case .integer(let range):
             guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
                 return .failure(refusal())

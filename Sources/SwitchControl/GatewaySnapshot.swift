@@ -1,6 +1,7 @@
 import Forwarding
 import OVSDB
 import Packet
+import Routing
 
 /// What the gateway forwards by, read from the hardware_vtep database for one Physical_Switch
 /// (ours): the logical switches bound on our ports and only those, our ports, the VLAN
@@ -44,6 +45,9 @@ public struct GatewaySnapshot: Hashable, Sendable {
     public var locators: [Locator]
     /// Sorted by switch, then MAC.
     public var remoteMACs: [RemoteMAC]
+    /// The logical routers (every Logical_Router row that can be built), sorted by name.
+    /// Each interface's `port` is among `ports`, bound untagged to its logical switch.
+    public var routers: [LogicalRouter]
     /// Rows left out or settings ignored, one sentence each; sorted.
     public var problems: [String]
     /// Tunnel `bfd_params` by remote VXLAN VTEP (one of `locators`), for those with a
@@ -53,8 +57,9 @@ public struct GatewaySnapshot: Hashable, Sendable {
     public init(
         physicalSwitch: String, localTunnelIPs: [IPAddress] = [], switches: [LogicalSwitch] = [],
         ports: [String] = [], bindings: [Binding] = [], locators: [Locator] = [],
-        remoteMACs: [RemoteMAC] = [], problems: [String] = []
+        remoteMACs: [RemoteMAC] = [], routers: [LogicalRouter] = [], problems: [String] = []
     ) {
+        self.routers = routers
         self.physicalSwitch = physicalSwitch
         self.localTunnelIPs = localTunnelIPs
         self.switches = switches
@@ -175,6 +180,37 @@ private struct SnapshotReader {
             }
         }
 
+        // Logical routers: each interface's outer veth end is an internal port, bound
+        // untagged to the interface's switch.
+        var routers: [LogicalRouter] = []
+        for row in database.logicalRouters.values.sorted(by: { $0.name < $1.name }) {
+            var bindings: [String: String] = [:]
+            var switchRows: [String: UUID] = [:]
+            for (address, uuid) in row.switchBinding {
+                guard let ls = database.logicalSwitches[uuid] else {
+                    problems.insert(
+                        "Logical_Router \(row.name) binds \(address) to Logical_Switch row"
+                            + " \(uuid), which is missing; the router is not built")
+                    bindings = [:]
+                    break
+                }
+                bindings[address] = ls.name
+                switchRows[ls.name] = uuid
+            }
+            guard bindings.count == row.switchBinding.count else { continue }
+            do throws(RouterError) {
+                let router = try LogicalRouter(
+                    name: row.name, bindings: bindings, staticRoutes: row.staticRoutes,
+                    otherConfig: row.otherConfig)
+                for i in router.interfaces {
+                    uses[switchRows[i.logicalSwitch]!, default: []].append((i.port, 0))
+                }
+                routers.append(router)
+            } catch {
+                problems.insert("Logical_Router \(row.name) is not built: \(error)")
+            }
+        }
+
         // The bound logical switches.
         var switches: [LogicalSwitch] = []
         var peers: [String: [Locator]] = [:]
@@ -234,9 +270,11 @@ private struct SnapshotReader {
 
         let snapshot = GatewaySnapshot(
             physicalSwitch: name, localTunnelIPs: localTunnelIPs + Array(local),
-            switches: switches, ports: ports.map(\.name), bindings: bindings,
+            switches: switches,
+            ports: (ports.map(\.name) + routers.flatMap { $0.interfaces.map(\.port) }).sorted(),
+            bindings: bindings,
             locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
-            remoteMACs: remoteMACs(of: switches), problems: [])
+            remoteMACs: remoteMACs(of: switches), routers: routers, problems: [])
         var withBFD = snapshot
         withBFD.bfd = bfdParameters(snapshot.locators)
         return finish(withBFD)

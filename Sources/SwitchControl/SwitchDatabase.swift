@@ -139,7 +139,7 @@ public struct SwitchDatabase: Sendable {
                     AddRemoteMAC(RemoteMAC(logicalSwitch: ls.name, mac: address, vtep: ip)))
             }
         }
-        return commands
+        return commands + routerCommands(db)
     }
 
     /// Remote VTEP address → the logical switches that reach it (remote MACs, replication)
@@ -302,7 +302,8 @@ public struct SwitchDatabase: Sendable {
             }
             operations = [.delete(table: "Ucast_Macs_Remote", where: [uuidIs(row.uuid)])]
         default:
-            return false
+            guard let writes = try routerOperations(command, db) else { return false }
+            operations = writes
         }
         do {
             _ = try await client.transact(
@@ -453,7 +454,7 @@ public struct SwitchDatabase: Sendable {
         return (mode, locators.sorted())
     }
 
-    private func logicalSwitch(_ name: String, _ db: HardwareVTEP.Database)
+    func logicalSwitch(_ name: String, _ db: HardwareVTEP.Database)
         throws(ControlFailure) -> HardwareVTEP.LogicalSwitch
     {
         guard let ls = db.logicalSwitches.values.first(where: { $0.name == name }) else {
@@ -484,7 +485,7 @@ public struct SwitchDatabase: Sendable {
         return port
     }
 
-    private func uuidIs(_ uuid: UUID) -> Condition { Condition("_uuid", "==", .atom(.uuid(uuid))) }
+    func uuidIs(_ uuid: UUID) -> Condition { Condition("_uuid", "==", .atom(.uuid(uuid))) }
 
     /// An address as we print it, so `2001:DB8::1` in a row matches `2001:db8::1` typed.
     static func canonical(_ text: String) -> String { IPAddress(text)?.description ?? text }

@@ -96,6 +96,11 @@ struct Run: AsyncParsableCommand {
     )
     var busyPollUs: String?
     @Option(
+        help:
+            "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
+    )
+    var routerNamespacePrefix: String?
+    @Option(
         help: """
             The least severe messages logged: \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")) \
             (default: info).
@@ -117,6 +122,7 @@ struct Run: AsyncParsableCommand {
             (.metricsListen, metricsListen.map { [$0] } ?? []),
             (.macTableLimit, macTableLimit.map { [$0] } ?? []),
             (.busyPollUS, busyPollUs.map { [$0] } ?? []),
+            (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {
             do { try settings.set(key, values) } catch { throw .init("--\(error.reason)") }

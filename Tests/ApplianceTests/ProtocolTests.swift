@@ -259,6 +259,63 @@ import Testing
             "set switch ca-certificate"
         ),
         (#"{"id":9,"command":"clear-ca-certificate"}"#, "clear switch ca-certificate"),
+        (
+            #"{"id":9,"command":"add-logical-router","arguments":{"name":"edge"}}"#,
+            "add logical-router edge"
+        ),
+        (
+            #"{"id":9,"command":"remove-logical-router","arguments":{"name":"edge"}}"#,
+            "remove logical-router edge"
+        ),
+        (
+            #"{"id":9,"command":"set-router-interface","arguments":{"address":"10.0.0.1/24","router":"edge","switch":"web"}}"#,
+            "set logical-router edge interface web 10.0.0.1/24"
+        ),
+        (
+            #"{"id":9,"command":"remove-router-interface","arguments":{"address":"10.0.0.1/24","router":"edge","switch":"web"}}"#,
+            "remove logical-router edge interface web 10.0.0.1/24"
+        ),
+        (
+            #"{"id":9,"command":"remove-router-interface","arguments":{"router":"edge","switch":"web"}}"#,
+            "remove logical-router edge interface web"
+        ),
+        (
+            #"{"id":9,"command":"add-router-route","arguments":{"next-hop":"192.0.2.1","prefix":"0.0.0.0/0","router":"edge"}}"#,
+            "add logical-router edge route 0.0.0.0/0 192.0.2.1"
+        ),
+        (
+            #"{"id":9,"command":"remove-router-route","arguments":{"next-hop":"192.0.2.1","prefix":"10.9.0.0/16","router":"edge"}}"#,
+            "remove logical-router edge route 10.9.0.0/16 192.0.2.1"
+        ),
+        (
+            #"{"id":9,"command":"add-router-nat","arguments":{"external":"192.0.2.10","internal":"10.0.0.0/24","router":"edge","type":"snat"}}"#,
+            "add logical-router edge nat snat 10.0.0.0/24 192.0.2.10"
+        ),
+        (
+            #"{"id":9,"command":"add-router-nat","arguments":{"external":"192.0.2.10:8080","internal":"10.0.0.5:80","protocol":"udp","router":"edge","type":"dnat"}}"#,
+            "add logical-router edge nat dnat 192.0.2.10:8080 10.0.0.5:80 udp"
+        ),
+        (
+            #"{"id":9,"command":"remove-router-nat","arguments":{"external":"192.0.2.11","internal":"10.0.0.5","router":"edge","type":"floating-ip"}}"#,
+            "remove logical-router edge nat floating-ip 192.0.2.11 10.0.0.5"
+        ),
+        (
+            #"{"id":9,"command":"remove-router-nat","arguments":{"external":"192.0.2.10:2222","internal":"10.0.0.5:22","protocol":"tcp","router":"edge","type":"dnat"}}"#,
+            "remove logical-router edge nat dnat 192.0.2.10:2222 10.0.0.5:22 tcp"
+        ),
+        (#"{"id":9,"command":"logical-routers"}"#, "show logical-routers"),
+        (
+            #"{"id":9,"command":"set-router-session-limit","arguments":{"limit":1000,"router":"edge"}}"#,
+            "set logical-router edge session-limit 1000"
+        ),
+        (
+            #"{"id":9,"command":"logical-router-sessions","arguments":{"limit":20,"name":"edge"}}"#,
+            "show logical-router edge sessions limit 20"
+        ),
+        (
+            #"{"id":9,"command":"logical-router","arguments":{"name":"edge"}}"#,
+            "show logical-router edge"
+        ),
     ]
 
     @Test func everyCommandHasItsExactWireFormAndShellLine() throws {

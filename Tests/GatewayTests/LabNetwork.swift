@@ -36,6 +36,8 @@ final class Lab: @unchecked Sendable {
     let directory: URL
     private let lock = NSLock()
     private var namespaces: [String] = []
+    /// Namespaces the lab's processes make and should remove themselves (`expectNamespace`).
+    private var madeByProcesses: [String] = []
     private var processes: [LabProcess] = []
     private var fileSequence = 0
 
@@ -111,6 +113,14 @@ final class Lab: @unchecked Sendable {
         }
         try execute(["ip", "link", "set", "lo", "up"], in: name)
         return name
+    }
+
+    /// Notes that a process of the lab makes namespace `name` (it must begin with the lab's
+    /// prefix): one it leaves behind, because the test failed before it could clean up, is
+    /// deleted at the end.
+    func expectNamespace(_ name: String) {
+        precondition(name.hasPrefix(prefix), "\(name) is not one of lab \(prefix)'s names")
+        lock.withLock { madeByProcesses.append(name) }
     }
 
     /// A veth pair: `prefix + a` in `namespaceA`, `prefix + b` in `namespaceB`, both up
@@ -296,6 +306,12 @@ final class Lab: @unchecked Sendable {
             if let result = try? attempt(["ip", "netns", "del", name]), result.status != 0 {
                 print("lab \(prefix): could not delete namespace \(name): \(result.errors)")
             }
+        }
+        // Namespaces a process of the lab made (vtepd's routers), if it left them.
+        for name in lock.withLock({ madeByProcesses })
+        where FileManager.default.fileExists(atPath: "/run/netns/" + name) {
+            print("lab \(prefix): namespace \(name) was left behind; deleting it")
+            _ = try? attempt(["ip", "netns", "del", name])
         }
         lock.withLock {
             namespaces.removeAll()

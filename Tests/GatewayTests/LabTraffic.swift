@@ -83,10 +83,12 @@ extension Lab {
     /// Sends `size` bytes of seeded pseudo-random data over TCP from `client` to
     /// `serverAddress`:`port`, received by `nc -l` in `serverNamespace`, and checks the
     /// received bytes against the sent ones byte for byte. Throws naming the first differing
-    /// offset, or the lengths, when they differ.
+    /// offset, or the lengths, when they differ. The server listens on `listenAddress`
+    /// (default: `serverAddress`; another when the client reaches it through NAT).
     func transferTCP(
         from client: String, to serverNamespace: String, address serverAddress: String,
-        port: Int = 5201, size: Int = 4 << 20, seed: UInt64 = 0x5EED_7E57
+        listenAddress: String? = nil, port: Int = 5201, size: Int = 4 << 20,
+        seed: UInt64 = 0x5EED_7E57
     ) throws {
         let sent = file("tcp-sent.bin")
         let received = file("tcp-received.bin")
@@ -101,7 +103,8 @@ extension Lab {
         }
         try Data(bytes).write(to: sent)
         let server = try start(
-            "nc-server", ["nc", "-n", "-l", serverAddress, "\(port)"], in: serverNamespace,
+            "nc-server", ["nc", "-n", "-l", listenAddress ?? serverAddress, "\(port)"],
+            in: serverNamespace,
             output: received)
         defer { server.stop() }
         try waitForListener(port: port, in: serverNamespace, process: server)

@@ -63,9 +63,11 @@ extension Lab {
     /// `stateRoot` (default: a new directory of the lab) holds its sockets; `environment`
     /// (`NAME=value`) is added to its environment; `log` takes its output. With `database`,
     /// vtepd follows that external database (`--database`) instead of starting its own.
+    /// `configure: false` leaves the database as it is (a restart on the same state root).
     func startVTEPD(
         at site: LabSite, vni: Int, extraArguments: [String] = [], stateRoot: URL? = nil,
-        environment: [String] = [], log: URL? = nil, database: String? = nil
+        environment: [String] = [], log: URL? = nil, database: String? = nil,
+        configure: Bool = true
     ) throws -> LabVTEPD {
         guard site.kind == .gateway else {
             throw LabError(description: "site \(site.index) has a kernel VTEP, not a vtepd slot")
@@ -94,6 +96,7 @@ extension Lab {
             try process.requireRunning()
             return false
         }
+        guard configure else { return vtepd }
         try vtepd.control(["--may-exist", "add-ps", physicalSwitch])
         try vtepd.control(["--may-exist", "add-port", physicalSwitch, site.accessInterface])
         try vtepd.control(["--may-exist", "add-ls", vtepd.logicalSwitch])

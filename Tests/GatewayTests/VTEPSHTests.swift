@@ -63,7 +63,7 @@ import Testing
             try pty.expect("gw-test> ")
 
             // The gateway, in hardware_vtep as vtep-ctl writes it.
-            try pty.type("add log web vni 5001\r")
+            try pty.type("add logical-s web vni 5001\r")
             try pty.expect("gw-test> ")
             // Tab completes the port and the logical switch from vtepd's live state.
             try pty.type("bind sw port \(port.prefix(port.count - 1))\t")
@@ -72,7 +72,7 @@ import Testing
             try pty.expect("log web ")
             try pty.type("\r")
             try pty.expect("gw-test> ")
-            try pty.type("set log web repl head 192.0.2.2,192.0.2.3\r")
+            try pty.type("set logical-s web repl head 192.0.2.2,192.0.2.3\r")
             try pty.expect("gw-test> ")
             try pty.type("add sw remote-mac web 00:00:5e:00:53:01 192.0.2.2\r")
             try pty.expect("gw-test> ")

@@ -28,6 +28,9 @@ struct HelpTests {
                 HelpEntry("history", "The lines typed in this session"),
                 HelpEntry("hostname", "The appliance's host name"),
                 HelpEntry("log", "The appliance's log"),
+                HelpEntry(
+                    "logical-router", "A logical router between logical switches, with NAT"),
+                HelpEntry("logical-routers", "The logical routers and their state"),
                 HelpEntry("metrics", "The Prometheus metrics endpoint (GET /metrics over HTTP)"),
                 HelpEntry("network", "Host networking: interfaces, routes, DNS, NTP"),
                 HelpEntry("packet-trace", "Each step of the next frames through the data plane"),
@@ -98,7 +101,7 @@ struct HelpTests {
             throws: ParseError.invalidInput(
                 token: "vx", column: 5,
                 reason:
-                    "expected one of: captures, history, hostname, log, metrics, network, packet-trace,"
+                    "expected one of: captures, history, hostname, log, logical-router, logical-routers, metrics, network, packet-trace,"
                     + " running-config, switch, system, tech-support, version")
         ) {
             try tree.help(before: "sho vx")

@@ -95,7 +95,7 @@ struct ParserTests {
         ("ping ::1 c 1000", "DIAG ping -c 1000 -- ::1"),
         ("traceroute 198.51.100.7", "DIAG traceroute 198.51.100.7"),
         ("add logical-switch web vni 5000", "add logical-switch web vni 5000"),
-        ("add lo web vni 16777215", "add logical-switch web vni 16777215"),
+        ("add logical-s web vni 16777215", "add logical-switch web vni 16777215"),
         ("add logical-switch web vni 0", "add logical-switch web vni 0"),
         ("remove logical-switch web", "remove logical-switch web"),
         ("remove logical-switch web vni 5000", "remove logical-switch web vni 5000"),
@@ -116,7 +116,7 @@ struct ParserTests {
             "set logical-switch web replication head-end 192.0.2.2"
         ),
         (
-            "set log web rep se 192.0.2.9",
+            "set logical-s web rep se 192.0.2.9",
             "set logical-switch web replication service-node 192.0.2.9"
         ),
         (
@@ -142,6 +142,38 @@ struct ParserTests {
             "remove switch remote-mac web 00:11:22:aa:bb:cc 2001:db8::2"
         ),
         ("show switch logical-switches", "show switch logical-switches"),
+        ("add logical-r edge", "add logical-router edge"),
+        ("remove logical-router edge", "remove logical-router edge"),
+        (
+            "set logical-r edge int web 10.0.0.1/24",
+            "set logical-router edge interface web 10.0.0.1/24"
+        ),
+        ("remove logical-r edge int web", "remove logical-router edge interface web"),
+        (
+            "add logical-router edge route 10.9.0.0/16 10.0.0.2",
+            "add logical-router edge route 10.9.0.0/16 10.0.0.2"
+        ),
+        (
+            "add logical-router edge nat snat 10.0.0.0/24 192.0.2.10",
+            "add logical-router edge nat snat 10.0.0.0/24 192.0.2.10"
+        ),
+        (
+            "add logical-router edge nat dnat 192.0.2.10:2222 10.0.0.5:22",
+            "add logical-router edge nat dnat 192.0.2.10:2222 10.0.0.5:22"
+        ),
+        (
+            "add logical-router edge nat dnat 192.0.2.10:53 10.0.0.5 u",
+            "add logical-router edge nat dnat 192.0.2.10:53 10.0.0.5 udp"
+        ),
+        (
+            "remove logical-router edge nat floating-ip 192.0.2.11 10.0.0.5",
+            "remove logical-router edge nat floating-ip 192.0.2.11 10.0.0.5"
+        ),
+        ("show logical-routers", "show logical-routers"),
+        ("show logical-router edge", "show logical-router edge"),
+        ("show logical-router edge sess", "show logical-router edge sessions"),
+        ("set logical-router edge session-limit 0", "set logical-router edge session-limit 0"),
+        ("sh logical-router edge sess lim 5", "show logical-router edge sessions limit 5"),
         ("show switch mac-table", "show switch mac-table"),
         ("sh sw mac-t lo web", "show switch mac-table logical-switch web"),
         (
@@ -242,6 +274,14 @@ struct ParserTests {
         ),
         // What vtepd would ignore or refuse is refused at the prompt, in vtepd's words.
         (
+            "add logical-router edge nat dnat 192.0.2.10 10.0.0.5 tcp",
+            "% a protocol or an internal port needs an external port"
+        ),
+        (
+            "set logical-router edge interface web 10.0.0.1/33",
+            "% Invalid input at '10.0.0.1/33' (column 39): the prefix length of 10.0.0.1/33 must be 0–32"
+        ),
+        (
             "add switch remote-mac web ff:ff:ff:ff:ff:ff 192.0.2.2",
             "% ff:ff:ff:ff:ff:ff is not a unicast MAC address (broadcast and multicast MACs are flooded by the switch's replication; 00:00:00:00:00:00 is no address)"
         ),
@@ -278,7 +318,7 @@ struct ParserTests {
         ("sh net in eth0", "% Ambiguous input at 'in' (column 8): could be interface, interfaces"),
         (
             "show x",
-            "% Invalid input at 'x' (column 6): expected one of: captures, history, hostname, log, metrics, network, packet-trace, running-config, switch, system, tech-support, version"
+            "% Invalid input at 'x' (column 6): expected one of: captures, history, hostname, log, logical-router, logical-routers, metrics, network, packet-trace, running-config, switch, system, tech-support, version"
         ),
         (
             "show n",
@@ -427,7 +467,7 @@ struct ParserTests {
         ),
         (
             "set",
-            "% Incomplete command after 'set': expected one of: hostname, logical-switch, metrics, network, switch, user"
+            "% Incomplete command after 'set': expected one of: hostname, logical-router, logical-switch, metrics, network, switch, user"
         ),
         (
             "add logical-switch web",

@@ -124,13 +124,19 @@ public struct ShowNames: ControlCommand {
 /// A logical switch name as the shell allows it: letters, digits, `.`, `_`, `-`, 1–64
 /// characters, not starting with `-` (it reaches vtep-ctl command lines and logs).
 func checkLogicalSwitchName(_ text: String) throws(ControlFailure) {
+    try checkName(text, maximumLength: 64, of: "logical switch")
+}
+
+/// A name of ours (`what`: "logical switch"): letters, digits, `.`, `_`, `-`, at most
+/// `maximumLength`, not starting with `-`.
+func checkName(_ text: String, maximumLength: Int, of what: String) throws(ControlFailure) {
     let allowed = text.utf8.allSatisfy {
         (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
             || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
     }
-    guard !text.isEmpty, text.utf8.count <= 64, allowed, !text.hasPrefix("-") else {
+    guard !text.isEmpty, text.utf8.count <= maximumLength, allowed, !text.hasPrefix("-") else {
         throw ControlFailure(
-            "\"\(text)\" is not a logical switch name (1–64 letters, digits, '.', '_'"
+            "\"\(text)\" is not a \(what) name (1–\(maximumLength) letters, digits, '.', '_'"
                 + " or '-', not starting with '-')")
     }
 }

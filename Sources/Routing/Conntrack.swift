@@ -1,0 +1,209 @@
+import Foundation
+import Glibc
+import Packet
+import Synchronization
+
+/// One connection conntrack tracks in a router: its original direction as the first packet
+/// had it, and the reply direction as it comes back (after NAT, the two differ).
+public struct Session: Hashable, Sendable {
+    public struct Tuple: Hashable, Sendable, CustomStringConvertible {
+        public var source: IPv4Address
+        public var destination: IPv4Address
+        /// Ports for TCP and UDP; the echo identifier for ICMP (as source); nil otherwise.
+        public var sourcePort: UInt16?
+        public var destinationPort: UInt16?
+
+        public var description: String {
+            "\(source)" + (sourcePort.map { ":\($0)" } ?? "") + " → \(destination)"
+                + (destinationPort.map { ":\($0)" } ?? "")
+        }
+    }
+
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP).
+    public var transport: UInt8
+    public var original: Tuple
+    public var reply: Tuple
+    /// TCP's conntrack state (`ESTABLISHED`, `TIME_WAIT`, …); nil for other protocols.
+    public var tcpState: String?
+    /// Seconds until conntrack forgets it, unless traffic refreshes it.
+    public var expiresIn: UInt32
+
+    public var transportName: String {
+        switch transport {
+        case 6: "tcp"
+        case 17: "udp"
+        case 1: "icmp"
+        default: "ip proto \(transport)"
+        }
+    }
+}
+
+/// Conntrack's netlink API (ctnetlink, `NETLINK_NETFILTER`): the IPv4 connection table of a
+/// router's namespace, dumped on a thread that entered it. No tool's output is parsed.
+public enum Conntrack {
+    /// The sessions in the namespace at `namespacePath`, at most `limit`.
+    public static func sessions(inNamespace namespacePath: String, limit: Int)
+        throws(RouterError) -> [Session]
+    {
+        let result = Mutex<Result<[Session], RouterError>>(.success([]))
+        NamespaceThread.run(in: namespacePath) { entered in
+            if let entered {
+                result.withLock { $0 = .failure(entered) }
+                return
+            }
+            result.withLock { $0 = dump(limit: limit) }
+        }
+        return try result.withLock { (r) throws(RouterError) -> [Session] in try r.get() }
+    }
+
+    /// nlmsghdr + nfgenmsg asking for a dump of the IPv4 table: type
+    /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`, flags `NLM_F_REQUEST | NLM_F_DUMP`.
+    static func request(sequence: UInt32) -> [UInt8] {
+        var bytes: [UInt8] = []
+        func append<T: FixedWidthInteger>(_ value: T) {
+            withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+        }
+        append(UInt32(20))  // length
+        append(UInt16(1 << 8 | 1))  // type
+        append(UInt16(0x1 | 0x300))  // flags
+        append(sequence)
+        append(UInt32(0))  // port id: the kernel's
+        bytes += [UInt8(AF_INET), 0, 0, 0]  // nfgenmsg: family, version 0, res_id 0
+        return bytes
+    }
+
+    private static func dump(limit: Int) -> Result<[Session], RouterError> {
+        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 12)
+        guard fd >= 0 else {
+            return .failure(RouterError("netlink socket: \(String(cString: strerror(errno)))"))
+        }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        _ = setsockopt(
+            fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let message = request(sequence: 1)
+        guard send(fd, message, message.count, 0) == message.count else {
+            return .failure(RouterError("conntrack dump: \(String(cString: strerror(errno)))"))
+        }
+        var sessions: [Session] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else {
+                return .failure(
+                    RouterError("conntrack dump: \(String(cString: strerror(errno)))"))
+            }
+            switch parse(buffer[..<n], into: &sessions) {
+            case .more: continue
+            case .done: return .success(Array(sessions.prefix(limit)))
+            case .failed(let error): return .failure(error)
+            }
+        }
+    }
+
+    enum Progress: Equatable {
+        case more, done
+        case failed(RouterError)
+    }
+
+    /// Reads the messages of one datagram of the dump into `sessions`.
+    static func parse(_ datagram: ArraySlice<UInt8>, into sessions: inout [Session]) -> Progress {
+        let bytes = Array(datagram)
+        var offset = 0
+        while offset + 16 <= bytes.count {
+            let length = Int(u32(bytes, offset))
+            let type = u16(bytes, offset + 4)
+            guard length >= 16, offset + length <= bytes.count else { return .done }
+            switch type {
+            case 3: return .done  // NLMSG_DONE
+            case 2:  // NLMSG_ERROR
+                let code = Int32(bitPattern: u32(bytes, offset + 16))
+                if code != 0 {
+                    return .failed(
+                        RouterError("conntrack dump refused: \(String(cString: strerror(-code)))"))
+                }
+            default:
+                // nlmsghdr (16) + nfgenmsg (4), then the attributes.
+                if let session = session(attributes(bytes, from: offset + 20, to: offset + length))
+                {
+                    sessions.append(session)
+                }
+            }
+            offset += (length + 3) & ~3
+        }
+        return .more
+    }
+
+    /// Type (without the nested flag) → value bytes, of the attributes in `from..<to`.
+    static func attributes(_ bytes: [UInt8], from: Int, to: Int) -> [UInt16: ArraySlice<UInt8>] {
+        var result: [UInt16: ArraySlice<UInt8>] = [:]
+        var offset = from
+        while offset + 4 <= to {
+            let length = Int(u16(bytes, offset))
+            guard length >= 4, offset + length <= to else { break }
+            result[u16(bytes, offset + 2) & 0x3FFF] = bytes[(offset + 4)..<(offset + length)]
+            offset += (length + 3) & ~3
+        }
+        return result
+    }
+
+    private static func nested(_ value: ArraySlice<UInt8>?) -> [UInt16: ArraySlice<UInt8>] {
+        guard let value else { return [:] }
+        return attributes(Array(value), from: 0, to: value.count)
+    }
+
+    private static func tuple(_ value: ArraySlice<UInt8>?) -> (Tuple: Session.Tuple, proto: UInt8)?
+    {
+        let t = nested(value)
+        let ip = nested(t[1])  // CTA_TUPLE_IP
+        let proto = nested(t[2])  // CTA_TUPLE_PROTO
+        guard let source = ip[1], let destination = ip[2], source.count == 4,
+            destination.count == 4, let number = proto[1]?.first
+        else { return nil }
+        func address(_ s: ArraySlice<UInt8>) -> IPv4Address {
+            IPv4Address(rawValue: s.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        }
+        func port(_ s: ArraySlice<UInt8>?) -> UInt16? {
+            guard let s, s.count == 2 else { return nil }
+            return UInt16(s.first!) << 8 | UInt16(s.last!)
+        }
+        // ICMP: the echo identifier (CTA_PROTO_ICMP_ID) stands where a source port would.
+        return (
+            Session.Tuple(
+                source: address(source), destination: address(destination),
+                sourcePort: number == 1 ? port(proto[4]) : port(proto[2]),
+                destinationPort: number == 1 ? nil : port(proto[3])),
+            number
+        )
+    }
+
+    private static let tcpStates = [
+        "NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK",
+        "TIME_WAIT", "CLOSE", "SYN_SENT2",
+    ]
+
+    /// A session from a message's attributes: CTA_TUPLE_ORIG (1), CTA_TUPLE_REPLY (2),
+    /// CTA_PROTOINFO (4) › CTA_PROTOINFO_TCP (1) › CTA_PROTOINFO_TCP_STATE (1), CTA_TIMEOUT (7).
+    static func session(_ a: [UInt16: ArraySlice<UInt8>]) -> Session? {
+        guard let original = tuple(a[1]), let reply = tuple(a[2]) else { return nil }
+        var state: String?
+        if original.proto == 6, let s = nested(nested(a[4])[1])[1]?.first,
+            Int(s) < tcpStates.count
+        {
+            state = tcpStates[Int(s)]
+        }
+        var timeout: UInt32 = 0
+        if let t = a[7], t.count == 4 { timeout = t.reduce(0) { $0 << 8 | UInt32($1) } }
+        return Session(
+            transport: original.proto, original: original.Tuple, reply: reply.Tuple,
+            tcpState: state, expiresIn: timeout)
+    }
+
+    private static func u16(_ b: [UInt8], _ i: Int) -> UInt16 {
+        UInt16(b[i]) | UInt16(b[i + 1]) << 8
+    }
+
+    private static func u32(_ b: [UInt8], _ i: Int) -> UInt32 {
+        UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+    }
+}

@@ -1,0 +1,293 @@
+import Foundation
+import Glibc
+import Logging
+import Packet
+import ProcessSpawning
+import Synchronization
+
+/// The logical routers on this host: a network namespace each (`namespacePrefix` + router
+/// name, under /run/netns, so `ip netns exec` reaches it), a veth pair per interface whose
+/// outer end becomes an internal port of the data plane, the routes, and the NAT ruleset.
+///
+/// `apply(_:)` makes the host match the routers given: new ones are built, gone ones removed
+/// with everything they made, changed ones updated in place where that keeps their sessions
+/// (routes, NAT rules, NAT addresses) and rebuilt when their interfaces changed. The work
+/// runs on a serial queue of its own (it spawns `ip` and blocks on libnftables), never on
+/// the caller's thread; `settled()` waits for it.
+public final class RouterNamespaces: @unchecked Sendable {
+    /// The data plane's side: open a router port, and close it.
+    public struct Ports: Sendable {
+        public var add: @Sendable (String) async throws -> Void
+        public var remove: @Sendable (String) async -> Void
+
+        public init(
+            add: @escaping @Sendable (String) async throws -> Void,
+            remove: @escaping @Sendable (String) async -> Void
+        ) {
+            self.add = add
+            self.remove = remove
+        }
+    }
+
+    public let namespacePrefix: String
+    private let ports: Ports
+    private let logger: Logger
+    private let queue = DispatchQueue(label: "vtepd-routers")
+    /// The routers built, by name; only touched on `queue`, read under the lock.
+    private let built = Mutex<[String: LogicalRouter]>([:])
+    private let failures = Mutex<[String: String]>([:])
+    private let ip: String
+
+    public init(namespacePrefix: String, ports: Ports, logger: Logger) {
+        self.namespacePrefix = namespacePrefix
+        self.ports = ports
+        self.logger = logger
+        ip =
+            ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { access($0, X_OK) == 0 }
+            ?? "/usr/sbin/ip"
+    }
+
+    /// The namespace of router `name`.
+    public func namespace(of name: String) -> String { namespacePrefix + name }
+
+    /// Where `ip netns` mounts it.
+    public func namespacePath(of name: String) -> String { "/run/netns/" + namespace(of: name) }
+
+    /// Removes what an earlier vtepd left (it crashed, or was killed): every namespace with
+    /// our prefix and every router port (`lr` + 11 hex digits) in ours. Call before the first
+    /// `apply`; returns one note per thing removed, for the log.
+    public func removeLeftovers() -> [String] {
+        var notes: [String] = []
+        queue.sync {
+            for port in Self.interfaceNames() where LogicalRouter.isRouterPort(port) {
+                if (try? run(["link", "del", port])) != nil {
+                    notes.append("removed router port \(port) left by an earlier vtepd")
+                }
+            }
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/run/netns")) ?? []
+            for entry in entries.sorted() where entry.hasPrefix(namespacePrefix) {
+                if (try? run(["netns", "del", entry])) != nil {
+                    notes.append("removed router namespace \(entry) left by an earlier vtepd")
+                }
+            }
+        }
+        return notes
+    }
+
+    /// Makes the host carry exactly `routers` (asynchronously, in order of calls).
+    public func apply(_ routers: [LogicalRouter]) {
+        let wanted = Dictionary(routers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        queue.async { [self] in reconcile(wanted) }
+    }
+
+    /// Returns once every `apply` made so far has been carried out.
+    public func settled() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            queue.async { done.resume() }
+        }
+    }
+
+    /// The routers built, sorted by name.
+    public var routers: [LogicalRouter] {
+        built.withLock { $0.values.sorted { $0.name < $1.name } }
+    }
+
+    /// One sentence per router that could not be built as configured.
+    public var problems: [String] {
+        failures.withLock {
+            $0.sorted { $0.key < $1.key }.map { "logical router \($0.key): \($0.value)" }
+        }
+    }
+
+    /// Each NAT rule's counters (by its `other_config` key) in router `name`'s ruleset.
+    /// Blocking (libnftables): call it off the cooperative threads.
+    public func natCounters(of name: String) throws(RouterError) -> [String: (
+        packets: UInt64, bytes: UInt64
+    )] {
+        guard built.withLock({ $0[name] }) != nil else {
+            throw RouterError("logical router \(name) is not built")
+        }
+        let json = try Nftables.run(
+            "list table ip \(NATRuleset.table)", inNamespace: namespacePath(of: name), json: true)
+        return NATRuleset.counters(fromJSON: json)
+    }
+
+    /// The connections conntrack tracks in router `name`'s namespace now (its
+    /// `nf_conntrack_count`, which the kernel keeps per namespace). Blocking: call it off the
+    /// cooperative threads.
+    public func sessionCount(of name: String) throws(RouterError) -> Int {
+        let text = try NamespaceThread.sysctl(
+            "/proc/sys/net/netfilter/nf_conntrack_count", inNamespace: namespacePath(of: name))
+        guard let count = Int(text) else {
+            throw RouterError("nf_conntrack_count of \(namespace(of: name)) reads \"\(text)\"")
+        }
+        return count
+    }
+
+    /// The first `limit` sessions conntrack tracks in router `name` (ctnetlink). Blocking.
+    public func sessions(of name: String, limit: Int) throws(RouterError) -> [Session] {
+        guard built.withLock({ $0[name] }) != nil else {
+            throw RouterError("logical router \(name) is not built")
+        }
+        return try Conntrack.sessions(inNamespace: namespacePath(of: name), limit: limit)
+    }
+
+    /// Removes every router (vtepd stops).
+    public func removeAll() async {
+        apply([])
+        await settled()
+    }
+
+    // MARK: On the queue
+
+    private func reconcile(_ wanted: [String: LogicalRouter]) {
+        let current = built.withLock { $0 }
+        for (name, router) in current where wanted[name] == nil {
+            remove(router)
+            built.withLock { $0[name] = nil }
+        }
+        failures.withLock { $0 = $0.filter { wanted[$0.key] != nil } }
+        for name in wanted.keys.sorted() {
+            let router = wanted[name]!
+            let old = current[name]
+            if old == router && failures.withLock({ $0[name] }) == nil { continue }
+            do throws(RouterError) {
+                if let old, old.interfaces == router.interfaces {
+                    try update(old, to: router)
+                } else {
+                    if let old { remove(old) }
+                    built.withLock { $0[name] = nil }
+                    try build(router)
+                }
+                built.withLock { $0[name] = router }
+                failures.withLock { $0[name] = nil }
+                logger.notice(
+                    "logical router \(name) in force",
+                    metadata: [
+                        "interfaces": "\(router.interfaces.count)",
+                        "routes": "\(router.routes.count)",
+                        "nat_rules": "\(router.nat.count)",
+                    ])
+            } catch {
+                logger.error("logical router \(name) could not be built: \(error)")
+                failures.withLock { $0[name] = error.description }
+                if current[name] == nil || old?.interfaces != router.interfaces {
+                    remove(router)
+                    built.withLock { $0[name] = nil }
+                }
+            }
+        }
+    }
+
+    private func build(_ router: LogicalRouter) throws(RouterError) {
+        let ns = namespace(of: router.name)
+        try run(["netns", "add", ns])
+        try run(["-n", ns, "link", "set", "lo", "up"])
+        try NamespaceThread.sysctl(
+            "/proc/sys/net/ipv4/ip_forward", "1", inNamespace: namespacePath(of: router.name))
+        for i in router.interfaces {
+            // One an earlier vtepd left may still be going with its namespace.
+            _ = try? run(["link", "del", i.port])
+            try run(["link", "add", i.port, "type", "veth", "peer", "name", i.inside, "netns", ns])
+            // The outer end is a port of the data plane only: no address, no IPv6 chatter.
+            try run(["link", "set", i.port, "addrgenmode", "none"])
+            try run(["link", "set", i.port, "up"])
+            try run(["-n", ns, "addr", "add", i.addressText, "dev", i.inside])
+            try run(["-n", ns, "link", "set", i.inside, "up"])
+        }
+        try update(nil, to: router)
+        for i in router.interfaces {
+            let port = i.port
+            let failure: String? = wait { [ports] in
+                do {
+                    try await ports.add(port)
+                    return nil
+                } catch { return "\(error)" }
+            }
+            if let failure {
+                throw RouterError("data plane port \(port): \(failure)")
+            }
+        }
+    }
+
+    /// Routes, NAT addresses and the ruleset of `router`, from `old`'s (nil: none yet).
+    private func update(_ old: LogicalRouter?, to router: LogicalRouter) throws(RouterError) {
+        let ns = namespace(of: router.name)
+        for route in old?.routes ?? [] where !router.routes.contains(route) {
+            _ = try? run(["-n", ns, "route", "del", route.prefix.description])
+        }
+        for route in router.routes where old?.routes.contains(route) != true {
+            try run([
+                "-n", ns, "route", "replace", route.prefix.description, "via", "\(route.nextHop)",
+            ])
+        }
+        let oldAddresses = Set(
+            (old?.natAddresses ?? []).map { "\($0.address) \($0.interface.inside)" })
+        let newAddresses = Set(router.natAddresses.map { "\($0.address) \($0.interface.inside)" })
+        for gone in oldAddresses.subtracting(newAddresses).sorted() {
+            let parts = gone.split(separator: " ").map(String.init)
+            _ = try? run(["-n", ns, "addr", "del", parts[0] + "/32", "dev", parts[1]])
+        }
+        for added in newAddresses.subtracting(oldAddresses).sorted() {
+            let parts = added.split(separator: " ").map(String.init)
+            try run(["-n", ns, "addr", "add", parts[0] + "/32", "dev", parts[1]])
+        }
+        if old == nil || old?.nat != router.nat || old?.sessionLimit != router.sessionLimit {
+            let path = namespacePath(of: router.name)
+            // The rules that stay keep their counts across the swap.
+            let counters =
+                old == nil
+                ? [:]
+                : NATRuleset.ruleCounters(
+                    fromJSON: (try? Nftables.run(
+                        "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
+            _ = try Nftables.run(
+                NATRuleset.text(for: router, counters: counters), inNamespace: path)
+        }
+    }
+
+    /// Removes everything `router` made; what is already gone is no error.
+    private func remove(_ router: LogicalRouter) {
+        for i in router.interfaces {
+            let port = i.port
+            wait { [ports] in await ports.remove(port) }
+            _ = try? run(["link", "del", i.port])
+        }
+        _ = try? run(["netns", "del", namespace(of: router.name)])
+    }
+
+    @discardableResult
+    private func run(_ arguments: [String]) throws(RouterError) -> String {
+        do {
+            return try HostCommand.run(ip, arguments)
+        } catch {
+            throw RouterError(error.description.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+    }
+
+    /// Waits on the queue for `body`, which runs on the cooperative threads.
+    private func wait<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+        let result = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let value = await body()
+            result.withLock { $0 = value }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0! }
+    }
+
+    /// The interfaces of the namespace vtepd runs in.
+    static func interfaceNames() -> [String] {
+        guard let list = if_nameindex() else { return [] }
+        defer { if_freenameindex(list) }
+        var names: [String] = []
+        var entry = list
+        while entry.pointee.if_index != 0, let name = entry.pointee.if_name {
+            names.append(String(cString: name))
+            entry += 1
+        }
+        return names
+    }
+}
