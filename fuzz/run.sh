@@ -18,7 +18,11 @@ SCRATCH=$ROOT/.build-fuzz
 WORK=$(mktemp -d /tmp/vtep-fuzz.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
+# -sanitize=fuzzer alone leaves a module of several files without coverage counters (Swift
+# 6.3: a multi-file module, whole-module or not, gets none; a one-file module does), and
+# libFuzzer then sees only the entry point: ask for the coverage libFuzzer needs explicitly.
 swift build --package-path "$ROOT" -c release --sanitize=fuzzer --sanitize=address \
+    -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp \
     --scratch-path "$SCRATCH" --target FuzzChecks >&2
 # Resolved after the build: in a fresh scratch directory the `release` link does not exist
 # before it, and find(1) does not descend into a link given as its starting point.
