@@ -136,7 +136,10 @@ public struct SwitchDatabase: Sendable {
                     let ip = db.physicalLocators[mac.locator].flatMap({ IPAddress($0.dstIP) })
                 else { continue }
                 commands.append(
-                    AddRemoteMAC(RemoteMAC(logicalSwitch: ls.name, mac: address, vtep: ip)))
+                    AddRemoteMAC(
+                        RemoteMAC(
+                            logicalSwitch: ls.name, mac: address, vtep: ip,
+                            ip: mac.ipaddr.isEmpty ? nil : IPAddress(mac.ipaddr))))
             }
         }
         return commands + routerCommands(db)
@@ -278,13 +281,12 @@ public struct SwitchDatabase: Sendable {
             }
             var writes: [Operation] = []
             let locator = Self.locatorReference(remote.vtep, db, name: "locator", into: &writes)
-            writes.append(
-                .insert(
-                    table: "Ucast_Macs_Remote",
-                    row: Row([
-                        "MAC": .atom(.string(mac)), "logical_switch": .atom(.uuid(ls.uuid)),
-                        "locator": .atom(locator),
-                    ])))
+            var row: [String: Datum] = [
+                "MAC": .atom(.string(mac)), "logical_switch": .atom(.uuid(ls.uuid)),
+                "locator": .atom(locator),
+            ]
+            if let ip = remote.ip { row["ipaddr"] = .atom(.string(ip.description)) }
+            writes.append(.insert(table: "Ucast_Macs_Remote", row: Row(row)))
             operations = writes
         case let c as RemoveRemoteMAC:
             let remote = c.value

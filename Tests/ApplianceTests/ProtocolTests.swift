@@ -192,6 +192,10 @@ import Testing
             "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2"
         ),
         (
+            #"{"id":9,"command":"add-remote-mac","arguments":{"ip":"10.0.0.2","mac":"00:00:5e:00:53:01","switch":"web","vtep":"192.0.2.2"}}"#,
+            "add switch remote-mac web 00:00:5e:00:53:01 192.0.2.2 ip 10.0.0.2"
+        ),
+        (
             #"{"id":9,"command":"remove-remote-mac","arguments":{"mac":"00:00:5e:00:53:01","switch":"web","vtep":"2001:db8::2"}}"#,
             "remove switch remote-mac web 00:00:5e:00:53:01 2001:db8::2"
         ),
@@ -583,6 +587,14 @@ import Testing
             (
                 #"{"id":1,"command":"add-remote-mac","arguments":{"switch":"web","mac":"00:00:5e:00:53:01","vtep":"::1"}}"#,
                 "add-remote-mac: ::1 cannot be a VTEP: it is the loopback address"
+            ),
+            (
+                #"{"id":1,"command":"add-remote-mac","arguments":{"switch":"web","mac":"00:00:5e:00:53:01","vtep":"192.0.2.2","ip":"224.0.0.1"}}"#,
+                "add-remote-mac: 224.0.0.1 cannot be the host's address: it is a multicast group"
+            ),
+            (
+                #"{"id":1,"command":"remove-remote-mac","arguments":{"switch":"web","mac":"00:00:5e:00:53:01","vtep":"192.0.2.2","ip":"10.0.0.2"}}"#,
+                #"unknown argument "ip" for remove-remote-mac, which takes mac, switch, vtep"#
             ),
             (
                 #"{"id":1,"command":"set-replication","arguments":{"switch":"web","mode":"head-end","addresses":["0.0.0.0"]}}"#,

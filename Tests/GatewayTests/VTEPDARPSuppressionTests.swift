@@ -135,4 +135,57 @@ struct VTEPDARPSuppressionTests {
             #expect(flooded.arp >= 1, "\(flooded)")
         }
     }
+
+    @Test(
+        "a static remote MAC given with its host's IP is answered for, with no request on the underlay; the IP is in the database and the running configuration; a bad IP is refused"
+    )
+    func staticRemoteMACWithItsAddress() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let (topology, vtepd, shell) = try VTEPDTraceTests.gatewayWithShell(lab)
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let name = vtepd.logicalSwitch
+            // A host nobody runs: only the static entry can answer for it.
+            let (ghost, ghostMAC) = ("10.0.0.99", "02:00:0a:00:00:99")
+            _ = try shell("set logical-switch \(name) arp-suppression")
+            let line = "add switch remote-mac \(name) \(ghostMAC) \(b.tunnelIP) ip \(ghost)"
+            _ = try shell(line)
+            #expect(try shell("show running-config").contains(line))
+            let rows = try vtepd.control([
+                "--columns=ipaddr", "find", "Ucast_Macs_Remote", "MAC=\"\(ghostMAC)\"",
+            ]).output
+            #expect(rows.contains(#""\#(ghost)""#), "\(rows)")
+            // Refused with the reason, nothing written.
+            let refused = try lab.attempt([
+                try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c",
+                "add switch remote-mac \(name) 02:00:0a:00:00:98 \(b.tunnelIP) ip 224.0.0.5",
+            ])
+            #expect(refused.status != 0)
+            #expect(
+                (refused.errors + refused.output).contains("cannot be the host's address"),
+                "\(refused)")
+            #expect(
+                !(try vtepd.control(["list-remote-macs", name]).output).contains(
+                    "02:00:0a:00:00:98"))
+
+            let wire = try lab.capture(
+                on: topology.switchPorts[0], in: topology.switchNamespace, filter: "udp port 4789")
+            try waitUntil("A resolves the static host through vtepd") {
+                try lab.execute(
+                    ["ip", "neigh", "flush", "dev", a.hostInterface], in: a.hostNamespace)
+                // The ping itself goes unanswered (no such host); its ARP request is answered.
+                _ = try lab.attempt(["ping", "-c", "1", "-W", "1", ghost], in: a.hostNamespace)
+                let neighbour = try lab.execute(
+                    ["ip", "neigh", "show", ghost, "dev", a.hostInterface], in: a.hostNamespace
+                ).output
+                return neighbour.contains(ghostMAC)
+            }
+            try lab.injectProbe("02:00:0a:00:00:e4", from: a)
+            try lab.stop(wire, atProbe: "02:00:0a:00:00:e4")
+            #expect(
+                try lab.count(
+                    in: wire.file,
+                    matching: "arp.opcode == 1 && arp.dst.proto_ipv4 == \(ghost)") == 0,
+                "an ARP request for the static host crossed the underlay")
+        }
+    }
 }

@@ -138,6 +138,10 @@ struct ParserTests {
             "add switch remote-mac web 00:11:22:33:44:55 192.0.2.2"
         ),
         (
+            "add switch remote-mac web 00:11:22:33:44:55 192.0.2.2 ip fd00::5",
+            "add switch remote-mac web 00:11:22:33:44:55 192.0.2.2 ip fd00::5"
+        ),
+        (
             "remove switch remote-mac web 00-11-22-AA-BB-CC 2001:db8::2",
             "remove switch remote-mac web 00:11:22:aa:bb:cc 2001:db8::2"
         ),

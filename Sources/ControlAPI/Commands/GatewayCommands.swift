@@ -580,24 +580,28 @@ public struct UnbindPort: SingleValueCommand {
     ]
 }
 
-/// A static MAC behind a remote VTEP (Ucast_Macs_Remote).
+/// A static MAC behind a remote VTEP (Ucast_Macs_Remote), with the IP address of the host that
+/// has it when known (`ipaddr`: what ARP and ND suppression answer with).
 public struct RemoteMAC: Hashable, Sendable, Codable {
     public var logicalSwitch: String
     public var mac: MACAddress
     public var vtep: IPAddress
+    /// The host's IP address (Ucast_Macs_Remote `ipaddr`); nil: not known.
+    public var ip: IPAddress?
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case logicalSwitch = "switch"
-        case mac, vtep
+        case mac, vtep, ip
     }
 
-    public init(logicalSwitch: String, mac: MACAddress, vtep: IPAddress) {
+    public init(logicalSwitch: String, mac: MACAddress, vtep: IPAddress, ip: IPAddress? = nil) {
         self.logicalSwitch = logicalSwitch
         self.mac = mac
         self.vtep = vtep
+        self.ip = ip
     }
 
     /// What vtepd's forwarding takes as a remote MAC: a unicast MAC behind an address a VTEP
-    /// can have.
+    /// can have, and a host address (if given) a neighbour could ask for.
     func validate() throws(ControlFailure) {
         try checkLogicalSwitchName(logicalSwitch)
         guard !mac.isMulticast, !mac.isZero else {
@@ -608,10 +612,13 @@ public struct RemoteMAC: Hashable, Sendable, Codable {
         if let reason = vtep.notAHostAddress {
             throw ControlFailure("\(vtep) cannot be a VTEP: \(reason)")
         }
+        if let ip, let reason = ip.notAHostAddress {
+            throw ControlFailure("\(ip) cannot be the host's address: \(reason)")
+        }
     }
 
     func line(_ verb: String) -> String {
-        "\(verb) switch remote-mac \(logicalSwitch) \(mac) \(vtep)"
+        "\(verb) switch remote-mac \(logicalSwitch) \(mac) \(vtep)" + (ip.map { " ip \($0)" } ?? "")
     }
 
     static func syntax(_ verb: Syntax) -> [Syntax] {
@@ -624,7 +631,8 @@ public struct RemoteMAC: Hashable, Sendable, Codable {
     static func parsed(_ arguments: Arguments) -> Self {
         Self(
             logicalSwitch: arguments.text("LOGICAL-SWITCH"), mac: arguments.mac("MAC")!,
-            vtep: arguments.ip("VTEP-IP"))
+            vtep: arguments.ip("VTEP-IP"),
+            ip: arguments.has("HOST-IP") ? arguments.ip("HOST-IP") : nil)
     }
 }
 
@@ -638,7 +646,12 @@ public struct AddRemoteMAC: SingleValueCommand {
     public func validate() throws(ControlFailure) { try value.validate() }
     public static let shell = [
         CommandDeclaration<Self>(
-            RemoteMAC.syntax(Word.add),
+            RemoteMAC.syntax(Word.add) + [
+                .optional([
+                    .keyword("ip", help: "The host's IP address, for ARP/ND suppression"),
+                    .argument("HOST-IP", .ipAddress, help: "IP address of the host with MAC"),
+                ])
+            ],
             summary: "Add a static MAC on LOGICAL-SWITCH behind the remote VTEP at VTEP-IP"
         ) { Self(RemoteMAC.parsed($0)) }
     ]
@@ -647,7 +660,11 @@ public struct AddRemoteMAC: SingleValueCommand {
 public struct RemoveRemoteMAC: SingleValueCommand {
     public static let command = "remove-remote-mac"
     public static let reply = ControlResult.Kind.accepted
-    public typealias CodingKeys = RemoteMAC.CodingKeys
+    /// The arguments: RemoteMAC's, but the host's address, which names nothing here.
+    public enum CodingKeys: String, CodingKey, CaseIterable {
+        case logicalSwitch = "switch"
+        case mac, vtep
+    }
     public var value: RemoteMAC
     public init(_ value: RemoteMAC) { self.value = value }
     public var shellLine: String { value.line("remove") }
