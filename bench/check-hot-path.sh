@@ -50,6 +50,8 @@ worker_hot=(
     "DataPlaneWorker.fromBFDChannel("
     "DataPlaneWorker.flushPort("
     "DataPlaneWorker.flushUnderlay("
+    "AccessPort.receive(into:)"
+    "AccessPort.receiveFromRing("
 )
 forbidden='swift_(retain|release|unknownObject(Retain|Release)|bridgeObject(Retain|Release)|allocObject|allocBox|allocExistentialBox)|<malloc|<calloc|<realloc|<_Znwm'
 

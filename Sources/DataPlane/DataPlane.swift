@@ -50,6 +50,10 @@ public struct DataPlaneSettings: Sendable {
     /// Kernel receive queue per socket (access ports, underlay UDP): room for a burst while
     /// the one worker serves the other sockets. 4 MiB holds about 1,800 full-size frames.
     public var receiveBuffer = 4 << 20
+    /// Receive ring frames of an internal port (a logical router's veth): 512 KiB each, so
+    /// the 32 a gateway may have stay within 16 MiB (an access port's ring is as large as
+    /// `receiveBuffer`).
+    public static let internalPortRingFrames = 256
     /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
     /// How long the worker keeps polling without sleeping after it served a frame, in
@@ -260,7 +264,8 @@ public final class DataPlane: @unchecked Sendable {
         let port = Carried(
             try AccessPort(
                 interface: interface, promiscuous: true, qdiscBypass: true,
-                receiveBuffer: settings.receiveBuffer, vnetHeader: true))
+                receiveBuffer: settings.receiveBuffer, vnetHeader: true,
+                ringFrames: DataPlaneSettings.internalPortRingFrames))
         let refused: Worker.PortChangeError? = await inspect { worker in
             do throws(Worker.PortChangeError) {
                 try worker.addPort(port.value)

@@ -71,10 +71,12 @@ public enum KernelIO: DataPlaneIO {
             )
         }
         // Plain frames bypass the qdisc; super-frames take the queueing path (AccessPort).
+        // Frames come in through a receive ring as large as the receive buffer.
         let access = try names.map {
             try AccessPort(
                 interface: $0, promiscuous: true, qdiscBypass: true,
-                receiveBuffer: settings.receiveBuffer, vnetHeader: true)
+                receiveBuffer: settings.receiveBuffer, vnetHeader: true,
+                ringFrames: settings.receiveBuffer / AccessPort.ringFrameSize)
         }
         let any4 = IPAddress.v4(IPv4Address(rawValue: 0))
         let any6 = IPAddress.v6(IPv6Address(high: 0, low: 0))

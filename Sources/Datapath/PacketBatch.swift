@@ -271,12 +271,14 @@ public final class PacketBatch {
 
     // MARK: - Message vectors for recvmmsg / sendmmsg
 
-    /// Points every slot's message at the space after its headroom, less `prefix` bytes in
-    /// front for a virtio_net_hdr. The kernel rewrites msg_namelen, msg_controllen and
-    /// msg_flags on each receive, so this runs per batch.
-    func prepareForReceive(names: Bool, controlMessages: Bool, prefix: Int = 0) {
+    /// Points every slot's message (or those of `slots`) at the space after its headroom,
+    /// less `prefix` bytes in front for a virtio_net_hdr. The kernel rewrites msg_namelen,
+    /// msg_controllen and msg_flags on each receive, so this runs per batch.
+    func prepareForReceive(
+        names: Bool, controlMessages: Bool, prefix: Int = 0, slots: Range<Int>? = nil
+    ) {
         let room = bufferSize - headroom + prefix
-        for slot in 0..<capacity {
+        for slot in slots ?? 0..<capacity {
             vectors[slot] = iovec(
                 iov_base: buffers + slot * bufferSize + headroom - prefix, iov_len: room)
             messages[slot].msg_hdr.msg_iov = vectors + slot
@@ -303,8 +305,8 @@ public final class PacketBatch {
 
     /// Records lengths and flags of the `count` slots a receive filled; with a `prefix`
     /// (virtio_net_hdr) in front of each frame, loads it into `offload(slot)`.
-    func finishReceive(count: Int, prefix: Int = 0) {
-        for slot in 0..<count {
+    func finishReceive(count: Int, prefix: Int = 0, first: Int = 0) {
+        for slot in first..<(first + count) {
             starts[slot] = Int32(headroom)
             let length = Int(messages[slot].msg_len) - prefix
             lengths[slot] = Int32(max(0, length))
@@ -362,6 +364,42 @@ public final class PacketBatch {
         let count = Int(received)
         finishReceive(count: count, prefix: prefix)
         return count
+    }
+
+    /// Receives one message on `descriptor` into `slot` (recvmsg, as `receive` does for a
+    /// whole batch); false when none is queued.
+    func receiveOne(
+        on descriptor: Int32, into slot: Int, controlMessages: Bool, prefix: Int = 0,
+        subject: SystemError.Subject? = nil
+    ) throws(SystemError) -> Bool {
+        precondition(slot >= 0 && slot < capacity)
+        prepareForReceive(
+            names: false, controlMessages: controlMessages, prefix: prefix, slots: slot..<(slot + 1)
+        )
+        let outcome = try System.call("recvmsg", subject: subject) {
+            clinuxnet_recvmmsg(descriptor, messages + slot, 1, 0)
+        }
+        guard case .processed(let received) = outcome, received == 1 else { return false }
+        finishReceive(count: 1, prefix: prefix, first: slot)
+        return true
+    }
+
+    /// Copies a frame the kernel wrote into a packet ring (`AccessPort`'s receive ring) into
+    /// `slot` as a receive would: `prefix` bytes of virtio_net_hdr at `bytes`, the frame's
+    /// `length` bytes after them, placed at the headroom; cut to the buffer and marked
+    /// truncated when longer, or when the ring kept less than the frame (`truncated`).
+    func placeFromRing(
+        _ bytes: UnsafeRawPointer, length: Int, prefix: Int, truncated cut: Bool, into slot: Int
+    ) {
+        precondition(slot >= 0 && slot < capacity && length >= 0)
+        let kept = min(length, bufferSize - headroom)
+        let destination = buffers + slot * bufferSize + headroom - prefix
+        destination.copyMemory(from: bytes, byteCount: prefix + kept)
+        starts[slot] = Int32(headroom)
+        lengths[slot] = Int32(kept)
+        truncated[slot] = cut || kept < length
+        restoredTPID[slot] = 0
+        offloads[slot] = prefix == 0 ? .plain : VirtioNetHeader.load(from: destination)
     }
 
     /// Sends slots `0 ..< count` with sendmmsg, skipping (and counting) each slot the

@@ -153,6 +153,7 @@ vtepd_dut() {
         --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" >"$WORK/vtepd.log" 2>&1 &
     PIDS+=($!)
     local pid=$!
+    DUT_PID=$pid
     for _ in $(seq 300); do
         [ -S "$state/db.sock" ] && [ -S "$state/vtepd.ctl" ] && break
         kill -0 "$pid" 2>/dev/null || die "vtepd exited at start"
@@ -171,8 +172,18 @@ vtepd_dut() {
     sleep 1
 }
 
+# The CPU time, in nanoseconds, the DUT process has run (all its threads, kernel work done in
+# their context included: the syscalls, and the receiving veth's stack that runs in the
+# sender's softirq); empty when the DUT is the kernel (its work runs in trafgen's context).
+dut_cpu_ns() {
+    [ -n "${DUT_PID:-}" ] || return 0
+    cat /proc/"$DUT_PID"/task/*/schedstat 2>/dev/null | awk '{t += $1} END {printf "%.0f", t}'
+}
+
 # measure SENDER_NS SENDER_IF CONFIG COUNTER_NS COUNTER_IF: sets PPS to the packets per
-# second over one window. Not run in $(...): trafgen's PID must reach PIDS in this shell, so
+# second over one window, and NS_PER_FRAME to the DUT's CPU time per frame forwarded over
+# all windows (empty for the kernel): unlike PPS, it hardly moves when other work shares
+# the machine, so builds compare by it on a busy machine. Not run in $(...): trafgen's PID must reach PIDS in this shell, so
 # the EXIT trap stops it even when the run is interrupted mid-window.
 measure() {
     local sender=$1 dev=$2 conf=$3 counter=$4 counted=$5
@@ -183,15 +194,23 @@ measure() {
     [ "$(ps -o pgid= "$pid" | tr -d ' ')" = "$pid" ] || die "trafgen (pid $pid) leads no process group of its own"
     sleep "$WARMUP"
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/trafgen.log" >&2; die "trafgen exited"; }
-    local before after rates=()
+    local before after rates=() first cpu_before cpu_after
     before=$(rx_packets "$counter" "$counted")
+    first=$before
+    cpu_before=$(dut_cpu_ns)
     for _ in $(seq "$WINDOWS"); do
         sleep "$WINDOW"
         after=$(rx_packets "$counter" "$counted")
         rates+=($(((after - before) / WINDOW)))
         before=$after
     done
+    cpu_after=$(dut_cpu_ns)
     stop_pid "$pid"
+    NS_PER_FRAME=
+    if [ -n "$cpu_before" ] && [ "$after" -gt "$first" ]; then
+        NS_PER_FRAME=$(((cpu_after - cpu_before) / (after - first)))
+        log "  DUT CPU: $NS_PER_FRAME ns per frame"
+    fi
     # The median window: one window disturbed by other work on the machine moves nothing.
     PPS=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
     log "  windows: ${rates[*]} pps; median $PPS"
@@ -259,7 +278,7 @@ for mode in $MODES; do
     ceiling)
         log "generator ceiling: trafgen into a bare veth"
         measure gen "${P}g" "$encap_conf" dut "${P}acc"
-        rows+=("| trafgen into a bare veth (generator ceiling) | $PPS | |")
+        rows+=("| trafgen into a bare veth (generator ceiling) | $PPS | | | |")
         ;;
     kernel | vtepd | vtepd-gre)
         tunnel="udp.dstport == 4789 && vxlan.vni == $VNI"
@@ -283,10 +302,11 @@ for mode in $MODES; do
             "!vxlan && !gre && eth.src == 02:00:00:00:00:02 && eth.dst == 02:00:00:00:00:01 && ip.src == 10.0.0.2 && udp.dstport == 9"
         log "$mode: encapsulation"
         measure gen "${P}g" "$encap_conf" sink "${P}s"
-        encap=$PPS
+        encap=$PPS encap_ns=$NS_PER_FRAME
         log "$mode: decapsulation"
         measure sink "${P}s" "$(decap_conf "$template")" gen "${P}g"
-        rows+=("| $name | $encap | $PPS |")
+        rows+=("| $name | $encap | $PPS | $encap_ns | $NS_PER_FRAME |")
+        DUT_PID=
         ;;
     esac
     teardown
@@ -301,10 +321,12 @@ cpu=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
     echo "rx_packets (bench/pps/run.sh; topology of"
     echo "../shared/reference/dut-topo.sh). Machine: $(nproc) CPUs ($cpu), Linux $(uname -r)."
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine"
-    echo "lowers every row). Compare only figures taken in one run."
+    echo "lowers every row). Compare only figures taken in one run. The ns/frame columns are"
+    echo "the DUT process's CPU time (all threads, kernel work in their context included) per"
+    echo "frame forwarded over the windows, for vtepd (the kernel's work runs in trafgen's context)."
     echo
-    echo "| DUT | encap pps | decap pps |"
-    echo "|---|---|---|"
+    echo "| DUT | encap pps | decap pps | encap ns/frame | decap ns/frame |"
+    echo "|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
 } >"$WORK/table.md"
 mkdir -p "$(dirname "$RESULTS")"

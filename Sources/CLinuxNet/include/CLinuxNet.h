@@ -81,6 +81,27 @@ static const int clinuxnet_packet_qdisc_bypass = PACKET_QDISC_BYPASS;
 static const int clinuxnet_packet_vnet_hdr = PACKET_VNET_HDR;
 static const uint32_t clinuxnet_tp_status_vlan_valid = TP_STATUS_VLAN_VALID;
 static const uint32_t clinuxnet_tp_status_vlan_tpid_valid = TP_STATUS_VLAN_TPID_VALID;
+static const int clinuxnet_packet_version = PACKET_VERSION;
+static const int clinuxnet_tpacket_v2 = TPACKET_V2;
+static const int clinuxnet_packet_rx_ring = PACKET_RX_RING;
+static const int clinuxnet_packet_copy_thresh = PACKET_COPY_THRESH;
+static const uint32_t clinuxnet_tp_status_kernel = TP_STATUS_KERNEL;
+static const uint32_t clinuxnet_tp_status_user = TP_STATUS_USER;
+static const uint32_t clinuxnet_tp_status_copy = TP_STATUS_COPY;
+static const uint32_t clinuxnet_tp_status_losing = TP_STATUS_LOSING;
+
+/// The status word of a TPACKET_V2 ring frame, read with acquire ordering: the frame's bytes
+/// the kernel wrote before setting TP_STATUS_USER are visible after it.
+static inline uint32_t clinuxnet_ring_status(const void *frame) {
+    return __atomic_load_n(&((const struct tpacket2_hdr *)frame)->tp_status, __ATOMIC_ACQUIRE);
+}
+
+/// Hands a ring frame back to the kernel (TP_STATUS_KERNEL) with release ordering: our reads
+/// of it are done before the kernel may write it again.
+static inline void clinuxnet_ring_release(void *frame) {
+    __atomic_store_n(&((struct tpacket2_hdr *)frame)->tp_status, TP_STATUS_KERNEL,
+                     __ATOMIC_RELEASE);
+}
 
 static const int clinuxnet_ip_mtu_discover = IP_MTU_DISCOVER;
 static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
