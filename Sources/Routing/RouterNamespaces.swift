@@ -132,6 +132,15 @@ public final class RouterNamespaces: @unchecked Sendable {
         return try Conntrack.sessions(inNamespace: namespacePath(of: name), limit: limit)
     }
 
+    /// Removes the sessions conntrack tracks in router `name` now (ctnetlink); returns how
+    /// many were removed. Blocking.
+    public func clearSessions(of name: String) throws(RouterError) -> Int {
+        guard built.withLock({ $0[name] }) != nil else {
+            throw RouterError("logical router \(name) is not built")
+        }
+        return try Conntrack.clear(inNamespace: namespacePath(of: name))
+    }
+
     /// Removes every router (vtepd stops).
     public func removeAll() async {
         apply([])

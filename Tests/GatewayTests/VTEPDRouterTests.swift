@@ -227,9 +227,7 @@ struct VTEPDRouterTests {
     func tracerouteAndICMPErrors() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             let capture = try lab.capture(
                 on: setup.outside.hostInterface, in: setup.outside.hostNamespace, filter: "icmp")
             // UDP probes (traceroute's default): hop 1 answers time exceeded itself; the outside
@@ -256,9 +254,7 @@ struct VTEPDRouterTests {
     func sessionLimit() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             try setup.shell("set logical-router r1 session-limit 2")
             try waitUntil("the limit in r1's ruleset", timeout: .seconds(10)) {
                 try setup.inRouter("r1", ["nft", "list", "table", "ip", "vtepd"])
@@ -285,6 +281,61 @@ struct VTEPDRouterTests {
             #expect(
                 try setup.shell("show running-config").contains(
                     "set logical-router r1 session-limit 2\n"))
+        }
+    }
+
+    @Test(
+        "clear logical-router NAME sessions: the sessions listed are removed and counted, the listing is empty, new connections work"
+    )
+    func clearSessions() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            try setup.addSNATRouter()
+            // Two sessions: a ping (ICMP, 30 s in conntrack) and a TCP transfer (TIME_WAIT).
+            let ping = try lab.ping(from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 2)
+            #expect(ping == LabPingResult(transmitted: 2, received: 2))
+            try lab.transferTCP(
+                from: setup.overlay.hostNamespace, to: setup.outside.hostNamespace,
+                address: "198.51.100.2", size: 64 << 10)
+            let listing = try setup.shell("show logical-router r1 sessions")
+            let rows = listing.split(separator: "\n").dropFirst()
+            #expect(
+                rows.contains { $0.hasPrefix("icmp") && $0.contains("10.0.0.1:") }, "\(listing)")
+            #expect(rows.contains { $0.hasPrefix("tcp") && $0.contains("10.0.0.1:") }, "\(listing)")
+
+            let cleared = try setup.shell("clear logical-router r1 sessions")
+            #expect(cleared == "logical router r1: \(rows.count) sessions removed\n", "\(listing)")
+            #expect(
+                try setup.shell("show logical-router r1 sessions")
+                    == "logical router r1: no sessions\n")
+            // The kernel's own count agrees (it drops as the entries are freed).
+            try waitUntil("r1's conntrack count to be 0", timeout: .seconds(10)) {
+                try setup.inRouter(
+                    "r1", ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]
+                ).trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+            }
+            #expect(
+                try setup.shell("show logical-router r1 sessions")
+                    == "logical router r1: no sessions\n")
+            #expect(try setup.auditLog().contains("clear logical-router r1 sessions"))
+
+            // New connections are made and translated as before.
+            try lab.transferTCP(
+                from: setup.overlay.hostNamespace, to: setup.outside.hostNamespace,
+                address: "198.51.100.2", port: 5204, size: 64 << 10)
+            let after = try setup.shell("show logical-router r1 sessions")
+            #expect(
+                after.split(separator: "\n").contains {
+                    $0.hasPrefix("tcp") && $0.contains("10.0.0.1:")
+                        && $0.contains("198.51.100.2:5204 → 198.51.100.10:")
+                }, "\(after)")
+            #expect(
+                try setup.shell("clear logical-router r1 sessions")
+                    == "logical router r1: 1 session removed\n")
+            // A router that does not exist: refused, with the reason.
+            let refused = try setup.attemptShell("clear logical-router nosuch sessions")
+            #expect(refused.status != 0)
+            #expect((refused.errors + refused.output).contains("nosuch is not built"))
         }
     }
 
@@ -326,9 +377,7 @@ struct VTEPDRouterTests {
     func lifecycle() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             let portsBefore = try setup.routerPorts()
             #expect(portsBefore.count == 2)
 
@@ -441,6 +490,12 @@ struct RouterLab {
                 #"switch_binding:"\#(uplinkAddress)"=\#(try switchUUID(vtepd.logicalSwitch, vtepd))"#,
                 #"static_routes:"0.0.0.0/0"="198.51.100.2""#,
             ] + nat)
+    }
+
+    /// Router r1 with SNAT of 10.0.0.0/24 to 198.51.100.10, waited for.
+    func addSNATRouter() throws {
+        try addRouter("r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
+        try waitForRouter("r1")
     }
 
     /// Waits until router `name` is in force with its two interfaces (vtepd logs it once
