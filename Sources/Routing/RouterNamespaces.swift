@@ -192,20 +192,34 @@ public final class RouterNamespaces: @unchecked Sendable {
         let ns = namespace(of: router.name)
         try run(["netns", "add", ns])
         try run(["-n", ns, "link", "set", "lo", "up"])
+        let path = namespacePath(of: router.name)
+        try NamespaceThread.sysctl("/proc/sys/net/ipv4/ip_forward", "1", inNamespace: path)
+        // IPv6 is routed (not translated): forwarding on for every interface.
         try NamespaceThread.sysctl(
-            "/proc/sys/net/ipv4/ip_forward", "1", inNamespace: namespacePath(of: router.name))
-        for i in router.interfaces {
+            "/proc/sys/net/ipv6/conf/all/forwarding", "1", inNamespace: path)
+        for i in router.links {
             // One an earlier vtepd left may still be going with its namespace.
             _ = try? run(["link", "del", i.port])
-            try run(["link", "add", i.port, "type", "veth", "peer", "name", i.inside, "netns", ns])
+            try run([
+                "link", "add", i.port, "type", "veth", "peer", "name", i.inside, "address", i.mac,
+                "netns", ns,
+            ])
             // The outer end is a port of the data plane only: no address, no IPv6 chatter.
             try run(["link", "set", i.port, "addrgenmode", "none"])
             try run(["link", "set", i.port, "up"])
-            try run(["-n", ns, "addr", "add", i.addressText, "dev", i.inside])
+        }
+        for i in router.interfaces {
+            // IPv6: no duplicate address detection, so the address serves at once (the
+            // router's addresses are the operator's to keep unique, as for IPv4).
+            try run(
+                ["-n", ns, "addr", "add", i.addressText, "dev", i.inside]
+                    + (i.isIPv6 ? ["nodad"] : []))
+        }
+        for i in router.links {
             try run(["-n", ns, "link", "set", i.inside, "up"])
         }
         try update(nil, to: router)
-        for i in router.interfaces {
+        for i in router.links {
             let port = i.port
             let failure: String? = wait { [ports] in
                 do {
@@ -257,7 +271,7 @@ public final class RouterNamespaces: @unchecked Sendable {
 
     /// Removes everything `router` made; what is already gone is no error.
     private func remove(_ router: LogicalRouter) {
-        for i in router.interfaces {
+        for i in router.links {
             let port = i.port
             wait { [ports] in await ports.remove(port) }
             _ = try? run(["link", "del", i.port])

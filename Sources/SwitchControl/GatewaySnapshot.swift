@@ -181,7 +181,7 @@ private struct SnapshotReader {
         }
 
         // Logical routers: each interface's outer veth end is an internal port, bound
-        // untagged to the interface's switch.
+        // untagged to the interface's switch (one per switch, whatever its addresses).
         var routers: [LogicalRouter] = []
         for row in database.logicalRouters.values.sorted(by: { $0.name < $1.name }) {
             var bindings: [String: String] = [:]
@@ -202,7 +202,7 @@ private struct SnapshotReader {
                 let router = try LogicalRouter(
                     name: row.name, bindings: bindings, staticRoutes: row.staticRoutes,
                     otherConfig: row.otherConfig)
-                for i in router.interfaces {
+                for i in router.links {
                     uses[switchRows[i.logicalSwitch]!, default: []].append((i.port, 0))
                 }
                 routers.append(router)
@@ -271,7 +271,7 @@ private struct SnapshotReader {
         let snapshot = GatewaySnapshot(
             physicalSwitch: name, localTunnelIPs: localTunnelIPs + Array(local),
             switches: switches,
-            ports: (ports.map(\.name) + routers.flatMap { $0.interfaces.map(\.port) }).sorted(),
+            ports: (ports.map(\.name) + routers.flatMap { $0.links.map(\.port) }).sorted(),
             bindings: bindings,
             locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
             remoteMACs: remoteMACs(of: switches), routers: routers, problems: [])

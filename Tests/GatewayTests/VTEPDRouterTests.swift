@@ -131,33 +131,27 @@ struct VTEPDRouterTests {
 
             // Operator errors: refused with the reason, the row unchanged.
             try setup.shell("add logical-switch tenant2 vni 5002")
-            let before = try setup.vtepd.control(["list", "Logical_Router", "edge"]).output
-            for (line, reason) in [
-                ("set logical-router edge interface tenant2 10.0.0.1/16", "overlap"),
-                (
-                    "add logical-router edge route 10.8.0.0/16 192.0.2.99",
-                    "next hop 192.0.2.99 is on none of the router's interfaces"
-                ),
-                (
-                    "add logical-router edge nat floating-ip 203.0.113.5 10.0.0.1",
-                    "it must be on the uplink's subnet"
-                ),
-                (
-                    "remove logical-router edge interface ls6000",
-                    "on none of the router's interfaces"
-                ),
-                (
-                    "add logical-router edge nat snat 10.0.0.0/24 198.51.100.9",
-                    "already has NAT rule"
-                ),
-            ] {
-                let refused = try setup.attemptShell(line)
-                #expect(refused.status != 0, "\(line)")
-                #expect(
-                    (refused.errors + refused.output).contains(reason), "\(line): \(refused.errors)"
-                )
-            }
-            #expect(try setup.vtepd.control(["list", "Logical_Router", "edge"]).output == before)
+            try setup.expectRefused(
+                "edge",
+                [
+                    ("set logical-router edge interface tenant2 10.0.0.1/16", "overlap"),
+                    (
+                        "add logical-router edge route 10.8.0.0/16 192.0.2.99",
+                        "next hop 192.0.2.99 is on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge nat floating-ip 203.0.113.5 10.0.0.1",
+                        "it must be on the uplink's subnet"
+                    ),
+                    (
+                        "remove logical-router edge interface ls6000",
+                        "on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge nat snat 10.0.0.0/24 198.51.100.9",
+                        "already has NAT rule"
+                    ),
+                ])
 
             // The outside host opens a connection to the forwarded port; the overlay host
             // answers from its own address.
@@ -339,6 +333,115 @@ struct VTEPDRouterTests {
         }
     }
 
+    @Test(
+        "IPv6: ping6 and TCP routed (not translated) between the overlay host and the outside; an IPv6 static route; bad IPv6 changes refused"
+    )
+    func ipv6Routing() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            let (overlay, outside) = (setup.overlay, setup.outside)
+            lab.expectNamespace(setup.namespacePrefix + "edge")
+            // The hosts: IPv6 on (the lab's hosts start without it), addresses without DAD.
+            for (host, address, route) in [
+                (overlay, "2001:db8:1::1/64", ["default", "via", "2001:db8:1::254"]),
+                (outside, "2001:db8:2::2/64", ["2001:db8:1::/64", "via", "2001:db8:2::1"]),
+            ] {
+                for key in ["all", "default", host.hostInterface] {
+                    try lab.execute(
+                        ["sysctl", "-qw", "net.ipv6.conf.\(key).disable_ipv6=0"],
+                        in: host.hostNamespace)
+                }
+                try lab.execute(
+                    ["ip", "addr", "add", address, "dev", host.hostInterface, "nodad"],
+                    in: host.hostNamespace)
+                try lab.execute(["ip", "-6", "route", "add"] + route, in: host.hostNamespace)
+            }
+            // A network behind the outside host, reached by a static route via it.
+            try lab.execute(
+                ["ip", "addr", "add", "2001:db8:99::1/128", "dev", "lo"], in: outside.hostNamespace)
+            for line in [
+                "add logical-router edge",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "set logical-router edge interface ls5001 2001:db8:1::254/64",
+                "set logical-router edge interface ls6000 198.51.100.1/24",
+                "set logical-router edge interface ls6000 2001:db8:2::1/64",
+                "add logical-router edge route 2001:db8:99::/64 2001:db8:2::2",
+                "add logical-router edge nat snat 10.0.0.0/24 198.51.100.1",
+            ] {
+                try setup.shell(line)
+            }
+            try setup.waitForRouter("edge", state: "interfaces=4 nat_rules=1 routes=1")
+
+            let capture = try lab.capture(
+                on: outside.hostInterface, in: outside.hostNamespace, filter: "ip6")
+            let ping = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:2::2", count: 3)
+            #expect(ping == LabPingResult(transmitted: 3, received: 3))
+            let routed = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:99::1", count: 2)
+            #expect(routed == LabPingResult(transmitted: 2, received: 2))
+            try lab.transferTCP(
+                from: overlay.hostNamespace, to: outside.hostNamespace, address: "2001:db8:2::2",
+                size: 256 << 10)
+            try lab.transferTCP(
+                from: outside.hostNamespace, to: overlay.hostNamespace, address: "2001:db8:1::1",
+                port: 5202, size: 64 << 10)
+            // IPv4 goes on beside it, translated.
+            let v4 = try lab.ping(from: overlay.hostNamespace, to: "198.51.100.2", count: 2)
+            #expect(v4 == LabPingResult(transmitted: 2, received: 2))
+            try lab.stop(capture)
+            // Routed, not translated: the overlay host's own address on the outside wire, one
+            // hop down (64 → 63).
+            #expect(
+                try lab.count(
+                    in: capture.file,
+                    matching: "icmpv6.type == 128 && ipv6.src == 2001:db8:1::1 && ipv6.hlim == 63")
+                    == 5)
+            #expect(
+                try lab.count(in: capture.file, matching: "tcp && ipv6.src == 2001:db8:1::1") > 10)
+
+            // Operator errors in IPv6: refused with the reason, the row unchanged.
+            try setup.shell("add logical-switch tenant2 vni 5002")
+            try setup.expectRefused(
+                "edge",
+                [
+                    ("set logical-router edge interface tenant2 2001:db8::1/32", "overlap"),
+                    (
+                        "add logical-router edge route 2001:db8:77::/64 2001:db8:5::1",
+                        "next hop 2001:db8:5::1 is on none of the router's interfaces"
+                    ),
+                    (
+                        "remove logical-router edge interface ls6000 2001:db8:2::1/64",
+                        "on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge route 2001:db8:77::/64 10.0.0.1",
+                        "not of the family"
+                    ),
+                ])
+            let config = try setup.shell("show running-config")
+            for line in [
+                "set logical-router edge interface ls5001 2001:db8:1::254/64",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "add logical-router edge route 2001:db8:99::/64 2001:db8:2::2",
+            ] {
+                #expect(config.contains(line + "\n"), "\(line)")
+            }
+            // Setting the IPv4 address again replaces that one only: IPv6 goes on.
+            try setup.shell("set logical-router edge interface ls5001 10.0.0.253/24")
+            // Rebuilt (its interfaces changed): in force a second time as it was.
+            try waitUntil("router edge rebuilt", timeout: .seconds(20)) {
+                let log = (try? String(contentsOf: setup.vtepd.process.log, encoding: .utf8)) ?? ""
+                return log.components(
+                    separatedBy: "logical router edge in force interfaces=4 nat_rules=1 routes=1"
+                ).count > 2
+            }
+            #expect(
+                try setup.inRouter("edge", ["ip", "-o", "addr", "show"]).contains(
+                    "2001:db8:1::254/64"))
+            let again = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:2::2", count: 2)
+            #expect(again == LabPingResult(transmitted: 2, received: 2))
+        }
+    }
+
     @Test("Two routers with the same internal prefix stay isolated")
     func overlappingTenants() async throws {
         try await Lab.runOnOwnThread { lab in
@@ -515,6 +618,18 @@ struct RouterLab {
         try lab.execute([
             try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c", line,
         ]).output
+    }
+
+    /// Each line refused with its reason, router `name`'s row unchanged by them all.
+    func expectRefused(_ name: String, _ cases: [(line: String, reason: String)]) throws {
+        let before = try vtepd.control(["list", "Logical_Router", name]).output
+        for (line, reason) in cases {
+            let refused = try attemptShell(line)
+            #expect(refused.status != 0, "\(line)")
+            #expect(
+                (refused.errors + refused.output).contains(reason), "\(line): \(refused.errors)")
+        }
+        #expect(try vtepd.control(["list", "Logical_Router", name]).output == before)
     }
 
     /// `vtepsh -c LINE`, refused or not.
