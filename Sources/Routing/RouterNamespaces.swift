@@ -37,10 +37,18 @@ public final class RouterNamespaces: @unchecked Sendable {
     private let built = Mutex<[String: LogicalRouter]>([:])
     private let failures = Mutex<[String: String]>([:])
     private let ip: String
+    /// The underlay interface (for `LinkMTU.underlay`); nil: router interfaces on tunnelled
+    /// switches keep the veth default.
+    private let underlay: String?
+    /// The MTU rule of each router port, as last given; only touched on `queue`.
+    private var mtuRules: [String: LinkMTU] = [:]
+    /// The MTU set on each router port's veth; only touched on `queue`.
+    private var appliedMTU: [String: Int] = [:]
 
-    public init(namespacePrefix: String, ports: Ports, logger: Logger) {
+    public init(namespacePrefix: String, ports: Ports, underlay: String? = nil, logger: Logger) {
         self.namespacePrefix = namespacePrefix
         self.ports = ports
+        self.underlay = underlay
         self.logger = logger
         ip =
             ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { access($0, X_OK) == 0 }
@@ -74,10 +82,24 @@ public final class RouterNamespaces: @unchecked Sendable {
         return notes
     }
 
-    /// Makes the host carry exactly `routers` (asynchronously, in order of calls).
-    public func apply(_ routers: [LogicalRouter]) {
+    /// Makes the host carry exactly `routers` (asynchronously, in order of calls), each
+    /// interface with the MTU its rule in `mtu` (by port) gives.
+    public func apply(_ routers: [LogicalRouter], mtu: [String: LinkMTU] = [:]) {
         let wanted = Dictionary(routers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        queue.async { [self] in reconcile(wanted) }
+        queue.async { [self] in
+            mtuRules = mtu
+            reconcile(wanted)
+            applyMTU()
+        }
+    }
+
+    /// The MTU each router port has now (set from its rule), by port.
+    public var portMTU: [String: Int] {
+        get async {
+            await withCheckedContinuation { (done: CheckedContinuation<[String: Int], Never>) in
+                queue.async { [self] in done.resume(returning: appliedMTU) }
+            }
+        }
     }
 
     /// Returns once every `apply` made so far has been carried out.
@@ -149,6 +171,48 @@ public final class RouterNamespaces: @unchecked Sendable {
 
     // MARK: On the queue
 
+    /// Sets each built router port's MTU (both veth ends) where its rule now gives another
+    /// value than the one set; a veth's MTU changes live, its sessions go on.
+    private func applyMTU() {
+        let routers = built.withLock { Array($0.values) }
+        appliedMTU = appliedMTU.filter { port, _ in
+            routers.contains { $0.links.contains { $0.port == port } }
+        }
+        for router in routers {
+            for link in router.links {
+                guard
+                    let mtu = mtuRules[link.port]?.resolve(
+                        underlay: underlay, interfaceMTU: Self.interfaceMTU),
+                    appliedMTU[link.port] != mtu
+                else { continue }
+                do throws(RouterError) {
+                    try run(["link", "set", link.port, "mtu", "\(mtu)"])
+                    try run([
+                        "-n", namespace(of: router.name), "link", "set", link.inside, "mtu",
+                        "\(mtu)",
+                    ])
+                    appliedMTU[link.port] = mtu
+                    let rule = mtuRules[link.port]!
+                    logger.info(
+                        "logical router \(router.name): interface on \(link.logicalSwitch) has MTU \(mtu) (\(rule))"
+                    )
+                } catch {
+                    logger.error(
+                        "logical router \(router.name): MTU \(mtu) on \(link.port): \(error)")
+                }
+            }
+        }
+    }
+
+    /// An interface's MTU in vtepd's namespace, from sysfs; nil if it cannot be read.
+    static func interfaceMTU(_ name: String) -> Int? {
+        guard !name.contains("/"), !name.isEmpty,
+            let text = try? String(
+                contentsOfFile: "/sys/class/net/\(name)/mtu", encoding: .utf8)
+        else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     private func reconcile(_ wanted: [String: LogicalRouter]) {
         let current = built.withLock { $0 }
         for (name, router) in current where wanted[name] == nil {
@@ -207,6 +271,16 @@ public final class RouterNamespaces: @unchecked Sendable {
             // The outer end is a port of the data plane only: no address, no IPv6 chatter.
             try run(["link", "set", i.port, "addrgenmode", "none"])
             try run(["link", "set", i.port, "up"])
+        }
+        for i in router.links {
+            // Before the data plane opens the port (it reads the MTU then).
+            if let mtu = mtuRules[i.port]?.resolve(
+                underlay: underlay, interfaceMTU: Self.interfaceMTU)
+            {
+                try run(["link", "set", i.port, "mtu", "\(mtu)"])
+                try run(["-n", ns, "link", "set", i.inside, "mtu", "\(mtu)"])
+                appliedMTU[i.port] = mtu
+            }
         }
         for i in router.interfaces {
             // IPv6: no duplicate address detection, so the address serves at once (the
@@ -273,6 +347,7 @@ public final class RouterNamespaces: @unchecked Sendable {
     private func remove(_ router: LogicalRouter) {
         for i in router.links {
             let port = i.port
+            appliedMTU[port] = nil
             wait { [ports] in await ports.remove(port) }
             _ = try? run(["link", "del", i.port])
         }

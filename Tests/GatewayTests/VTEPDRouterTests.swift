@@ -442,6 +442,105 @@ struct VTEPDRouterTests {
         }
     }
 
+    @Test(
+        "MTU and PMTU: the overlay interface gets the overlay's MTU, the router answers frag-needed; frag-needed from beyond comes back through NAT and the inner host's PMTU adapts"
+    )
+    func pathMTU() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            let (overlay, outside) = (setup.overlay, setup.outside)
+            // The outside segment (vtepd's physical port and the outside host) at 1500,
+            // Ethernet's default; the lab makes it 1450.
+            try lab.execute(
+                ["ip", "link", "set", outside.hostInterface, "mtu", "1500"],
+                in: outside.hostNamespace)
+            try lab.execute(
+                ["ip", "link", "set", outside.accessInterface, "mtu", "1500"], in: outside.namespace
+            )
+            try setup.addRouter(
+                "r1",
+                nat: [
+                    #"other_config:"snat:10.0.0.0/24"="198.51.100.10""#,
+                    #"other_config:"floating-ip:198.51.100.11"="10.0.0.7""#,
+                ])
+            try setup.waitForRouter("r1")
+            try lab.execute(
+                ["ip", "addr", "add", "10.0.0.7/24", "dev", overlay.hostInterface],
+                in: overlay.hostNamespace)
+            // The overlay switch (VXLAN over IPv4, underlay MTU 1500) carries 1450; the
+            // uplink, bound to the physical port, that port's 1500.
+            let links = try setup.inRouter("r1", ["ip", "-o", "link", "show"])
+            let mtus = links.split(separator: "\n").filter { $0.contains(": ri") }.compactMap {
+                line -> Int? in
+                let fields = line.split(separator: " ")
+                return fields.firstIndex(of: "mtu").flatMap { Int(fields[$0 + 1]) }
+            }.sorted()
+            #expect(mtus == [1450, 1500], "\(links)")
+
+            // From outside, a full-size packet with DF to the floating IP: the router says
+            // frag-needed (MTU 1450) instead of passing a frame the tunnel cannot carry.
+            let big = try lab.attempt(
+                ["ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1472", "198.51.100.11"],
+                in: outside.hostNamespace)
+            #expect(big.status != 0)
+            let learned = try lab.execute(
+                ["ip", "route", "get", "198.51.100.11"], in: outside.hostNamespace
+            ).output
+            #expect(learned.contains("mtu 1450"), "\(big.output) \(big.errors) \(learned)")
+            let fits = try lab.ping(from: outside.hostNamespace, to: "198.51.100.11", count: 2)
+            #expect(fits == LabPingResult(transmitted: 2, received: 2))
+            let fitsDF = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "2", "-i", "0.2", "-W", "3", "-M", "do", "-s", "1422",
+                    "198.51.100.11",
+                ],
+                in: outside.hostNamespace)
+            #expect(fitsDF.output.contains("2 received"), "\(fitsDF.output)")
+
+            // Beyond the outside host, a 1300-byte link to a far host: the inner host's big
+            // packet leaves as the SNAT address, the outside host answers frag-needed to
+            // that address, and the router translates it back to the inner host.
+            let far = try lab.namespace("far", ipv6: false)
+            let (toFar, farEnd) = try lab.veth(
+                "of", in: outside.hostNamespace, "fo", in: far, mtu: 1300)
+            try lab.execute(
+                ["ip", "addr", "add", "203.0.113.1/24", "dev", toFar], in: outside.hostNamespace)
+            try lab.execute(["ip", "addr", "add", "203.0.113.2/24", "dev", farEnd], in: far)
+            try lab.execute(["ip", "route", "add", "default", "via", "203.0.113.1"], in: far)
+            try lab.execute(["sysctl", "-qw", "net.ipv4.ip_forward=1"], in: outside.hostNamespace)
+            let capture = try lab.capture(
+                on: outside.hostInterface, in: outside.hostNamespace, filter: "icmp")
+            let tooBig = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1400", "-I", "10.0.0.1",
+                    "203.0.113.2",
+                ],
+                in: overlay.hostNamespace)
+            #expect(tooBig.status != 0)
+            let pmtu = try lab.execute(
+                ["ip", "route", "get", "203.0.113.2", "from", "10.0.0.1"], in: overlay.hostNamespace
+            ).output
+            #expect(pmtu.contains("mtu 1300"), "\(tooBig.output) \(tooBig.errors) \(pmtu)")
+            // The largest packet that fits now goes through, with DF, both ways.
+            let adapted = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "2", "-i", "0.2", "-W", "3", "-M", "do", "-s", "1272",
+                    "-I", "10.0.0.1", "203.0.113.2",
+                ],
+                in: overlay.hostNamespace)
+            #expect(adapted.output.contains("2 received"), "\(adapted.output)")
+            try lab.stop(capture)
+            // On the outside wire: the frag-needed went to the SNAT address, quoting it; no
+            // inside address anywhere.
+            #expect(
+                try lab.count(
+                    in: capture.file,
+                    matching: "icmp.type == 3 && icmp.code == 4 && icmp.mtu == 1300"
+                        + " && ip.dst == 198.51.100.10") == 1)
+            #expect(try lab.count(in: capture.file, matching: "ip.addr == 10.0.0.0/24") == 0)
+        }
+    }
+
     @Test("Two routers with the same internal prefix stay isolated")
     func overlappingTenants() async throws {
         try await Lab.runOnOwnThread { lab in

@@ -68,6 +68,25 @@ struct LogicalRouterTests {
             NATRuleset.text(for: router, counters: [:]) == NATRuleset.text(for: v4, counters: [:]))
     }
 
+    @Test("Interface MTU: a physical segment's, or the underlay's less the encapsulation")
+    func linkMTU() {
+        #expect(LinkMTU.tunnelOverhead(vxlan: true, greHeader: 8, ipv6: false) == 50)
+        #expect(LinkMTU.tunnelOverhead(vxlan: true, greHeader: 8, ipv6: true) == 70)
+        #expect(LinkMTU.tunnelOverhead(vxlan: false, greHeader: 8, ipv6: false) == 42)
+        #expect(LinkMTU.tunnelOverhead(vxlan: false, greHeader: 16, ipv6: true) == 70)
+        let mtus = ["eth0": 1500, "eth1": 9000, "small": 1300]
+        let read = { (name: String) in mtus[name] }
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "eth0", interfaceMTU: read) == 1450)
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "eth1", interfaceMTU: read) == 8950)
+        // Unknown underlay, or less than IPv6's minimum left: the veth default stays.
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: nil, interfaceMTU: read) == nil)
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "small", interfaceMTU: read) == nil)
+        #expect(
+            LinkMTU.ports(["eth1", "eth0", "gone"]).resolve(underlay: nil, interfaceMTU: read)
+                == 1500)
+        #expect(LinkMTU.ports(["gone"]).resolve(underlay: "eth0", interfaceMTU: read) == nil)
+    }
+
     @Test("Port names: derived from router and switch, 13 bytes, stable, distinct")
     func names() throws {
         let a = try LogicalRouter(
