@@ -338,6 +338,14 @@ public final class RouterNamespaces: @unchecked Sendable {
                 : NATRuleset.ruleCounters(
                     fromJSON: (try? Nftables.run(
                         "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
+            // The session limit unchanged: only the NAT chains are swapped, so its rule (and
+            // the sessions it counts) stays. Should that fail (the table gone), the whole.
+            if let old, old.sessionLimit == router.sessionLimit,
+                (try? Nftables.run(
+                    NATRuleset.natText(for: router, counters: counters), inNamespace: path)) != nil
+            {
+                return
+            }
             _ = try Nftables.run(
                 NATRuleset.text(for: router, counters: counters), inNamespace: path)
         }

@@ -272,6 +272,19 @@ struct VTEPDRouterTests {
             #expect(
                 try setup.shell("show logical-router r1").contains(
                     "session limit: 2 (new sessions refused past it: 1)"))
+            // A NAT rule added live swaps the NAT chains only: the limit's rule keeps counting
+            // A and B (still in conntrack, ICMP's 30 s), so session D is refused as C was.
+            let handles = try setup.inRouter(
+                "r1", ["nft", "-a", "list", "chain", "ip", "vtepd", "forward"])
+            try setup.shell("add logical-router r1 nat floating-ip 198.51.100.12 10.0.0.9")
+            try setup.waitForRouter("r1", state: "interfaces=2 nat_rules=2 routes=1")
+            #expect(
+                try setup.inRouter("r1", ["nft", "-a", "list", "chain", "ip", "vtepd", "forward"])
+                    == handles)
+            let d = try lab.ping(
+                from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 1, reply: .seconds(2))
+            #expect(d == LabPingResult(transmitted: 1, received: 0))
+            #expect(try setup.natCounters("r1")["session-limit"] == 2)
             #expect(
                 try setup.shell("show running-config").contains(
                     "set logical-router r1 session-limit 2\n"))

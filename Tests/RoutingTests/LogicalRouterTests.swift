@@ -208,6 +208,29 @@ struct LogicalRouterTests {
                 """))
     }
 
+    @Test("A change that keeps the session limit swaps the NAT chains only")
+    func natChainsAlone() throws {
+        let router = try LogicalRouter(
+            name: "r1", bindings: Self.interfaces, staticRoutes: [:],
+            otherConfig: ["session-limit": "1000", "dnat:198.51.100.12": "10.0.0.7"])
+        #expect(
+            NATRuleset.natText(for: router, counters: ["prerouting dnat:198.51.100.12": (2, 120)])
+                == """
+                flush chain ip vtepd prerouting
+                flush chain ip vtepd postrouting
+                table ip vtepd {
+                    chain prerouting {
+                        type nat hook prerouting priority dstnat; policy accept;
+                        ip daddr 198.51.100.12 counter packets 2 bytes 120 dnat to 10.0.0.7 comment "dnat:198.51.100.12"
+                    }
+                    chain postrouting {
+                        type nat hook postrouting priority srcnat; policy accept;
+                    }
+                }
+
+                """)
+    }
+
     @Test("Counters per rule from libnftables' JSON listing")
     func counters() {
         let json = """
