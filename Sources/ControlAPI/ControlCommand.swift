@@ -34,12 +34,15 @@ public protocol ControlCommand: Codable, Hashable, Sendable {
     /// Rules beyond the arguments' types (ranges, names); the refusal without the command's
     /// name, which the caller adds.
     func validate() throws(ControlFailure)
+    /// A change: audited (and, when it answers `{}`, applied and saved before it answers).
+    static var changesState: Bool { get }
 }
 
 extension ControlCommand {
     public static var shell: [CommandDeclaration<Self>] { [] }
     public func validate() throws(ControlFailure) {}
-    /// A change: applied, saved and audited before `{}` is answered.
+    /// Every command that answers `{}` is a change; a change that reports what it did
+    /// (`clear logical-router NAME sessions`) says so itself.
     public static var changesState: Bool { reply == .accepted }
     /// The argument names the wire accepts.
     public static var argumentNames: [String] { CodingKeys.allCases.map(\.stringValue) }
@@ -165,7 +168,8 @@ public enum ControlCommands {
         AddLogicalRouter.self, RemoveLogicalRouter.self, SetRouterInterface.self,
         RemoveRouterInterface.self, AddRouterRoute.self, RemoveRouterRoute.self,
         AddRouterNAT.self, RemoveRouterNAT.self, ShowLogicalRouters.self,
-        ShowLogicalRouter.self, ShowLogicalRouterSessions.self, SetRouterSessionLimit.self,
+        ShowLogicalRouter.self, ShowLogicalRouterSessions.self, ClearLogicalRouterSessions.self,
+        SetRouterSessionLimit.self,
         // What the data plane does with frames: recorded, or asked of a described one.
         DebugPacketTrace.self, ShowPacketTrace.self, ClearPacketTrace.self, TraceFrame.self,
         DebugCapture.self, ShowCaptures.self, ShowTechSupport.self,

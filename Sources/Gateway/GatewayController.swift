@@ -324,6 +324,9 @@ public final class GatewayController: ControlHandler, Sendable {
                 try await controller.routerSessions(
                     request.name, limit: request.limit ?? ShowLogicalRouterSessions.defaultLimit))
         }
+        table.on(ClearLogicalRouterSessions.self) { request, _ throws(ControlFailure) in
+            .lines(try await controller.clearRouterSessions(request.name))
+        }
         return table
     }
 
@@ -461,6 +464,29 @@ public final class GatewayController: ControlHandler, Sendable {
         }
         return table.rendered().split(separator: "\n").map(String.init)
             + (sessions.count == limit ? ["(the first \(limit); more with: limit N)"] : [])
+    }
+
+    /// `clear logical-router NAME sessions`: removes them, says how many.
+    func clearRouterSessions(_ name: String) async throws(ControlFailure) -> [String] {
+        guard let namespaces = routerNamespaces.withLock({ $0 }) else {
+            throw ControlFailure("logical routers are not running in this vtepd")
+        }
+        let result = await withCheckedContinuation {
+            (done: CheckedContinuation<Result<Int, RouterError>, Never>) in
+            Thread.detachNewThread {
+                done.resume(
+                    returning: Result { () throws(RouterError) -> Int in
+                        try namespaces.clearSessions(of: name)
+                    })
+            }
+        }
+        switch result {
+        case .success(let removed):
+            return [
+                "logical router \(name): \(removed) session\(removed == 1 ? "" : "s") removed"
+            ]
+        case .failure(let error): throw ControlFailure(error.description)
+        }
     }
 
     /// The snapshot in force (the last one the data plane took).

@@ -179,7 +179,7 @@ public struct GatewayDaemon: Sendable {
             ports: RouterNamespaces.Ports(
                 add: { try await dataPlane.addPort($0) },
                 remove: { await dataPlane.removePort($0) }),
-            logger: Logger(label: "vtepd.routers"))
+            underlay: options.dataPlane.underlay, logger: Logger(label: "vtepd.routers"))
         for note in routers.removeLeftovers() { logger.notice("\(note)") }
         controller.attach(routers: routers)
         controller.reportProblems { routers.problems }
@@ -199,7 +199,7 @@ public struct GatewayDaemon: Sendable {
                 dataPlane.configureBFD(snapshot.bfd)
                 controller.update(snapshot: snapshot, problems: [])
                 snapshotProblems.note(snapshot)
-                routers.apply(snapshot.routers)
+                routers.apply(snapshot.routers, mtu: snapshot.routerMTU)
             } catch {
                 switchLogger.error(
                     "configuration refused, forwarding continues on the previous one: \(error)")

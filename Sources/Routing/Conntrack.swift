@@ -45,58 +45,148 @@ public enum Conntrack {
     public static func sessions(inNamespace namespacePath: String, limit: Int)
         throws(RouterError) -> [Session]
     {
-        let result = Mutex<Result<[Session], RouterError>>(.success([]))
+        try inNamespace(namespacePath) { socket throws(RouterError) in
+            var sessions: [Session] = []
+            try dump(socket) { attributes in
+                if let session = session(attributes) { sessions.append(session) }
+            }
+            return Array(sessions.prefix(limit))
+        }
+    }
+
+    /// Removes every session conntrack tracks in the namespace at `namespacePath` when the
+    /// call starts, each by its original tuple and conntrack id (`IPCTNL_MSG_CT_DELETE`,
+    /// acknowledged), and returns how many the kernel removed. One that ended on its own in
+    /// between is not counted; one made after the dump stays.
+    public static func clear(inNamespace namespacePath: String) throws(RouterError) -> Int {
+        try inNamespace(namespacePath) { socket throws(RouterError) in
+            var entries: [(tuple: ArraySlice<UInt8>, id: ArraySlice<UInt8>?)] = []
+            try dump(socket) { attributes in
+                if let tuple = attributes[1] { entries.append((tuple, attributes[12])) }
+            }
+            var removed = 0
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            for (index, entry) in entries.enumerated() {
+                let sequence = UInt32(truncatingIfNeeded: index + 2)
+                let message = deleteRequest(sequence: sequence, tuple: entry.tuple, id: entry.id)
+                guard send(socket, message, message.count, 0) == message.count else {
+                    throw RouterError("conntrack delete: \(String(cString: strerror(errno)))")
+                }
+                let n = recv(socket, &buffer, buffer.count, 0)
+                guard n > 0 else {
+                    throw RouterError("conntrack delete: \(String(cString: strerror(errno)))")
+                }
+                switch acknowledgement(buffer[..<n]) {
+                case 0?: removed += 1
+                case .some(-ENOENT): break  // it ended on its own meanwhile
+                case let code?:
+                    throw RouterError(
+                        "conntrack delete refused: \(String(cString: strerror(-code)))")
+                case nil: throw RouterError("conntrack delete: no acknowledgement")
+                }
+            }
+            return removed
+        }
+    }
+
+    /// Runs `body` with a ctnetlink socket opened on a thread inside the namespace.
+    private static func inNamespace<T: Sendable>(
+        _ namespacePath: String,
+        _ body: @escaping @Sendable (Int32) throws(RouterError) -> T
+    ) throws(RouterError) -> T {
+        let result = Mutex<Result<T, RouterError>?>(nil)
         NamespaceThread.run(in: namespacePath) { entered in
             if let entered {
                 result.withLock { $0 = .failure(entered) }
                 return
             }
-            result.withLock { $0 = dump(limit: limit) }
+            let fd = socket(
+                AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 12)
+            guard fd >= 0 else {
+                let error = RouterError("netlink socket: \(String(cString: strerror(errno)))")
+                result.withLock { $0 = .failure(error) }
+                return
+            }
+            defer { close(fd) }
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            _ = setsockopt(
+                fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            let outcome = Result { () throws(RouterError) -> T in try body(fd) }
+            result.withLock { $0 = outcome }
         }
-        return try result.withLock { (r) throws(RouterError) -> [Session] in try r.get() }
+        return try result.withLock { (r) throws(RouterError) -> T in
+            guard let r else { throw RouterError("conntrack: the namespace thread did not run") }
+            return try r.get()
+        }
     }
 
     /// nlmsghdr + nfgenmsg asking for a dump of the IPv4 table: type
     /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`, flags `NLM_F_REQUEST | NLM_F_DUMP`.
     static func request(sequence: UInt32) -> [UInt8] {
+        header(length: 20, type: 1 << 8 | 1, flags: 0x1 | 0x300, sequence: sequence)
+            + [UInt8(AF_INET), 0, 0, 0]  // nfgenmsg: family, version 0, res_id 0
+    }
+
+    /// A request to delete the IPv4 session with original tuple `tuple` (the nested
+    /// CTA_TUPLE_ORIG's value as the dump gave it) and, when given, conntrack id `id`
+    /// (CTA_ID, so a newer session with the same tuple is left alone): type
+    /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE`, flags `NLM_F_REQUEST | NLM_F_ACK`.
+    static func deleteRequest(sequence: UInt32, tuple: ArraySlice<UInt8>, id: ArraySlice<UInt8>?)
+        -> [UInt8]
+    {
+        var attributes = attribute(1 | 0x8000, tuple)  // CTA_TUPLE_ORIG, nested
+        if let id, id.count == 4 { attributes += attribute(12, id) }  // CTA_ID
+        return header(
+            length: UInt32(20 + attributes.count), type: 1 << 8 | 2, flags: 0x1 | 0x4,
+            sequence: sequence) + [UInt8(AF_INET), 0, 0, 0] + attributes
+    }
+
+    private static func header(length: UInt32, type: UInt16, flags: UInt16, sequence: UInt32)
+        -> [UInt8]
+    {
         var bytes: [UInt8] = []
         func append<T: FixedWidthInteger>(_ value: T) {
             withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
         }
-        append(UInt32(20))  // length
-        append(UInt16(1 << 8 | 1))  // type
-        append(UInt16(0x1 | 0x300))  // flags
+        append(length)
+        append(type)
+        append(flags)
         append(sequence)
         append(UInt32(0))  // port id: the kernel's
-        bytes += [UInt8(AF_INET), 0, 0, 0]  // nfgenmsg: family, version 0, res_id 0
         return bytes
     }
 
-    private static func dump(limit: Int) -> Result<[Session], RouterError> {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 12)
-        guard fd >= 0 else {
-            return .failure(RouterError("netlink socket: \(String(cString: strerror(errno)))"))
-        }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        _ = setsockopt(
-            fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    private static func attribute(_ type: UInt16, _ value: ArraySlice<UInt8>) -> [UInt8] {
+        let length = 4 + value.count
+        return [UInt8(length & 0xFF), UInt8(length >> 8), UInt8(type & 0xFF), UInt8(type >> 8)]
+            + value + [UInt8](repeating: 0, count: (4 - length % 4) % 4)
+    }
+
+    /// The error code of the first NLMSG_ERROR in `datagram` (0: an acknowledgement).
+    static func acknowledgement(_ datagram: ArraySlice<UInt8>) -> Int32? {
+        let bytes = Array(datagram)
+        guard bytes.count >= 20, u16(bytes, 4) == 2 else { return nil }
+        return Int32(bitPattern: u32(bytes, 16))
+    }
+
+    /// Sends the dump request on `socket` and hands each message's attributes to `each`.
+    private static func dump(
+        _ socket: Int32, _ each: ([UInt16: ArraySlice<UInt8>]) -> Void
+    ) throws(RouterError) {
         let message = request(sequence: 1)
-        guard send(fd, message, message.count, 0) == message.count else {
-            return .failure(RouterError("conntrack dump: \(String(cString: strerror(errno)))"))
+        guard send(socket, message, message.count, 0) == message.count else {
+            throw RouterError("conntrack dump: \(String(cString: strerror(errno)))")
         }
-        var sessions: [Session] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
+            let n = recv(socket, &buffer, buffer.count, 0)
             guard n > 0 else {
-                return .failure(
-                    RouterError("conntrack dump: \(String(cString: strerror(errno)))"))
+                throw RouterError("conntrack dump: \(String(cString: strerror(errno)))")
             }
-            switch parse(buffer[..<n], into: &sessions) {
+            switch parse(buffer[..<n], each: each) {
             case .more: continue
-            case .done: return .success(Array(sessions.prefix(limit)))
-            case .failed(let error): return .failure(error)
+            case .done: return
+            case .failed(let error): throw error
             }
         }
     }
@@ -108,6 +198,16 @@ public enum Conntrack {
 
     /// Reads the messages of one datagram of the dump into `sessions`.
     static func parse(_ datagram: ArraySlice<UInt8>, into sessions: inout [Session]) -> Progress {
+        var read: [Session] = []
+        let progress = parse(datagram) { if let s = session($0) { read.append(s) } }
+        sessions += read
+        return progress
+    }
+
+    /// Hands the attributes of each message of one datagram of a dump to `each`.
+    static func parse(
+        _ datagram: ArraySlice<UInt8>, each: ([UInt16: ArraySlice<UInt8>]) -> Void
+    ) -> Progress {
         let bytes = Array(datagram)
         var offset = 0
         while offset + 16 <= bytes.count {
@@ -124,10 +224,7 @@ public enum Conntrack {
                 }
             default:
                 // nlmsghdr (16) + nfgenmsg (4), then the attributes.
-                if let session = session(attributes(bytes, from: offset + 20, to: offset + length))
-                {
-                    sessions.append(session)
-                }
+                each(attributes(bytes, from: offset + 20, to: offset + length))
             }
             offset += (length + 3) & ~3
         }

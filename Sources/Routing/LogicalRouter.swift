@@ -11,7 +11,8 @@ public struct LogicalRouter: Hashable, Sendable {
     /// The Logical_Router `name`: 1 to 32 of letters, digits, `-`, `_` and `.`, so it can
     /// name a network namespace.
     public var name: String
-    /// Sorted by logical switch.
+    /// One per address, sorted by logical switch, IPv4 first: a switch has at most one
+    /// address of each family, both on the same veth (`links`).
     public var interfaces: [Interface]
     /// Sorted by prefix.
     public var routes: [StaticRoute]
@@ -42,6 +43,25 @@ public struct LogicalRouter: Hashable, Sendable {
 
         /// "10.0.0.1/24".
         public var addressText: String { "\(address)/\(prefixLength)" }
+
+        public var isIPv6: Bool { address.isIPv6 }
+
+        /// The inner veth end's MAC address: locally administered, unicast, from the same
+        /// hash as the names, so a rebuilt router answers with the MAC the hosts' ARP and
+        /// neighbour caches (and vtepd's MAC table) already hold.
+        public var mac: String {
+            let hex = Array(port.dropFirst(2).prefix(10))
+            return "02:"
+                + stride(from: 0, to: 10, by: 2).map { String(hex[$0...$0 + 1]) }
+                .joined(separator: ":")
+        }
+    }
+
+    /// One interface per logical switch (its IPv4 and IPv6 addresses share one veth pair):
+    /// the veths and data-plane ports to make.
+    public var links: [Interface] {
+        var seen: Set<String> = []
+        return interfaces.filter { seen.insert($0.port).inserted }
     }
 
     public struct StaticRoute: Hashable, Sendable, CustomStringConvertible {
@@ -73,13 +93,13 @@ public struct LogicalRouter: Hashable, Sendable {
                 throw RouterError(
                     "interface address \"\(text)\" is not IP/PREFIX (e.g. 10.0.0.1/24)")
             }
-            guard case .v4 = address else {
-                throw RouterError("interface \(text): IPv6 interfaces are not routed yet")
-            }
-            if let twice = interfaces.first(where: { $0.logicalSwitch == logicalSwitch }) {
+            if let twice = interfaces.first(where: {
+                $0.logicalSwitch == logicalSwitch && $0.isIPv6 == address.isIPv6
+            }) {
                 throw RouterError(
-                    "logical switch \(logicalSwitch) has two interfaces, \(twice.addressText) and"
-                        + " \(text); a router has one interface per switch")
+                    "logical switch \(logicalSwitch) has two interfaces of one family,"
+                        + " \(twice.addressText) and \(text); a router has one IPv4 and one IPv6"
+                        + " address per switch")
             }
             let tag = Self.tag(router: name, logicalSwitch: logicalSwitch)
             interfaces.append(
@@ -95,7 +115,9 @@ public struct LogicalRouter: Hashable, Sendable {
                         + " (\(b.logicalSwitch)) overlap")
             }
         }
-        self.interfaces = interfaces.sorted { $0.logicalSwitch < $1.logicalSwitch }
+        self.interfaces = interfaces.sorted {
+            ($0.logicalSwitch, $0.isIPv6 ? 1 : 0) < ($1.logicalSwitch, $1.isIPv6 ? 1 : 0)
+        }
 
         var routes: [StaticRoute] = []
         for (prefixText, hopText) in staticRoutes {
@@ -194,4 +216,10 @@ public struct RouterError: Error, Hashable, Sendable, CustomStringConvertible {
     public var description: String
 
     public init(_ description: String) { self.description = description }
+}
+
+extension IPAddress {
+    var isIPv6: Bool {
+        if case .v6 = self { true } else { false }
+    }
 }

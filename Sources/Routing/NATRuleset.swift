@@ -19,6 +19,37 @@ public enum NATRuleset {
     public static func text(
         for router: LogicalRouter, counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
     ) -> String {
+        var text = "flush ruleset\ntable ip \(table) {\n" + natChains(router, counters)
+        if let limit = router.sessionLimit {
+            // Sessions routed through the router, counted as each is made (connlimit); the
+            // ones past the limit are dropped before conntrack confirms them.
+            let key = LogicalRouter.sessionLimitKey
+            let c = counters["forward " + key].map {
+                "counter packets \($0.packets) bytes \($0.bytes)"
+            }
+            text +=
+                "    chain forward {\n        type filter hook forward priority filter; policy accept;\n"
+                + "        ct state new ct count over \(limit) \(c ?? "counter") drop"
+                + " comment \"\(key)\"\n    }\n"
+        }
+        return text + "}\n"
+    }
+
+    /// The NAT chains of `router` alone, swapped in one transaction (`flush chain` of each,
+    /// then their rules) into the table in force, whose forward chain is left as it is: for
+    /// a change that keeps the session limit, so the limit's connection count (which
+    /// belongs to its rule, and would start from nothing in a new one) goes on counting the
+    /// sessions made before. Counters as in `text(for:counters:)`.
+    public static func natText(
+        for router: LogicalRouter, counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
+    ) -> String {
+        "flush chain ip \(table) prerouting\nflush chain ip \(table) postrouting\n"
+            + "table ip \(table) {\n" + natChains(router, counters) + "}\n"
+    }
+
+    private static func natChains(
+        _ router: LogicalRouter, _ counters: [String: (packets: UInt64, bytes: UInt64)]
+    ) -> String {
         var prerouting: [String] = []
         var postrouting: [String] = []
         func counter(_ chain: String, _ key: String) -> String {
@@ -54,20 +85,8 @@ public enum NATRuleset {
             "    chain \(name) {\n        type nat hook \(hook) priority \(priority); policy accept;\n"
                 + rules.map { "        \($0)\n" }.joined() + "    }\n"
         }
-        var text =
-            "flush ruleset\ntable ip \(table) {\n"
-            + chain("prerouting", "prerouting", "dstnat", prerouting)
+        return chain("prerouting", "prerouting", "dstnat", prerouting)
             + chain("postrouting", "postrouting", "srcnat", postrouting)
-        if let limit = router.sessionLimit {
-            // Sessions routed through the router, counted as each is made (connlimit); the
-            // ones past the limit are dropped before conntrack confirms them.
-            let key = LogicalRouter.sessionLimitKey
-            text +=
-                "    chain forward {\n        type filter hook forward priority filter; policy accept;\n"
-                + "        ct state new ct count over \(limit) \(counter("forward", key)) drop"
-                + " comment \"\(key)\"\n    }\n"
-        }
-        return text + "}\n"
     }
 
     /// Packets and bytes per rule key, summed over the rules that carry it (a floating IP

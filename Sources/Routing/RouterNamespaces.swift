@@ -37,10 +37,18 @@ public final class RouterNamespaces: @unchecked Sendable {
     private let built = Mutex<[String: LogicalRouter]>([:])
     private let failures = Mutex<[String: String]>([:])
     private let ip: String
+    /// The underlay interface (for `LinkMTU.underlay`); nil: router interfaces on tunnelled
+    /// switches keep the veth default.
+    private let underlay: String?
+    /// The MTU rule of each router port, as last given; only touched on `queue`.
+    private var mtuRules: [String: LinkMTU] = [:]
+    /// The MTU set on each router port's veth; only touched on `queue`.
+    private var appliedMTU: [String: Int] = [:]
 
-    public init(namespacePrefix: String, ports: Ports, logger: Logger) {
+    public init(namespacePrefix: String, ports: Ports, underlay: String? = nil, logger: Logger) {
         self.namespacePrefix = namespacePrefix
         self.ports = ports
+        self.underlay = underlay
         self.logger = logger
         ip =
             ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { access($0, X_OK) == 0 }
@@ -74,10 +82,24 @@ public final class RouterNamespaces: @unchecked Sendable {
         return notes
     }
 
-    /// Makes the host carry exactly `routers` (asynchronously, in order of calls).
-    public func apply(_ routers: [LogicalRouter]) {
+    /// Makes the host carry exactly `routers` (asynchronously, in order of calls), each
+    /// interface with the MTU its rule in `mtu` (by port) gives.
+    public func apply(_ routers: [LogicalRouter], mtu: [String: LinkMTU] = [:]) {
         let wanted = Dictionary(routers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        queue.async { [self] in reconcile(wanted) }
+        queue.async { [self] in
+            mtuRules = mtu
+            reconcile(wanted)
+            applyMTU()
+        }
+    }
+
+    /// The MTU each router port has now (set from its rule), by port.
+    public var portMTU: [String: Int] {
+        get async {
+            await withCheckedContinuation { (done: CheckedContinuation<[String: Int], Never>) in
+                queue.async { [self] in done.resume(returning: appliedMTU) }
+            }
+        }
     }
 
     /// Returns once every `apply` made so far has been carried out.
@@ -132,6 +154,15 @@ public final class RouterNamespaces: @unchecked Sendable {
         return try Conntrack.sessions(inNamespace: namespacePath(of: name), limit: limit)
     }
 
+    /// Removes the sessions conntrack tracks in router `name` now (ctnetlink); returns how
+    /// many were removed. Blocking.
+    public func clearSessions(of name: String) throws(RouterError) -> Int {
+        guard built.withLock({ $0[name] }) != nil else {
+            throw RouterError("logical router \(name) is not built")
+        }
+        return try Conntrack.clear(inNamespace: namespacePath(of: name))
+    }
+
     /// Removes every router (vtepd stops).
     public func removeAll() async {
         apply([])
@@ -139,6 +170,48 @@ public final class RouterNamespaces: @unchecked Sendable {
     }
 
     // MARK: On the queue
+
+    /// Sets each built router port's MTU (both veth ends) where its rule now gives another
+    /// value than the one set; a veth's MTU changes live, its sessions go on.
+    private func applyMTU() {
+        let routers = built.withLock { Array($0.values) }
+        appliedMTU = appliedMTU.filter { port, _ in
+            routers.contains { $0.links.contains { $0.port == port } }
+        }
+        for router in routers {
+            for link in router.links {
+                guard
+                    let mtu = mtuRules[link.port]?.resolve(
+                        underlay: underlay, interfaceMTU: Self.interfaceMTU),
+                    appliedMTU[link.port] != mtu
+                else { continue }
+                do throws(RouterError) {
+                    try run(["link", "set", link.port, "mtu", "\(mtu)"])
+                    try run([
+                        "-n", namespace(of: router.name), "link", "set", link.inside, "mtu",
+                        "\(mtu)",
+                    ])
+                    appliedMTU[link.port] = mtu
+                    let rule = mtuRules[link.port]!
+                    logger.info(
+                        "logical router \(router.name): interface on \(link.logicalSwitch) has MTU \(mtu) (\(rule))"
+                    )
+                } catch {
+                    logger.error(
+                        "logical router \(router.name): MTU \(mtu) on \(link.port): \(error)")
+                }
+            }
+        }
+    }
+
+    /// An interface's MTU in vtepd's namespace, from sysfs; nil if it cannot be read.
+    static func interfaceMTU(_ name: String) -> Int? {
+        guard !name.contains("/"), !name.isEmpty,
+            let text = try? String(
+                contentsOfFile: "/sys/class/net/\(name)/mtu", encoding: .utf8)
+        else { return nil }
+        return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
 
     private func reconcile(_ wanted: [String: LogicalRouter]) {
         let current = built.withLock { $0 }
@@ -183,20 +256,44 @@ public final class RouterNamespaces: @unchecked Sendable {
         let ns = namespace(of: router.name)
         try run(["netns", "add", ns])
         try run(["-n", ns, "link", "set", "lo", "up"])
+        let path = namespacePath(of: router.name)
+        try NamespaceThread.sysctl("/proc/sys/net/ipv4/ip_forward", "1", inNamespace: path)
+        // IPv6 is routed (not translated): forwarding on for every interface.
         try NamespaceThread.sysctl(
-            "/proc/sys/net/ipv4/ip_forward", "1", inNamespace: namespacePath(of: router.name))
-        for i in router.interfaces {
+            "/proc/sys/net/ipv6/conf/all/forwarding", "1", inNamespace: path)
+        for i in router.links {
             // One an earlier vtepd left may still be going with its namespace.
             _ = try? run(["link", "del", i.port])
-            try run(["link", "add", i.port, "type", "veth", "peer", "name", i.inside, "netns", ns])
+            try run([
+                "link", "add", i.port, "type", "veth", "peer", "name", i.inside, "address", i.mac,
+                "netns", ns,
+            ])
             // The outer end is a port of the data plane only: no address, no IPv6 chatter.
             try run(["link", "set", i.port, "addrgenmode", "none"])
             try run(["link", "set", i.port, "up"])
-            try run(["-n", ns, "addr", "add", i.addressText, "dev", i.inside])
+        }
+        for i in router.links {
+            // Before the data plane opens the port (it reads the MTU then).
+            if let mtu = mtuRules[i.port]?.resolve(
+                underlay: underlay, interfaceMTU: Self.interfaceMTU)
+            {
+                try run(["link", "set", i.port, "mtu", "\(mtu)"])
+                try run(["-n", ns, "link", "set", i.inside, "mtu", "\(mtu)"])
+                appliedMTU[i.port] = mtu
+            }
+        }
+        for i in router.interfaces {
+            // IPv6: no duplicate address detection, so the address serves at once (the
+            // router's addresses are the operator's to keep unique, as for IPv4).
+            try run(
+                ["-n", ns, "addr", "add", i.addressText, "dev", i.inside]
+                    + (i.isIPv6 ? ["nodad"] : []))
+        }
+        for i in router.links {
             try run(["-n", ns, "link", "set", i.inside, "up"])
         }
         try update(nil, to: router)
-        for i in router.interfaces {
+        for i in router.links {
             let port = i.port
             let failure: String? = wait { [ports] in
                 do {
@@ -241,6 +338,14 @@ public final class RouterNamespaces: @unchecked Sendable {
                 : NATRuleset.ruleCounters(
                     fromJSON: (try? Nftables.run(
                         "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
+            // The session limit unchanged: only the NAT chains are swapped, so its rule (and
+            // the sessions it counts) stays. Should that fail (the table gone), the whole.
+            if let old, old.sessionLimit == router.sessionLimit,
+                (try? Nftables.run(
+                    NATRuleset.natText(for: router, counters: counters), inNamespace: path)) != nil
+            {
+                return
+            }
             _ = try Nftables.run(
                 NATRuleset.text(for: router, counters: counters), inNamespace: path)
         }
@@ -248,8 +353,9 @@ public final class RouterNamespaces: @unchecked Sendable {
 
     /// Removes everything `router` made; what is already gone is no error.
     private func remove(_ router: LogicalRouter) {
-        for i in router.interfaces {
+        for i in router.links {
             let port = i.port
+            appliedMTU[port] = nil
             wait { [ports] in await ports.remove(port) }
             _ = try? run(["link", "del", i.port])
         }

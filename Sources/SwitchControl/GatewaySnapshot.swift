@@ -48,6 +48,8 @@ public struct GatewaySnapshot: Hashable, Sendable {
     /// The logical routers (every Logical_Router row that can be built), sorted by name.
     /// Each interface's `port` is among `ports`, bound untagged to its logical switch.
     public var routers: [LogicalRouter]
+    /// The MTU rule of each router interface, by its data-plane port (`LinkMTU`).
+    public var routerMTU: [String: LinkMTU] = [:]
     /// Rows left out or settings ignored, one sentence each; sorted.
     public var problems: [String]
     /// Tunnel `bfd_params` by remote VXLAN VTEP (one of `locators`), for those with a
@@ -181,7 +183,7 @@ private struct SnapshotReader {
         }
 
         // Logical routers: each interface's outer veth end is an internal port, bound
-        // untagged to the interface's switch.
+        // untagged to the interface's switch (one per switch, whatever its addresses).
         var routers: [LogicalRouter] = []
         for row in database.logicalRouters.values.sorted(by: { $0.name < $1.name }) {
             var bindings: [String: String] = [:]
@@ -202,7 +204,7 @@ private struct SnapshotReader {
                 let router = try LogicalRouter(
                     name: row.name, bindings: bindings, staticRoutes: row.staticRoutes,
                     otherConfig: row.otherConfig)
-                for i in router.interfaces {
+                for i in router.links {
                     uses[switchRows[i.logicalSwitch]!, default: []].append((i.port, 0))
                 }
                 routers.append(router)
@@ -268,13 +270,45 @@ private struct SnapshotReader {
         }
         bindings.sort { ($0.port, $0.vlan ?? 0) < ($1.port, $1.vlan ?? 0) }
 
-        let snapshot = GatewaySnapshot(
+        // Router interfaces' MTU: a switch bound to a physical port takes its MTU; one
+        // reached only through tunnels, the underlay's less the encapsulation, with an IPv6
+        // outer header if any of the switch's remote VTEPs is IPv6 (or, while it has none,
+        // if any of our tunnel addresses is).
+        var routerMTU: [String: LinkMTU] = [:]
+        let physical = Set(ports.map(\.name))
+        func isIPv6(_ address: IPAddress) -> Bool {
+            if case .v6 = address { true } else { false }
+        }
+        let ipv6Local = (localTunnelIPs + Array(local)).contains(where: isIPv6)
+        let byName = Dictionary(switches.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for router in routers {
+            for link in router.links {
+                guard let ls = byName[link.logicalSwitch] else { continue }
+                let bound = Set(
+                    bindings.filter { $0.logicalSwitch == ls.name && physical.contains($0.port) }
+                        .map(\.port)
+                ).sorted()
+                routerMTU[link.port] =
+                    bound.isEmpty
+                    ? .underlay(
+                        less: LinkMTU.tunnelOverhead(
+                            vxlan: ls.encapsulation == .vxlan,
+                            greHeader: 8 + (ls.greOptions.checksum ? 4 : 0)
+                                + (ls.greOptions.sequence ? 4 : 0),
+                            ipv6: (peers[ls.name] ?? []).isEmpty
+                                ? ipv6Local : peers[ls.name]!.contains { isIPv6($0.ip) }))
+                    : .ports(bound)
+            }
+        }
+
+        var snapshot = GatewaySnapshot(
             physicalSwitch: name, localTunnelIPs: localTunnelIPs + Array(local),
             switches: switches,
-            ports: (ports.map(\.name) + routers.flatMap { $0.interfaces.map(\.port) }).sorted(),
+            ports: (ports.map(\.name) + routers.flatMap { $0.links.map(\.port) }).sorted(),
             bindings: bindings,
             locators: Array(Set(switches.flatMap { peers[$0.name] ?? [] })),
             remoteMACs: remoteMACs(of: switches), routers: routers, problems: [])
+        snapshot.routerMTU = routerMTU
         var withBFD = snapshot
         withBFD.bfd = bfdParameters(snapshot.locators)
         return finish(withBFD)

@@ -29,20 +29,27 @@ extension SwitchDatabase {
                 throw ControlFailure(
                     "router \(row.name) already has \(c.address) on \(c.logicalSwitch)")
             }
-            row.switchBinding = row.switchBinding.filter { $0.value != ls.uuid }
+            // It replaces the switch's address of the same family (a switch's interface has
+            // at most one IPv4 and one IPv6 address).
+            let isIPv6 = c.address.contains(":")
+            row.switchBinding = row.switchBinding.filter {
+                $0.value != ls.uuid || $0.key.contains(":") != isIPv6
+            }
             row.switchBinding[c.address] = ls.uuid
             return try rewrite(row, db)
         case let c as RemoveRouterInterface:
             var row = try router(c.router, db)
             let ls = try logicalSwitch(c.logicalSwitch, db)
-            guard let (address, _) = row.switchBinding.first(where: { $0.value == ls.uuid }),
-                c.address == nil || c.address == address
-            else {
+            // Without an address, the interface goes with all its addresses.
+            let addresses = row.switchBinding.filter {
+                $0.value == ls.uuid && (c.address == nil || c.address == $0.key)
+            }
+            guard !addresses.isEmpty else {
                 throw ControlFailure(
                     "router \(row.name) has no interface on \(c.logicalSwitch)"
                         + (c.address.map { " with address \($0)" } ?? "") + "; nothing removed")
             }
-            row.switchBinding[address] = nil
+            for address in addresses.keys { row.switchBinding[address] = nil }
             return try rewrite(row, db)
         case let c as AddRouterRoute:
             let c = c.route

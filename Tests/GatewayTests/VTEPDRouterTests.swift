@@ -131,33 +131,27 @@ struct VTEPDRouterTests {
 
             // Operator errors: refused with the reason, the row unchanged.
             try setup.shell("add logical-switch tenant2 vni 5002")
-            let before = try setup.vtepd.control(["list", "Logical_Router", "edge"]).output
-            for (line, reason) in [
-                ("set logical-router edge interface tenant2 10.0.0.1/16", "overlap"),
-                (
-                    "add logical-router edge route 10.8.0.0/16 192.0.2.99",
-                    "next hop 192.0.2.99 is on none of the router's interfaces"
-                ),
-                (
-                    "add logical-router edge nat floating-ip 203.0.113.5 10.0.0.1",
-                    "it must be on the uplink's subnet"
-                ),
-                (
-                    "remove logical-router edge interface ls6000",
-                    "on none of the router's interfaces"
-                ),
-                (
-                    "add logical-router edge nat snat 10.0.0.0/24 198.51.100.9",
-                    "already has NAT rule"
-                ),
-            ] {
-                let refused = try setup.attemptShell(line)
-                #expect(refused.status != 0, "\(line)")
-                #expect(
-                    (refused.errors + refused.output).contains(reason), "\(line): \(refused.errors)"
-                )
-            }
-            #expect(try setup.vtepd.control(["list", "Logical_Router", "edge"]).output == before)
+            try setup.expectRefused(
+                "edge",
+                [
+                    ("set logical-router edge interface tenant2 10.0.0.1/16", "overlap"),
+                    (
+                        "add logical-router edge route 10.8.0.0/16 192.0.2.99",
+                        "next hop 192.0.2.99 is on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge nat floating-ip 203.0.113.5 10.0.0.1",
+                        "it must be on the uplink's subnet"
+                    ),
+                    (
+                        "remove logical-router edge interface ls6000",
+                        "on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge nat snat 10.0.0.0/24 198.51.100.9",
+                        "already has NAT rule"
+                    ),
+                ])
 
             // The outside host opens a connection to the forwarded port; the overlay host
             // answers from its own address.
@@ -227,9 +221,7 @@ struct VTEPDRouterTests {
     func tracerouteAndICMPErrors() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             let capture = try lab.capture(
                 on: setup.outside.hostInterface, in: setup.outside.hostNamespace, filter: "icmp")
             // UDP probes (traceroute's default): hop 1 answers time exceeded itself; the outside
@@ -256,9 +248,7 @@ struct VTEPDRouterTests {
     func sessionLimit() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             try setup.shell("set logical-router r1 session-limit 2")
             try waitUntil("the limit in r1's ruleset", timeout: .seconds(10)) {
                 try setup.inRouter("r1", ["nft", "list", "table", "ip", "vtepd"])
@@ -282,9 +272,285 @@ struct VTEPDRouterTests {
             #expect(
                 try setup.shell("show logical-router r1").contains(
                     "session limit: 2 (new sessions refused past it: 1)"))
+            // A NAT rule added live swaps the NAT chains only: the limit's rule keeps counting
+            // A and B (still in conntrack, ICMP's 30 s), so session D is refused as C was.
+            let handles = try setup.inRouter(
+                "r1", ["nft", "-a", "list", "chain", "ip", "vtepd", "forward"])
+            try setup.shell("add logical-router r1 nat floating-ip 198.51.100.12 10.0.0.9")
+            try setup.waitForRouter("r1", state: "interfaces=2 nat_rules=2 routes=1")
+            #expect(
+                try setup.inRouter("r1", ["nft", "-a", "list", "chain", "ip", "vtepd", "forward"])
+                    == handles)
+            let d = try lab.ping(
+                from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 1, reply: .seconds(2))
+            #expect(d == LabPingResult(transmitted: 1, received: 0))
+            #expect(try setup.natCounters("r1")["session-limit"] == 2)
             #expect(
                 try setup.shell("show running-config").contains(
                     "set logical-router r1 session-limit 2\n"))
+        }
+    }
+
+    @Test(
+        "clear logical-router NAME sessions: the sessions listed are removed and counted, the listing is empty, new connections work"
+    )
+    func clearSessions() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            try setup.addSNATRouter()
+            // Two sessions: a ping (ICMP, 30 s in conntrack) and a TCP transfer (TIME_WAIT).
+            let ping = try lab.ping(from: setup.overlay.hostNamespace, to: "198.51.100.2", count: 2)
+            #expect(ping == LabPingResult(transmitted: 2, received: 2))
+            try lab.transferTCP(
+                from: setup.overlay.hostNamespace, to: setup.outside.hostNamespace,
+                address: "198.51.100.2", size: 64 << 10)
+            let listing = try setup.shell("show logical-router r1 sessions")
+            let rows = listing.split(separator: "\n").dropFirst()
+            #expect(
+                rows.contains { $0.hasPrefix("icmp") && $0.contains("10.0.0.1:") }, "\(listing)")
+            #expect(rows.contains { $0.hasPrefix("tcp") && $0.contains("10.0.0.1:") }, "\(listing)")
+
+            let cleared = try setup.shell("clear logical-router r1 sessions")
+            #expect(cleared == "logical router r1: \(rows.count) sessions removed\n", "\(listing)")
+            #expect(
+                try setup.shell("show logical-router r1 sessions")
+                    == "logical router r1: no sessions\n")
+            // The kernel's own count agrees (it drops as the entries are freed).
+            try waitUntil("r1's conntrack count to be 0", timeout: .seconds(10)) {
+                try setup.inRouter(
+                    "r1", ["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]
+                ).trimmingCharacters(in: .whitespacesAndNewlines) == "0"
+            }
+            #expect(
+                try setup.shell("show logical-router r1 sessions")
+                    == "logical router r1: no sessions\n")
+            #expect(try setup.auditLog().contains("clear logical-router r1 sessions"))
+
+            // New connections are made and translated as before.
+            try lab.transferTCP(
+                from: setup.overlay.hostNamespace, to: setup.outside.hostNamespace,
+                address: "198.51.100.2", port: 5204, size: 64 << 10)
+            let after = try setup.shell("show logical-router r1 sessions")
+            #expect(
+                after.split(separator: "\n").contains {
+                    $0.hasPrefix("tcp") && $0.contains("10.0.0.1:")
+                        && $0.contains("198.51.100.2:5204 → 198.51.100.10:")
+                }, "\(after)")
+            #expect(
+                try setup.shell("clear logical-router r1 sessions")
+                    == "logical router r1: 1 session removed\n")
+            // A router that does not exist: refused, with the reason.
+            let refused = try setup.attemptShell("clear logical-router nosuch sessions")
+            #expect(refused.status != 0)
+            #expect((refused.errors + refused.output).contains("nosuch is not built"))
+        }
+    }
+
+    @Test(
+        "IPv6: ping6 and TCP routed (not translated) between the overlay host and the outside; an IPv6 static route; bad IPv6 changes refused"
+    )
+    func ipv6Routing() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            let (overlay, outside) = (setup.overlay, setup.outside)
+            lab.expectNamespace(setup.namespacePrefix + "edge")
+            // The hosts: IPv6 on (the lab's hosts start without it), addresses without DAD.
+            for (host, address, route) in [
+                (overlay, "2001:db8:1::1/64", ["default", "via", "2001:db8:1::254"]),
+                (outside, "2001:db8:2::2/64", ["2001:db8:1::/64", "via", "2001:db8:2::1"]),
+            ] {
+                for key in ["all", "default", host.hostInterface] {
+                    try lab.execute(
+                        ["sysctl", "-qw", "net.ipv6.conf.\(key).disable_ipv6=0"],
+                        in: host.hostNamespace)
+                }
+                try lab.execute(
+                    ["ip", "addr", "add", address, "dev", host.hostInterface, "nodad"],
+                    in: host.hostNamespace)
+                try lab.execute(["ip", "-6", "route", "add"] + route, in: host.hostNamespace)
+            }
+            // A network behind the outside host, reached by a static route via it.
+            try lab.execute(
+                ["ip", "addr", "add", "2001:db8:99::1/128", "dev", "lo"], in: outside.hostNamespace)
+            for line in [
+                "add logical-router edge",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "set logical-router edge interface ls5001 2001:db8:1::254/64",
+                "set logical-router edge interface ls6000 198.51.100.1/24",
+                "set logical-router edge interface ls6000 2001:db8:2::1/64",
+                "add logical-router edge route 2001:db8:99::/64 2001:db8:2::2",
+                "add logical-router edge nat snat 10.0.0.0/24 198.51.100.1",
+            ] {
+                try setup.shell(line)
+            }
+            try setup.waitForRouter("edge", state: "interfaces=4 nat_rules=1 routes=1")
+
+            let capture = try lab.capture(
+                on: outside.hostInterface, in: outside.hostNamespace, filter: "ip6")
+            let ping = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:2::2", count: 3)
+            #expect(ping == LabPingResult(transmitted: 3, received: 3))
+            let routed = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:99::1", count: 2)
+            #expect(routed == LabPingResult(transmitted: 2, received: 2))
+            try lab.transferTCP(
+                from: overlay.hostNamespace, to: outside.hostNamespace, address: "2001:db8:2::2",
+                size: 256 << 10)
+            try lab.transferTCP(
+                from: outside.hostNamespace, to: overlay.hostNamespace, address: "2001:db8:1::1",
+                port: 5202, size: 64 << 10)
+            // IPv4 goes on beside it, translated.
+            let v4 = try lab.ping(from: overlay.hostNamespace, to: "198.51.100.2", count: 2)
+            #expect(v4 == LabPingResult(transmitted: 2, received: 2))
+            try lab.stop(capture)
+            // Routed, not translated: the overlay host's own address on the outside wire, one
+            // hop down (64 → 63).
+            #expect(
+                try lab.count(
+                    in: capture.file,
+                    matching: "icmpv6.type == 128 && ipv6.src == 2001:db8:1::1 && ipv6.hlim == 63")
+                    == 5)
+            #expect(
+                try lab.count(in: capture.file, matching: "tcp && ipv6.src == 2001:db8:1::1") > 10)
+
+            // Operator errors in IPv6: refused with the reason, the row unchanged.
+            try setup.shell("add logical-switch tenant2 vni 5002")
+            try setup.expectRefused(
+                "edge",
+                [
+                    ("set logical-router edge interface tenant2 2001:db8::1/32", "overlap"),
+                    (
+                        "add logical-router edge route 2001:db8:77::/64 2001:db8:5::1",
+                        "next hop 2001:db8:5::1 is on none of the router's interfaces"
+                    ),
+                    (
+                        "remove logical-router edge interface ls6000 2001:db8:2::1/64",
+                        "on none of the router's interfaces"
+                    ),
+                    (
+                        "add logical-router edge route 2001:db8:77::/64 10.0.0.1",
+                        "not of the family"
+                    ),
+                ])
+            let config = try setup.shell("show running-config")
+            for line in [
+                "set logical-router edge interface ls5001 2001:db8:1::254/64",
+                "set logical-router edge interface ls5001 10.0.0.254/24",
+                "add logical-router edge route 2001:db8:99::/64 2001:db8:2::2",
+            ] {
+                #expect(config.contains(line + "\n"), "\(line)")
+            }
+            // Setting the IPv4 address again replaces that one only: IPv6 goes on.
+            try setup.shell("set logical-router edge interface ls5001 10.0.0.253/24")
+            // Rebuilt (its interfaces changed): in force a second time as it was.
+            try waitUntil("router edge rebuilt", timeout: .seconds(20)) {
+                let log = (try? String(contentsOf: setup.vtepd.process.log, encoding: .utf8)) ?? ""
+                return log.components(
+                    separatedBy: "logical router edge in force interfaces=4 nat_rules=1 routes=1"
+                ).count > 2
+            }
+            #expect(
+                try setup.inRouter("edge", ["ip", "-o", "addr", "show"]).contains(
+                    "2001:db8:1::254/64"))
+            let again = try lab.ping(from: overlay.hostNamespace, to: "2001:db8:2::2", count: 2)
+            #expect(again == LabPingResult(transmitted: 2, received: 2))
+        }
+    }
+
+    @Test(
+        "MTU and PMTU: the overlay interface gets the overlay's MTU, the router answers frag-needed; frag-needed from beyond comes back through NAT and the inner host's PMTU adapts"
+    )
+    func pathMTU() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            let (overlay, outside) = (setup.overlay, setup.outside)
+            // The outside segment (vtepd's physical port and the outside host) at 1500,
+            // Ethernet's default; the lab makes it 1450.
+            try lab.execute(
+                ["ip", "link", "set", outside.hostInterface, "mtu", "1500"],
+                in: outside.hostNamespace)
+            try lab.execute(
+                ["ip", "link", "set", outside.accessInterface, "mtu", "1500"], in: outside.namespace
+            )
+            try setup.addRouter(
+                "r1",
+                nat: [
+                    #"other_config:"snat:10.0.0.0/24"="198.51.100.10""#,
+                    #"other_config:"floating-ip:198.51.100.11"="10.0.0.7""#,
+                ])
+            try setup.waitForRouter("r1")
+            try lab.execute(
+                ["ip", "addr", "add", "10.0.0.7/24", "dev", overlay.hostInterface],
+                in: overlay.hostNamespace)
+            // The overlay switch (VXLAN over IPv4, underlay MTU 1500) carries 1450; the
+            // uplink, bound to the physical port, that port's 1500.
+            let links = try setup.inRouter("r1", ["ip", "-o", "link", "show"])
+            let mtus = links.split(separator: "\n").filter { $0.contains(": ri") }.compactMap {
+                line -> Int? in
+                let fields = line.split(separator: " ")
+                return fields.firstIndex(of: "mtu").flatMap { Int(fields[$0 + 1]) }
+            }.sorted()
+            #expect(mtus == [1450, 1500], "\(links)")
+
+            // From outside, a full-size packet with DF to the floating IP: the router says
+            // frag-needed (MTU 1450) instead of passing a frame the tunnel cannot carry.
+            let big = try lab.attempt(
+                ["ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1472", "198.51.100.11"],
+                in: outside.hostNamespace)
+            #expect(big.status != 0)
+            let learned = try lab.execute(
+                ["ip", "route", "get", "198.51.100.11"], in: outside.hostNamespace
+            ).output
+            #expect(learned.contains("mtu 1450"), "\(big.output) \(big.errors) \(learned)")
+            let fits = try lab.ping(from: outside.hostNamespace, to: "198.51.100.11", count: 2)
+            #expect(fits == LabPingResult(transmitted: 2, received: 2))
+            let fitsDF = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "2", "-i", "0.2", "-W", "3", "-M", "do", "-s", "1422",
+                    "198.51.100.11",
+                ],
+                in: outside.hostNamespace)
+            #expect(fitsDF.output.contains("2 received"), "\(fitsDF.output)")
+
+            // Beyond the outside host, a 1300-byte link to a far host: the inner host's big
+            // packet leaves as the SNAT address, the outside host answers frag-needed to
+            // that address, and the router translates it back to the inner host.
+            let far = try lab.namespace("far", ipv6: false)
+            let (toFar, farEnd) = try lab.veth(
+                "of", in: outside.hostNamespace, "fo", in: far, mtu: 1300)
+            try lab.execute(
+                ["ip", "addr", "add", "203.0.113.1/24", "dev", toFar], in: outside.hostNamespace)
+            try lab.execute(["ip", "addr", "add", "203.0.113.2/24", "dev", farEnd], in: far)
+            try lab.execute(["ip", "route", "add", "default", "via", "203.0.113.1"], in: far)
+            try lab.execute(["sysctl", "-qw", "net.ipv4.ip_forward=1"], in: outside.hostNamespace)
+            let capture = try lab.capture(
+                on: outside.hostInterface, in: outside.hostNamespace, filter: "icmp")
+            let tooBig = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "1", "-W", "3", "-M", "do", "-s", "1400", "-I", "10.0.0.1",
+                    "203.0.113.2",
+                ],
+                in: overlay.hostNamespace)
+            #expect(tooBig.status != 0)
+            let pmtu = try lab.execute(
+                ["ip", "route", "get", "203.0.113.2", "from", "10.0.0.1"], in: overlay.hostNamespace
+            ).output
+            #expect(pmtu.contains("mtu 1300"), "\(tooBig.output) \(tooBig.errors) \(pmtu)")
+            // The largest packet that fits now goes through, with DF, both ways.
+            let adapted = try lab.attempt(
+                [
+                    "ping", "-n", "-c", "2", "-i", "0.2", "-W", "3", "-M", "do", "-s", "1272",
+                    "-I", "10.0.0.1", "203.0.113.2",
+                ],
+                in: overlay.hostNamespace)
+            #expect(adapted.output.contains("2 received"), "\(adapted.output)")
+            try lab.stop(capture)
+            // On the outside wire: the frag-needed went to the SNAT address, quoting it; no
+            // inside address anywhere.
+            #expect(
+                try lab.count(
+                    in: capture.file,
+                    matching: "icmp.type == 3 && icmp.code == 4 && icmp.mtu == 1300"
+                        + " && ip.dst == 198.51.100.10") == 1)
+            #expect(try lab.count(in: capture.file, matching: "ip.addr == 10.0.0.0/24") == 0)
         }
     }
 
@@ -326,9 +592,7 @@ struct VTEPDRouterTests {
     func lifecycle() async throws {
         try await Lab.runOnOwnThread { lab in
             let setup = try RouterLab(lab)
-            try setup.addRouter(
-                "r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
-            try setup.waitForRouter("r1")
+            try setup.addSNATRouter()
             let portsBefore = try setup.routerPorts()
             #expect(portsBefore.count == 2)
 
@@ -443,6 +707,12 @@ struct RouterLab {
             ] + nat)
     }
 
+    /// Router r1 with SNAT of 10.0.0.0/24 to 198.51.100.10, waited for.
+    func addSNATRouter() throws {
+        try addRouter("r1", nat: [#"other_config:"snat:10.0.0.0/24"="198.51.100.10""#])
+        try waitForRouter("r1")
+    }
+
     /// Waits until router `name` is in force with its two interfaces (vtepd logs it once
     /// its namespace, veths, ruleset and data-plane ports are all there).
     func waitForRouter(_ name: String, vtepd: LabVTEPD? = nil, state: String = "interfaces=2")
@@ -460,6 +730,18 @@ struct RouterLab {
         try lab.execute([
             try ShellSite.executable("vtepsh").path, "--control", vtepd.controlSocket, "-c", line,
         ]).output
+    }
+
+    /// Each line refused with its reason, router `name`'s row unchanged by them all.
+    func expectRefused(_ name: String, _ cases: [(line: String, reason: String)]) throws {
+        let before = try vtepd.control(["list", "Logical_Router", name]).output
+        for (line, reason) in cases {
+            let refused = try attemptShell(line)
+            #expect(refused.status != 0, "\(line)")
+            #expect(
+                (refused.errors + refused.output).contains(reason), "\(line): \(refused.errors)")
+        }
+        #expect(try vtepd.control(["list", "Logical_Router", name]).output == before)
     }
 
     /// `vtepsh -c LINE`, refused or not.

@@ -1,3 +1,4 @@
+import Glibc
 import Packet
 import Testing
 
@@ -65,6 +66,36 @@ struct ConntrackTests {
         #expect(s.reply.description == "198.51.100.2:5201 → 198.51.100.10:40000")
         #expect(s.tcpState == "ESTABLISHED")
         #expect(s.expiresIn == 432_000)
+    }
+
+    @Test func theDeleteRequestCarriesTheTupleAndIDAsDumped() {
+        let tuple = Self.tuple([10, 0, 0, 1], [198, 51, 100, 2], 40000, 5201)
+        let id: [UInt8] = [0x12, 0x34, 0x56, 0x78]
+        let request = Conntrack.deleteRequest(sequence: 9, tuple: tuple[...], id: id[...])
+        let attributes = Self.attribute(1, nested: true, tuple) + Self.attribute(12, id)
+        #expect(
+            request
+                == [
+                    UInt8(20 + attributes.count), 0, 0, 0,  // length
+                    0x02, 0x01,  // NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
+                    0x05, 0x00,  // NLM_F_REQUEST | NLM_F_ACK
+                    9, 0, 0, 0, 0, 0, 0, 0,  // sequence, port id
+                    2, 0, 0, 0,  // nfgenmsg: AF_INET
+                ] + attributes)
+        // Without an id (an older kernel's dump): the tuple alone.
+        #expect(
+            Conntrack.deleteRequest(sequence: 9, tuple: tuple[...], id: nil).count
+                == 20 + 4 + tuple.count)
+    }
+
+    @Test func acknowledgementsAndRefusals() {
+        let ok = Self.message(type: 2, [0, 0, 0, 0] + [UInt8](repeating: 0, count: 16))
+        #expect(Conntrack.acknowledgement(ok[...]) == 0)
+        let gone = Self.message(
+            type: 2, [0xFE, 0xFF, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 16))
+        #expect(Conntrack.acknowledgement(gone[...]) == -ENOENT)
+        #expect(Conntrack.acknowledgement(Self.message(type: 3, [0, 0, 0, 0])[...]) == nil)
+        #expect(Conntrack.acknowledgement([1, 2, 3][...]) == nil)
     }
 
     @Test func aRefusedDumpAndTruncatedAttributesAreNoCrash() {

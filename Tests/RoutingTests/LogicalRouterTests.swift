@@ -36,6 +36,57 @@ struct LogicalRouterTests {
         #expect(Set(router.natAddresses.map(\.interface.logicalSwitch)) == ["uplink"])
     }
 
+    @Test("IPv6: routed on the interfaces' veths, one IPv4 and one IPv6 address per switch")
+    func dualStack() throws {
+        let router = try LogicalRouter(
+            name: "r1",
+            bindings: [
+                "10.0.0.254/24": "tenant", "2001:db8:1::1/64": "tenant",
+                "198.51.100.1/24": "uplink", "2001:db8:2::1/64": "uplink",
+                "2001:db8:3::1/64": "v6only",
+            ],
+            staticRoutes: ["::/0": "2001:db8:2::2", "0.0.0.0/0": "198.51.100.2"],
+            otherConfig: ["snat:10.0.0.0/24": "198.51.100.10"])
+        #expect(
+            router.interfaces.map(\.addressText) == [
+                "10.0.0.254/24", "2001:db8:1::1/64", "198.51.100.1/24", "2001:db8:2::1/64",
+                "2001:db8:3::1/64",
+            ])
+        // One veth per switch, shared by its two addresses.
+        #expect(router.links.map(\.logicalSwitch) == ["tenant", "uplink", "v6only"])
+        #expect(router.interfaces[0].port == router.interfaces[1].port)
+        #expect(
+            router.routes.map(\.description) == [
+                "0.0.0.0/0 via 198.51.100.2", "::/0 via 2001:db8:2::2",
+            ])
+        #expect(router.interface(reaching: IPAddress("2001:db8:3::9")!)?.logicalSwitch == "v6only")
+        // NAT is IPv4's: the ruleset is the same as without the IPv6 addresses.
+        let v4 = try LogicalRouter(
+            name: "r1", bindings: ["10.0.0.254/24": "tenant", "198.51.100.1/24": "uplink"],
+            staticRoutes: [:], otherConfig: ["snat:10.0.0.0/24": "198.51.100.10"])
+        #expect(
+            NATRuleset.text(for: router, counters: [:]) == NATRuleset.text(for: v4, counters: [:]))
+    }
+
+    @Test("Interface MTU: a physical segment's, or the underlay's less the encapsulation")
+    func linkMTU() {
+        #expect(LinkMTU.tunnelOverhead(vxlan: true, greHeader: 8, ipv6: false) == 50)
+        #expect(LinkMTU.tunnelOverhead(vxlan: true, greHeader: 8, ipv6: true) == 70)
+        #expect(LinkMTU.tunnelOverhead(vxlan: false, greHeader: 8, ipv6: false) == 42)
+        #expect(LinkMTU.tunnelOverhead(vxlan: false, greHeader: 16, ipv6: true) == 70)
+        let mtus = ["eth0": 1500, "eth1": 9000, "small": 1300]
+        let read = { (name: String) in mtus[name] }
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "eth0", interfaceMTU: read) == 1450)
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "eth1", interfaceMTU: read) == 8950)
+        // Unknown underlay, or less than IPv6's minimum left: the veth default stays.
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: nil, interfaceMTU: read) == nil)
+        #expect(LinkMTU.underlay(less: 50).resolve(underlay: "small", interfaceMTU: read) == nil)
+        #expect(
+            LinkMTU.ports(["eth1", "eth0", "gone"]).resolve(underlay: nil, interfaceMTU: read)
+                == 1500)
+        #expect(LinkMTU.ports(["gone"]).resolve(underlay: "eth0", interfaceMTU: read) == nil)
+    }
+
     @Test("Port names: derived from router and switch, 13 bytes, stable, distinct")
     func names() throws {
         let a = try LogicalRouter(
@@ -47,11 +98,15 @@ struct LogicalRouterTests {
         #expect(a == again)
         let ports = (a.interfaces + b.interfaces).map(\.port)
         #expect(Set(ports).count == 4)
+        #expect(Set((a.interfaces + b.interfaces).map(\.mac)).count == 4)
         for i in a.interfaces + b.interfaces {
             #expect(i.port.utf8.count == 13 && i.inside.utf8.count == 13)
             #expect(i.port.utf8.count <= LogicalRouter.interfaceNameLimit)
             #expect(LogicalRouter.isRouterPort(i.port))
             #expect(i.inside.dropFirst(2) == i.port.dropFirst(2))
+            // The inner end's MAC: locally administered unicast, from the same digits.
+            #expect(i.mac.hasPrefix("02:") && i.mac.utf8.count == 17)
+            #expect(i.mac.filter { $0 != ":" }.dropFirst(2) == i.port.dropFirst(2).prefix(10))
         }
         #expect(!LogicalRouter.isRouterPort("lo"))
         #expect(!LogicalRouter.isRouterPort("lrXXXXXXXXXXX"))
@@ -76,7 +131,14 @@ struct LogicalRouterTests {
             (["10.0.0.1/24": "a"], [:], ["snat:10.0.0.1/24": "10.0.0.9"], "not an IPv4 prefix"),
             (["10.0.0.1": "a"], [:], [:], "is not IP/PREFIX"),
             (["10.0.0.1/24": "a", "10.0.1.1/24": "a"], [:], [:], "two interfaces"),
-            (["2001:db8::1/64": "a"], [:], [:], "IPv6 interfaces are not routed yet"),
+            (["2001:db8:1::1/64": "a", "2001:db8::1/32": "b"], [:], [:], "overlap"),
+            (["2001:db8::1/64": "a", "2001:db8:1::1/64": "a"], [:], [:], "two interfaces"),
+            (
+                ["2001:db8::1/64": "a", "10.0.0.1/24": "b"], ["::/0": "2001:db8:9::1"], [:],
+                "on none of the router's interfaces"
+            ),
+            // An IPv6 next hop is not reached through an IPv4 interface on its switch.
+            (["10.0.0.1/24": "a"], ["2001:db8:5::/64": "2001:db8::2"], [:], "on none"),
             (["10.0.0.1/24": "a"], [:], ["session-limit": "0"], "not a number of sessions"),
         ] as [([String: String], [String: String], [String: String], String)])
     func refused(
@@ -144,6 +206,29 @@ struct LogicalRouterTests {
                 }
 
                 """))
+    }
+
+    @Test("A change that keeps the session limit swaps the NAT chains only")
+    func natChainsAlone() throws {
+        let router = try LogicalRouter(
+            name: "r1", bindings: Self.interfaces, staticRoutes: [:],
+            otherConfig: ["session-limit": "1000", "dnat:198.51.100.12": "10.0.0.7"])
+        #expect(
+            NATRuleset.natText(for: router, counters: ["prerouting dnat:198.51.100.12": (2, 120)])
+                == """
+                flush chain ip vtepd prerouting
+                flush chain ip vtepd postrouting
+                table ip vtepd {
+                    chain prerouting {
+                        type nat hook prerouting priority dstnat; policy accept;
+                        ip daddr 198.51.100.12 counter packets 2 bytes 120 dnat to 10.0.0.7 comment "dnat:198.51.100.12"
+                    }
+                    chain postrouting {
+                        type nat hook postrouting priority srcnat; policy accept;
+                    }
+                }
+
+                """)
     }
 
     @Test("Counters per rule from libnftables' JSON listing")

@@ -178,6 +178,7 @@ struct ParserTests {
         ("show logical-router edge sess", "show logical-router edge sessions"),
         ("set logical-router edge session-limit 0", "set logical-router edge session-limit 0"),
         ("sh logical-router edge sess lim 5", "show logical-router edge sessions limit 5"),
+        ("clear logical-router edge sess", "clear logical-router edge sessions"),
         ("show switch mac-table", "show switch mac-table"),
         ("sh sw mac-t lo web", "show switch mac-table logical-switch web"),
         (

@@ -530,6 +530,27 @@ public struct ShowLogicalRouterSessions: ControlCommand {
     ]
 }
 
+/// Removes the connections conntrack tracks in the router now (their NAT bindings with
+/// them): a change, audited, that answers how many were removed.
+public struct ClearLogicalRouterSessions: ControlCommand {
+    public static let command = "clear-logical-router-sessions"
+    public static let reply = ControlResult.Kind.lines
+    public static let changesState = true
+    public var name: String
+    public enum CodingKeys: String, CodingKey, CaseIterable { case name }
+    public init(name: String) { self.name = name }
+    public var shellLine: String { "clear logical-router \(name) sessions" }
+    public func validate() throws(ControlFailure) { try checkRouterName(name) }
+    public static let shell = [
+        CommandDeclaration<Self>(
+            [
+                Word.clear, Word.logicalRouter, Slot.routerName,
+                .keyword("sessions", help: "The connections conntrack tracks in the router"),
+            ], summary: "Remove router NAME's sessions (conntrack entries, NAT bindings)"
+        ) { Self(name: $0.text("NAME")) }
+    ]
+}
+
 /// 0 removes the limit.
 public struct SetRouterSessionLimit: ControlCommand {
     public static let command = "set-router-session-limit"
