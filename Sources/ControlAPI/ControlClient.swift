@@ -80,13 +80,31 @@ public final class ControlClient: Sendable {
         }
     }
 
+    /// Every entry `query` names, read a page at a time (`ShowMACTable`) unless the query is
+    /// one page itself (it has a `limit`).
     public func macTable(_ query: ShowMACTable = ShowMACTable()) async throws(ControlClientError)
         -> [MACTableRow]
     {
-        guard case .macTable(let rows) = try await send(query) else {
-            throw .malformedResponse(reason: "mac-table returned another command's result")
-        }
+        var rows: [MACTableRow] = []
+        try await macTablePages(query) { rows += $0 }
         return rows
+    }
+
+    /// Hands `body` every entry `query` names, a page at a time as they arrive (one page when
+    /// the query has a `limit`), so a client shows a million entries holding one page.
+    public func macTablePages(
+        _ query: ShowMACTable, _ body: ([MACTableRow]) -> Void
+    ) async throws(ControlClientError) {
+        let paging = query.limit == nil
+        var next: ShowMACTable? = query
+        if paging { next?.limit = ShowMACTable.maximumRows }
+        while let page = next {
+            guard case .macTable(let rows) = try await send(page) else {
+                throw .malformedResponse(reason: "mac-table returned another command's result")
+            }
+            body(rows)
+            next = paging ? page.page(after: rows) : nil
+        }
     }
 
     public func counters() async throws(ControlClientError) -> CountersReport {

@@ -30,13 +30,25 @@ public struct TextTable: Hashable, Sendable {
     }
 
     /// The table, one line per row after the header line, each ending in a newline.
-    public func rendered() -> String {
+    public func rendered() -> String { rendered(header: true, widths: widths()) }
+
+    /// Each column's width: its widest cell or header, at least `minimum[i]`.
+    public func widths(atLeast minimum: [Int] = []) -> [Int] {
         var widths = columns.map(\.header.count)
+        for (index, width) in minimum.prefix(widths.count).enumerated() {
+            widths[index] = max(widths[index], width)
+        }
         for row in rows {
             for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) }
         }
+        return widths
+    }
+
+    /// The rows (after the header line if `header`), columns padded to `widths`: a table shown
+    /// a part at a time keeps its columns from part to part.
+    public func rendered(header: Bool, widths: [Int]) -> String {
         var text = ""
-        for cells in [columns.map(\.header)] + rows {
+        for cells in (header ? [columns.map(\.header)] : []) + rows {
             var line = ""
             for (index, cell) in cells.enumerated() {
                 if index > 0 { line += "  " }
@@ -66,6 +78,31 @@ public enum TextReport {
     /// or move; LOCATION is `PORT` or `PORT vlan N` for local entries, the VTEP's address for
     /// remote ones; AGE is seconds since last seen, `-` for static entries.
     public static func macTable(_ rows: [MACTableRow]) -> String {
+        var text = MACTableText()
+        return text.page(rows, last: true)
+    }
+
+    /// `show switch mac-table` a page at a time (`ShowMACTable`): the header before the first
+    /// page, each column as wide as on the pages before (it widens when a page needs it), the
+    /// number of entries after the last page. One page is `macTable(_:)`.
+    public struct MACTableText: Sendable {
+        public private(set) var entries = 0
+        private var widths: [Int]? = nil
+
+        public init() {}
+
+        public mutating func page(_ rows: [MACTableRow], last: Bool) -> String {
+            let table = TextReport.macTableRows(rows)
+            let widths = table.widths(atLeast: self.widths ?? [])
+            var text = table.rendered(header: self.widths == nil, widths: widths)
+            self.widths = widths
+            entries += rows.count
+            if last { text += entries == 1 ? "1 entry\n" : "\(entries) entries\n" }
+            return text
+        }
+    }
+
+    static func macTableRows(_ rows: [MACTableRow]) -> TextTable {
         var table = TextTable(columns: [
             .init("SWITCH"), .init("VNI", .right), .init("MAC"), .init("TYPE"), .init("LOCATION"),
             .init("AGE", .right),
@@ -82,8 +119,7 @@ public enum TextReport {
                 row.age.map(String.init) ?? "-",
             ])
         }
-        let count = rows.count == 1 ? "1 entry" : "\(rows.count) entries"
-        return table.rendered() + "\(count)\n"
+        return table
     }
 
     public static func counters(_ report: CountersReport) -> String {

@@ -1895,6 +1895,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         return statistics
     }
 
+    /// The MAC table, for readers that go a slice at a time (`MACTable.select`).
+    public var macTable: MACTable { engine.macTable }
+
     /// The live MAC entries of every switch in MAC table slots `from..<from + count`;
     /// `next` is where the following slice starts, nil after the last.
     public func macEntries(from: Int, count: Int) -> (

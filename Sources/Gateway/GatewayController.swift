@@ -131,22 +131,12 @@ public final class GatewayController: ControlHandler, Sendable {
             }
         }
         // The MAC table summed up per logical switch: the whole of it can be a million rows.
-        do throws(ControlFailure) {
-            let rows = try await controller.macTable(ShowMACTable())
-            var perSwitch: [String: (local: Int, remote: Int)] = [:]
-            for row in rows {
-                let local = row.type == .local
-                perSwitch[row.logicalSwitch, default: (0, 0)].local += local ? 1 : 0
-                perSwitch[row.logicalSwitch, default: (0, 0)].remote += local ? 0 : 1
-            }
-            section(
-                "MAC table summary",
-                perSwitch.keys.sorted().map {
-                    "\($0): \(perSwitch[$0]!.local) local, \(perSwitch[$0]!.remote) remote"
-                } + ["\(rows.count) entries in all"])
-        } catch {
-            section("MAC table summary", ["% \(error.message)"])
-        }
+        let perSwitch = await controller.macSummary()
+        section(
+            "MAC table summary",
+            perSwitch.keys.sorted().map {
+                "\($0): \(perSwitch[$0]!.local) local, \(perSwitch[$0]!.remote) remote"
+            } + ["\(perSwitch.values.reduce(0) { $0 + $1.local + $1.remote }) entries in all"])
         section("vtepd's last log lines", DaemonLogging.recent.last(200))
         return lines
     }
@@ -550,7 +540,8 @@ public final class GatewayController: ControlHandler, Sendable {
         case .vteps:
             return ((try? await database?.locatorUse()) ?? [:]).keys.sorted()
         case .macs:
-            let rows = (try? await macTable(ShowMACTable())) ?? []
+            let rows =
+                (try? await macPage(on: nil, after: nil, limit: ShowNames.maximumMACs)) ?? []
             return Array(Set(rows.map(\.mac)).sorted().prefix(ShowNames.maximumMACs))
         }
     }
@@ -620,61 +611,189 @@ public final class GatewayController: ControlHandler, Sendable {
         return rows.values.sorted { $0.ip < $1.ip }
     }
 
+    /// `show switch mac-table`: one page of it (`ShowMACTable`), sorted by (switch name, MAC).
+    /// A MAC filter is one lookup per switch; a listing is a page selected a slice of slots
+    /// per worker turn (`MACTablePage`), so neither stalls forwarding nor holds more than a
+    /// page, whatever the table holds. A configuration applied during a page's pass (switch
+    /// and locator indices may change meaning) starts the page again.
     func macTable(_ query: ShowMACTable) async throws(ControlFailure) -> [MACTableRow] {
-        let mac = query.mac
+        let limit = query.limit ?? ShowMACTable.maximumRows + 1
+        let after = query.afterSwitch.flatMap { name in query.afterMAC.map { (name, $0) } }
+        let rows: [MACTableRow]
+        if let mac = query.mac {
+            rows = try await macRows(of: mac, on: query.logicalSwitch).filter { row in
+                after.map { (row.logicalSwitch, mac) > $0 } ?? true
+            }
+        } else {
+            rows = try await macPage(on: query.logicalSwitch, after: after, limit: limit)
+        }
+        if query.limit == nil && rows.count > ShowMACTable.maximumRows {
+            throw ControlFailure(
+                "the MAC table holds more than \(ShowMACTable.maximumRows) entries, more than one"
+                    + " response carries: ask for it a page at a time (limit, afterSwitch,"
+                    + " afterMAC), as vtepsh does")
+        }
+        return Array(rows.prefix(limit))
+    }
 
-        let wanted = query.logicalSwitch
-        // Read a slice of the table per worker turn, as `localMACs` does, so a large table
-        // never stalls forwarding; a configuration applied during the pass (switch and
-        // locator indices may change meaning) starts it again.
-        var rows: [MACTableRow] = []
+    /// One MAC's entries, on one switch or on each, sorted by switch name.
+    private func macRows(of mac: MACAddress, on wanted: String?) async throws(ControlFailure)
+        -> [MACTableRow]
+    {
+        let rows: [MACTableRow]? = await dataPlane.inspect { worker in
+            let c = worker.currentConfiguration
+            if let wanted, c.switchIndex(named: wanted) == nil { return nil }
+            let now = worker.secondsNow
+            var rows: [MACTableRow] = []
+            for (i, s) in c.switches.enumerated() {
+                guard let s, wanted == nil || s.name == wanted else { continue }
+                let sw = SwitchIndex(rawValue: UInt16(i))
+                guard let entry = worker.macTable.lookup(mac, on: sw, now: now) else { continue }
+                rows.append(Self.row(sw, mac, entry, worker: worker, now: now))
+            }
+            return rows.sorted { $0.logicalSwitch < $1.logicalSwitch }
+        }
+        guard let rows else { throw Self.noSwitch(wanted) }
+        return rows
+    }
+
+    /// The `limit` entries after `after` in (switch name, MAC) order, of one switch or all.
+    func macPage(
+        on wanted: String?, after: (String, MACAddress)?, limit: Int, slice: Int = 1 << 16
+    ) async throws(ControlFailure) -> [MACTableRow] {
+        // Only one of the worker's turns or this task touches it at a time: each inspect is
+        // awaited before the next.
+        final class Pass: @unchecked Sendable {
+            var page: MACTablePage?
+            var rows: [MACTableRow] = []
+        }
         for _ in 0..<3 {
-            rows = []
+            let pass = Pass()
             var configuration: Int? = nil
             var consistent = true
             var cursor: Int? = 0
             while let from = cursor {
-                let answer: (Int, [MACTableRow], Int?)? = await dataPlane.inspect { worker in
+                let answer: (Int, Int?)? = await dataPlane.inspect { worker in
                     let c = worker.currentConfiguration
-                    if let wanted, c.switchIndex(named: wanted) == nil { return nil }
+                    if pass.page == nil {
+                        if let wanted, c.switchIndex(named: wanted) == nil { return nil }
+                        pass.page = Self.page(c, wanted: wanted, after: after, limit: limit)
+                    }
                     let now = worker.secondsNow
-                    let (entries, next) = worker.macEntries(from: from, count: 1 << 16)
-                    var part: [MACTableRow] = []
-                    for (sw, entryMAC, entry) in entries where mac == nil || entryMAC == mac {
-                        guard let s = c.logicalSwitch(sw), wanted == nil || s.name == wanted
-                        else { continue }
-                        let age = entry.isStatic ? nil : now &- entry.lastSeen
-                        switch entry.location {
-                        case .local(let a):
-                            part.append(
-                                MACTableRow(
-                                    logicalSwitch: s.name, vni: s.vni.rawValue,
-                                    mac: entryMAC.description, type: .local,
-                                    isStatic: entry.isStatic, port: c.portName(a.port),
-                                    vlan: a.vlan, age: age))
-                        case .remote(let l):
-                            part.append(
-                                MACTableRow(
-                                    logicalSwitch: s.name, vni: s.vni.rawValue,
-                                    mac: entryMAC.description, type: .remote,
-                                    isStatic: entry.isStatic,
-                                    vtep: worker.locator(l)?.ip.description, age: age))
+                    let next = worker.macTable.select(
+                        now: now, from: from, count: slice, into: &pass.page!)
+                    if next == nil {
+                        pass.rows = pass.page!.finish().map {
+                            Self.row($0.sw, $0.mac, $0.entry, worker: worker, now: now)
                         }
                     }
-                    return (worker.configurationsApplied, part, next)
+                    return (worker.configurationsApplied, next)
                 }
-                guard let (applied, part, next) = answer else {
-                    throw ControlFailure(
-                        "no logical switch named \"\(wanted ?? "")\" is bound on this gateway")
-                }
+                guard let (applied, next) = answer else { throw Self.noSwitch(wanted) }
                 if configuration == nil { configuration = applied }
                 consistent = consistent && configuration == applied
-                rows += part
                 cursor = next
             }
-            if consistent { break }
+            if consistent { return pass.rows }
         }
-        return rows.sorted { ($0.logicalSwitch, $0.mac) < ($1.logicalSwitch, $1.mac) }
+        throw ControlFailure("the configuration kept changing while the MAC table was read")
+    }
+
+    /// An empty page of `c`'s switches ranked by name (only `wanted` if given), its cursor the
+    /// order key of `after`: entries of a switch named after `after`'s, or of the same switch
+    /// with a greater MAC, follow it.
+    static func page(
+        _ c: ForwardingConfiguration, wanted: String?, after: (String, MACAddress)?, limit: Int
+    ) -> MACTablePage {
+        var listed: [(String, Int)] = []
+        for (i, s) in c.switches.enumerated() {
+            if let s, wanted == nil || s.name == wanted { listed.append((s.name, i)) }
+        }
+        listed.sort { $0.0 < $1.0 }
+        var ranks = [UInt16](repeating: 0xFFFF, count: SwitchIndex.count + 1)
+        for (rank, (_, i)) in listed.enumerated() { ranks[i] = UInt16(rank) }
+        var key: UInt64? = nil
+        if let (name, mac) = after {
+            let rank = listed.firstIndex { $0.0 >= name } ?? listed.count
+            if rank < listed.count && listed[rank].0 == name {
+                key = UInt64(rank) << 48 | mac.rawValue
+            } else if rank > 0 {
+                key = UInt64(rank) << 48 &- 1
+            }
+        }
+        return MACTablePage(limit: limit, ranks: ranks, after: key)
+    }
+
+    static func row(
+        _ sw: SwitchIndex, _ mac: MACAddress, _ entry: MACTable.Entry, worker: DataPlane.Worker,
+        now: UInt32
+    ) -> MACTableRow {
+        let c = worker.currentConfiguration
+        let s = c.logicalSwitch(sw)
+        let age = entry.isStatic ? nil : now &- entry.lastSeen
+        switch entry.location {
+        case .local(let a):
+            return MACTableRow(
+                logicalSwitch: s?.name ?? "?", vni: s?.vni.rawValue ?? 0, mac: mac.description,
+                type: .local, isStatic: entry.isStatic, port: c.portName(a.port), vlan: a.vlan,
+                age: age)
+        case .remote(let l):
+            return MACTableRow(
+                logicalSwitch: s?.name ?? "?", vni: s?.vni.rawValue ?? 0, mac: mac.description,
+                type: .remote, isStatic: entry.isStatic, vtep: worker.locator(l)?.ip.description,
+                age: age)
+        }
+    }
+
+    static func noSwitch(_ name: String?) -> ControlFailure {
+        ControlFailure("no logical switch named \"\(name ?? "")\" is bound on this gateway")
+    }
+
+    /// Entries per logical switch the data plane forwards, local and remote, counted a slice
+    /// of slots per worker turn: the MAC table summed up, without listing it.
+    func macSummary(slice: Int = 1 << 16) async -> [String: (local: Int, remote: Int)] {
+        var counts: [SwitchIndex: (local: Int, remote: Int)] = [:]
+        var cursor: Int? = 0
+        var names: [SwitchIndex: String] = [:]
+        while let from = cursor {
+            let (part, next, switches) = await dataPlane.inspect { worker in
+                var part: [SwitchIndex: (local: Int, remote: Int)] = [:]
+                let (entries, next) = worker.macEntries(from: from, count: slice)
+                for (sw, _, entry) in entries {
+                    if case .local = entry.location {
+                        part[sw, default: (0, 0)].local += 1
+                    } else {
+                        part[sw, default: (0, 0)].remote += 1
+                    }
+                }
+                var switches: [SwitchIndex: String] = [:]
+                if next == nil {
+                    for (i, s) in worker.currentConfiguration.switches.enumerated() {
+                        if let s { switches[SwitchIndex(rawValue: UInt16(i))] = s.name }
+                    }
+                }
+                return (part, next, switches)
+            }
+            counts.merge(part) { ($0.local + $1.local, $0.remote + $1.remote) }
+            names = switches
+            cursor = next
+        }
+        var result: [String: (local: Int, remote: Int)] = [:]
+        for (sw, count) in counts {
+            guard let name = names[sw] else { continue }
+            result[name] = count
+        }
+        return result
+    }
+
+    /// Entries a switch holds (learned and static, expired ones not yet reclaimed: what its
+    /// MAC limit counts), nil when no switch has the name.
+    func macCount(of name: String) async -> Int? {
+        await dataPlane.inspect { worker in
+            worker.currentConfiguration.switchIndex(named: name).map {
+                worker.macTable.count(of: $0)
+            }
+        }
     }
 
     /// The MACs learned behind our ports, per logical switch the data plane forwards (each

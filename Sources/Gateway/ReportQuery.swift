@@ -53,16 +53,54 @@ public struct ReportQuery: Sendable, Equatable {
         return String(decoding: try encoder.encode(result), as: UTF8.self) + "\n"
     }
 
-    /// Asks the vtepd serving `controlSocket` and returns the text to print.
-    public func run(controlSocket: String) async throws -> String {
+    /// Asks the vtepd serving `controlSocket` and hands the text to print to `write`: the MAC
+    /// table a page at a time as it arrives (as JSON, one array of every entry).
+    public func run(controlSocket: String, write: (String) -> Void) async throws {
         let client = try await ControlClient.connect(to: controlSocket)
         do {
-            let result = try await client.send(try command())
+            let command = try command()
+            if let query = command as? ShowMACTable {
+                var text = TextReport.MACTableText()
+                var first = true
+                var pending: [MACTableRow]? = nil
+                if json { write("[") }
+                try await client.macTablePages(query) { rows in
+                    if json {
+                        for row in rows {
+                            write((first ? "\n  " : ",\n  ") + Self.json(row))
+                            first = false
+                        }
+                    } else {
+                        // A page is known to be the last only once the next arrives.
+                        if let pending { write(text.page(pending, last: false)) }
+                        pending = rows
+                    }
+                }
+                if json {
+                    write(first ? "]\n" : "\n]\n")
+                } else {
+                    write(text.page(pending ?? [], last: true))
+                }
+            } else {
+                write(try text(of: try await client.send(command)))
+            }
             await client.close()
-            return try text(of: result)
         } catch {
             await client.close()
             throw error
         }
+    }
+
+    /// Asks the vtepd serving `controlSocket` and returns the text to print.
+    public func run(controlSocket: String) async throws -> String {
+        var text = ""
+        try await run(controlSocket: controlSocket) { text += $0 }
+        return text
+    }
+
+    static func json(_ row: MACTableRow) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(row)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

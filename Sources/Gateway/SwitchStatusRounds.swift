@@ -41,9 +41,7 @@ final class SwitchFaultWatch: Sendable {
                 atLimit.remove(name)
                 continue
             }
-            if let rows = try? await controller.macTable(ShowMACTable(logicalSwitch: name)),
-                rows.count < limit
-            {
+            if let count = await controller.macCount(of: name), count < limit {
                 atLimit.remove(name)
             }
         }

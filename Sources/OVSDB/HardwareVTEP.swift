@@ -30,6 +30,13 @@ public enum HardwareVTEP {
             columns: ["name", "description", "switch_binding", "static_routes", "other_config"]),
     ]
 
+    /// What vtepd follows and reads for its reports: every table of `monitorRequests` but
+    /// Ucast_Macs_Local, which holds a row per MAC learned behind a gateway's ports (a million
+    /// of ours at the MAC table's default limit: more than one OVSDB message carries, and a
+    /// gigabyte as rows in memory). vtepd writes our rows (`LocalMACPublisher`) and needs
+    /// no one's for forwarding.
+    public static let followedRequests = monitorRequests.filter { $0.table != "Ucast_Macs_Local" }
+
     /// A gateway (vtep(5) Physical_Switch): the addresses its tunnels end on, its ports.
     public struct PhysicalSwitch: Hashable, Sendable {
         public var uuid: UUID

@@ -58,24 +58,56 @@ public enum OutputFilter: Hashable, Sendable {
     /// `text`'s lines through `filters`, in order.
     public static func apply(_ filters: [OutputFilter], to text: String) -> String {
         guard !filters.isEmpty else { return text }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        for filter in filters {
-            switch filter {
-            case .include(let pattern):
-                let regex = try! Regex(pattern)  // compiled once already by `split`
-                lines = lines.filter { $0.contains(regex) }
-            case .exclude(let pattern):
-                let regex = try! Regex(pattern)
-                lines = lines.filter { !$0.contains(regex) }
-            case .begin(let pattern):
-                let regex = try! Regex(pattern)
-                lines = Array(lines.drop { !$0.contains(regex) })
-            case .count:
-                lines = ["\(lines.count)"]
+        var stream = Stream(filters)
+        return stream.pass(text, last: true)
+    }
+
+    /// Filters applied to output that comes a part at a time (`show switch mac-table` a page at
+    /// a time): the same lines as `apply` over the parts joined, each part's as soon as it can
+    /// be known (`count` says its number after the last part).
+    public struct Stream {
+        let filters: [OutputFilter]
+        var regexes: [Regex<AnyRegexOutput>?]
+        var begun: [Bool]
+        var counted: [Int]
+
+        public init(_ filters: [OutputFilter]) {
+            self.filters = filters
+            regexes = filters.map { filter in
+                switch filter {
+                // Compiled once already by `split`.
+                case .include(let p), .exclude(let p), .begin(let p): try! Regex(p)
+                case .count: nil
+                }
             }
+            begun = filters.map { _ in false }
+            counted = filters.map { _ in 0 }
         }
-        return lines.map { $0 + "\n" }.joined()
+
+        /// The lines of `text`, a part of the output, that pass; `last`: no part follows.
+        public mutating func pass(_ text: String, last: Bool) -> String {
+            guard !filters.isEmpty else { return text }
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(
+                String.init)
+            if lines.last == "" { lines.removeLast() }
+            for (index, filter) in filters.enumerated() {
+                switch filter {
+                case .include:
+                    lines = lines.filter { $0.contains(regexes[index]!) }
+                case .exclude:
+                    lines = lines.filter { !$0.contains(regexes[index]!) }
+                case .begin:
+                    if !begun[index] {
+                        lines = Array(lines.drop { !$0.contains(regexes[index]!) })
+                        begun[index] = !lines.isEmpty
+                    }
+                case .count:
+                    counted[index] += lines.count
+                    lines = last ? ["\(counted[index])"] : []
+                }
+            }
+            return lines.map { $0 + "\n" }.joined()
+        }
     }
 }
 

@@ -87,9 +87,58 @@ public struct ShellExecutor: Sendable {
 
     /// Runs a line that needs no dialogue, its filters applied to what it shows.
     public func perform(_ line: ShellLine) -> ShellOutcome {
-        var outcome = perform(line.action)
-        if outcome.succeeded { outcome.text = OutputFilter.apply(line.filters, to: outcome.text) }
+        let output = self.output(of: line)
+        var outcome = ShellOutcome(text: "", succeeded: true)
+        while let part = output.next() {
+            outcome.text += part.text
+            outcome.succeeded = outcome.succeeded && part.succeeded
+        }
         return outcome
+    }
+
+    /// Runs a line that needs no dialogue; what it shows comes a part at a time from the
+    /// result, filtered. `show switch mac-table` comes a page of vtepd's
+    /// (`ShowMACTable.maximumRows` entries) at a time, asked for only when the one before is
+    /// taken: a pager shows the first screen of a million entries at once, `vtepsh -c`
+    /// streams them, and neither holds more than a page. Everything else is one part.
+    public func output(of line: ShellLine) -> ShellOutput {
+        guard case .control(let command) = line.action, var query = command as? ShowMACTable,
+            query.limit == nil
+        else {
+            let outcome = perform(line.action)
+            var filters = OutputFilter.Stream(line.filters)
+            var done = false
+            return ShellOutput {
+                guard !done else { return nil }
+                done = true
+                guard outcome.succeeded else { return outcome }
+                return ShellOutcome(text: filters.pass(outcome.text, last: true), succeeded: true)
+            }
+        }
+        query.limit = ShowMACTable.maximumRows
+        var next: ShowMACTable? = query
+        var table = TextReport.MACTableText()
+        var filters = OutputFilter.Stream(line.filters)
+        let send = environment.send
+        return ShellOutput {
+            guard let page = next else { return nil }
+            next = nil
+            switch send(page) {
+            case .success(.macTable(let rows)):
+                next = page.page(after: rows)
+                let text = table.page(rows, last: next == nil)
+                return ShellOutcome(text: filters.pass(text, last: next == nil), succeeded: true)
+            case .success:
+                return ShellOutcome(
+                    text: TerminalText.errorLine("mac-table returned another command's result"),
+                    succeeded: false)
+            case .failure(.refused(_, let message)):
+                return ShellOutcome(text: TerminalText.errorLine(message), succeeded: false)
+            case .failure(let error):
+                return ShellOutcome(
+                    text: TerminalText.errorLine(error.description), succeeded: false)
+            }
+        }
     }
 
     /// Runs an action that needs no dialogue (not `.password`, not `.exit`).
@@ -224,6 +273,25 @@ public struct ShellExecutor: Sendable {
     }
 }
 
+/// What a command line shows, a part at a time (`ShellExecutor.output(of:)`): each `next()`
+/// runs what the part needs (a request to vtepd); nil after the last. A part that did not
+/// succeed (a refusal) is the last.
+public final class ShellOutput {
+    private let produce: () -> ShellOutcome?
+    private var finished = false
+
+    public init(_ produce: @escaping () -> ShellOutcome?) { self.produce = produce }
+
+    public func next() -> ShellOutcome? {
+        guard !finished, let part = produce() else {
+            finished = true
+            return nil
+        }
+        if !part.succeeded { finished = true }
+        return part
+    }
+}
+
 /// The interactive shell over a byte stream: terminal bytes in (`receive`), screen bytes out
 /// (`write`). No terminal of its own, so tests drive it in memory and vtepsh over a tty.
 public final class ShellSession {
@@ -233,8 +301,9 @@ public final class ShellSession {
         case password(user: UserName, first: String?)
         /// Reading a pasted CA certificate, up to an empty line: the lines so far.
         case certificate([String])
-        /// Output longer than a page: the lines not shown yet, `--More--` waiting for a key.
-        case paging([String])
+        /// Output longer than a page: the lines not shown yet and where more come from,
+        /// `--More--` waiting for a key.
+        case paging([String], ShellOutput)
         /// Asked `question`; `command` is sent on "yes".
         case confirming(question: String, command: any ControlCommand)
     }
@@ -338,7 +407,7 @@ public final class ShellSession {
                     terminalLength = rows
                     break
                 }
-                showPaged(executor.perform(line).text)
+                showPaged(executor.output(of: line))
                 if case .paging = stage { return }
                 // vtepd may have been restarted, or the name changed by another admin.
                 prompt = executor.prompt()
@@ -389,43 +458,66 @@ public final class ShellSession {
         }
     }
 
-    /// Shows `text`, a page at a time when it is longer than the terminal.
-    private func showPaged(_ text: String) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        guard terminalLength > 1, lines.count >= terminalLength else {
-            show(text)
+    /// Shows `output`, a page at a time when it is longer than the terminal; its parts are
+    /// asked for only as the pages need them.
+    private func showPaged(_ output: ShellOutput) {
+        guard terminalLength > 1 else {
+            while let part = output.next() { show(part.text) }
             return
         }
         let page = terminalLength - 1
+        var lines = Self.lines(from: output, atLeast: terminalLength, into: [])
+        guard lines.count >= terminalLength else {
+            show(lines.map { $0 + "\n" }.joined())
+            return
+        }
         show(lines.prefix(page).map { $0 + "\n" }.joined())
-        stage = .paging(Array(lines.dropFirst(page)))
+        lines.removeFirst(page)
+        stage = .paging(lines, output)
         show(Self.more)
+    }
+
+    /// `lines` and then the lines of `output`'s next parts, until there are `count` of them or
+    /// no more parts.
+    private static func lines(from output: ShellOutput, atLeast count: Int, into lines: [String])
+        -> [String]
+    {
+        var lines = lines
+        while lines.count < count, let part = output.next() {
+            var more = part.text.split(separator: "\n", omittingEmptySubsequences: false).map(
+                String.init)
+            if more.last == "" { more.removeLast() }
+            lines += more
+        }
+        return lines
     }
 
     static let more = "--More--"
 
     /// One key at `--More--`: space the next page, Enter the next line, q or Ctrl-C stop
-    /// (any other key: the next page, as `more` does).
+    /// (any other key: the next page, as `more` does). Stopping asks vtepd for nothing more.
     private func page(key: UInt8) {
-        guard case .paging(let rest) = stage else { return }
+        guard case .paging(let held, let output) = stage else { return }
         // Erase `--More--` first.
         show("\r" + String(repeating: " ", count: Self.more.count) + "\r")
         let shown: Int
         switch key {
-        case UInt8(ascii: "q"), UInt8(ascii: "Q"), 0x03: shown = rest.count + 1
+        case UInt8(ascii: "q"), UInt8(ascii: "Q"), 0x03: shown = -1
         case 0x0D, 0x0A: shown = 1
         default: shown = max(terminalLength - 1, 1)
         }
-        if shown <= rest.count {
+        var left: [String] = []
+        if shown > 0 {
+            // One line beyond what is shown: whether `--More--` comes again.
+            let rest = Self.lines(from: output, atLeast: shown + 1, into: held)
             show(rest.prefix(shown).map { $0 + "\n" }.joined())
+            left = Array(rest.dropFirst(shown))
         }
-        let left = shown > rest.count ? [] : Array(rest.dropFirst(shown))
         if left.isEmpty {
             stage = .command
             editor.startLine(prompt: prompt)
         } else {
-            stage = .paging(left)
+            stage = .paging(left, output)
             show(Self.more)
         }
         flush()

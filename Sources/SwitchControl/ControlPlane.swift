@@ -63,7 +63,7 @@ public actor ControlPlane {
         consumer: @escaping @Sendable (GatewaySnapshot) -> Void
     ) {
         client = OVSDBClient(
-            remote: remote, monitoring: HardwareVTEP.monitorRequests, backoff: backoff,
+            remote: remote, monitoring: HardwareVTEP.followedRequests, backoff: backoff,
             maximumMessageSize: maximumMessageSize)
         self.remote = remote
         self.bootstrap = bootstrap

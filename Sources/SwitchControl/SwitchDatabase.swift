@@ -34,11 +34,14 @@ public struct SwitchDatabase: Sendable {
         try await Self.read(client)
     }
 
-    /// `read()` through `client`, of the monitored tables named in `tables` (nil: all).
+    /// `read()` through `client`, of the tables named in `tables` (nil: the followed ones).
     static func read(_ client: OVSDBClient, tables: [String]? = nil)
         async throws(ControlFailure) -> HardwareVTEP.Database
     {
-        let requests = HardwareVTEP.monitorRequests.filter { tables?.contains($0.table) ?? true }
+        // Ucast_Macs_Local only when asked for by name: it can hold a million rows.
+        let requests =
+            tables.map { names in HardwareVTEP.monitorRequests.filter { names.contains($0.table) } }
+            ?? HardwareVTEP.followedRequests
         let operations = requests.map {
             Operation.select(
                 table: $0.table, where: [], columns: $0.columns.map { ["_uuid"] + $0 })

@@ -226,6 +226,6 @@ struct Show: AsyncParsableCommand {
         let query = ReportQuery(
             report: ReportQuery.Report(rawValue: what)!, logicalSwitch: logicalSwitch, mac: mac,
             json: json)
-        print(try await query.run(controlSocket: control), terminator: "")
+        try await query.run(controlSocket: control) { print($0, terminator: "") }
     }
 }

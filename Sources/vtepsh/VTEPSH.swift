@@ -166,8 +166,21 @@ struct VTEPSH: ParsableCommand {
         case .success(let line?) where line.action == .caCertificate:
             // The PEM follows on standard input (the next lines of a script), up to an empty line.
             outcome = executor.installCACertificate { readLine() }
-        case .success(let line?): outcome = executor.perform(line)
+        case .success(let line?):
+            // As it comes: `show switch mac-table` a page at a time.
+            let output = executor.output(of: line)
+            while let part = output.next() {
+                if !part.succeeded { return Self.write(part, lineNumber: lineNumber) }
+                _ = Self.write(part, lineNumber: lineNumber)
+            }
+            return 0
         }
+        return Self.write(outcome, lineNumber: lineNumber)
+    }
+
+    /// Writes an outcome: output on stdout, a refusal on stderr (with its line number, if
+    /// given). Its exit status.
+    static func write(_ outcome: ShellOutcome, lineNumber: Int?) -> Int32 {
         let prefix = outcome.succeeded ? "" : lineNumber.map { "line \($0): " } ?? ""
         let bytes = Array((prefix + outcome.text).utf8)
         _ = bytes.withUnsafeBytes {

@@ -46,6 +46,11 @@ import Testing
             #"{"id":9,"command":"mac-table","arguments":{"mac":"00:00:5e:00:53:01","switch":"web"}}"#,
             "show switch mac-table logical-switch web mac 00:00:5e:00:53:01"
         ),
+        // A page of the API's (the shell asks for them itself): the same shell line.
+        (
+            #"{"id":9,"command":"mac-table","arguments":{"afterMAC":"00:00:5e:00:53:01","afterSwitch":"db","limit":4096,"switch":"web"}}"#,
+            "show switch mac-table logical-switch web"
+        ),
         (#"{"id":9,"command":"counters"}"#, "show switch statistics"),
         (#"{"id":9,"command":"configuration"}"#, "show configuration"),
         (#"{"id":9,"command":"problems"}"#, "show switch problems"),
@@ -399,7 +404,27 @@ import Testing
                 ControlRefusal(
                     id: 8,
                     message:
-                        "unknown arguments \"swtich\", \"vni\" for mac-table, which takes mac, switch",
+                        "unknown arguments \"swtich\", \"vni\" for mac-table, which takes afterMAC,"
+                        + " afterSwitch, limit, mac, switch",
+                    closesConnection: false)
+            ),
+            (
+                #"{"id":8,"command":"mac-table","arguments":{"limit":4097}}"#,
+                ControlRefusal(
+                    id: 8, message: "mac-table: limit 4097 is out of range (1–4096)",
+                    closesConnection: false)
+            ),
+            (
+                #"{"id":8,"command":"mac-table","arguments":{"afterSwitch":"web","afterMAC":"00:00:5e:00:53:01"}}"#,
+                ControlRefusal(
+                    id: 8, message: "mac-table: afterSwitch and afterMAC page: they need limit",
+                    closesConnection: false)
+            ),
+            (
+                #"{"id":8,"command":"mac-table","arguments":{"afterSwitch":"web","limit":5}}"#,
+                ControlRefusal(
+                    id: 8,
+                    message: "mac-table: afterSwitch and afterMAC go together (the last row's)",
                     closesConnection: false)
             ),
             (

@@ -323,6 +323,45 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
         }
     }
 
+    /// The mirror is checked by counting our rows: a count that agrees writes nothing; one
+    /// that does not, beyond `readLimit` rows, withdraws them all and publishes afresh.
+    @Test func aCountThatAgreesWritesNothingAndOneThatDoesNotPublishesAfresh() async throws {
+        try await withServer { fixture in
+            try await fixture.vtepCtl("add-ls", "ls0")
+            let learned = Learned()
+            learned.set(["ls0": Set((1...5).map(Self.mac))])
+            let client = OVSDBClient(
+                remote: fixture.server.remote, monitoring: HardwareVTEP.followedRequests)
+            Task { for await _ in client.events {} }
+            await client.start()
+            try await waitUntil("the connection") { await client.isConnected }
+            var settings = LocalMACPublisher.Settings()
+            settings.readLimit = 0
+            let publisher = LocalMACPublisher(
+                client: client, tunnelIPs: [Self.here], settings: settings,
+                learned: { learned.macs.withLock { $0 } },
+                databaseVersion: { learned.version.load(ordering: .relaxed) })
+            await publisher.round()
+            #expect(await publisher.published == 5)
+            // The database changed elsewhere: our five rows are counted, and agree.
+            learned.version.add(1, ordering: .relaxed)
+            await publisher.round()
+            learned.version.add(1, ordering: .relaxed)
+            await publisher.round()
+            #expect(await publisher.transactions == 1)
+            #expect(await publisher.withdrawn == 0)
+
+            try await fixture.vtepCtl("del-ucast-local", "ls0", "02:00:00:00:00:03")
+            learned.version.add(1, ordering: .relaxed)
+            await publisher.round()
+            #expect(await publisher.lastError == nil)
+            #expect(await publisher.withdrawn == 4, "the four left, in one delete")
+            #expect(await publisher.published == 10)
+            #expect(try await localMACs(fixture, "ls0").count == 5 + 3)
+            await client.stop()
+        }
+    }
+
     /// A running publisher reports the database going away, and its return.
     @Test func aFailureIsReportedOnceAndSoIsTheRecovery() async throws {
         try await withServer { fixture in

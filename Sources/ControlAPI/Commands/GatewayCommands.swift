@@ -5,19 +5,62 @@ import Shell
 // The gateway's commands: reports of the data plane and the hardware_vtep database, and the
 // database writes (one transaction each, as vtep-ctl writes them).
 
-/// The MAC table, optionally only one logical switch's or one MAC's entries.
+/// The MAC table, optionally only one logical switch's or one MAC's entries, sorted by
+/// (switch name, MAC).
+///
+/// A table of a million entries does not fit one response line, so the API reads it a page at
+/// a time: `limit` (1–`maximumRows`) entries after the cursor `afterSwitch` + `afterMAC` (the
+/// last row of the previous page; neither for the first page). A page shorter than `limit` is
+/// the last. Without `limit` (clients older than paging) the whole table is the answer when it
+/// has at most `maximumRows` entries, and a refusal saying to page when it has more. What a
+/// listing guarantees while the table changes is `MACTablePage`'s: every entry there from the
+/// first page to the last is listed exactly once, none twice, in order.
 public struct ShowMACTable: ControlCommand {
     public static let command = "mac-table"
     public static let reply = ControlResult.Kind.macTable
+    /// The most rows one response carries: 4096 rows of the longest names fit the client's
+    /// 1 MiB line with room to spare.
+    public static let maximumRows = 4096
     public var logicalSwitch: String?
     public var mac: MACAddress?
+    public var limit: Int?
+    public var afterSwitch: String?
+    public var afterMAC: MACAddress?
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case logicalSwitch = "switch"
-        case mac
+        case mac, limit, afterSwitch, afterMAC
     }
-    public init(logicalSwitch: String? = nil, mac: MACAddress? = nil) {
+    public init(
+        logicalSwitch: String? = nil, mac: MACAddress? = nil, limit: Int? = nil,
+        after: (logicalSwitch: String, mac: MACAddress)? = nil
+    ) {
         self.logicalSwitch = logicalSwitch
         self.mac = mac
+        self.limit = limit
+        self.afterSwitch = after?.logicalSwitch
+        self.afterMAC = after?.mac
+    }
+    public func validate() throws(ControlFailure) {
+        if let limit, !(1...Self.maximumRows).contains(limit) {
+            throw ControlFailure("limit \(limit) is out of range (1–\(Self.maximumRows))")
+        }
+        if (afterSwitch == nil) != (afterMAC == nil) {
+            throw ControlFailure("afterSwitch and afterMAC go together (the last row's)")
+        }
+        if afterSwitch != nil && limit == nil {
+            throw ControlFailure("afterSwitch and afterMAC page: they need limit")
+        }
+    }
+    /// The request for the page after `rows` (a page of this query), nil when `rows` was the
+    /// last.
+    public func page(after rows: [MACTableRow]) -> ShowMACTable? {
+        guard let limit, rows.count >= limit, let last = rows.last,
+            let mac = MACAddress(last.mac)
+        else { return nil }
+        var next = self
+        next.afterSwitch = last.logicalSwitch
+        next.afterMAC = mac
+        return next
     }
     public var shellLine: String {
         "show switch mac-table" + (logicalSwitch.map { " logical-switch \($0)" } ?? "")

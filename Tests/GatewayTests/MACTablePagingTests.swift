@@ -1,0 +1,92 @@
+import ControlAPI
+import DataPlane
+import Forwarding
+import Foundation
+import Gateway
+import Packet
+import TestSupport
+import Testing
+
+/// `show switch mac-table` through vtepd's own handler and control socket, over a data plane
+/// whose worker runs: 30,000 entries (about 4 MB as one response, four times the line a client
+/// reads) come a page at a time, every one once and in (switch name, MAC) order; an old
+/// client's unpaged request is refused in words; the switch and MAC filters still work.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct MACTablePagingTests {
+    @Test func thirtyThousandEntriesComeInPagesThroughTheControlSocket() async throws {
+        let plane = try ControlHandlerTests.idleDataPlane(tag: "mp")
+        plane.start()
+        let controller = GatewayController(dataPlane: plane)
+        let path = NSTemporaryDirectory() + "vtep-mp-\(getpid()).ctl"
+        let server = try await ControlServer.start(at: path, group: nil, handler: controller)
+        do {
+            // "web" has index 0 and "db" 1: listed by name, db comes first.
+            _ = try plane.apply(
+                { _ in
+                    try ForwardingConfiguration(
+                        switches: [
+                            LogicalSwitch(name: "web", vni: try VNI(validating: 100)),
+                            LogicalSwitch(name: "db", vni: try VNI(validating: 200)),
+                        ], ports: ["eth1"], bindings: [])
+                }, statics: [])
+            var random = SplitMix64(seed: 30)
+            let macs = (0..<15_000).map { _ in
+                MACAddress(
+                    rawValue: UInt64.random(in: 0..<(1 << 48), using: &random) & ~0x0100_0000_0000)
+            }
+            let learned = await plane.inspect { worker in
+                let now = worker.secondsNow
+                var n = 0
+                for (i, mac) in macs.enumerated() {
+                    for sw in [SwitchIndex(rawValue: 0), SwitchIndex(rawValue: 1)] {
+                        let location: MACLocation =
+                            i % 2 == 0
+                            ? .local(port: PortIndex(rawValue: 0), vlan: nil)
+                            : .remote(LocatorIndex(rawValue: 1))
+                        if worker.macTable.learn(mac, on: sw, at: location, now: now) == .learned {
+                            n += 1
+                        }
+                    }
+                }
+                return n
+            }
+            #expect(learned == 30_000)
+
+            let client = try await ControlClient.connect(to: path)
+            let rows = try await client.macTable()
+            #expect(rows.count == 30_000)
+            let sortedMACs = macs.map(\.description).sorted()
+            #expect(
+                rows.map(\.logicalSwitch) == Array(repeating: "db", count: 15_000)
+                    + Array(repeating: "web", count: 15_000))
+            #expect(rows.map(\.mac) == sortedMACs + sortedMACs)
+            #expect(rows.first { $0.type == .local }?.port == "eth1")
+
+            // An old client, unpaged: refused, in words, not a line too long to read.
+            await #expect(
+                throws: ControlClientError.refused(
+                    command: "mac-table",
+                    message: "the MAC table holds more than 4096 entries, more than one response"
+                        + " carries: ask for it a page at a time (limit, afterSwitch, afterMAC),"
+                        + " as vtepsh does")
+            ) {
+                _ = try await client.send(ShowMACTable())
+            }
+            let web = try await client.macTable(ShowMACTable(logicalSwitch: "web"))
+            #expect(web.count == 15_000 && web.allSatisfy { $0.logicalSwitch == "web" })
+            let one = try await client.macTable(ShowMACTable(mac: macs[7]))
+            #expect(one.map(\.logicalSwitch) == ["db", "web"])
+            // A page after "db" and the last MAC: web's first.
+            let page = try await client.macTable(
+                ShowMACTable(limit: 2, after: ("db", MACAddress(sortedMACs.last!)!)))
+            #expect(page.map(\.mac) == Array(sortedMACs.prefix(2)))
+            #expect(page.map(\.logicalSwitch) == ["web", "web"])
+            await client.close()
+        } catch {
+            await server.stop()
+            await plane.stop()
+            throw error
+        }
+        await server.stop()
+        await plane.stop()
+    }
+}
