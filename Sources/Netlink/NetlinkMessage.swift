@@ -87,7 +87,9 @@ struct NetlinkMessage: Hashable {
         var header = UnsafePointer(storage.baseAddress!.assumingMemoryBound(to: nlmsghdr.self))
         var remaining = Int32(datagram.count)
         var sawOurs = false
-        while mnl_nlmsg_ok(header, remaining) {
+        // mnl_nlmsg_ok compares the message length as an `int`: a length of 2 GiB or more
+        // reads as fitting, and mnl_nlmsg_next would then step out of the datagram.
+        while mnl_nlmsg_ok(header, remaining), header.pointee.nlmsg_len <= UInt32(remaining) {
             defer { header = UnsafePointer(mnl_nlmsg_next(header, &remaining)!) }
             guard header.pointee.nlmsg_seq == sequence else { continue }
             sawOurs = true

@@ -157,6 +157,13 @@ struct ReplyTests {
             ("empty", []),
             ("length past the end", le32(200) + le16(24) + le16(0) + le32(1) + le32(0x1234)),
             (
+                // libmnl's mnl_nlmsg_ok reads the length as an int: 2 GiB or more fitted, and
+                // the walk jumped out of the datagram (fuzz/crashes/netlink/crash-6095b40e…).
+                "length of 4 GiB less 65,500",
+                le32(0xFFFF_0024) + le16(24) + le16(0) + le32(7) + le32(0x1234)
+                    + [UInt8](repeating: 0, count: 20)
+            ),
+            (
                 "route without interface",
                 message(type: 24, sequence: 1, body: [2, 32, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0])
             ),
