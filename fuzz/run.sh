@@ -16,6 +16,8 @@
 #       until each fuzzer has used 1800 s of CPU (user + system, its own), two at a time
 #   FUZZ_BUILD=0 ...                      reuse the binaries of the last build
 #   fuzz/run.sh build                     only build and link
+#   fuzz/run.sh status                    each target's last or current run: PID if running,
+#                                         CPU seconds so far, executions, cov/ft, corpus size
 #   fuzz/run.sh merge                     add the working corpus's inputs that reach new
 #                                         coverage to fuzz/corpus/TARGET (minimised; commit them)
 #
@@ -25,7 +27,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MODE=run
-if [ "${1:-}" = merge ] || [ "${1:-}" = build ]; then
+if [ "${1:-}" = merge ] || [ "${1:-}" = build ] || [ "${1:-}" = status ]; then
     MODE=$1
     shift
 fi
@@ -134,7 +136,7 @@ fuzz_one() {
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     coverage=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1 || true)
     files=$(find "$CORPORA/$target" -type f | wc -l)
-    size=$(du -sk "$CORPORA/$target" | cut -f1)
+    size=$(du -sk --apparent-size "$CORPORA/$target" | cut -f1)
     # 72: libFuzzer's exit status after SIGINT, the end of a CPU-budget run.
     if [ "$status" -ne 0 ] && ! { [ -n "$CPU_BUDGET" ] && [ "$status" -eq 72 ] &&
         ! grep -q 'ERROR: libFuzzer\|ERROR: AddressSanitizer\|SUMMARY: ' "$log"; }; then
@@ -155,30 +157,55 @@ merge_one() {
         > "$LOGS/$target-merge.log" 2>&1 ||
         { tail -n 20 "$LOGS/$target-merge.log" >&2; return 1; }
     echo "$target: fuzz/corpus/$target now $(find "$ROOT/fuzz/corpus/$target" -type f | wc -l)" \
-        "files, $(du -sk "$ROOT/fuzz/corpus/$target" | cut -f1) KB"
+        "files, $(du -sk --apparent-size "$ROOT/fuzz/corpus/$target" | cut -f1) KB"
 }
 
-for target in $TARGETS; do
-    [ -d "$ROOT/fuzz/corpus/$target" ] || { echo "no corpus for $target" >&2; exit 2; }
-done
-[ "${FUZZ_BUILD:-1}" = 0 ] || build
-[ "$MODE" = build ] && exit 0
-if [ "$MODE" = merge ]; then
-    for target in $TARGETS; do merge_one "$target"; done
-    exit 0
-fi
-failed=0
-running=0
-for target in $TARGETS; do
-    if [ "$running" -ge "$PARALLEL" ]; then
+# Where each target's run stands, from its log and, while it runs, /proc.
+status_one() {
+    local target=$1 log=$LOGS/$1.log state=idle cpu="" line runs coverage
+    [ -f "$log" ] || { echo "$target: never run"; return; }
+    if [ -f "$LOGS/$target.pid" ] && cpu=$(cpu_seconds "$(cat "$LOGS/$target.pid")"); then
+        state="running as PID $(cat "$LOGS/$target.pid"), ${cpu}s CPU so far"
+    fi
+    line=$(grep -a -E '^#[0-9]+' "$log" | tail -n 1 || true)
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' ||
+        echo "${line%%[[:space:]]*}" | tr -d '#')
+    coverage=$(echo "$line" | grep -o 'cov: [0-9]* ft: [0-9]*' || true)
+    echo "$target: $state; $runs executions, $coverage, corpus" \
+        "$(find "$CORPORA/$target" -type f 2>/dev/null | wc -l) files" \
+        "$(du -sk --apparent-size "$CORPORA/$target" 2>/dev/null | cut -f1) KB"
+}
+
+# The whole run in one function, called and exited on one line: bash has then read all of
+# it before it starts, and an edit of this file cannot change a run that is under way.
+main() {
+    for target in $TARGETS; do
+        [ -d "$ROOT/fuzz/corpus/$target" ] || { echo "no corpus for $target" >&2; return 2; }
+    done
+    if [ "$MODE" = status ]; then
+        for target in $TARGETS; do status_one "$target"; done
+        return 0
+    fi
+    [ "${FUZZ_BUILD:-1}" = 0 ] || build
+    [ "$MODE" = build ] && return 0
+    if [ "$MODE" = merge ]; then
+        for target in $TARGETS; do merge_one "$target"; done
+        return 0
+    fi
+    failed=0
+    running=0
+    for target in $TARGETS; do
+        if [ "$running" -ge "$PARALLEL" ]; then
+            wait -n || failed=1
+            running=$((running - 1))
+        fi
+        fuzz_one "$target" &
+        running=$((running + 1))
+    done
+    while [ "$running" -gt 0 ]; do
         wait -n || failed=1
         running=$((running - 1))
-    fi
-    fuzz_one "$target" &
-    running=$((running + 1))
-done
-while [ "$running" -gt 0 ]; do
-    wait -n || failed=1
-    running=$((running - 1))
-done
-exit "$failed"
+    done
+    return "$failed"
+}
+main; exit
