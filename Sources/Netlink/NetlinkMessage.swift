@@ -128,6 +128,11 @@ struct NetlinkMessage: Hashable {
         let report = UnsafeRawPointer(mnl_nlmsg_get_payload(header)!)
             .loadUnaligned(as: nlmsgerr.self)
         if report.error == 0 { return .acknowledged }
+        // A negative errno (Linux's are 1...4095, MAX_ERRNO); anything else, Int32.min among
+        // them, has no errno to report.
+        guard (-4095 ... -1).contains(report.error) else {
+            throw MalformedReply("an error message with error \(report.error), not an errno")
+        }
         var kernelMessage: String?
         let flags = Int32(header.pointee.nlmsg_flags)
         if flags & cmnl_nlm_f_ack_tlvs != 0 {

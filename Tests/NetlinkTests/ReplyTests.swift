@@ -164,6 +164,19 @@ struct ReplyTests {
                     + [UInt8](repeating: 0, count: 20)
             ),
             (
+                // -Int32.min overflowed (fuzz/crashes/netlink/crash-3bcaa419…).
+                "error of Int32.min",
+                message(
+                    type: 2, flags: 0x100, sequence: 1,
+                    body: le32(0x8000_0000) + le32(16) + [UInt8](repeating: 0, count: 12))
+            ),
+            (
+                "positive error",
+                message(
+                    type: 2, flags: 0x100, sequence: 1,
+                    body: le32(5) + le32(16) + [UInt8](repeating: 0, count: 12))
+            ),
+            (
                 "route without interface",
                 message(type: 24, sequence: 1, body: [2, 32, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0])
             ),
