@@ -73,6 +73,7 @@ save("neighbour-no-device",
 save("solicit-refused",
      exchange(RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
               ndmsg(2, lo, NUD_INCOMPLETE, NTF_USE), attribute(1, v4)))
-save("dump-links", exchange(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, struct.pack("=Bxxxiii", 0, 0, 0, 0)))
-save("dump-addresses", exchange(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, struct.pack("=BBBBi", 0, 0, 0, 0, 0)))
+ifinfomsg, ifaddrmsg = struct.pack("=Bxxxiii", 0, 0, 0, 0), struct.pack("=BBBBi", 0, 0, 0, 0, 0)
+save("dump-links", exchange(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, ifinfomsg))
+save("dump-addresses", exchange(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, ifaddrmsg))
 save("dump-routes", exchange(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, rtmsg(0, 0)))

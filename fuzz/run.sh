@@ -117,8 +117,10 @@ fuzz_one() {
     [ -n "$CPU_BUDGET" ] && limit=()
     # No leak detection: the Swift runtime's metadata caches and lazily initialised globals
     # (the command tree) are reported as leaks on exit, which would stop every run at once.
+    # An input that takes a minute (libFuzzer's default: 20) is a hang worth keeping, with
+    # room for a loaded machine.
     (cd "$WORK" && ASAN_OPTIONS=detect_leaks=0 exec nice -n "$NICENESS" \
-        "$BINARIES/fuzz-$target" "${limit[@]}" -print_final_stats=1 -detect_leaks=0 \
+        "$BINARIES/fuzz-$target" "${limit[@]}" -timeout=60 -print_final_stats=1 -detect_leaks=0 \
         -artifact_prefix="$ROOT/fuzz/crashes/$target/" "$CORPORA/$target") > "$log" 2>&1 &
     pid=$!
     echo "$pid" > "$LOGS/$target.pid"
