@@ -42,7 +42,8 @@ image-test:
 	./appliance/vm/image-test.sh
 
 # libFuzzer over every parser, FUZZ_SECONDS each (default 60); a crash lands in fuzz/crashes/,
-# which `make test` replays (FuzzReplayTests) with every corpus file.
+# which `make test` replays (FuzzReplayTests) with every corpus file. CPU budgets, the working
+# corpus and merging: docs/fuzzing.md.
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	./fuzz/run.sh $(FUZZ_SECONDS)

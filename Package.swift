@@ -223,8 +223,9 @@ let package = Package(
         .target(
             name: "FuzzChecks",
             dependencies: [
-                "Appliance", "ControlAPI", "Forwarding", "OVSDB", "Packet", "Shell",
-                "ShellSession",
+                "Appliance", "ControlAPI", "Forwarding", "Netlink", "OVSDB", "Packet", "Shell",
+                "ShellSession", "SwitchControl",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/FuzzChecks"
         ),

@@ -36,6 +36,15 @@ struct DiscoveredLocators {
         locators.deallocate()
     }
 
+    /// Forgets every discovered VTEP, for `ForwardingEngine.reset`: only when no MAC entry
+    /// points at one any more.
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        slots.update(repeating: 0, count: slotMask + 1)
+        locators.deinitialize(count: count)
+        count = 0
+    }
+
     /// The locator of a discovered index, if it names one.
     func locator(_ index: LocatorIndex) -> Locator? {
         guard index.isDynamic else { return nil }

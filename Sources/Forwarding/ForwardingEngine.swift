@@ -52,13 +52,15 @@ public final class ForwardingEngine {
     ///   - hashSeed: keys the MAC table's hash; random per process in the daemon.
     ///   - discoveredLocatorLimit: VTEPs that multicast switches may learn from without the
     ///     configuration naming them (default 4,096).
+    ///   - neighbourCapacity: slots of the ARP/ND suppression table (default 65,536).
     public init(
         configuration: ForwardingConfiguration, macTableLimit: Int = MACTable.defaultTotalLimit,
         hashSeed: UInt64 = 0,
-        discoveredLocatorLimit: Int = ForwardingEngine.defaultDiscoveredLocatorLimit
+        discoveredLocatorLimit: Int = ForwardingEngine.defaultDiscoveredLocatorLimit,
+        neighbourCapacity: Int = NeighbourTable.defaultCapacity
     ) {
         macTable = MACTable(totalLimit: macTableLimit, hashSeed: hashSeed)
-        neighbours = NeighbourTable(hashSeed: hashSeed)
+        neighbours = NeighbourTable(capacity: neighbourCapacity, hashSeed: hashSeed)
         discovered = DiscoveredLocators(capacity: discoveredLocatorLimit)
         self.configuration = configuration
         current = configuration.tables
@@ -72,12 +74,42 @@ public final class ForwardingEngine {
         dropCounters.initialize(repeating: 0, count: DropReason.allCases.count)
         malformedCounters = .allocate(capacity: Malformed.allCases.count)
         malformedCounters.initialize(repeating: 0, count: Malformed.allCases.count)
+        fillBuckets()
+    }
+
+    /// Sets the MAC policy and a full storm-control bucket of every configured switch.
+    private func fillBuckets() {
         for (i, s) in configuration.switches.enumerated() {
             guard let s else { continue }
             macTable.setPolicy(
                 for: SwitchIndex(rawValue: UInt16(i)), ageing: s.macAgeing, limit: s.macLimit)
             if let limit = s.bumRateLimit { bumTokens[i] = UInt64(limit.burst) * 1000 }
         }
+    }
+
+    /// Puts the engine back as `init` left it, with the configuration in force: no MAC or
+    /// neighbour entries, no discovered VTEPs, no own addresses, every counter zero, full
+    /// storm-control buckets, the clock at 0. Its cost is the tables' slots and the configured
+    /// switches, not the 65,535 switch indices `init` prepares: what lets the fuzz checks
+    /// decide thousands of frame sequences a second, each on an engine as good as new.
+    /// Counters and buckets of indices past the configuration's are already zero (`apply`
+    /// clears those of a switch that leaves).
+    public func reset() {
+        let switches = configuration.switches.count
+        macTable.removeEverything(switches: switches)
+        neighbours.removeAll { _, _ in true }
+        discovered.removeAll()
+        ownAddresses = (nil, nil)
+        weight = 1
+        clock = 0
+        for i in 0..<switches {
+            switchCounters[i] = SwitchCounters()
+            bumTokens[i] = 0
+            bumRefilled[i] = 0
+        }
+        dropCounters.update(repeating: 0, count: DropReason.allCases.count)
+        malformedCounters.update(repeating: 0, count: Malformed.allCases.count)
+        fillBuckets()
     }
 
     deinit {

@@ -200,6 +200,23 @@ public final class MACTable {
         switchFault[i] = switchFault[i] && switchCounts[i] >= switchLimits[i]
     }
 
+    /// Removes every entry (static ones too) and puts the counts, the fault flags and the
+    /// ageing sweep back as `init` left them; the per-switch policies stay. Entries and faults
+    /// exist only for switch indices below `switches` (the caller's configured switches), so
+    /// the work is the slots plus those indices, not all 65,535. For `ForwardingEngine.reset`.
+    func removeEverything(switches: Int) {
+        for i in 0..<capacity where slots[i].key != MACTable.emptyKey {
+            slots[i] = Slot(key: MACTable.emptyKey, value: 0, lastSeen: 0)
+        }
+        for i in 0..<min(switches, SwitchIndex.count) {
+            switchCounts[i] = 0
+            switchFault[i] = false
+        }
+        count = 0
+        isFull = false
+        sweepCursor = 0
+    }
+
     /// Ageing time of a switch in seconds; 0 = never.
     public func ageing(of sw: SwitchIndex) -> UInt32 { switchAgeing[Int(sw.rawValue)] }
 

@@ -284,11 +284,20 @@ public final class HostNetwork {
                 case cnlroute_nlmsg_done: done = true
                 case cnlroute_nlmsg_error:
                     // struct nlmsgerr: the negative errno first.
-                    let code = UnsafeRawPointer(current).advanced(by: MemoryLayout<nlmsghdr>.size)
-                        .loadUnaligned(as: Int32.self)
+                    // As NetlinkMessage reads it: a negative errno, in a message long enough
+                    // to hold one (the netlink fuzz target found -Int32.min trapping there).
+                    let code =
+                        Int(current.pointee.nlmsg_len) >= MemoryLayout<nlmsghdr>.size + 4
+                        ? UnsafeRawPointer(current).advanced(by: MemoryLayout<nlmsghdr>.size)
+                            .loadUnaligned(as: Int32.self) : Int32.min
                     done = true
                     if code != 0 {
                         for object in objects { rtnl_route_put(object) }
+                        guard (-4095 ... -1).contains(code) else {
+                            throw .malformedReply(
+                                request: "listing routes (RTM_GETROUTE)",
+                                reason: "an error message without an errno")
+                        }
                         throw .refused(
                             request: "listing routes (RTM_GETROUTE)", errno: -code,
                             kernelMessage: nil)

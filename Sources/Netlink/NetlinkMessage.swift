@@ -87,7 +87,9 @@ struct NetlinkMessage: Hashable {
         var header = UnsafePointer(storage.baseAddress!.assumingMemoryBound(to: nlmsghdr.self))
         var remaining = Int32(datagram.count)
         var sawOurs = false
-        while mnl_nlmsg_ok(header, remaining) {
+        // mnl_nlmsg_ok compares the message length as an `int`: a length of 2 GiB or more
+        // reads as fitting, and mnl_nlmsg_next would then step out of the datagram.
+        while mnl_nlmsg_ok(header, remaining), header.pointee.nlmsg_len <= UInt32(remaining) {
             defer { header = UnsafePointer(mnl_nlmsg_next(header, &remaining)!) }
             guard header.pointee.nlmsg_seq == sequence else { continue }
             sawOurs = true
@@ -126,6 +128,11 @@ struct NetlinkMessage: Hashable {
         let report = UnsafeRawPointer(mnl_nlmsg_get_payload(header)!)
             .loadUnaligned(as: nlmsgerr.self)
         if report.error == 0 { return .acknowledged }
+        // A negative errno (Linux's are 1...4095, MAX_ERRNO); anything else, Int32.min among
+        // them, has no errno to report.
+        guard (-4095 ... -1).contains(report.error) else {
+            throw MalformedReply("an error message with error \(report.error), not an errno")
+        }
         var kernelMessage: String?
         let flags = Int32(header.pointee.nlmsg_flags)
         if flags & cmnl_nlm_f_ack_tlvs != 0 {

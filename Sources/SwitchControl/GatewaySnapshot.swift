@@ -233,6 +233,16 @@ private struct SnapshotReader {
                         + " \(error.reason)")
             }
         }
+        // A name must name one switch, as vtep.ovsschema's index on Logical_Switch name makes
+        // ovsdb-server ensure; rows that share one would make the whole configuration fail to
+        // compile, so, as for a VNI, none of them is forwarded.
+        let byName = Dictionary(grouping: switches, by: \.name)
+        for (name, group) in byName where group.count > 1 {
+            problems.insert(
+                "\(group.count) bound Logical_Switch rows are named \(name); none of them is"
+                    + " forwarded until the name is unique")
+        }
+        switches.removeAll { byName[$0.name]?.count != 1 }
         // A VNI must name one switch; which one the operator meant is unknowable, so none.
         let byVNI = Dictionary(grouping: switches, by: \.vni)
         for (vni, group) in byVNI where group.count > 1 {

@@ -438,6 +438,25 @@ struct SnapshotCase: Sendable, CustomTestStringConvertible {
         try expectGoodSwitchWorks(s)
     }
 
+    /// ovsdb-server keeps Logical_Switch names unique (an index of vtep.ovsschema); rows
+    /// that are not were a configuration the forwarding core refused whole
+    /// (fuzz/crashes/ovsdb-rows/crash-3a4e0b01…).
+    @Test func duplicateNamesForwardNeither() throws {
+        let s = spoiled { b, bad, _ in
+            let twin = b.logicalSwitch("ls-bad", key: 4, mode: "source_node")
+            let ps = b.database.physicalSwitches.values.first!
+            b.bind(ps.ports[1], vlan: 8, to: twin)
+        }
+        #expect(s.switches.map(\.name) == ["ls-good"])
+        #expect(
+            s.problems == [
+                "2 bound Logical_Switch rows are named ls-bad; none of them is forwarded until the"
+                    + " name is unique"
+            ])
+        _ = try s.configuration(previous: nil)
+        try expectGoodSwitchWorks(s)
+    }
+
     @Test func locatorAndMACRowsLeftOut() throws {
         let cases: [(String, (inout DatabaseBuilder, UUID) -> Void)] = [
             (

@@ -157,6 +157,26 @@ struct ReplyTests {
             ("empty", []),
             ("length past the end", le32(200) + le16(24) + le16(0) + le32(1) + le32(0x1234)),
             (
+                // libmnl's mnl_nlmsg_ok reads the length as an int: 2 GiB or more fitted, and
+                // the walk jumped out of the datagram (fuzz/crashes/netlink/crash-6095b40e…).
+                "length of 4 GiB less 65,500",
+                le32(0xFFFF_0024) + le16(24) + le16(0) + le32(7) + le32(0x1234)
+                    + [UInt8](repeating: 0, count: 20)
+            ),
+            (
+                // -Int32.min overflowed (fuzz/crashes/netlink/crash-3bcaa419…).
+                "error of Int32.min",
+                message(
+                    type: 2, flags: 0x100, sequence: 1,
+                    body: le32(0x8000_0000) + le32(16) + [UInt8](repeating: 0, count: 12))
+            ),
+            (
+                "positive error",
+                message(
+                    type: 2, flags: 0x100, sequence: 1,
+                    body: le32(5) + le32(16) + [UInt8](repeating: 0, count: 12))
+            ),
+            (
                 "route without interface",
                 message(type: 24, sequence: 1, body: [2, 32, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0])
             ),
