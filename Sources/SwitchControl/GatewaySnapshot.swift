@@ -290,10 +290,11 @@ private struct SnapshotReader {
             if case .v6 = address { true } else { false }
         }
         let ipv6Local = (localTunnelIPs + Array(local)).contains(where: isIPv6)
-        let byName = Dictionary(switches.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let forwardedByName = Dictionary(
+            switches.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         for router in routers {
             for link in router.links {
-                guard let ls = byName[link.logicalSwitch] else { continue }
+                guard let ls = forwardedByName[link.logicalSwitch] else { continue }
                 let bound = Set(
                     bindings.filter { $0.logicalSwitch == ls.name && physical.contains($0.port) }
                         .map(\.port)
