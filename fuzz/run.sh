@@ -31,7 +31,15 @@ if [ "${1:-}" = merge ] || [ "${1:-}" = build ] || [ "${1:-}" = status ]; then
     MODE=$1
     shift
 fi
+if [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p'
+    exit 0
+fi
 SECONDS_EACH=${1:-60}
+[[ $SECONDS_EACH =~ ^[0-9]+$ ]] || {
+    echo "usage: fuzz/run.sh [build | status | merge] [SECONDS] (fuzz/run.sh --help)" >&2
+    exit 2
+}
 CPU_BUDGET=${FUZZ_CPU_SECONDS:-}
 PARALLEL=${FUZZ_PARALLEL:-1}
 NICENESS=${FUZZ_NICE:-0}
