@@ -26,7 +26,7 @@
 #            ovsdb-server SIGKILLed every OVSDB_KILL_EVERY s (default 240), host D's access
 #            link (vtepd's side) down for 2 s every FLAP_EVERY s (default 30), CTL_CONNECTIONS (default 80: past the limit of
 #            64) control connections pipelining requests for 5 s every CTL_FLOOD_EVERY s
-#            (default 60).
+#            (default 60; CTL_COMMANDS, default counters,logical-switches,nonsense-command).
 #
 # Samples (bench/soak/soak.py sample): vtepd's RSS, open descriptors and threads from /proc,
 # the MAC-table size (Σ vtep_mac_entries from its metrics), ovsdb-server's RSS, and vtepd's

@@ -9,8 +9,9 @@ verdict. Standard library only.
       JSON line of COUNTERS. Runs in vtepd's namespace (the metrics listen on its loopback).
   soak.py ctlflood CTL SECONDS CONNECTIONS
       Opens CONNECTIONS control connections at once (more than vtepd's 64 are refused) and
-      has each pipeline `counters` and `logical-switches` requests as fast as vtepd reads
-      them for SECONDS; prints "opened N refused M answered A errors E".
+      has each pipeline requests (CTL_COMMANDS, default counters,logical-switches,
+      nonsense-command) as fast as vtepd reads them for SECONDS; prints "opened N refused M
+      answered A errors E".
   soak.py check CSV COUNTERS WARMUP COPIES OUT.md
       The verdict: flatness of each resource after WARMUP s, and the frame accounting of
       every counters snapshot (see ACCOUNTING below); writes the tables to OUT.md, prints
@@ -137,9 +138,12 @@ def sample(ctl, url, pid, csv_path, counters_path, interval, stopfile):
                 f"{t},{status['VmRSS'].split()[0]},{fds},{status['Threads']},{macs},"
                 f"{ovsdb_rss(ctl)}\n")
             csv.flush()
-            n += 1
             if stopping:
                 break
+            # The next slot still ahead: a sample that waited out a control flood (vtepd
+            # refuses connections past its limit) skips the slots it overran, so no two rows
+            # share a time.
+            n = max(n + 1, int((time.monotonic() - start) // interval) + 1)
             next_at = start + n * interval
             while time.monotonic() < next_at and not os.path.exists(stopfile):
                 time.sleep(min(0.5, max(0.0, next_at - time.monotonic())))
@@ -162,10 +166,12 @@ def ctlflood(ctl, seconds, connections):
         except OSError:
             refused += 1
             s.close()
+    # CTL_COMMANDS (environment, comma-separated) chooses the requests; by default a cheap
+    # one, one that reads the database, and one vtepd refuses.
+    commands = os.environ.get("CTL_COMMANDS") or "counters,logical-switches,nonsense-command"
     requests = [
-        b'{"id":1,"command":"counters"}\n',
-        b'{"id":2,"command":"logical-switches"}\n',
-        b'{"id":3,"command":"nonsense-command"}\n',
+        (json.dumps({"id": i + 1, "command": c}) + "\n").encode()
+        for i, c in enumerate(commands.split(","))
     ]
     answered = errors = 0
     buffers = {s: b"" for s in socks}
