@@ -290,6 +290,10 @@ public actor LocalMACPublisher {
         public var interval: Duration = .seconds(1)
         /// Unicast rows inserted or deleted by one transaction.
         public var batchLimit = 5000
+        /// Changes worked out are written until none wait, the database changes, or they are
+        /// this old; only then is the data plane asked again (a million MACs take a while to
+        /// gather and compare, more than writing a batch).
+        public var drainFor: Duration = .seconds(10)
         /// Even when nothing seems to have changed, our rows are counted this often.
         public var recheck: Duration = .seconds(30)
         /// The most rows of ours read back to mend the mirror; beyond, they are withdrawn and
@@ -360,10 +364,10 @@ public actor LocalMACPublisher {
 
     /// One round: reads and writes only when something may differ.
     public func round() async {
-        // While a batch worked out less than `interval` ago waits, the data plane is not
-        // asked again: a million MACs take a while to gather.
+        // While changes worked out less than `drainFor` ago wait, the data plane is not asked
+        // again.
         let draining = queue.flatMap { queue in
-            waiting > 0 && lastError == nil && ContinuousClock.now - queue.at < settings.interval
+            waiting > 0 && lastError == nil && ContinuousClock.now - queue.at < settings.drainFor
                 ? queue.learned : nil
         }
         let macs: [String: Set<MACAddress>]
@@ -478,7 +482,7 @@ public actor LocalMACPublisher {
     }
 
     /// One batch of the changes waiting (worked out afresh from `macs` when none wait, or
-    /// when they were worked out `Settings.interval` ago or before another database
+    /// when they were worked out `Settings.drainFor` ago or before another database
     /// version), with the flood rows.
     private func write(
         _ macs: [String: Set<MACAddress>], db: HardwareVTEP.Database, version: Int,
@@ -490,7 +494,7 @@ public actor LocalMACPublisher {
         self.mirror = nil
         defer { self.mirror = mirror }
         if queue == nil || queue!.delta.count == queue!.next || queue!.version != version
-            || now - queue!.at >= settings.interval
+            || now - queue!.at >= settings.drainFor
         {
             // Switches by name; a name two switches share names neither.
             let byName = Dictionary(grouping: db.logicalSwitches.values, by: \.name)
@@ -503,9 +507,15 @@ public actor LocalMACPublisher {
             let names = Dictionary(
                 db.logicalSwitches.values.map { ($0.uuid, $0.name) },
                 uniquingKeysWith: { a, _ in a })
+            let previous = queue?.delta.count ?? 0
             queue = (
                 LocalMACDelta(mirror: &mirror, wanted: wanted, names: names), 0, version, now, macs
             )
+            // The sets of a large round are freed now: give their pages back to the system
+            // (glibc keeps them in the arena otherwise).
+            if wanted.values.reduce(0, { $0 + $1.count }) + previous > Self.trimAbove {
+                Allocator.trim()
+            }
         }
         let delta = queue!.delta
         let start = queue!.next
@@ -572,6 +582,9 @@ public actor LocalMACPublisher {
         published += inserting.count
         withdrawn += deleting.count
     }
+
+    /// Learned MACs beyond which working out a delta is followed by `malloc_trim`.
+    static let trimAbove = 100_000
 
     /// What a round reads of the database: everything but Ucast_Macs_Local, which is large.
     static let tables = [
