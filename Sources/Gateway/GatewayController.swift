@@ -786,15 +786,21 @@ public final class GatewayController: ControlHandler, Sendable {
             var cursor: Int? = 0
             var consistent = true
             while let from = cursor {
-                let (applied, part, next, switches) = await dataPlane.inspect { worker in
+                let (applied, part, next, switches, sizes) = await dataPlane.inspect { worker in
                     let (macs, next) = worker.localMACs(from: from, count: slice)
                     var switches: [String: SwitchIndex] = [:]
-                    if next == nil {
-                        for (i, s) in worker.currentConfiguration.switches.enumerated() {
-                            if let s { switches[s.name] = SwitchIndex(rawValue: UInt16(i)) }
-                        }
+                    var sizes: [SwitchIndex: Int] = [:]
+                    for (i, s) in worker.currentConfiguration.switches.enumerated() {
+                        guard let s else { continue }
+                        let sw = SwitchIndex(rawValue: UInt16(i))
+                        if next == nil { switches[s.name] = sw }
+                        // Sized once, at the first slice: a million MACs not rehashed.
+                        if from == 0 { sizes[sw] = worker.macTable.count(of: sw) }
                     }
-                    return (worker.configurationsApplied, macs, next, switches)
+                    return (worker.configurationsApplied, macs, next, switches, sizes)
+                }
+                for (sw, size) in sizes where size > 0 {
+                    found[sw] = Set(minimumCapacity: size)
                 }
                 if configuration == nil { configuration = applied }
                 consistent = consistent && configuration == applied

@@ -238,12 +238,9 @@ public struct LocalMACDelta: Sendable {
     public init(
         mirror: inout LocalMACMirror, wanted: [UUID: Set<MACAddress>], names: [UUID: String]
     ) {
-        var keep: Set<UInt64> = []
-        keep.reserveCapacity(wanted.values.reduce(0) { $0 + $1.count })
         for (sw, macs) in wanted {
             for mac in macs {
                 let k = mirror.key(sw, mac)
-                keep.insert(k)
                 if mirror.rows[k] == nil { insertions.append(k) }
             }
         }
@@ -256,14 +253,16 @@ public struct LocalMACDelta: Sendable {
         for (r, ordinal) in byName.enumerated() { rank[ordinal] = UInt64(r) }
         func order(_ k: UInt64) -> UInt64 { rank[Int(k >> 48)] << 48 | k & 0xFFFF_FFFF_FFFF }
         var removing: [(order: UInt64, key: UInt64, row: UUID)] = []
-        for (k, row) in mirror.rows where !keep.contains(k) {
-            removing.append((order(k), k, row.uuid))
+        for (k, row) in mirror.rows {
+            let (sw, mac) = mirror.split(k)
+            if wanted[sw]?.contains(mac) != true { removing.append((order(k), k, row.uuid)) }
         }
         removing.sort { ($0.order, $0.row) < ($1.order, $1.row) }
         deletions =
             mirror.extra.sorted().map { (key: UInt64?.none, row: $0) }
             + removing.map { (key: Optional($0.key), row: $0.row) }
-        insertions = insertions.map { (order($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        // In place: a million keys sorted without a second array.
+        insertions.sort { order($0) < order($1) }
     }
 }
 
