@@ -16,8 +16,9 @@
 # the listing's time and line count; the time until ovsdb-server's Ucast_Macs_Local holds a
 # row for every learned MAC (counted every second, up to PUBLISH_TIMEOUT s, by an update that
 # changes nothing: its answer is the count); the CPU vtepd and ovsdb-server used meanwhile, and
-# vtepd's busiest thread. N is settable (default 1048576: the default MAC table limit, which
-# holds host A's MAC too, so the last of N is refused and said so); N=20000 is a quick run.
+# vtepd's busiest threads; then vtepd's CPU over 10 s once everything is published. N is
+# settable (default 1048576: the default MAC table limit, which holds hosts A and B too, so
+# the last of N are refused and said so); N=20000 is a quick run.
 #
 # Use: sudo N=1048576 bench/macs/run.sh   (release build first: swift build -c release)
 # The table goes to standard output and to RESULTS (default bench/results/macs-DATE.md).
@@ -137,6 +138,14 @@ busiest=$(join <(sort "$WORK/threads0") <(sort "$WORK/threads1") | awk -v hz="$h
 rate=$(echo "scale=0; $published / $t_publish_all" | bc)
 log "published $published rows, $t_publish_all s from the first frame ($rate rows/s); vtepd CPU $v_cpu s, ovsdb-server $o_cpu s; busiest threads: $busiest"
 
+# Settled: what vtepd costs holding a million MACs with nothing to publish (the publisher
+# still gathers the learned set once a second to see whether it changed).
+sleep 12
+i0=$(ticks "$VPID")
+sleep 10
+idle_cpu=$(echo "scale=2; ($(ticks "$VPID") - $i0) / $hz / 10 * 100" | bc)
+log "settled: vtepd used $idle_cpu% of a CPU over 10 s"
+
 if [ "$published" -lt "$got" ]; then
     log "not every MAC was published; vtepd says:"
     "$VTEPSH" --control "$STATE/vtepd.ctl" -c 'show switch problems' >&2 || true
@@ -169,6 +178,7 @@ log "listed $lines lines in $t_list s; RSS peak while listing $rss_list MiB; VmH
     echo "| rows in Ucast_Macs_Local | $published, all there $t_publish s after learning ended, $t_publish_all s after the first frame ($rate rows/s) |"
     echo "| CPU from the first frame to the last row: vtepd / ovsdb-server | $v_cpu s / $o_cpu s |"
     echo "| vtepd's busiest threads meanwhile | $busiest |"
+    echo "| vtepd's CPU once everything is published (10 s) | $idle_cpu% of a CPU |"
     echo "| \`vtepsh -c 'show switch mac-table'\` | $lines lines in $t_list s |"
     echo "| vtepd RSS peak while listing | $rss_list MiB |"
     echo "| vtepd VmHWM at the end | $hwm_end MiB |"
