@@ -87,3 +87,24 @@ extension MACTable {
         return end < capacity ? end : nil
     }
 }
+
+extension MACTable {
+    /// The live entries of switch `sw` in slots `from..<from + count`, and where the next slice
+    /// starts (nil after the last): what `count(of:)` holds less the expired entries ageing
+    /// has not reclaimed yet. Control plane only (on the worker, a slice per turn).
+    public func liveCount(of sw: SwitchIndex, now: UInt32, from: Int, count: Int) -> (
+        count: Int, next: Int?
+    ) {
+        let start = min(max(0, from), capacity)
+        let end = start + min(count, capacity - start)
+        let tag = UInt64(sw.rawValue)
+        var live = 0
+        for i in start..<end {
+            let slot = slots[i]
+            if slot.key != MACTable.emptyKey, slot.key &>> 48 == tag, !isExpired(slot, now: now) {
+                live += 1
+            }
+        }
+        return (live, end < capacity ? end : nil)
+    }
+}

@@ -786,14 +786,26 @@ public final class GatewayController: ControlHandler, Sendable {
         return result
     }
 
-    /// Entries a switch holds (learned and static, expired ones not yet reclaimed: what its
-    /// MAC limit counts), nil when no switch has the name.
-    func macCount(of name: String) async -> Int? {
-        await dataPlane.inspect { worker in
-            worker.currentConfiguration.switchIndex(named: name).map {
-                worker.macTable.count(of: $0)
+    /// The live entries of a switch (learned and static, not the expired ones ageing has not
+    /// reclaimed yet), counted a slice of slots per worker turn; nil when no switch has the
+    /// name. Only its count is carried, never the entries.
+    func macCount(of name: String, slice: Int = 1 << 16) async -> Int? {
+        var total = 0
+        var cursor: Int? = 0
+        while let from = cursor {
+            let answer: (Int, Int?)? = await dataPlane.inspect { worker in
+                guard let sw = worker.currentConfiguration.switchIndex(named: name) else {
+                    return nil
+                }
+                let part = worker.macTable.liveCount(
+                    of: sw, now: worker.secondsNow, from: from, count: slice)
+                return (part.count, part.next)
             }
+            guard let (count, next) = answer else { return nil }
+            total += count
+            cursor = next
         }
+        return total
     }
 
     /// The MACs learned behind our ports, per logical switch the data plane forwards (each
@@ -812,15 +824,21 @@ public final class GatewayController: ControlHandler, Sendable {
             var cursor: Int? = 0
             var consistent = true
             while let from = cursor {
-                let (applied, part, next, switches) = await dataPlane.inspect { worker in
+                let (applied, part, next, switches, sizes) = await dataPlane.inspect { worker in
                     let (macs, next) = worker.localMACs(from: from, count: slice)
                     var switches: [String: SwitchIndex] = [:]
-                    if next == nil {
-                        for (i, s) in worker.currentConfiguration.switches.enumerated() {
-                            if let s { switches[s.name] = SwitchIndex(rawValue: UInt16(i)) }
-                        }
+                    var sizes: [SwitchIndex: Int] = [:]
+                    for (i, s) in worker.currentConfiguration.switches.enumerated() {
+                        guard let s else { continue }
+                        let sw = SwitchIndex(rawValue: UInt16(i))
+                        if next == nil { switches[s.name] = sw }
+                        // Sized once, at the first slice: a million MACs not rehashed.
+                        if from == 0 { sizes[sw] = worker.macTable.count(of: sw) }
                     }
-                    return (worker.configurationsApplied, macs, next, switches)
+                    return (worker.configurationsApplied, macs, next, switches, sizes)
+                }
+                for (sw, size) in sizes where size > 0 {
+                    found[sw] = Set(minimumCapacity: size)
                 }
                 if configuration == nil { configuration = applied }
                 consistent = consistent && configuration == applied

@@ -74,6 +74,9 @@ public struct GatewayDaemon: Sendable {
 
     /// Starts everything; on a failure, stops what was started and throws.
     public static func start(_ options: GatewayOptions) async throws -> GatewayDaemon {
+        // Two arenas, not one per thread: see `Allocator` (the publisher also trims after
+        // its large rounds).
+        Allocator.limitArenas(to: 2)
         var started = Started()
         do {
             return try await start(options, &started)

@@ -238,12 +238,9 @@ public struct LocalMACDelta: Sendable {
     public init(
         mirror: inout LocalMACMirror, wanted: [UUID: Set<MACAddress>], names: [UUID: String]
     ) {
-        var keep: Set<UInt64> = []
-        keep.reserveCapacity(wanted.values.reduce(0) { $0 + $1.count })
         for (sw, macs) in wanted {
             for mac in macs {
                 let k = mirror.key(sw, mac)
-                keep.insert(k)
                 if mirror.rows[k] == nil { insertions.append(k) }
             }
         }
@@ -256,14 +253,16 @@ public struct LocalMACDelta: Sendable {
         for (r, ordinal) in byName.enumerated() { rank[ordinal] = UInt64(r) }
         func order(_ k: UInt64) -> UInt64 { rank[Int(k >> 48)] << 48 | k & 0xFFFF_FFFF_FFFF }
         var removing: [(order: UInt64, key: UInt64, row: UUID)] = []
-        for (k, row) in mirror.rows where !keep.contains(k) {
-            removing.append((order(k), k, row.uuid))
+        for (k, row) in mirror.rows {
+            let (sw, mac) = mirror.split(k)
+            if wanted[sw]?.contains(mac) != true { removing.append((order(k), k, row.uuid)) }
         }
         removing.sort { ($0.order, $0.row) < ($1.order, $1.row) }
         deletions =
             mirror.extra.sorted().map { (key: UInt64?.none, row: $0) }
             + removing.map { (key: Optional($0.key), row: $0.row) }
-        insertions = insertions.map { (order($0), $0) }.sorted { $0.0 < $1.0 }.map(\.1)
+        // In place: a million keys sorted without a second array.
+        insertions.sort { order($0) < order($1) }
     }
 }
 
@@ -290,6 +289,10 @@ public actor LocalMACPublisher {
         public var interval: Duration = .seconds(1)
         /// Unicast rows inserted or deleted by one transaction.
         public var batchLimit = 5000
+        /// Changes worked out are written until none wait, the database changes, or they are
+        /// this old; only then is the data plane asked again (a million MACs take a while to
+        /// gather and compare, more than writing a batch).
+        public var drainFor: Duration = .seconds(10)
         /// Even when nothing seems to have changed, our rows are counted this often.
         public var recheck: Duration = .seconds(30)
         /// The most rows of ours read back to mend the mirror; beyond, they are withdrawn and
@@ -360,10 +363,10 @@ public actor LocalMACPublisher {
 
     /// One round: reads and writes only when something may differ.
     public func round() async {
-        // While a batch worked out less than `interval` ago waits, the data plane is not
-        // asked again: a million MACs take a while to gather.
+        // While changes worked out less than `drainFor` ago wait, the data plane is not asked
+        // again.
         let draining = queue.flatMap { queue in
-            waiting > 0 && lastError == nil && ContinuousClock.now - queue.at < settings.interval
+            waiting > 0 && lastError == nil && ContinuousClock.now - queue.at < settings.drainFor
                 ? queue.learned : nil
         }
         let macs: [String: Set<MACAddress>]
@@ -478,7 +481,7 @@ public actor LocalMACPublisher {
     }
 
     /// One batch of the changes waiting (worked out afresh from `macs` when none wait, or
-    /// when they were worked out `Settings.interval` ago or before another database
+    /// when they were worked out `Settings.drainFor` ago or before another database
     /// version), with the flood rows.
     private func write(
         _ macs: [String: Set<MACAddress>], db: HardwareVTEP.Database, version: Int,
@@ -490,7 +493,7 @@ public actor LocalMACPublisher {
         self.mirror = nil
         defer { self.mirror = mirror }
         if queue == nil || queue!.delta.count == queue!.next || queue!.version != version
-            || now - queue!.at >= settings.interval
+            || now - queue!.at >= settings.drainFor
         {
             // Switches by name; a name two switches share names neither.
             let byName = Dictionary(grouping: db.logicalSwitches.values, by: \.name)
@@ -503,9 +506,15 @@ public actor LocalMACPublisher {
             let names = Dictionary(
                 db.logicalSwitches.values.map { ($0.uuid, $0.name) },
                 uniquingKeysWith: { a, _ in a })
+            let previous = queue?.delta.count ?? 0
             queue = (
                 LocalMACDelta(mirror: &mirror, wanted: wanted, names: names), 0, version, now, macs
             )
+            // The sets of a large round are freed now: give their pages back to the system
+            // (glibc keeps them in the arena otherwise).
+            if wanted.values.reduce(0, { $0 + $1.count }) + previous > Self.trimAbove {
+                Allocator.trim()
+            }
         }
         let delta = queue!.delta
         let start = queue!.next
@@ -572,6 +581,9 @@ public actor LocalMACPublisher {
         published += inserting.count
         withdrawn += deleting.count
     }
+
+    /// Learned MACs beyond which working out a delta is followed by `malloc_trim`.
+    static let trimAbove = 100_000
 
     /// What a round reads of the database: everything but Ucast_Macs_Local, which is large.
     static let tables = [

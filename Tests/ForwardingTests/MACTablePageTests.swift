@@ -132,3 +132,27 @@ import Testing
         #expect(Self.list(table, ranks: Self.ranks([0]), limit: 5, now: 1).count == 10)
     }
 }
+
+extension MACTablePageTests {
+    /// What the MAC-limit fault reads: a switch's live entries, slice by slice, without the
+    /// expired ones ageing has not reclaimed.
+    @Test func liveCountLeavesOutTheExpired() {
+        let table = MACTable(totalLimit: 64)
+        table.setPolicy(for: 2, ageing: 10, limit: nil)
+        for i in 1...6 {
+            table.learn(
+                MACAddress(rawValue: UInt64(i)), on: 2, at: .remote(LocatorIndex(rawValue: 1)),
+                now: i <= 2 ? 0 : 8)
+        }
+        table.learn(MACAddress(rawValue: 9), on: 3, at: .remote(LocatorIndex(rawValue: 1)), now: 8)
+        var live = 0
+        var cursor: Int? = 0
+        while let from = cursor {
+            let part = table.liveCount(of: 2, now: 12, from: from, count: 5)
+            live += part.count
+            cursor = part.next
+        }
+        #expect(live == 4)
+        #expect(table.count(of: 2) == 6, "the two expired are still held")
+    }
+}
