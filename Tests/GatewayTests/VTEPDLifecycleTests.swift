@@ -84,7 +84,12 @@ struct VTEPDLifecycleTests {
                 "notice vtepd.database: found the hardware_vtep database again",
                 timeout: .seconds(30))
             try vtepd.process.waitForLog("notice vtepd.switch: publishing local MACs again")
-            try waitUntil("the database and publisher problems to clear") {
+            // A minute: under a full parallel test run the first rounds after the reconnect
+            // (the publisher's check of its rows, the status writers) can take a while.
+            try waitUntil(
+                "the database and publisher problems to clear", timeout: .seconds(60),
+                lastSeen: (try? Self.problems(vtepd))?.joined(separator: "; ") ?? "?"
+            ) {
                 !(try Self.problems(vtepd)).contains {
                     $0.contains("hardware_vtep database") || $0.contains("local MACs")
                 }

@@ -45,7 +45,7 @@ public func waitUntilClosed(
     loopbackPort port: UInt16, fileID: String = #fileID, line: Int = #line
 ) throws {
     try waitUntil(
-        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(10), fileID: fileID,
+        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(30), fileID: fileID,
         line: line
     ) { !canConnect(toLoopbackPort: port) }
 }
@@ -57,7 +57,7 @@ public func waitUntilClosed(
     loopbackPort port: UInt16, fileID: String = #fileID, line: Int = #line
 ) async throws {
     try await waitUntil(
-        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(10), fileID: fileID,
+        "nothing to listen on 127.0.0.1:\(port)", timeout: .seconds(30), fileID: fileID,
         line: line
     ) { () async -> Bool in !canConnect(toLoopbackPort: port) }
 }
