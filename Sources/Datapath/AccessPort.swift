@@ -269,8 +269,7 @@ public final class AccessPort {
                 {
                     // The vnet header lies right in front of the frame (tpacket_rcv).
                     batch.placeFromRing(
-                        frame + mac - prefix, length: snapped, prefix: prefix, truncated: false,
-                        into: count)
+                        frame + mac - prefix, length: snapped, prefix: prefix, into: count)
                     if status & clinuxnet_tp_status_vlan_valid != 0 {
                         let tpid =
                             status & clinuxnet_tp_status_vlan_tpid_valid != 0

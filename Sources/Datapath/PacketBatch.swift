@@ -387,17 +387,15 @@ public final class PacketBatch {
     /// Copies a frame the kernel wrote into a packet ring (`AccessPort`'s receive ring) into
     /// `slot` as a receive would: `prefix` bytes of virtio_net_hdr at `bytes`, the frame's
     /// `length` bytes after them, placed at the headroom; cut to the buffer and marked
-    /// truncated when longer, or when the ring kept less than the frame (`truncated`).
-    func placeFromRing(
-        _ bytes: UnsafeRawPointer, length: Int, prefix: Int, truncated cut: Bool, into slot: Int
-    ) {
+    /// truncated when longer.
+    func placeFromRing(_ bytes: UnsafeRawPointer, length: Int, prefix: Int, into slot: Int) {
         precondition(slot >= 0 && slot < capacity && length >= 0)
         let kept = min(length, bufferSize - headroom)
         let destination = buffers + slot * bufferSize + headroom - prefix
         destination.copyMemory(from: bytes, byteCount: prefix + kept)
         starts[slot] = Int32(headroom)
         lengths[slot] = Int32(kept)
-        truncated[slot] = cut || kept < length
+        truncated[slot] = kept < length
         restoredTPID[slot] = 0
         offloads[slot] = prefix == 0 ? .plain : VirtioNetHeader.load(from: destination)
     }
