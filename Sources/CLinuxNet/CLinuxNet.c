@@ -1,5 +1,6 @@
 // _GNU_SOURCE must come before any libc header for recvmmsg, sendmmsg and setns.
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <errno.h>
@@ -25,6 +26,10 @@ int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, 
 }
 
 int clinuxnet_setns_net(int fd) { return setns(fd, CLONE_NEWNET); }
+
+int clinuxnet_set_thread_name(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
+}
 
 int clinuxnet_interface_mtu(int fd, const char *name) {
     struct ifreq request;

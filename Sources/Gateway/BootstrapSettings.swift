@@ -26,6 +26,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case metricsListen = "metrics-listen"
         case macTableLimit = "mac-table-limit"
         case busyPollUS = "busy-poll-us"
+        case datapathPriority = "datapath-priority"
         case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
@@ -54,6 +55,8 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var macTableLimit: Int?
     /// Microseconds the worker keeps polling after a frame before it sleeps (default 50).
     public var busyPollMicroseconds: Int?
+    /// The data-plane worker's SCHED_FIFO priority, 0 for the normal scheduler (default 1).
+    public var datapathPriority: Int?
     /// What the logical routers' network namespaces are named with: prefix + router name.
     public var routerNamespacePrefix: String?
 
@@ -128,6 +131,14 @@ public struct BootstrapSettings: Equatable, Sendable {
                         + "\(range.lowerBound) to \(range.upperBound)")
             }
             busyPollMicroseconds = us
+        case .datapathPriority:
+            let range = DataPlaneSettings.realtimePriorityRange
+            guard let priority = Int(value), range.contains(priority) else {
+                throw .init(
+                    "datapath-priority \(value) is not a real-time priority from "
+                        + "\(range.lowerBound) to \(range.upperBound) (0: the normal scheduler)")
+            }
+            datapathPriority = priority
         case .routerNamespacePrefix:
             let allowed = value.utf8.allSatisfy {
                 (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
@@ -202,6 +213,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.metricsListen = other.metricsListen ?? metricsListen
         merged.macTableLimit = other.macTableLimit ?? macTableLimit
         merged.busyPollMicroseconds = other.busyPollMicroseconds ?? busyPollMicroseconds
+        merged.datapathPriority = other.datapathPriority ?? datapathPriority
         merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
@@ -239,6 +251,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         if let multicastTTL { dataPlane.multicastTTL = multicastTTL }
         if let macTableLimit { dataPlane.macTableLimit = macTableLimit }
         if let busyPollMicroseconds { dataPlane.busyPollMicroseconds = busyPollMicroseconds }
+        if let datapathPriority { dataPlane.realtimePriority = datapathPriority }
         let root = stateRoot ?? Self.defaultStateRoot
         var options = GatewayOptions(
             stateRoot: root, physicalSwitch: physicalSwitch ?? hostName, tunnelIPs: addresses,

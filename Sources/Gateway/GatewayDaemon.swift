@@ -223,7 +223,12 @@ public struct GatewayDaemon: Sendable {
             appliance == nil || unhandled.isEmpty,
             "commands without a handler: \(unhandled.joined(separator: ", "))")
 
-        dataPlane.start()
+        let scheduling = dataPlane.start()
+        if scheduling.refused {
+            dataPlaneLogger.warning("\(scheduling.note)")
+        } else {
+            dataPlaneLogger.notice("\(scheduling.note)")
+        }
         started.services.append(
             DataPlaneService(
                 dataPlane: dataPlane, nextHops: nextHops, ioErrors: ioErrors, controller: controller

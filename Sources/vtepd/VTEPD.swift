@@ -97,6 +97,11 @@ struct Run: AsyncParsableCommand {
     var busyPollUs: String?
     @Option(
         help:
+            "Real-time (SCHED_FIFO) priority of the data-plane worker thread, ahead of ordinary tasks as the kernel's own forwarding is: 1–99, or 0 for the normal scheduler (default: 1)."
+    )
+    var datapathPriority: String?
+    @Option(
+        help:
             "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
     )
     var routerNamespacePrefix: String?
@@ -122,6 +127,7 @@ struct Run: AsyncParsableCommand {
             (.metricsListen, metricsListen.map { [$0] } ?? []),
             (.macTableLimit, macTableLimit.map { [$0] } ?? []),
             (.busyPollUS, busyPollUs.map { [$0] } ?? []),
+            (.datapathPriority, datapathPriority.map { [$0] } ?? []),
             (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {

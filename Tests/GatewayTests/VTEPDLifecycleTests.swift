@@ -32,6 +32,60 @@ struct VTEPDLifecycleTests {
         return pid
     }
 
+    /// The data-plane worker thread of `pid` (named vtepd-datapath): its thread ID, scheduling
+    /// policy and real-time priority from /proc/PID/task/TID/stat (fields 41 and 40).
+    static func worker(of pid: pid_t) throws -> (tid: Int, policy: Int, priority: Int) {
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        let named = tasks.filter {
+            (try? String(contentsOfFile: "/proc/\(pid)/task/\($0)/comm", encoding: .utf8))
+                == "vtepd-datapath\n"
+        }
+        guard named.count == 1, let tid = Int(named[0]) else {
+            throw LabError(description: "\(named.count) threads of \(pid) named vtepd-datapath")
+        }
+        let stat = try String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8)
+        // After the command name's closing parenthesis, fields start at 3 (state).
+        guard let close = stat.lastIndex(of: ")") else {
+            throw LabError(description: "unreadable stat: \(stat)")
+        }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 38, let priority = Int(fields[37]), let policy = Int(fields[38])
+        else { throw LabError(description: "unreadable stat: \(stat)") }
+        return (tid, policy, priority)
+    }
+
+    @Test(
+        "the data-plane worker: named vtepd-datapath, SCHED_FIFO at datapath-priority (1 by default), normal at 0, said in the log"
+    )
+    func dataPlaneWorkerScheduling() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            // (arguments, policy and priority expected, the log line that says so)
+            let cases: [([String], Int32, Int, String)] = [
+                ([], SCHED_FIFO, 1, "runs at real-time priority 1 (SCHED_FIFO)"),
+                (["--datapath-priority", "7"], SCHED_FIFO, 7, "runs at real-time priority 7"),
+                (
+                    ["--datapath-priority", "0"], SCHED_OTHER, 0,
+                    "runs under the normal scheduler (datapath-priority 0)"
+                ),
+            ]
+            for (i, (arguments, policy, priority, said)) in cases.enumerated() {
+                let vtepd = try lab.startVTEPD(
+                    at: site, vni: 5001, extraArguments: arguments,
+                    stateRoot: lab.file("vtepd-priority-\(i)"))
+                try vtepd.process.waitForLog(
+                    "notice vtepd.dataplane: the data-plane worker " + said)
+                let worker = try Self.worker(of: vtepd.process.pid)
+                #expect(worker.policy == Int(policy), "\(arguments)")
+                #expect(worker.priority == priority, "\(arguments)")
+                // It forwards and answers the control socket either way.
+                #expect(try vtepd.bindings().count == 1)
+                #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
+            }
+        }
+    }
+
     @Test(
         "an external database killed and started again: problem and error, then cleared and notice")
     func databaseLostAndFoundAgain() async throws {

@@ -29,6 +29,9 @@ int clinuxnet_recvmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, 
 int clinuxnet_sendmmsg(int fd, clinuxnet_mmsghdr *messages, unsigned int count, int flags);
 /// setns(2) into a network namespace, for the calling thread only.
 int clinuxnet_setns_net(int fd);
+
+/// pthread_setname_np(3) on the calling thread (at most 15 bytes); 0 or an error number.
+int clinuxnet_set_thread_name(const char *name);
 /// The MTU of interface `name` (ioctl SIOCGIFMTU on the socket `fd`); -1 with errno on
 /// failure.
 int clinuxnet_interface_mtu(int fd, const char *name);
