@@ -69,7 +69,10 @@ public struct DataPlaneSettings: Sendable {
     /// CPU, for milliseconds on a busy machine (bench/latency: p99 4–5 ms under load at 0,
     /// 0.1–0.2 ms at 1). The lowest real-time priority puts it ahead of ordinary tasks and
     /// behind the kernel's own real-time threads; the kernel's real-time throttling
-    /// (kernel.sched_rt_runtime_us) still leaves other tasks 5% of its CPU if it never sleeps.
+    /// (kernel.sched_rt_runtime_us) would leave other tasks only 5% of its CPU if it never
+    /// slept, so the worker leaves the real-time scheduler once it has been busy 2 ms without
+    /// an idle moment and takes it back at the next (`RealtimeBudget`), as the kernel hands
+    /// long softirq work to ksoftirqd.
     public var realtimePriority = DataPlaneSettings.defaultRealtimePriority
     public static let defaultRealtimePriority = 1
     public static let realtimePriorityRange = 0...99
@@ -239,7 +242,7 @@ public final class DataPlane: @unchecked Sendable {
         let ready = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
             System.nameCurrentThread("vtepd-datapath")
-            let outcome: (note: String, refused: Bool)
+            var outcome: (note: String, refused: Bool)
             do {
                 try System.setCurrentThreadRealtime(priority: priority)
                 outcome.note =
@@ -255,7 +258,7 @@ public final class DataPlane: @unchecked Sendable {
             }
             scheduled.withLock { $0 = outcome }
             ready.signal()
-            worker.run { self.takeCommands() }
+            worker.run(realtimePriority: outcome.refused ? 0 : priority) { self.takeCommands() }
         }
         thread.start()
         self.thread = thread

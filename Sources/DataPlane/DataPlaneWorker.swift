@@ -325,8 +325,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         return descriptors
     }
 
-    func run(takeCommands: () -> [Command]) {
+    /// `realtimePriority`: the SCHED_FIFO priority the thread runs at (0: none), which it
+    /// leaves while overloaded and takes back when idle (`RealtimeBudget`).
+    func run(realtimePriority: Int = 0, takeCommands: () -> [Command]) {
         var descriptors = pollDescriptors()
+        var budget = RealtimeBudget(priority: realtimePriority)
         var tunnelSlot = ports.count
         var lastAgeing: UInt32 = 0
         // Busy polling: for `busyPollNanoseconds` after the last frame the worker polls
@@ -358,6 +361,18 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             let now = self.now()
             clock = Self.monotonicNanoseconds()
             engine.tick(nanoseconds: clock)
+            switch budget.polled(ready: ready > 0, clock: clock) {
+            case .none: break
+            case .leave:
+                do {
+                    try System.setCurrentThreadRealtime(priority: 0)
+                    load.realtimeYields &+= 1
+                } catch { budget.refused(.leave) }
+            case .resume:
+                do { try System.setCurrentThreadRealtime(priority: budget.priority) } catch {
+                    budget.refused(.resume)
+                }
+            }
             if ready > 0 {
                 if spin != 0 { spinUntil = clock &+ spin }
                 let busySince = WorkerLoad.now()

@@ -14,6 +14,9 @@ public struct WorkerLoad: Sendable {
     public var batches: UInt64 = 0
     /// Time spent serving ready sockets, from poll(2)'s return to the last send.
     public var busyNanoseconds: UInt64 = 0
+    /// Times the worker, busy for 2 ms without an idle moment, left the real-time scheduler
+    /// until its next idle moment (`RealtimeBudget`): how often it was overloaded.
+    public var realtimeYields: UInt64 = 0
 
     public init() {}
 

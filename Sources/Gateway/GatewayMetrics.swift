@@ -227,6 +227,7 @@ extension GatewayController {
         sample.bfdSent = bfd.sent
         sample.bfdBad = bfd.bad
         sample.bfdSessionsUp = bfd.sessionsUp
+        sample.workerRealtimeYields = load.realtimeYields
         return sample
     }
 }

@@ -27,6 +27,8 @@ public struct MetricsSample: Sendable {
     public var bfdSent: UInt64 = 0
     public var bfdBad: UInt64 = 0
     public var bfdSessionsUp = 0
+    /// Times the worker left the real-time scheduler after 2 ms busy without a pause.
+    public var workerRealtimeYields: UInt64 = 0
 
     public init(
         counters: CountersReport, macEntries: [String: Int], databaseConnected: Bool,
@@ -156,6 +158,10 @@ public struct MetricsSample: Sendable {
         counter("bfd_packets", bfd, [("direction", "bad")], bfdBad)
         gauge("bfd_sessions_up", "BFD sessions in state up", [], Double(bfdSessionsUp))
         counter("worker_batches", "Receive batches the data-plane worker served", [], workerBatches)
+        counter(
+            "worker_realtime_yields",
+            "Times the data-plane worker, busy 2 ms without a pause, left the real-time scheduler",
+            [], workerRealtimeYields)
         registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 namespace: "vtep", subsystem: "worker", metricName: "busy",

@@ -61,6 +61,22 @@ extension Lab {
         }
     }
 
+    /// `count` broadcast frames (ethertype 0x88b5, 60 bytes) from `site`'s host, as fast as a
+    /// packet socket sends them.
+    func sendBroadcastFrames(from site: LabSite, count: Int) throws {
+        let storm = """
+            import socket, sys
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind((sys.argv[1], 0))
+            frame = bytes.fromhex("ffffffffffff" + sys.argv[2].replace(":", "") + "88b5") + bytes(46)
+            for _ in range(int(sys.argv[3])):
+                s.send(frame)
+            """
+        try execute(
+            ["python3", "-c", storm, site.hostInterface, site.hostMAC, "\(count)"],
+            in: site.hostNamespace)
+    }
+
     /// `bridge -j fdb show dev DEVICE` in `namespace`, parsed.
     func forwardingDatabase(in namespace: String, device: String = "vxlan0") throws
         -> [LabFDBEntry]

@@ -87,6 +87,55 @@ struct VTEPDLifecycleTests {
     }
 
     @Test(
+        "overloaded (a full receive ring), the worker leaves the real-time scheduler, counts it, and takes it back when idle"
+    )
+    func anOverloadedWorkerYieldsItsRealtimePriority() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let port = 9000 + Int(getpid() % 500)
+            let vtepd = try lab.startVTEPD(
+                at: a, vni: 5001, extraArguments: ["--metrics-listen", "127.0.0.1:\(port)"])
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            func yields() throws -> Int {
+                let text = try lab.execute(
+                    [
+                        "python3", "-c",
+                        "import urllib.request; print(urllib.request.urlopen("
+                            + "'http://127.0.0.1:\(port)/metrics', timeout=5).read().decode())",
+                    ], in: a.namespace
+                ).output
+                guard
+                    let line = text.split(separator: "\n").first(where: {
+                        $0.hasPrefix("vtep_worker_realtime_yields_total ")
+                    }), let value = Int(line.split(separator: " ")[1])
+                else {
+                    throw LabError(description: "no vtep_worker_realtime_yields_total in\n\(text)")
+                }
+                return value
+            }
+            try waitUntil("the metrics endpoint answers") { (try? yields()) != nil }
+            #expect(try yields() == 0, "idle so far")
+
+            // vtepd stopped, its access port's ring (2,048 frames) filled with broadcasts, each
+            // one to encapsulate toward site B; let go, the worker serves them back to back
+            // for longer than its 2 ms budget without an idle moment.
+            kill(vtepd.process.pid, SIGSTOP)
+            defer { kill(vtepd.process.pid, SIGCONT) }
+            try lab.sendBroadcastFrames(from: a, count: 2_040)
+            kill(vtepd.process.pid, SIGCONT)
+            try waitUntil("the worker to count a yield") { try yields() >= 1 }
+            // Idle again: back under SCHED_FIFO at its priority.
+            try waitUntil("the worker back under SCHED_FIFO") {
+                let worker = try Self.worker(of: vtepd.process.pid)
+                return worker.policy == Int(SCHED_FIFO) && worker.priority == 1
+            }
+            let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 2)
+            #expect(ping.received == 2)
+        }
+    }
+
+    @Test(
         "an external database killed and started again: problem and error, then cleared and notice")
     func databaseLostAndFoundAgain() async throws {
         try await Lab.runOnOwnThread { lab in

@@ -192,22 +192,13 @@ struct VTEPDTraceTests {
             }
             // A storm: 20,000 broadcast frames from host A as fast as a packet socket sends
             // them (a fraction of a second); about 100 a second and a burst of 50 may pass.
-            let storm = """
-                import socket, sys
-                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-                s.bind((sys.argv[1], 0))
-                frame = bytes.fromhex("ffffffffffff" + sys.argv[2].replace(":", "") + "88b5") + bytes(46)
-                for _ in range(int(sys.argv[3])):
-                    s.send(frame)
-                """
             try waitUntil("vtepd applies the limit") {
                 try (vtepd.control(["get", "Logical_Switch", name, "other_config"]).output)
                     .contains("bum-rate-limit") && (try shell("show switch problems")).isEmpty
             }
             let (floodedBefore, droppedBefore) = (try flooded(), try dropped())
             let asked = ContinuousClock.now
-            try lab.execute(
-                ["python3", "-c", storm, a.hostInterface, a.hostMAC, "20000"], in: a.hostNamespace)
+            try lab.sendBroadcastFrames(from: a, count: 20_000)
             // The shell answers right after the storm.
             #expect(try shell("show switch").contains("Physical switch"))
             #expect(ContinuousClock.now - asked < .seconds(5), "the storm and an answer in time")

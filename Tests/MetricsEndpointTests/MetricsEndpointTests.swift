@@ -20,6 +20,7 @@ import Testing
         sample.bfdSent = 31
         sample.bfdBad = 2
         sample.bfdSessionsUp = 1
+        sample.workerRealtimeYields = 6
         return sample
     }()
 
@@ -83,6 +84,7 @@ import Testing
             "vtep_local_mac_publishing_ok 0.0",
             "vtep_worker_batches_total 42",
             "vtep_worker_busy_seconds_total 1.5",
+            "vtep_worker_realtime_yields_total 6",
             #"vtep_manager_connected{target="ssl:10.0.0.5:6640"} 1.0"#,
             #"vtep_manager_connected{target="ssl:10.0.0.6:6640"} 0.0"#,
             #"vtep_limit_refusals_total{limit="control_request_rate"} 9"#,
