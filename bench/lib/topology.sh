@@ -20,6 +20,7 @@
 #        lab_use_vtepd                  (when a pair has a vtepd site: finds VTEPD, VTEPD_BUILT)
 #        lab_up PAIR on|off             (LAB_ERROR empty when host A reaches host B)
 #        lab_start NS LOG CMD...        (background, own process group; PID in LAB_PID)
+#        LAB_VTEPD_PIDS, LAB_VTEPD_SITES (vtepd processes of the lab and their sites, A or B)
 #        lab_down
 # lab_init installs the EXIT trap: whatever happens, every process started through lab_start
 # is stopped by its PID, anything left inside the lab's namespaces (an ovsdb-server that
@@ -60,6 +61,7 @@ lab_init() {
     WORK=$(mktemp -d "/tmp/$P.XXXXXX")
     PIDS=()
     LAB_VTEPD_PIDS=()
+    LAB_VTEPD_SITES=()
     LAB_VTEPD_LOGS=()
     trap lab_exit EXIT
     trap 'exit 130' INT TERM
@@ -127,6 +129,7 @@ lab_down() {
     for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
     PIDS=()
     LAB_VTEPD_PIDS=()
+    LAB_VTEPD_SITES=()
     for n in $LAB_NAMESPACES; do
         for pid in $(ip netns pids "$P$n" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null || true; done
     done
@@ -236,6 +239,7 @@ lab_vtepd_site() {
         ${VTEPD_ARGS:-}
     pid=$LAB_PID
     LAB_VTEPD_PIDS+=("$pid")
+    LAB_VTEPD_SITES+=("${side^^}")
     for _ in $(seq 300); do
         [ -S "$state/db.sock" ] && [ -S "$state/vtepd.ctl" ] && break
         kill -0 "$pid" 2>/dev/null || { LAB_ERROR="vtepd at site ${side^^} exited at start"; return 0; }
@@ -262,6 +266,7 @@ lab_up() {
     local pair=$1 offloads=$2 site_a site_b encapsulation=vxlan side kind
     LAB_ERROR=
     LAB_VTEPD_PIDS=()
+    LAB_VTEPD_SITES=()
     LAB_VTEPD_LOGS=()
     case $pair in
     kernel-kernel) site_a=kernel site_b=kernel ;;

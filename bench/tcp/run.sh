@@ -16,7 +16,12 @@
 # or outlives DURATION + 20 s is recorded as failed, the lab is rebuilt and the run goes on.
 # Gbit/s is end.sum_received.bits_per_second, retransmissions end.sum_sent.retransmits of
 # iperf3 -J; "vs kernel" divides a row by the kernel-kernel row of the same offloads, streams
-# and direction.
+# and direction. "vtepd ns/segment" is what each vtepd cost per TCP segment carried: the CPU
+# time of all its threads while the iperf3 client ran (/proc/PID/task/*/schedstat, as
+# bench/pps/run.sh counts it; the kernel's work done in its system calls included) over
+# end.sum_received.bytes / 1,398 (the MSS at inner MTU 1450 with TCP timestamps), site A's
+# then site B's. It compares builds and encapsulations on a busy machine, where Gbit/s says
+# more about the other load than about vtepd.
 #
 # VTEPD=path (default: the checkout's .build/release/vtepd, built by nobody here) and
 # VTEPD_LABEL ("release build of 6e9d501") say which vtepd. The table goes to standard output
@@ -47,10 +52,18 @@ done
 [[ $DURATION =~ ^[0-9]+$ ]] && [ "$DURATION" -gt 0 ] || die "DURATION must be whole seconds"
 [ -z "$need_vtepd" ] || lab_use_vtepd
 
+# cpu_ns PID: the CPU time of every thread of process PID so far, in nanoseconds (0 once it
+# is gone), read as bench/pps/run.sh's dut_cpu_ns reads it.
+cpu_ns() {
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{t += $1} END {printf "%.0f", t}'
+}
+
 # iperf3_test STREAMS DIRECTION(ab|ba): one iperf3 run from host A (with -R for ba); sets
-# RESULT to "GBITS RETRANSMITS" or "failed REASON".
+# RESULT to "GBITS RETRANSMITS" or "failed REASON", and COST to vtepd's ns per segment
+# ("A 1234, B 567"; a site without vtepd left out) or empty.
 iperf3_test() {
-    local streams=$1 direction=$2 server client rc=0 args
+    local streams=$1 direction=$2 server client rc=0 args pid before=() after=()
+    COST=
     lab_start hb "$WORK/iperf3-server.log" iperf3 --server --one-off --bind "$HOST_B"
     server=$LAB_PID
     for _ in $(seq 100); do
@@ -65,9 +78,11 @@ iperf3_test() {
     fi
     args=(--client "$HOST_B" --time "$DURATION" --parallel "$streams" --json --connect-timeout 3000)
     [ "$direction" = ab ] || args+=(--reverse)
+    for pid in "${LAB_VTEPD_PIDS[@]}"; do before+=("$(cpu_ns "$pid")"); done
     lab_start ha "$WORK/iperf3.json" timeout -k 2 $((DURATION + 20)) iperf3 "${args[@]}"
     client=$LAB_PID
     wait "$client" || rc=$?
+    for pid in "${LAB_VTEPD_PIDS[@]}"; do after+=("$(cpu_ns "$pid")"); done
     stop_pid "$server"
     RESULT=$(python3 - "$WORK/iperf3.json" "$rc" "$((DURATION + 20))" <<'PY'
 import json, sys
@@ -88,6 +103,17 @@ except KeyError:
 print(f"{bps / 1e9:.2f} {rtx}")
 PY
 )
+    local i used bytes segments
+    bytes=$(python3 -c 'import json, sys
+try: print(int(json.load(open(sys.argv[1]))["end"]["sum_received"]["bytes"]))
+except Exception: print(0)' "$WORK/iperf3.json")
+    segments=$((bytes / 1398))
+    [ "$segments" -gt 0 ] || return 0
+    for i in "${!LAB_VTEPD_SITES[@]}"; do
+        used=$((${after[$i]:-0} - ${before[$i]:-0}))
+        [ "$used" -gt 0 ] || continue
+        COST+="${COST:+, }${LAB_VTEPD_SITES[$i]} $((used / segments))"
+    done
 }
 
 declare -A GBITS
@@ -127,10 +153,10 @@ for pair in $MODES; do
                     lab_down
                     lab_up "$pair" "$offloads"
                 else
-                    log "  $streams stream(s) $dir_label: $1 Gbit/s, ${2:-?} retransmissions"
+                    log "  $streams stream(s) $dir_label: $1 Gbit/s, ${2:-?} retransmissions${COST:+, vtepd ns/segment $COST}"
                     lab_vtepd_alive || note="vtepd exited after the test"
                     GBITS["$pair|$offloads|$streams|$dir_label"]=$1
-                    rows+=("$pair|$offloads|$streams|$dir_label|$1|${2:-}|$note")
+                    rows+=("$pair|$offloads|$streams|$dir_label|$1|${2:-}|$note|$COST")
                 fi
             done
         done
@@ -147,20 +173,21 @@ done
     echo "Offloads on: every veth as the kernel made it; off: tx, tso, gso, gro off on all six veths."
     echo "Gbit/s: end.sum_received.bits_per_second; retransmissions: end.sum_sent.retransmits."
     echo "vs kernel: the row's Gbit/s over kernel-kernel's with the same offloads, streams, direction."
+    echo "vtepd ns/segment: CPU time of each vtepd (all threads) during the test over received bytes / 1,398."
     [ -z "$need_vtepd" ] || echo "vtepd: $VTEPD_BUILT."
     echo "$(lab_machine) Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
     echo "Compare only figures taken in one run."
     echo
-    echo "| pair | offloads | streams | direction | Gbit/s | retransmissions | vs kernel | note |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| pair | offloads | streams | direction | Gbit/s | retransmissions | vs kernel | vtepd ns/segment | note |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for row in "${rows[@]}"; do
-        IFS='|' read -r pair offloads streams dir_label gbits rtx note <<<"$row"
+        IFS='|' read -r pair offloads streams dir_label gbits rtx note cost <<<"$row"
         ratio=
         base=${GBITS["kernel-kernel|$offloads|$streams|$dir_label"]:-}
         if [ "$pair" != kernel-kernel ] && [ "$gbits" != failed ] && [ -n "$base" ]; then
             ratio=$(awk -v a="$gbits" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f×", a / b }')
         fi
-        echo "| $pair | $offloads | $streams | $dir_label | $gbits | $rtx | $ratio | $note |"
+        echo "| $pair | $offloads | $streams | $dir_label | $gbits | $rtx | $ratio | ${cost:-} | $note |"
     done
 } >"$WORK/table.md"
 mkdir -p "$(dirname "$RESULTS")"
