@@ -74,9 +74,12 @@ public struct GatewayDaemon: Sendable {
 
     /// Starts everything; on a failure, stops what was started and throws.
     public static func start(_ options: GatewayOptions) async throws -> GatewayDaemon {
-        // Two arenas, not one per thread: see `Allocator` (the publisher also trims after
-        // its large rounds).
+        // Two arenas, not one per thread, and blocks of a megabyte or more (the publisher's
+        // arrays at a million MACs, a listing's page) mapped on their own, so what is freed
+        // goes back to the system: see `Allocator` (the publisher also trims after its large
+        // rounds).
         Allocator.limitArenas(to: 2)
+        Allocator.mapBlocks(from: 1 << 20)
         var started = Started()
         do {
             return try await start(options, &started)

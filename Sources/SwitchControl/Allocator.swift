@@ -19,6 +19,19 @@ public enum Allocator {
         #endif
     }
 
+    /// Blocks of `bytes` or more each mapped on their own (`mallopt(M_MMAP_THRESHOLD)`) and
+    /// unmapped when freed. glibc otherwise raises that threshold to the size of the largest
+    /// block freed (up to 32 MiB), after which the megabytes of a round's arrays come from the
+    /// arena, and stay in it once freed while anything allocated later sits above them.
+    public static func mapBlocks(from bytes: Int32) {
+        #if canImport(Glibc)
+            // M_MMAP_THRESHOLD in malloc.h.
+            if let mallopt = symbol("mallopt", as: (@convention(c) (Int32, Int32) -> Int32).self) {
+                _ = mallopt(-3, bytes)
+            }
+        #endif
+    }
+
     /// Gives the pages freed in every arena back to the system (`malloc_trim(0)`).
     public static func trim() {
         #if canImport(Glibc)

@@ -181,9 +181,9 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
 
     /// What the data plane learned, as the test sets it.
     final class Learned: Sendable {
-        let macs = Mutex<[String: Set<MACAddress>]>([:])
+        let macs = Mutex<[String: SortedMACs]>([:])
         let version = Atomic<Int>(0)
-        func set(_ value: [String: Set<MACAddress>]) { macs.withLock { $0 = value } }
+        func set(_ value: [String: SortedMACs]) { macs.withLock { $0 = value } }
     }
 
     /// A publisher on a connected client of `fixture`'s server. `running`: for `run()`, a
@@ -301,7 +301,7 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
         try await withServer { fixture in
             try await fixture.vtepCtl("add-ls", "ls0")
             let learned = Learned()
-            learned.set(["ls0": Set((1...5).map(Self.mac))])
+            learned.set(["ls0": SortedMACs((1...5).map(Self.mac))])
             let publisher = try await publisher(fixture, learned, limit: 2)
             var counts: [Int] = []
             for _ in 0..<4 {
@@ -329,7 +329,7 @@ func newID() -> RowID { OVSDB.UUID(Foundation.UUID().uuidString)! }
         try await withServer { fixture in
             try await fixture.vtepCtl("add-ls", "ls0")
             let learned = Learned()
-            learned.set(["ls0": Set((1...5).map(Self.mac))])
+            learned.set(["ls0": SortedMACs((1...5).map(Self.mac))])
             let client = OVSDBClient(
                 remote: fixture.server.remote, monitoring: HardwareVTEP.followedRequests)
             Task { for await _ in client.events {} }

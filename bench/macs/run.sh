@@ -11,8 +11,10 @@
 # full: a frame the access port's ring had no room for is sent again by the next pass.
 #
 # The switch's MAC ageing is off (other_config:mac-ageing=0): the frames are sent once, and
-# the run must not measure MACs ageing out. Reported: the time to learn; vtepd's RSS (VmRSS) before, after learning and at its peak
-# while `vtepsh -c 'show switch mac-table'` lists the table (sampled every 0.1 s; VmHWM too);
+# the run must not measure MACs ageing out. Reported: the time to learn; vtepd's RSS (VmRSS)
+# before and after learning, and its peak in each phase (learning, publishing, settled,
+# while `vtepsh -c 'show switch mac-table'` lists the table), sampled every 0.1 s for the
+# whole run; VmHWM; anonymous and file-backed RSS at start and at the end;
 # the listing's time and line count; the time until ovsdb-server's Ucast_Macs_Local holds a
 # row for every learned MAC (counted every second, up to PUBLISH_TIMEOUT s, by an update that
 # changes nothing: its answer is the count); the CPU vtepd and ovsdb-server used meanwhile, and
@@ -51,6 +53,21 @@ done | head -n 1)
 [ -n "$OVSDB_PID" ] || die "vtepd's ovsdb-server child not found"
 
 rss() { awk '/^VmRSS/ {print int($2/1024)}' /proc/"$VPID"/status; }
+# VmRSS split: anonymous memory (the heap, the MAC table, the rings) and mapped files (the
+# executable and its libraries).
+rss_split() { awk '/^RssAnon/ {a = int($2/1024)} /^RssFile/ {f = int($2/1024)} END {print a " anon + " f " file"}' /proc/"$VPID"/status; }
+# The highest VmRSS sampled since the last call, into PEAK: a sampler reads it every 0.1 s
+# for the whole run (a once-a-second look misses a round's short peak); it ends with vtepd.
+touch "$WORK/rss.samples"
+( while r=$(awk '/^VmRSS/ {print int($2/1024)}' /proc/"$VPID"/status 2>/dev/null); do echo "$r"; sleep 0.1; done >>"$WORK/rss.samples" ) &
+RSS_SAMPLER=$!
+PEAK_MARK=0
+peak_since() {
+    local n
+    n=$(wc -l <"$WORK/rss.samples")
+    PEAK=$(sed -n "$((PEAK_MARK + 1)),${n}p" "$WORK/rss.samples" | sort -n | tail -n 1)
+    PEAK_MARK=$n
+}
 hwm() { awk '/^VmHWM/ {print int($2/1024)}' /proc/"$VPID"/status; }
 ticks() { awk '{print $14 + $15}' /proc/"$1"/stat; }
 hz=$(getconf CLK_TCK)
@@ -82,6 +99,8 @@ PY
 thread_ticks() { for t in /proc/"$VPID"/task/*; do echo "$(basename "$t") $(cat "$t"/comm) $(awk '{print $14 + $15}' "$t"/stat)"; done; }
 
 rss_before=$(rss)
+split_before=$(rss_split)
+peak_since
 log "vtepd pid $VPID, ovsdb-server pid $OVSDB_PID, RSS ${rss_before} MiB; learning $N MACs"
 
 cat >"$WORK/gen.py" <<'PY'
@@ -116,7 +135,9 @@ while :; do
 done
 t_learn=$(echo "$(now) - $t0" | bc)
 rss_learned=$(rss)
-log "learned $got in $t_learn s; RSS $rss_learned MiB"
+peak_since
+rss_learning=$PEAK
+log "learned $got in $t_learn s; RSS $rss_learned MiB (peak while learning $rss_learning MiB)"
 
 # Publishing: until ovsdb-server holds a row per learned MAC.
 t0=$(now)
@@ -130,6 +151,8 @@ while :; do
     sleep 1
 done
 t_publish=$(echo "$(now) - $t0" | bc)
+peak_since
+[ "$PEAK" -gt "$rss_publish" ] && rss_publish=$PEAK
 t_publish_all=$(echo "$(now) - $t_first" | bc)
 v_cpu=$(echo "scale=1; ($(ticks "$VPID") - $v0) / $hz" | bc)
 o_cpu=$(echo "scale=1; ($(ticks "$OVSDB_PID") - $o0) / $hz" | bc)
@@ -144,7 +167,9 @@ sleep 12
 i0=$(ticks "$VPID")
 sleep 10
 idle_cpu=$(echo "scale=2; ($(ticks "$VPID") - $i0) / $hz / 10 * 100" | bc)
-log "settled: vtepd used $idle_cpu% of a CPU over 10 s"
+peak_since
+rss_settled=$PEAK
+log "settled: vtepd used $idle_cpu% of a CPU over 10 s; RSS peak $rss_settled MiB"
 
 if [ "$published" -lt "$got" ]; then
     log "not every MAC was published; vtepd says:"
@@ -153,15 +178,15 @@ if [ "$published" -lt "$got" ]; then
 fi
 
 # Listing, with vtepd's RSS sampled meanwhile.
-( peak=0; while :; do r=$(rss 2>/dev/null) || break; [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$WORK/peak"; sleep 0.1; done ) &
-SAMPLER=$!
+peak_since
 t0=$(now)
 lines=$("$VTEPSH" --control "$STATE/vtepd.ctl" -c 'show switch mac-table' | wc -l)
 t_list=$(echo "$(now) - $t0" | bc)
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-rss_list=$(cat "$WORK/peak" 2>/dev/null || echo "?")
+peak_since
+rss_list=$PEAK
 hwm_end=$(hwm)
+split_end=$(rss_split)
+kill "$RSS_SAMPLER" 2>/dev/null || true
 log "listed $lines lines in $t_list s; RSS peak while listing $rss_list MiB; VmHWM $hwm_end MiB"
 
 {
@@ -173,13 +198,15 @@ log "listed $lines lines in $t_list s; RSS peak while listing $rss_list MiB; VmH
     echo "|---|---|"
     echo "| MACs learned (refused at the table limit) | $got ($refused) in $pass pass(es) |"
     echo "| time to learn | $t_learn s |"
-    echo "| vtepd RSS before / after learning | $rss_before / $rss_learned MiB |"
+    echo "| vtepd RSS before / after learning (peak while learning) | $rss_before / $rss_learned MiB ($rss_learning MiB) |"
     echo "| vtepd RSS peak while publishing | $rss_publish MiB |"
     echo "| rows in Ucast_Macs_Local | $published, all there $t_publish s after learning ended, $t_publish_all s after the first frame ($rate rows/s) |"
     echo "| CPU from the first frame to the last row: vtepd / ovsdb-server | $v_cpu s / $o_cpu s |"
     echo "| vtepd's busiest threads meanwhile | $busiest |"
     echo "| vtepd's CPU once everything is published (10 s) | $idle_cpu% of a CPU |"
+    echo "| vtepd RSS peak meanwhile (22 s) | $rss_settled MiB |"
     echo "| \`vtepsh -c 'show switch mac-table'\` | $lines lines in $t_list s |"
     echo "| vtepd RSS peak while listing | $rss_list MiB |"
     echo "| vtepd VmHWM at the end | $hwm_end MiB |"
+    echo "| vtepd RSS at start / at the end | $split_before / $split_end MiB |"
 } | tee "$RESULTS"
