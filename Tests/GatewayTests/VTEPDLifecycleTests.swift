@@ -115,7 +115,9 @@ struct VTEPDLifecycleTests {
                 return value
             }
             try waitUntil("the metrics endpoint answers") { (try? yields()) != nil }
-            #expect(try yields() == 0, "idle so far")
+            // Not necessarily 0: starting (configurations applied back to back) may already
+            // have kept it busy 2 ms on a loaded machine.
+            let before = try yields()
 
             // vtepd stopped, its access port's ring (2,048 frames) filled with broadcasts, each
             // one to encapsulate toward site B; let go, the worker serves them back to back
@@ -124,7 +126,7 @@ struct VTEPDLifecycleTests {
             defer { kill(vtepd.process.pid, SIGCONT) }
             try lab.sendBroadcastFrames(from: a, count: 2_040)
             kill(vtepd.process.pid, SIGCONT)
-            try waitUntil("the worker to count a yield") { try yields() >= 1 }
+            try waitUntil("the worker to count a yield") { try yields() > before }
             // Idle again: back under SCHED_FIFO at its priority.
             try waitUntil("the worker back under SCHED_FIFO") {
                 let worker = try Self.worker(of: vtepd.process.pid)
