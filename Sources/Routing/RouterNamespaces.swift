@@ -130,7 +130,7 @@ public final class RouterNamespaces: @unchecked Sendable {
             throw RouterError("logical router \(name) is not built")
         }
         let json = try Nftables.run(
-            "list table ip \(NATRuleset.table)", inNamespace: namespacePath(of: name), json: true)
+            NATRuleset.listCommand, inNamespace: namespacePath(of: name), json: true)
         return NATRuleset.counters(fromJSON: json)
     }
 
@@ -337,7 +337,7 @@ public final class RouterNamespaces: @unchecked Sendable {
                 ? [:]
                 : NATRuleset.ruleCounters(
                     fromJSON: (try? Nftables.run(
-                        "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
+                        NATRuleset.listCommand, inNamespace: path, json: true)) ?? "")
             // The session limit unchanged: only the NAT chains are swapped, so its rule (and
             // the sessions it counts) stays. Should that fail (the table gone), the whole.
             if let old, old.sessionLimit == router.sessionLimit,
