@@ -532,13 +532,7 @@ struct VTEPDRouterTests {
                 in: overlay.hostNamespace)
             // The overlay switch (VXLAN over IPv4, underlay MTU 1500) carries 1450; the
             // uplink, bound to the physical port, that port's 1500.
-            let links = try setup.inRouter("r1", ["ip", "-o", "link", "show"])
-            let mtus = links.split(separator: "\n").filter { $0.contains(": ri") }.compactMap {
-                line -> Int? in
-                let fields = line.split(separator: " ")
-                return fields.firstIndex(of: "mtu").flatMap { Int(fields[$0 + 1]) }
-            }.sorted()
-            #expect(mtus == [1450, 1500], "\(links)")
+            #expect(try setup.interfaceMTUs("r1") == [1450, 1500])
 
             // From outside, a full-size packet with DF to the floating IP: the router says
             // frag-needed (MTU 1450) instead of passing a frame the tunnel cannot carry.
@@ -601,6 +595,56 @@ struct VTEPDRouterTests {
                     matching: "icmp.type == 3 && icmp.code == 4 && icmp.mtu == 1300"
                         + " && ip.dst == 198.51.100.10") == 1)
             #expect(try lab.count(in: capture.file, matching: "ip.addr == 10.0.0.0/24") == 0)
+        }
+    }
+
+    @Test(
+        "MTU follows the links: the underlay's and the physical port's MTU changed on the link (no database change) reach the router's interfaces, sessions go on"
+    )
+    func mtuFollowsTheLinks() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let setup = try RouterLab(lab)
+            let (overlay, outside) = (setup.overlay, setup.outside)
+            try lab.execute(
+                ["ip", "link", "set", outside.accessInterface, "mtu", "1500"], in: outside.namespace
+            )
+            try setup.addSNATRouter()
+            // (Built before the port's change above reached it? Then within a round.)
+            try waitUntil("r1's interfaces at 1450 and 1500", timeout: .seconds(10)) {
+                try setup.interfaceMTUs("r1") == [1450, 1500]
+            }
+            let inForce = {
+                try String(contentsOf: setup.vtepd.process.log, encoding: .utf8)
+                    .components(separatedBy: "logical router r1 in force").count
+            }
+            let builds = try inForce()
+            // A ping under way across every change below.
+            let long = try lab.start(
+                "ping-long",
+                ["ping", "-n", "-q", "-c", "30", "-i", "0.2", "-W", "2", "198.51.100.2"],
+                in: overlay.hostNamespace)
+            // The underlay's MTU lowered on the link: the overlay interface follows (less 50).
+            try lab.execute(
+                ["ip", "link", "set", outside.underlayInterface, "mtu", "1400"],
+                in: outside.namespace)
+            try setup.vtepd.process.waitForLog(
+                "logical router r1: interface on ls5001 has MTU 1350 (the underlay's MTU less 50)")
+            try waitUntil("r1's overlay interface at 1350", timeout: .seconds(10)) {
+                try setup.interfaceMTUs("r1") == [1350, 1500]
+                    && setup.interfaceMTUs("r1", ports: true) == [1350, 1500]
+            }
+            // The physical port's MTU raised: the uplink interface follows it.
+            try lab.execute(
+                ["ip", "link", "set", outside.accessInterface, "mtu", "1600"], in: outside.namespace
+            )
+            try waitUntil("r1's uplink interface at 1600", timeout: .seconds(10)) {
+                try setup.interfaceMTUs("r1") == [1350, 1600]
+                    && setup.interfaceMTUs("r1", ports: true) == [1350, 1600]
+            }
+            #expect(long.waitForExit(timeout: .seconds(20)))
+            #expect(long.tail().contains("30 packets transmitted, 30 received"), "\(long.tail())")
+            // Changed in place: the router was neither rebuilt nor applied again.
+            #expect(try inForce() == builds)
         }
     }
 
@@ -850,6 +894,20 @@ struct RouterLab {
     }
 
     /// The router ports (`lr` + 11 hex digits) in vtepd's namespace, sorted.
+    /// The MTUs of router `name`'s interfaces (the inner veth ends), and of its data-plane
+    /// ports (the outer ends, in vtepd's namespace), each sorted.
+    func interfaceMTUs(_ name: String, ports: Bool = false) throws -> [Int] {
+        let links =
+            ports
+            ? try lab.execute(["ip", "-o", "link", "show"], in: outside.namespace).output
+            : try inRouter(name, ["ip", "-o", "link", "show"])
+        return links.split(separator: "\n").filter { $0.contains(ports ? ": lr" : ": ri") }
+            .compactMap { line -> Int? in
+                let fields = line.split(separator: " ")
+                return fields.firstIndex(of: "mtu").flatMap { Int(fields[$0 + 1]) }
+            }.sorted()
+    }
+
     func routerPorts() throws -> [String] {
         let links = try lab.execute(["ip", "-o", "link", "show"], in: outside.namespace).output
         return links.split(separator: "\n").compactMap { line -> String? in
