@@ -346,7 +346,14 @@ tcp_test() {
     t1=$(date +%s%N)
     stop_pid "$server"
     if [ -n "${STATS:-}" ] && [ -n "$VTEPD_PID" ]; then
-        { echo "== $MODE $streams $direction"; "$(dirname "$VTEPD")/vtepsh" --control "$WORK/state-dut/vtepd.ctl" -c "show switch statistics"; } >>"$STATS" 2>&1 || true
+        {
+            echo "== $MODE $streams $direction"
+            "$(dirname "$VTEPD")/vtepsh" --control "$WORK/state-dut/vtepd.ctl" -c "show switch statistics"
+            # Each packet socket's queue and drops (skmem d…), by interface: which port overran.
+            echo "-- ss -0 -e -m in vtepd's namespace"
+            ip netns exec "${P}sb" ss -0 -n -e -m
+            ip -n "${P}sb" -o link show | awk '{print $1, $2}'
+        } >>"$STATS" 2>&1 || true
     fi
     # vtepd's share of one CPU over the run (over 100 %: its threads ran on both CPUs).
     local cpu=
