@@ -43,7 +43,7 @@
 # pps run and for 2 s of its one-stream B → A TCP run (and the whole machine then, `-a`), and
 # puts the top of `perf report` in the results (PERF_KEEP=DIR keeps the perf.data files).
 # STATS=FILE appends vtepd's `show switch statistics` after each of its TCP runs (drops,
-# super-frames, trains). AUTOGROUP_NICE=N is an experiment, not part of a comparison: vtepd's
+# super-frames, trains; with VTEPSH, default the vtepsh beside VTEPD). AUTOGROUP_NICE=N is an experiment, not part of a comparison: vtepd's
 # scheduling group (/proc/PID/autogroup; every process this script starts leads a session,
 # hence a group of its own) gets nice N, to see how much of a run on a loaded machine is the
 # scheduler's share (see bench/results/l3-2026-12-05-s11.md). Results: standard output and
@@ -348,7 +348,7 @@ tcp_test() {
     if [ -n "${STATS:-}" ] && [ -n "$VTEPD_PID" ]; then
         {
             echo "== $MODE $streams $direction"
-            "$(dirname "$VTEPD")/vtepsh" --control "$WORK/state-dut/vtepd.ctl" -c "show switch statistics"
+            "${VTEPSH:-$(dirname "$VTEPD")/vtepsh}" --control "$WORK/state-dut/vtepd.ctl" -c "show switch statistics"
             # Each packet socket's queue and drops (skmem d…), by interface: which port overran.
             echo "-- ss -0 -e -m in vtepd's namespace"
             ip netns exec "${P}sb" ss -0 -n -e -m
