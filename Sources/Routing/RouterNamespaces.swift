@@ -263,11 +263,13 @@ public final class RouterNamespaces: @unchecked Sendable {
                     ])
             } catch {
                 logger.error("logical router \(name) could not be built: \(error)")
-                failures.withLock { $0[name] = error.description }
+                // What it made goes before the problem is reported, so whoever sees the
+                // problem finds nothing of it left.
                 if current[name] == nil || old?.interfaces != router.interfaces {
                     remove(router)
                     built.withLock { $0[name] = nil }
                 }
+                failures.withLock { $0[name] = error.description }
             }
         }
     }
