@@ -55,6 +55,12 @@ public struct DataPlaneSettings: Sendable {
     /// the 32 a gateway may have stay within 16 MiB (an access port's ring is as large as
     /// `receiveBuffer`).
     public static let internalPortRingFrames = 256
+    /// Kernel receive queue of an internal port: the router hands it super-frames (up to
+    /// 64 KB, about 66 KB of queue each) that a ring frame cannot hold, which wait there whole;
+    /// 4 MiB took about 60 and dropped the rest of a burst of four TCP streams (the l3
+    /// benchmark). 16 MiB holds one per ring frame. A limit, not an allocation: memory is
+    /// taken only while frames wait.
+    public static let internalPortReceiveBuffer = 16 << 20
     /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
     /// How long the worker keeps polling without sleeping after it served a frame, in
@@ -302,7 +308,7 @@ public final class DataPlane: @unchecked Sendable {
         let port = Carried(
             try AccessPort(
                 interface: interface, promiscuous: true, qdiscBypass: true,
-                receiveBuffer: settings.receiveBuffer, vnetHeader: true,
+                receiveBuffer: DataPlaneSettings.internalPortReceiveBuffer, vnetHeader: true,
                 ringFrames: DataPlaneSettings.internalPortRingFrames))
         let refused: Worker.PortChangeError? = await inspect { worker in
             do throws(Worker.PortChangeError) {

@@ -287,8 +287,18 @@ public final class AccessPort {
 
     /// Frames the kernel dropped because our receive queue (or ring) was full, since the port
     /// opened: a frame too long for the ring that the full queue could not take whole counts
-    /// here too.
-    public var receiveDrops: UInt64 { System.receiveDrops(descriptor) &+ ringQueueDrops }
+    /// here too, and so does one that found every ring frame still ours.
+    public var receiveDrops: UInt64 {
+        if ring != nil {
+            ringFullDrops &+= System.packetStatisticsDrops(descriptor)
+        }
+        return System.receiveDrops(descriptor) &+ ringQueueDrops &+ ringFullDrops
+    }
+
+    /// Frames dropped because the ring was full, read so far: tpacket_rcv counts them in the
+    /// socket's packet statistics (tp_drops), not in sk_drops, and PACKET_STATISTICS hands
+    /// its counts over and starts them again from 0, so they are summed here.
+    private var ringFullDrops: UInt64 = 0
 
     /// Receives up to `batch.capacity` frames into slots `0 ..< count` and returns
     /// `count`, 0 when none are queued. Each frame starts at the batch's headroom, or 4

@@ -200,6 +200,19 @@ public enum System {
         return UInt64(info[Int(clinuxnet_sk_meminfo_drops)])
     }
 
+    /// The drops counted in an AF_PACKET socket's statistics since they were last read
+    /// (PACKET_STATISTICS, packet(7): reading them resets them); 0 when they cannot be read.
+    static func packetStatisticsDrops(_ descriptor: Int32) -> UInt64 {
+        var statistics = tpacket_stats()
+        var length = socklen_t(MemoryLayout<tpacket_stats>.size)
+        guard
+            getsockopt(
+                descriptor, clinuxnet_sol_packet, clinuxnet_packet_statistics, &statistics,
+                &length) == 0
+        else { return 0 }
+        return UInt64(statistics.tp_drops)
+    }
+
     /// if_nametoindex(3), which reports failure as 0 rather than -1.
     static func interfaceIndex(_ name: String) throws(SystemError) -> Int32 {
         guard name.utf8.count < IF_NAMESIZE, !name.isEmpty else {

@@ -417,9 +417,16 @@ struct DataPlaneService: StoppableService {
     }
 }
 
-/// The logical routers: removed, namespaces, veths and ports, before the worker stops.
+/// The logical routers: their ports' MTUs follow the links' (a round a second); removed,
+/// namespaces, veths and ports, before the worker stops.
 struct RouterService: StoppableService {
     let routers: RouterNamespaces
+
+    func run() async throws {
+        await cancelWhenGracefulShutdownOrCancelled { await routers.followLinks() }
+        await stop()
+    }
+
     func stop() async {
         await routers.removeAll()
         Logger(label: "vtepd.routers").info("logical routers removed")

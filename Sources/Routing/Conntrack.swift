@@ -7,19 +7,28 @@ import Synchronization
 /// had it, and the reply direction as it comes back (after NAT, the two differ).
 public struct Session: Hashable, Sendable {
     public struct Tuple: Hashable, Sendable, CustomStringConvertible {
-        public var source: IPv4Address
-        public var destination: IPv4Address
-        /// Ports for TCP and UDP; the echo identifier for ICMP (as source); nil otherwise.
+        /// Both of one family: conntrack tracks IPv4 and IPv6 connections apart.
+        public var source: IPAddress
+        public var destination: IPAddress
+        /// Ports for TCP and UDP; the echo identifier for ICMP and ICMPv6 (as source); nil
+        /// otherwise.
         public var sourcePort: UInt16?
         public var destinationPort: UInt16?
 
         public var description: String {
-            "\(source)" + (sourcePort.map { ":\($0)" } ?? "") + " → \(destination)"
-                + (destinationPort.map { ":\($0)" } ?? "")
+            Self.endpoint(source, sourcePort) + " → " + Self.endpoint(destination, destinationPort)
+        }
+
+        /// An address with its port, an IPv6 one in brackets (RFC 5952 §6), so the port's
+        /// colon cannot be read as part of it.
+        private static func endpoint(_ address: IPAddress, _ port: UInt16?) -> String {
+            guard let port else { return address.description }
+            if case .v6 = address { return "[\(address)]:\(port)" }
+            return "\(address):\(port)"
         }
     }
 
-    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP).
+    /// IP protocol number (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6).
     public var transport: UInt8
     public var original: Tuple
     public var reply: Tuple
@@ -33,13 +42,15 @@ public struct Session: Hashable, Sendable {
         case 6: "tcp"
         case 17: "udp"
         case 1: "icmp"
+        case 58: "icmpv6"
         default: "ip proto \(transport)"
         }
     }
 }
 
-/// Conntrack's netlink API (ctnetlink, `NETLINK_NETFILTER`): the IPv4 connection table of a
-/// router's namespace, dumped on a thread that entered it. No tool's output is parsed.
+/// Conntrack's netlink API (ctnetlink, `NETLINK_NETFILTER`): the connection table of a
+/// router's namespace, IPv4 and IPv6 (the routed, untranslated IPv6 connections are tracked
+/// too), dumped on a thread that entered it. No tool's output is parsed.
 public enum Conntrack {
     /// The sessions in the namespace at `namespacePath`, at most `limit`.
     public static func sessions(inNamespace namespacePath: String, limit: Int)
@@ -60,15 +71,18 @@ public enum Conntrack {
     /// between is not counted; one made after the dump stays.
     public static func clear(inNamespace namespacePath: String) throws(RouterError) -> Int {
         try inNamespace(namespacePath) { socket throws(RouterError) in
-            var entries: [(tuple: ArraySlice<UInt8>, id: ArraySlice<UInt8>?)] = []
+            var entries: [(tuple: ArraySlice<UInt8>, family: UInt8, id: ArraySlice<UInt8>?)] = []
             try dump(socket) { attributes in
-                if let tuple = attributes[1] { entries.append((tuple, attributes[12])) }
+                if let tuple = attributes[1], let family = family(ofTuple: tuple) {
+                    entries.append((tuple, family, attributes[12]))
+                }
             }
             var removed = 0
             var buffer = [UInt8](repeating: 0, count: 4096)
             for (index, entry) in entries.enumerated() {
                 let sequence = UInt32(truncatingIfNeeded: index + 2)
-                let message = deleteRequest(sequence: sequence, tuple: entry.tuple, id: entry.id)
+                let message = deleteRequest(
+                    sequence: sequence, family: entry.family, tuple: entry.tuple, id: entry.id)
                 guard send(socket, message, message.count, 0) == message.count else {
                     throw RouterError("conntrack delete: \(String(cString: strerror(errno)))")
                 }
@@ -120,25 +134,37 @@ public enum Conntrack {
         }
     }
 
-    /// nlmsghdr + nfgenmsg asking for a dump of the IPv4 table: type
-    /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`, flags `NLM_F_REQUEST | NLM_F_DUMP`.
+    /// nlmsghdr + nfgenmsg asking for a dump of the whole table: type
+    /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET`, flags `NLM_F_REQUEST | NLM_F_DUMP`,
+    /// family AF_UNSPEC (ctnetlink's dump then filters on no family: IPv4 and IPv6).
     static func request(sequence: UInt32) -> [UInt8] {
         header(length: 20, type: 1 << 8 | 1, flags: 0x1 | 0x300, sequence: sequence)
-            + [UInt8(AF_INET), 0, 0, 0]  // nfgenmsg: family, version 0, res_id 0
+            + [UInt8(AF_UNSPEC), 0, 0, 0]  // nfgenmsg: family, version 0, res_id 0
     }
 
-    /// A request to delete the IPv4 session with original tuple `tuple` (the nested
-    /// CTA_TUPLE_ORIG's value as the dump gave it) and, when given, conntrack id `id`
-    /// (CTA_ID, so a newer session with the same tuple is left alone): type
+    /// A request to delete the session of `family` (AF_INET, AF_INET6) with original tuple
+    /// `tuple` (the nested CTA_TUPLE_ORIG's value as the dump gave it) and, when given,
+    /// conntrack id `id` (CTA_ID, so a newer session with the same tuple is left alone): type
     /// `NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE`, flags `NLM_F_REQUEST | NLM_F_ACK`.
-    static func deleteRequest(sequence: UInt32, tuple: ArraySlice<UInt8>, id: ArraySlice<UInt8>?)
-        -> [UInt8]
-    {
+    /// The family must be the session's: ctnetlink reads the tuple's addresses by it, and a
+    /// delete of family AF_UNSPEC would not name one session.
+    static func deleteRequest(
+        sequence: UInt32, family: UInt8, tuple: ArraySlice<UInt8>, id: ArraySlice<UInt8>?
+    ) -> [UInt8] {
         var attributes = attribute(1 | 0x8000, tuple)  // CTA_TUPLE_ORIG, nested
         if let id, id.count == 4 { attributes += attribute(12, id) }  // CTA_ID
         return header(
             length: UInt32(20 + attributes.count), type: 1 << 8 | 2, flags: 0x1 | 0x4,
-            sequence: sequence) + [UInt8(AF_INET), 0, 0, 0] + attributes
+            sequence: sequence) + [family, 0, 0, 0] + attributes
+    }
+
+    /// The family of a dumped CTA_TUPLE_ORIG by its addresses: CTA_IP_V4_SRC (1) AF_INET,
+    /// CTA_IP_V6_SRC (3) AF_INET6; nil for neither (not a session we can name).
+    static func family(ofTuple value: ArraySlice<UInt8>) -> UInt8? {
+        let ip = nested(nested(value)[1])
+        if ip[1]?.count == 4 { return UInt8(AF_INET) }
+        if ip[3]?.count == 16 { return UInt8(AF_INET6) }
+        return nil
     }
 
     private static func header(length: UInt32, type: UInt16, flags: UInt16, sequence: UInt32)
@@ -254,22 +280,44 @@ public enum Conntrack {
         let t = nested(value)
         let ip = nested(t[1])  // CTA_TUPLE_IP
         let proto = nested(t[2])  // CTA_TUPLE_PROTO
-        guard let source = ip[1], let destination = ip[2], source.count == 4,
-            destination.count == 4, let number = proto[1]?.first
-        else { return nil }
-        func address(_ s: ArraySlice<UInt8>) -> IPv4Address {
-            IPv4Address(rawValue: s.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+        // CTA_IP_V4_SRC/DST (1, 2: four bytes) or CTA_IP_V6_SRC/DST (3, 4: sixteen).
+        func address(_ s: ArraySlice<UInt8>?) -> IPAddress? {
+            guard let s else { return nil }
+            let word = { (bytes: ArraySlice<UInt8>) in
+                bytes.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            }
+            switch s.count {
+            case 4: return .v4(IPv4Address(rawValue: UInt32(word(s))))
+            case 16:
+                return .v6(IPv6Address(high: word(s.prefix(8)), low: word(s.suffix(8))))
+            default: return nil
+            }
         }
+        func family(_ a: IPAddress) -> Int32 {
+            if case .v4 = a { return AF_INET }
+            return AF_INET6
+        }
+        guard let number = proto[1]?.first,
+            let source = address(ip[1]) ?? address(ip[3]),
+            let destination = address(ip[2]) ?? address(ip[4]),
+            family(source) == family(destination)
+        else { return nil }
         func port(_ s: ArraySlice<UInt8>?) -> UInt16? {
             guard let s, s.count == 2 else { return nil }
             return UInt16(s.first!) << 8 | UInt16(s.last!)
         }
-        // ICMP: the echo identifier (CTA_PROTO_ICMP_ID) stands where a source port would.
+        // ICMP and ICMPv6: the echo identifier (CTA_PROTO_ICMP_ID 4, CTA_PROTO_ICMPV6_ID 7)
+        // stands where a source port would.
+        let sourcePort: UInt16? =
+            switch number {
+            case 1: port(proto[4])
+            case 58: port(proto[7])
+            default: port(proto[2])
+            }
         return (
             Session.Tuple(
-                source: address(source), destination: address(destination),
-                sourcePort: number == 1 ? port(proto[4]) : port(proto[2]),
-                destinationPort: number == 1 ? nil : port(proto[3])),
+                source: source, destination: destination, sourcePort: sourcePort,
+                destinationPort: number == 1 || number == 58 ? nil : port(proto[3])),
             number
         )
     }

@@ -19,21 +19,28 @@ public enum NATRuleset {
     public static func text(
         for router: LogicalRouter, counters: [String: (packets: UInt64, bytes: UInt64)] = [:]
     ) -> String {
-        var text = "flush ruleset\ntable ip \(table) {\n" + natChains(router, counters)
+        var text = "flush ruleset\ntable ip \(table) {\n" + natChains(router, counters) + "}\n"
         if let limit = router.sessionLimit {
-            // Sessions routed through the router, counted as each is made (connlimit); the
+            // Sessions routed through the router, IPv4 and IPv6 alike (an inet table: one
+            // count for both, and conntrack tracks IPv6 in the namespace only because a
+            // table of that family asks for it), counted as each is made (connlimit); the
             // ones past the limit are dropped before conntrack confirms them.
             let key = LogicalRouter.sessionLimitKey
             let c = counters["forward " + key].map {
                 "counter packets \($0.packets) bytes \($0.bytes)"
             }
             text +=
-                "    chain forward {\n        type filter hook forward priority filter; policy accept;\n"
+                "table inet \(table) {\n"
+                + "    chain forward {\n        type filter hook forward priority filter; policy accept;\n"
                 + "        ct state new ct count over \(limit) \(c ?? "counter") drop"
-                + " comment \"\(key)\"\n    }\n"
+                + " comment \"\(key)\"\n    }\n}\n"
         }
-        return text + "}\n"
+        return text
     }
+
+    /// What `nft -j` lists to read every rule's counters: the NAT table (ip) and the session
+    /// limit's (inet).
+    public static let listCommand = "list ruleset"
 
     /// The NAT chains of `router` alone, swapped in one transaction (`flush chain` of each,
     /// then their rules) into the table in force, whose forward chain is left as it is: for
@@ -90,7 +97,7 @@ public enum NATRuleset {
     }
 
     /// Packets and bytes per rule key, summed over the rules that carry it (a floating IP
-    /// has one each way), from `nft -j list table ip vtepd`'s output.
+    /// has one each way), from `nft -j list ruleset`'s output (`listCommand`).
     public static func counters(fromJSON text: String) -> [String: (packets: UInt64, bytes: UInt64)]
     {
         var result: [String: (packets: UInt64, bytes: UInt64)] = [:]

@@ -44,6 +44,9 @@ public final class RouterNamespaces: @unchecked Sendable {
     private var mtuRules: [String: LinkMTU] = [:]
     /// The MTU set on each router port's veth; only touched on `queue`.
     private var appliedMTU: [String: Int] = [:]
+    /// An MTU the kernel refused for a port, logged once rather than every round; only
+    /// touched on `queue`.
+    private var refusedMTU: [String: Int] = [:]
 
     public init(namespacePrefix: String, ports: Ports, underlay: String? = nil, logger: Logger) {
         self.namespacePrefix = namespacePrefix
@@ -93,6 +96,22 @@ public final class RouterNamespaces: @unchecked Sendable {
         }
     }
 
+    /// Reads again the MTUs the router ports' rules depend on (the underlay's, the physical
+    /// ports') and sets each port whose MTU they now give another value (asynchronously, in
+    /// order with `apply`): an MTU changed on a link reaches the routers without a database
+    /// change. Cheap: a sysfs read per rule, and nothing while there is no router.
+    public func followLinkMTUs() {
+        queue.async { [self] in applyMTU() }
+    }
+
+    /// `followLinkMTUs()` every `interval` until the task is cancelled (vtepd's rounds).
+    public func followLinks(every interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            followLinkMTUs()
+            try? await Task.sleep(for: interval)
+        }
+    }
+
     /// The MTU each router port has now (set from its rule), by port.
     public var portMTU: [String: Int] {
         get async {
@@ -130,7 +149,7 @@ public final class RouterNamespaces: @unchecked Sendable {
             throw RouterError("logical router \(name) is not built")
         }
         let json = try Nftables.run(
-            "list table ip \(NATRuleset.table)", inNamespace: namespacePath(of: name), json: true)
+            NATRuleset.listCommand, inNamespace: namespacePath(of: name), json: true)
         return NATRuleset.counters(fromJSON: json)
     }
 
@@ -175,15 +194,15 @@ public final class RouterNamespaces: @unchecked Sendable {
     /// value than the one set; a veth's MTU changes live, its sessions go on.
     private func applyMTU() {
         let routers = built.withLock { Array($0.values) }
-        appliedMTU = appliedMTU.filter { port, _ in
-            routers.contains { $0.links.contains { $0.port == port } }
-        }
+        let live = Set(routers.flatMap { $0.links.map(\.port) })
+        appliedMTU = appliedMTU.filter { live.contains($0.key) }
+        refusedMTU = refusedMTU.filter { live.contains($0.key) }
         for router in routers {
             for link in router.links {
                 guard
                     let mtu = mtuRules[link.port]?.resolve(
                         underlay: underlay, interfaceMTU: Self.interfaceMTU),
-                    appliedMTU[link.port] != mtu
+                    appliedMTU[link.port] != mtu, refusedMTU[link.port] != mtu
                 else { continue }
                 do throws(RouterError) {
                     try run(["link", "set", link.port, "mtu", "\(mtu)"])
@@ -197,6 +216,7 @@ public final class RouterNamespaces: @unchecked Sendable {
                         "logical router \(router.name): interface on \(link.logicalSwitch) has MTU \(mtu) (\(rule))"
                     )
                 } catch {
+                    refusedMTU[link.port] = mtu
                     logger.error(
                         "logical router \(router.name): MTU \(mtu) on \(link.port): \(error)")
                 }
@@ -243,11 +263,13 @@ public final class RouterNamespaces: @unchecked Sendable {
                     ])
             } catch {
                 logger.error("logical router \(name) could not be built: \(error)")
-                failures.withLock { $0[name] = error.description }
+                // What it made goes before the problem is reported, so whoever sees the
+                // problem finds nothing of it left.
                 if current[name] == nil || old?.interfaces != router.interfaces {
                     remove(router)
                     built.withLock { $0[name] = nil }
                 }
+                failures.withLock { $0[name] = error.description }
             }
         }
     }
@@ -337,7 +359,7 @@ public final class RouterNamespaces: @unchecked Sendable {
                 ? [:]
                 : NATRuleset.ruleCounters(
                     fromJSON: (try? Nftables.run(
-                        "list table ip \(NATRuleset.table)", inNamespace: path, json: true)) ?? "")
+                        NATRuleset.listCommand, inNamespace: path, json: true)) ?? "")
             // The session limit unchanged: only the NAT chains are swapped, so its rule (and
             // the sessions it counts) stays. Should that fail (the table gone), the whole.
             if let old, old.sessionLimit == router.sessionLimit,

@@ -189,6 +189,32 @@ struct AccessPortTests {
         }
     }
 
+    /// Frames that find every ring frame still the worker's are dropped by the kernel and
+    /// counted in the socket's packet statistics, not its sk_drops: `receiveDrops` counts
+    /// them, exactly, and keeps them after they were read once.
+    @Test func framesAFullRingDropsAreCounted() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("f", ipv6: false)
+            let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
+            let frames = (0..<200).map { testFrame($0) }
+            let (taken, drops, again) = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(interface: left)
+                // 64 ring frames (two blocks); nothing is taken while the 200 arrive.
+                let receiver = try AccessPort(interface: right, ringFrames: 64)
+                #expect(receiver.receiveDrops == 0)
+                let batch = PacketBatch(capacity: 64)
+                try sendAll(frames, through: sender, batch: batch)
+                let drops = receiver.receiveDrops
+                var taken = 0
+                while case let n = try receiver.receive(into: batch), n > 0 { taken += n }
+                return (taken, drops, receiver.receiveDrops)
+            }
+            #expect(taken == 64)
+            #expect(drops == 136)
+            #expect(again == 136)
+        }
+    }
+
     /// A TCP transfer between two namespaces over a veth with its default offloads: the port,
     /// a tap on the receiving end, sees the sender's TSO super-frames whole, with their vnet
     /// header, and never one cut short (one the full queue could not take is counted lost).

@@ -190,7 +190,9 @@ struct LogicalRouterTests {
                 """)
     }
 
-    @Test("A session limit is a connlimit rule in the forward chain, counted")
+    @Test(
+        "A session limit is a connlimit rule in the forward chain of an inet table (IPv4 and IPv6 sessions), counted"
+    )
     func sessionLimit() throws {
         let router = try LogicalRouter(
             name: "r1", bindings: Self.interfaces, staticRoutes: [:],
@@ -199,6 +201,11 @@ struct LogicalRouterTests {
         #expect(
             NATRuleset.text(for: router, counters: ["forward session-limit": (3, 252)]).hasSuffix(
                 """
+                    chain postrouting {
+                        type nat hook postrouting priority srcnat; policy accept;
+                    }
+                }
+                table inet vtepd {
                     chain forward {
                         type filter hook forward priority filter; policy accept;
                         ct state new ct count over 1000 counter packets 3 bytes 252 drop comment "session-limit"

@@ -32,11 +32,21 @@
 # SNAT made them (tshark: source 198.51.100.1, no 10.0.0.0/24). The flowtable cannot speed a
 # one-way UDP flood (a flow enters it only once conntrack saw a reply); the -ft pps rows show
 # its cost, not a gain.
-# TCP: iperf3 host A → host B and back (-R), STREAMS (default "1 4"), DURATION (4) s each.
+# With vtepd, its CPU time per frame that reached host B (all its threads, from
+# /proc/PID/task/*/schedstat) is given too: the figure to compare builds by on a busy machine.
+# TCP: iperf3 host A → host B and back (-R), STREAMS (default "1 4"), DURATION (4) s each,
+# with the sender's retransmissions, (A → B) its mean RTT and vtepd's share of a CPU. Before the pps run, 50 pings
+# host A → host B (the round trip through the router while nothing else crosses it).
 #
 # Offloads are left as Linux made every veth. VTEPD (default the checkout's .build/release/vtepd)
 # and VTEPD_LABEL say which vtepd; PERF=1 records `perf record -g` of vtepd for 5 s during its
-# pps run and puts the top of `perf report` in the results. Results: standard output and
+# pps run and for 2 s of its one-stream B → A TCP run (and the whole machine then, `-a`), and
+# puts the top of `perf report` in the results (PERF_KEEP=DIR keeps the perf.data files).
+# STATS=FILE appends vtepd's `show switch statistics` after each of its TCP runs (drops,
+# super-frames, trains; with VTEPSH, default the vtepsh beside VTEPD). AUTOGROUP_NICE=N is an experiment, not part of a comparison: vtepd's
+# scheduling group (/proc/PID/autogroup; every process this script starts leads a session,
+# hence a group of its own) gets nice N, to see how much of a run on a loaded machine is the
+# scheduler's share (see bench/results/l3-2026-12-05-s11.md). Results: standard output and
 # RESULTS (default bench/results/l3-<date>.md). Namespaces and links are named $P* (default
 # vgl3), vtepd's router namespace $P-r1; every process started here is stopped by PID and every
 # namespace deleted on exit, also on failure or Ctrl-C.
@@ -164,6 +174,13 @@ vtepd_dut() {
         kill -0 "$VTEPD_PID" 2>/dev/null || die "vtepd exited at start"
         sleep 0.1
     done
+    # An experiment, not a comparison: vtepd's scheduling group given more weight (see
+    # AUTOGROUP_NICE above). Only now: before setsid has run in the child, the PID's group
+    # would still be this script's.
+    if [ -n "${AUTOGROUP_NICE:-}" ]; then
+        echo "$AUTOGROUP_NICE" >"/proc/$VTEPD_PID/autogroup"
+        log "vtepd's $(cat "/proc/$VTEPD_PID/autogroup")"
+    fi
     vc=(lab_vc "$state")
     "${vc[@]}" --may-exist add-ps "${P}ps"
     "${vc[@]}" --may-exist add-port "${P}ps" "${P}ba"
@@ -189,7 +206,7 @@ vtepd_dut() {
     RI_OVERLAY=$(router_exec ip -o addr show to "$INSIDE/32" | awk '{print $2}')
     RI_UPLINK=$(router_exec ip -o addr show to "$OUTSIDE/32" | awk '{print $2}')
     VTEPD_UPLINK=$RI_UPLINK
-    VTEPD_RULESET=$(router_exec nft list table ip vtepd | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/')
+    VTEPD_RULESET=$(router_exec nft list ruleset | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/')
 }
 
 # flowtable_on: the flowtable for established TCP and UDP flows, in a table of its own.
@@ -261,9 +278,18 @@ verify_flood() {
     [ "$n" -eq 10 ] || die "of 10 flood frames sent, $n reached host B as SNAT made them"
 }
 
-# measure_pps CONF: sets PPS, the median rate at host B.
+# vtepd's CPU time so far, in ns, over all its threads (the worker, and the router's work it
+# does in its send calls: veth delivers in the sender's context); empty for the kernel.
+dut_cpu_ns() {
+    [ -n "$VTEPD_PID" ] || return 0
+    cat /proc/"$VTEPD_PID"/task/*/schedstat 2>/dev/null | awk '{t += $1} END {printf "%.0f", t}'
+}
+
+# measure_pps CONF: sets PPS, the median rate at host B, and NS_PER_FRAME, vtepd's CPU time
+# per frame that reached host B over all windows (empty for the kernel): unlike PPS it hardly
+# moves when other work shares the machine, so builds compare by it on a busy machine.
 measure_pps() {
-    local pid before after rates=()
+    local pid before after first cpu0 cpu1 rates=()
     lab_start sa "$WORK/trafgen.log" trafgen --dev "${P}au" --conf "$1" --cpus 1 --no-sock-mem \
         --notouch-irq --no-cpu-stats
     pid=$LAB_PID
@@ -271,22 +297,28 @@ measure_pps() {
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/trafgen.log" >&2; die "trafgen exited"; }
     if [ -n "${PERF:-}" ] && [ -n "$VTEPD_PID" ] && [ "$MODE" = vtepd ]; then
         perf record -g -o "$WORK/perf.data" -p "$VTEPD_PID" -- sleep 5 >/dev/null 2>&1 || true
+        [ -z "${PERF_KEEP:-}" ] || cp "$WORK/perf.data" "$PERF_KEEP"/
     fi
+    cpu0=$(dut_cpu_ns)
     before=$(rx_b)
+    first=$before
     for _ in $(seq "$WINDOWS"); do
         sleep "$WINDOW"
         after=$(rx_b)
         rates+=($(((after - before) / WINDOW)))
         before=$after
     done
+    cpu1=$(dut_cpu_ns)
     stop_pid "$pid"
     PPS=$(printf '%s\n' "${rates[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-    log "  windows: ${rates[*]} pps; median $PPS"
+    NS_PER_FRAME=
+    [ -z "$cpu0" ] || [ "$after" -le "$first" ] || NS_PER_FRAME=$(((cpu1 - cpu0) / (after - first)))
+    log "  windows: ${rates[*]} pps; median $PPS${NS_PER_FRAME:+; vtepd $NS_PER_FRAME ns CPU per frame}"
 }
 
 # iperf3 STREAMS ab|ba: sets RESULT to Gbit/s (or "failed …").
 tcp_test() {
-    local streams=$1 direction=$2 server client rc=0 args
+    local streams=$1 direction=$2 server client rc=0 args cpu0 cpu1 t0 t1
     lab_start hb "$WORK/iperf3-server.log" iperf3 --server --one-off --bind "$OUTSIDE_HOST"
     server=$LAB_PID
     for _ in $(seq 100); do
@@ -295,20 +327,50 @@ tcp_test() {
     done
     args=(--client "$OUTSIDE_HOST" --time "$DURATION" --parallel "$streams" --json --connect-timeout 3000)
     [ "$direction" = ab ] || args+=(--reverse)
+    cpu0=$(dut_cpu_ns)
+    t0=$(date +%s%N)
     lab_start ha "$WORK/iperf3.json" timeout -k 2 $((DURATION + 20)) iperf3 "${args[@]}"
     client=$LAB_PID
+    # PERF=1: the one-stream outside → overlay run profiled too, vtepd's threads and the
+    # whole machine (the router's softirq work runs outside vtepd's threads as well).
+    if [ -n "${PERF:-}" ] && [ -n "$VTEPD_PID" ] && [ "$MODE" = vtepd ] &&
+        [ "$streams" = 1 ] && [ "$direction" = ba ]; then
+        sleep 1
+        perf record -a -g -o "$WORK/perf-tcp-all.data" -- sleep 2 >/dev/null 2>&1 &
+        perf record -g -o "$WORK/perf-tcp.data" -p "$VTEPD_PID" -- sleep 2 >/dev/null 2>&1 || true
+        wait $! || true
+        [ -z "${PERF_KEEP:-}" ] || cp "$WORK"/perf-tcp*.data "$PERF_KEEP"/
+    fi
     wait "$client" || rc=$?
+    cpu1=$(dut_cpu_ns)
+    t1=$(date +%s%N)
     stop_pid "$server"
+    if [ -n "${STATS:-}" ] && [ -n "$VTEPD_PID" ]; then
+        {
+            echo "== $MODE $streams $direction"
+            "${VTEPSH:-$(dirname "$VTEPD")/vtepsh}" --control "$WORK/state-dut/vtepd.ctl" -c "show switch statistics"
+            # Each packet socket's queue and drops (skmem d…), by interface: which port overran.
+            echo "-- ss -0 -e -m in vtepd's namespace"
+            ip netns exec "${P}sb" ss -0 -n -e -m
+            ip -n "${P}sb" -o link show | awk '{print $1, $2}'
+        } >>"$STATS" 2>&1 || true
+    fi
+    # vtepd's share of one CPU over the run (over 100 %: its threads ran on both CPUs).
+    local cpu=
+    [ -z "$cpu0" ] || cpu=$(((cpu1 - cpu0) * 100 / (t1 - t0)))
     RESULT=$(python3 -c '
 import json, sys
 try:
     d = json.load(open(sys.argv[1]))
-    print("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9) if not d.get("error") else "failed " + d["error"])
+    r = d["end"]["sum_sent"].get("retransmits")
+    rtt = [x["sender"].get("mean_rtt") for x in d["end"].get("streams", []) if x.get("sender", {}).get("mean_rtt")]
+    extra = ([] if r is None else ["%d retr" % r]) + (["RTT %d µs" % (sum(rtt) / len(rtt))] if rtt else []) + (["vtepd %s %% CPU" % sys.argv[3]] if sys.argv[3] else [])
+    print(("%.2f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9) + (" (" + ", ".join(extra) + ")" if extra else "")) if not d.get("error") else "failed " + d["error"])
 except Exception:
-    print("failed exit " + sys.argv[2])' "$WORK/iperf3.json" "$rc")
+    print("failed exit " + sys.argv[2])' "$WORK/iperf3.json" "$rc" "$cpu")
 }
 
-declare -A PPS_OF TCP_OF
+declare -A PPS_OF TCP_OF PING_OF NS_OF
 for MODE in $MODES; do
     log "$MODE: building"
     VTEPD_PID=
@@ -324,11 +386,16 @@ for MODE in $MODES; do
         [ "$SECONDS" -lt "$deadline" ] || die "$MODE: host B unreachable from host A after 20 s"
         sleep 0.2
     done
+    # The round trip through the router while nothing else crosses it.
+    rtt=$(ip netns exec "${P}ha" ping -c 50 -i 0.02 -q "$OUTSIDE_HOST" 2>/dev/null | sed -n 's|.* = \([0-9.]*\)/\([0-9.]*\)/\([0-9.]*\)/.*|\2 ms (min \1, max \3)|p')
+    log "$MODE: ping host A → host B: ${rtt:-failed}"
+    PING_OF[$MODE]=${rtt:-failed}
     conf=$(flood_conf)
     verify_flood "$conf"
     log "$MODE: pps"
     measure_pps "$conf"
     PPS_OF[$MODE]=$PPS
+    NS_OF[$MODE]=$NS_PER_FRAME
     for streams in $STREAMS; do
         for direction in ab ba; do
             tcp_test "$streams" "$direction"
@@ -340,12 +407,18 @@ for MODE in $MODES; do
         perf report -i "$WORK/perf.data" --no-children --sort symbol --stdio 2>/dev/null |
             grep -E '^ +[0-9]' | head -25 >"$WORK/perf.txt" || true
     fi
+    if [ -n "${PERF:-}" ] && [ -f "$WORK/perf-tcp.data" ] && [ "$MODE" = vtepd ]; then
+        perf report -i "$WORK/perf-tcp.data" --no-children --sort symbol --stdio 2>/dev/null |
+            grep -E '^ +[0-9]' | head -25 >"$WORK/perf-tcp.txt" || true
+        perf report -i "$WORK/perf-tcp-all.data" --no-children --sort comm --stdio 2>/dev/null |
+            grep -E '^ +[0-9]' | head -12 >"$WORK/perf-tcp-all.txt" || true
+    fi
     [ -z "$VTEPD_PID" ] || stop_pid "$VTEPD_PID"
     l3_down
 done
 
 ratio() { python3 -c 'import sys; a,b=sys.argv[1],sys.argv[2]
-try: print("%.2f×" % (float(a)/float(b)))
+try: print("%.2f×" % (float(a.split()[0])/float(b.split()[0])))
 except Exception: print("")' "$1" "$2"; }
 {
     echo "# A logical router with SNAT: vtepd vs the kernel, $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -354,15 +427,15 @@ except Exception: print("")' "$1" "$2"; }
     echo "10.0.0.0/24 → $OUTSIDE) → host B on the DUT's physical port. pps: 64-byte inner UDP"
     echo "frames over up to 65536 flows (random source ports), VXLAN from trafgen on one CPU, median of"
     echo "$WINDOWS × ${WINDOW} s at host B. TCP: iperf3, $DURATION s, Gbit/s received. Default offloads."
-    echo "vtepd: ${VTEPD_BUILT:-not run}. $(lab_machine)"
+    echo "vtepd: ${VTEPD_BUILT:-not run}${AUTOGROUP_NICE:+, its autogroup at nice $AUTOGROUP_NICE (an experiment)}. $(lab_machine)"
     echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work shares the machine)."
     echo
-    echo "| DUT | routed+SNAT pps | vs kernel |$(for s in $STREAMS; do printf ' TCP %s A→B | vs kernel | TCP %s B→A | vs kernel |' "$s" "$s"; done)"
-    echo "|---|---|---|$(for s in $STREAMS; do printf -- '---|---|---|---|'; done)"
+    echo "| DUT | ping A→B | routed+SNAT pps | vs kernel | vtepd ns CPU/frame |$(for s in $STREAMS; do printf ' TCP %s A→B | vs kernel | TCP %s B→A | vs kernel |' "$s" "$s"; done)"
+    echo "|---|---|---|---|---|$(for s in $STREAMS; do printf -- '---|---|---|---|'; done)"
     for MODE in $MODES; do
         ref=kernel
         [[ $MODE == *-ft ]] && ref=kernel-ft
-        line="| $MODE | ${PPS_OF[$MODE]} | $(ratio "${PPS_OF[$MODE]}" "${PPS_OF[$ref]:-}") |"
+        line="| $MODE | ${PING_OF[$MODE]:-} | ${PPS_OF[$MODE]} | $(ratio "${PPS_OF[$MODE]}" "${PPS_OF[$ref]:-}") | ${NS_OF[$MODE]:-} |"
         for s in $STREAMS; do
             for d in ab ba; do
                 line+=" ${TCP_OF[$MODE $s $d]} | $(ratio "${TCP_OF[$MODE $s $d]}" "${TCP_OF[$ref $s $d]:-}") |"
@@ -383,6 +456,22 @@ except Exception: print("")' "$1" "$2"; }
         echo
         echo '```'
         cat "$WORK/perf.txt"
+        echo '```'
+    fi
+    if [ -s "$WORK/perf-tcp.txt" ]; then
+        echo
+        echo "perf record -g of vtepd during its one-stream TCP B→A run (top symbols, self time):"
+        echo
+        echo '```'
+        cat "$WORK/perf-tcp.txt"
+        echo '```'
+    fi
+    if [ -s "$WORK/perf-tcp-all.txt" ]; then
+        echo
+        echo "perf record -a -g of the whole machine at the same time (by command; vtepd's worker is oot.default-qos):"
+        echo
+        echo '```'
+        cat "$WORK/perf-tcp-all.txt"
         echo '```'
     fi
 } >"$WORK/table.md"

@@ -88,6 +88,7 @@ static const int clinuxnet_packet_version = PACKET_VERSION;
 static const int clinuxnet_tpacket_v2 = TPACKET_V2;
 static const int clinuxnet_packet_rx_ring = PACKET_RX_RING;
 static const int clinuxnet_packet_copy_thresh = PACKET_COPY_THRESH;
+static const int clinuxnet_packet_statistics = PACKET_STATISTICS;
 static const uint32_t clinuxnet_tp_status_kernel = TP_STATUS_KERNEL;
 static const uint32_t clinuxnet_tp_status_user = TP_STATUS_USER;
 static const uint32_t clinuxnet_tp_status_copy = TP_STATUS_COPY;
