@@ -54,6 +54,9 @@ public struct DataPlaneSettings: Sendable {
     /// the 32 a gateway may have stay within 16 MiB (an access port's ring is as large as
     /// `receiveBuffer`).
     public static let internalPortRingFrames = 256
+    /// Transmit ring frames of every access and internal port (512 KiB each): four batches
+    /// of frames the kernel has not freed yet, which a veth frees as its peer takes them.
+    public static let transmitRingFrames = 256
     /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
     /// How long the worker keeps polling without sleeping after it served a frame, in
@@ -265,7 +268,8 @@ public final class DataPlane: @unchecked Sendable {
             try AccessPort(
                 interface: interface, promiscuous: true, qdiscBypass: true,
                 receiveBuffer: settings.receiveBuffer, vnetHeader: true,
-                ringFrames: DataPlaneSettings.internalPortRingFrames))
+                ringFrames: DataPlaneSettings.internalPortRingFrames,
+                transmitRingFrames: DataPlaneSettings.transmitRingFrames))
         let refused: Worker.PortChangeError? = await inspect { worker in
             do throws(Worker.PortChangeError) {
                 try worker.addPort(port.value)
