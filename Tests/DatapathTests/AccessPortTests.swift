@@ -324,8 +324,9 @@ struct AccessPortTests {
 
     /// A ring the kernel cannot empty (the interface's queue, a token bucket of 8 kbit/s,
     /// holds every frame it took) fills: `send` then reports the frames it could not place
-    /// as not sent, at once, never blocking; once the queue drains, exactly the frames it
-    /// reported sent arrive, in order, and the ring takes frames again.
+    /// as not sent, at once (a blocked send would wait out the bucket: minutes); once the
+    /// queue drains, exactly the frames it reported sent arrive, in order, and the ring takes
+    /// frames again.
     @Test func aFullTransmitRingRefusesTheRestAndLosesNothingItTook() async throws {
         try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("f", ipv6: false)
@@ -348,7 +349,7 @@ struct AccessPortTests {
                     }
                     let clock = ContinuousClock.now
                     let result = try sender.send(batch, count: count)
-                    #expect(ContinuousClock.now - clock < .milliseconds(500), "send blocked")
+                    #expect(ContinuousClock.now - clock < .seconds(2), "send blocked")
                     #expect(result.tooBig == 0)
                     accepted += frames[next..<(next + result.processed)]
                     refused += count - result.processed
@@ -356,7 +357,8 @@ struct AccessPortTests {
                 }
                 #expect(refused > 0, "the ring never filled")
                 // The token bucket lets its burst through: the ring holds the rest of 64.
-                #expect(accepted.count >= 64 && accepted.count < 64 + 10)
+                // At least the ring's 64 frames (more as the bucket lets some through).
+                #expect(accepted.count >= 64)
                 try trafficControl(
                     "-n", namespace, "qdisc", "change", "dev", left, "root", "tbf", "rate",
                     "10gbit", "burst", "1000000", "limit", "10000000")
