@@ -377,7 +377,7 @@ public final class AccessPort {
     /// frame for, after one send(2) to drain it, ends the batch as a full send queue does
     /// (the caller counts the rest). Ring frames the kernel could not take yet (a full device
     /// queue: tpacket_snd stops and keeps them) stay in the ring, counted as sent, and go
-    /// first with the next send; until then nothing passes them.
+    /// first with the next send or `sendWaiting`; until then nothing passes them.
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
         guard let transmitRing else { return try sendQueued(batch, from: 0, count: count) }
         // The errno of a failed send(2) of the ring, 0 for none.
@@ -402,6 +402,12 @@ public final class AccessPort {
             throw SystemError(call: "send", errno: failure, subject: subject)
         }
         return result
+    }
+
+    /// Hands the kernel the ring frames it could not take at the last `send` (its device
+    /// queue was full); an error is met again by the next `send`.
+    public func sendWaiting() {
+        if let transmitRing, requested > 0 { _ = drainTransmitRing(transmitRing) }
     }
 
     /// Sends slots `first ..< first + count` through the socket (sendmmsg).
@@ -474,6 +480,8 @@ public final class AccessPort {
 
     /// Whether frames leave through a transmit ring (see the type's notes).
     public var hasTransmitRing: Bool { transmitRing != nil }
+    /// Ring frames handed to the kernel that it has not taken yet (see `send`).
+    public var waitingFrames: Int { requested }
 
     static func transmitRingLimit(mtu: Int) -> Int {
         min(

@@ -375,6 +375,42 @@ struct AccessPortTests {
         }
     }
 
+    /// Frames the device queue refuses (a token bucket whose queue holds 3,000 bytes) are not
+    /// lost: the kernel keeps them in the ring, and `sendWaiting`, once the queue has room,
+    /// hands them over without a new frame; all arrive, in order.
+    @Test func framesTheQueueRefusedWaitInTheRingAndGoOnSendWaiting() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("q", ipv6: false)
+            let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
+            try trafficControl(
+                "-n", namespace, "qdisc", "add", "dev", left, "root", "tbf", "rate", "8kbit",
+                "burst", "1600", "limit", "3000")
+            let frames = (0..<20).map { testFrame($0) }
+            let (waiting, received) = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(interface: left, transmitRingFrames: 64)
+                let receiver = try AccessPort(interface: right)
+                let batch = PacketBatch(capacity: 32)
+                for (slot, frame) in frames.enumerated() {
+                    frame.withUnsafeBytes { batch.copyFrame($0, into: slot) }
+                }
+                #expect(try sender.send(batch, count: frames.count).processed == frames.count)
+                let waiting = sender.waitingFrames
+                try trafficControl(
+                    "-n", namespace, "qdisc", "change", "dev", left, "root", "tbf", "rate",
+                    "10gbit", "burst", "1000000", "limit", "10000000")
+                try waitUntil("the ring's waiting frames are taken") {
+                    sender.sendWaiting()
+                    return sender.waitingFrames == 0
+                }
+                try sendAll([probe], through: sender, batch: batch)
+                return (waiting, try receive(on: receiver, batch: batch))
+            }
+            #expect(waiting > 0, "the queue never refused a frame")
+            #expect(received.frames == frames)
+            print("queue full: \(waiting) of 20 frames waited in the ring, all arrived in order")
+        }
+    }
+
     @Test func openingAMissingInterfaceNamesIt() async throws {
         try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("m", ipv6: false)
