@@ -52,6 +52,8 @@ worker_hot=(
     "DataPlaneWorker.flushUnderlay("
     "AccessPort.receive(into:)"
     "AccessPort.receiveFromRing("
+    "AccessPort.placeInRing("
+    "AccessPort.drainTransmitRing("
 )
 forbidden='swift_(retain|release|unknownObject(Retain|Release)|bridgeObject(Retain|Release)|allocObject|allocBox|allocExistentialBox)|<malloc|<calloc|<realloc|<_Znwm'
 

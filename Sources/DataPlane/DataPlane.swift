@@ -61,6 +61,9 @@ public struct DataPlaneSettings: Sendable {
     /// benchmark). 16 MiB holds one per ring frame. A limit, not an allocation: memory is
     /// taken only while frames wait.
     public static let internalPortReceiveBuffer = 16 << 20
+    /// Transmit ring frames of every access and internal port (512 KiB each): four batches
+    /// of frames the kernel has not freed yet, which a veth frees as its peer takes them.
+    public static let transmitRingFrames = 256
     /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
     /// How long the worker keeps polling without sleeping after it served a frame, in
@@ -309,7 +312,8 @@ public final class DataPlane: @unchecked Sendable {
             try AccessPort(
                 interface: interface, promiscuous: true, qdiscBypass: true,
                 receiveBuffer: DataPlaneSettings.internalPortReceiveBuffer, vnetHeader: true,
-                ringFrames: DataPlaneSettings.internalPortRingFrames))
+                ringFrames: DataPlaneSettings.internalPortRingFrames,
+                transmitRingFrames: DataPlaneSettings.transmitRingFrames))
         let refused: Worker.PortChangeError? = await inspect { worker in
             do throws(Worker.PortChangeError) {
                 try worker.addPort(port.value)

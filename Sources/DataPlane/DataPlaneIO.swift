@@ -76,7 +76,8 @@ public enum KernelIO: DataPlaneIO {
             try AccessPort(
                 interface: $0, promiscuous: true, qdiscBypass: true,
                 receiveBuffer: settings.receiveBuffer, vnetHeader: true,
-                ringFrames: settings.receiveBuffer / AccessPort.ringFrameSize)
+                ringFrames: settings.receiveBuffer / AccessPort.ringFrameSize,
+                transmitRingFrames: DataPlaneSettings.transmitRingFrames)
         }
         let any4 = IPAddress.v4(IPv4Address(rawValue: 0))
         let any6 = IPAddress.v6(IPv6Address(high: 0, low: 0))

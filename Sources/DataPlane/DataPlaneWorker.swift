@@ -384,6 +384,10 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 if descriptors[tunnelSlot + 2].revents != 0 { fromGRE(gre4!, now: now) }
                 if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
                 load.busyNanoseconds &+= WorkerLoad.now() &- busySince
+            } else {
+                // Nothing came: frames a full device queue left in a port's transmit ring go
+                // now, not with the port's next frame.
+                for port in ports { port.sendWaiting() }
             }
             if clock / 1_000_000 >= bfd.wake { serviceBFD(now: clock / 1_000_000) }
             if now != lastAgeing {

@@ -62,6 +62,9 @@ public final class MemoryPort: AccessPortIO, MulticastTunnelSocketIO {
 
     public func setTapped(_ tapped: Bool) throws(SystemError) { self.tapped = tapped }
 
+    /// Nothing ever waits: `send` takes every frame at once.
+    public func sendWaiting() {}
+
     public func inject(_ frame: MemoryFrame) { inbox.append(frame) }
 
     public func inject(_ bytes: [UInt8], from peer: UDPEndpoint? = nil) {

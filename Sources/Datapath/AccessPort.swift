@@ -33,6 +33,13 @@ import Packet
 ///   (the batch's buffers must hold them) and checksums left to offload. Whatever offloads
 ///   the interface has on, nothing arrives cut short. Every frame sent carries the slot's
 ///   header too (`.plain` for a frame as it goes on the wire).
+/// - With `transmitRingFrames`, frames on the wire's scale (no offload, within the MTU and
+///   a ring frame) leave through a TPACKET_V2 transmit ring (PACKET_TX_RING) on a second,
+///   transmit-only socket: `send` copies each into the next free ring frame and hands them
+///   all to the kernel with one send(2), which spares sendmmsg's per-message work (copying
+///   and checking each msghdr and iovec from user memory). Super-frames and longer frames go
+///   through the socket as before, after the ring's frames, so the batch's order holds. See
+///   `send` for a full ring, and `mapRing` for why the kernel copies each ring frame.
 public final class AccessPort {
     public let interfaceName: String
     /// What errors of this port name: made once, so receiving builds nothing per batch.
@@ -57,9 +64,12 @@ public final class AccessPort {
     ///     (net/core/dev.c `dev_direct_xmit`); `send` keeps the batch's order across both.
     ///   - ringFrames: frames of the receive ring (see above), rounded up to a whole block;
     ///     0 reads with recvmmsg.
+    ///   - transmitRingFrames: frames of the transmit ring (see above), rounded up to a whole
+    ///     block; 0 sends every frame with sendmmsg.
     public init(
         interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
-        receiveBuffer: Int? = nil, vnetHeader: Bool = false, ringFrames: Int = 0
+        receiveBuffer: Int? = nil, vnetHeader: Bool = false, ringFrames: Int = 0,
+        transmitRingFrames: Int = 0
     ) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
@@ -90,7 +100,8 @@ public final class AccessPort {
             }
             // Before bind: no frame may reach the socket's queue before the ring is there.
             if ringFrames > 0 {
-                ring = try Self.mapRing(descriptor, frames: ringFrames, subject: subject)
+                ring = try Self.mapRing(
+                    descriptor, transmit: false, frames: ringFrames, subject: subject)
             }
             var address = sockaddr_ll()
             address.sll_family = UInt16(AF_PACKET)
@@ -118,24 +129,51 @@ public final class AccessPort {
             throw error
         }
         var offloadDescriptor: Int32 = -1
-        if vnetHeader && qdiscBypass {
-            do {
+        var transmitDescriptor: Int32 = -1
+        var transmitRing: UnsafeMutableRawBufferPointer?
+        var mtu = 0
+        do {
+            if vnetHeader && qdiscBypass {
                 offloadDescriptor = try System.packetTransmitSocket(
                     index: index, vnetHeader: true, qdiscBypass: false, subject: subject)
-            } catch {
-                if let ring { munmap(ring.baseAddress, ring.count) }
-                close(descriptor)
-                throw error
             }
+            if transmitRingFrames > 0 {
+                // With a vnet header: see `mapRing` for why each ring frame carries one.
+                transmitDescriptor = try System.packetTransmitSocket(
+                    index: index, vnetHeader: true, qdiscBypass: qdiscBypass, subject: subject
+                ) { socket throws(SystemError) in
+                    transmitRing = try Self.mapRing(
+                        socket, transmit: true, frames: transmitRingFrames, subject: subject)
+                    // Send-buffer room for every ring frame in flight, so the ring, not the
+                    // buffer, is what runs out.
+                    try System.setBufferSizes(
+                        socket, receive: nil, send: 2 * transmitRing!.count, subject: subject)
+                }
+                mtu = Int(
+                    try System.callBlocking("SIOCGIFMTU", subject: subject) {
+                        clinuxnet_interface_mtu(descriptor, interface)
+                    })
+            }
+        } catch {
+            if let transmitRing { munmap(transmitRing.baseAddress, transmitRing.count) }
+            if transmitDescriptor >= 0 { close(transmitDescriptor) }
+            if offloadDescriptor >= 0 { close(offloadDescriptor) }
+            if let ring { munmap(ring.baseAddress, ring.count) }
+            close(descriptor)
+            throw error
         }
         self.ring = ring
         self.ringFrameCount = (ring?.count ?? 0) / Self.ringFrameSize
+        self.transmitRing = transmitRing
+        self.transmitFrameCount = (transmitRing?.count ?? 0) / Self.ringFrameSize
+        self.transmitDescriptor = transmitDescriptor
         self.interfaceName = interface
         self.subject = subject
         self.interfaceIndex = index
         self.descriptor = descriptor
         self.vnetHeader = vnetHeader
         self.offloadDescriptor = offloadDescriptor
+        self.transmitRingLimit = Self.transmitRingLimit(mtu: mtu)
     }
 
     /// The socket frames with an offload leave through when the main one bypasses the
@@ -147,20 +185,25 @@ public final class AccessPort {
     /// skips `dev_queue_xmit_nit`), so a capture on the port would miss what vtepd sends.
     public func setTapped(_ tapped: Bool) throws(SystemError) {
         guard offloadDescriptor >= 0 else { return }
-        try System.setOption(
-            descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_qdisc_bypass,
-            value: Int32(tapped ? 0 : 1), name: "PACKET_QDISC_BYPASS",
-            subject: .interface(interfaceName))
+        for socket in [descriptor, transmitDescriptor] where socket >= 0 {
+            try System.setOption(
+                socket, level: clinuxnet_sol_packet, option: clinuxnet_packet_qdisc_bypass,
+                value: Int32(tapped ? 0 : 1), name: "PACKET_QDISC_BYPASS",
+                subject: .interface(interfaceName))
+        }
     }
 
     /// The interface's current MTU: the largest IP packet of a frame sent out of it (a
     /// super-frame's segments included). Read it between batches, not per frame.
+    /// Reading it also sets the longest frame the transmit ring takes (see `send`).
     public var mtu: Int {
         get throws(SystemError) {
-            Int(
+            let mtu = Int(
                 try System.callBlocking("SIOCGIFMTU", subject: .interface(interfaceName)) {
                     clinuxnet_interface_mtu(descriptor, interfaceName)
                 })
+            transmitRingLimit = Self.transmitRingLimit(mtu: mtu)
+            return mtu
         }
     }
 
@@ -185,6 +228,8 @@ public final class AccessPort {
         if let ring { munmap(ring.baseAddress, ring.count) }
         close(descriptor)
         if offloadDescriptor >= 0 { close(offloadDescriptor) }
+        if let transmitRing { munmap(transmitRing.baseAddress, transmitRing.count) }
+        if transmitDescriptor >= 0 { close(transmitDescriptor) }
     }
 
     // MARK: - The receive ring
@@ -207,11 +252,22 @@ public final class AccessPort {
     /// Whether frames come through a receive ring (see the type's notes).
     public var hasReceiveRing: Bool { ring != nil }
 
-    /// Sets up a TPACKET_V2 receive ring of at least `frames` frames on `descriptor` and maps
-    /// it. Frames too long for a ring frame are queued whole as well (PACKET_COPY_THRESH).
-    private static func mapRing(_ descriptor: Int32, frames: Int, subject: SystemError.Subject)
-        throws(SystemError) -> UnsafeMutableRawBufferPointer
-    {
+    /// Sets up a TPACKET_V2 ring of at least `frames` frames on `descriptor` and maps it.
+    ///
+    /// A receive ring: frames too long for a ring frame are queued whole as well
+    /// (PACKET_COPY_THRESH).
+    ///
+    /// A transmit ring: PACKET_LOSS makes the kernel skip a frame it cannot send rather than
+    /// stop the ring at it for good (`send` puts in the ring only frames the kernel takes).
+    /// Each ring frame starts with a virtio_net_hdr whose `hdr_len` is the frame's length, so
+    /// the kernel copies the whole frame into its buffer (tpacket_snd's `copylen`), as
+    /// sendmmsg does. Without it the kernel sends the ring's pages themselves and marks the
+    /// ring frame free when the first owner of the buffer lets go, and on a veth that is the
+    /// peer's IP input (`skb_orphan` in ip_rcv_core), before a socket there has read the
+    /// bytes: the next frame written into the ring frame would change what it reads.
+    private static func mapRing(
+        _ descriptor: Int32, transmit: Bool, frames: Int, subject: SystemError.Subject
+    ) throws(SystemError) -> UnsafeMutableRawBufferPointer {
         try System.setOption(
             descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_version,
             value: Int32(clinuxnet_tpacket_v2), name: "PACKET_VERSION", subject: subject)
@@ -220,12 +276,21 @@ public final class AccessPort {
         let request = tpacket_req(
             tp_block_size: UInt32(ringBlockSize), tp_block_nr: UInt32(blocks),
             tp_frame_size: UInt32(ringFrameSize), tp_frame_nr: UInt32(blocks * perBlock))
-        try System.setOption(
-            descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_rx_ring,
-            value: request, name: "PACKET_RX_RING", subject: subject)
-        try System.setOption(
-            descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_copy_thresh,
-            value: Int32(1), name: "PACKET_COPY_THRESH", subject: subject)
+        if transmit {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_loss,
+                value: Int32(1), name: "PACKET_LOSS", subject: subject)
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_tx_ring,
+                value: request, name: "PACKET_TX_RING", subject: subject)
+        } else {
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_rx_ring,
+                value: request, name: "PACKET_RX_RING", subject: subject)
+            try System.setOption(
+                descriptor, level: clinuxnet_sol_packet, option: clinuxnet_packet_copy_thresh,
+                value: Int32(1), name: "PACKET_COPY_THRESH", subject: subject)
+        }
         let bytes = blocks * ringBlockSize
         guard
             let memory = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0),
@@ -316,24 +381,83 @@ public final class AccessPort {
     }
 
     /// Sends the frames in slots `0 ..< count` out of the interface, in order.
+    ///
+    /// With a transmit ring, runs of frames it takes go into it and runs of the others through
+    /// the socket, once the ring's earlier frames have gone. A frame the ring has no free
+    /// frame for, after one send(2) to drain it, ends the batch as a full send queue does
+    /// (the caller counts the rest). Ring frames the kernel could not take yet (a full device
+    /// queue: tpacket_snd stops and keeps them) stay in the ring, counted as sent, and go
+    /// first with the next send or `sendWaiting`; until then nothing passes them.
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
+        guard let transmitRing else { return try sendQueued(batch, from: 0, count: count) }
+        // The errno of a failed send(2) of the ring, 0 for none.
+        var failure: Int32 = 0
+        let result = try sendInRuns(from: 0, to: count, alike: { takesRing(batch, $0) }) {
+            start, end, ringed throws(SystemError) -> SendResult? in
+            if ringed {
+                return SendResult(
+                    processed: placeInRing(transmitRing, batch, from: start, to: end, &failure))
+            }
+            // The ring's frames go first: the socket's path must not pass them.
+            let drained = drainTransmitRing(transmitRing)
+            if drained != 0 { failure = drained }
+            guard requested == 0 else { return nil }
+            return try sendQueued(batch, from: start, count: end - start)
+        }
+        let drained = drainTransmitRing(transmitRing)
+        if drained != 0 { failure = drained }
+        // As sendmmsg: an error is reported only when nothing was handled; else the next
+        // send meets it again first.
+        if result.processed == 0 && failure != 0 {
+            throw SystemError(call: "send", errno: failure, subject: subject)
+        }
+        return result
+    }
+
+    /// Hands the kernel the ring frames it could not take at the last `send` (its device
+    /// queue was full); an error is met again by the next `send`.
+    public func sendWaiting() {
+        if let transmitRing, requested > 0 { _ = drainTransmitRing(transmitRing) }
+    }
+
+    /// Sends slots `first ..< first + count` through the socket (sendmmsg).
+    private func sendQueued(_ batch: PacketBatch, from first: Int, count: Int)
+        throws(SystemError) -> SendResult
+    {
         guard offloadDescriptor >= 0 else {
             return try batch.send(
-                on: descriptor, count: count, names: false, vnetHeader: vnetHeader)
+                on: descriptor, from: first, count: count, names: false,
+                vnetHeader: vnetHeader)
         }
-        // Runs of plain frames through the bypass, runs of offloaded ones through the queue,
-        // in the batch's order; a run cut short ends the batch (as "would block" does).
+        // Plain frames through the bypass, offloaded ones through the queue.
+        return try sendInRuns(
+            from: first, to: first + count, alike: { batch.offloads[$0] == .plain }
+        ) { start, end, plain throws(SystemError) -> SendResult? in
+            try batch.send(
+                on: plain ? descriptor : offloadDescriptor, from: start, count: end - start,
+                names: false, vnetHeader: true)
+        }
+    }
+
+    /// Sends slots `first ..< limit` in runs of slots alike (`alike`), each with `sendRun`
+    /// (start, end, what the run's slots are), in the batch's order. A run cut short, or
+    /// `sendRun` returning nil, ends the batch (as "would block" does); an error is thrown
+    /// only when no slot was handled yet, as sendmmsg's are.
+    @inline(__always)
+    private func sendInRuns(
+        from first: Int, to limit: Int, alike: (Int) -> Bool,
+        _ sendRun: (Int, Int, Bool) throws(SystemError) -> SendResult?
+    ) throws(SystemError) -> SendResult {
         var result = SendResult()
-        var start = 0
-        while start < count {
-            let plain = batch.offloads[start] == .plain
+        var start = first
+        while start < limit {
+            let kind = alike(start)
             var end = start + 1
-            while end < count && (batch.offloads[end] == .plain) == plain { end += 1 }
+            while end < limit && alike(end) == kind { end += 1 }
             let run: SendResult
             do {
-                run = try batch.send(
-                    on: plain ? descriptor : offloadDescriptor, from: start, count: end - start,
-                    names: false, vnetHeader: true)
+                guard let sent = try sendRun(start, end, kind) else { break }
+                run = sent
             } catch {
                 if result.processed > 0 { break }
                 throw error
@@ -344,6 +468,106 @@ public final class AccessPort {
             start = end
         }
         return result
+    }
+
+    // MARK: - The transmit ring
+
+    /// The ring frames to send through, shared with the kernel; nil when every frame goes
+    /// through the socket.
+    private let transmitRing: UnsafeMutableRawBufferPointer?
+    private let transmitFrameCount: Int
+    /// The transmit-only socket of the ring; -1 when there is none.
+    private let transmitDescriptor: Int32
+    /// The next ring frame to fill.
+    private var transmitIndex = 0
+    /// The ring frames handed to the kernel that it may not have taken yet: `requested` of
+    /// them from `requestedFrom` on, up to `transmitIndex`.
+    private var requestedFrom = 0
+    private var requested = 0
+    /// The longest frame the ring takes: one of the MTU (a longer one goes through the socket,
+    /// which refuses it as too big), at most what a ring frame holds after its vnet header.
+    private var transmitRingLimit: Int
+
+    /// Whether frames leave through a transmit ring (see the type's notes).
+    public var hasTransmitRing: Bool { transmitRing != nil }
+    /// Ring frames handed to the kernel that it has not taken yet (see `send`).
+    public var waitingFrames: Int { requested }
+
+    static func transmitRingLimit(mtu: Int) -> Int {
+        min(
+            mtu + 14,  // an untagged Ethernet header, as the kernel allows (packet_snd)
+            ringFrameSize - Int(clinuxnet_tpacket2_tx_data_offset) - VirtioNetHeader.length)
+    }
+
+    /// Whether the frame in `slot` goes through the transmit ring: no offload to send with it
+    /// (a super-frame, a checksum to finish), and short enough (`transmitRingLimit`).
+    @inline(__always)
+    private func takesRing(_ batch: PacketBatch, _ slot: Int) -> Bool {
+        (!vnetHeader || batch.offloads[slot] == .plain)
+            && batch.frameLength(slot) <= transmitRingLimit
+    }
+
+    /// Copies slots `first ..< end` into the ring's next free frames, in order, and returns
+    /// how many it placed: fewer when the ring stays full after a send(2) to drain it (whose
+    /// errno, when it failed other than for a full queue, goes to `failure`).
+    @inline(never)
+    private func placeInRing(
+        _ ring: UnsafeMutableRawBufferPointer, _ batch: PacketBatch, from first: Int,
+        to end: Int, _ failure: inout Int32
+    ) -> Int {
+        let base = ring.baseAddress!
+        let data = Int(clinuxnet_tpacket2_tx_data_offset)
+        var slot = first
+        while slot < end {
+            var frame = base + transmitIndex * Self.ringFrameSize
+            if requested == transmitFrameCount
+                || clinuxnet_ring_status(frame) != clinuxnet_tp_status_available
+            {
+                let drained = drainTransmitRing(ring)
+                if drained != 0 { failure = drained }
+                frame = base + transmitIndex * Self.ringFrameSize
+                guard
+                    requested < transmitFrameCount
+                        && clinuxnet_ring_status(frame) == clinuxnet_tp_status_available
+                else { break }
+            }
+            let length = batch.frameLength(slot)
+            // hdr_len = the whole frame: the kernel copies it (see `mapRing`).
+            VirtioNetHeader(headerLength: UInt16(length)).store(to: frame + data)
+            (frame + data + VirtioNetHeader.length).copyMemory(
+                from: batch.buffers + slot * batch.bufferSize + batch.frameStart(slot),
+                byteCount: length)
+            clinuxnet_ring_request(frame, UInt32(VirtioNetHeader.length + length))
+            requested += 1
+            transmitIndex = transmitIndex + 1 == transmitFrameCount ? 0 : transmitIndex + 1
+            slot += 1
+        }
+        return slot - first
+    }
+
+    /// Hands the kernel the ring frames requested (one send(2) for them all) and forgets
+    /// those it took; `requested` is 0 after it when it took them all. Returns the errno of a
+    /// failed send other than for a full queue, else 0.
+    @inline(never)
+    private func drainTransmitRing(_ ring: UnsafeMutableRawBufferPointer) -> Int32 {
+        guard requested > 0 else { return 0 }
+        var failure: Int32 = 0
+        if Glibc.send(transmitDescriptor, nil, 0, clinuxnet_msg_dontwait) < 0 {
+            let code = errno
+            if code != EAGAIN && code != EWOULDBLOCK && code != ENOBUFS && code != EINTR {
+                failure = code
+            }
+        }
+        // The kernel takes ring frames in order and marks each it took SENDING, then
+        // AVAILABLE when its copy is freed.
+        let base = ring.baseAddress!
+        while requested > 0 {
+            let status = clinuxnet_ring_status(base + requestedFrom * Self.ringFrameSize)
+            if status & clinuxnet_tp_status_send_request != 0 { break }
+            requested -= 1
+            requestedFrom = requestedFrom + 1 == transmitFrameCount ? 0 : requestedFrom + 1
+        }
+        return failure
     }
 
     /// Puts back the tag the kernel moved into skb metadata (tpacket_auxdata), so the

@@ -26,6 +26,9 @@ public protocol AccessPortIO: FrameReceiving, FrameSending {
     var mtu: Int { get throws(SystemError) }
     /// While a capture runs on the interface, send so that packet taps see every frame.
     func setTapped(_ tapped: Bool) throws(SystemError)
+    /// Hands the kernel frames an earlier `send` left waiting (a transmit ring the kernel
+    /// could not empty); called when the worker is idle, so none waits for the next frame.
+    func sendWaiting()
 }
 
 /// The underlay's transmit side: complete Ethernet frames, and UDP GSO trains.

@@ -111,8 +111,11 @@ public enum System {
     /// and binding fixes where frames go without a per-message address. With `vnetHeader`
     /// every frame written carries a virtio_net_hdr; with `qdiscBypass` frames skip the
     /// queueing discipline (see `AccessPort` and `UnderlayPort` for when that is wrong).
+    /// `prepare` runs on the socket before it is bound (a transmit ring is set up there); the
+    /// socket is closed when it throws.
     static func packetTransmitSocket(
-        index: Int32, vnetHeader: Bool, qdiscBypass: Bool, subject: SystemError.Subject
+        index: Int32, vnetHeader: Bool, qdiscBypass: Bool, subject: SystemError.Subject,
+        prepare: (Int32) throws(SystemError) -> Void = { _ in }
     ) throws(SystemError) -> Int32 {
         let descriptor = try callBlocking("socket", subject: subject) {
             socket(
@@ -131,6 +134,7 @@ public enum System {
                     option: clinuxnet_packet_qdisc_bypass, value: Int32(1),
                     name: "PACKET_QDISC_BYPASS", subject: subject)
             }
+            try prepare(descriptor)
             var address = sockaddr_ll()
             address.sll_family = UInt16(AF_PACKET)
             address.sll_protocol = 0

@@ -280,6 +280,163 @@ struct AccessPortTests {
         }
     }
 
+    /// The transmit ring wraps round many times; frames longer than a ring frame holds (of a
+    /// 4000-byte MTU) go through the socket in their place among the ring's, and frames
+    /// tagged or not arrive as sent; with a vnet header, as the data plane opens its ports.
+    @Test(arguments: [0, 64])
+    func theTransmitRingWrapsAndKeepsOrderWithLongFrames(receiveRing: Int) async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("x", ipv6: false)
+            let (left, right) = try lab.veth(
+                "l", in: namespace, "r", in: namespace, mtu: 4000)
+            /// Frame `index`: every fifth one longer than a ring frame holds, every third
+            /// one tagged.
+            func frame(_ index: Int) -> [UInt8] {
+                var bytes = testFrame(
+                    index, tags: index % 3 == 0 ? [VLANTag(pcp: 1, vid: UInt16(100 + index))] : [])
+                if index % 5 == 0 {
+                    bytes += (0..<(2100 + index)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+                }
+                return bytes
+            }
+            let rounds = (0..<8).map { round in (0..<50).map { frame(round * 50 + $0) } }
+            let received = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(
+                    interface: left, vnetHeader: true, transmitRingFrames: 64)
+                #expect(sender.hasTransmitRing)
+                let receiver = try AccessPort(
+                    interface: right, vnetHeader: true, ringFrames: receiveRing)
+                let batch = PacketBatch(capacity: 16, bufferSize: 8192)
+                let into = PacketBatch(capacity: 64, bufferSize: 8192)
+                // 400 frames through a ring of 64: it wraps six times.
+                return try rounds.map { frames in
+                    try sendAll(frames + [probe], through: sender, batch: batch)
+                    return try receive(on: receiver, batch: into)
+                }
+            }
+            for (round, got) in received.enumerated() {
+                #expect(got.frames == rounds[round], "round \(round)")
+            }
+        }
+    }
+
+    /// A frame over the MTU is refused as too big, as without a ring (the ring never takes
+    /// it); a tagged frame 4 bytes over, which the kernel allows, goes.
+    @Test func theTransmitRingLeavesFramesOverTheMTUToTheSocket() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("o", ipv6: false)
+            let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
+            func sized(_ index: Int, _ length: Int, tagged: Bool) -> [UInt8] {
+                let bytes = testFrame(index, tags: tagged ? [VLANTag(vid: 7)] : [])
+                return bytes + [UInt8](repeating: 0x5A, count: length - bytes.count)
+            }
+            let fits = [sized(1, 1514, tagged: false), sized(2, 1518, tagged: true)]
+            let over = sized(3, 1515, tagged: false)
+            let (result, received) = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(
+                    interface: left, vnetHeader: true, transmitRingFrames: 32)
+                let receiver = try AccessPort(interface: right, vnetHeader: true)
+                let batch = PacketBatch(capacity: 8)
+                for (slot, frame) in ([fits[0], over, fits[1], probe]).enumerated() {
+                    frame.withUnsafeBytes { batch.copyFrame($0, into: slot) }
+                }
+                let result = try sender.send(batch, count: 4)
+                return (result, try receive(on: receiver, batch: batch))
+            }
+            #expect(result == SendResult(processed: 4, tooBig: 1))
+            #expect(received.frames == fits)
+        }
+    }
+
+    /// A ring the kernel cannot empty (the interface's queue, a token bucket of 8 kbit/s,
+    /// holds every frame it took) fills: `send` then reports the frames it could not place
+    /// as not sent, at once (a blocked send would wait out the bucket: minutes); once the
+    /// queue drains, exactly the frames it reported sent arrive, in order, and the ring takes
+    /// frames again.
+    @Test func aFullTransmitRingRefusesTheRestAndLosesNothingItTook() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("f", ipv6: false)
+            let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
+            try trafficControl(
+                "-n", namespace, "qdisc", "add", "dev", left, "root", "tbf", "rate", "8kbit",
+                "burst", "1600", "limit", "10000000")
+            let frames = (0..<200).map { testFrame($0) }
+            let (accepted, received) = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(interface: left, transmitRingFrames: 64)
+                let receiver = try AccessPort(interface: right)
+                let batch = PacketBatch(capacity: 32)
+                var accepted: [[UInt8]] = []
+                var next = 0
+                var refused = 0
+                while next < frames.count {
+                    let count = min(batch.capacity, frames.count - next)
+                    for slot in 0..<count {
+                        frames[next + slot].withUnsafeBytes { batch.copyFrame($0, into: slot) }
+                    }
+                    let clock = ContinuousClock.now
+                    let result = try sender.send(batch, count: count)
+                    #expect(ContinuousClock.now - clock < .seconds(2), "send blocked")
+                    #expect(result.tooBig == 0)
+                    accepted += frames[next..<(next + result.processed)]
+                    refused += count - result.processed
+                    next += count
+                }
+                #expect(refused > 0, "the ring never filled")
+                // The token bucket lets its burst through: the ring holds the rest of 64.
+                // At least the ring's 64 frames (more as the bucket lets some through).
+                #expect(accepted.count >= 64)
+                try trafficControl(
+                    "-n", namespace, "qdisc", "change", "dev", left, "root", "tbf", "rate",
+                    "10gbit", "burst", "1000000", "limit", "10000000")
+                // The queue drains at the new rate from its next dequeue on, and the ring
+                // frames it held come free.
+                probe.withUnsafeBytes { batch.copyFrame($0, into: 0) }
+                try waitUntil("the transmit ring takes a frame again") {
+                    try sender.send(batch, count: 1).processed == 1
+                }
+                return (accepted, try receive(on: receiver, batch: batch))
+            }
+            #expect(received.frames == accepted)
+            print("full ring: \(accepted.count) of 200 frames taken, all arrived in order")
+        }
+    }
+
+    /// Frames the device queue refuses (a token bucket whose queue holds 3,000 bytes) are not
+    /// lost: the kernel keeps them in the ring, and `sendWaiting`, once the queue has room,
+    /// hands them over without a new frame; all arrive, in order.
+    @Test func framesTheQueueRefusedWaitInTheRingAndGoOnSendWaiting() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
+            let namespace = try lab.namespace("q", ipv6: false)
+            let (left, right) = try lab.veth("l", in: namespace, "r", in: namespace)
+            try trafficControl(
+                "-n", namespace, "qdisc", "add", "dev", left, "root", "tbf", "rate", "8kbit",
+                "burst", "1600", "limit", "3000")
+            let frames = (0..<20).map { testFrame($0) }
+            let (waiting, received) = try lab.inNamespace(namespace) {
+                let sender = try AccessPort(interface: left, transmitRingFrames: 64)
+                let receiver = try AccessPort(interface: right)
+                let batch = PacketBatch(capacity: 32)
+                for (slot, frame) in frames.enumerated() {
+                    frame.withUnsafeBytes { batch.copyFrame($0, into: slot) }
+                }
+                #expect(try sender.send(batch, count: frames.count).processed == frames.count)
+                let waiting = sender.waitingFrames
+                try trafficControl(
+                    "-n", namespace, "qdisc", "change", "dev", left, "root", "tbf", "rate",
+                    "10gbit", "burst", "1000000", "limit", "10000000")
+                try waitUntil("the ring's waiting frames are taken") {
+                    sender.sendWaiting()
+                    return sender.waitingFrames == 0
+                }
+                try sendAll([probe], through: sender, batch: batch)
+                return (waiting, try receive(on: receiver, batch: batch))
+            }
+            #expect(waiting > 0, "the queue never refused a frame")
+            #expect(received.frames == frames)
+            print("queue full: \(waiting) of 20 frames waited in the ring, all arrived in order")
+        }
+    }
+
     @Test func openingAMissingInterfaceNamesIt() async throws {
         try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("m", ipv6: false)
@@ -297,5 +454,24 @@ struct AccessPortTests {
             #expect(error.description == "interface \(missing) does not exist")
             #expect(error.subject == .interface(missing))
         }
+    }
+}
+
+/// Runs tc(8) with `arguments`; throws with its output when it fails.
+private func trafficControl(_ arguments: String...) throws {
+    guard
+        let path = ["/usr/sbin/tc", "/sbin/tc"].first(where: FileManager.default.isExecutableFile)
+    else { throw LabError(description: "tc(8) is not installed (Debian package iproute2)") }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw LabError(description: "tc \(arguments.joined(separator: " ")): \(text)")
     }
 }

@@ -107,6 +107,26 @@ static inline void clinuxnet_ring_release(void *frame) {
                      __ATOMIC_RELEASE);
 }
 
+static const int clinuxnet_packet_tx_ring = PACKET_TX_RING;
+static const int clinuxnet_packet_loss = PACKET_LOSS;
+static const uint32_t clinuxnet_tp_status_available = TP_STATUS_AVAILABLE;
+static const uint32_t clinuxnet_tp_status_send_request = TP_STATUS_SEND_REQUEST;
+static const int clinuxnet_msg_dontwait = MSG_DONTWAIT;
+
+/// Hands a transmit ring frame of `length` bytes to the kernel (TP_STATUS_SEND_REQUEST) with
+/// release ordering: the frame's bytes and length are written before the kernel may read them.
+static inline void clinuxnet_ring_request(void *frame, uint32_t length) {
+    struct tpacket2_hdr *header = (struct tpacket2_hdr *)frame;
+    header->tp_len = length;
+    __atomic_store_n(&header->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+}
+
+/// Where a TPACKET_V2 transmit ring frame's data starts (TPACKET2_HDRLEN less the
+/// sockaddr_ll the kernel leaves room for on receive: net/packet/af_packet.c
+/// `tpacket_parse_header`).
+static const int clinuxnet_tpacket2_tx_data_offset =
+    TPACKET_ALIGN(sizeof(struct tpacket2_hdr));
+
 static const int clinuxnet_ip_mtu_discover = IP_MTU_DISCOVER;
 static const int clinuxnet_ip_pmtudisc_do = IP_PMTUDISC_DO;
 static const int clinuxnet_ipv6_dontfrag = IPV6_DONTFRAG;
