@@ -76,14 +76,17 @@ public struct DataPlaneSettings: Sendable {
     /// time-sharing scheduler. The kernel forwards in softirq context, ahead of every task; a
     /// worker under the normal scheduler waits its turn behind whatever else is runnable on its
     /// CPU, for milliseconds on a busy machine (bench/latency: p99 4–5 ms under load at 0,
-    /// 0.1–0.2 ms at 1). The lowest real-time priority puts it ahead of ordinary tasks and
+    /// 0.1–0.2 ms at 1). Not the default: a saturated worker that enters and leaves the
+    /// real-time class (below) can land on the CPU its traffic's sender uses, which halved
+    /// 64-byte encapsulation in about half the bench/pps runs on a 2-CPU machine.
+    /// The lowest real-time priority puts it ahead of ordinary tasks and
     /// behind the kernel's own real-time threads; the kernel's real-time throttling
     /// (kernel.sched_rt_runtime_us) would leave other tasks only 5% of its CPU if it never
     /// slept, so the worker leaves the real-time scheduler once it has been busy 2 ms without
     /// an idle moment and takes it back at the next (`RealtimeBudget`), as the kernel hands
     /// long softirq work to ksoftirqd.
     public var realtimePriority = DataPlaneSettings.defaultRealtimePriority
-    public static let defaultRealtimePriority = 1
+    public static let defaultRealtimePriority = 0
     public static let realtimePriorityRange = 0...99
     /// Internal ports (logical routers' veths) that may be added while vtepd runs, beyond
     /// the access ports given at start. Each reserves its per-VLAN binding counters (128 KiB).

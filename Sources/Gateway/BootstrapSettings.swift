@@ -55,7 +55,7 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var macTableLimit: Int?
     /// Microseconds the worker keeps polling after a frame before it sleeps (default 50).
     public var busyPollMicroseconds: Int?
-    /// The data-plane worker's SCHED_FIFO priority, 0 for the normal scheduler (default 1).
+    /// The data-plane worker's SCHED_FIFO priority, 0 for the normal scheduler (the default).
     public var datapathPriority: Int?
     /// What the logical routers' network namespaces are named with: prefix + router name.
     public var routerNamespacePrefix: String?

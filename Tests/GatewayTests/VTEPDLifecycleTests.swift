@@ -55,7 +55,7 @@ struct VTEPDLifecycleTests {
     }
 
     @Test(
-        "the data-plane worker: named vtepd-datapath, SCHED_FIFO at datapath-priority (1 by default), normal at 0, said in the log"
+        "the data-plane worker: named vtepd-datapath, normal scheduler by default, SCHED_FIFO at datapath-priority N, said in the log"
     )
     func dataPlaneWorkerScheduling() async throws {
         try await Lab.runOnOwnThread { lab in
@@ -63,12 +63,12 @@ struct VTEPDLifecycleTests {
             let site = topology.sites[0]
             // (arguments, policy and priority expected, the log line that says so)
             let cases: [([String], Int32, Int, String)] = [
-                ([], SCHED_FIFO, 1, "runs at real-time priority 1 (SCHED_FIFO)"),
-                (["--datapath-priority", "7"], SCHED_FIFO, 7, "runs at real-time priority 7"),
+                ([], SCHED_OTHER, 0, "runs under the normal scheduler (datapath-priority 0)"),
                 (
-                    ["--datapath-priority", "0"], SCHED_OTHER, 0,
-                    "runs under the normal scheduler (datapath-priority 0)"
+                    ["--datapath-priority", "1"], SCHED_FIFO, 1,
+                    "runs at real-time priority 1 (SCHED_FIFO)"
                 ),
+                (["--datapath-priority", "7"], SCHED_FIFO, 7, "runs at real-time priority 7"),
             ]
             for (i, (arguments, policy, priority, said)) in cases.enumerated() {
                 let vtepd = try lab.startVTEPD(
@@ -95,7 +95,10 @@ struct VTEPDLifecycleTests {
             let (a, b) = (topology.sites[0], topology.sites[1])
             let port = 9000 + Int(getpid() % 500)
             let vtepd = try lab.startVTEPD(
-                at: a, vni: 5001, extraArguments: ["--metrics-listen", "127.0.0.1:\(port)"])
+                at: a, vni: 5001,
+                extraArguments: [
+                    "--metrics-listen", "127.0.0.1:\(port)", "--datapath-priority", "1",
+                ])
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             func yields() throws -> Int {
                 let text = try lab.execute(

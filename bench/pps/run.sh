@@ -150,7 +150,8 @@ vtepd_dut() {
     rm -rf "$state"
     mkdir -p "$state"
     setsid ip netns exec "${P}dut" "$VTEPD" run --state-root "$state" --physical-switch "${P}ps" \
-        --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" >"$WORK/vtepd.log" 2>&1 &
+        --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" ${VTEPD_ARGS:-} \
+        >"$WORK/vtepd.log" 2>&1 &
     PIDS+=($!)
     local pid=$!
     DUT_PID=$pid
@@ -256,7 +257,8 @@ decap_conf() {
 }
 
 # VTEPD=/path/to/vtepd uses that binary instead of building one (release build by default);
-# VTEPD_LABEL then says in the table what it is (e.g. "release build of 02b357b").
+# VTEPD_LABEL then says in the table what it is (e.g. "release build of 02b357b");
+# VTEPD_ARGS adds options to vtepd's command line (e.g. "--datapath-priority 1").
 if [[ " $MODES " == *" vtepd "* || " $MODES " == *" vtepd-gre "* ]]; then
     if [ -z "${VTEPD:-}" ]; then
         log "building vtepd (swift build -c release --product vtepd)"
@@ -266,7 +268,7 @@ if [[ " $MODES " == *" vtepd "* || " $MODES " == *" vtepd-gre "* ]]; then
         git -C "$ROOT" diff --quiet HEAD -- Sources Package.swift 2>/dev/null ||
             VTEPD_BUILT+=" with uncommitted changes"
     else
-        VTEPD_BUILT="${VTEPD_LABEL:-VTEPD=$VTEPD}"
+        VTEPD_BUILT="${VTEPD_LABEL:-VTEPD=$VTEPD}${VTEPD_ARGS:+ with $VTEPD_ARGS}"
     fi
     [ -x "$VTEPD" ] || die "no vtepd executable at $VTEPD"
 fi
