@@ -76,7 +76,19 @@ struct VTEPDLifecycleTests {
                     stateRoot: lab.file("vtepd-priority-\(i)"))
                 try vtepd.process.waitForLog(
                     "notice vtepd.dataplane: the data-plane worker " + said)
-                let worker = try Self.worker(of: vtepd.process.pid)
+                // Start-up's commands keep the worker busy; busy for more than its budget
+                // (2 ms, easily reached on a loaded machine), it leaves the real-time class
+                // until its next idle poll (RealtimeBudget), so the policy is read once idle.
+                let pid = vtepd.process.pid
+                let worker = try waitUntil(
+                    "the worker under policy \(policy) at priority \(priority) (\(arguments))",
+                    timeout: .seconds(20),
+                    lastSeen: "policy and priority: \(try Self.worker(of: pid))"
+                ) { () throws -> (tid: Int, policy: Int, priority: Int)? in
+                    let worker = try Self.worker(of: pid)
+                    return worker.policy == Int(policy) && worker.priority == priority
+                        ? worker : nil
+                }
                 #expect(worker.policy == Int(policy), "\(arguments)")
                 #expect(worker.priority == priority, "\(arguments)")
                 // It forwards and answers the control socket either way.
