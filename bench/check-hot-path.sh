@@ -47,6 +47,7 @@ worker_hot=(
     "DataPlaneWorker.fromAccess(_:into:now:)"
     "DataPlaneWorker.fromTunnel("
     "DataPlaneWorker.fromGRE("
+    "DataPlaneWorker.fromVXLANRing("
     "DataPlaneWorker.fromBFDChannel("
     "DataPlaneWorker.flushPort("
     "DataPlaneWorker.flushUnderlay("

@@ -64,6 +64,52 @@ int clinuxnet_interface_disable_lro(int fd, const char *name) {
     return 1;
 }
 
+int clinuxnet_attach_vxlan_filter(int fd, int has_v4, uint32_t v4, int has_v6,
+                                  const uint32_t v6[4], uint16_t port, uint32_t longest) {
+    // Jumps are relative to the next instruction; ACCEPT and REJECT are the last two.
+    enum { V6 = 17, ACCEPT = 31, REJECT = 32 };
+#define TO(target, here) ((uint8_t)((target) - (here) - 1))
+    struct sock_filter code[] = {
+        /* 0 */ BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+        /* 1 */ BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, longest, TO(REJECT, 1), 0),
+        /* 2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_PKTTYPE),
+        /* 3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PACKET_HOST, 0, TO(REJECT, 3)),
+        /* 4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT),
+        /* 5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, TO(REJECT, 5)),
+        /* 6 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+        /* 7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v4 ? ETH_P_IP : 0x10000, 0, TO(V6, 7)),
+        /* 8 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 14 + 9),
+        /* 9 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, TO(REJECT, 9)),
+        /* 10 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 14 + 6),
+        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, 0x3fff, TO(REJECT, 11), 0),
+        /* 12 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 16),
+        /* 13 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, v4, 0, TO(REJECT, 13)),
+        /* 14 */ BPF_STMT(BPF_LDX | BPF_B | BPF_MSH, 14),
+        /* 15 */ BPF_STMT(BPF_LD | BPF_H | BPF_IND, 14 + 2),
+        /* 16 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, TO(ACCEPT, 16), TO(REJECT, 16)),
+        /* 17 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 12),
+        /* 18 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v6 ? ETH_P_IPV6 : 0x10000, 0,
+                          TO(REJECT, 18)),
+        /* 19 */ BPF_STMT(BPF_LD | BPF_B | BPF_ABS, 14 + 6),
+        /* 20 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IPPROTO_UDP, 0, TO(REJECT, 20)),
+        /* 21 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 24),
+        /* 22 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v6 ? v6[0] : 0, 0, TO(REJECT, 22)),
+        /* 23 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 28),
+        /* 24 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v6 ? v6[1] : 0, 0, TO(REJECT, 24)),
+        /* 25 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 32),
+        /* 26 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v6 ? v6[2] : 0, 0, TO(REJECT, 26)),
+        /* 27 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, 14 + 36),
+        /* 28 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, has_v6 ? v6[3] : 0, 0, TO(REJECT, 28)),
+        /* 29 */ BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 14 + 40 + 2),
+        /* 30 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, TO(ACCEPT, 30), TO(REJECT, 30)),
+        /* 31 ACCEPT: the whole frame */ BPF_STMT(BPF_RET | BPF_K, 0x40000),
+        /* 32 REJECT */ BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+#undef TO
+    struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
+}
+
 int clinuxnet_drop_all_input(int fd) {
     struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog program = {.len = 1, .filter = &drop};

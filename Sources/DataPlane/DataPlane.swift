@@ -88,6 +88,8 @@ public struct DataPlaneSettings: Sendable {
     public var realtimePriority = DataPlaneSettings.defaultRealtimePriority
     public static let defaultRealtimePriority = 0
     public static let realtimePriorityRange = 0...99
+    /// How VXLAN to our tunnel addresses is read (`vxlan-receive`).
+    public var vxlanReceive = VXLANReceive.socket
     /// Internal ports (logical routers' veths) that may be added while vtepd runs, beyond
     /// the access ports given at start. Each reserves its per-VLAN binding counters (128 KiB).
     public var internalPortLimit = 32
@@ -97,6 +99,20 @@ public struct DataPlaneSettings: Sendable {
         self.localIPv4 = localIPv4
         self.localIPv6 = localIPv6
     }
+}
+
+/// How VXLAN to our tunnel addresses reaches the worker.
+public enum VXLANReceive: String, CaseIterable, Sendable {
+    /// Through the UDP sockets on port 4789, after the kernel's IP and UDP input (and the
+    /// host firewall's input chain).
+    case socket
+    /// Unicast VXLAN to a tunnel address from a receive ring on the underlay
+    /// (`AccessPort.vxlanReceiver`), taken before the kernel's IP input, where vtepd's netdev
+    /// ingress table drops the kernel's copy: the receiving CPU is spared IP routing, the UDP
+    /// socket lookup and queueing, and the worker recvmmsg's per-datagram copy and free. The
+    /// host firewall's input chain no longer sees those datagrams. Multicast VXLAN and
+    /// datagrams to other addresses still come through the sockets.
+    case ring
 }
 
 /// One (port, VLAN) binding's traffic, as hardware_vtep's Logical_Binding_Stats counts it:

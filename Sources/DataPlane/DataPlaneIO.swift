@@ -21,6 +21,9 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
     /// the family.
     public var vxlan4: IO.VXLAN?
     public var vxlan6: IO.VXLAN?
+    /// Unicast VXLAN to our addresses as whole frames from the underlay's receive ring
+    /// (`VXLANReceive.ring`); nil when it comes only through `vxlan4` and `vxlan6`.
+    public var vxlanRing: IO.Access?
     /// GRE and NVGRE in, and their slow path out.
     public var gre4: IO.Raw?
     public var gre6: IO.Raw?
@@ -35,12 +38,13 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
     public init(
         access: [IO.Access], underlay: IO.Underlay, vxlan4: IO.VXLAN?, vxlan6: IO.VXLAN?,
         gre4: IO.Raw?, gre6: IO.Raw?, openUDP: @escaping (_ ipv6: Bool) -> IO.Raw?,
-        notes: [String] = []
+        notes: [String] = [], vxlanRing: IO.Access? = nil
     ) {
         self.access = access
         self.underlay = underlay
         self.vxlan4 = vxlan4
         self.vxlan6 = vxlan6
+        self.vxlanRing = vxlanRing
         self.gre4 = gre4
         self.gre6 = gre6
         self.openUDP = openUDP
@@ -83,17 +87,22 @@ public enum KernelIO: DataPlaneIO {
         let any6 = IPAddress.v6(IPv6Address(high: 0, low: 0))
         let v4 = settings.localIPv4 != nil
         let v6 = settings.localIPv6 != nil
+        // With the underlay's VXLAN ring, no UDP_GRO: the kernel merges UDP datagrams only for
+        // a socket that asks, and a merged train would leave the ring for the socket
+        // (`AccessPort.vxlanRingLongestFrame`) while the datagrams around it took the ring, so
+        // one TCP flow's segments would reach the worker by two paths, out of order.
+        let gro = settings.vxlanReceive == .socket
         return DataPlanePorts(
             access: access,
             underlay: try UnderlayPort(interface: settings.underlay),
             vxlan4: v4
                 ? try UDPTunnelSocket(
                     address: any4, port: settings.vxlanPort,
-                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
+                    receiveBuffer: settings.receiveBuffer, gro: gro) : nil,
             vxlan6: v6
                 ? try UDPTunnelSocket(
                     address: any6, port: settings.vxlanPort,
-                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
+                    receiveBuffer: settings.receiveBuffer, gro: gro) : nil,
             gre4: v4
                 ? try RawTunnelSocket(address: any4, receiveBuffer: settings.receiveBuffer) : nil,
             gre6: v6
@@ -104,6 +113,11 @@ public enum KernelIO: DataPlaneIO {
                 (ipv6 ? v6 : v4)
                     ? try? RawTunnelSocket(address: ipv6 ? any6 : any4, carrying: .udp) : nil
             },
-            notes: notes)
+            notes: notes,
+            vxlanRing: settings.vxlanReceive == .ring
+                ? try AccessPort.vxlanReceiver(
+                    interface: settings.underlay, localIPv4: settings.localIPv4,
+                    localIPv6: settings.localIPv6, port: settings.vxlanPort,
+                    receiveBuffer: settings.receiveBuffer) : nil)
     }
 }

@@ -54,6 +54,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// VXLAN in.
     private let vxlan4: IO.VXLAN?
     private let vxlan6: IO.VXLAN?
+    /// Unicast VXLAN to our addresses from the underlay's receive ring (`vxlan-receive
+    /// ring`), whole frames; nil when VXLAN comes only through the UDP sockets.
+    private let vxlanRing: IO.Access?
+    /// The same, used per batch without reference counting (kept alive by `vxlanRing`).
+    private let vxlanRingRef: Unmanaged<IO.Access>?
     /// GRE and NVGRE in, and their slow path out.
     private let gre4: IO.Raw?
     private let gre6: IO.Raw?
@@ -190,6 +195,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         underlayMAC = try underlay.hardwareAddress
         vxlan4 = io.vxlan4
         vxlan6 = io.vxlan6
+        vxlanRing = io.vxlanRing
+        vxlanRingRef = io.vxlanRing.map { .passUnretained($0) }
         gre4 = io.gre4
         gre6 = io.gre6
         openUDP = io.openUDP
@@ -312,12 +319,16 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         case stop
     }
 
-    /// What the loop polls: the access ports, the tunnel sockets, the wakeup pipe.
+    /// What the loop polls: the access ports, the tunnel sockets, the underlay's VXLAN ring,
+    /// the wakeup pipe.
     private func pollDescriptors() -> [pollfd] {
         var descriptors: [pollfd] = ports.map {
             pollfd(fd: $0.descriptor, events: Int16(POLLIN), revents: 0)
         }
-        for socket in [vxlan4?.descriptor, vxlan6?.descriptor, gre4?.descriptor, gre6?.descriptor] {
+        for socket in [
+            vxlan4?.descriptor, vxlan6?.descriptor, gre4?.descriptor, gre6?.descriptor,
+            vxlanRing?.descriptor,
+        ] {
             // An absent socket is polled as -1, which poll(2) skips.
             descriptors.append(pollfd(fd: socket ?? -1, events: Int16(POLLIN), revents: 0))
         }
@@ -338,6 +349,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         // each way on a VM.
         let spin = UInt64(settings.busyPollMicroseconds) &* 1000
         var spinUntil: UInt64 = 0
+        // While busy, the receive rings are looked at in memory first, and poll(2), which
+        // visits every descriptor, is called only when no ring has a frame, and at least
+        // every `ringPassesPerPoll` passes, so the sockets without a ring (tunnels, the
+        // wakeup pipe) wait a few batches at most.
+        var ringPasses = 0
         var clock = Self.monotonicNanoseconds()
         while !stopping {
             for command in takeCommands() { handle(command) }
@@ -355,8 +371,17 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 : bfd.wake == .max
                     ? 100
                     : Int32(clamping: min(100, bfd.wake &- min(bfd.wake, Self.milliseconds())))
-            let ready = descriptors.withUnsafeMutableBufferPointer {
-                poll($0.baseAddress, nfds_t($0.count), timeout)
+            var ready: Int32 = 0
+            if timeout == 0, ringPasses < Self.ringPassesPerPoll {
+                ready = markRingFrames(&descriptors, tunnelSlot: tunnelSlot)
+            }
+            if ready > 0 {
+                ringPasses += 1
+            } else {
+                ringPasses = 0
+                ready = descriptors.withUnsafeMutableBufferPointer {
+                    poll($0.baseAddress, nfds_t($0.count), timeout)
+                }
             }
             let now = self.now()
             clock = Self.monotonicNanoseconds()
@@ -383,6 +408,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 if descriptors[tunnelSlot + 1].revents != 0 { fromTunnel(vxlan6!, now: now) }
                 if descriptors[tunnelSlot + 2].revents != 0 { fromGRE(gre4!, now: now) }
                 if descriptors[tunnelSlot + 3].revents != 0 { fromGRE(gre6!, now: now) }
+                if descriptors[tunnelSlot + 4].revents != 0 {
+                    vxlanRingRef!._withUnsafeGuaranteedRef { fromVXLANRing($0, now: now) }
+                }
                 load.busyNanoseconds &+= WorkerLoad.now() &- busySince
             } else {
                 // Nothing came: frames a full device queue left in a port's transmit ring go
@@ -398,6 +426,28 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
+    /// Passes of the loop served from the rings alone before poll(2) looks at every socket.
+    static var ringPassesPerPoll: Int { 8 }
+
+    /// Marks the ports whose receive ring holds a frame as ready (POLLIN) and every other
+    /// descriptor as not; returns how many are ready. No system call.
+    @inline(__always)
+    private func markRingFrames(_ descriptors: inout [pollfd], tunnelSlot: Int) -> Int32 {
+        var ready: Int32 = 0
+        descriptors.withUnsafeMutableBufferPointer { polled in
+            for i in 0..<polled.count { polled[i].revents = 0 }
+            for i in 0..<ports.count where portRefs[i]._withUnsafeGuaranteedRef(\.hasRingFrame) {
+                polled[i].revents = Int16(POLLIN)
+                ready += 1
+            }
+            if let vxlanRingRef, vxlanRingRef._withUnsafeGuaranteedRef(\.hasRingFrame) {
+                polled[tunnelSlot + 4].revents = Int16(POLLIN)
+                ready += 1
+            }
+        }
+        return ready
+    }
+
     /// Serves every port and tunnel socket once, whatever is ready, at time `now` (seconds):
     /// how a unit test on `MemoryIO` runs the worker after queueing frames. Commands posted
     /// through `DataPlane` are not taken; tests call `apply` and `setNextHops` directly.
@@ -409,6 +459,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         if let vxlan6 { fromTunnel(vxlan6, now: now) }
         if let gre4 { fromGRE(gre4, now: now) }
         if let gre6 { fromGRE(gre6, now: now) }
+        if let vxlanRing { fromVXLANRing(vxlanRing, now: now) }
     }
 
     /// Follows a change of the underlay's MTU (an ioctl, once a second, never per frame): what
@@ -598,35 +649,84 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             load.batches &+= 1
             for i in 0..<n {
                 guard let source = tunnelSource(batch, i) else { continue }
-                let read = batch.frame(i)
-                // A UDP_GRO read holds datagrams of `gsoSize` bytes end to end, the last
-                // possibly shorter; a plain read, one datagram.
-                let size = Int(batch.offload(i).gsoSize)
-                let step = size == 0 ? read.count : size
-                if size != 0 { trainsIn &+= 1 }
-                var at = 0
-                repeat {
-                    let payload = UnsafeRawBufferPointer(
-                        rebasing: read[at..<min(read.count, at + step)])
-                    at += step
-                    let header: VXLANHeader
-                    do {
-                        header = try VXLANHeader.parse(payload, at: 0)
-                    } catch {
-                        engine.countMalformed(error)
-                        continue
-                    }
-                    let inner = UnsafeRawBufferPointer(
-                        rebasing: payload[VXLANHeader.length..<payload.count])
-                    // VNI 0 is the BFD channel of Open vSwitch and NSX: its BFD packets are
-                    // taken here, never decided as frames of a switch.
-                    if header.vni == 0, fromBFDChannel(inner, source: source.address) { continue }
-                    deliver(
-                        inner,
-                        .tunnel(
-                            source: source.address, encapsulation: .vxlan,
-                            vni: VNI(masking: header.vni)), now: now)
-                } while at < read.count
+                decapsulateVXLAN(
+                    batch.frame(i), gsoSize: Int(batch.offload(i).gsoSize), from: source.address,
+                    now: now)
+            }
+            flushAll()
+            if n < batch.capacity { return }
+        }
+    }
+
+    /// The VXLAN datagrams (UDP payloads) in `read`: one, or with `gsoSize` a UDP_GRO train
+    /// of `gsoSize`-byte datagrams end to end, the last possibly shorter; each decapsulated
+    /// and delivered.
+    @inline(__always)
+    private func decapsulateVXLAN(
+        _ read: UnsafeRawBufferPointer, gsoSize: Int, from source: IPAddress, now: UInt32
+    ) {
+        let step = gsoSize == 0 ? read.count : gsoSize
+        if gsoSize != 0 { trainsIn &+= 1 }
+        var at = 0
+        repeat {
+            let payload = UnsafeRawBufferPointer(
+                rebasing: read[at..<min(read.count, at + step)])
+            at += step
+            let header: VXLANHeader
+            do {
+                header = try VXLANHeader.parse(payload, at: 0)
+            } catch {
+                engine.countMalformed(error)
+                continue
+            }
+            let inner = UnsafeRawBufferPointer(
+                rebasing: payload[VXLANHeader.length..<payload.count])
+            // VNI 0 is the BFD channel of Open vSwitch and NSX: its BFD packets are
+            // taken here, never decided as frames of a switch.
+            if header.vni == 0, fromBFDChannel(inner, source: source) { continue }
+            deliver(
+                inner,
+                .tunnel(source: source, encapsulation: .vxlan, vni: VNI(masking: header.vni)),
+                now: now)
+        } while at < read.count
+    }
+
+    /// Unicast VXLAN from the underlay's receive ring (`vxlan-receive ring`): whole frames,
+    /// whose outer headers the kernel's IP and UDP input never saw, so they are checked here
+    /// as those would check them (IPv4 header checksum and lengths, IPv6 payload length, UDP
+    /// length, and the UDP checksum unless the NIC or a local sender vouched for it, the
+    /// virtio_net_hdr says; a zero checksum over IPv6 refused, as the UDP socket refuses it),
+    /// each failure counted under its `Malformed` reason. A GRO super-frame is a train of
+    /// datagrams as a UDP_GRO read gives it.
+    private func fromVXLANRing(_ ring: IO.Access, now: UInt32) {
+        let batch = receiveBatch
+        for _ in 0..<4 {
+            let n: Int
+            do { n = try ring.receive(into: batch) } catch {
+                failed(.tunnelReceive, error)
+                return
+            }
+            if n == 0 { return }
+            load.batches &+= 1
+            for i in 0..<n {
+                if batch.isTruncated(i) {
+                    engine.countDrop(.truncated)
+                    continue
+                }
+                let offload = batch.offload(i)
+                let datagram: UnderlayDatagram
+                do {
+                    datagram = try UnderlayDatagram.parse(
+                        batch.frame(i), port: settings.vxlanPort, offload: offload)
+                } catch {
+                    engine.countMalformed(error)
+                    continue
+                }
+                decapsulateVXLAN(
+                    datagram.payload,
+                    gsoSize: offload.gsoType & ~VirtioNetHeader.GSO.ecn == VirtioNetHeader.GSO.udpL4
+                        ? Int(offload.gsoSize) : 0,
+                    from: datagram.source, now: now)
             }
             flushAll()
             if n < batch.capacity { return }
@@ -1911,6 +2011,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         statistics.drops[Int(DropReason.underlayReceiveOverrun.rawValue)] =
             (vxlan4?.receiveDrops ?? 0) + (vxlan6?.receiveDrops ?? 0)
             + (gre4?.receiveDrops ?? 0) + (gre6?.receiveDrops ?? 0)
+            + (vxlanRing?.receiveDrops ?? 0)
         return statistics
     }
 

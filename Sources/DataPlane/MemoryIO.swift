@@ -65,6 +65,9 @@ public final class MemoryPort: AccessPortIO, MulticastTunnelSocketIO {
     /// Nothing ever waits: `send` takes every frame at once.
     public func sendWaiting() {}
 
+    /// Frames are queued in memory, as in a ring.
+    public var hasRingFrame: Bool { !inbox.isEmpty }
+
     public func inject(_ frame: MemoryFrame) { inbox.append(frame) }
 
     public func inject(_ bytes: [UInt8], from peer: UDPEndpoint? = nil) {
@@ -172,7 +175,8 @@ public final class MemoryUnderlay: UnderlayIO {
 
 extension DataPlanePorts where IO == MemoryIO {
     /// In-memory ports named `access`, an underlay with `underlayMAC`, and every tunnel
-    /// socket of the families the settings have a local address of.
+    /// socket of the families the settings have a local address of (and the underlay's VXLAN
+    /// ring with `vxlanReceive` `.ring`).
     public static func inMemory(
         settings: DataPlaneSettings, access: [String], underlayMAC: MACAddress,
         underlayMTU: Int = 1500
@@ -188,7 +192,8 @@ extension DataPlanePorts where IO == MemoryIO {
             vxlan6: v6 ? MemoryPort(name: "vxlan6") : nil,
             gre4: v4 ? MemoryPort(name: "gre4") : nil,
             gre6: v6 ? MemoryPort(name: "gre6") : nil,
-            openUDP: { ipv6 in ipv6 ? udp6 : udp4 })
+            openUDP: { ipv6 in ipv6 ? udp6 : udp4 },
+            vxlanRing: settings.vxlanReceive == .ring ? MemoryPort(name: "vxlan-ring") : nil)
     }
 
     /// The slow path's raw UDP ports, which the worker opens (`openUDP`) when it needs them.

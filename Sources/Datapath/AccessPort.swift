@@ -66,10 +66,13 @@ public final class AccessPort {
     ///     0 reads with recvmmsg.
     ///   - transmitRingFrames: frames of the transmit ring (see above), rounded up to a whole
     ///     block; 0 sends every frame with sendmmsg.
+    ///   - filter: attaches a socket filter to the new socket before it is bound, so no frame
+    ///     the filter would refuse is ever queued (`System.attachVXLANFilter`).
     public init(
         interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
         receiveBuffer: Int? = nil, vnetHeader: Bool = false, ringFrames: Int = 0,
-        transmitRingFrames: Int = 0
+        transmitRingFrames: Int = 0,
+        filter: ((_ descriptor: Int32) throws(SystemError) -> Void)? = nil
     ) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
@@ -98,6 +101,7 @@ public final class AccessPort {
                     descriptor, level: clinuxnet_sol_packet,
                     option: clinuxnet_packet_qdisc_bypass, value: Int32(1), subject: subject)
             }
+            try filter?(descriptor)
             // Before bind: no frame may reach the socket's queue before the ring is there.
             if ringFrames > 0 {
                 ring = try Self.mapRing(
@@ -251,6 +255,14 @@ public final class AccessPort {
 
     /// Whether frames come through a receive ring (see the type's notes).
     public var hasReceiveRing: Bool { ring != nil }
+
+    /// Whether the ring's next frame is ours to read: one load from shared memory.
+    @inline(__always)
+    public var hasRingFrame: Bool {
+        guard let ring else { return false }
+        return clinuxnet_ring_status(ring.baseAddress! + ringIndex * Self.ringFrameSize)
+            & clinuxnet_tp_status_user != 0
+    }
 
     /// Sets up a TPACKET_V2 ring of at least `frames` frames on `descriptor` and maps it.
     ///

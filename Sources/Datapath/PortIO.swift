@@ -29,6 +29,9 @@ public protocol AccessPortIO: FrameReceiving, FrameSending {
     /// Hands the kernel frames an earlier `send` left waiting (a transmit ring the kernel
     /// could not empty); called when the worker is idle, so none waits for the next frame.
     func sendWaiting()
+    /// Whether a frame waits in the port's receive ring, read from the ring's shared memory
+    /// without a system call; false for a port without a ring (only poll(2) can tell).
+    var hasRingFrame: Bool { get }
 }
 
 /// The underlay's transmit side: complete Ethernet frames, and UDP GSO trains.

@@ -27,6 +27,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case macTableLimit = "mac-table-limit"
         case busyPollUS = "busy-poll-us"
         case datapathPriority = "datapath-priority"
+        case vxlanReceive = "vxlan-receive"
         case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
@@ -57,6 +58,8 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var busyPollMicroseconds: Int?
     /// The data-plane worker's SCHED_FIFO priority, 0 for the normal scheduler (the default).
     public var datapathPriority: Int?
+    /// How VXLAN to the tunnel addresses is read: the UDP sockets (the default) or a ring.
+    public var vxlanReceive: VXLANReceive?
     /// What the logical routers' network namespaces are named with: prefix + router name.
     public var routerNamespacePrefix: String?
 
@@ -139,6 +142,13 @@ public struct BootstrapSettings: Equatable, Sendable {
                         + "\(range.lowerBound) to \(range.upperBound) (0: the normal scheduler)")
             }
             datapathPriority = priority
+        case .vxlanReceive:
+            guard let how = VXLANReceive(rawValue: value) else {
+                throw .init(
+                    "vxlan-receive \(value) is not "
+                        + VXLANReceive.allCases.map(\.rawValue).joined(separator: " or "))
+            }
+            vxlanReceive = how
         case .routerNamespacePrefix:
             let allowed = value.utf8.allSatisfy {
                 (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
@@ -214,6 +224,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.macTableLimit = other.macTableLimit ?? macTableLimit
         merged.busyPollMicroseconds = other.busyPollMicroseconds ?? busyPollMicroseconds
         merged.datapathPriority = other.datapathPriority ?? datapathPriority
+        merged.vxlanReceive = other.vxlanReceive ?? vxlanReceive
         merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
@@ -252,6 +263,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         if let macTableLimit { dataPlane.macTableLimit = macTableLimit }
         if let busyPollMicroseconds { dataPlane.busyPollMicroseconds = busyPollMicroseconds }
         if let datapathPriority { dataPlane.realtimePriority = datapathPriority }
+        if let vxlanReceive { dataPlane.vxlanReceive = vxlanReceive }
         let root = stateRoot ?? Self.defaultStateRoot
         var options = GatewayOptions(
             stateRoot: root, physicalSwitch: physicalSwitch ?? hostName, tunnelIPs: addresses,

@@ -122,7 +122,34 @@ public struct GatewayDaemon: Sendable {
         }
 
         let dataPlaneLogger = Logger(label: "vtepd.dataplane")
-        let dataPlane = try DataPlane(settings: options.dataPlane, ports: options.ports)
+        // The kernel's copy of what the underlay's VXLAN ring reads is dropped from before the
+        // ring opens, so no datagram is read twice; a table a crashed vtepd left goes. Where
+        // nftables cannot hook the underlay's ingress, VXLAN comes through the sockets.
+        var dataPlaneSettings = options.dataPlane
+        if dataPlaneSettings.vxlanReceive == .ring {
+            do {
+                try VXLANIngress.install(dataPlaneSettings)
+                dataPlaneLogger.notice(
+                    "unicast VXLAN to the tunnel addresses is read from a receive ring on \(dataPlaneSettings.underlay); netdev table \(VXLANIngress.table) drops the kernel's copy at ingress (the host firewall's input chain does not see it)"
+                )
+            } catch {
+                dataPlaneSettings.vxlanReceive = .socket
+                dataPlaneLogger.warning(
+                    "VXLAN is read through the UDP sockets, not a receive ring: the ingress table on \(dataPlaneSettings.underlay) could not be installed (\(error))"
+                )
+            }
+        } else if try VXLANIngress.remove() {
+            dataPlaneLogger.notice(
+                "removed netdev table \(VXLANIngress.table), left by an earlier vtepd that read VXLAN from a ring"
+            )
+        }
+        let dataPlane: DataPlane
+        do {
+            dataPlane = try DataPlane(settings: dataPlaneSettings, ports: options.ports)
+        } catch {
+            if dataPlaneSettings.vxlanReceive == .ring { _ = try? VXLANIngress.remove() }
+            throw error
+        }
         for note in dataPlane.startNotes { dataPlaneLogger.notice("\(note)") }
         let controller = GatewayController(dataPlane: dataPlane, stateRoot: options.stateRoot)
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
@@ -414,6 +441,12 @@ struct DataPlaneService: StoppableService {
     func stop() async {
         await dataPlane.stop()
         Logger(label: "vtepd.dataplane").info("data plane stopped")
+        if dataPlane.settings.vxlanReceive == .ring {
+            do { try VXLANIngress.remove() } catch {
+                Logger(label: "vtepd.dataplane").error(
+                    "netdev table \(VXLANIngress.table) could not be removed: \(error)")
+            }
+        }
     }
 }
 

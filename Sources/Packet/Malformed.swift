@@ -51,6 +51,11 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
     // GSO super-frames and partial checksums (virtio_net_hdr, from the kernel)
     case offloadHeaderInvalid
     case offloadUnsupported
+    // Outer headers read from the underlay's receive ring (`vxlan-receive ring`), which the
+    // kernel's UDP input never checked
+    case udpBadChecksum
+    case udpZeroChecksumOverIPv6
+    case underlayNotVXLAN
 
     /// What an operator reads in `show statistics` or a packet trace.
     public var description: String {
@@ -96,6 +101,10 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
             "super-frame or partial checksum whose offload header disagrees with its headers"
         case .offloadUnsupported:
             "super-frame of a kind that is not segmented (UFO, QinQ, IP fragments, BIG TCP)"
+        case .udpBadChecksum: "UDP checksum wrong"
+        case .udpZeroChecksumOverIPv6: "UDP over IPv6 without a checksum (zero)"
+        case .underlayNotVXLAN:
+            "frame from the underlay's VXLAN ring that is not unicast VXLAN to a tunnel address"
         }
     }
 
@@ -141,6 +150,9 @@ public enum Malformed: UInt8, Error, CaseIterable, Sendable, CustomStringConvert
         case .innerFrameTooLarge: "inner_frame_too_large"
         case .offloadHeaderInvalid: "offload_header_invalid"
         case .offloadUnsupported: "offload_unsupported"
+        case .udpBadChecksum: "udp_bad_checksum"
+        case .udpZeroChecksumOverIPv6: "udp_zero_checksum_over_ipv6"
+        case .underlayNotVXLAN: "underlay_not_vxlan"
         }
     }
 }

@@ -22,28 +22,34 @@ public enum Nftables {
                 result.withLock { $0 = .failure(entered) }
                 return
             }
-            guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
-                result.withLock { $0 = .failure(RouterError("libnftables: no context")) }
-                return
-            }
-            defer { nft_ctx_free(context) }
-            _ = nft_ctx_buffer_output(context)
-            _ = nft_ctx_buffer_error(context)
-            if json { nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON)) }
-            let status = nft_run_cmd_from_buffer(context, commands)
-            let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
-            let errors = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
-            result.withLock {
-                $0 =
-                    status == 0
-                    ? .success(output)
-                    : .failure(
-                        RouterError(
-                            "nftables refused the ruleset: "
-                                + errors.trimmingCharacters(in: .whitespacesAndNewlines)))
-            }
+            let outcome = runHere(commands, json: json)
+            result.withLock { $0 = outcome }
         }
         return try result.withLock { (r) throws(RouterError) -> String in try r.get() }
+    }
+
+    /// Runs `commands` in the calling thread's own network namespace (vtepd's).
+    public static func run(_ commands: String, json: Bool = false) throws(RouterError) -> String {
+        try runHere(commands, json: json).get()
+    }
+
+    private static func runHere(_ commands: String, json: Bool) -> Result<String, RouterError> {
+        guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
+            return .failure(RouterError("libnftables: no context"))
+        }
+        defer { nft_ctx_free(context) }
+        _ = nft_ctx_buffer_output(context)
+        _ = nft_ctx_buffer_error(context)
+        if json { nft_ctx_output_set_flags(context, UInt32(NFT_CTX_OUTPUT_JSON)) }
+        let status = nft_run_cmd_from_buffer(context, commands)
+        let output = nft_ctx_get_output_buffer(context).map { String(cString: $0) } ?? ""
+        let errors = nft_ctx_get_error_buffer(context).map { String(cString: $0) } ?? ""
+        return status == 0
+            ? .success(output)
+            : .failure(
+                RouterError(
+                    "nftables refused the ruleset: "
+                        + errors.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 }
 

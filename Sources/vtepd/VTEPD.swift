@@ -102,6 +102,11 @@ struct Run: AsyncParsableCommand {
     var datapathPriority: String?
     @Option(
         help:
+            "How VXLAN to the tunnel addresses is read: socket (the kernel's UDP sockets, after its IP input and the host firewall) or ring (unicast VXLAN from a receive ring on the underlay, the kernel's copy dropped at ingress: faster decapsulation; the firewall's input chain does not see it) (default: socket)."
+    )
+    var vxlanReceive: String?
+    @Option(
+        help:
             "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
     )
     var routerNamespacePrefix: String?
@@ -128,6 +133,7 @@ struct Run: AsyncParsableCommand {
             (.macTableLimit, macTableLimit.map { [$0] } ?? []),
             (.busyPollUS, busyPollUs.map { [$0] } ?? []),
             (.datapathPriority, datapathPriority.map { [$0] } ?? []),
+            (.vxlanReceive, vxlanReceive.map { [$0] } ?? []),
             (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {

@@ -99,11 +99,29 @@ public enum FuzzChecks {
     /// does: each parser either refuses it or returns offsets inside the frame.
     public static func packet(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { frame in
+            underlayRing(frame)
             guard let ethernet = try? EthernetHeader.parse(frame) else { return }
             precondition(ethernet.payloadOffset <= frame.count)
             walk(frame, etherType: ethernet.etherType, at: ethernet.payloadOffset, depth: 0)
             neighbourAnswer(frame, ethernet)
         }
+    }
+
+    /// The frame as the underlay's VXLAN ring hands it over (`UnderlayDatagram`), with and
+    /// without a receiver's word on the checksum: a refusal, or a payload inside the frame
+    /// that a checked parse and a vouched-for parse agree on.
+    private static func underlayRing(_ frame: UnsafeRawBufferPointer) {
+        let vouched = try? UnderlayDatagram.parse(
+            frame, port: 4789, offload: VirtioNetHeader(flags: VirtioNetHeader.dataValid))
+        guard let checked = try? UnderlayDatagram.parse(frame, port: 4789, offload: .plain)
+        else { return }
+        let start = checked.payload.baseAddress! - frame.baseAddress!
+        precondition(start >= 0 && start + checked.payload.count <= frame.count)
+        precondition(
+            vouched?.payload.baseAddress == checked.payload.baseAddress
+                && vouched?.payload.count == checked.payload.count
+                && vouched?.source == checked.source,
+            "a checksum the receiver vouched for changed what was parsed")
     }
 
     /// ARP and ND suppression's reading of the frame, and for a request the answer, which

@@ -154,13 +154,18 @@ import Testing
         #expect(defaults.dataPlane.macTableLimit == 1 << 20)
         #expect(defaults.dataPlane.busyPollMicroseconds == 50)
         #expect(defaults.dataPlane.realtimePriority == 0)
+        #expect(defaults.dataPlane.vxlanReceive == .socket)
         let options = try parse(
             "underlay = eth1\ntunnel-ip = 192.0.2.1\nmac-table-limit = 2000000\nbusy-poll-us = 0"
-                + "\ndatapath-priority = 1"
+                + "\ndatapath-priority = 1\nvxlan-receive = ring"
         ).gatewayOptions(hostName: "gw", dhcpHook: "/hook")
         #expect(options.dataPlane.macTableLimit == 2_000_000)
         #expect(options.dataPlane.busyPollMicroseconds == 0)
         #expect(options.dataPlane.realtimePriority == 1)
+        #expect(options.dataPlane.vxlanReceive == .ring)
+        #expect(
+            refusal("vxlan-receive = xdp")
+                == "vtepd.conf:1: vxlan-receive xdp is not socket or ring")
         #expect(
             refusal("datapath-priority = 100")
                 == "vtepd.conf:1: datapath-priority 100 is not a real-time priority from 0 to 99"

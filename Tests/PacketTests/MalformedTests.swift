@@ -179,6 +179,20 @@ struct MalformedTests {
                     maximumSegmentSize: 1400)
             }
         ),
+        // VXLAN from the underlay's ring: a wrong UDP checksum nobody vouched for, no checksum
+        // over IPv6, UDP to another port.
+        .udpBadChecksum: (
+            UnderlayDatagramTests.frame(checksum: 0x1234),
+            { _ = try UnderlayDatagram.parse($0, port: 4789, offload: .plain) }
+        ),
+        .udpZeroChecksumOverIPv6: (
+            UnderlayDatagramTests.frame(ipv6: true, checksum: 0),
+            { _ = try UnderlayDatagram.parse($0, port: 4789, offload: .plain) }
+        ),
+        .underlayNotVXLAN: (
+            UnderlayDatagramTests.frame(port: 4790),
+            { _ = try UnderlayDatagram.parse($0, port: 4789, offload: .plain) }
+        ),
     ]
 
     @Test func everyReasonHasAnInputThatProducesExactlyIt() {

@@ -48,6 +48,15 @@ int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t addre
 /// socket of a protocol otherwise gets a copy of every packet of that protocol).
 int clinuxnet_drop_all_input(int fd);
 
+/// Attaches a classic BPF filter that accepts only unicast VXLAN to this host: frames of at
+/// most `longest` bytes (Ethernet header included) addressed to this host's MAC (PACKET_HOST),
+/// without a VLAN tag, carrying UDP to `port` in an IPv4 packet to `v4` (a host-order address;
+/// `has_v4` 0 for none) that is not a fragment, or in an IPv6 packet to `v6` (four host-order
+/// 32-bit words, first to last; `has_v6` 0 for none) whose next header is UDP. Everything else
+/// stays with the kernel.
+int clinuxnet_attach_vxlan_filter(int fd, int has_v4, uint32_t v4, int has_v6,
+                                  const uint32_t v6[4], uint16_t port, uint32_t longest);
+
 // MARK: - CMSG(3) macros as functions
 
 static inline struct cmsghdr *clinuxnet_cmsg_firsthdr(struct msghdr *message) {
