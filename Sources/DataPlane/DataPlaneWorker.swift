@@ -351,9 +351,11 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         var spinUntil: UInt64 = 0
         // While busy, the receive rings are looked at in memory first, and poll(2), which
         // visits every descriptor, is called only when no ring has a frame, and at least
-        // every `ringPassesPerPoll` passes, so the sockets without a ring (tunnels, the
-        // wakeup pipe) wait a few batches at most.
+        // every `ringPassesPerPoll` passes or `ringBatchesPerPoll` batches, so the sockets
+        // without a ring (tunnels, the wakeup pipe) wait a few batches at most, as long
+        // under a flood as before.
         var ringPasses = 0
+        var batchesAtPoll: UInt64 = 0
         var clock = Self.monotonicNanoseconds()
         while !stopping {
             for command in takeCommands() { handle(command) }
@@ -372,13 +374,16 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     ? 100
                     : Int32(clamping: min(100, bfd.wake &- min(bfd.wake, Self.milliseconds())))
             var ready: Int32 = 0
-            if timeout == 0, ringPasses < Self.ringPassesPerPoll {
+            if timeout == 0, ringPasses < Self.ringPassesPerPoll,
+                load.batches &- batchesAtPoll < Self.ringBatchesPerPoll
+            {
                 ready = markRingFrames(&descriptors, tunnelSlot: tunnelSlot)
             }
             if ready > 0 {
                 ringPasses += 1
             } else {
                 ringPasses = 0
+                batchesAtPoll = load.batches
                 ready = descriptors.withUnsafeMutableBufferPointer {
                     poll($0.baseAddress, nfds_t($0.count), timeout)
                 }
@@ -428,6 +433,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// Passes of the loop served from the rings alone before poll(2) looks at every socket.
     static var ringPassesPerPoll: Int { 8 }
+    /// Receive batches served from the rings alone before poll(2) looks at every socket.
+    static var ringBatchesPerPoll: UInt64 { 8 }
 
     /// Marks the ports whose receive ring holds a frame as ready (POLLIN) and every other
     /// descriptor as not; returns how many are ready. No system call.

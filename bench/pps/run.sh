@@ -17,8 +17,9 @@
 # WARMUP seconds (default 1). trafgen runs on one CPU. Before a DUT is timed, 10 frames each
 # way are checked on the wire with tshark (right VNI, addresses and inner frame).
 #
-# MODES="ceiling kernel vtepd vtepd-gre" (the default) chooses the rows: the generator
-# ceiling (trafgen into a bare veth), the kernel, vtepd with VXLAN, vtepd with GRE (logical
+# MODES="ceiling kernel vtepd vtepd-ring vtepd-gre" (the default) chooses the rows: the
+# generator ceiling (trafgen into a bare veth), the kernel, vtepd with VXLAN, vtepd with VXLAN
+# read from the underlay's ring (--vxlan-receive ring), vtepd with GRE (logical
 # switch other_config:encapsulation=gre: RFC 2890 GRE, key = VNI, protocol 0x6558; the same
 # frames, the GRE packets the sink sends built from GRE_TEMPLATE). This kernel has no gretap,
 # so there is no kernel GRE row; Open vSwitch's userspace GRE is not measured here. The table goes to standard output and to
@@ -26,7 +27,7 @@
 # deleted on exit, also on failure or Ctrl-C.
 set -euo pipefail
 
-MODES=${MODES:-ceiling kernel vtepd vtepd-gre}
+MODES=${MODES:-ceiling kernel vtepd vtepd-ring vtepd-gre}
 WINDOW=${WINDOW:-5}
 WINDOWS=${WINDOWS:-3}
 WARMUP=${WARMUP:-1}
@@ -49,12 +50,12 @@ done
 for mode in $MODES; do
     case $mode in
     ceiling | kernel) ;;
-    vtepd | vtepd-gre)
+    vtepd | vtepd-ring | vtepd-gre)
         command -v vtep-ctl >/dev/null || die "vtep-ctl not found (Debian openvswitch-vtep)"
-        [ "$mode" = vtepd ] || [ -f "$GRE_TEMPLATE" ] ||
+        [ "$mode" != vtepd-gre ] || [ -f "$GRE_TEMPLATE" ] ||
             die "GRE decapsulation template $GRE_TEMPLATE not found"
         ;;
-    *) die "unknown mode '$mode' in MODES (ceiling, kernel, vtepd, vtepd-gre)" ;;
+    *) die "unknown mode '$mode' in MODES (ceiling, kernel, vtepd, vtepd-ring, vtepd-gre)" ;;
     esac
 done
 ip netns list | grep -q "^${P}\(gen\|dut\|sink\)\b" &&
@@ -142,15 +143,16 @@ kernel_dut() {
     ip netns exec "$d" bridge fdb add 02:00:00:00:00:02 dev vx$VNI dst $SINK_IP master static
 }
 
-# vtepd_dut [ENCAPSULATION]: vtepd with logical switch ls$VNI in vxlan (default) or gre.
+# vtepd_dut [ENCAPSULATION [OPTIONS]]: vtepd with logical switch ls$VNI in vxlan (default) or
+# gre, OPTIONS added to its command line after VTEPD_ARGS.
 vtepd_dut() {
-    local encapsulation=${1:-vxlan}
+    local encapsulation=${1:-vxlan} options=${2:-}
     # A fresh database per run: the previous mode's bindings must not be there.
     local state="$WORK/vtepd-state-$encapsulation"
     rm -rf "$state"
     mkdir -p "$state"
     setsid ip netns exec "${P}dut" "$VTEPD" run --state-root "$state" --physical-switch "${P}ps" \
-        --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" ${VTEPD_ARGS:-} \
+        --tunnel-ip "$DUT_IP" --underlay "${P}ul" --port "${P}acc" ${VTEPD_ARGS:-} $options \
         >"$WORK/vtepd.log" 2>&1 &
     PIDS+=($!)
     local pid=$!
@@ -192,7 +194,13 @@ measure() {
         --notouch-irq --no-cpu-stats >"$WORK/trafgen.log" 2>&1 &
     local pid=$!
     PIDS+=($pid)
-    [ "$(ps -o pgid= "$pid" | tr -d ' ')" = "$pid" ] || die "trafgen (pid $pid) leads no process group of its own"
+    # setsid(1) makes its process a group leader once it runs: wait for that, not a race.
+    local tries=0
+    until [ "$(ps -o pgid= "$pid" | tr -d ' ')" = "$pid" ]; do
+        tries=$((tries + 1))
+        [ "$tries" -le 100 ] || die "trafgen (pid $pid) leads no process group of its own"
+        sleep 0.01
+    done
     sleep "$WARMUP"
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/trafgen.log" >&2; die "trafgen exited"; }
     local before after rates=() first cpu_before cpu_after
@@ -259,7 +267,7 @@ decap_conf() {
 # VTEPD=/path/to/vtepd uses that binary instead of building one (release build by default);
 # VTEPD_LABEL then says in the table what it is (e.g. "release build of 02b357b");
 # VTEPD_ARGS adds options to vtepd's command line (e.g. "--datapath-priority 1").
-if [[ " $MODES " == *" vtepd "* || " $MODES " == *" vtepd-gre "* ]]; then
+if [[ " $MODES " == *" vtepd"* ]]; then
     if [ -z "${VTEPD:-}" ]; then
         log "building vtepd (swift build -c release --product vtepd)"
         swift build --package-path "$ROOT" -c release --product vtepd >&2
@@ -282,7 +290,7 @@ for mode in $MODES; do
         measure gen "${P}g" "$encap_conf" dut "${P}acc"
         rows+=("| trafgen into a bare veth (generator ceiling) | $PPS | | | |")
         ;;
-    kernel | vtepd | vtepd-gre)
+    kernel | vtepd | vtepd-ring | vtepd-gre)
         tunnel="udp.dstport == 4789 && vxlan.vni == $VNI"
         template=$TEMPLATE
         if [ "$mode" = kernel ]; then
@@ -291,6 +299,9 @@ for mode in $MODES; do
         elif [ "$mode" = vtepd ]; then
             vtepd_dut vxlan
             name="vtepd ($VTEPD_BUILT)"
+        elif [ "$mode" = vtepd-ring ]; then
+            vtepd_dut vxlan "--vxlan-receive ring"
+            name="vtepd, vxlan-receive ring ($VTEPD_BUILT)"
         else
             vtepd_dut gre
             name="vtepd, GRE key $VNI ($VTEPD_BUILT)"
