@@ -87,11 +87,13 @@ public enum KernelIO: DataPlaneIO {
         let any6 = IPAddress.v6(IPv6Address(high: 0, low: 0))
         let v4 = settings.localIPv4 != nil
         let v6 = settings.localIPv6 != nil
-        // With the underlay's VXLAN ring, no UDP_GRO: the kernel merges UDP datagrams only for
-        // a socket that asks, and a merged train would leave the ring for the socket
-        // (`AccessPort.vxlanRingLongestFrame`) while the datagrams around it took the ring, so
-        // one TCP flow's segments would reach the worker by two paths, out of order.
-        let gro = settings.vxlanReceive == .socket
+        // UDP_GRO with the underlay's VXLAN ring too: what is longer than a ring frame (a
+        // GSO super-packet a veth neighbour hands over whole, a GRO train) comes through the
+        // socket, and without UDP_GRO the kernel would cut a super-packet into datagrams read
+        // one by one (vtepd ↔ vtepd TCP fell from 0.53–0.62× to 0.28–0.34× the kernel's). The
+        // price: segments of one flow that GRO merged only in part take two paths and may
+        // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
+        let gro = true
         return DataPlanePorts(
             access: access,
             underlay: try UnderlayPort(interface: settings.underlay),

@@ -151,12 +151,15 @@ struct NetlinkMessage: Hashable {
     }
 
     /// The attributes of the message after `offset` payload bytes; libmnl stops at the
-    /// first one whose length does not fit.
+    /// first one whose length does not fit. The end is the message's own length: libmnl's
+    /// payload tail rounds it up to 4 bytes, past the datagram's end when the last message is
+    /// not padded, and an attribute reaching into that padding was read beyond the buffer
+    /// (fuzz/crashes/netlink/crash-ae4a1b0a…).
     private static func attributes(of header: UnsafePointer<nlmsghdr>, after offset: Int)
         -> [UInt16: [UInt8]]
     {
         var found: [UInt16: [UInt8]] = [:]
-        let tail = UnsafeRawPointer(mnl_nlmsg_get_payload_tail(header)!)
+        let tail = UnsafeRawPointer(header) + Int(header.pointee.nlmsg_len)
         var attribute = UnsafePointer(
             mnl_nlmsg_get_payload_offset(header, offset)!.assumingMemoryBound(to: nlattr.self))
         while mnl_attr_ok(attribute, Int32(tail - UnsafeRawPointer(attribute))) {

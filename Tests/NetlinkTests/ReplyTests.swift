@@ -230,6 +230,25 @@ struct ReplyTests {
         #expect(entry?.state.description == "INCOMPLETE")
     }
 
+    /// A neighbour reply whose length is not a multiple of 4 and whose last attribute
+    /// reaches into the padding it lacks: the attribute is not read (it was read past the
+    /// datagram's end, fuzz/crashes/netlink/crash-ae4a1b0a…).
+    @Test func anAttributeIntoMissingPaddingIsNotRead() throws {
+        let address = IPAddress("10.0.0.2")!
+        // A REACHABLE entry whose NDA_LLADDR claims 10 bytes (a MAC) of which the datagram
+        // holds 9: libmnl's 4-byte-aligned tail would have let the sixth MAC byte be read
+        // from beyond the datagram.
+        let ndmsg: [UInt8] = [2, 0, 0, 0] + le32(5) + le16(0x02) + [0, 1]
+        let reply = message(
+            type: 28, sequence: 1,
+            body: ndmsg + attribute(1, address.bytes) + le16(10) + le16(2) + [2, 0, 0x5E, 0, 0x53])
+        #expect(reply.count % 4 == 1)
+        let transport = ReplayTransport(replies: [reply])
+        let entry = try Neighbour.entry(address, interfaceIndex: 5, using: transport)
+        #expect(entry?.address == address)
+        #expect(entry?.linkAddress == nil, "a MAC read past the datagram: \(String(describing: entry))")
+    }
+
     @Test func absentNeighbourIsNilAndOtherRefusalsAreErrors() throws {
         let address = IPAddress("10.0.0.2")!
         let request = Neighbour.lookupRequest(address, interfaceIndex: 5, sequence: 1)
