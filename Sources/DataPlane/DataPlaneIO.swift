@@ -93,18 +93,17 @@ public enum KernelIO: DataPlaneIO {
         // one by one (vtepd ↔ vtepd TCP fell from 0.53–0.62× to 0.28–0.34× the kernel's). The
         // price: segments of one flow that GRO merged only in part take two paths and may
         // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
-        let gro = true
         return DataPlanePorts(
             access: access,
             underlay: try UnderlayPort(interface: settings.underlay),
             vxlan4: v4
                 ? try UDPTunnelSocket(
                     address: any4, port: settings.vxlanPort,
-                    receiveBuffer: settings.receiveBuffer, gro: gro) : nil,
+                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
             vxlan6: v6
                 ? try UDPTunnelSocket(
                     address: any6, port: settings.vxlanPort,
-                    receiveBuffer: settings.receiveBuffer, gro: gro) : nil,
+                    receiveBuffer: settings.receiveBuffer, gro: true) : nil,
             gre4: v4
                 ? try RawTunnelSocket(address: any4, receiveBuffer: settings.receiveBuffer) : nil,
             gre6: v6

@@ -703,8 +703,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// as those would check them (IPv4 header checksum and lengths, IPv6 payload length, UDP
     /// length, and the UDP checksum unless the NIC or a local sender vouched for it, the
     /// virtio_net_hdr says; a zero checksum over IPv6 refused, as the UDP socket refuses it),
-    /// each failure counted under its `Malformed` reason. A GRO super-frame is a train of
-    /// datagrams as a UDP_GRO read gives it.
+    /// each failure counted under its `Malformed` reason. The ring takes frames of at most
+    /// 1,920 bytes; were a GRO train among them, it would be split as a UDP_GRO read is.
     private func fromVXLANRing(_ ring: IO.Access, now: UInt32) {
         let batch = receiveBatch
         for _ in 0..<4 {

@@ -67,7 +67,7 @@ public final class AccessPort {
     ///   - transmitRingFrames: frames of the transmit ring (see above), rounded up to a whole
     ///     block; 0 sends every frame with sendmmsg.
     ///   - filter: attaches a socket filter to the new socket before it is bound, so no frame
-    ///     the filter would refuse is ever queued (`System.attachVXLANFilter`).
+    ///     the filter would refuse is ever queued (`vxlanReceiver`).
     public init(
         interface: String, promiscuous: Bool = true, qdiscBypass: Bool = false,
         receiveBuffer: Int? = nil, vnetHeader: Bool = false, ringFrames: Int = 0,

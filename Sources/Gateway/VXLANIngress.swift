@@ -7,11 +7,11 @@ import Routing
 /// copy of each unicast VXLAN datagram to a tunnel address before the kernel's IP input, once
 /// the underlay's receive ring (`AccessPort.vxlanReceiver`, which sees frames before this
 /// hook) has taken it. It matches exactly what the ring's socket filter accepts: frames of at
-/// most `AccessPort.vxlanRingLongestFrame` bytes to this host's MAC, UDP to the VXLAN port in an IPv4 packet to the tunnel address that is not
-/// a fragment, or in an IPv6 packet whose next header is UDP. Installed before the ring opens
-/// (so no datagram is read twice), replaced whole at start (one transaction), and removed
-/// when vtepd stops; a table a crashed vtepd left is found and replaced, or removed when
-/// vtepd now reads through the sockets.
+/// most `AccessPort.vxlanRingLongestFrame` bytes to this host's MAC, UDP to the VXLAN port in
+/// an IPv4 packet to the tunnel address that is not a fragment, or in an IPv6 packet whose
+/// next header is UDP. Installed before the ring opens (so no datagram is read twice),
+/// replaced whole at start (one transaction), and removed when vtepd stops; a table a crashed
+/// vtepd left is found and replaced, or removed when vtepd now reads through the sockets.
 enum VXLANIngress {
     static let table = "vtepd_vxlan"
 
