@@ -82,24 +82,25 @@ public final class ControlClient: Sendable {
 
     /// Every entry `query` names, read a page at a time (`ShowMACTable`) unless the query is
     /// one page itself (it has a `limit`).
-    public func macTable(_ query: ShowMACTable = ShowMACTable()) async throws(ControlClientError)
-        -> [MACTableRow]
-    {
+    public func macTable(
+        _ query: ShowMACTable = ShowMACTable(), timeout: Duration = .seconds(10)
+    ) async throws(ControlClientError) -> [MACTableRow] {
         var rows: [MACTableRow] = []
-        try await macTablePages(query) { rows += $0 }
+        try await macTablePages(query, timeout: timeout) { rows += $0 }
         return rows
     }
 
     /// Hands `body` every entry `query` names, a page at a time as they arrive (one page when
     /// the query has a `limit`), so a client shows a million entries holding one page.
+    /// `timeout` bounds the wait for each page.
     public func macTablePages(
-        _ query: ShowMACTable, _ body: ([MACTableRow]) -> Void
+        _ query: ShowMACTable, timeout: Duration = .seconds(10), _ body: ([MACTableRow]) -> Void
     ) async throws(ControlClientError) {
         let paging = query.limit == nil
         var next: ShowMACTable? = query
         if paging { next?.limit = ShowMACTable.maximumRows }
         while let page = next {
-            guard case .macTable(let rows) = try await send(page) else {
+            guard case .macTable(let rows) = try await send(page, timeout: timeout) else {
                 throw .malformedResponse(reason: "mac-table returned another command's result")
             }
             body(rows)

@@ -506,11 +506,13 @@ struct VTEPDGRETests {
         // ping), then echo both ways.
         let arp = try lab.execute(["ip", "neigh", "show", b.hostIPv4], in: a.hostNamespace)
         #expect(arp.output.contains(b.hostMAC), "\(arp.output)")
+        // Every echo answered; a loaded machine (OVS's userspace datapath polls in a thread
+        // of its own) may take longer than ping's usual 2 s to answer one.
         #expect(
-            try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
+            try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3, reply: .seconds(10))
                 == LabPingResult(transmitted: 3, received: 3))
         #expect(
-            try lab.ping(from: b.hostNamespace, to: a.hostIPv4, count: 3)
+            try lab.ping(from: b.hostNamespace, to: a.hostIPv4, count: 3, reply: .seconds(10))
                 == LabPingResult(transmitted: 3, received: 3))
 
         // OVS learned host A behind gre0; we learned host B behind OVS's tunnel IP.
