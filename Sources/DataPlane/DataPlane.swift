@@ -61,9 +61,13 @@ public struct DataPlaneSettings: Sendable {
     /// benchmark). 16 MiB holds one per ring frame. A limit, not an allocation: memory is
     /// taken only while frames wait.
     public static let internalPortReceiveBuffer = 16 << 20
-    /// Transmit ring frames of every access and internal port (512 KiB each): four batches
-    /// of frames the kernel has not freed yet, which a veth frees as its peer takes them.
-    public static let transmitRingFrames = 256
+    /// Transmit ring frames of every access and internal port; 0: ports send with sendmmsg.
+    /// Off: with the ring (256 frames, session 11), TCP toward a host stalled for good in
+    /// about one `bench/tcp` run in seven (vtepd-kernel, 4 streams B→A: every connection in
+    /// RTO backoff, retransmissions lost again and again, the worker idle), and in none of 20
+    /// runs without it; the ring saved 2% of CPU per frame on an idle machine. Not understood
+    /// yet (frames the kernel did not take wait in the ring, and nothing passes them).
+    public static let transmitRingFrames = 0
     /// Learned MAC entries across every logical switch (a static MAC is always installed).
     public var macTableLimit = MACTable.defaultTotalLimit
     /// How long the worker keeps polling without sleeping after it served a frame, in
