@@ -155,7 +155,7 @@ public enum HostCommand {
     /// Closes every descriptor from 3 up in the child (glibc 2.34's
     /// posix_spawn_file_actions_addclosefrom_np, looked up at run time as Swift's Glibc module
     /// does not export it; without it, each descriptor open now).
-    static func closeDescriptorsFrom3(_ actions: inout posix_spawn_file_actions_t) {
+    public static func closeDescriptorsFrom3(_ actions: inout posix_spawn_file_actions_t) {
         typealias CloseFrom =
             @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
         if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {

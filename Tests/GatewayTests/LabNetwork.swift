@@ -249,6 +249,10 @@ final class Lab: @unchecked Sendable {
             posix_spawn_file_actions_addopen(
                 &actions, 2, errors.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         }
+        // Nothing else of the test runner's: its sockets are not all close-on-exec (SwiftNIO's
+        // listeners are not), and a child holding a listener keeps its port accepting after
+        // the test that opened it stopped it (MetricsEndpointTests' wait for a closed port).
+        HostCommand.closeDescriptorsFrom3(&actions)
         var pid: pid_t = 0
         let result = HostCommand.spawn(
             &pid, path, argv: [path] + vector.dropFirst(), actions: &actions)

@@ -45,6 +45,7 @@ final class LabTerminal {
         posix_spawn_file_actions_adddup2(&actions, 0, 1)
         posix_spawn_file_actions_adddup2(&actions, 0, 2)
         posix_spawn_file_actions_addclose(&actions, master)
+        HostCommand.closeDescriptorsFrom3(&actions)
         // The test runner's threads block most signals and a child inherits the mask (see
         // Lab.spawn); ssh must see SIGTERM when the test stops it.
         var words = arguments
