@@ -43,6 +43,8 @@ worker_hot=(
     "DataPlaneWorker.reply("
     "DataPlaneWorker.toTunnel("
     "DataPlaneWorker.toTunnelAsTrains("
+    "DataPlaneWorker.toTunnelWhole("
+    "TunnelGSOPort.send("
     "DataPlaneWorker.fromAccess(superFrame:"
     "DataPlaneWorker.fromAccess(_:into:now:)"
     "DataPlaneWorker.fromTunnel("

@@ -9,6 +9,10 @@
 #include <sys/socket.h>
 #include <linux/ethtool.h>
 #include <linux/filter.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <unistd.h>
+#include <linux/if_tun.h>
 #include <linux/sockios.h>
 
 #include "CLinuxNet.h"
@@ -114,4 +118,63 @@ int clinuxnet_drop_all_input(int fd) {
     struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog program = {.len = 1, .filter = &drop};
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
+}
+
+// From Linux 6.17's <linux/if_tun.h>; Debian 12's headers predate them.
+#ifndef TUN_F_UDP_TUNNEL_GSO
+#define TUN_F_UDP_TUNNEL_GSO 0x080
+#endif
+#ifndef TUN_F_UDP_TUNNEL_GSO_CSUM
+#define TUN_F_UDP_TUNNEL_GSO_CSUM 0x100
+#endif
+
+int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, name, IFNAMSIZ - 1);
+    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+    int little = 1;
+    int size = 24; // struct virtio_net_hdr_v1_hash_tunnel
+    int error = 0;
+    if (ioctl(fd, TUNSETIFF, &request) < 0 || ioctl(fd, TUNSETVNETLE, &little) < 0 ||
+        ioctl(fd, TUNSETVNETHDRSZ, &size) < 0) {
+        error = errno;
+        goto fail;
+    }
+    // Kernels that know UDP-tunnel GSO accept the flag; older ones refuse it (EINVAL), and
+    // would refuse a tunnel GSO header on write as well.
+    if (ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_UDP_TUNNEL_GSO) < 0) {
+        error = errno == EINVAL ? EOPNOTSUPP : errno;
+        goto fail;
+    }
+    int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (control < 0) {
+        error = errno;
+        goto fail;
+    }
+    struct ifreq link;
+    memset(&link, 0, sizeof link);
+    strncpy(link.ifr_name, request.ifr_name, IFNAMSIZ - 1);
+    if (ioctl(control, SIOCGIFHWADDR, &link) < 0) {
+        error = errno;
+        close(control);
+        goto fail;
+    }
+    memcpy(address, link.ifr_hwaddr.sa_data, 6);
+    memset(&link, 0, sizeof link);
+    strncpy(link.ifr_name, request.ifr_name, IFNAMSIZ - 1);
+    link.ifr_flags = IFF_UP | IFF_NOARP;
+    if (ioctl(control, SIOCSIFFLAGS, &link) < 0) {
+        error = errno;
+        close(control);
+        goto fail;
+    }
+    close(control);
+    return fd;
+fail:
+    close(fd);
+    errno = error;
+    return -1;
 }

@@ -94,6 +94,10 @@ public struct DataPlaneSettings: Sendable {
     public static let realtimePriorityRange = 0...99
     /// How VXLAN to our tunnel addresses is read (`vxlan-receive`).
     public var vxlanReceive = VXLANReceive.socket
+    /// How VXLAN super-frames leave (`vxlan-transmit`).
+    public var vxlanTransmit = VXLANTransmit.trains
+    /// The TAP device of `VXLANTransmit.tunnelGSO`.
+    public static let tunnelGSODevice = "vtepd-gso"
     /// Internal ports (logical routers' veths) that may be added while vtepd runs, beyond
     /// the access ports given at start. Each reserves its per-VLAN binding counters (128 KiB).
     public var internalPortLimit = 32
@@ -117,6 +121,20 @@ public enum VXLANReceive: String, CaseIterable, Sendable {
     /// host firewall's input chain no longer sees those datagrams. Multicast VXLAN and
     /// datagrams to other addresses still come through the sockets.
     case ring
+}
+
+/// How a TCP super-frame from an access port leaves toward a VXLAN tunnel over IPv4.
+public enum VXLANTransmit: String, CaseIterable, Sendable {
+    /// Cut into segments, sent as UDP GSO trains on the underlay's packet socket: one
+    /// packet per train as far as a UDP_GRO socket (another vtepd), one datagram per segment
+    /// into any other receiver (a kernel VTEP cuts the train and merges it again).
+    case trains
+    /// Whole, with the inner TCP still to be cut, through a TAP device the kernel forwards
+    /// from (`TunnelGSOPort`, Linux 6.17+): one UDP-tunnel GSO packet end to end, as between
+    /// two kernel VTEPs, cut by the NIC or by the kernel at the underlay's device. Needs the
+    /// host's forward chain to pass it; IPv6 underlays and frames without a partial checksum
+    /// still leave as trains.
+    case tunnelGSO = "tunnel-gso"
 }
 
 /// One (port, VLAN) binding's traffic, as hardware_vtep's Logical_Binding_Stats counts it:
@@ -165,6 +183,10 @@ public struct DataPlaneCounters: Sendable {
     /// UDP GSO trains of VXLAN datagrams sent, and read (UDP_GRO: several datagrams in one
     /// read).
     public var trainsOut: UInt64
+    /// VXLAN packets around whole TCP super-frames written to the kernel
+    /// (`VXLANTransmit.tunnelGSO`), and those the kernel refused (sent as trains instead).
+    public var tunnelGSOOut: UInt64
+    public var tunnelGSORefused: UInt64
     public var trainsIn: UInt64
     /// Super-frames merged from tunnel segments and written to access ports, and the
     /// segments they held.
@@ -231,6 +253,8 @@ public final class DataPlane: @unchecked Sendable {
     /// What the data plane changed on the host when it opened its ports (LRO turned off),
     /// for the log.
     public var startNotes: [String] { worker.startNotes }
+    /// What the settings asked for and the host could not give, with what is done instead.
+    public var startWarnings: [String] { worker.startWarnings }
 
     typealias Command = Worker.Command
 

@@ -1,4 +1,5 @@
 import Datapath
+import Glibc
 import Forwarding
 import Packet
 
@@ -10,6 +11,7 @@ public protocol DataPlaneIO {
     associatedtype Underlay: UnderlayIO
     associatedtype VXLAN: MulticastTunnelSocketIO
     associatedtype Raw: TunnelSocketIO
+    associatedtype TunnelGSO: TunnelGSOIO
 }
 
 /// One worker's sockets.
@@ -32,14 +34,20 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
     /// copy of every UDP packet the host receives (its filter drops them, after the copy),
     /// which costs the VXLAN receive path about an eighth of its rate while it is open.
     public var openUDP: (_ ipv6: Bool) -> IO.Raw?
+    /// Where TCP super-frames toward VXLAN over IPv4 are written whole
+    /// (`VXLANTransmit.tunnelGSO`); nil when they leave as UDP GSO trains.
+    public var tunnelGSO: IO.TunnelGSO?
     /// What opening the ports changed on the host (LRO turned off), for the log.
     public var notes: [String]
+    /// What the settings asked for and could not have, for the log as warnings.
+    public var warnings: [String] = []
 
     public init(
         access: [IO.Access], underlay: IO.Underlay, vxlan4: IO.VXLAN?, vxlan6: IO.VXLAN?,
         gre4: IO.Raw?, gre6: IO.Raw?, openUDP: @escaping (_ ipv6: Bool) -> IO.Raw?,
-        notes: [String] = [], vxlanRing: IO.Access? = nil
+        notes: [String] = [], vxlanRing: IO.Access? = nil, tunnelGSO: IO.TunnelGSO? = nil
     ) {
+        self.tunnelGSO = tunnelGSO
         self.access = access
         self.underlay = underlay
         self.vxlan4 = vxlan4
@@ -58,6 +66,7 @@ public enum KernelIO: DataPlaneIO {
     public typealias Underlay = UnderlayPort
     public typealias VXLAN = UDPTunnelSocket
     public typealias Raw = RawTunnelSocket
+    public typealias TunnelGSO = TunnelGSOPort
 
     /// Opens every socket the settings call for; a bad interface name fails here, with its
     /// reason. LRO is turned off on each access port first (its frames cannot be forwarded,
@@ -93,7 +102,31 @@ public enum KernelIO: DataPlaneIO {
         // one by one (vtepd ↔ vtepd TCP fell from 0.53–0.62× to 0.28–0.34× the kernel's). The
         // price: segments of one flow that GRO merged only in part take two paths and may
         // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
-        return DataPlanePorts(
+        var warnings: [String] = []
+        var tunnelGSO: TunnelGSOPort?
+        if settings.vxlanTransmit == .tunnelGSO, v4 {
+            if let refusal = TunnelGSOPort.hostRefusal {
+                warnings.append(
+                    "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
+                )
+            } else {
+                do {
+                    tunnelGSO = try TunnelGSOPort(name: DataPlaneSettings.tunnelGSODevice)
+                    notes.append(
+                        "TCP super-frames toward VXLAN over IPv4 are written whole to \(DataPlaneSettings.tunnelGSODevice) (UDP-tunnel GSO), forwarded by the kernel to the underlay (forwarding and accept_local on for that device only)"
+                    )
+                } catch {
+                    let reason =
+                        error.errno == EOPNOTSUPP
+                        ? "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
+                        : "\(error)"
+                    warnings.append(
+                        "vxlan-transmit tunnel-gso is off: \(reason); TCP super-frames leave as UDP GSO trains"
+                    )
+                }
+            }
+        }
+        var ports = DataPlanePorts<KernelIO>(
             access: access,
             underlay: try UnderlayPort(interface: settings.underlay),
             vxlan4: v4
@@ -119,6 +152,9 @@ public enum KernelIO: DataPlaneIO {
                 ? try AccessPort.vxlanReceiver(
                     interface: settings.underlay, localIPv4: settings.localIPv4,
                     localIPv6: settings.localIPv6, port: settings.vxlanPort,
-                    receiveBuffer: settings.receiveBuffer) : nil)
+                    receiveBuffer: settings.receiveBuffer) : nil,
+            tunnelGSO: tunnelGSO)
+        ports.warnings = warnings
+        return ports
     }
 }

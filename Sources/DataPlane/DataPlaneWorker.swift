@@ -57,6 +57,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Unicast VXLAN to our addresses from the underlay's receive ring (`vxlan-receive
     /// ring`), whole frames; nil when VXLAN comes only through the UDP sockets.
     private let vxlanRing: IO.Access?
+    /// Where TCP super-frames toward VXLAN over IPv4 are written whole
+    /// (`VXLANTransmit.tunnelGSO`); nil when they leave as trains.
+    private let tunnelGSO: IO.TunnelGSO?
+    private let tunnelGSORef: Unmanaged<IO.TunnelGSO>?
+    /// The virtio_net_hdr and outer headers of the next write to `tunnelGSO`.
+    private let tunnelGSOHeader: UnsafeMutableRawBufferPointer
     /// The same, used per batch without reference counting (kept alive by `vxlanRing`).
     private let vxlanRingRef: Unmanaged<IO.Access>?
     /// GRE and NVGRE in, and their slow path out.
@@ -142,6 +148,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private var superFramesIn: UInt64 = 0
     private var trainsIn: UInt64 = 0
     private var trainsOut: UInt64 = 0
+    private var tunnelGSOOut: UInt64 = 0
+    private var tunnelGSORefused: UInt64 = 0
     private var segmentsOut: UInt64 = 0
     private var coalescedOut: UInt64 = 0
     private var coalescedSegments: UInt64 = 0
@@ -153,6 +161,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     /// What the worker changed on the host when it started (LRO), for the log.
     let startNotes: [String]
+    let startWarnings: [String]
     /// The largest frame a vnet-header socket hands over or takes: a 64 KB IP packet behind
     /// an Ethernet header and one tag; also the largest UDP_GRO read.
     static var superFrameBytes: Int { 65_535 + 18 }
@@ -189,6 +198,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             throw GatewayError.tooManyPorts(io.access.count)
         }
         startNotes = io.notes
+        startWarnings = io.warnings
         ports = io.access
         underlay = io.underlay
         underlayMTU = try underlay.mtu
@@ -196,6 +206,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         vxlan4 = io.vxlan4
         vxlan6 = io.vxlan6
         vxlanRing = io.vxlanRing
+        tunnelGSO = io.tunnelGSO
+        tunnelGSORef = io.tunnelGSO.map { .passUnretained($0) }
+        tunnelGSOHeader = .allocate(byteCount: 128, alignment: 16)
         vxlanRingRef = io.vxlanRing.map { .passUnretained($0) }
         gre4 = io.gre4
         gre6 = io.gre6
@@ -285,6 +298,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         coalescers.deallocate()
         openVLAN.deallocate()
         segmentScratch.deallocate()
+        tunnelGSOHeader.deallocate()
         replyScratch.deallocate()
         bfdFrame.deallocate()
         locatorDown.deallocate()
@@ -1172,6 +1186,17 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             engine.countMalformed(error)
             return
         }
+        if let template, let tunnelGSORef, template.isVXLANOverIPv4, pieces.count > 1,
+            pieces.carriesTCP,
+            !offload.needsChecksumCompletion
+                || (Int(offload.checksumStart) == pieces.transportStart
+                    && offload.checksumOffset == 16),
+            tunnelGSORef._withUnsafeGuaranteedRef({
+                toTunnelWhole($0, locator, template, pieces, frame, offload)
+            })
+        {
+            return
+        }
         if let template, template.encapsulation == .vxlan, underlay.supportsTrains,
             pieces.count > 1
         {
@@ -1202,6 +1227,81 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     UnsafeRawBufferPointer(rebasing: segmentScratch[0..<length]))
             }
         }
+    }
+
+    /// A TCP super-frame toward VXLAN over IPv4 handed to the kernel whole
+    /// (`VXLANTransmit.tunnelGSO`): the outer headers (`stampForwarded`) and the untagged
+    /// frame written to the TAP device in one writev, with a virtio_net_hdr that asks for
+    /// UDP-tunnel GSO with the segment size that fits the underlay. The kernel forwards it to
+    /// the underlay as one packet and it is cut where it must be (the NIC, or the kernel at
+    /// the underlay device, or a kernel VTEP past a veth that takes it whole). Counts as its
+    /// segments. A super-frame whose checksum was verified (GRO on a NIC) rather than left
+    /// partial gets the pseudo-header sum in its checksum field first. Returns false, having
+    /// sent nothing, when it is to leave as trains instead: a frame too large for one outer
+    /// packet, or a header the kernel refused (EINVAL, counted in `tunnelGSORefused`).
+    private func toTunnelWhole(
+        _ device: IO.TunnelGSO, _ locator: LocatorIndex, _ template: OuterHeaderTemplate,
+        _ pieces: SuperFrame, _ frame: UnsafeRawBufferPointer, _ offload: VirtioNetHeader
+    ) -> Bool {
+        let tag = pieces.tagLength
+        let end = pieces.packetEnd
+        let innerLength = end - tag
+        let header = tunnelGSOHeader
+        let outer: Int
+        do {
+            outer = try template.stampForwarded(
+                into: header, at: VirtioNetHeader.tunnelLength,
+                destination: device.hardwareAddress, innerLength: innerLength,
+                sourcePort: settings.sourcePorts.port(for: hasher.hash(frame)))
+        } catch {
+            return false
+        }
+        // A checksum GRO verified (rather than one TSO left partial): the field gets the
+        // pseudo-header sum, as TSO would have left it, for the kernel to finish per segment.
+        // The receive buffer is ours, and a train cut from it later recomputes the field.
+        if !offload.needsChecksumCompletion {
+            pieces.storePseudoHeaderSum(in: UnsafeMutableRawBufferPointer(mutating: frame))
+        }
+        let vnet = pieces.tunnelHeader(
+            outerLength: outer, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0)
+        vnet.storeTunnel(
+            to: header.baseAddress!, outerTransportOffset: UInt16(outer - 16),
+            innerNetworkOffset: UInt16(outer + 14))
+        // Frames queued before it leave before it: a flow's frames keep their order.
+        if underlayPending > 0 { flushUnderlay() }
+        if trainPending > 0 { flushTrains() }
+        let first = UnsafeRawBufferPointer(rebasing: frame[0..<(tag == 0 ? end : 12)])
+        let second =
+            tag == 0
+            ? UnsafeRawBufferPointer(rebasing: frame[end..<end])
+            : UnsafeRawBufferPointer(rebasing: frame[12 + tag..<end])
+        do {
+            let sent = try device.send(
+                header: UnsafeRawBufferPointer(
+                    rebasing: header[0..<VirtioNetHeader.tunnelLength + outer]),
+                first, second)
+            guard sent else {
+                engine.countDrop(.transmitQueueFull, UInt64(pieces.count))
+                return true
+            }
+        } catch {
+            if error.errno == EINVAL {
+                tunnelGSORefused &+= 1
+                return false
+            }
+            failed(.underlaySend, error)
+            engine.countDrop(.sendFailed, UInt64(pieces.count))
+            return true
+        }
+        tunnelGSOOut &+= 1
+        segmentsOut &+= UInt64(pieces.count)
+        if let c = Self.counterSlot(locator) {
+            // The frames on the wire: each segment carries the headers again.
+            vtepTx[c] &+= UInt64(pieces.count)
+            vtepTxBytes[c] &+= UInt64(
+                innerLength + (pieces.count - 1) * pieces.untaggedHeaderLength)
+        }
+        return true
     }
 
     /// A super-frame's segments as UDP GSO trains: VXLAN datagrams back to back behind one
@@ -2087,6 +2187,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             },
             vteps: vteps, slowPath: slowPath,
             superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,
+            tunnelGSOOut: tunnelGSOOut, tunnelGSORefused: tunnelGSORefused,
             trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
             checksumsCompleted: checksumsCompleted, ioErrors: ioErrors,

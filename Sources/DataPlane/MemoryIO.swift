@@ -13,6 +13,7 @@ public enum MemoryIO: DataPlaneIO {
     public typealias Underlay = MemoryUnderlay
     public typealias VXLAN = MemoryPort
     public typealias Raw = MemoryPort
+    public typealias TunnelGSO = MemoryTunnelGSO
 }
 
 /// One frame or datagram as a port saw it.
@@ -173,6 +174,33 @@ public final class MemoryUnderlay: UnderlayIO {
     }
 }
 
+/// The TAP of `VXLANTransmit.tunnelGSO` in memory: each write kept whole, virtio_net_hdr
+/// (24 bytes) first.
+public final class MemoryTunnelGSO: TunnelGSOIO {
+    public let interfaceName = "vtepd-gso"
+    public let hardwareAddress: MACAddress
+    public private(set) var written: [[UInt8]] = []
+    /// When set, writes fail with this errno (EINVAL: a kernel that refuses the header).
+    public var failure: Int32?
+
+    public init(address: MACAddress) { hardwareAddress = address }
+
+    public func send(
+        header: UnsafeRawBufferPointer, _ first: UnsafeRawBufferPointer,
+        _ second: UnsafeRawBufferPointer
+    ) throws(SystemError) -> Bool {
+        if let failure { throw SystemError(call: "writev", errno: failure) }
+        written.append(Array(header) + Array(first) + Array(second))
+        return true
+    }
+
+    /// Writes since the last call.
+    public func take() -> [[UInt8]] {
+        defer { written = [] }
+        return written
+    }
+}
+
 extension DataPlanePorts where IO == MemoryIO {
     /// In-memory ports named `access`, an underlay with `underlayMAC`, and every tunnel
     /// socket of the families the settings have a local address of (and the underlay's VXLAN
@@ -193,7 +221,9 @@ extension DataPlanePorts where IO == MemoryIO {
             gre4: v4 ? MemoryPort(name: "gre4") : nil,
             gre6: v6 ? MemoryPort(name: "gre6") : nil,
             openUDP: { ipv6 in ipv6 ? udp6 : udp4 },
-            vxlanRing: settings.vxlanReceive == .ring ? MemoryPort(name: "vxlan-ring") : nil)
+            vxlanRing: settings.vxlanReceive == .ring ? MemoryPort(name: "vxlan-ring") : nil,
+            tunnelGSO: settings.vxlanTransmit == .tunnelGSO && v4
+                ? MemoryTunnelGSO(address: MACAddress(0x02, 0x00, 0x00, 0x00, 0x6b, 0x01)) : nil)
     }
 
     /// The slow path's raw UDP ports, which the worker opens (`openUDP`) when it needs them.

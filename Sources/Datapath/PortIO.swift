@@ -57,6 +57,21 @@ public protocol MulticastTunnelSocketIO: TunnelSocketIO {
     func leave(group: IPAddress, interfaceIndex: Int32) throws(SystemError)
 }
 
+/// Where VXLAN super-packets are handed to the kernel whole (`TunnelGSOPort`): each
+/// written with its 24-byte virtio_net_hdr, outer Ethernet header to `hardwareAddress`.
+public protocol TunnelGSOIO: AnyObject {
+    var interfaceName: String { get }
+    var hardwareAddress: MACAddress { get }
+    /// Writes `header` and then the inner frame (`first`, `second`); false when it would
+    /// block.
+    func send(
+        header: UnsafeRawBufferPointer, _ first: UnsafeRawBufferPointer,
+        _ second: UnsafeRawBufferPointer
+    ) throws(SystemError) -> Bool
+}
+
+extension TunnelGSOPort: TunnelGSOIO {}
+
 extension AccessPort: AccessPortIO {}
 extension UnderlayPort: UnderlayIO {}
 extension UDPTunnelSocket: MulticastTunnelSocketIO {}

@@ -28,6 +28,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case busyPollUS = "busy-poll-us"
         case datapathPriority = "datapath-priority"
         case vxlanReceive = "vxlan-receive"
+        case vxlanTransmit = "vxlan-transmit"
         case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
@@ -60,10 +61,26 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var datapathPriority: Int?
     /// How VXLAN to the tunnel addresses is read: the UDP sockets (the default) or a ring.
     public var vxlanReceive: VXLANReceive?
+    /// How TCP super-frames leave toward VXLAN tunnels: UDP GSO trains (the default) or
+    /// whole, through the kernel's forwarding with UDP-tunnel GSO.
+    public var vxlanTransmit: VXLANTransmit?
     /// What the logical routers' network namespaces are named with: prefix + router name.
     public var routerNamespacePrefix: String?
 
     public init() {}
+
+    /// One of the named choices a setting takes (`vxlan-receive socket`), or the refusal that
+    /// lists them.
+    private static func choice<Choice: CaseIterable & RawRepresentable>(
+        _ key: Key, _ value: String
+    ) throws(BootstrapSettingsError) -> Choice where Choice.RawValue == String {
+        guard let choice = Choice(rawValue: value) else {
+            throw .init(
+                "\(key.rawValue) \(value) is not "
+                    + Choice.allCases.map(\.rawValue).joined(separator: " or "))
+        }
+        return choice
+    }
 
     /// Sets `key` from its text form; throws the reason a value is refused and changes nothing.
     public mutating func set(_ key: Key, _ values: [String]) throws(BootstrapSettingsError) {
@@ -142,13 +159,8 @@ public struct BootstrapSettings: Equatable, Sendable {
                         + "\(range.lowerBound) to \(range.upperBound) (0: the normal scheduler)")
             }
             datapathPriority = priority
-        case .vxlanReceive:
-            guard let how = VXLANReceive(rawValue: value) else {
-                throw .init(
-                    "vxlan-receive \(value) is not "
-                        + VXLANReceive.allCases.map(\.rawValue).joined(separator: " or "))
-            }
-            vxlanReceive = how
+        case .vxlanReceive: vxlanReceive = try Self.choice(key, value)
+        case .vxlanTransmit: vxlanTransmit = try Self.choice(key, value)
         case .routerNamespacePrefix:
             let allowed = value.utf8.allSatisfy {
                 (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
@@ -225,6 +237,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.busyPollMicroseconds = other.busyPollMicroseconds ?? busyPollMicroseconds
         merged.datapathPriority = other.datapathPriority ?? datapathPriority
         merged.vxlanReceive = other.vxlanReceive ?? vxlanReceive
+        merged.vxlanTransmit = other.vxlanTransmit ?? vxlanTransmit
         merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
@@ -264,6 +277,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         if let busyPollMicroseconds { dataPlane.busyPollMicroseconds = busyPollMicroseconds }
         if let datapathPriority { dataPlane.realtimePriority = datapathPriority }
         if let vxlanReceive { dataPlane.vxlanReceive = vxlanReceive }
+        if let vxlanTransmit { dataPlane.vxlanTransmit = vxlanTransmit }
         let root = stateRoot ?? Self.defaultStateRoot
         var options = GatewayOptions(
             stateRoot: root, physicalSwitch: physicalSwitch ?? hostName, tunnelIPs: addresses,

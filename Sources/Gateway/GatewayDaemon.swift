@@ -151,6 +151,7 @@ public struct GatewayDaemon: Sendable {
             throw error
         }
         for note in dataPlane.startNotes { dataPlaneLogger.notice("\(note)") }
+        for warning in dataPlane.startWarnings { dataPlaneLogger.warning("\(warning)") }
         let controller = GatewayController(dataPlane: dataPlane, stateRoot: options.stateRoot)
         let underlayIndex = try UnderlayPort(interface: options.dataPlane.underlay).interfaceIndex
 

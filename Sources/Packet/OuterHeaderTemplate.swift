@@ -254,6 +254,65 @@ public struct OuterHeaderTemplate: Sendable {
     }
 }
 
+extension OuterHeaderTemplate {
+    /// Whether `stampForwarded` can write this template: VXLAN over IPv4.
+    @inlinable
+    public var isVXLANOverIPv4: Bool { encapsulation == .vxlan && !isIPv6 }
+
+    /// Bytes `stampForwarded` writes: an untagged Ethernet header, IPv4, UDP and VXLAN (50).
+    @inlinable
+    public var forwardedHeaderLength: Int { 14 + headerLength - networkOffset }
+
+    /// The outer headers of one packet handed to the kernel to forward
+    /// (`VXLANTransmit.tunnelGSO`), at `buffer[offset...]`, for an inner frame of
+    /// `innerLength` bytes that follows them: an untagged Ethernet header to `destination`
+    /// (the TAP device the kernel takes it from), then the template's IPv4, UDP and VXLAN
+    /// headers with their lengths, the TTL one higher (the kernel's forwarding takes one off,
+    /// so the wire carries the configured TTL), the header checksum, the UDP source port and
+    /// a zero UDP checksum (RFC 7348 §5: zero over IPv4). Returns the bytes written.
+    /// Throws `.innerFrameTooLarge` past `maximumInnerLength`, `.noHeadroom` when
+    /// `buffer` is too short. VXLAN over IPv4 only (`isVXLANOverIPv4`).
+    @inlinable
+    public func stampForwarded(
+        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, destination: MACAddress,
+        innerLength: Int, sourcePort: UInt16
+    ) throws(Malformed) -> Int {
+        precondition(isVXLANOverIPv4)
+        guard innerLength >= 0, innerLength <= maximumInnerLength else {
+            throw .innerFrameTooLarge
+        }
+        let length = forwardedHeaderLength
+        guard buffer.contains(length, at: offset) else { throw .noHeadroom }
+        let network = offset + 14
+        bytes.span.withUnsafeBytes { template in
+            (buffer.baseAddress! + network).copyMemory(
+                from: template.baseAddress! + networkOffset, byteCount: headerLength - networkOffset)
+            // The source MAC is the template's (the underlay's) when it has one.
+            if networkOffset >= 14 {
+                (buffer.baseAddress! + offset + 6).copyMemory(
+                    from: template.baseAddress! + 6, byteCount: 6)
+            } else {
+                (buffer.baseAddress! + offset + 6).initializeMemory(
+                    as: UInt8.self, repeating: 0, count: 6)
+            }
+        }
+        destination.store(into: buffer, at: offset)
+        buffer.storeBigEndian(EtherType.ipv4, at: offset + 12)
+        let udpLength = UInt16(truncatingIfNeeded: headerLength - tunnelOffset + innerLength)
+        buffer.storeBigEndian(udpLength &+ 20, at: network + 2)
+        let ttl = UnsafeRawBufferPointer(buffer).loadByte(at: network + 8)
+        if ttl < 255 { buffer.storeByte(ttl + 1, at: network + 8) }
+        buffer.storeBigEndian(UInt16(0), at: network + 10)
+        let header = UnsafeRawBufferPointer(rebasing: buffer[network..<network + 20])
+        buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)
+        let udp = network + 20
+        buffer.storeBigEndian(sourcePort, at: udp)
+        buffer.storeBigEndian(udpLength, at: udp + 4)
+        buffer.storeBigEndian(UInt16(0), at: udp + 6)
+        return length
+    }
+}
+
 /// Why an outer-header template was refused (an operator or controller configuration error).
 public enum InvalidOuterHeaderTemplate: Error, Hashable, Sendable, CustomStringConvertible {
     case vniOutOfRange(UInt32)

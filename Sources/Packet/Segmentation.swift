@@ -121,6 +121,67 @@ public struct SuperFrame: Sendable {
     @inlinable
     public var untaggedHeaderLength: Int { payloadOffset - networkOffset + 14 }
 
+    /// Where its TCP or UDP header starts in the frame as read (tag included).
+    @inlinable
+    public var transportStart: Int { transportOffset }
+
+    /// Whether the super-frame is TCP (UDP segmentation offload otherwise).
+    @inlinable
+    public var carriesTCP: Bool { isTCP }
+
+    /// Bytes of its VLAN tag (0 or 4): what an untagged copy leaves out after the MAC
+    /// addresses.
+    @inlinable
+    public var tagLength: Int { networkOffset - 14 }
+
+    /// Where its IP packet ends: the bytes to carry (Ethernet padding left out).
+    @inlinable
+    public var packetEnd: Int { end }
+
+    /// The virtio_net_hdr, with its UDP-tunnel extension's offsets, of this TCP super-frame
+    /// sent untagged and whole inside a UDP tunnel packet over IPv4 whose outer headers take
+    /// `outerLength` bytes (Ethernet, IPv4, UDP and the tunnel's own header): the kernel cuts
+    /// the inner TCP into segments of `segmentSize` and completes each one's checksum, the
+    /// field holding the pseudo-header sum as the sender's own TSO left it (or as
+    /// `storePseudoHeaderSum` puts it). `ecn` keeps the sender's ECN flag.
+    @inlinable
+    public func tunnelHeader(outerLength: Int, ecn: Bool) -> VirtioNetHeader {
+        VirtioNetHeader(
+            flags: VirtioNetHeader.needsChecksum,
+            gsoType: VirtioNetHeader.GSO.udpTunnelIPv4
+                | (isIPv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4)
+                | (ecn ? VirtioNetHeader.GSO.ecn : 0),
+            headerLength: UInt16(truncatingIfNeeded: outerLength + untaggedHeaderLength),
+            gsoSize: UInt16(truncatingIfNeeded: segmentSize),
+            checksumStart: UInt16(truncatingIfNeeded: outerLength + transportOffset - networkOffset + 14),
+            checksumOffset: 16)
+    }
+
+    /// Stores in its TCP checksum field the pseudo-header sum over the whole super-frame
+    /// (addresses, protocol, transport length; not complemented), as a sender's TSO leaves
+    /// it: for a super-frame whose checksum was verified rather than left to offload (what
+    /// GRO merged on a NIC), so that whoever cuts it can finish each segment's checksum.
+    /// `frame` is the super-frame as read (tag included).
+    @inlinable
+    public func storePseudoHeaderSum(in frame: UnsafeMutableRawBufferPointer) {
+        let view = UnsafeRawBufferPointer(frame)
+        let length = end - transportOffset
+        var sum = InternetChecksum()
+        if isIPv6 {
+            sum.addIPv6PseudoHeader(
+                source: IPv6Address(loadingFrom: view, at: networkOffset + 8),
+                destination: IPv6Address(loadingFrom: view, at: networkOffset + 24),
+                nextHeader: isTCP ? IPProtocol.tcp : IPProtocol.udp, length: UInt32(length))
+        } else {
+            sum.addIPv4PseudoHeader(
+                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: networkOffset + 12)),
+                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: networkOffset + 16)),
+                protocol: isTCP ? IPProtocol.tcp : IPProtocol.udp,
+                length: UInt16(truncatingIfNeeded: length))
+        }
+        frame.storeBigEndian(sum.folded, at: transportOffset + (isTCP ? 16 : 6))
+    }
+
     /// Writes segment `index` at `buffer[offset...]`, its Ethernet header untagged (`vlan`
     /// nil) or with one 802.1Q tag of `vlan`, and returns its length; 0 when it does not fit.
     @inlinable

@@ -29,7 +29,15 @@ public struct VirtioNetHeader: Hashable, Sendable {
         public static let udpL4: UInt8 = 5
         /// The sender's TCP saw ECN congestion (CWR belongs on the first segment only).
         public static let ecn: UInt8 = 0x80
+        /// VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4 (Linux 6.17+, TUN/TAP with the 24-byte header):
+        /// the frame is a UDP tunnel packet over IPv4 around a TCP super-frame (`tcpv4` or
+        /// `tcpv6` beside it); the inner TCP is what gets cut.
+        public static let udpTunnelIPv4: UInt8 = 0x20
     }
+
+    /// `struct virtio_net_hdr_v1_hash_tunnel`'s length: this header, `num_buffers`, the hash
+    /// report (8 bytes, unused here) and the two offsets of the UDP-tunnel extension.
+    public static let tunnelLength = 24
 
     public var flags: UInt8
     public var gsoType: UInt8
@@ -84,6 +92,21 @@ public struct VirtioNetHeader: Hashable, Sendable {
         pointer.storeBytes(of: gsoSize.littleEndian, toByteOffset: 4, as: UInt16.self)
         pointer.storeBytes(of: checksumStart.littleEndian, toByteOffset: 6, as: UInt16.self)
         pointer.storeBytes(of: checksumOffset.littleEndian, toByteOffset: 8, as: UInt16.self)
+    }
+
+    /// Stores the header as `struct virtio_net_hdr_v1_hash_tunnel` (24 bytes, little-endian
+    /// as TUNSETVNETLE asks): this header, zero `num_buffers` and hash report, then the
+    /// offsets of the outer UDP header and of the inner IP header from the frame's start.
+    @inlinable
+    public func storeTunnel(
+        to pointer: UnsafeMutableRawPointer, outerTransportOffset: UInt16,
+        innerNetworkOffset: UInt16
+    ) {
+        store(to: pointer)
+        (pointer + Self.length).initializeMemory(as: UInt8.self, repeating: 0, count: 10)
+        pointer.storeBytes(
+            of: outerTransportOffset.littleEndian, toByteOffset: 20, as: UInt16.self)
+        pointer.storeBytes(of: innerNetworkOffset.littleEndian, toByteOffset: 22, as: UInt16.self)
     }
 
     /// The same header for the frame after `delta` bytes were inserted (positive) or removed

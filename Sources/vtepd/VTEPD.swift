@@ -107,6 +107,11 @@ struct Run: AsyncParsableCommand {
     var vxlanReceive: String?
     @Option(
         help:
+            "How TCP super-frames leave toward VXLAN tunnels over IPv4: trains (cut here, sent as UDP GSO trains) or tunnel-gso (whole, through a TAP device vtepd-gso the kernel forwards from, cut by the NIC or the kernel at the underlay: faster toward kernel VTEPs; Linux 6.17+, the host's forward chain must pass it) (default: trains)."
+    )
+    var vxlanTransmit: String?
+    @Option(
+        help:
             "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
     )
     var routerNamespacePrefix: String?
@@ -134,6 +139,7 @@ struct Run: AsyncParsableCommand {
             (.busyPollUS, busyPollUs.map { [$0] } ?? []),
             (.datapathPriority, datapathPriority.map { [$0] } ?? []),
             (.vxlanReceive, vxlanReceive.map { [$0] } ?? []),
+            (.vxlanTransmit, vxlanTransmit.map { [$0] } ?? []),
             (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {

@@ -466,11 +466,12 @@ struct Rig {
                 name: "web", vni: try! VNI(validating: 5000), replication: .headEnd([vtep]))
         ],
         bindings: [Binding] = [Binding(port: "eth0", vlan: nil, logicalSwitch: "web")],
-        vxlanReceive: VXLANReceive = .socket
+        vxlanReceive: VXLANReceive = .socket, vxlanTransmit: VXLANTransmit = .trains
     ) throws {
         var settings = DataPlaneSettings(
             underlay: "mem0", localIPv4: IPv4Address("10.0.0.1")!, localIPv6: nil)
         settings.vxlanReceive = vxlanReceive
+        settings.vxlanTransmit = vxlanTransmit
         io = .inMemory(settings: settings, access: ["eth0", "eth1"], underlayMAC: Self.underlayMAC)
         worker = try DataPlaneWorker(settings: settings, io: io)
         worker.apply(

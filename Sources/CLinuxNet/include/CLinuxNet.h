@@ -48,6 +48,15 @@ int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t addre
 /// socket of a protocol otherwise gets a copy of every packet of that protocol).
 int clinuxnet_drop_all_input(int fd);
 
+// Opens (creating) the TAP device `name` for writing VXLAN super-packets with the
+// 24-byte virtio_net_hdr that carries UDP-tunnel GSO (Linux 6.17+): IFF_TAP, IFF_NO_PI,
+// IFF_VNET_HDR, IFF_TUN_EXCL, little-endian header, non-blocking, close-on-exec; the
+// device exists while the descriptor is open. Brings it up without ARP and returns the
+// descriptor with its MAC address in `address`; -1 with errno, EOPNOTSUPP where the kernel
+// has no UDP-tunnel GSO for TUN/TAP.
+int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]);
+
+
 /// Attaches a classic BPF filter that accepts only unicast VXLAN to this host: frames of at
 /// most `longest` bytes (Ethernet header included) addressed to this host's MAC (PACKET_HOST),
 /// without a VLAN tag, carrying UDP to `port` in an IPv4 packet to `v4` (a host-order address;

@@ -1,0 +1,143 @@
+import DataPlane
+import Datapath
+import Forwarding
+import Glibc
+import Packet
+import Testing
+
+/// `vxlan-transmit tunnel-gso` in the worker: which super-frames are written whole to the TAP
+/// device, and which still leave as UDP GSO trains.
+@Suite struct TunnelGSOWorkerTests {
+    /// A TCP/IPv4 super-frame from host A to the remote host with `payload` bytes, as a
+    /// host's TSO hands it over: the TCP checksum field holds the pseudo-header sum.
+    static func superFrame(payload: Int, partial: Bool = true) -> MemoryFrame {
+        let tcpLength = 20 + payload
+        var frame = [UInt8](repeating: 0, count: 14 + 20 + tcpLength)
+        frame.withUnsafeMutableBytes { b in
+            let ethernet = EthernetHeader(
+                destination: Rig.remoteHost, source: Rig.hostA, etherType: EtherType.ipv4)
+            var at = try! ethernet.store(into: b, at: 0)
+            at = try! IPv4Header(
+                source: IPv4Address(10, 1, 0, 1), destination: IPv4Address(10, 1, 0, 2),
+                protocol: IPProtocol.tcp, payloadLength: tcpLength
+            ).store(into: b, at: at)
+            let tcp: [UInt8] = [0x9C, 0x40, 0x14, 0x51, 0, 0, 0x10, 0, 0, 0, 0, 1, 0x50, 0x10, 0xFF, 0xFF]
+            for (i, byte) in tcp.enumerated() { b[at + i] = byte }
+            for i in 0..<payload { b[at + 20 + i] = UInt8(truncatingIfNeeded: i &* 7) }
+            var sum = InternetChecksum()
+            sum.addIPv4PseudoHeader(
+                source: IPv4Address(10, 1, 0, 1), destination: IPv4Address(10, 1, 0, 2),
+                protocol: IPProtocol.tcp, length: UInt16(tcpLength))
+            if !partial { sum.add(UnsafeRawBufferPointer(rebasing: b[at..<b.count])) }
+            b.storeBytes(
+                of: (partial ? sum.folded : sum.checksum).bigEndian, toByteOffset: at + 16,
+                as: UInt16.self)
+        }
+        return MemoryFrame(
+            frame,
+            offload: VirtioNetHeader(
+                flags: partial ? VirtioNetHeader.needsChecksum : VirtioNetHeader.dataValid,
+                gsoType: VirtioNetHeader.GSO.tcpv4, headerLength: 54, gsoSize: 1398,
+                checksumStart: 34, checksumOffset: 16))
+    }
+
+    @Test func aTCPSuperFrameIsWrittenWholeAndCountedAsItsSegments() throws {
+        let rig = try Rig(vxlanTransmit: .tunnelGSO)
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let device = try #require(rig.io.tunnelGSO)
+        let frame = Self.superFrame(payload: 10_000)
+        rig.port(0).inject(frame)
+        rig.worker.serviceAll(now: 1)
+
+        let written = device.take()
+        try #require(written.count == 1)
+        let sent = rig.io.underlay.takeSent()
+        #expect(sent.frames.isEmpty && sent.trains.isEmpty, "nothing cut, nothing on the packet socket")
+        let packet = written[0]
+        let vnet = packet.withUnsafeBytes { VirtioNetHeader.load(from: $0.baseAddress!) }
+        #expect(vnet.gsoType == VirtioNetHeader.GSO.udpTunnelIPv4 | VirtioNetHeader.GSO.tcpv4)
+        #expect(vnet.flags == VirtioNetHeader.needsChecksum)
+        // The sender's segment size: 1,398 fits 1,500 - 20 (IPv4) - 8 (UDP) - 8 (VXLAN) - 54
+        // (inner headers) = 1,410.
+        #expect(vnet.gsoSize == 1398)
+        #expect(vnet.checksumStart == 50 + 34 && vnet.checksumOffset == 16)
+        let outer = try Frames.OuterIPv4(Array(packet[24...]))
+        #expect(outer.ethernetDestination == device.hardwareAddress)
+        #expect(outer.source == IPv4Address("10.0.0.1")! && outer.destination == IPv4Address("10.0.0.2")!)
+        #expect(outer.udpDestinationPort == 4789 && outer.vni == 5000)
+        #expect(outer.inner == frame.bytes)
+        #expect(packet[24 + 22] == 65, "TTL 64 on the wire after the kernel's forwarding")
+
+        let segments: UInt64 = (10_000 + 1397) / 1398
+        let counters = rig.worker.counters()
+        #expect(counters.tunnelGSOOut == 1 && counters.trainsOut == 0)
+        #expect(counters.segmentsOut == segments)
+        let vtep = try #require(counters.vteps.first { $0.locator == Rig.vtep })
+        #expect(vtep.txFrames == segments)
+        #expect(vtep.txBytes == UInt64(frame.bytes.count) + (segments - 1) * 54)
+    }
+
+    @Test func aSuperFrameGROVerifiedGetsThePseudoHeaderSumForTheKernel() throws {
+        let rig = try Rig(vxlanTransmit: .tunnelGSO)
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let device = try #require(rig.io.tunnelGSO)
+        let verified = Self.superFrame(payload: 5_000, partial: false)
+        let partial = Self.superFrame(payload: 5_000, partial: true)
+        #expect(verified.bytes != partial.bytes, "a full checksum differs from the pseudo-header sum")
+        rig.port(0).inject(verified)
+        rig.worker.serviceAll(now: 1)
+        let written = device.take()
+        try #require(written.count == 1)
+        // As a sender's TSO would have handed it over: the pseudo-header sum in the field.
+        #expect(Array(written[0][(24 + 50)...]) == partial.bytes)
+        let vnet = written[0].withUnsafeBytes { VirtioNetHeader.load(from: $0.baseAddress!) }
+        #expect(vnet.flags == VirtioNetHeader.needsChecksum)
+        #expect(rig.io.underlay.takeSent().trains.isEmpty)
+    }
+
+    @Test func whatTheTAPCannotTakeLeavesAsTrains() throws {
+        let rig = try Rig(vxlanTransmit: .tunnelGSO)
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        let device = try #require(rig.io.tunnelGSO)
+
+        // Too long for one outer IPv4 packet (a 65,535-byte inner IP packet and its Ethernet
+        // header behind 36 bytes of IPv4, UDP and VXLAN): cut here.
+        rig.port(0).inject(Self.superFrame(payload: 65_535 - 40))
+        rig.worker.serviceAll(now: 1)
+        #expect(device.take().isEmpty)
+        #expect(rig.io.underlay.takeSent().trains.count > 1)
+        #expect(rig.worker.counters().trainsOut > 1)
+        let trainsBefore = rig.worker.counters().trainsOut
+
+        // The kernel refuses the header: the frame still leaves, as a train, and is counted.
+        device.failure = EINVAL
+        rig.port(0).inject(Self.superFrame(payload: 5_000))
+        rig.worker.serviceAll(now: 2)
+        #expect(rig.io.underlay.takeSent().trains.count == 1)
+        let counters = rig.worker.counters()
+        #expect(counters.tunnelGSORefused == 1 && counters.tunnelGSOOut == 0)
+        #expect(counters.trainsOut == trainsBefore + 1)
+        #expect(rig.worker.statistics().drops(.sendFailed) == 0)
+
+        // Any other failure drops the frame's segments, counted, with the error kept for the log.
+        device.failure = EIO
+        rig.port(0).inject(Self.superFrame(payload: 5_000))
+        rig.worker.serviceAll(now: 3)
+        #expect(rig.io.underlay.takeSent().trains.isEmpty)
+        #expect(rig.worker.statistics().drops(.sendFailed) == 4)
+        #expect(rig.worker.counters().lastIOError?.operation == .underlaySend)
+    }
+
+    @Test func withoutTheSettingNoTAPIsOpened() throws {
+        let rig = try Rig()
+        #expect(rig.io.tunnelGSO == nil)
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        rig.port(0).inject(Self.superFrame(payload: 5_000))
+        rig.worker.serviceAll(now: 1)
+        #expect(rig.io.underlay.takeSent().trains.count == 1)
+    }
+}

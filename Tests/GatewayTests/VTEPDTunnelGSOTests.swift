@@ -1,0 +1,74 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// `vxlan-transmit tunnel-gso`: vtepd writes each TCP super-frame toward a VXLAN tunnel whole
+/// to its TAP device `vtepd-gso`, with a virtio_net_hdr asking for UDP-tunnel GSO, and the
+/// kernel forwards it to the underlay as one packet. Checked against the kernel's vxlan with
+/// offloads on: content-checked TCP both ways, packets longer than the underlay's MTU on the
+/// wire (only a packet that crossed whole is), the device gone with vtepd, and the fallback
+/// to trains where the host's reverse-path filter would drop what the device forwards.
+@Suite("vtepd handing VXLAN super-packets to the kernel whole", .serialized)
+struct VTEPDTunnelGSOTests {
+    static let device = "vtepd-gso"
+
+    @Test(
+        "kernel vxlan peer, offloads on: 4 MiB TCP both ways content-checked, super-packets cross the underlay whole; the device goes with vtepd; strict rp_filter falls back to trains"
+    )
+    func tunnelGSOWithKernelPeer() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            #expect(topology.offloads == .on)
+            let (a, b) = (topology.sites[0], topology.sites[1])
+            let vtepd = try lab.startVTEPD(
+                at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"])
+            try vtepd.process.waitForLog(
+                "TCP super-frames toward VXLAN over IPv4 are written whole to \(Self.device)")
+            #expect(
+                try lab.execute(
+                    ["sysctl", "-n", "net.ipv4.conf.\(Self.device).forwarding"], in: a.namespace
+                ).output.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+            try lab.replicate(from: a, to: [b], vtepd: vtepd)
+            try lab.replicate(from: b, to: [a])
+            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
+
+            // What crosses site B's underlay longer than its MTU (1,500) crossed it whole: the
+            // trains path leaves every datagram at the MTU or below.
+            let capture = try lab.capture(
+                on: b.underlayInterface, in: b.namespace,
+                filter: "udp dst port 4789 and ip dst \(b.tunnelIP) and greater 3000",
+                bufferKiB: VTEPDOffloadTests.captureBufferKiB)
+            let before = try vtepd.offloadCounters()
+            try lab.transferTCPCuttingAndMerging(a, b, vtepd: vtepd)
+            let after = try vtepd.offloadCounters()
+            try lab.stop(capture)
+            let whole = try lab.count(in: capture.file, matching: "vxlan.vni == 5001 && tcp.len > 3000")
+            #expect(whole > 0, "no VXLAN packet longer than 3,000 bytes on site B's underlay")
+            #expect(
+                after["tunnel_gso_out"]! > before["tunnel_gso_out"]!, "\(before) → \(after)")
+            #expect(after["tunnel_gso_refused"] == 0, "\(after)")
+            try VTEPDOffloadTests.expectNoDrops(vtepd)
+
+            #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
+            #expect(
+                try lab.attempt(["ip", "link", "show", Self.device], in: a.namespace).status != 0,
+                "\(Self.device) outlived vtepd")
+
+            // Strict reverse-path filtering host-wide would drop every packet the device
+            // forwards (its source is a local address): vtepd says so and sends trains.
+            try lab.execute(["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1"], in: a.namespace)
+            let strict = try lab.startVTEPD(
+                at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"],
+                stateRoot: lab.file("vtepd-strict"))
+            try strict.process.waitForLog(
+                "vxlan-transmit tunnel-gso is off: net.ipv4.conf.all.rp_filter is 1")
+            try lab.replicate(from: a, to: [b], vtepd: strict)
+            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: strict)
+            let trainsBefore = try strict.offloadCounters()
+            try lab.transferTCPCuttingAndMerging(a, b, vtepd: strict)
+            let trainsAfter = try strict.offloadCounters()
+            #expect(trainsAfter["trains_out"]! > trainsBefore["trains_out"]!, "\(trainsAfter)")
+            #expect(trainsAfter["tunnel_gso_out"] == 0)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Packet
+import PropertyChecks
+import Testing
+
+/// A TCP super-frame handed to the kernel whole inside VXLAN (`vxlan-transmit tunnel-gso`):
+/// the outer headers `OuterHeaderTemplate.stampForwarded` writes and the virtio_net_hdr with
+/// its UDP-tunnel extension `SuperFrame.tunnelHeader` gives must describe exactly the
+/// segments software segmentation would have sent, and pass the checks of Linux's
+/// `virtio_net_hdr_tnl_to_skb`.
+@Suite struct TunnelGSOTests {
+    static let template = try! OuterHeaderTemplate(
+        encapsulation: .vxlan, vni: 5001,
+        network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)),
+        ethernet: .init(
+            destination: MACAddress(0x02, 0, 0, 0, 0, 0xAA),
+            source: MACAddress(0x02, 0, 0, 0, 0, 0xBB)))
+    static let tap = MACAddress(0x02, 0, 0, 0, 0x6B, 0x01)
+
+    /// The packet written to the TAP device for `frame`: virtio_net_hdr (24 bytes), outer
+    /// headers, the untagged frame; the segment size fits `underlayMTU`.
+    static func packet(
+        _ frame: [UInt8], header: VirtioNetHeader, underlayMTU: Int = 1500
+    ) throws -> (bytes: [UInt8], pieces: SuperFrame) {
+        try frame.withUnsafeBytes { raw in
+            let untagged = try SuperFrame(raw, header: header, maximumSegmentSize: 1)
+                .untaggedHeaderLength
+            let pieces = try SuperFrame(
+                raw, header: header, maximumSegmentSize: underlayMTU - 36 - untagged)
+            var out = [UInt8](repeating: 0, count: 24 + 50)
+            let outer = try out.withUnsafeMutableBytes { b in
+                let outer = try template.stampForwarded(
+                    into: b, at: 24, destination: tap,
+                    innerLength: pieces.packetEnd - pieces.tagLength, sourcePort: 0xC123)
+                pieces.tunnelHeader(outerLength: outer, ecn: false).storeTunnel(
+                    to: b.baseAddress!, outerTransportOffset: UInt16(outer - 16),
+                    innerNetworkOffset: UInt16(outer + 14))
+                return outer
+            }
+            #expect(outer == 50)
+            let tag = pieces.tagLength
+            out += tag == 0
+                ? Array(frame[..<pieces.packetEnd])
+                : Array(frame[..<12]) + Array(frame[(12 + tag)..<pieces.packetEnd])
+            return (out, pieces)
+        }
+    }
+
+    @Test func aSuperFrameBecomesOneTunnelPacketDescribingItsSegments() throws {
+        try seededCheck(count: 150, seed: 0x7C6E, OffloadTests.shapes) { shape in
+            let data = OffloadTests.payload(shape.payload, seed: shape.seed)
+            let frame = OffloadTests.tcpFrame(
+                ipv6: shape.ipv6, vlan: shape.vlan, payload: data, timestamps: shape.timestamps)
+            let l2 = shape.vlan == nil ? 14 : 18
+            let headers = l2 + (shape.ipv6 ? 40 : 20) + (shape.timestamps ? 32 : 20)
+            let header = OffloadTests.gsoHeader(
+                ipv6: shape.ipv6, size: shape.gsoSize, l2: l2, headers: headers)
+            let (bytes, pieces) = try Self.packet(frame, header: header)
+            try bytes.withUnsafeBytes { raw in
+                let v = VirtioNetHeader.load(from: raw.baseAddress!)
+                let outerTransport = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt16.self)))
+                let innerNetwork = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 22, as: UInt16.self)))
+                let p = UnsafeRawBufferPointer(rebasing: raw[24...])
+                // What virtio_net_hdr_tnl_to_skb requires.
+                #expect(v.flags == VirtioNetHeader.needsChecksum)
+                #expect(v.gsoType & VirtioNetHeader.GSO.udpTunnelIPv4 != 0)
+                #expect(
+                    v.gsoType & ~VirtioNetHeader.GSO.udpTunnelIPv4
+                        == (shape.ipv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4))
+                #expect(outerTransport == 34 && innerNetwork == 64)
+                #expect(Int(v.checksumStart) >= innerNetwork + (shape.ipv6 ? 40 : 20))
+                #expect(v.checksumOffset == 16)
+                #expect(Int(v.headerLength) == 50 + headers - l2 + 14)
+                #expect(Int(v.gsoSize) == pieces.segmentSize)
+                // Each segment, outer headers and all, fits the underlay's 1,500 bytes.
+                #expect(36 + pieces.untaggedHeaderLength + pieces.segmentSize <= 1500)
+                for zero in 10..<20 { #expect(raw[zero] == 0) }
+
+                // The outer headers: to the TAP, IPv4 one hop more than configured, UDP to
+                // 4789 with the flow's source port and no checksum, VXLAN 5001.
+                let ethernet = try EthernetHeader.parse(p)
+                #expect(ethernet.destination == Self.tap)
+                let ip = try IPv4Header.parse(p, at: 14)
+                #expect(ip.ttl == 65 && ip.dontFragment)
+                #expect(Int(ip.totalLength) == p.count - 14)
+                #expect(InternetChecksum.checksum(UnsafeRawBufferPointer(rebasing: p[14..<34])) == 0)
+                let udp = try UDPHeader.parse(p, at: outerTransport)
+                #expect(udp.sourcePort == 0xC123 && udp.destinationPort == 4789)
+                #expect(Int(udp.length) == p.count - 34 && udp.checksum == 0)
+                #expect(try VXLANHeader.parse(p, at: 42).vni == 5001)
+
+                // The inner frame, cut as the header says (the kernel's TSO of it), gives the
+                // segments of the super-frame as read, each with a full, correct checksum.
+                let inner = UnsafeRawBufferPointer(rebasing: p[50...])
+                let innerHeader = VirtioNetHeader(
+                    flags: v.flags, gsoType: v.gsoType & ~VirtioNetHeader.GSO.udpTunnelIPv4,
+                    headerLength: v.headerLength - 50, gsoSize: v.gsoSize,
+                    checksumStart: v.checksumStart - 50, checksumOffset: v.checksumOffset)
+                let cut = try OffloadTests.segments(
+                    of: Array(inner), header: innerHeader, limit: Int(v.gsoSize))
+                let expected = try OffloadTests.segments(
+                    of: frame, header: header, limit: pieces.segmentSize)
+                #expect(cut == expected)
+            }
+        }
+    }
+
+    @Test func aVerifiedChecksumIsReplacedByThePseudoHeaderSumTSOWouldHaveLeft() throws {
+        try seededCheck(count: 100, seed: 0x51C3, OffloadTests.shapes) { shape in
+            let data = OffloadTests.payload(shape.payload, seed: shape.seed)
+            var verified = OffloadTests.tcpFrame(
+                ipv6: shape.ipv6, vlan: shape.vlan, payload: data, timestamps: shape.timestamps,
+                fullChecksum: true)
+            let partial = OffloadTests.tcpFrame(
+                ipv6: shape.ipv6, vlan: shape.vlan, payload: data, timestamps: shape.timestamps)
+            let l2 = shape.vlan == nil ? 14 : 18
+            let header = OffloadTests.gsoHeader(
+                ipv6: shape.ipv6, size: shape.gsoSize, l2: l2,
+                headers: l2 + (shape.ipv6 ? 40 : 20) + (shape.timestamps ? 32 : 20))
+            let pieces = try verified.withUnsafeBytes {
+                try SuperFrame($0, header: header, maximumSegmentSize: 1398)
+            }
+            verified.withUnsafeMutableBytes { pieces.storePseudoHeaderSum(in: $0) }
+            #expect(verified == partial)
+        }
+    }
+
+    @Test func aTagIsLeftOutAndTheTTLStaysAtItsCeiling() throws {
+        let template = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv4(
+                source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2), ttl: 255))
+        var out = [UInt8](repeating: 0, count: 50)
+        let written = try out.withUnsafeMutableBytes {
+            try template.stampForwarded(
+                into: $0, at: 0, destination: Self.tap, innerLength: 100, sourcePort: 1)
+        }
+        #expect(written == 50)
+        #expect(out[22] == 255, "TTL 255 cannot be raised")
+        #expect(Array(out[6..<12]) == [0, 0, 0, 0, 0, 0], "no template MAC: zero source")
+        // Too long for one outer IPv4 packet: refused, for the caller to send trains.
+        #expect(throws: Malformed.innerFrameTooLarge) {
+            try out.withUnsafeMutableBytes {
+                try template.stampForwarded(
+                    into: $0, at: 0, destination: Self.tap,
+                    innerLength: template.maximumInnerLength + 1, sourcePort: 1)
+            }
+        }
+        let ipv6 = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv6(
+                source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!))
+        #expect(!ipv6.isVXLANOverIPv4 && template.isVXLANOverIPv4)
+    }
+}
