@@ -1186,7 +1186,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             engine.countMalformed(error)
             return
         }
-        if let template, let tunnelGSORef, template.isVXLANOverIPv4, pieces.count > 1,
+        if let template, let tunnelGSORef, template.isVXLANToIPv4Unicast, pieces.count > 1,
             pieces.carriesTCP,
             !offload.needsChecksumCompletion
                 || (Int(offload.checksumStart) == pieces.transportStart

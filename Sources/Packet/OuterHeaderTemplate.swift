@@ -255,9 +255,15 @@ public struct OuterHeaderTemplate: Sendable {
 }
 
 extension OuterHeaderTemplate {
-    /// Whether `stampForwarded` can write this template: VXLAN over IPv4.
+    /// Whether `stampForwarded` can write this template: VXLAN to an IPv4 unicast address.
+    /// The kernel forwards what it receives to a multicast group only with multicast routing
+    /// on, so a group's packets never go through it.
     @inlinable
-    public var isVXLANOverIPv4: Bool { encapsulation == .vxlan && !isIPv6 }
+    public var isVXLANToIPv4Unicast: Bool {
+        guard encapsulation == .vxlan, !isIPv6 else { return false }
+        let firstOctet = bytes[networkOffset + 16]
+        return firstOctet & 0xF0 != 0xE0
+    }
 
     /// Bytes `stampForwarded` writes: an untagged Ethernet header, IPv4, UDP and VXLAN (50).
     @inlinable
@@ -271,13 +277,13 @@ extension OuterHeaderTemplate {
     /// so the wire carries the configured TTL), the header checksum, the UDP source port and
     /// a zero UDP checksum (RFC 7348 §5: zero over IPv4). Returns the bytes written.
     /// Throws `.innerFrameTooLarge` past `maximumInnerLength`, `.noHeadroom` when
-    /// `buffer` is too short. VXLAN over IPv4 only (`isVXLANOverIPv4`).
+    /// `buffer` is too short. VXLAN to IPv4 unicast only (`isVXLANToIPv4Unicast`).
     @inlinable
     public func stampForwarded(
         into buffer: UnsafeMutableRawBufferPointer, at offset: Int, destination: MACAddress,
         innerLength: Int, sourcePort: UInt16
     ) throws(Malformed) -> Int {
-        precondition(isVXLANOverIPv4)
+        precondition(isVXLANToIPv4Unicast)
         guard innerLength >= 0, innerLength <= maximumInnerLength else {
             throw .innerFrameTooLarge
         }

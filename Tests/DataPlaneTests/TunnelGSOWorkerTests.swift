@@ -107,7 +107,7 @@ import Testing
         // header behind 36 bytes of IPv4, UDP and VXLAN): cut here.
         rig.port(0).inject(Self.superFrame(payload: 65_535 - 40))
         rig.worker.serviceAll(now: 1)
-        #expect(device.take().isEmpty)
+        #expect(device.take().count == 0)
         #expect(rig.io.underlay.takeSent().trains.count > 1)
         #expect(rig.worker.counters().trainsOut > 1)
         let trainsBefore = rig.worker.counters().trainsOut
@@ -129,6 +129,25 @@ import Testing
         #expect(rig.io.underlay.takeSent().trains.isEmpty)
         #expect(rig.worker.statistics().drops(.sendFailed) == 4)
         #expect(rig.worker.counters().lastIOError?.operation == .underlaySend)
+    }
+
+    @Test func aSuperFrameFloodedToAMulticastGroupLeavesAsTrains() throws {
+        // The kernel forwards nothing it receives to a group (no multicast routing), so a
+        // flood to a group never goes through the TAP.
+        let group = Locator(IPAddress("239.1.1.1")!)
+        let rig = try Rig(
+            switches: [
+                LogicalSwitch(
+                    name: "web", vni: try VNI(validating: 5000), replication: .multicast(group))
+            ],
+            vxlanTransmit: .tunnelGSO)
+        let device = try #require(rig.io.tunnelGSO)
+        rig.port(0).inject(Self.superFrame(payload: 5_000))
+        rig.worker.serviceAll(now: 1)
+        #expect(device.take().count == 0)
+        let trains = rig.io.underlay.takeSent().trains
+        try #require(trains.count == 1)
+        #expect(try Frames.OuterIPv4(trains[0].bytes).destination == IPv4Address("239.1.1.1")!)
     }
 
     @Test func withoutTheSettingNoTAPIsOpened() throws {

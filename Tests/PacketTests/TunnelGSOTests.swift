@@ -149,6 +149,14 @@ import Testing
             encapsulation: .vxlan, vni: 7,
             network: .ipv6(
                 source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!))
-        #expect(!ipv6.isVXLANOverIPv4 && template.isVXLANOverIPv4)
+        #expect(!ipv6.isVXLANToIPv4Unicast && template.isVXLANToIPv4Unicast)
+        let group = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(239, 1, 1, 1)))
+        #expect(!group.isVXLANToIPv4Unicast, "the kernel does not forward to a group")
+        let gre = try OuterHeaderTemplate(
+            encapsulation: .gre, vni: 7,
+            network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)))
+        #expect(!gre.isVXLANToIPv4Unicast)
     }
 }
