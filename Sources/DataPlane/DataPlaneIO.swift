@@ -117,9 +117,13 @@ public enum KernelIO: DataPlaneIO {
                     )
                 } catch {
                     let reason =
-                        error.errno == EOPNOTSUPP
-                        ? "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
-                        : "\(error)"
+                        switch error.errno {
+                        case EOPNOTSUPP:
+                            "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
+                        case ENOENT, ENXIO, ENODEV:
+                            "/dev/net/tun cannot be opened (missing, or hidden by the service's PrivateDevices=yes)"
+                        default: "\(error)"
+                        }
                     warnings.append(
                         "vxlan-transmit tunnel-gso is off: \(reason); TCP super-frames leave as UDP GSO trains"
                     )
