@@ -162,14 +162,16 @@ struct VTEPDOffloadTests {
     }
 
     @Test(
-        "VXLAN between two vtepd gateways: 4 MiB TCP both ways, trains sent, read whole and merged"
+        "VXLAN between two vtepd gateways: 4 MiB TCP both ways, trains sent, read whole and merged; or, with vxlan-transmit tunnel-gso, super-packets sent whole and read whole",
+        arguments: ["trains", "tunnel-gso"]
     )
-    func vxlanBetweenGateways() async throws {
+    func vxlanBetweenGateways(transmit: String) async throws {
         try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway, .gateway])
             let (a, b) = (topology.sites[0], topology.sites[1])
-            let vtepdA = try lab.startVTEPD(at: a, vni: 5001)
-            let vtepdB = try lab.startVTEPD(at: b, vni: 5001)
+            let options = ["--vxlan-transmit", transmit]
+            let vtepdA = try lab.startVTEPD(at: a, vni: 5001, extraArguments: options)
+            let vtepdB = try lab.startVTEPD(at: b, vni: 5001, extraArguments: options)
             for (vtepd, remote) in [(vtepdA, b), (vtepdB, a)] {
                 try lab.replicate(from: vtepd.site, to: [remote], vtepd: vtepd)
             }
@@ -186,6 +188,16 @@ struct VTEPDOffloadTests {
                 let sent = try sender.offloadCounters()
                 let got = try receiver.offloadCounters()
                 let direction = "site \(from.index) → site \(to.index)"
+                if transmit == "tunnel-gso" {
+                    // The sender wrote its host's super-frames whole; the kernel forwarded
+                    // each as one UDP-tunnel GSO packet, which the veths carried whole and
+                    // the receiver's socket read whole, one inner super-frame per read.
+                    #expect(
+                        sent["tunnel_gso_out"]! > sending["tunnel_gso_out"]!,
+                        "\(direction): \(sent)")
+                    #expect(sent["tunnel_gso_refused"] == 0, "\(direction): \(sent)")
+                    continue
+                }
                 // The sender cut its host's super-frames into UDP GSO trains; the veths
                 // carried each train whole, the receiver's UDP_GRO socket read it in one
                 // piece, split it into datagrams and merged their TCP segments again.
@@ -249,15 +261,17 @@ struct VTEPDOffloadTests {
     }
 
     @Test(
-        "802.1Q trunk: host A on VLAN 100 behind OVS, 4 MiB TCP both ways to the kernel's host, tagged super-frames in and out"
+        "802.1Q trunk: host A on VLAN 100 behind OVS, 4 MiB TCP both ways to the kernel's host, tagged super-frames in and out (cut into trains, or written whole untagged with vxlan-transmit tunnel-gso)",
+        arguments: ["trains", "tunnel-gso"]
     )
-    func trunkVLAN() async throws {
+    func trunkVLAN(transmit: String) async throws {
         try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
             let (a, b) = (topology.sites[0], topology.sites[1])
             let (tagger, hostPort) = try lab.startVLANHost(
                 a, vlan: 100, mtu: topology.family.innerMTU)
-            let vtepd = try lab.startVTEPD(at: a, vni: 5001)
+            let vtepd = try lab.startVTEPD(
+                at: a, vni: 5001, extraArguments: ["--vxlan-transmit", transmit])
             let trunk = a.accessInterface
             try vtepd.control(["bind-ls", vtepd.physicalSwitch, trunk, "100", "ls5001"])
             try vtepd.control(["unbind-ls", vtepd.physicalSwitch, trunk, "0"])
@@ -285,7 +299,11 @@ struct VTEPDOffloadTests {
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && vlan.id == 100") == 6)
             #expect(try lab.count(in: onTrunk.file, matching: "\(echo) && !vlan") == 0)
 
+            let before = try vtepd.offloadCounters()
             try lab.transferTCPCuttingAndMerging(a, b, vtepd: vtepd)
+            let after = try vtepd.offloadCounters()
+            let whole = after["tunnel_gso_out"]! - before["tunnel_gso_out"]!
+            #expect(transmit == "tunnel-gso" ? whole > 0 : whole == 0, "\(after)")
             let entry = try vtepd.macEntry(a.hostMAC)
             #expect(
                 entry?.vlan == 100 && entry?.logicalSwitch == "ls5001",
