@@ -163,18 +163,24 @@ int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]) {
         goto fail;
     }
     memcpy(address, link.ifr_hwaddr.sa_data, 6);
-    memset(&link, 0, sizeof link);
-    strncpy(link.ifr_name, request.ifr_name, IFNAMSIZ - 1);
-    link.ifr_flags = IFF_UP | IFF_NOARP;
-    if (ioctl(control, SIOCSIFFLAGS, &link) < 0) {
-        error = errno;
-        close(control);
-        goto fail;
-    }
     close(control);
     return fd;
 fail:
     close(fd);
     errno = error;
     return -1;
+}
+
+int clinuxnet_interface_up_noarp(const char *name) {
+    int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (control < 0) return -1;
+    struct ifreq link;
+    memset(&link, 0, sizeof link);
+    strncpy(link.ifr_name, name, IFNAMSIZ - 1);
+    link.ifr_flags = IFF_UP | IFF_NOARP;
+    int result = ioctl(control, SIOCSIFFLAGS, &link);
+    int error = errno;
+    close(control);
+    errno = error;
+    return result;
 }

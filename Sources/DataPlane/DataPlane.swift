@@ -123,7 +123,7 @@ public enum VXLANReceive: String, CaseIterable, Sendable {
     case ring
 }
 
-/// How a TCP super-frame from an access port leaves toward a VXLAN tunnel over IPv4.
+/// How a TCP super-frame from an access port leaves toward a VXLAN tunnel.
 public enum VXLANTransmit: String, CaseIterable, Sendable {
     /// Cut into segments, sent as UDP GSO trains on the underlay's packet socket: one
     /// packet per train as far as a UDP_GRO socket (another vtepd), one datagram per segment
@@ -132,8 +132,8 @@ public enum VXLANTransmit: String, CaseIterable, Sendable {
     /// Whole, with the inner TCP still to be cut, through a TAP device the kernel forwards
     /// from (`TunnelGSOPort`, Linux 6.17+): one UDP-tunnel GSO packet end to end, as between
     /// two kernel VTEPs, cut by the NIC or by the kernel at the underlay's device. Needs the
-    /// host's forward chain to pass it; IPv6 underlays and frames without a partial checksum
-    /// still leave as trains.
+    /// host's forward chain to pass it; floods to a multicast group, GRE and NVGRE still
+    /// leave as trains.
     case tunnelGSO = "tunnel-gso"
 }
 

@@ -34,7 +34,7 @@ public struct DataPlanePorts<IO: DataPlaneIO> {
     /// copy of every UDP packet the host receives (its filter drops them, after the copy),
     /// which costs the VXLAN receive path about an eighth of its rate while it is open.
     public var openUDP: (_ ipv6: Bool) -> IO.Raw?
-    /// Where TCP super-frames toward VXLAN over IPv4 are written whole
+    /// Where TCP super-frames toward VXLAN are written whole
     /// (`VXLANTransmit.tunnelGSO`); nil when they leave as UDP GSO trains.
     public var tunnelGSO: IO.TunnelGSO?
     /// What opening the ports changed on the host (LRO turned off), for the log.
@@ -104,17 +104,25 @@ public enum KernelIO: DataPlaneIO {
         // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
         var warnings: [String] = []
         var tunnelGSO: TunnelGSOPort?
-        if settings.vxlanTransmit == .tunnelGSO, v4 {
+        if settings.vxlanTransmit == .tunnelGSO {
             if let refusal = TunnelGSOPort.hostRefusal {
                 warnings.append(
                     "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
                 )
             } else {
                 do {
-                    tunnelGSO = try TunnelGSOPort(name: DataPlaneSettings.tunnelGSODevice)
+                    let device = try TunnelGSOPort(
+                        name: DataPlaneSettings.tunnelGSODevice, ipv6: v6)
+                    tunnelGSO = device
+                    let families = device.carriesIPv6 ? "IPv4 and IPv6" : "IPv4"
                     notes.append(
-                        "TCP super-frames toward VXLAN over IPv4 are written whole to \(DataPlaneSettings.tunnelGSODevice) (UDP-tunnel GSO), forwarded by the kernel to the underlay (forwarding and accept_local on for that device only)"
+                        "TCP super-frames toward VXLAN over \(families) are written whole to \(DataPlaneSettings.tunnelGSODevice) (UDP-tunnel GSO), forwarded by the kernel to the underlay (forwarding and accept_local on for that device only)"
                     )
+                    if v6, !device.carriesIPv6 {
+                        warnings.append(
+                            "vxlan-transmit tunnel-gso covers VXLAN over IPv4 only: this kernel cannot forward IPv6 from one device alone (no force_forwarding, Linux 6.17 or later); over IPv6 TCP super-frames leave as UDP GSO trains"
+                        )
+                    }
                 } catch {
                     let reason =
                         switch error.errno {

@@ -57,7 +57,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Unicast VXLAN to our addresses from the underlay's receive ring (`vxlan-receive
     /// ring`), whole frames; nil when VXLAN comes only through the UDP sockets.
     private let vxlanRing: IO.Access?
-    /// Where TCP super-frames toward VXLAN over IPv4 are written whole
+    /// Where TCP super-frames toward VXLAN are written whole
     /// (`VXLANTransmit.tunnelGSO`); nil when they leave as trains.
     private let tunnelGSO: IO.TunnelGSO?
     private let tunnelGSORef: Unmanaged<IO.TunnelGSO>?
@@ -1186,7 +1186,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             engine.countMalformed(error)
             return
         }
-        if let template, let tunnelGSORef, template.isVXLANToIPv4Unicast, pieces.count > 1,
+        if let template, let tunnelGSORef, template.isVXLANToUnicast, pieces.count > 1,
             pieces.carriesTCP,
             !offload.needsChecksumCompletion
                 || (Int(offload.checksumStart) == pieces.transportStart
@@ -1229,7 +1229,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// A TCP super-frame toward VXLAN over IPv4 handed to the kernel whole
+    /// A TCP super-frame toward VXLAN (over IPv6 too where the device carries it) handed to
+    /// the kernel whole
     /// (`VXLANTransmit.tunnelGSO`): the outer headers (`stampForwarded`) and the untagged
     /// frame written to the TAP device in one writev, with a virtio_net_hdr that asks for
     /// UDP-tunnel GSO with the segment size that fits the underlay. The kernel forwards it to
@@ -1243,6 +1244,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         _ device: IO.TunnelGSO, _ locator: LocatorIndex, _ template: OuterHeaderTemplate,
         _ pieces: SuperFrame, _ frame: UnsafeRawBufferPointer, _ offload: VirtioNetHeader
     ) -> Bool {
+        if template.isOverIPv6, !device.carriesIPv6 { return false }
         let tag = pieces.tagLength
         let end = pieces.packetEnd
         let innerLength = end - tag
@@ -1263,7 +1265,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             pieces.storePseudoHeaderSum(in: UnsafeMutableRawBufferPointer(mutating: frame))
         }
         let vnet = pieces.tunnelHeader(
-            outerLength: outer, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0)
+            outerLength: outer, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0,
+            outerIPv6: template.isOverIPv6, outerChecksum: template.forwardedUDPChecksum)
         vnet.storeTunnel(
             to: header.baseAddress!, outerTransportOffset: UInt16(outer - 16),
             innerNetworkOffset: UInt16(outer + 14))

@@ -179,6 +179,7 @@ public final class MemoryUnderlay: UnderlayIO {
 public final class MemoryTunnelGSO: TunnelGSOIO {
     public let interfaceName = "vtepd-gso"
     public let hardwareAddress: MACAddress
+    public var carriesIPv6 = true
     public private(set) var written: [[UInt8]] = []
     /// When set, writes fail with this errno (EINVAL: a kernel that refuses the header).
     public var failure: Int32?
@@ -222,7 +223,7 @@ extension DataPlanePorts where IO == MemoryIO {
             gre6: v6 ? MemoryPort(name: "gre6") : nil,
             openUDP: { ipv6 in ipv6 ? udp6 : udp4 },
             vxlanRing: settings.vxlanReceive == .ring ? MemoryPort(name: "vxlan-ring") : nil,
-            tunnelGSO: settings.vxlanTransmit == .tunnelGSO && v4
+            tunnelGSO: settings.vxlanTransmit == .tunnelGSO
                 ? MemoryTunnelGSO(address: MACAddress(0x02, 0x00, 0x00, 0x00, 0x6b, 0x01)) : nil)
     }
 

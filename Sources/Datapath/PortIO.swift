@@ -62,6 +62,8 @@ public protocol MulticastTunnelSocketIO: TunnelSocketIO {
 public protocol TunnelGSOIO: AnyObject {
     var interfaceName: String { get }
     var hardwareAddress: MACAddress { get }
+    /// Whether VXLAN over IPv6 may be written too (else only over IPv4).
+    var carriesIPv6: Bool { get }
     /// Writes `header` and then the inner frame (`first`, `second`); false when it would
     /// block.
     func send(

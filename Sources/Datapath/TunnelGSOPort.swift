@@ -25,9 +25,15 @@ public final class TunnelGSOPort {
     /// The device's MAC address: the destination of every frame written to it.
     public let hardwareAddress: MACAddress
     public let descriptor: Int32
+    /// Whether VXLAN over IPv6 goes through the device too: asked for, and the kernel can
+    /// forward IPv6 from this device alone (`force_forwarding`, Linux 6.17+).
+    public let carriesIPv6: Bool
 
-    /// Creates the device `name` (at most 15 bytes) and prepares the host for it.
-    public init(name: String) throws(SystemError) {
+    /// Creates the device `name` (at most 15 bytes) and prepares the host for it; with
+    /// `ipv6`, for VXLAN over IPv6 as well: IPv6 on the device without any address of its
+    /// own (`addr_gen_mode` 1, no router advertisements, no autoconfiguration), so it sends
+    /// nothing, and forwarding from it (`force_forwarding`).
+    public init(name: String, ipv6: Bool = false) throws(SystemError) {
         let subject = SystemError.Subject.interface(name)
         var address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
         let descriptor = try withUnsafeMutableBytes(of: &address) {
@@ -37,21 +43,33 @@ public final class TunnelGSOPort {
                 clinuxnet_open_tunnel_gso_tap(name, bytes)
             }
         }
+        let six = "net/ipv6/conf/\(name)/"
+        let withIPv6 = ipv6 && Self.readSysctl(six + "force_forwarding") != nil
         do {
-            for (key, value) in [
-                ("net/ipv6/conf/\(name)/disable_ipv6", "1"),
+            var settings = [
                 ("net/ipv4/conf/\(name)/rp_filter", "0"),
                 ("net/ipv4/conf/\(name)/accept_local", "1"),
                 ("net/ipv4/conf/\(name)/forwarding", "1"),
-            ] {
+            ]
+            if withIPv6 {
+                settings += [
+                    (six + "addr_gen_mode", "1"), (six + "accept_ra", "0"),
+                    (six + "autoconf", "0"), (six + "dad_transmits", "0"),
+                    (six + "force_forwarding", "1"), (six + "disable_ipv6", "0"),
+                ]
+            } else if Self.readSysctl(six + "disable_ipv6") != nil {
                 // A kernel without IPv6 has no disable_ipv6 to write.
-                if key.hasPrefix("net/ipv6"), Self.readSysctl(key) == nil { continue }
-                try Self.writeSysctl(key, value, subject: subject)
+                settings.append((six + "disable_ipv6", "1"))
+            }
+            for (key, value) in settings { try Self.writeSysctl(key, value, subject: subject) }
+            _ = try System.callBlocking("SIOCSIFFLAGS", subject: subject) {
+                clinuxnet_interface_up_noarp(name)
             }
         } catch {
             close(descriptor)
             throw error
         }
+        carriesIPv6 = withIPv6
         interfaceName = name
         self.descriptor = descriptor
         hardwareAddress = withUnsafeBytes(of: address) { MACAddress(loadingFrom: $0, at: 0) }

@@ -255,35 +255,49 @@ public struct OuterHeaderTemplate: Sendable {
 }
 
 extension OuterHeaderTemplate {
-    /// Whether `stampForwarded` can write this template: VXLAN to an IPv4 unicast address.
-    /// The kernel forwards what it receives to a multicast group only with multicast routing
-    /// on, so a group's packets never go through it.
+    /// Whether `stampForwarded` can write this template: VXLAN to a unicast address, IPv4 or
+    /// IPv6. The kernel forwards what it receives to a multicast group only with multicast
+    /// routing on, so a group's packets never go through it.
     @inlinable
-    public var isVXLANToIPv4Unicast: Bool {
-        guard encapsulation == .vxlan, !isIPv6 else { return false }
-        let firstOctet = bytes[networkOffset + 16]
-        return firstOctet & 0xF0 != 0xE0
+    public var isVXLANToUnicast: Bool {
+        guard encapsulation == .vxlan else { return false }
+        if isIPv6 { return bytes[networkOffset + 24] != 0xFF }
+        return bytes[networkOffset + 16] & 0xF0 != 0xE0
     }
 
-    /// Bytes `stampForwarded` writes: an untagged Ethernet header, IPv4, UDP and VXLAN (50).
+    /// Whether the outer network is IPv6.
+    @inlinable
+    public var isOverIPv6: Bool { isIPv6 }
+
+    /// Whether `stampForwarded` leaves a UDP checksum for the kernel to finish per segment
+    /// (VXLAN over IPv6 unless the template has a zero checksum): the virtio_net_hdr must
+    /// then say so (`VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM`).
+    @inlinable
+    public var forwardedUDPChecksum: Bool { encapsulation == .vxlan && computesChecksum }
+
+    /// Bytes `stampForwarded` writes: an untagged Ethernet header, IPv4 or IPv6, UDP and
+    /// VXLAN (50 or 70).
     @inlinable
     public var forwardedHeaderLength: Int { 14 + headerLength - networkOffset }
 
     /// The outer headers of one packet handed to the kernel to forward
     /// (`VXLANTransmit.tunnelGSO`), at `buffer[offset...]`, for an inner frame of
     /// `innerLength` bytes that follows them: an untagged Ethernet header to `destination`
-    /// (the TAP device the kernel takes it from), then the template's IPv4, UDP and VXLAN
-    /// headers with their lengths, the TTL one higher (the kernel's forwarding takes one off,
-    /// so the wire carries the configured TTL), the header checksum, the UDP source port and
-    /// a zero UDP checksum (RFC 7348 §5: zero over IPv4). Returns the bytes written.
-    /// Throws `.innerFrameTooLarge` past `maximumInnerLength`, `.noHeadroom` when
-    /// `buffer` is too short. VXLAN to IPv4 unicast only (`isVXLANToIPv4Unicast`).
+    /// (the TAP device the kernel takes it from), then the template's IP, UDP and VXLAN
+    /// headers with their lengths, the TTL or hop limit one higher (the kernel's forwarding
+    /// takes one off, so the wire carries the configured one), the IPv4 header checksum and
+    /// the UDP source port. The UDP checksum is zero over IPv4 (RFC 7348 §5) and where the
+    /// template has a zero checksum over IPv6 (RFC 6935); otherwise it holds the
+    /// pseudo-header sum over the whole datagram (not complemented), as the kernel's own
+    /// UDP-tunnel GSO leaves it for each segment's to be finished (`forwardedUDPChecksum`).
+    /// Returns the bytes written. Throws `.innerFrameTooLarge` past `maximumInnerLength`,
+    /// `.noHeadroom` when `buffer` is too short. VXLAN to unicast only (`isVXLANToUnicast`).
     @inlinable
     public func stampForwarded(
         into buffer: UnsafeMutableRawBufferPointer, at offset: Int, destination: MACAddress,
         innerLength: Int, sourcePort: UInt16
     ) throws(Malformed) -> Int {
-        precondition(isVXLANToIPv4Unicast)
+        precondition(isVXLANToUnicast)
         guard innerLength >= 0, innerLength <= maximumInnerLength else {
             throw .innerFrameTooLarge
         }
@@ -303,18 +317,37 @@ extension OuterHeaderTemplate {
             }
         }
         destination.store(into: buffer, at: offset)
-        buffer.storeBigEndian(EtherType.ipv4, at: offset + 12)
         let udpLength = UInt16(truncatingIfNeeded: headerLength - tunnelOffset + innerLength)
-        buffer.storeBigEndian(udpLength &+ 20, at: network + 2)
-        let ttl = UnsafeRawBufferPointer(buffer).loadByte(at: network + 8)
-        if ttl < 255 { buffer.storeByte(ttl + 1, at: network + 8) }
-        buffer.storeBigEndian(UInt16(0), at: network + 10)
-        let header = UnsafeRawBufferPointer(rebasing: buffer[network..<network + 20])
-        buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)
-        let udp = network + 20
+        let view = UnsafeRawBufferPointer(buffer)
+        let udp: Int
+        var checksum: UInt16 = 0
+        if isIPv6 {
+            buffer.storeBigEndian(EtherType.ipv6, at: offset + 12)
+            buffer.storeBigEndian(udpLength, at: network + 4)
+            let hopLimit = view.loadByte(at: network + 7)
+            if hopLimit < 255 { buffer.storeByte(hopLimit + 1, at: network + 7) }
+            udp = network + 40
+            if computesChecksum {
+                var sum = InternetChecksum()
+                sum.addIPv6PseudoHeader(
+                    source: IPv6Address(loadingFrom: view, at: network + 8),
+                    destination: IPv6Address(loadingFrom: view, at: network + 24),
+                    nextHeader: IPProtocol.udp, length: UInt32(udpLength))
+                checksum = sum.folded
+            }
+        } else {
+            buffer.storeBigEndian(EtherType.ipv4, at: offset + 12)
+            buffer.storeBigEndian(udpLength &+ 20, at: network + 2)
+            let ttl = view.loadByte(at: network + 8)
+            if ttl < 255 { buffer.storeByte(ttl + 1, at: network + 8) }
+            buffer.storeBigEndian(UInt16(0), at: network + 10)
+            let header = UnsafeRawBufferPointer(rebasing: buffer[network..<network + 20])
+            buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)
+            udp = network + 20
+        }
         buffer.storeBigEndian(sourcePort, at: udp)
         buffer.storeBigEndian(udpLength, at: udp + 4)
-        buffer.storeBigEndian(UInt16(0), at: udp + 6)
+        buffer.storeBigEndian(checksum, at: udp + 6)
         return length
     }
 }

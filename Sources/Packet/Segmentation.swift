@@ -139,16 +139,20 @@ public struct SuperFrame: Sendable {
     public var packetEnd: Int { end }
 
     /// The virtio_net_hdr, with its UDP-tunnel extension's offsets, of this TCP super-frame
-    /// sent untagged and whole inside a UDP tunnel packet over IPv4 whose outer headers take
-    /// `outerLength` bytes (Ethernet, IPv4, UDP and the tunnel's own header): the kernel cuts
-    /// the inner TCP into segments of `segmentSize` and completes each one's checksum, the
-    /// field holding the pseudo-header sum as the sender's own TSO left it (or as
-    /// `storePseudoHeaderSum` puts it). `ecn` keeps the sender's ECN flag.
+    /// sent untagged and whole inside a UDP tunnel packet whose outer headers take
+    /// `outerLength` bytes (Ethernet, IPv4 or with `outerIPv6` IPv6, UDP and the tunnel's own
+    /// header): the kernel cuts the inner TCP into segments of `segmentSize` and completes
+    /// each one's checksum, the field holding the pseudo-header sum as the sender's own TSO
+    /// left it (or as `storePseudoHeaderSum` puts it); with `outerChecksum` each segment's
+    /// outer UDP checksum too. `ecn` keeps the sender's ECN flag.
     @inlinable
-    public func tunnelHeader(outerLength: Int, ecn: Bool) -> VirtioNetHeader {
+    public func tunnelHeader(
+        outerLength: Int, ecn: Bool, outerIPv6: Bool = false, outerChecksum: Bool = false
+    ) -> VirtioNetHeader {
         VirtioNetHeader(
-            flags: VirtioNetHeader.needsChecksum,
-            gsoType: VirtioNetHeader.GSO.udpTunnelIPv4
+            flags: VirtioNetHeader.needsChecksum
+                | (outerChecksum ? VirtioNetHeader.udpTunnelChecksum : 0),
+            gsoType: (outerIPv6 ? VirtioNetHeader.GSO.udpTunnelIPv6 : VirtioNetHeader.GSO.udpTunnelIPv4)
                 | (isIPv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4)
                 | (ecn ? VirtioNetHeader.GSO.ecn : 0),
             headerLength: UInt16(truncatingIfNeeded: outerLength + untaggedHeaderLength),

@@ -33,7 +33,13 @@ public struct VirtioNetHeader: Hashable, Sendable {
         /// the frame is a UDP tunnel packet over IPv4 around a TCP super-frame (`tcpv4` or
         /// `tcpv6` beside it); the inner TCP is what gets cut.
         public static let udpTunnelIPv4: UInt8 = 0x20
+        /// VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV6: the same over IPv6.
+        public static let udpTunnelIPv6: UInt8 = 0x40
     }
+
+    /// VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM: the outer UDP checksum is to be finished per
+    /// segment too (its field holds the pseudo-header sum), as for VXLAN over IPv6.
+    public static let udpTunnelChecksum: UInt8 = 8
 
     /// `struct virtio_net_hdr_v1_hash_tunnel`'s length: this header, `num_buffers`, the hash
     /// report (8 bytes, unused here) and the two offsets of the UDP-tunnel extension.

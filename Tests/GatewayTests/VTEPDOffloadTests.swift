@@ -447,10 +447,23 @@ struct VTEPDOffloadTests {
     static func lastOccurrence(_ lab: Lab, _ file: URL, field: String, filter: String) throws
         -> [String]
     {
+        try occurrences(lab, file, field: field, filter: filter, which: "l")
+    }
+
+    /// The same with the first occurrence of `field` in each packet (the outer layer's).
+    static func firstOccurrence(_ lab: Lab, _ file: URL, field: String, filter: String) throws
+        -> [String]
+    {
+        try occurrences(lab, file, field: field, filter: filter, which: "f")
+    }
+
+    private static func occurrences(
+        _ lab: Lab, _ file: URL, field: String, filter: String, which: String
+    ) throws -> [String] {
         let result = try lab.execute([
             "tshark", "-n", "-r", file.path, "-o", "udp.check_checksum:TRUE", "-o",
-            "tcp.check_checksum:TRUE", "-Y", filter, "-T", "fields", "-E", "occurrence=l", "-e",
-            field,
+            "tcp.check_checksum:TRUE", "-Y", filter, "-T", "fields", "-E", "occurrence=\(which)",
+            "-e", field,
         ])
         return result.output.split(separator: "\n").map(String.init)
     }

@@ -13,17 +13,18 @@ struct VTEPDTunnelGSOTests {
     static let device = "vtepd-gso"
 
     @Test(
-        "kernel vxlan peer, offloads on: 4 MiB TCP both ways content-checked, super-packets cross the underlay whole; the device goes with vtepd; strict rp_filter falls back to trains"
+        "kernel vxlan peer, offloads on: 4 MiB TCP both ways content-checked, super-packets cross the underlay whole; the device goes with vtepd; over IPv4, strict rp_filter falls back to trains",
+        arguments: [LabUnderlayFamily.ipv4, .ipv6]
     )
-    func tunnelGSOWithKernelPeer() async throws {
+    func tunnelGSOWithKernelPeer(family: LabUnderlayFamily) async throws {
         try await Lab.runOnOwnThread { lab in
-            let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)], family: family)
             #expect(topology.offloads == .on)
             let (a, b) = (topology.sites[0], topology.sites[1])
             let vtepd = try lab.startVTEPD(
                 at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"])
             try vtepd.process.waitForLog(
-                "TCP super-frames toward VXLAN over IPv4 are written whole to \(Self.device)")
+                "TCP super-frames toward VXLAN over IPv4 and IPv6 are written whole to \(Self.device)")
             #expect(
                 try lab.execute(
                     ["sysctl", "-n", "net.ipv4.conf.\(Self.device).forwarding"], in: a.namespace
@@ -36,7 +37,8 @@ struct VTEPDTunnelGSOTests {
             // trains path leaves every datagram at the MTU or below.
             let capture = try lab.capture(
                 on: b.underlayInterface, in: b.namespace,
-                filter: "udp dst port 4789 and ip dst \(b.tunnelIP) and greater 3000",
+                filter: "udp dst port 4789 and \(family == .ipv4 ? "ip" : "ip6") dst \(b.tunnelIP)"
+                    + " and greater 3000",
                 bufferKiB: VTEPDOffloadTests.captureBufferKiB)
             let before = try vtepd.offloadCounters()
             try lab.transferTCPCuttingAndMerging(a, b, vtepd: vtepd)
@@ -49,10 +51,47 @@ struct VTEPDTunnelGSOTests {
             #expect(after["tunnel_gso_refused"] == 0, "\(after)")
             try VTEPDOffloadTests.expectNoDrops(vtepd)
 
+            // Site A's underlay as a NIC without transmit checksum offload (so without
+            // UDP-tunnel segmentation either): the kernel cuts each packet in software there
+            // and finishes every checksum, which the capture can then check. On the wire:
+            // nothing over the MTU, every inner TCP checksum good, and over IPv6 every outer
+            // UDP checksum good (over IPv4 it is zero, RFC 7348).
+            try lab.execute(["ethtool", "-K", a.underlayInterface, "tx", "off"], in: a.namespace)
+            let cut = try lab.capture(
+                on: b.underlayInterface, in: b.namespace,
+                filter: "udp dst port 4789 and \(family == .ipv4 ? "ip" : "ip6") dst \(b.tunnelIP)",
+                bufferKiB: VTEPDOffloadTests.captureBufferKiB)
+            let beforeCut = try vtepd.offloadCounters()
+            try lab.transferTCP(
+                from: a.hostNamespace, to: b.hostNamespace, address: b.hostIPv4, size: 1 << 20)
+            try lab.stop(cut)
+            #expect(try lab.droppedByKernel(cut) == 0, "the capture must hold every packet")
+            let afterCut = try vtepd.offloadCounters()
+            #expect(afterCut["tunnel_gso_out"]! > beforeCut["tunnel_gso_out"]!, "\(afterCut)")
+            #expect(try lab.count(in: cut.file, matching: "frame.len > 1514") == 0)
+            let tcp = try VTEPDOffloadTests.lastOccurrence(
+                lab, cut.file, field: "tcp.checksum.status", filter: "vxlan && tcp.len > 0")
+            #expect(tcp.count > (1 << 20) / 1_398, "\(tcp.count) TCP segments")
+            #expect(
+                tcp.allSatisfy { $0 == VTEPDOffloadTests.good },
+                "\(tcp.filter { $0 != VTEPDOffloadTests.good }.count) of \(tcp.count) inner TCP checksums not good")
+            let udp = try VTEPDOffloadTests.lastOccurrence(
+                lab, cut.file, field: "udp.checksum", filter: "vxlan && tcp.len > 0")
+            if family == .ipv6 {
+                let outer = try VTEPDOffloadTests.firstOccurrence(
+                    lab, cut.file, field: "udp.checksum.status", filter: "vxlan && tcp.len > 0")
+                #expect(
+                    outer.count == tcp.count && outer.allSatisfy { $0 == VTEPDOffloadTests.good },
+                    "\(outer.filter { $0 != VTEPDOffloadTests.good }.count) of \(outer.count) outer UDP checksums not good")
+            } else {
+                #expect(udp.allSatisfy { $0 == "0x0000" }, "outer UDP checksums over IPv4: \(Set(udp))")
+            }
+
             #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
             #expect(
                 try lab.attempt(["ip", "link", "show", Self.device], in: a.namespace).status != 0,
                 "\(Self.device) outlived vtepd")
+            guard family == .ipv4 else { return }
 
             // Strict reverse-path filtering host-wide would drop every packet the device
             // forwards (its source is a local address): vtepd says so and sends trains.

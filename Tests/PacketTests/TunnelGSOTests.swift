@@ -8,35 +8,47 @@ import Testing
 /// segments software segmentation would have sent, and pass the checks of Linux's
 /// `virtio_net_hdr_tnl_to_skb`.
 @Suite struct TunnelGSOTests {
+    static let underlay = OuterHeaderTemplate.Ethernet(
+        destination: MACAddress(0x02, 0, 0, 0, 0, 0xAA), source: MACAddress(0x02, 0, 0, 0, 0, 0xBB))
     static let template = try! OuterHeaderTemplate(
         encapsulation: .vxlan, vni: 5001,
         network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)),
-        ethernet: .init(
-            destination: MACAddress(0x02, 0, 0, 0, 0, 0xAA),
-            source: MACAddress(0x02, 0, 0, 0, 0, 0xBB)))
+        ethernet: underlay)
+    static let template6 = try! OuterHeaderTemplate(
+        encapsulation: .vxlan, vni: 5001,
+        network: .ipv6(
+            source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!),
+        ethernet: underlay)
     static let tap = MACAddress(0x02, 0, 0, 0, 0x6B, 0x01)
 
     /// The packet written to the TAP device for `frame`: virtio_net_hdr (24 bytes), outer
-    /// headers, the untagged frame; the segment size fits `underlayMTU`.
+    /// headers (over IPv6 with `outerIPv6`), the untagged frame; the segment size fits
+    /// `underlayMTU`.
     static func packet(
-        _ frame: [UInt8], header: VirtioNetHeader, underlayMTU: Int = 1500
+        _ frame: [UInt8], header: VirtioNetHeader, outerIPv6: Bool = false,
+        underlayMTU: Int = 1500
     ) throws -> (bytes: [UInt8], pieces: SuperFrame) {
-        try frame.withUnsafeBytes { raw in
+        let template = outerIPv6 ? Self.template6 : Self.template
+        let overhead = outerIPv6 ? 56 : 36
+        return try frame.withUnsafeBytes { raw in
             let untagged = try SuperFrame(raw, header: header, maximumSegmentSize: 1)
                 .untaggedHeaderLength
             let pieces = try SuperFrame(
-                raw, header: header, maximumSegmentSize: underlayMTU - 36 - untagged)
-            var out = [UInt8](repeating: 0, count: 24 + 50)
+                raw, header: header, maximumSegmentSize: underlayMTU - overhead - untagged)
+            var out = [UInt8](repeating: 0, count: 24 + 14 + overhead)
             let outer = try out.withUnsafeMutableBytes { b in
                 let outer = try template.stampForwarded(
                     into: b, at: 24, destination: tap,
                     innerLength: pieces.packetEnd - pieces.tagLength, sourcePort: 0xC123)
-                pieces.tunnelHeader(outerLength: outer, ecn: false).storeTunnel(
+                pieces.tunnelHeader(
+                    outerLength: outer, ecn: false, outerIPv6: template.isOverIPv6,
+                    outerChecksum: template.forwardedUDPChecksum
+                ).storeTunnel(
                     to: b.baseAddress!, outerTransportOffset: UInt16(outer - 16),
                     innerNetworkOffset: UInt16(outer + 14))
                 return outer
             }
-            #expect(outer == 50)
+            #expect(outer == 14 + overhead)
             let tag = pieces.tagLength
             out += tag == 0
                 ? Array(frame[..<pieces.packetEnd])
@@ -45,7 +57,10 @@ import Testing
         }
     }
 
-    @Test func aSuperFrameBecomesOneTunnelPacketDescribingItsSegments() throws {
+    @Test(arguments: [false, true])
+    func aSuperFrameBecomesOneTunnelPacketDescribingItsSegments(outerIPv6: Bool) throws {
+        let outerLength = outerIPv6 ? 70 : 50
+        let ip = outerIPv6 ? 40 : 20
         try seededCheck(count: 150, seed: 0x7C6E, OffloadTests.shapes) { shape in
             let data = OffloadTests.payload(shape.payload, seed: shape.seed)
             let frame = OffloadTests.tcpFrame(
@@ -54,47 +69,68 @@ import Testing
             let headers = l2 + (shape.ipv6 ? 40 : 20) + (shape.timestamps ? 32 : 20)
             let header = OffloadTests.gsoHeader(
                 ipv6: shape.ipv6, size: shape.gsoSize, l2: l2, headers: headers)
-            let (bytes, pieces) = try Self.packet(frame, header: header)
+            let (bytes, pieces) = try Self.packet(frame, header: header, outerIPv6: outerIPv6)
             try bytes.withUnsafeBytes { raw in
                 let v = VirtioNetHeader.load(from: raw.baseAddress!)
-                let outerTransport = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt16.self)))
-                let innerNetwork = Int(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 22, as: UInt16.self)))
+                let outerTransport = Int(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 20, as: UInt16.self)))
+                let innerNetwork = Int(
+                    UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 22, as: UInt16.self)))
                 let p = UnsafeRawBufferPointer(rebasing: raw[24...])
                 // What virtio_net_hdr_tnl_to_skb requires.
-                #expect(v.flags == VirtioNetHeader.needsChecksum)
-                #expect(v.gsoType & VirtioNetHeader.GSO.udpTunnelIPv4 != 0)
+                let tunnel =
+                    outerIPv6 ? VirtioNetHeader.GSO.udpTunnelIPv6 : VirtioNetHeader.GSO.udpTunnelIPv4
                 #expect(
-                    v.gsoType & ~VirtioNetHeader.GSO.udpTunnelIPv4
-                        == (shape.ipv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4))
-                #expect(outerTransport == 34 && innerNetwork == 64)
+                    v.flags == VirtioNetHeader.needsChecksum
+                        | (outerIPv6 ? VirtioNetHeader.udpTunnelChecksum : 0))
+                #expect(
+                    v.gsoType
+                        == tunnel | (shape.ipv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4))
+                #expect(outerTransport == 14 + ip && innerNetwork == outerLength + 14)
                 #expect(Int(v.checksumStart) >= innerNetwork + (shape.ipv6 ? 40 : 20))
                 #expect(v.checksumOffset == 16)
-                #expect(Int(v.headerLength) == 50 + headers - l2 + 14)
+                #expect(Int(v.headerLength) == outerLength + headers - l2 + 14)
                 #expect(Int(v.gsoSize) == pieces.segmentSize)
                 // Each segment, outer headers and all, fits the underlay's 1,500 bytes.
-                #expect(36 + pieces.untaggedHeaderLength + pieces.segmentSize <= 1500)
+                #expect(ip + 16 + pieces.untaggedHeaderLength + pieces.segmentSize <= 1500)
                 for zero in 10..<20 { #expect(raw[zero] == 0) }
 
-                // The outer headers: to the TAP, IPv4 one hop more than configured, UDP to
-                // 4789 with the flow's source port and no checksum, VXLAN 5001.
+                // The outer headers: to the TAP, one hop more than configured, UDP to 4789
+                // with the flow's source port, VXLAN 5001; over IPv4 no UDP checksum, over
+                // IPv6 the pseudo-header sum for the kernel to finish per segment.
                 let ethernet = try EthernetHeader.parse(p)
                 #expect(ethernet.destination == Self.tap)
-                let ip = try IPv4Header.parse(p, at: 14)
-                #expect(ip.ttl == 65 && ip.dontFragment)
-                #expect(Int(ip.totalLength) == p.count - 14)
-                #expect(InternetChecksum.checksum(UnsafeRawBufferPointer(rebasing: p[14..<34])) == 0)
+                let udpLength = p.count - 14 - ip
+                var pseudo = InternetChecksum()
+                if outerIPv6 {
+                    #expect(ethernet.etherType == EtherType.ipv6)
+                    let header = try IPv6Header.parse(p, at: 14)
+                    #expect(header.hopLimit == 65)
+                    #expect(Int(header.payloadLength) == udpLength)
+                    pseudo.addIPv6PseudoHeader(
+                        source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!,
+                        nextHeader: IPProtocol.udp, length: UInt32(udpLength))
+                } else {
+                    let header = try IPv4Header.parse(p, at: 14)
+                    #expect(header.ttl == 65 && header.dontFragment)
+                    #expect(Int(header.totalLength) == p.count - 14)
+                    #expect(
+                        InternetChecksum.checksum(UnsafeRawBufferPointer(rebasing: p[14..<34])) == 0)
+                }
                 let udp = try UDPHeader.parse(p, at: outerTransport)
                 #expect(udp.sourcePort == 0xC123 && udp.destinationPort == 4789)
-                #expect(Int(udp.length) == p.count - 34 && udp.checksum == 0)
-                #expect(try VXLANHeader.parse(p, at: 42).vni == 5001)
+                #expect(Int(udp.length) == udpLength)
+                #expect(udp.checksum == (outerIPv6 ? pseudo.folded : 0))
+                #expect(try VXLANHeader.parse(p, at: outerLength - 8).vni == 5001)
 
                 // The inner frame, cut as the header says (the kernel's TSO of it), gives the
                 // segments of the super-frame as read, each with a full, correct checksum.
-                let inner = UnsafeRawBufferPointer(rebasing: p[50...])
+                let inner = UnsafeRawBufferPointer(rebasing: p[outerLength...])
                 let innerHeader = VirtioNetHeader(
-                    flags: v.flags, gsoType: v.gsoType & ~VirtioNetHeader.GSO.udpTunnelIPv4,
-                    headerLength: v.headerLength - 50, gsoSize: v.gsoSize,
-                    checksumStart: v.checksumStart - 50, checksumOffset: v.checksumOffset)
+                    flags: VirtioNetHeader.needsChecksum, gsoType: v.gsoType & ~tunnel,
+                    headerLength: v.headerLength - UInt16(outerLength), gsoSize: v.gsoSize,
+                    checksumStart: v.checksumStart - UInt16(outerLength),
+                    checksumOffset: v.checksumOffset)
                 let cut = try OffloadTests.segments(
                     of: Array(inner), header: innerHeader, limit: Int(v.gsoSize))
                 let expected = try OffloadTests.segments(
@@ -145,18 +181,26 @@ import Testing
                     innerLength: template.maximumInnerLength + 1, sourcePort: 1)
             }
         }
-        let ipv6 = try OuterHeaderTemplate(
+        #expect(Self.template6.isVXLANToUnicast && template.isVXLANToUnicast)
+        #expect(Self.template6.forwardedUDPChecksum && !template.forwardedUDPChecksum)
+        let zero = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv6(
-                source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!))
-        #expect(!ipv6.isVXLANToIPv4Unicast && template.isVXLANToIPv4Unicast)
+                source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!,
+                zeroUDPChecksum: true))
+        #expect(!zero.forwardedUDPChecksum, "RFC 6935: a zero checksum stays zero")
+        let group6 = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv6(
+                source: IPv6Address("2001:db8::1")!, destination: IPv6Address("ff05::1:3")!))
+        #expect(!group6.isVXLANToUnicast)
         let group = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(239, 1, 1, 1)))
-        #expect(!group.isVXLANToIPv4Unicast, "the kernel does not forward to a group")
+        #expect(!group.isVXLANToUnicast, "the kernel does not forward to a group")
         let gre = try OuterHeaderTemplate(
             encapsulation: .gre, vni: 7,
             network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)))
-        #expect(!gre.isVXLANToIPv4Unicast)
+        #expect(!gre.isVXLANToUnicast)
     }
 }
