@@ -120,12 +120,9 @@ int clinuxnet_drop_all_input(int fd) {
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
-// From Linux 6.17's <linux/if_tun.h>; Debian 12's headers predate them.
+// From Linux 6.17's <linux/if_tun.h>; Debian 12's headers predate it.
 #ifndef TUN_F_UDP_TUNNEL_GSO
 #define TUN_F_UDP_TUNNEL_GSO 0x080
-#endif
-#ifndef TUN_F_UDP_TUNNEL_GSO_CSUM
-#define TUN_F_UDP_TUNNEL_GSO_CSUM 0x100
 #endif
 
 int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]) {

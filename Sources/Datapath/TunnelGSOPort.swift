@@ -4,7 +4,7 @@ import Packet
 
 /// VXLAN super-packets handed to the kernel whole (`vxlan-transmit tunnel-gso`): a TAP device
 /// of vtepd's own, written with the 24-byte virtio_net_hdr whose UDP-tunnel extension
-/// (Linux 6.17+, `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4`) says "a VXLAN packet around a TCP
+/// (Linux 6.17+, `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4` or `_IPV6`) says "a VXLAN packet around a TCP
 /// super-frame: cut the inner TCP at `gso_size`". The kernel takes each write as a packet
 /// received on the TAP, routes it to the underlay like any forwarded packet (so the host's
 /// routes and neighbours choose the next hop), and keeps it one `SKB_GSO_UDP_TUNNEL` skb as
@@ -16,10 +16,11 @@ import Packet
 /// What the device needs of the host, set at open on this device only: IPv4 forwarding
 /// (`net.ipv4.conf.DEVICE.forwarding`), packets from the host's own address accepted
 /// (`accept_local`), no reverse-path filter on it (`rp_filter` 0; so the host-wide
-/// `net.ipv4.conf.all.rp_filter` must not be strict, 1), and IPv6 off (the device sends
-/// nothing of its own). The packets cross the host's forward chain (a firewall must accept
+/// `net.ipv4.conf.all.rp_filter` must not be strict, 1), and IPv6 off, or, for VXLAN over
+/// IPv6, on without an address of its own and with `force_forwarding` (so the device sends
+/// nothing of its own either way). The packets cross the host's forward chain (a firewall must accept
 /// UDP to the VXLAN port from this device) and have their TTL lowered by one, which the
-/// caller offsets. The device lives as long as the descriptor: a crashed vtepd leaves none.
+/// caller offsets (the hop limit over IPv6 too). The device lives as long as the descriptor: a crashed vtepd leaves none.
 public final class TunnelGSOPort {
     public let interfaceName: String
     /// The device's MAC address: the destination of every frame written to it.
