@@ -1264,12 +1264,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         if !offload.needsChecksumCompletion {
             pieces.storePseudoHeaderSum(in: UnsafeMutableRawBufferPointer(mutating: frame))
         }
-        let vnet = pieces.tunnelHeader(
-            outerLength: outer, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0,
-            outerIPv6: template.isOverIPv6, outerChecksum: template.forwardedUDPChecksum)
-        vnet.storeTunnel(
-            to: header.baseAddress!, outerTransportOffset: UInt16(outer - 16),
-            innerNetworkOffset: UInt16(outer + 14))
+        pieces.storeTunnelHeader(
+            behind: template, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0,
+            to: header.baseAddress!)
         // Frames queued before it leave before it: a flow's frames keep their order.
         if underlayPending > 0 { flushUnderlay() }
         if trainPending > 0 { flushTrains() }

@@ -138,27 +138,35 @@ public struct SuperFrame: Sendable {
     @inlinable
     public var packetEnd: Int { end }
 
-    /// The virtio_net_hdr, with its UDP-tunnel extension's offsets, of this TCP super-frame
-    /// sent untagged and whole inside a UDP tunnel packet whose outer headers take
-    /// `outerLength` bytes (Ethernet, IPv4 or with `outerIPv6` IPv6, UDP and the tunnel's own
-    /// header): the kernel cuts the inner TCP into segments of `segmentSize` and completes
-    /// each one's checksum, the field holding the pseudo-header sum as the sender's own TSO
-    /// left it (or as `storePseudoHeaderSum` puts it); with `outerChecksum` each segment's
-    /// outer UDP checksum too. `ecn` keeps the sender's ECN flag.
+    /// Stores at `pointer` the 24-byte virtio_net_hdr, with its UDP-tunnel extension, of this
+    /// TCP super-frame sent untagged and whole behind `template`'s forwarded outer headers
+    /// (`OuterHeaderTemplate.stampForwarded`: Ethernet, IPv4 or IPv6, UDP, VXLAN): the kernel
+    /// cuts the inner TCP into segments of `segmentSize` and completes each one's checksum,
+    /// the field holding the pseudo-header sum as the sender's own TSO left it (or as
+    /// `storePseudoHeaderSum` puts it), and each segment's outer UDP checksum where the
+    /// template has one. `ecn` keeps the sender's ECN flag.
     @inlinable
-    public func tunnelHeader(
-        outerLength: Int, ecn: Bool, outerIPv6: Bool = false, outerChecksum: Bool = false
-    ) -> VirtioNetHeader {
-        VirtioNetHeader(
+    public func storeTunnelHeader(
+        behind template: OuterHeaderTemplate, ecn: Bool, to pointer: UnsafeMutableRawPointer
+    ) {
+        let outer = template.forwardedHeaderLength
+        let header = VirtioNetHeader(
             flags: VirtioNetHeader.needsChecksum
-                | (outerChecksum ? VirtioNetHeader.udpTunnelChecksum : 0),
-            gsoType: (outerIPv6 ? VirtioNetHeader.GSO.udpTunnelIPv6 : VirtioNetHeader.GSO.udpTunnelIPv4)
+                | (template.forwardedUDPChecksum ? VirtioNetHeader.udpTunnelChecksum : 0),
+            gsoType: (template.isOverIPv6
+                ? VirtioNetHeader.GSO.udpTunnelIPv6 : VirtioNetHeader.GSO.udpTunnelIPv4)
                 | (isIPv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4)
                 | (ecn ? VirtioNetHeader.GSO.ecn : 0),
-            headerLength: UInt16(truncatingIfNeeded: outerLength + untaggedHeaderLength),
+            headerLength: UInt16(truncatingIfNeeded: outer + untaggedHeaderLength),
             gsoSize: UInt16(truncatingIfNeeded: segmentSize),
-            checksumStart: UInt16(truncatingIfNeeded: outerLength + transportOffset - networkOffset + 14),
+            checksumStart: UInt16(
+                truncatingIfNeeded: outer + transportOffset - networkOffset + 14),
             checksumOffset: 16)
+        // The outer UDP header sits in front of UDP's 8 bytes and VXLAN's 8; the inner IP
+        // header behind the inner (untagged) Ethernet header.
+        header.storeTunnel(
+            to: pointer, outerTransportOffset: UInt16(truncatingIfNeeded: outer - 16),
+            innerNetworkOffset: UInt16(truncatingIfNeeded: outer + 14))
     }
 
     /// Stores in its TCP checksum field the pseudo-header sum over the whole super-frame

@@ -4,7 +4,7 @@ import Testing
 
 /// A TCP super-frame handed to the kernel whole inside VXLAN (`vxlan-transmit tunnel-gso`):
 /// the outer headers `OuterHeaderTemplate.stampForwarded` writes and the virtio_net_hdr with
-/// its UDP-tunnel extension `SuperFrame.tunnelHeader` gives must describe exactly the
+/// its UDP-tunnel extension `SuperFrame.storeTunnelHeader` gives must describe exactly the
 /// segments software segmentation would have sent, and pass the checks of Linux's
 /// `virtio_net_hdr_tnl_to_skb`.
 @Suite struct TunnelGSOTests {
@@ -40,12 +40,7 @@ import Testing
                 let outer = try template.stampForwarded(
                     into: b, at: 24, destination: tap,
                     innerLength: pieces.packetEnd - pieces.tagLength, sourcePort: 0xC123)
-                pieces.tunnelHeader(
-                    outerLength: outer, ecn: false, outerIPv6: template.isOverIPv6,
-                    outerChecksum: template.forwardedUDPChecksum
-                ).storeTunnel(
-                    to: b.baseAddress!, outerTransportOffset: UInt16(outer - 16),
-                    innerNetworkOffset: UInt16(outer + 14))
+                pieces.storeTunnelHeader(behind: template, ecn: false, to: b.baseAddress!)
                 return outer
             }
             #expect(outer == 14 + overhead)
