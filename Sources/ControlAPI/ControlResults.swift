@@ -156,9 +156,9 @@ public struct CountersReport: Hashable, Sendable, Codable {
     /// Frames dropped as malformed, by reason; their sum is the `malformed` drop reason's count.
     public var malformed: [ReasonCount]
     /// What the data plane did for offloads, by counter name (`super_frames_in`,
-    /// `segments_out`, `trains_out`, `tunnel_gso_out`, `tunnel_gso_refused`, `trains_in`,
-    /// `coalesced_frames_out`,
-    /// `coalesced_segments`, `checksums_completed`).
+    /// `segments_out`, `trains_out`, `trains_coalesced`, `tunnel_gso_out`,
+    /// `tunnel_gso_refused`, `trains_in`, `coalesced_frames_out`, `coalesced_segments`,
+    /// `checksums_completed`).
     /// Absent on the wire from servers older than it: read as empty.
     public var offloads: [ReasonCount]
 

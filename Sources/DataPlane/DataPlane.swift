@@ -96,6 +96,10 @@ public struct DataPlaneSettings: Sendable {
     public var vxlanReceive = VXLANReceive.socket
     /// How VXLAN super-frames leave (`vxlan-transmit`).
     public var vxlanTransmit = VXLANTransmit.trains
+    /// VXLAN frames of one flow to one VTEP that follow one another leave as one UDP GSO
+    /// train, as wireguard-go coalesces its datagrams, where the kernel takes trains from a
+    /// packet socket (Linux 6.2). Off: each leaves as its own datagram.
+    public var coalesceTrains = true
     /// The TAP device of `VXLANTransmit.tunnelGSO`.
     public static let tunnelGSODevice = "vtepd-gso"
     /// Internal ports (logical routers' veths) that may be added while vtepd runs, beyond
@@ -183,6 +187,9 @@ public struct DataPlaneCounters: Sendable {
     /// UDP GSO trains of VXLAN datagrams sent, and read (UDP_GRO: several datagrams in one
     /// read).
     public var trainsOut: UInt64
+    /// Of `trainsOut`, those gathered from frames that came one by one
+    /// (`DataPlaneSettings.coalesceTrains`).
+    public var trainsCoalesced: UInt64
     /// VXLAN packets around whole TCP super-frames written to the kernel
     /// (`VXLANTransmit.tunnelGSO`), and those the kernel refused (sent as trains instead).
     public var tunnelGSOOut: UInt64

@@ -101,6 +101,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// underlay's vnet-header socket.
     private let trainBatch: PacketBatch
     private var trainPending = 0
+    /// The train being gathered from plain frames (`DataPlaneSettings.coalesceTrains`) in
+    /// `trainBatch`'s slot `trainPending`, counted there once closed (`closeTrain`).
+    private var open = OpenTrain()
+    /// The plain VXLAN frame in `underlayBatch`'s last pending slot, which the next frame of
+    /// its flow takes into a train.
+    private var tail = PlainTail()
+    /// One bit per source port (its low 6 bits) of the frames in pending and open trains: a
+    /// frame of such a flow must not leave before them (`encapsulate`).
+    private var trainPorts: UInt64 = 0
     private let slow4: PacketBatch
     private var slow4Pending = 0
     private let slow6: PacketBatch
@@ -148,6 +157,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private var superFramesIn: UInt64 = 0
     private var trainsIn: UInt64 = 0
     private var trainsOut: UInt64 = 0
+    /// Trains gathered from plain frames (`toTrain`), also in `trainsOut`.
+    private var trainsCoalesced: UInt64 = 0
     private var tunnelGSOOut: UInt64 = 0
     private var tunnelGSORefused: UInt64 = 0
     private var segmentsOut: UInt64 = 0
@@ -1135,6 +1146,16 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     }
 
     private func toTunnel(_ locator: LocatorIndex, _ vni: VNI, _ frame: UnsafeRawBufferPointer) {
+        let template = templates.find(locator, vni) ?? buildTemplate(locator, vni)
+        var hash: UInt32?
+        if let template, template.encapsulation == .vxlan, settings.coalesceTrains,
+            underlay.supportsTrains
+        {
+            // The hasher skips VLAN tags: the frame's hash is its untagged copy's.
+            let h = hasher.hash(frame)
+            if toTrain(locator, vni, template, frame, hash: h) { return }
+            hash = h
+        }
         let batch = underlayBatch
         let slot = underlayPending
         let buffer = batch.buffer(slot)
@@ -1146,13 +1167,136 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             engine.countDrop(.underlayTooBig)
             return
         }
-        guard let template = templates.find(locator, vni) ?? buildTemplate(locator, vni) else {
+        guard let template else {
             toSlowPath(
                 locator, vni,
                 UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength]))
             return
         }
-        encapsulate(locator, vni, template, innerLength: innerLength)
+        encapsulate(locator, vni, template, innerLength: innerLength, hash: hash)
+        if let hash, underlayPending == slot + 1 {
+            tail = PlainTail(
+                slot: slot, locator: locator, vni: vni,
+                port: settings.sourcePorts.port(for: hash), length: innerLength)
+        }
+    }
+
+    /// Gathers plain VXLAN frames into UDP GSO trains, as wireguard-go coalesces its
+    /// datagrams: a frame joins the open train when it is of the same flow (VTEP, VNI,
+    /// source port) and no longer than its frames; the second frame of a flow in a row takes
+    /// the first out of `underlayBatch` into a new train; and a frame whose flow may wait in
+    /// a pending train starts a train behind it. The kernel then carries one packet per train
+    /// as far as it can, and a receiver's GRO sees the frames together. Returns false for a
+    /// frame that goes plain (`encapsulate`).
+    private func toTrain(
+        _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate,
+        _ frame: UnsafeRawBufferPointer, hash: UInt32
+    ) -> Bool {
+        guard frame.count >= 14 else { return false }
+        let type = UInt16(frame[12]) << 8 | UInt16(frame[13])
+        let length =
+            frame.count
+            - (type == EtherType.vlan || type == EtherType.serviceVLAN
+                || type == EtherType.legacyServiceVLAN ? 4 : 0)
+        guard length >= 14, template.headerLength - 14 + length <= underlayMTU else {
+            return false
+        }
+        let port = settings.sourcePorts.port(for: hash)
+        if open.count > 0, open.port == port, open.locator == locator, open.vni == vni,
+            !open.closed, length <= open.segmentLength, open.count < open.perTrain
+        {
+            _ = Self.copyRetagged(
+                frame, vlan: nil, into: trainBatch.buffer(trainPending),
+                at: trainBatch.headroom + template.headerLength + open.count
+                    * (open.segmentLength + VXLANHeader.length))
+            open.count += 1
+            open.lastLength = length
+            open.closed = length < open.segmentLength
+            countTunnelFrame(locator, length)
+            if open.count == open.perTrain { closeTrain() }
+            return true
+        }
+        let promote =
+            underlayPending > 0 && tail.slot == underlayPending - 1 && tail.port == port
+            && tail.locator == locator && tail.vni == vni && length <= tail.length
+        guard promote || trainPorts & Self.portBit(port) != 0 else { return false }
+        if open.count > 0 { closeTrain() }
+        // Closing may have sent the pending frames, the one to promote among them.
+        let promoted = promote && underlayPending > 0 && tail.slot == underlayPending - 1
+        let segment = promoted ? tail.length : length
+        let stride = segment + VXLANHeader.length
+        let perTrain = min(
+            64, (trainBatch.bufferSize - trainBatch.headroom - template.headerLength) / stride,
+            (template.maximumInnerLength + VXLANHeader.length) / stride)
+        guard perTrain >= 2 else { return false }
+        let buffer = trainBatch.buffer(trainPending)
+        var at = trainBatch.headroom + template.headerLength
+        open = OpenTrain(
+            count: 0, locator: locator, vni: vni, port: port, segmentLength: segment,
+            lastLength: segment, closed: false, perTrain: perTrain, template: template)
+        if promoted {
+            // The frame already counted; its slot is given back.
+            underlayPending -= 1
+            let from = underlayBatch.buffer(underlayPending).baseAddress! + underlayBatch.headroom
+            (buffer.baseAddress! + at).copyMemory(from: from, byteCount: tail.length)
+            tail = PlainTail()
+            at += stride
+            open.count = 1
+        }
+        _ = Self.copyRetagged(frame, vlan: nil, into: buffer, at: at)
+        open.count += 1
+        open.lastLength = length
+        open.closed = length < segment
+        trainPorts |= Self.portBit(port)
+        countTunnelFrame(locator, length)
+        return true
+    }
+
+    @inline(__always)
+    static func portBit(_ port: UInt16) -> UInt64 { 1 &<< UInt64(port & 63) }
+
+    @inline(__always)
+    private func countTunnelFrame(_ locator: LocatorIndex, _ length: Int) {
+        if let c = Self.counterSlot(locator) {
+            vtepTx[c] &+= 1
+            vtepTxBytes[c] &+= UInt64(length)
+        }
+    }
+
+    /// Stamps the open train's outer headers and queues it: one frame goes as a plain
+    /// datagram, more as a UDP GSO train.
+    private func closeTrain() {
+        guard open.count > 0, let template = open.template else { return }
+        let slot = trainPending
+        let buffer = trainBatch.buffer(slot)
+        let start = trainBatch.headroom
+        let header: VirtioNetHeader
+        do {
+            if open.count == 1 {
+                _ = try template.stamp(
+                    into: buffer, at: start, innerLength: open.lastLength,
+                    sourcePort: open.port)
+                header = .plain
+            } else {
+                header = try template.stampTrain(
+                    into: buffer, at: start, segmentLength: open.segmentLength,
+                    count: open.count, lastLength: open.lastLength, sourcePort: open.port)
+                trainsOut &+= 1
+                trainsCoalesced &+= 1
+            }
+        } catch {
+            engine.countMalformed(error)
+            open.count = 0
+            return
+        }
+        let stride = open.segmentLength + VXLANHeader.length
+        trainBatch.setFrame(
+            slot, start: start,
+            length: template.headerLength + (open.count - 1) * stride + open.lastLength)
+        trainBatch.setOffload(header, for: slot)
+        open.count = 0
+        trainPending = slot + 1
+        if trainPending == trainBatch.capacity { flushTrains() }
     }
 
     /// A super-frame toward a tunnel: cut into segments that fit the underlay once
@@ -1268,8 +1412,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             behind: template, ecn: offload.gsoType & VirtioNetHeader.GSO.ecn != 0,
             to: header.baseAddress!)
         // Frames queued before it leave before it: a flow's frames keep their order.
+        if trainPending > 0 || open.count > 0 { flushTrains() }
         if underlayPending > 0 { flushUnderlay() }
-        if trainPending > 0 { flushTrains() }
         let first = UnsafeRawBufferPointer(rebasing: frame[0..<(tag == 0 ? end : 12)])
         let second =
             tag == 0
@@ -1313,6 +1457,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate,
         _ pieces: SuperFrame, _ frame: UnsafeRawBufferPointer
     ) {
+        if open.count > 0 { closeTrain() }
         if underlayPending > 0 { flushUnderlay() }
         let segmentLength = pieces.untaggedHeaderLength + pieces.segmentSize
         let stride = segmentLength + VXLANHeader.length
@@ -1368,6 +1513,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             }
             segmentsOut &+= UInt64(count)
             trainPending = slot + 1
+            trainPorts |= Self.portBit(port)
             if trainPending == trainBatch.capacity { flushTrains() }
             first += count
         }
@@ -1393,21 +1539,35 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// slot (`innerLength` bytes at its headroom) and queues it.
     @inline(__always)
     private func encapsulate(
-        _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate, innerLength: Int
+        _ locator: LocatorIndex, _ vni: VNI, _ template: OuterHeaderTemplate, innerLength: Int,
+        hash known: UInt32? = nil
     ) {
-        if trainPending > 0 { flushTrains() }
         let batch = underlayBatch
-        let slot = underlayPending
-        let buffer = batch.buffer(slot)
+        var slot = underlayPending
+        var buffer = batch.buffer(slot)
         let innerStart = batch.headroom
         // The IP packet: everything after the outer Ethernet header.
         if template.headerLength - 14 + innerLength > underlayMTU {
             engine.countDrop(.underlayTooBig)
             return
         }
-        let inner = UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength])
-        let hash = hasher.hash(inner)
+        let hash =
+            known
+            ?? hasher.hash(
+                UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength]))
         let port = settings.sourcePorts.port(for: hash)
+        // A frame of a flow that may wait in a train leaves after it (a flow keeps its order;
+        // other flows may pass a train). The trains take the pending frames with them, so
+        // this one moves to the first slot. Trains carry only VXLAN.
+        if template.encapsulation == .vxlan, trainPorts & Self.portBit(port) != 0 {
+            flushTrains()
+            if underlayPending != slot {
+                let from = buffer.baseAddress! + innerStart
+                slot = underlayPending
+                buffer = batch.buffer(slot)
+                (buffer.baseAddress! + innerStart).copyMemory(from: from, byteCount: innerLength)
+            }
+        }
         let start = innerStart - template.headerLength
         let sequence = template.carriesGRESequence ? sequences.next(locator, vni) : 0
         do {
@@ -1664,8 +1824,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     private func flushAll() {
         for w in 0..<ports.count where portPending[w] > 0 { flushPort(w) }
+        if trainPending > 0 || open.count > 0 { flushTrains() }
         if underlayPending > 0 { flushUnderlay() }
-        if trainPending > 0 { flushTrains() }
         if slow4Pending > 0 || slow6Pending > 0 || greSlow4Pending > 0 || greSlow6Pending > 0 {
             flushSlow()
         }
@@ -1702,13 +1862,23 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     private func flushUnderlay() {
         let count = underlayPending
         underlayPending = 0
+        tail = PlainTail()
         _ = send(
             count, of: underlayBatch, on: underlay, tooBig: .underlayTooBig, failing: .underlaySend)
     }
 
+    /// Sends the pending trains, the open one closed first, after the plain frames queued
+    /// before them: a train may hold later frames of their flows.
     private func flushTrains() {
+        if open.count > 0 {
+            closeTrain()
+            if trainPending == 0 { return }
+        }
+        if underlayPending > 0 { flushUnderlay() }
         let count = trainPending
         trainPending = 0
+        trainPorts = 0
+        guard count > 0 else { return }
         let result: SendResult
         do {
             result = try underlay.sendTrains(trainBatch, count: count)
@@ -2187,7 +2357,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             },
             vteps: vteps, slowPath: slowPath,
             superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,
-            tunnelGSOOut: tunnelGSOOut, tunnelGSORefused: tunnelGSORefused,
+            trainsCoalesced: trainsCoalesced, tunnelGSOOut: tunnelGSOOut, tunnelGSORefused: tunnelGSORefused,
             trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
             checksumsCompleted: checksumsCompleted, ioErrors: ioErrors,
@@ -2317,4 +2487,27 @@ public enum GatewayError: Error, CustomStringConvertible {
             "\(n) access ports given; a gateway takes at most \(PortIndex.count)"
         }
     }
+}
+
+/// The train `DataPlaneWorker.toTrain` is gathering: `count` frames of one flow to one VTEP,
+/// each `segmentLength` bytes but the last, which closes it when shorter.
+struct OpenTrain {
+    var count = 0
+    var locator: LocatorIndex = 0
+    var vni = VNI(rawValue: 0)!
+    var port: UInt16 = 0
+    var segmentLength = 0
+    var lastLength = 0
+    var closed = false
+    var perTrain = 0
+    var template: OuterHeaderTemplate?
+}
+
+/// Where the last plain VXLAN frame waits in the underlay batch, and its flow.
+struct PlainTail {
+    var slot = -1
+    var locator: LocatorIndex = 0
+    var vni = VNI(rawValue: 0)!
+    var port: UInt16 = 0
+    var length = 0
 }

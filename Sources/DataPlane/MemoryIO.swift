@@ -136,6 +136,8 @@ public final class MemoryUnderlay: UnderlayIO {
     public var supportsTrains: Bool
     public private(set) var sent: [MemoryFrame] = []
     public private(set) var trains: [MemoryFrame] = []
+    /// Frames and trains together, in the order they were sent.
+    public private(set) var log: [MemoryFrame] = []
 
     public let interfaceName = "underlay0"
     public private(set) var tapped = false
@@ -152,13 +154,17 @@ public final class MemoryUnderlay: UnderlayIO {
     public var hardwareAddress: MACAddress { get throws(SystemError) { address } }
 
     public func send(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
-        for slot in 0..<count { sent.append(MemoryFrame(Array(batch.frame(slot)))) }
+        for slot in 0..<count {
+            sent.append(MemoryFrame(Array(batch.frame(slot))))
+            log.append(sent[sent.count - 1])
+        }
         return SendResult(processed: count)
     }
 
     public func sendTrains(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
         for slot in 0..<count {
             trains.append(MemoryFrame(Array(batch.frame(slot)), offload: batch.offload(slot)))
+            log.append(trains[trains.count - 1])
             batch.setOffload(.plain, for: slot)
         }
         return SendResult(processed: count)
@@ -169,8 +175,33 @@ public final class MemoryUnderlay: UnderlayIO {
         defer {
             sent = []
             trains = []
+            log = []
         }
         return (sent, trains)
+    }
+
+    /// The datagrams sent since the last call, in order, each train cut as the kernel cuts
+    /// it (`VirtioNetHeader.GSO.udpL4`: the outer headers, then `gsoSize` bytes of UDP
+    /// payload per datagram, the last one shorter); lengths and checksums of the cut copies
+    /// are not filled in.
+    public func takeDatagrams() -> [MemoryFrame] {
+        defer { _ = takeSent() }
+        var out: [MemoryFrame] = []
+        for entry in log {
+            guard entry.offload.gsoType == VirtioNetHeader.GSO.udpL4 else {
+                out.append(entry)
+                continue
+            }
+            let header = Int(entry.offload.headerLength)
+            let size = Int(entry.offload.gsoSize)
+            var at = header
+            while at < entry.bytes.count {
+                let end = min(at + size, entry.bytes.count)
+                out.append(MemoryFrame(Array(entry.bytes[0..<header] + entry.bytes[at..<end])))
+                at = end
+            }
+        }
+        return out
     }
 }
 

@@ -916,6 +916,7 @@ public final class GatewayController: ControlHandler, Sendable {
                     .init(reason: "super_frames_in", count: plane.superFramesIn),
                     .init(reason: "segments_out", count: plane.segmentsOut),
                     .init(reason: "trains_out", count: plane.trainsOut),
+                    .init(reason: "trains_coalesced", count: plane.trainsCoalesced),
                     .init(reason: "tunnel_gso_out", count: plane.tunnelGSOOut),
                     .init(reason: "tunnel_gso_refused", count: plane.tunnelGSORefused),
                     .init(reason: "trains_in", count: plane.trainsIn),

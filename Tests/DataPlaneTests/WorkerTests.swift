@@ -466,12 +466,14 @@ struct Rig {
                 name: "web", vni: try! VNI(validating: 5000), replication: .headEnd([vtep]))
         ],
         bindings: [Binding] = [Binding(port: "eth0", vlan: nil, logicalSwitch: "web")],
-        vxlanReceive: VXLANReceive = .socket, vxlanTransmit: VXLANTransmit = .trains
+        vxlanReceive: VXLANReceive = .socket, vxlanTransmit: VXLANTransmit = .trains,
+        coalesceTrains: Bool = true
     ) throws {
         var settings = DataPlaneSettings(
             underlay: "mem0", localIPv4: IPv4Address("10.0.0.1")!, localIPv6: nil)
         settings.vxlanReceive = vxlanReceive
         settings.vxlanTransmit = vxlanTransmit
+        settings.coalesceTrains = coalesceTrains
         io = .inMemory(settings: settings, access: ["eth0", "eth1"], underlayMAC: Self.underlayMAC)
         worker = try DataPlaneWorker(settings: settings, io: io)
         worker.apply(

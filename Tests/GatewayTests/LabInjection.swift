@@ -115,7 +115,8 @@ extension LabVTEPD {
         for entry in report.offloads { counters[entry.reason, default: 0] += entry.count }
         let names = [
             "super_frames_in", "segments_out", "coalesced_frames_out", "coalesced_segments",
-            "checksums_completed", "trains_out", "tunnel_gso_out", "tunnel_gso_refused",
+            "checksums_completed", "trains_out", "trains_coalesced", "tunnel_gso_out",
+            "tunnel_gso_refused",
         ]
         guard names.allSatisfy({ counters[$0] != nil }) else {
             throw LabError(description: "vtepd show counters lacks offload counters: \(counters)")
