@@ -76,8 +76,8 @@ public struct DataPlaneSettings: Sendable {
     public var busyPollMicroseconds = DataPlaneSettings.defaultBusyPollMicroseconds
     public static let defaultBusyPollMicroseconds = 50
     public static let busyPollMicrosecondsRange = 0...10_000
-    /// The worker thread's real-time priority (SCHED_FIFO, 1–99), 0 for the normal
-    /// time-sharing scheduler. The kernel forwards in softirq context, ahead of every task; a
+    /// The worker thread's real-time priority (SCHED_FIFO, 1–99), 0 to leave it under the
+    /// scheduler it inherited (normally the time-sharing one). The kernel forwards in softirq context, ahead of every task; a
     /// worker under the normal scheduler waits its turn behind whatever else is runnable on its
     /// CPU, for milliseconds on a busy machine (bench/latency: p99 4–5 ms under load at 0,
     /// 0.1–0.2 ms at 1). Not the default: a saturated worker that enters and leaves the
@@ -307,11 +307,20 @@ public final class DataPlane: @unchecked Sendable {
             System.nameCurrentThread("vtepd-datapath")
             var outcome: (note: String, refused: Bool)
             do {
-                try System.setCurrentThreadRealtime(priority: priority)
-                outcome.note =
-                    priority == 0
-                    ? "the data-plane worker runs under the normal scheduler (datapath-priority 0)"
-                    : "the data-plane worker runs at real-time priority \(priority) (SCHED_FIFO)"
+                // At 0 the thread keeps what it inherited: the normal scheduler, or the policy
+                // the service was started with (systemd's CPUSchedulingPolicy=, chrt).
+                if priority == 0 {
+                    let policy = System.currentThreadScheduling().policy
+                    outcome.note =
+                        policy == SCHED_OTHER
+                        ? "the data-plane worker runs under the normal scheduler (datapath-priority 0)"
+                        : "the data-plane worker keeps the scheduling policy vtepd was started with,"
+                            + " \(System.schedulingPolicyName(policy)) (datapath-priority 0)"
+                } else {
+                    try System.setCurrentThreadRealtime(priority: priority)
+                    outcome.note =
+                        "the data-plane worker runs at real-time priority \(priority) (SCHED_FIFO)"
+                }
                 outcome.refused = false
             } catch {
                 outcome.note =

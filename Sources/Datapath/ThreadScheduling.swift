@@ -23,6 +23,22 @@ extension System {
         }
     }
 
+    /// SCHED_BATCH and SCHED_IDLE (linux/sched.h), which glibc declares only with _GNU_SOURCE.
+    public static let schedBatch: Int32 = 3
+    public static let schedIdle: Int32 = 5
+
+    /// A scheduling policy's name as sched(7) spells it.
+    public static func schedulingPolicyName(_ policy: Int32) -> String {
+        switch policy {
+        case SCHED_OTHER: "SCHED_OTHER"
+        case SCHED_FIFO: "SCHED_FIFO"
+        case SCHED_RR: "SCHED_RR"
+        case schedBatch: "SCHED_BATCH"
+        case schedIdle: "SCHED_IDLE"
+        default: "policy \(policy)"
+        }
+    }
+
     /// The calling thread's scheduling policy and real-time priority (0 under SCHED_OTHER).
     public static func currentThreadScheduling() -> (policy: Int32, priority: Int) {
         var parameters = sched_param()

@@ -57,7 +57,8 @@ public struct BootstrapSettings: Equatable, Sendable {
     public var macTableLimit: Int?
     /// Microseconds the worker keeps polling after a frame before it sleeps (default 50).
     public var busyPollMicroseconds: Int?
-    /// The data-plane worker's SCHED_FIFO priority, 0 for the normal scheduler (the default).
+    /// The data-plane worker's SCHED_FIFO priority, 0 to leave it under the scheduler vtepd was
+    /// started with (the default).
     public var datapathPriority: Int?
     /// How VXLAN to the tunnel addresses is read: the UDP sockets (the default) or a ring.
     public var vxlanReceive: VXLANReceive?

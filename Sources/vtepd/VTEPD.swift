@@ -97,7 +97,7 @@ struct Run: AsyncParsableCommand {
     var busyPollUs: String?
     @Option(
         help:
-            "Real-time (SCHED_FIFO) priority of the data-plane worker thread, ahead of ordinary tasks as the kernel's own forwarding is: 1–99, or 0 for the normal scheduler (default: 0). Shortens the latency tail on a busy machine."
+            "Real-time (SCHED_FIFO) priority of the data-plane worker thread, ahead of ordinary tasks as the kernel's own forwarding is: 1–99, or 0 to leave it under the scheduler vtepd was started with, normally the time-sharing one (default: 0). Shortens the latency tail on a busy machine."
     )
     var datapathPriority: String?
     @Option(

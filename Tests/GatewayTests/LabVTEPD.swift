@@ -64,10 +64,11 @@ extension Lab {
     /// (`NAME=value`) is added to its environment; `log` takes its output. With `database`,
     /// vtepd follows that external database (`--database`) instead of starting its own.
     /// `configure: false` leaves the database as it is (a restart on the same state root).
+    /// `launcher` (a command that execs the rest, such as `chrt --batch 0`) starts it.
     func startVTEPD(
         at site: LabSite, vni: Int, extraArguments: [String] = [], stateRoot: URL? = nil,
         environment: [String] = [], log: URL? = nil, database: String? = nil,
-        configure: Bool = true
+        configure: Bool = true, launcher: [String] = []
     ) throws -> LabVTEPD {
         guard site.kind == .gateway else {
             throw LabError(description: "site \(site.index) has a kernel VTEP, not a vtepd slot")
@@ -76,7 +77,7 @@ extension Lab {
         try FileManager.default.createDirectory(at: stateRoot, withIntermediateDirectories: true)
         let physicalSwitch = prefix + "ps\(site.index)"
         let arguments =
-            (environment.isEmpty ? [] : ["env"] + environment) + [
+            (environment.isEmpty ? [] : ["env"] + environment) + launcher + [
                 try LabVTEPD.executable().path, "run", "--state-root", stateRoot.path,
                 "--physical-switch", physicalSwitch, "--tunnel-ip", site.underlayIPv4,
                 "--tunnel-ip", site.underlayIPv6, "--underlay", site.underlayInterface,

@@ -55,25 +55,31 @@ struct VTEPDLifecycleTests {
     }
 
     @Test(
-        "the data-plane worker: named vtepd-datapath, normal scheduler by default, SCHED_FIFO at datapath-priority N, said in the log"
+        "the data-plane worker: named vtepd-datapath, normal scheduler by default, SCHED_FIFO at datapath-priority N, the policy vtepd was started with kept at 0, said in the log"
     )
     func dataPlaneWorkerScheduling() async throws {
         try await Lab.runOnOwnThread { lab in
             let topology = try lab.topology([.gateway])
             let site = topology.sites[0]
-            // (arguments, policy and priority expected, the log line that says so)
-            let cases: [([String], Int32, Int, String)] = [
-                ([], SCHED_OTHER, 0, "runs under the normal scheduler (datapath-priority 0)"),
+            // (launcher, arguments, policy and priority expected, the log line that says so)
+            let cases: [([String], [String], Int32, Int, String)] = [
+                ([], [], SCHED_OTHER, 0, "runs under the normal scheduler (datapath-priority 0)"),
                 (
-                    ["--datapath-priority", "1"], SCHED_FIFO, 1,
+                    [], ["--datapath-priority", "1"], SCHED_FIFO, 1,
                     "runs at real-time priority 1 (SCHED_FIFO)"
                 ),
-                (["--datapath-priority", "7"], SCHED_FIFO, 7, "runs at real-time priority 7"),
+                ([], ["--datapath-priority", "7"], SCHED_FIFO, 7, "runs at real-time priority 7"),
+                // Started under SCHED_BATCH (as a unit's CPUSchedulingPolicy=batch would), the
+                // worker at 0 is left under it, not moved to SCHED_OTHER.
+                (
+                    ["chrt", "--batch", "0"], [], 3 /* SCHED_BATCH */, 0,
+                    "keeps the scheduling policy vtepd was started with, SCHED_BATCH"
+                ),
             ]
-            for (i, (arguments, policy, priority, said)) in cases.enumerated() {
+            for (i, (launcher, arguments, policy, priority, said)) in cases.enumerated() {
                 let vtepd = try lab.startVTEPD(
                     at: site, vni: 5001, extraArguments: arguments,
-                    stateRoot: lab.file("vtepd-priority-\(i)"))
+                    stateRoot: lab.file("vtepd-priority-\(i)"), launcher: launcher)
                 try vtepd.process.waitForLog(
                     "notice vtepd.dataplane: the data-plane worker " + said)
                 // Start-up's commands keep the worker busy; busy for more than its budget
