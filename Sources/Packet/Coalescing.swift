@@ -176,24 +176,18 @@ public struct TCPCoalescer: Sendable {
         let l4 = frameStart + transport
         let transportLength = frameLength - transport
         let view = UnsafeRawBufferPointer(buffer)
-        var sum = InternetChecksum()
         if isIPv6 {
             buffer.storeBigEndian(
                 UInt16(truncatingIfNeeded: frameLength - network - 40), at: l3 + 4)
-            sum.addIPv6PseudoHeader(
-                source: IPv6Address(loadingFrom: view, at: l3 + 8),
-                destination: IPv6Address(loadingFrom: view, at: l3 + 24),
-                nextHeader: IPProtocol.tcp, length: UInt32(transportLength))
         } else {
             buffer.storeBigEndian(UInt16(truncatingIfNeeded: frameLength - network), at: l3 + 2)
             buffer.storeBigEndian(UInt16(0), at: l3 + 10)
             let header = UnsafeRawBufferPointer(rebasing: view[l3..<l3 + 20])
             buffer.storeBigEndian(InternetChecksum.checksum(header), at: l3 + 10)
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 12)),
-                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 16)),
-                protocol: IPProtocol.tcp, length: UInt16(truncatingIfNeeded: transportLength))
         }
+        let sum = InternetChecksum.pseudoHeader(
+            in: view, network: l3, isIPv6: isIPv6, protocol: IPProtocol.tcp,
+            length: transportLength)
         buffer.storeBigEndian(sum.folded, at: l4 + 16)
         return VirtioNetHeader(
             flags: VirtioNetHeader.needsChecksum,
@@ -274,20 +268,9 @@ public struct TCPCoalescer: Sendable {
     static func pseudoHeaderSum(_ frame: UnsafeRawBufferPointer, _ h: Headers)
         -> InternetChecksum
     {
-        var sum = InternetChecksum()
-        let length = h.end - h.transport
-        if h.isIPv6 {
-            sum.addIPv6PseudoHeader(
-                source: IPv6Address(loadingFrom: frame, at: h.network + 8),
-                destination: IPv6Address(loadingFrom: frame, at: h.network + 24),
-                nextHeader: IPProtocol.tcp, length: UInt32(length))
-        } else {
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: frame.loadBigEndianUInt32(at: h.network + 12)),
-                destination: IPv4Address(rawValue: frame.loadBigEndianUInt32(at: h.network + 16)),
-                protocol: IPProtocol.tcp, length: UInt16(truncatingIfNeeded: length))
-        }
-        return sum
+        InternetChecksum.pseudoHeader(
+            in: frame, network: h.network, isIPv6: h.isIPv6, protocol: IPProtocol.tcp,
+            length: h.end - h.transport)
     }
 
     @inlinable
@@ -345,7 +328,6 @@ public enum PartialChecksum {
             type = view.loadBigEndianUInt16(at: 16)
             l3 = 18
         }
-        var sum = InternetChecksum()
         let l4: Int
         let end: Int
         let proto: UInt8
@@ -361,23 +343,18 @@ public enum PartialChecksum {
             else { return false }
             l4 = l3 + ihl
             end = l3 + total
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 12)),
-                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 16)),
-                protocol: proto, length: UInt16(truncatingIfNeeded: end - l4))
         case EtherType.ipv6:
             guard view.count >= l3 + 40, view.loadByte(at: l3) >> 4 == 6 else { return false }
             proto = view.loadByte(at: l3 + 6)
             l4 = l3 + 40
             end = l4 + Int(view.loadBigEndianUInt16(at: l3 + 4))
             guard end <= view.count else { return false }
-            sum.addIPv6PseudoHeader(
-                source: IPv6Address(loadingFrom: view, at: l3 + 8),
-                destination: IPv6Address(loadingFrom: view, at: l3 + 24),
-                nextHeader: proto, length: UInt32(end - l4))
         default:
             return false
         }
+        let sum = InternetChecksum.pseudoHeader(
+            in: view, network: l3, isIPv6: type == EtherType.ipv6, protocol: proto,
+            length: end - l4)
         let field: Int
         switch proto {
         case IPProtocol.tcp: field = l4 + 16

@@ -69,6 +69,29 @@ public struct InternetChecksum: Sendable {
         add(UInt16(nextHeader))
     }
 
+    /// The pseudo-header of the IPv4 or IPv6 packet whose header starts at `network` in
+    /// `packet`, its addresses read from there, for `length` bytes of `protocol`: what TSO
+    /// leaves in a TCP or UDP checksum field, and where a full checksum starts.
+    @inlinable
+    public static func pseudoHeader(
+        in packet: UnsafeRawBufferPointer, network: Int, isIPv6: Bool, protocol: UInt8,
+        length: Int
+    ) -> InternetChecksum {
+        var sum = InternetChecksum()
+        if isIPv6 {
+            sum.addIPv6PseudoHeader(
+                source: IPv6Address(loadingFrom: packet, at: network + 8),
+                destination: IPv6Address(loadingFrom: packet, at: network + 24),
+                nextHeader: `protocol`, length: UInt32(truncatingIfNeeded: length))
+        } else {
+            sum.addIPv4PseudoHeader(
+                source: IPv4Address(rawValue: packet.loadBigEndianUInt32(at: network + 12)),
+                destination: IPv4Address(rawValue: packet.loadBigEndianUInt32(at: network + 16)),
+                protocol: `protocol`, length: UInt16(truncatingIfNeeded: length))
+        }
+        return sum
+    }
+
     /// The one's complement sum folded to 16 bits (not complemented).
     @inlinable
     public var folded: UInt16 {

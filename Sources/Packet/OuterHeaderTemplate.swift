@@ -328,12 +328,11 @@ extension OuterHeaderTemplate {
             if hopLimit < 255 { buffer.storeByte(hopLimit + 1, at: network + 7) }
             udp = network + 40
             if computesChecksum {
-                var sum = InternetChecksum()
-                sum.addIPv6PseudoHeader(
-                    source: IPv6Address(loadingFrom: view, at: network + 8),
-                    destination: IPv6Address(loadingFrom: view, at: network + 24),
-                    nextHeader: IPProtocol.udp, length: UInt32(udpLength))
-                checksum = sum.folded
+                checksum =
+                    InternetChecksum.pseudoHeader(
+                        in: view, network: network, isIPv6: true, protocol: IPProtocol.udp,
+                        length: Int(udpLength)
+                    ).folded
             }
         } else {
             buffer.storeBigEndian(EtherType.ipv4, at: offset + 12)
@@ -396,24 +395,18 @@ extension OuterHeaderTemplate {
         let udp = offset + tunnelOffset
         let udpLength = UInt16(truncatingIfNeeded: headerLength - tunnelOffset + innerLength)
         let view = UnsafeRawBufferPointer(buffer)
-        var sum = InternetChecksum()
         if isIPv6 {
             buffer.storeBigEndian(udpLength, at: network + 4)
-            sum.addIPv6PseudoHeader(
-                source: IPv6Address(loadingFrom: view, at: network + 8),
-                destination: IPv6Address(loadingFrom: view, at: network + 24),
-                nextHeader: IPProtocol.udp, length: UInt32(udpLength))
         } else {
             let totalLength = udpLength &+ 20
             buffer.storeBigEndian(totalLength, at: network + 2)
             buffer.storeBigEndian(UInt16(0), at: network + 10)
             let header = UnsafeRawBufferPointer(rebasing: view[network..<network + 20])
             buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: network + 12)),
-                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: network + 16)),
-                protocol: IPProtocol.udp, length: udpLength)
         }
+        let sum = InternetChecksum.pseudoHeader(
+            in: view, network: network, isIPv6: isIPv6, protocol: IPProtocol.udp,
+            length: Int(udpLength))
         buffer.storeBigEndian(udpLength, at: udp + 4)
         buffer.storeBigEndian(sum.folded, at: udp + 6)
         let vxlan = buffer.baseAddress! + offset + headerLength - VXLANHeader.length

@@ -176,21 +176,9 @@ public struct SuperFrame: Sendable {
     /// `frame` is the super-frame as read (tag included).
     @inlinable
     public func storePseudoHeaderSum(in frame: UnsafeMutableRawBufferPointer) {
-        let view = UnsafeRawBufferPointer(frame)
-        let length = end - transportOffset
-        var sum = InternetChecksum()
-        if isIPv6 {
-            sum.addIPv6PseudoHeader(
-                source: IPv6Address(loadingFrom: view, at: networkOffset + 8),
-                destination: IPv6Address(loadingFrom: view, at: networkOffset + 24),
-                nextHeader: isTCP ? IPProtocol.tcp : IPProtocol.udp, length: UInt32(length))
-        } else {
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: networkOffset + 12)),
-                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: networkOffset + 16)),
-                protocol: isTCP ? IPProtocol.tcp : IPProtocol.udp,
-                length: UInt16(truncatingIfNeeded: length))
-        }
+        let sum = InternetChecksum.pseudoHeader(
+            in: UnsafeRawBufferPointer(frame), network: networkOffset, isIPv6: isIPv6,
+            protocol: isTCP ? IPProtocol.tcp : IPProtocol.udp, length: end - transportOffset)
         frame.storeBigEndian(sum.folded, at: transportOffset + (isTCP ? 16 : 6))
     }
 
@@ -225,15 +213,8 @@ public struct SuperFrame: Sendable {
         let l4 = l3 + (transportOffset - networkOffset)
         let transportLength = length - (l4 - offset)
         let last = index == count - 1
-        var sum = InternetChecksum()
         if isIPv6 {
             buffer.storeBigEndian(UInt16(truncatingIfNeeded: length - l2 - 40), at: l3 + 4)
-            let source = IPv6Address(loadingFrom: UnsafeRawBufferPointer(buffer), at: l3 + 8)
-            let destination = IPv6Address(loadingFrom: UnsafeRawBufferPointer(buffer), at: l3 + 24)
-            sum.addIPv6PseudoHeader(
-                source: source, destination: destination,
-                nextHeader: isTCP ? IPProtocol.tcp : IPProtocol.udp,
-                length: UInt32(transportLength))
         } else {
             let ihl = transportOffset - networkOffset
             buffer.storeBigEndian(UInt16(truncatingIfNeeded: length - l2), at: l3 + 2)
@@ -242,13 +223,10 @@ public struct SuperFrame: Sendable {
             buffer.storeBigEndian(UInt16(0), at: l3 + 10)
             let ipHeader = UnsafeRawBufferPointer(rebasing: buffer[l3..<l3 + ihl])
             buffer.storeBigEndian(InternetChecksum.checksum(ipHeader), at: l3 + 10)
-            let view = UnsafeRawBufferPointer(buffer)
-            sum.addIPv4PseudoHeader(
-                source: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 12)),
-                destination: IPv4Address(rawValue: view.loadBigEndianUInt32(at: l3 + 16)),
-                protocol: isTCP ? IPProtocol.tcp : IPProtocol.udp,
-                length: UInt16(truncatingIfNeeded: transportLength))
         }
+        var sum = InternetChecksum.pseudoHeader(
+            in: UnsafeRawBufferPointer(buffer), network: l3, isIPv6: isIPv6,
+            protocol: isTCP ? IPProtocol.tcp : IPProtocol.udp, length: transportLength)
         let field: Int
         if isTCP {
             let sequence = UnsafeRawBufferPointer(buffer).loadBigEndianUInt32(at: l4 + 4)
