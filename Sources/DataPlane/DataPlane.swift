@@ -133,11 +133,10 @@ public enum VXLANTransmit: String, CaseIterable, Sendable {
     /// packet per train as far as a UDP_GRO socket (another vtepd), one datagram per segment
     /// into any other receiver (a kernel VTEP cuts the train and merges it again).
     case trains
-    /// Whole, with the inner TCP still to be cut, through a TAP device the kernel forwards
-    /// from (`TunnelGSOPort`, Linux 6.17+): one UDP-tunnel GSO packet end to end, as between
-    /// two kernel VTEPs, cut by the NIC or by the kernel at the underlay's device. Needs the
-    /// host's forward chain to pass it; floods to a multicast group, GRE and NVGRE still
-    /// leave as trains.
+    /// Whole, with the inner TCP still to be cut, through a TAP device whose ingress
+    /// redirects it out of the underlay (`TunnelGSOPort`, Linux 6.17+): one UDP-tunnel GSO
+    /// packet end to end, as between two kernel VTEPs, cut by the NIC or by the kernel at the
+    /// underlay's device. Floods to a multicast group, GRE and NVGRE still leave as trains.
     case tunnelGSO = "tunnel-gso"
 }
 

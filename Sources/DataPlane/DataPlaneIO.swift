@@ -1,6 +1,7 @@
 import Datapath
 import Glibc
 import Forwarding
+import Netlink
 import Packet
 
 /// The sockets a data plane worker drives, as types: the kernel's (`KernelIO`) in vtepd, the
@@ -105,37 +106,34 @@ public enum KernelIO: DataPlaneIO {
         var warnings: [String] = []
         var tunnelGSO: TunnelGSOPort?
         if settings.vxlanTransmit == .tunnelGSO {
-            if let refusal = TunnelGSOPort.hostRefusal {
-                warnings.append(
-                    "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
-                )
-            } else {
+            let device = DataPlaneSettings.tunnelGSODevice
+            do {
+                let port = try TunnelGSOPort(name: device)
                 do {
-                    let device = try TunnelGSOPort(
-                        name: DataPlaneSettings.tunnelGSODevice, ipv6: v6)
-                    tunnelGSO = device
-                    let families = device.carriesIPv6 ? "IPv4 and IPv6" : "IPv4"
+                    try TrafficControl.redirectIngress(
+                        from: port.interfaceIndex, to: Int32(if_nametoindex(settings.underlay)),
+                        transport: NetlinkSocket())
+                    tunnelGSO = port
                     notes.append(
-                        "TCP super-frames toward VXLAN over \(families) are written whole to \(DataPlaneSettings.tunnelGSODevice) (UDP-tunnel GSO), forwarded by the kernel to the underlay (forwarding and accept_local on for that device only)"
+                        "TCP super-frames toward VXLAN are written whole to \(device) (UDP-tunnel GSO), which sends them out of \(settings.underlay) as they are (traffic control: ingress redirect)"
                     )
-                    if v6, !device.carriesIPv6 {
-                        warnings.append(
-                            "vxlan-transmit tunnel-gso covers VXLAN over IPv4 only: this kernel cannot forward IPv6 from one device alone (no force_forwarding, Linux 6.17 or later); over IPv6 TCP super-frames leave as UDP GSO trains"
-                        )
-                    }
                 } catch {
-                    let reason =
-                        switch error.errno {
-                        case EOPNOTSUPP:
-                            "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
-                        case ENOENT, ENXIO, ENODEV:
-                            "/dev/net/tun cannot be opened (missing, or hidden by the service's PrivateDevices=yes)"
-                        default: "\(error)"
-                        }
                     warnings.append(
-                        "vxlan-transmit tunnel-gso is off: \(reason); TCP super-frames leave as UDP GSO trains"
+                        "vxlan-transmit tunnel-gso is off: the redirect from \(device) to \(settings.underlay) was refused (\(error); the kernel needs the u32 classifier and the mirred action); TCP super-frames leave as UDP GSO trains"
                     )
                 }
+            } catch {
+                let reason =
+                    switch error.errno {
+                    case EOPNOTSUPP:
+                        "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
+                    case ENOENT, ENXIO, ENODEV:
+                        "/dev/net/tun cannot be opened (missing, or hidden by the service's PrivateDevices=yes)"
+                    default: "\(error)"
+                    }
+                warnings.append(
+                    "vxlan-transmit tunnel-gso is off: \(reason); TCP super-frames leave as UDP GSO trains"
+                )
             }
         }
         var ports = DataPlanePorts<KernelIO>(

@@ -1330,7 +1330,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             engine.countMalformed(error)
             return
         }
-        if let template, let tunnelGSORef, template.isVXLANToUnicast, pieces.count > 1,
+        if let template, let tunnelGSORef, template.goesWhole, pieces.count > 1,
             pieces.carriesTCP,
             !offload.needsChecksumCompletion
                 || (Int(offload.checksumStart) == pieces.transportStart
@@ -1373,13 +1373,13 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// A TCP super-frame toward VXLAN (over IPv6 too where the device carries it) handed to
-    /// the kernel whole
-    /// (`VXLANTransmit.tunnelGSO`): the outer headers (`stampForwarded`) and the untagged
+    /// A TCP super-frame toward VXLAN (over IPv4 or IPv6) handed to the kernel whole
+    /// (`VXLANTransmit.tunnelGSO`): the outer headers (`stampWhole`) and the untagged
     /// frame written to the TAP device in one writev, with a virtio_net_hdr that asks for
-    /// UDP-tunnel GSO with the segment size that fits the underlay. The kernel forwards it to
-    /// the underlay as one packet and it is cut where it must be (the NIC, or the kernel at
-    /// the underlay device, or a kernel VTEP past a veth that takes it whole). Counts as its
+    /// UDP-tunnel GSO with the segment size that fits the underlay. The device's ingress
+    /// redirects it out of the underlay as one packet and it is cut where it must be (the
+    /// NIC, or the kernel at the underlay device, or a kernel VTEP past a veth that takes it
+    /// whole). Counts as its
     /// segments. A super-frame whose checksum was verified (GRO on a NIC) rather than left
     /// partial gets the pseudo-header sum in its checksum field first. Returns false, having
     /// sent nothing, when it is to leave as trains instead: a frame too large for one outer
@@ -1388,16 +1388,14 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         _ device: IO.TunnelGSO, _ locator: LocatorIndex, _ template: OuterHeaderTemplate,
         _ pieces: SuperFrame, _ frame: UnsafeRawBufferPointer, _ offload: VirtioNetHeader
     ) -> Bool {
-        if template.isOverIPv6, !device.carriesIPv6 { return false }
         let tag = pieces.tagLength
         let end = pieces.packetEnd
         let innerLength = end - tag
         let header = tunnelGSOHeader
         let outer: Int
         do {
-            outer = try template.stampForwarded(
-                into: header, at: VirtioNetHeader.tunnelLength,
-                destination: device.hardwareAddress, innerLength: innerLength,
+            outer = try template.stampWhole(
+                into: header, at: VirtioNetHeader.tunnelLength, innerLength: innerLength,
                 sourcePort: settings.sourcePorts.port(for: hasher.hash(frame)))
         } catch {
             return false

@@ -210,7 +210,6 @@ public final class MemoryUnderlay: UnderlayIO {
 public final class MemoryTunnelGSO: TunnelGSOIO {
     public let interfaceName = "vtepd-gso"
     public let hardwareAddress: MACAddress
-    public var carriesIPv6 = true
     public private(set) var written: [[UInt8]] = []
     /// When set, writes fail with this errno (EINVAL: a kernel that refuses the header).
     public var failure: Int32?

@@ -58,12 +58,9 @@ public protocol MulticastTunnelSocketIO: TunnelSocketIO {
 }
 
 /// Where VXLAN super-packets are handed to the kernel whole (`TunnelGSOPort`): each
-/// written with its 24-byte virtio_net_hdr, outer Ethernet header to `hardwareAddress`.
+/// written with its 24-byte virtio_net_hdr and the packet as the underlay sends it.
 public protocol TunnelGSOIO: AnyObject {
     var interfaceName: String { get }
-    var hardwareAddress: MACAddress { get }
-    /// Whether VXLAN over IPv6 may be written too (else only over IPv4).
-    var carriesIPv6: Bool { get }
     /// Writes `header` and then the inner frame (`first`, `second`); false when it would
     /// block.
     func send(

@@ -6,35 +6,28 @@ import Packet
 /// of vtepd's own, written with the 24-byte virtio_net_hdr whose UDP-tunnel extension
 /// (Linux 6.17+, `VIRTIO_NET_HDR_GSO_UDP_TUNNEL_IPV4` or `_IPV6`) says "a VXLAN packet around a TCP
 /// super-frame: cut the inner TCP at `gso_size`". The kernel takes each write as a packet
-/// received on the TAP, routes it to the underlay like any forwarded packet (so the host's
-/// routes and neighbours choose the next hop), and keeps it one `SKB_GSO_UDP_TUNNEL` skb as
-/// far as it can: a NIC with UDP-tunnel segmentation (or a veth) carries it whole, and a
-/// kernel VTEP on the far side of a veth decapsulates it whole, as between two kernel VTEPs.
-/// Without it a super-frame leaves as UDP GSO trains (`UnderlayPort.sendTrains`), which every
-/// receiver other than a UDP_GRO socket cuts back into datagrams.
+/// received on the TAP, and traffic control at the device's ingress sends it straight out of
+/// the underlay as it is (`Netlink.TrafficControl.redirectIngress`, set up by the caller): no
+/// routing, no forwarding, none of the host's netfilter chains but the underlay's egress
+/// hooks, so the packet carries the next hop's MAC and the TTL the wire should see. It stays
+/// one `SKB_GSO_UDP_TUNNEL` skb as far as it can: a NIC with UDP-tunnel segmentation (or a
+/// veth) carries it whole, and a kernel VTEP on the far side of a veth decapsulates it whole,
+/// as between two kernel VTEPs. Without it a super-frame leaves as UDP GSO trains
+/// (`UnderlayPort.sendTrains`), which every receiver other than a UDP_GRO socket cuts back
+/// into datagrams.
 ///
-/// What the device needs of the host, set at open on this device only: IPv4 forwarding
-/// (`net.ipv4.conf.DEVICE.forwarding`), packets from the host's own address accepted
-/// (`accept_local`), no reverse-path filter on it (`rp_filter` 0; so the host-wide
-/// `net.ipv4.conf.all.rp_filter` must not be strict, 1), and IPv6 off, or, for VXLAN over
-/// IPv6, on without an address of its own and with `force_forwarding` (so the device sends
-/// nothing of its own either way). The packets cross the host's forward chain (a firewall must accept
-/// UDP to the VXLAN port from this device) and have their TTL lowered by one, which the
-/// caller offsets (the hop limit over IPv6 too). The device lives as long as the descriptor: a crashed vtepd leaves none.
+/// The device sends nothing of its own: IPv6 is off on it (no link-local address, no router
+/// solicitations) and it is up without ARP. It lives as long as the descriptor: a crashed
+/// vtepd leaves none.
 public final class TunnelGSOPort {
     public let interfaceName: String
-    /// The device's MAC address: the destination of every frame written to it.
+    public let interfaceIndex: Int32
+    /// The device's MAC address.
     public let hardwareAddress: MACAddress
     public let descriptor: Int32
-    /// Whether VXLAN over IPv6 goes through the device too: asked for, and the kernel can
-    /// forward IPv6 from this device alone (`force_forwarding`, Linux 6.17+).
-    public let carriesIPv6: Bool
 
-    /// Creates the device `name` (at most 15 bytes) and prepares the host for it; with
-    /// `ipv6`, for VXLAN over IPv6 as well: IPv6 on the device without any address of its
-    /// own (`addr_gen_mode` 1, no router advertisements, no autoconfiguration), so it sends
-    /// nothing, and forwarding from it (`force_forwarding`).
-    public init(name: String, ipv6: Bool = false) throws(SystemError) {
+    /// Creates the device `name` (at most 15 bytes), IPv6 off, and brings it up.
+    public init(name: String) throws(SystemError) {
         let subject = SystemError.Subject.interface(name)
         var address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
         let descriptor = try withUnsafeMutableBytes(of: &address) {
@@ -44,50 +37,26 @@ public final class TunnelGSOPort {
                 clinuxnet_open_tunnel_gso_tap(name, bytes)
             }
         }
-        let six = "net/ipv6/conf/\(name)/"
-        let withIPv6 = ipv6 && Self.readSysctl(six + "force_forwarding") != nil
+        let index: Int32
         do {
-            var settings = [
-                ("net/ipv4/conf/\(name)/rp_filter", "0"),
-                ("net/ipv4/conf/\(name)/accept_local", "1"),
-                ("net/ipv4/conf/\(name)/forwarding", "1"),
-            ]
-            if withIPv6 {
-                settings += [
-                    (six + "addr_gen_mode", "1"), (six + "accept_ra", "0"),
-                    (six + "autoconf", "0"), (six + "dad_transmits", "0"),
-                    (six + "force_forwarding", "1"), (six + "disable_ipv6", "0"),
-                ]
-            } else if Self.readSysctl(six + "disable_ipv6") != nil {
-                // A kernel without IPv6 has no disable_ipv6 to write.
-                settings.append((six + "disable_ipv6", "1"))
-            }
-            for (key, value) in settings { try Self.writeSysctl(key, value, subject: subject) }
+            // A kernel without IPv6 has no disable_ipv6 to write.
+            let key = "net/ipv6/conf/\(name)/disable_ipv6"
+            if Self.readSysctl(key) != nil { try Self.writeSysctl(key, "1", subject: subject) }
             _ = try System.callBlocking("SIOCSIFFLAGS", subject: subject) {
                 clinuxnet_interface_up_noarp(name)
             }
+            index = try System.interfaceIndex(name)
         } catch {
             close(descriptor)
             throw error
         }
-        carriesIPv6 = withIPv6
         interfaceName = name
+        interfaceIndex = index
         self.descriptor = descriptor
         hardwareAddress = withUnsafeBytes(of: address) { MACAddress(loadingFrom: $0, at: 0) }
     }
 
     deinit { close(descriptor) }
-
-    /// Why this host cannot forward from the device whatever vtepd sets on it, or nil:
-    /// strict reverse-path filtering host-wide (`net.ipv4.conf.all.rp_filter` 1) drops a
-    /// packet whose source is a local address arriving on a device the route back to that
-    /// address does not use, and the kernel applies the stricter of "all" and the device's.
-    public static var hostRefusal: String? {
-        if readSysctl("net/ipv4/conf/all/rp_filter") == "1" {
-            return "net.ipv4.conf.all.rp_filter is 1 (strict reverse-path filtering)"
-        }
-        return nil
-    }
 
     /// Writes one packet: `header` (the virtio_net_hdr, then the outer Ethernet, IP, UDP and
     /// VXLAN headers) followed by `first` and `second` (the inner frame, in two pieces when a

@@ -66,6 +66,8 @@ struct NetlinkMessage: Hashable {
         case RTM_GETROUTE: return "route lookup (RTM_GETROUTE)"
         case RTM_GETNEIGH: return "neighbour lookup (RTM_GETNEIGH)"
         case RTM_NEWNEIGH: return "neighbour solicitation (RTM_NEWNEIGH)"
+        case RTM_NEWQDISC: return "clsact qdisc (RTM_NEWQDISC)"
+        case RTM_NEWTFILTER: return "ingress redirect filter (RTM_NEWTFILTER)"
         default: return "rtnetlink request of type \(type)"
         }
     }

@@ -255,9 +255,7 @@ public struct OuterHeaderTemplate: Sendable {
 }
 
 extension OuterHeaderTemplate {
-    /// Whether `stampForwarded` can write this template: VXLAN to a unicast address, IPv4 or
-    /// IPv6. The kernel forwards what it receives to a multicast group only with multicast
-    /// routing on, so a group's packets never go through it.
+    /// VXLAN to a unicast address, IPv4 or IPv6.
     @inlinable
     public var isVXLANToUnicast: Bool {
         guard encapsulation == .vxlan else { return false }
@@ -265,58 +263,54 @@ extension OuterHeaderTemplate {
         return bytes[networkOffset + 16] & 0xF0 != 0xE0
     }
 
+    /// Whether `stampWhole` can write this template: VXLAN to a unicast address behind an
+    /// untagged Ethernet header (what the TAP device's redirect sends out of the underlay as
+    /// it is). Floods to a multicast group stay UDP GSO trains.
+    @inlinable
+    public var goesWhole: Bool { isVXLANToUnicast && networkOffset == 14 }
+
     /// Whether the outer network is IPv6.
     @inlinable
     public var isOverIPv6: Bool { isIPv6 }
 
-    /// Whether `stampForwarded` leaves a UDP checksum for the kernel to finish per segment
+    /// Whether `stampWhole` leaves a UDP checksum for the kernel to finish per segment
     /// (VXLAN over IPv6 unless the template has a zero checksum): the virtio_net_hdr must
     /// then say so (`VIRTIO_NET_HDR_F_UDP_TUNNEL_CSUM`).
     @inlinable
-    public var forwardedUDPChecksum: Bool { encapsulation == .vxlan && computesChecksum }
+    public var wholeUDPChecksum: Bool { encapsulation == .vxlan && computesChecksum }
 
-    /// Bytes `stampForwarded` writes: an untagged Ethernet header, IPv4 or IPv6, UDP and
+    /// Bytes `stampWhole` writes: the Ethernet header (untagged), IPv4 or IPv6, UDP and
     /// VXLAN (50 or 70).
     @inlinable
-    public var forwardedHeaderLength: Int { 14 + headerLength - networkOffset }
+    public var wholeHeaderLength: Int { 14 + headerLength - networkOffset }
 
-    /// The outer headers of one packet handed to the kernel to forward
-    /// (`VXLANTransmit.tunnelGSO`), at `buffer[offset...]`, for an inner frame of
-    /// `innerLength` bytes that follows them: an untagged Ethernet header to `destination`
-    /// (the TAP device the kernel takes it from), then the template's IP, UDP and VXLAN
-    /// headers with their lengths, the TTL or hop limit one higher (the kernel's forwarding
-    /// takes one off, so the wire carries the configured one), the IPv4 header checksum and
-    /// the UDP source port. The UDP checksum is zero over IPv4 (RFC 7348 §5) and where the
+    /// The outer headers of one packet handed to the kernel whole (`VXLANTransmit.tunnelGSO`),
+    /// at `buffer[offset...]`, for an inner frame of `innerLength` bytes that follows them:
+    /// the template's Ethernet header (next hop, underlay), IP, UDP and VXLAN headers, with
+    /// their lengths, the IPv4 header checksum and the UDP source port; the packet leaves the
+    /// underlay as written (no forwarding: TTL and hop limit as configured). The UDP checksum
+    /// is zero over IPv4 (RFC 7348 §5) and where the
     /// template has a zero checksum over IPv6 (RFC 6935); otherwise it holds the
     /// pseudo-header sum over the whole datagram (not complemented), as the kernel's own
-    /// UDP-tunnel GSO leaves it for each segment's to be finished (`forwardedUDPChecksum`).
+    /// UDP-tunnel GSO leaves it for each segment's to be finished (`wholeUDPChecksum`).
     /// Returns the bytes written. Throws `.innerFrameTooLarge` past `maximumInnerLength`,
-    /// `.noHeadroom` when `buffer` is too short. VXLAN to unicast only (`isVXLANToUnicast`).
+    /// `.noHeadroom` when `buffer` is too short. Only for a template that `goesWhole`.
     @inlinable
-    public func stampForwarded(
-        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, destination: MACAddress,
-        innerLength: Int, sourcePort: UInt16
+    public func stampWhole(
+        into buffer: UnsafeMutableRawBufferPointer, at offset: Int, innerLength: Int,
+        sourcePort: UInt16
     ) throws(Malformed) -> Int {
-        precondition(isVXLANToUnicast)
+        precondition(goesWhole)
         guard innerLength >= 0, innerLength <= maximumInnerLength else {
             throw .innerFrameTooLarge
         }
-        let length = forwardedHeaderLength
+        let length = wholeHeaderLength
         guard buffer.contains(length, at: offset) else { throw .noHeadroom }
         let network = offset + 14
         bytes.span.withUnsafeBytes { template in
-            (buffer.baseAddress! + network).copyMemory(
-                from: template.baseAddress! + networkOffset, byteCount: headerLength - networkOffset)
-            // The source MAC is the template's (the underlay's) when it has one.
-            if networkOffset >= 14 {
-                (buffer.baseAddress! + offset + 6).copyMemory(
-                    from: template.baseAddress! + 6, byteCount: 6)
-            } else {
-                (buffer.baseAddress! + offset + 6).initializeMemory(
-                    as: UInt8.self, repeating: 0, count: 6)
-            }
+            (buffer.baseAddress! + offset).copyMemory(
+                from: template.baseAddress!, byteCount: headerLength)
         }
-        destination.store(into: buffer, at: offset)
         let udpLength = UInt16(truncatingIfNeeded: headerLength - tunnelOffset + innerLength)
         let view = UnsafeRawBufferPointer(buffer)
         let udp: Int
@@ -324,8 +318,6 @@ extension OuterHeaderTemplate {
         if isIPv6 {
             buffer.storeBigEndian(EtherType.ipv6, at: offset + 12)
             buffer.storeBigEndian(udpLength, at: network + 4)
-            let hopLimit = view.loadByte(at: network + 7)
-            if hopLimit < 255 { buffer.storeByte(hopLimit + 1, at: network + 7) }
             udp = network + 40
             if computesChecksum {
                 checksum =
@@ -337,8 +329,6 @@ extension OuterHeaderTemplate {
         } else {
             buffer.storeBigEndian(EtherType.ipv4, at: offset + 12)
             buffer.storeBigEndian(udpLength &+ 20, at: network + 2)
-            let ttl = view.loadByte(at: network + 8)
-            if ttl < 255 { buffer.storeByte(ttl + 1, at: network + 8) }
             buffer.storeBigEndian(UInt16(0), at: network + 10)
             let header = UnsafeRawBufferPointer(rebasing: buffer[network..<network + 20])
             buffer.storeBigEndian(InternetChecksum.checksum(header), at: network + 10)

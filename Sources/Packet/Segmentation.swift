@@ -140,7 +140,7 @@ public struct SuperFrame: Sendable {
 
     /// Stores at `pointer` the 24-byte virtio_net_hdr, with its UDP-tunnel extension, of this
     /// TCP super-frame sent untagged and whole behind `template`'s forwarded outer headers
-    /// (`OuterHeaderTemplate.stampForwarded`: Ethernet, IPv4 or IPv6, UDP, VXLAN): the kernel
+    /// (`OuterHeaderTemplate.stampWhole`: Ethernet, IPv4 or IPv6, UDP, VXLAN): the kernel
     /// cuts the inner TCP into segments of `segmentSize` and completes each one's checksum,
     /// the field holding the pseudo-header sum as the sender's own TSO left it (or as
     /// `storePseudoHeaderSum` puts it), and each segment's outer UDP checksum where the
@@ -149,10 +149,10 @@ public struct SuperFrame: Sendable {
     public func storeTunnelHeader(
         behind template: OuterHeaderTemplate, ecn: Bool, to pointer: UnsafeMutableRawPointer
     ) {
-        let outer = template.forwardedHeaderLength
+        let outer = template.wholeHeaderLength
         let header = VirtioNetHeader(
             flags: VirtioNetHeader.needsChecksum
-                | (template.forwardedUDPChecksum ? VirtioNetHeader.udpTunnelChecksum : 0),
+                | (template.wholeUDPChecksum ? VirtioNetHeader.udpTunnelChecksum : 0),
             gsoType: (template.isOverIPv6
                 ? VirtioNetHeader.GSO.udpTunnelIPv6 : VirtioNetHeader.GSO.udpTunnelIPv4)
                 | (isIPv6 ? VirtioNetHeader.GSO.tcpv6 : VirtioNetHeader.GSO.tcpv4)

@@ -107,7 +107,7 @@ struct Run: AsyncParsableCommand {
     var vxlanReceive: String?
     @Option(
         help:
-            "How TCP super-frames leave toward VXLAN tunnels: trains (cut here, sent as UDP GSO trains) or tunnel-gso (whole, through a TAP device vtepd-gso the kernel forwards from, cut by the NIC or the kernel at the underlay: faster toward kernel VTEPs; Linux 6.17+, the host's forward chain must pass it) (default: trains)."
+            "How TCP super-frames leave toward VXLAN tunnels: trains (cut here, sent as UDP GSO trains) or tunnel-gso (whole, through a TAP device vtepd-gso redirected to the underlay, cut by the NIC or the kernel there: faster toward kernel VTEPs; Linux 6.17+) (default: trains)."
     )
     var vxlanTransmit: String?
     @Option(

@@ -3,17 +3,18 @@ import TestSupport
 import Testing
 
 /// `vxlan-transmit tunnel-gso`: vtepd writes each TCP super-frame toward a VXLAN tunnel whole
-/// to its TAP device `vtepd-gso`, with a virtio_net_hdr asking for UDP-tunnel GSO, and the
-/// kernel forwards it to the underlay as one packet. Checked against the kernel's vxlan with
-/// offloads on: content-checked TCP both ways, packets longer than the underlay's MTU on the
-/// wire (only a packet that crossed whole is), the device gone with vtepd, and the fallback
-/// to trains where the host's reverse-path filter would drop what the device forwards.
+/// to its TAP device `vtepd-gso`, with a virtio_net_hdr asking for UDP-tunnel GSO, and traffic
+/// control at the device's ingress sends it out of the underlay as one packet. Checked against
+/// the kernel's vxlan with offloads on, on a host whose firewall forwards nothing and whose
+/// reverse-path filter is strict (neither sees these packets): content-checked TCP both ways,
+/// packets longer than the underlay's MTU on the wire (only a packet that crossed whole is),
+/// the kernel's software cut with good checksums, and the device gone with vtepd.
 @Suite("vtepd handing VXLAN super-packets to the kernel whole", .serialized)
 struct VTEPDTunnelGSOTests {
     static let device = "vtepd-gso"
 
     @Test(
-        "kernel vxlan peer, offloads on: 4 MiB TCP both ways content-checked, super-packets cross the underlay whole; the device goes with vtepd; over IPv4, strict rp_filter falls back to trains",
+        "kernel vxlan peer, offloads on, a forward chain that drops everything and strict rp_filter: 4 MiB TCP both ways content-checked, super-packets cross the underlay whole; the device goes with vtepd",
         arguments: [LabUnderlayFamily.ipv4, .ipv6]
     )
     func tunnelGSOWithKernelPeer(family: LabUnderlayFamily) async throws {
@@ -21,14 +22,22 @@ struct VTEPDTunnelGSOTests {
             let topology = try lab.topology([.gateway, .kernel(vni: 5001)], family: family)
             #expect(topology.offloads == .on)
             let (a, b) = (topology.sites[0], topology.sites[1])
+            // A gateway whose firewall forwards nothing, with strict reverse-path filtering:
+            // the packets never enter the IP layer, so neither may matter.
+            try lab.execute(["nft", "add", "table", "inet", "vtepdtest"], in: a.namespace)
+            try lab.execute(
+                [
+                    "nft", "add", "chain", "inet", "vtepdtest", "forwarding",
+                    "{ type filter hook forward priority 0; policy drop; }",
+                ], in: a.namespace)
+            try lab.execute(["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1"], in: a.namespace)
             let vtepd = try lab.startVTEPD(
                 at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"])
             try vtepd.process.waitForLog(
-                "TCP super-frames toward VXLAN over IPv4 and IPv6 are written whole to \(Self.device)")
-            #expect(
-                try lab.execute(
-                    ["sysctl", "-n", "net.ipv4.conf.\(Self.device).forwarding"], in: a.namespace
-                ).output.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+                "TCP super-frames toward VXLAN are written whole to \(Self.device)")
+            let filters = try lab.execute(
+                ["tc", "filter", "show", "dev", Self.device, "ingress"], in: a.namespace).output
+            #expect(filters.contains("mirred (Egress Redirect to device \(a.underlayInterface))"), "\(filters)")
             try lab.replicate(from: a, to: [b], vtepd: vtepd)
             try lab.replicate(from: b, to: [a])
             try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)
@@ -92,23 +101,6 @@ struct VTEPDTunnelGSOTests {
             #expect(
                 try lab.attempt(["ip", "link", "show", Self.device], in: a.namespace).status != 0,
                 "\(Self.device) outlived vtepd")
-            guard family == .ipv4 else { return }
-
-            // Strict reverse-path filtering host-wide would drop every packet the device
-            // forwards (its source is a local address): vtepd says so and sends trains.
-            try lab.execute(["sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=1"], in: a.namespace)
-            let strict = try lab.startVTEPD(
-                at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"],
-                stateRoot: lab.file("vtepd-strict"))
-            try strict.process.waitForLog(
-                "vxlan-transmit tunnel-gso is off: net.ipv4.conf.all.rp_filter is 1")
-            try lab.replicate(from: a, to: [b], vtepd: strict)
-            try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: strict)
-            let trainsBefore = try strict.offloadCounters()
-            try lab.transferTCPCuttingAndMerging(a, b, vtepd: strict)
-            let trainsAfter = try strict.offloadCounters()
-            #expect(trainsAfter["trains_out"]! > trainsBefore["trains_out"]!, "\(trainsAfter)")
-            #expect(trainsAfter["tunnel_gso_out"] == 0)
         }
     }
 }

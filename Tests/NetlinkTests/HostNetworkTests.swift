@@ -23,7 +23,7 @@ private func ipOutput(_ arguments: String...) throws -> String {
 }
 
 /// Catches a NetlinkError thrown by `body`, for checking refusals.
-private func refusal(_ body: () throws -> Void) -> NetlinkError? {
+func refusal(_ body: () throws -> Void) -> NetlinkError? {
     do {
         try body()
         return nil

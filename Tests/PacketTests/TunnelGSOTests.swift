@@ -3,7 +3,7 @@ import PropertyChecks
 import Testing
 
 /// A TCP super-frame handed to the kernel whole inside VXLAN (`vxlan-transmit tunnel-gso`):
-/// the outer headers `OuterHeaderTemplate.stampForwarded` writes and the virtio_net_hdr with
+/// the outer headers `OuterHeaderTemplate.stampWhole` writes and the virtio_net_hdr with
 /// its UDP-tunnel extension `SuperFrame.storeTunnelHeader` gives must describe exactly the
 /// segments software segmentation would have sent, and pass the checks of Linux's
 /// `virtio_net_hdr_tnl_to_skb`.
@@ -19,7 +19,6 @@ import Testing
         network: .ipv6(
             source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!),
         ethernet: underlay)
-    static let tap = MACAddress(0x02, 0, 0, 0, 0x6B, 0x01)
 
     /// The packet written to the TAP device for `frame`: virtio_net_hdr (24 bytes), outer
     /// headers (over IPv6 with `outerIPv6`), the untagged frame; the segment size fits
@@ -37,9 +36,9 @@ import Testing
                 raw, header: header, maximumSegmentSize: underlayMTU - overhead - untagged)
             var out = [UInt8](repeating: 0, count: 24 + 14 + overhead)
             let outer = try out.withUnsafeMutableBytes { b in
-                let outer = try template.stampForwarded(
-                    into: b, at: 24, destination: tap,
-                    innerLength: pieces.packetEnd - pieces.tagLength, sourcePort: 0xC123)
+                let outer = try template.stampWhole(
+                    into: b, at: 24, innerLength: pieces.packetEnd - pieces.tagLength,
+                    sourcePort: 0xC123)
                 pieces.storeTunnelHeader(behind: template, ecn: false, to: b.baseAddress!)
                 return outer
             }
@@ -90,24 +89,26 @@ import Testing
                 #expect(ip + 16 + pieces.untaggedHeaderLength + pieces.segmentSize <= 1500)
                 for zero in 10..<20 { #expect(raw[zero] == 0) }
 
-                // The outer headers: to the TAP, one hop more than configured, UDP to 4789
-                // with the flow's source port, VXLAN 5001; over IPv4 no UDP checksum, over
-                // IPv6 the pseudo-header sum for the kernel to finish per segment.
+                // The outer headers as the underlay sends them: to the next hop from the
+                // underlay's MAC, the configured TTL, UDP to 4789 with the flow's source
+                // port, VXLAN 5001; over IPv4 no UDP checksum, over IPv6 the pseudo-header
+                // sum for the kernel to finish per segment.
                 let ethernet = try EthernetHeader.parse(p)
-                #expect(ethernet.destination == Self.tap)
+                #expect(ethernet.destination == Self.underlay.destination)
+                #expect(ethernet.source == Self.underlay.source)
                 let udpLength = p.count - 14 - ip
                 var pseudo = InternetChecksum()
                 if outerIPv6 {
                     #expect(ethernet.etherType == EtherType.ipv6)
                     let header = try IPv6Header.parse(p, at: 14)
-                    #expect(header.hopLimit == 65)
+                    #expect(header.hopLimit == 64)
                     #expect(Int(header.payloadLength) == udpLength)
                     pseudo.addIPv6PseudoHeader(
                         source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!,
                         nextHeader: IPProtocol.udp, length: UInt32(udpLength))
                 } else {
                     let header = try IPv4Header.parse(p, at: 14)
-                    #expect(header.ttl == 65 && header.dontFragment)
+                    #expect(header.ttl == 64 && header.dontFragment)
                     #expect(Int(header.totalLength) == p.count - 14)
                     #expect(
                         InternetChecksum.checksum(UnsafeRawBufferPointer(rebasing: p[14..<34])) == 0)
@@ -155,44 +156,55 @@ import Testing
         }
     }
 
-    @Test func aTagIsLeftOutAndTheTTLStaysAtItsCeiling() throws {
+    @Test func whatGoesWholeAndWhatCannot() throws {
         let template = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv4(
-                source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2), ttl: 255))
+                source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2), ttl: 255),
+            ethernet: Self.underlay)
         var out = [UInt8](repeating: 0, count: 50)
         let written = try out.withUnsafeMutableBytes {
-            try template.stampForwarded(
-                into: $0, at: 0, destination: Self.tap, innerLength: 100, sourcePort: 1)
+            try template.stampWhole(into: $0, at: 0, innerLength: 100, sourcePort: 1)
         }
         #expect(written == 50)
-        #expect(out[22] == 255, "TTL 255 cannot be raised")
-        #expect(Array(out[6..<12]) == [0, 0, 0, 0, 0, 0], "no template MAC: zero source")
+        #expect(out[22] == 255, "the configured TTL")
         // Too long for one outer IPv4 packet: refused, for the caller to send trains.
         #expect(throws: Malformed.innerFrameTooLarge) {
             try out.withUnsafeMutableBytes {
-                try template.stampForwarded(
-                    into: $0, at: 0, destination: Self.tap,
-                    innerLength: template.maximumInnerLength + 1, sourcePort: 1)
+                try template.stampWhole(
+                    into: $0, at: 0, innerLength: template.maximumInnerLength + 1, sourcePort: 1)
             }
         }
-        #expect(Self.template6.isVXLANToUnicast && template.isVXLANToUnicast)
-        #expect(Self.template6.forwardedUDPChecksum && !template.forwardedUDPChecksum)
+        #expect(Self.template6.goesWhole && template.goesWhole)
+        // Without an Ethernet header, or behind a tagged one, a packet cannot leave the
+        // underlay as written: trains.
+        let bare = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)))
+        #expect(bare.isVXLANToUnicast && !bare.goesWhole)
+        var tagged = Self.underlay
+        tagged.vlan = VLANTag(vid: 7)
+        let behindTag = try OuterHeaderTemplate(
+            encapsulation: .vxlan, vni: 7,
+            network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)),
+            ethernet: tagged)
+        #expect(!behindTag.goesWhole)
+        #expect(Self.template6.wholeUDPChecksum && !template.wholeUDPChecksum)
         let zero = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv6(
                 source: IPv6Address("2001:db8::1")!, destination: IPv6Address("2001:db8::2")!,
                 zeroUDPChecksum: true))
-        #expect(!zero.forwardedUDPChecksum, "RFC 6935: a zero checksum stays zero")
+        #expect(!zero.wholeUDPChecksum, "RFC 6935: a zero checksum stays zero")
         let group6 = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv6(
                 source: IPv6Address("2001:db8::1")!, destination: IPv6Address("ff05::1:3")!))
-        #expect(!group6.isVXLANToUnicast)
+        #expect(!group6.isVXLANToUnicast && !group6.goesWhole)
         let group = try OuterHeaderTemplate(
             encapsulation: .vxlan, vni: 7,
             network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(239, 1, 1, 1)))
-        #expect(!group.isVXLANToUnicast, "the kernel does not forward to a group")
+        #expect(!group.isVXLANToUnicast, "floods to a group stay trains")
         let gre = try OuterHeaderTemplate(
             encapsulation: .gre, vni: 7,
             network: .ipv4(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(10, 0, 0, 2)))
