@@ -232,8 +232,12 @@ struct VTEPDManagerTests {
                 ], in: a.namespace)
             try Self.shell(
                 lab, vtepd, "set switch manager-cluster \(a.underlayIPv4) port \(Self.port)")
+            // ovsdb-server creates the file, then writes the certificate into it (OVS's
+            // lib/stream-ssl.c do_ca_cert_bootstrap: open O_CREAT|O_EXCL, then
+            // PEM_write_X509): wait for the whole block, not for the file alone.
             try waitUntil("ovsdb-server keeps the controllers' CA it was shown first") {
-                FileManager.default.fileExists(atPath: bootstrap.path)
+                ((try? String(contentsOf: bootstrap, encoding: .utf8)) ?? "")
+                    .contains("-----END CERTIFICATE-----")
             }
             let kept = try String(contentsOf: bootstrap, encoding: .utf8)
             let ca = try String(contentsOfFile: pki.controllerCA, encoding: .utf8)
@@ -246,8 +250,13 @@ struct VTEPDManagerTests {
             try VTEPDOVNTests.programAndCross(lab, topology, vtepd, ovn, vni: vni)
             let report = try Self.shell(lab, vtepd, "show switch manager-cluster")
             #expect(report.contains("Controllers' CA: trusted on first use"), "\(report)")
-            let row = try Self.connection(lab, vtepd, "ssl:\(a.underlayIPv4):\(Self.port)")
-            #expect(row?[2] == "yes", "\(report)")
+            // ovsdb-server refreshes a Manager's status every few seconds, and the bootstrap
+            // dropped the first connection: the row says connected once it catches up.
+            let target = "ssl:\(a.underlayIPv4):\(Self.port)"
+            try waitUntil(
+                "the Manager row to say connected", timeout: .seconds(20),
+                lastSeen: try Self.shell(lab, vtepd, "show switch manager-cluster")
+            ) { try Self.connection(lab, vtepd, target)?[2] == "yes" }
             try vtepd.process.requireRunning()
         }
     }
