@@ -125,7 +125,7 @@ int clinuxnet_drop_all_input(int fd) {
 #define TUN_F_UDP_TUNNEL_GSO 0x080
 #endif
 
-int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]) {
+int clinuxnet_open_tunnel_gso_tap(const char *name) {
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return -1;
     struct ifreq request;
@@ -146,21 +146,6 @@ int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]) {
         error = errno == EINVAL ? EOPNOTSUPP : errno;
         goto fail;
     }
-    int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (control < 0) {
-        error = errno;
-        goto fail;
-    }
-    struct ifreq link;
-    memset(&link, 0, sizeof link);
-    strncpy(link.ifr_name, request.ifr_name, IFNAMSIZ - 1);
-    if (ioctl(control, SIOCGIFHWADDR, &link) < 0) {
-        error = errno;
-        close(control);
-        goto fail;
-    }
-    memcpy(address, link.ifr_hwaddr.sa_data, 6);
-    close(control);
     return fd;
 fail:
     close(fd);

@@ -209,12 +209,11 @@ public final class MemoryUnderlay: UnderlayIO {
 /// (24 bytes) first.
 public final class MemoryTunnelGSO: TunnelGSOIO {
     public let interfaceName = "vtepd-gso"
-    public let hardwareAddress: MACAddress
     public private(set) var written: [[UInt8]] = []
     /// When set, writes fail with this errno (EINVAL: a kernel that refuses the header).
     public var failure: Int32?
 
-    public init(address: MACAddress) { hardwareAddress = address }
+    public init() {}
 
     public func send(
         header: UnsafeRawBufferPointer, _ first: UnsafeRawBufferPointer,
@@ -254,7 +253,7 @@ extension DataPlanePorts where IO == MemoryIO {
             openUDP: { ipv6 in ipv6 ? udp6 : udp4 },
             vxlanRing: settings.vxlanReceive == .ring ? MemoryPort(name: "vxlan-ring") : nil,
             tunnelGSO: settings.vxlanTransmit == .tunnelGSO
-                ? MemoryTunnelGSO(address: MACAddress(0x02, 0x00, 0x00, 0x00, 0x6b, 0x01)) : nil)
+                ? MemoryTunnelGSO() : nil)
     }
 
     /// The slow path's raw UDP ports, which the worker opens (`openUDP`) when it needs them.

@@ -22,20 +22,13 @@ import Packet
 public final class TunnelGSOPort {
     public let interfaceName: String
     public let interfaceIndex: Int32
-    /// The device's MAC address.
-    public let hardwareAddress: MACAddress
     public let descriptor: Int32
 
     /// Creates the device `name` (at most 15 bytes), IPv6 off, and brings it up.
     public init(name: String) throws(SystemError) {
         let subject = SystemError.Subject.interface(name)
-        var address: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0)
-        let descriptor = try withUnsafeMutableBytes(of: &address) {
-            (raw) throws(SystemError) -> Int32 in
-            let bytes = raw.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            return try System.callBlocking("TUNSETIFF", subject: subject) {
-                clinuxnet_open_tunnel_gso_tap(name, bytes)
-            }
+        let descriptor = try System.callBlocking("TUNSETIFF", subject: subject) {
+            clinuxnet_open_tunnel_gso_tap(name)
         }
         let index: Int32
         do {
@@ -53,7 +46,6 @@ public final class TunnelGSOPort {
         interfaceName = name
         interfaceIndex = index
         self.descriptor = descriptor
-        hardwareAddress = withUnsafeBytes(of: address) { MACAddress(loadingFrom: $0, at: 0) }
     }
 
     deinit { close(descriptor) }

@@ -32,6 +32,22 @@ struct NetlinkMessage: Hashable {
         type: Int, flags: Int32, sequence: UInt32, familyHeader: [UInt8],
         attributes: [(type: Int, payload: [UInt8])]
     ) -> [UInt8] {
+        request(type: type, flags: flags, sequence: sequence, familyHeader: familyHeader) {
+            header in
+            for attribute in attributes {
+                attribute.payload.withUnsafeBytes {
+                    mnl_attr_put(header, UInt16(attribute.type), $0.count, $0.baseAddress)
+                }
+            }
+        }
+    }
+
+    /// The same, with the attributes put by `put` through libmnl (nested ones included:
+    /// `mnl_attr_nest_start`, `mnl_attr_nest_end`).
+    static func request(
+        type: Int, flags: Int32, sequence: UInt32, familyHeader: [UInt8],
+        put: (UnsafeMutablePointer<nlmsghdr>) -> Void
+    ) -> [UInt8] {
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: 512, alignment: 8)
         defer { storage.deallocate() }
         storage.initializeMemory(as: UInt8.self, repeating: 0)
@@ -43,11 +59,7 @@ struct NetlinkMessage: Hashable {
         familyHeader.withUnsafeBytes {
             extra.copyMemory(from: $0.baseAddress!, byteCount: $0.count)
         }
-        for attribute in attributes {
-            attribute.payload.withUnsafeBytes {
-                mnl_attr_put(header, UInt16(attribute.type), $0.count, $0.baseAddress)
-            }
-        }
+        put(header)
         return Array(storage[0..<Int(header.pointee.nlmsg_len)])
     }
 

@@ -34,11 +34,12 @@ public enum TrafficControl {
 
     /// RTM_NEWQDISC: a clsact qdisc on the interface.
     static func qdiscRequest(interfaceIndex: Int32, sequence: UInt32) -> [UInt8] {
-        NetlinkMessage.request(
-            type: RTM_NEWQDISC, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            sequence: sequence,
-            familyHeader: tcmsg(interfaceIndex: interfaceIndex, handle: 0xFFFF_0000, parent: clsact, info: 0),
-            attributes: [(tcaKind, cString("clsact"))])
+        build(
+            type: RTM_NEWQDISC, sequence: sequence, interfaceIndex: interfaceIndex,
+            handle: 0xFFFF_0000, parent: clsact, info: 0
+        ) { header in
+            mnl_attr_put_strz(header, UInt16(tcaKind), "clsact")
+        }
     }
 
     /// RTM_NEWTFILTER: at the ingress hook, priority 1, every protocol, a u32 filter whose one
@@ -52,46 +53,47 @@ public enum TrafficControl {
         selector[2] = 1
         // struct tc_mirred: index, capab, action (TC_ACT_STOLEN 4), refcnt, bindcnt, eaction
         // (TCA_EGRESS_REDIR 1), ifindex.
-        var mirred = [UInt8]()
-        for word in [UInt32(0), 0, 4, 0, 0, 1, UInt32(bitPattern: redirectTo)] {
-            withUnsafeBytes(of: word) { mirred += $0 }
-        }
-        let action = attribute(
-            1,
-            attribute(actKind, cString("mirred"))
-                + attribute(actOptions, attribute(mirredParameters, mirred)))
-        let options = attribute(u32Selector, selector) + attribute(u32Actions, action)
+        let mirred: [UInt32] = [0, 0, 4, 0, 0, 1, UInt32(bitPattern: redirectTo)]
         // tcm_info: the priority in the upper half, the protocol (ETH_P_ALL, network order)
         // in the lower.
-        let all = UInt32(UInt16(0x0003).bigEndian)  // ETH_P_ALL
-        return NetlinkMessage.request(
-            type: RTM_NEWTFILTER, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            sequence: sequence,
-            familyHeader: tcmsg(interfaceIndex: interfaceIndex, handle: 0, parent: ingress, info: 1 << 16 | all),
-            attributes: [(tcaKind, cString("u32")), (tcaOptions, options)])
-    }
-
-    /// struct tcmsg: family (AF_UNSPEC) and three pad bytes, ifindex, handle, parent, info.
-    static func tcmsg(interfaceIndex: Int32, handle: UInt32, parent: UInt32, info: UInt32) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: 4)
-        for word in [UInt32(bitPattern: interfaceIndex), handle, parent, info] {
-            withUnsafeBytes(of: word) { bytes += $0 }
+        let all = UInt32(UInt16(0x0003).bigEndian)
+        return build(
+            type: RTM_NEWTFILTER, sequence: sequence, interfaceIndex: interfaceIndex, handle: 0,
+            parent: ingress, info: 1 << 16 | all
+        ) { header in
+            mnl_attr_put_strz(header, UInt16(tcaKind), "u32")
+            let options = mnl_attr_nest_start(header, UInt16(tcaOptions))
+            selector.withUnsafeBytes {
+                mnl_attr_put(header, UInt16(u32Selector), $0.count, $0.baseAddress)
+            }
+            let actions = mnl_attr_nest_start(header, UInt16(u32Actions))
+            let first = mnl_attr_nest_start(header, 1)
+            mnl_attr_put_strz(header, UInt16(actKind), "mirred")
+            let parameters = mnl_attr_nest_start(header, UInt16(actOptions))
+            mirred.withUnsafeBytes {
+                mnl_attr_put(header, UInt16(mirredParameters), $0.count, $0.baseAddress)
+            }
+            for nest in [parameters, first, actions, options] { mnl_attr_nest_end(header, nest) }
         }
-        return bytes
     }
 
-    /// One netlink attribute (struct nlattr: length, type), padded to 4 bytes: nested
-    /// attributes are built by putting attributes in the payload.
-    static func attribute(_ type: Int, _ payload: [UInt8]) -> [UInt8] {
-        var bytes = [UInt8]()
-        withUnsafeBytes(of: UInt16(4 + payload.count)) { bytes += $0 }
-        withUnsafeBytes(of: UInt16(type)) { bytes += $0 }
-        bytes += payload
-        while bytes.count % 4 != 0 { bytes.append(0) }
-        return bytes
+    /// A request with a `struct tcmsg` (family AF_UNSPEC) and the attributes `attributes`
+    /// puts, as libmnl lays them out (nested ones included).
+    private static func build(
+        type: Int, sequence: UInt32, interfaceIndex: Int32, handle: UInt32, parent: UInt32,
+        info: UInt32, _ attributes: (UnsafeMutablePointer<nlmsghdr>) -> Void
+    ) -> [UInt8] {
+        var family = tcmsg()
+        family.tcm_family = UInt8(AF_UNSPEC)
+        family.tcm_ifindex = interfaceIndex
+        family.tcm_handle = handle
+        family.tcm_parent = parent
+        family.tcm_info = info
+        return NetlinkMessage.request(
+            type: type, flags: NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            sequence: sequence, familyHeader: withUnsafeBytes(of: family) { Array($0) },
+            put: attributes)
     }
-
-    static func cString(_ text: String) -> [UInt8] { Array(text.utf8) + [0] }
 
     private static func exchange(_ request: [UInt8], _ transport: NetlinkTransport)
         throws(NetlinkError)
@@ -101,7 +103,7 @@ public enum TrafficControl {
         do {
             answer = try NetlinkMessage.answer(
                 to: NetlinkMessage.sequence(of: request)!, in: reply, replyType: -1,
-                familyHeaderSize: 20)
+                familyHeaderSize: MemoryLayout<tcmsg>.size)
         } catch {
             throw NetlinkError(error, request: request)
         }

@@ -51,11 +51,10 @@ int clinuxnet_drop_all_input(int fd);
 // Opens (creating) the TAP device `name` for writing VXLAN super-packets with the
 // 24-byte virtio_net_hdr that carries UDP-tunnel GSO (Linux 6.17+): IFF_TAP, IFF_NO_PI,
 // IFF_VNET_HDR, IFF_TUN_EXCL, little-endian header, non-blocking, close-on-exec; the
-// device exists while the descriptor is open. Returns the
-// descriptor with its MAC address in `address`; -1 with errno, EOPNOTSUPP where the kernel
-// has no UDP-tunnel GSO for TUN/TAP. The device is left down (clinuxnet_interface_up_noarp),
-// so its per-device settings can be written before it comes up.
-int clinuxnet_open_tunnel_gso_tap(const char *name, uint8_t address[6]);
+// device exists while the descriptor is open. Returns the descriptor; -1 with errno,
+// EOPNOTSUPP where the kernel has no UDP-tunnel GSO for TUN/TAP. The device is left down
+// (clinuxnet_interface_up_noarp), so its per-device settings can be written before it comes up.
+int clinuxnet_open_tunnel_gso_tap(const char *name);
 
 // Brings the interface up with IFF_NOARP.
 int clinuxnet_interface_up_noarp(const char *name);
