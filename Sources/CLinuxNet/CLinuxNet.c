@@ -131,7 +131,7 @@ int clinuxnet_open_tunnel_gso_tap(const char *name) {
     struct ifreq request;
     memset(&request, 0, sizeof request);
     strncpy(request.ifr_name, name, IFNAMSIZ - 1);
-    request.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL;
+    request.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_VNET_HDR | IFF_TUN_EXCL);
     int little = 1;
     int size = 24; // struct virtio_net_hdr_v1_hash_tunnel
     int error = 0;

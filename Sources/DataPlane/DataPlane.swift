@@ -95,7 +95,7 @@ public struct DataPlaneSettings: Sendable {
     /// How VXLAN to our tunnel addresses is read (`vxlan-receive`).
     public var vxlanReceive = VXLANReceive.socket
     /// How VXLAN super-frames leave (`vxlan-transmit`).
-    public var vxlanTransmit = VXLANTransmit.trains
+    public var vxlanTransmit = VXLANTransmit.auto
     /// VXLAN frames of one flow to one VTEP that follow one another leave as one UDP GSO
     /// train, as wireguard-go coalesces its datagrams, where the kernel takes trains from a
     /// packet socket (Linux 6.2). Off: each leaves as its own datagram.
@@ -129,6 +129,9 @@ public enum VXLANReceive: String, CaseIterable, Sendable {
 
 /// How a TCP super-frame from an access port leaves toward a VXLAN tunnel.
 public enum VXLANTransmit: String, CaseIterable, Sendable {
+    /// `tunnelGSO` where the kernel and the service's sandbox allow it, else `trains`, with
+    /// the reason as a notice in the log rather than a warning (an older kernel is no fault).
+    case auto
     /// Cut into segments, sent as UDP GSO trains on the underlay's packet socket: one
     /// packet per train as far as a UDP_GRO socket (another vtepd), one datagram per segment
     /// into any other receiver (a kernel VTEP cuts the train and merges it again).

@@ -1,6 +1,6 @@
 import Datapath
-import Glibc
 import Forwarding
+import Glibc
 import Netlink
 import Packet
 
@@ -105,8 +105,9 @@ public enum KernelIO: DataPlaneIO {
         // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
         var warnings: [String] = []
         var tunnelGSO: TunnelGSOPort?
-        if settings.vxlanTransmit == .tunnelGSO {
+        if settings.vxlanTransmit != .trains {
             let device = DataPlaneSettings.tunnelGSODevice
+            var refusal: String?
             do {
                 let port = try TunnelGSOPort(name: device)
                 do {
@@ -115,25 +116,33 @@ public enum KernelIO: DataPlaneIO {
                         transport: NetlinkSocket())
                     tunnelGSO = port
                     notes.append(
-                        "TCP super-frames toward VXLAN are written whole to \(device) (UDP-tunnel GSO), which sends them out of \(settings.underlay) as they are (traffic control: ingress redirect)"
+                        "vxlan-transmit \(settings.vxlanTransmit.rawValue): TCP super-frames toward VXLAN are written whole to \(device) (UDP-tunnel GSO), which sends them out of \(settings.underlay) as they are (traffic control: ingress redirect)"
                     )
                 } catch {
-                    warnings.append(
-                        "vxlan-transmit tunnel-gso is off: the redirect from \(device) to \(settings.underlay) was refused (\(error); the kernel needs the u32 classifier and the mirred action); TCP super-frames leave as UDP GSO trains"
-                    )
+                    refusal =
+                        "the redirect from \(device) to \(settings.underlay) was refused (\(error); the kernel needs the u32 classifier and the mirred action)"
                 }
             } catch {
-                let reason =
+                refusal =
                     switch error.errno {
                     case EOPNOTSUPP:
                         "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
                     case ENOENT, ENXIO, ENODEV:
-                        "/dev/net/tun cannot be opened (missing, or hidden by the service's PrivateDevices=yes)"
+                        "/dev/net/tun cannot be opened (missing, or hidden by the service's sandbox: PrivateDevices=yes without BindPaths=/dev/net/tun)"
                     default: "\(error)"
                     }
-                warnings.append(
-                    "vxlan-transmit tunnel-gso is off: \(reason); TCP super-frames leave as UDP GSO trains"
-                )
+            }
+            if let refusal {
+                // Asked for by name, its absence is a fault; chosen by `auto`, a fact.
+                if settings.vxlanTransmit == .tunnelGSO {
+                    warnings.append(
+                        "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
+                    )
+                } else {
+                    notes.append(
+                        "vxlan-transmit auto: TCP super-frames toward VXLAN leave as UDP GSO trains, not whole: \(refusal)"
+                    )
+                }
             }
         }
         var ports = DataPlanePorts<KernelIO>(

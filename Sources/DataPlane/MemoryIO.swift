@@ -234,7 +234,8 @@ public final class MemoryTunnelGSO: TunnelGSOIO {
 extension DataPlanePorts where IO == MemoryIO {
     /// In-memory ports named `access`, an underlay with `underlayMAC`, and every tunnel
     /// socket of the families the settings have a local address of (and the underlay's VXLAN
-    /// ring with `vxlanReceive` `.ring`).
+    /// ring with `vxlanReceive` `.ring`, the TAP with `vxlanTransmit` `.tunnelGSO`; with
+    /// `.auto`, as on a kernel without UDP-tunnel GSO, there is none).
     public static func inMemory(
         settings: DataPlaneSettings, access: [String], underlayMAC: MACAddress,
         underlayMTU: Int = 1500

@@ -76,9 +76,10 @@ public struct BootstrapSettings: Equatable, Sendable {
         _ key: Key, _ value: String
     ) throws(BootstrapSettingsError) -> Choice where Choice.RawValue == String {
         guard let choice = Choice(rawValue: value) else {
+            let names = Choice.allCases.map(\.rawValue)
             throw .init(
                 "\(key.rawValue) \(value) is not "
-                    + Choice.allCases.map(\.rawValue).joined(separator: " or "))
+                    + names.dropLast().joined(separator: ", ") + " or " + names.last!)
         }
         return choice
     }

@@ -107,7 +107,7 @@ struct Run: AsyncParsableCommand {
     var vxlanReceive: String?
     @Option(
         help:
-            "How TCP super-frames leave toward VXLAN tunnels: trains (cut here, sent as UDP GSO trains) or tunnel-gso (whole, through a TAP device vtepd-gso redirected to the underlay, cut by the NIC or the kernel there: faster toward kernel VTEPs; Linux 6.17+) (default: trains)."
+            "How TCP super-frames leave toward VXLAN tunnels: tunnel-gso (whole, through a TAP device vtepd-gso redirected to the underlay, cut by the NIC or the kernel there: faster toward kernel VTEPs; Linux 6.17+), trains (cut here, sent as UDP GSO trains), or auto (tunnel-gso where the kernel and /dev/net/tun allow it, else trains, saying why in the log) (default: auto)."
     )
     var vxlanTransmit: String?
     @Option(

@@ -155,7 +155,7 @@ import Testing
         #expect(defaults.dataPlane.busyPollMicroseconds == 50)
         #expect(defaults.dataPlane.realtimePriority == 0)
         #expect(defaults.dataPlane.vxlanReceive == .socket)
-        #expect(defaults.dataPlane.vxlanTransmit == .trains)
+        #expect(defaults.dataPlane.vxlanTransmit == .auto)
         let options = try parse(
             "underlay = eth1\ntunnel-ip = 192.0.2.1\nmac-table-limit = 2000000\nbusy-poll-us = 0"
                 + "\ndatapath-priority = 1\nvxlan-receive = ring\nvxlan-transmit = tunnel-gso"
@@ -167,7 +167,7 @@ import Testing
         #expect(options.dataPlane.vxlanTransmit == .tunnelGSO)
         #expect(
             refusal("vxlan-transmit = gso")
-                == "vtepd.conf:1: vxlan-transmit gso is not trains or tunnel-gso")
+                == "vtepd.conf:1: vxlan-transmit gso is not auto, trains or tunnel-gso")
         #expect(
             refusal("vxlan-receive = xdp")
                 == "vtepd.conf:1: vxlan-receive xdp is not socket or ring")

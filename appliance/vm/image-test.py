@@ -212,6 +212,14 @@ try:
     check(f"restart service: a new vtepd (pid {pid_before} -> {pid_after})",
           pid_after not in (pid_before, None))
     check("restart service: vtepd back, hostname kept", a.ssh("show hostname").stdout.strip() == "gw-a")
+    # The unit's private /dev keeps /dev/net/tun (BindPaths=, DeviceAllow=): vxlan-transmit
+    # auto's choice is the kernel's to make (whole on Linux 6.17+, trains before), never the
+    # sandbox's.
+    started_log = a.ssh("show tech-support").stdout
+    check("vxlan-transmit auto under the unit: /dev/net/tun opens, the kernel decides",
+          "vxlan-transmit auto:" in started_log and "/dev/net/tun" not in started_log
+          and ("no UDP-tunnel GSO for TAP devices" in started_log or "written whole" in started_log),
+          "\n".join(l for l in started_log.splitlines() if "vxlan-transmit" in l) or started_log[-1500:])
 
     b = VM(f"{prefix}-b", image_dir, work, key, seed("gw-b", "192.0.2.2"),
            nics=[(f"socket,connect=127.0.0.1:{underlay_port}", "52:54:00:00:02:01"),
