@@ -2306,14 +2306,25 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     }
 
     /// The MACs learned behind a local port, of every switch, in MAC table slots
-    /// `from..<from + count`; `next` is where the following slice starts, nil after the last.
+    /// `from..<from + count`; `next` is where the following slice starts, nil after the last;
+    /// `expiring`, the earliest second (`secondsNow`'s clock) one of them expires unless seen
+    /// again (`UInt32.max`: none does).
     public func localMACs(from: Int, count: Int) -> (
-        macs: [(sw: SwitchIndex, mac: MACAddress)], next: Int?
+        macs: [(sw: SwitchIndex, mac: MACAddress)], next: Int?, expiring: UInt32
     ) {
         let table = engine.macTable
-        let macs = table.localMACs(now: now(), from: from, count: count)
+        var expiring = UInt32.max
+        let macs = table.localMACs(now: now(), from: from, count: count, expiring: &expiring)
         let end = from + count
-        return (macs, end < table.capacity ? end : nil)
+        return (macs, end < table.capacity ? end : nil, expiring)
+    }
+
+    /// What the local MACs depend on besides time: the MAC table's local changes and the
+    /// configurations applied. Equal to a pass's and with its `expiring` still ahead, the
+    /// local MACs are what that pass listed.
+    public var localMACVersion: LocalMACVersion {
+        LocalMACVersion(
+            changes: engine.macTable.localChanges, configurations: configurationsApplied)
     }
 
     public func locator(_ index: LocatorIndex) -> Locator? { engine.locator(index) }
@@ -2355,7 +2366,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             },
             vteps: vteps, slowPath: slowPath,
             superFramesIn: superFramesIn, segmentsOut: segmentsOut, trainsOut: trainsOut,
-            trainsCoalesced: trainsCoalesced, tunnelGSOOut: tunnelGSOOut, tunnelGSORefused: tunnelGSORefused,
+            trainsCoalesced: trainsCoalesced, tunnelGSOOut: tunnelGSOOut,
+            tunnelGSORefused: tunnelGSORefused,
             trainsIn: trainsIn,
             coalescedFramesOut: coalescedOut, coalescedSegments: coalescedSegments,
             checksumsCompleted: checksumsCompleted, ioErrors: ioErrors,
@@ -2366,6 +2378,12 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 /// Outer-header templates by (locator, VNI): open addressing over preallocated storage, so a
 /// lookup allocates nothing. Emptied when next hops or the configuration change, and when
 /// full (templates are cheap to rebuild).
+/// What a listing of the local MACs depends on besides time (`DataPlaneWorker.localMACVersion`).
+public struct LocalMACVersion: Hashable, Sendable {
+    public var changes: UInt64
+    public var configurations: Int
+}
+
 struct TemplateCache {
     private let mask: Int
     private let limit: Int

@@ -120,6 +120,11 @@ public final class MACTable {
     public let totalLimit: Int
     /// Entries currently held, including expired ones not yet reclaimed by `age`.
     public private(set) var count = 0
+    /// Counts the changes to the local entries (behind a port) other than by time: one made,
+    /// moved to or from a port, replaced or removed. Unchanged, with the earliest expiry a
+    /// pass of `localMACs(now:from:count:expiring:)` found still ahead, the local MACs are
+    /// what that pass listed, and a reader need not pass over the table again.
+    public private(set) var localChanges: UInt64 = 0
     /// Raised when learning was refused because the table was full; lowered when the count
     /// falls below `totalLimit`.
     public private(set) var isFull = false
@@ -208,6 +213,7 @@ public final class MACTable {
         for i in 0..<capacity where slots[i].key != MACTable.emptyKey {
             slots[i] = Slot(key: MACTable.emptyKey, value: 0, lastSeen: 0)
         }
+        localChanges &+= 1
         for i in 0..<min(switches, SwitchIndex.count) {
             switchCounts[i] = 0
             switchFault[i] = false
@@ -301,6 +307,7 @@ public final class MACTable {
                 if isExpired(slot, now: now) {
                     slots[i].value = location
                     slots[i].lastSeen = now
+                    noteLocal(slot.value, location)
                     return .learned
                 }
                 // Writing only when something changed keeps the line clean for readers.
@@ -310,6 +317,7 @@ public final class MACTable {
                 }
                 slots[i].value = location
                 slots[i].lastSeen = now
+                noteLocal(slot.value, location)
                 return .moved
             }
             if slot.key == MACTable.emptyKey { break }
@@ -327,7 +335,14 @@ public final class MACTable {
         slots[i] = Slot(key: key, value: location, lastSeen: now)
         count &+= 1
         switchCounts[sw] &+= 1
+        noteLocal(location, location)
         return .learned
+    }
+
+    /// Counts a change in `localChanges` when the entry was or is local.
+    @inline(__always)
+    func noteLocal(_ before: UInt32, _ after: UInt32) {
+        if before & after & MACTable.remoteBit == 0 { localChanges &+= 1 }
     }
 
     // MARK: Public entry points
@@ -423,6 +438,7 @@ public final class MACTable {
         let key = MACTable.key(sw, mac)
         let value = MACTable.pack(location) | MACTable.staticBit
         if let i = find(key) {
+            noteLocal(slots[i].value, value)
             slots[i].value = value
             slots[i].lastSeen = now
             return .replaced
@@ -430,6 +446,7 @@ public final class MACTable {
         guard count < staticCeiling else { return .tableExhausted }
         var i = home(key)
         while slots[i].key != MACTable.emptyKey { i = (i &+ 1) & mask }
+        noteLocal(value, value)
         slots[i] = Slot(key: key, value: value, lastSeen: now)
         count += 1
         switchCounts[Int(sw.rawValue)] += 1
@@ -534,6 +551,16 @@ public final class MACTable {
     public func localMACs(now: UInt32, from: Int = 0, count: Int = .max)
         -> [(sw: SwitchIndex, mac: MACAddress)]
     {
+        var expiring = UInt32.max
+        return localMACs(now: now, from: from, count: count, expiring: &expiring)
+    }
+
+    /// `localMACs(now:from:count:)`, lowering `expiring` to the earliest time (seconds, the
+    /// clock of `now`) a listed entry expires unless seen again; static entries and those of
+    /// switches that never age do not.
+    public func localMACs(now: UInt32, from: Int, count: Int, expiring: inout UInt32)
+        -> [(sw: SwitchIndex, mac: MACAddress)]
+    {
         var result: [(sw: SwitchIndex, mac: MACAddress)] = []
         let start = min(max(0, from), capacity)
         for i in start..<(start + min(count, capacity - start)) {
@@ -541,6 +568,11 @@ public final class MACTable {
             guard slot.key != MACTable.emptyKey, !isExpired(slot, now: now),
                 case .local = MACTable.unpack(slot.value & MACTable.locationMask)
             else { continue }
+            let ageing = switchAgeing[Int(truncatingIfNeeded: slot.key &>> 48)]
+            if ageing != 0, slot.value & MACTable.staticBit == 0 {
+                // Wrapping, as `isExpired` counts.
+                expiring = min(expiring, slot.lastSeen &+ ageing)
+            }
             result.append(
                 (
                     SwitchIndex(rawValue: UInt16(truncatingIfNeeded: slot.key &>> 48)),
@@ -590,6 +622,7 @@ public final class MACTable {
     /// back each entry whose home does not lie cyclically in (hole, position].
     func delete(at index: Int) {
         let sw = Int(truncatingIfNeeded: slots[index].key &>> 48)
+        noteLocal(slots[index].value, slots[index].value)
         var hole = index
         var j = index
         while true {

@@ -43,8 +43,13 @@ struct TunnelStatusRounds: Sendable {
     /// One per remote unicast VXLAN VTEP of the snapshot, with its session's status.
     func tunnels() async -> [TunnelStatus] {
         guard let snapshot = controller.currentSnapshot else { return [] }
-        let sessions = await controller.dataPlane.inspect { $0.bfdStatuses() }
-        return snapshot.locators.filter { $0.encapsulation == .vxlan && !$0.ip.isMulticast }.map {
+        let remotes = snapshot.locators.filter { $0.encapsulation == .vxlan && !$0.ip.isMulticast }
+        // The worker is asked only when a session may exist: every question is a wakeup
+        // between its batches, ten a second here.
+        let sessions =
+            remotes.contains { snapshot.bfd[$0]?.enable ?? false }
+            ? await controller.dataPlane.inspect { $0.bfdStatuses() } : []
+        return remotes.map {
             remote in
             let enabled = snapshot.bfd[remote]?.enable ?? false
             return TunnelStatus(

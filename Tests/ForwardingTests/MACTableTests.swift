@@ -161,6 +161,7 @@ func compare(
         table.setPolicy(for: sw, ageing: ageing[sw] ?? MACTable.defaultAgeing, limit: limits[sw])
     }
     var now: UInt32 = 1000
+    var pass: (changes: UInt64, expiring: UInt32, macs: Set<String>)? = nil
     for (step, op) in ops.enumerated() {
         let context = "step \(step) \(op)"
         switch op {
@@ -236,6 +237,28 @@ func compare(
                         + " model \(String(describing: want))"
                 }
             }
+        }
+        // The local MACs are the model's live local entries; and while `localChanges` stays
+        // and the last pass's earliest expiry is ahead, they are what that pass listed (what
+        // lets `GatewayController.localMACs` skip a pass).
+        let local = Set(table.localMACs(now: now).map { "\($0.sw.rawValue)/\($0.mac)" })
+        let modelLocal = Set(
+            model.entries.compactMap { key, e -> String? in
+                guard case .local = e.location, !model.isExpired(key, e, now: now) else {
+                    return nil
+                }
+                return "\(key.sw.rawValue)/\(key.mac)"
+            })
+        if local != modelLocal { return "\(context): local MACs \(local), model \(modelLocal)" }
+        if let last = pass, last.changes == table.localChanges, now < last.expiring {
+            if local != last.macs {
+                return "\(context): local MACs \(local) differ from the last pass's \(last.macs)"
+                    + " with localChanges unchanged and the earliest expiry \(last.expiring) ahead"
+            }
+        } else {
+            var expiring = UInt32.max
+            _ = table.localMACs(now: now, from: 0, count: table.capacity, expiring: &expiring)
+            pass = (table.localChanges, expiring, local)
         }
     }
     return nil

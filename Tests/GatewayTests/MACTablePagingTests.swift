@@ -94,3 +94,61 @@ import Testing
         await plane.stop()
     }
 }
+
+/// What the local-MAC publisher asks each second (`GatewayController.localMACs`): a pass over
+/// the MAC table only when a local entry changed, a configuration was applied or a listed MAC
+/// may have expired; otherwise the last pass's answer, at the cost of one short look.
+@Suite(.serialized, .timeLimit(.minutes(1))) struct LocalMACPassTests {
+    @Test func aPassOnlyWhenTheLocalMACsMayDiffer() async throws {
+        let plane = try ControlHandlerTests.idleDataPlane(tag: "lm")
+        plane.start()
+        let controller = GatewayController(dataPlane: plane)
+        _ = try plane.apply(
+            { _ in
+                try ForwardingConfiguration(
+                    switches: [LogicalSwitch(name: "web", vni: try VNI(validating: 100))],
+                    ports: ["eth1"], bindings: [])
+            }, statics: [])
+        let local = MACLocation.local(port: PortIndex(rawValue: 0), vlan: nil)
+        func learn(_ mac: UInt64, at location: MACLocation, ago: UInt32 = 0) async {
+            _ = await plane.inspect { worker in
+                worker.macTable.learn(
+                    MACAddress(rawValue: mac), on: SwitchIndex(rawValue: 0), at: location,
+                    now: worker.secondsNow &- ago)
+            }
+        }
+        func listed() async -> [String] {
+            await controller.localMACs()["web"].map { $0.map(\.description) } ?? ["no switch"]
+        }
+        let a = MACAddress(rawValue: 0x02_00_00_00_00_0a).description
+        let b = MACAddress(rawValue: 0x02_00_00_00_00_0b).description
+
+        #expect(await listed() == [])
+        #expect(await listed() == [])
+        #expect(controller.localMACPasses == 1, "nothing changed: no second pass")
+        await learn(0x02_00_00_00_00_0a, at: local)
+        #expect(await listed() == [a])
+        #expect(controller.localMACPasses == 2)
+        // Seen again, and a remote MAC learned: the local MACs are the same, no pass.
+        await learn(0x02_00_00_00_00_0a, at: local)
+        await learn(0x02_00_00_00_00_0c, at: .remote(LocatorIndex(rawValue: 1)))
+        #expect(await listed() == [a])
+        #expect(controller.localMACPasses == 2)
+        // A local MAC moving to a tunnel is a change.
+        await learn(0x02_00_00_00_00_0a, at: .remote(LocatorIndex(rawValue: 1)))
+        #expect(await listed() == [])
+        #expect(controller.localMACPasses == 3)
+        // One seen 299 of its 300 seconds ago expires within two seconds without any change
+        // to the table: the pass that listed it knew when, and the next after that looks again.
+        await learn(0x02_00_00_00_00_0b, at: local, ago: MACTable.defaultAgeing - 1)
+        #expect(await listed() == [b])
+        try await Task.sleep(for: .milliseconds(2_100))
+        #expect(await listed() == [])
+        #expect(controller.localMACPasses == 5)
+        // A configuration applied is a change too.
+        _ = try plane.apply({ last in last! }, statics: [])
+        #expect(await listed() == [])
+        #expect(controller.localMACPasses == 6)
+        await plane.stop()
+    }
+}
