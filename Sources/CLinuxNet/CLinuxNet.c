@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <linux/ethtool.h>
 #include <linux/filter.h>
 #include <fcntl.h>
@@ -165,4 +166,22 @@ int clinuxnet_interface_up_noarp(const char *name) {
     close(control);
     errno = error;
     return result;
+}
+
+int clinuxnet_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int clinuxnet_epoll_add(int epfd, int fd, unsigned slot) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = EPOLLIN;
+    event.data.u32 = slot;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int clinuxnet_epoll_wait(int epfd, int *slots, int max, int timeout) {
+    struct epoll_event events[64];
+    if (max > 64) max = 64;
+    int n = epoll_wait(epfd, events, max, timeout);
+    for (int i = 0; i < n; i++) slots[i] = (int)events[i].data.u32;
+    return n;
 }

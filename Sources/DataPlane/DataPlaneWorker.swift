@@ -354,7 +354,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             vxlan4?.descriptor, vxlan6?.descriptor, gre4?.descriptor, gre6?.descriptor,
             vxlanRing?.descriptor,
         ] {
-            // An absent socket is polled as -1, which poll(2) skips.
+            // An absent socket is -1, which the wait (`Readiness`) leaves out.
             descriptors.append(pollfd(fd: socket ?? -1, events: Int16(POLLIN), revents: 0))
         }
         descriptors.append(pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0))
@@ -365,20 +365,20 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// leaves while overloaded and takes back when idle (`RealtimeBudget`).
     func run(realtimePriority: Int = 0, takeCommands: () -> [Command]) {
         var descriptors = pollDescriptors()
+        var readiness = Readiness(descriptors)
         var budget = RealtimeBudget(priority: realtimePriority)
         var tunnelSlot = ports.count
         var lastAgeing: UInt32 = 0
         // Busy polling: for `busyPollNanoseconds` after the last frame the worker polls
         // without sleeping, so the frame that answers it (a reply, the next of a burst) is
-        // served without a wakeup from poll(2)'s sleep, which costs tens of microseconds
+        // served without a wakeup from the wait's sleep, which costs tens of microseconds
         // each way on a VM.
         let spin = UInt64(settings.busyPollMicroseconds) &* 1000
         var spinUntil: UInt64 = 0
-        // While busy, the receive rings are looked at in memory first, and poll(2), which
-        // visits every descriptor, is called only when no ring has a frame, and at least
-        // every `ringPassesPerPoll` passes or `ringBatchesPerPoll` batches, so the sockets
-        // without a ring (tunnels, the wakeup pipe) wait a few batches at most, as long
-        // under a flood as before.
+        // While busy, the receive rings are looked at in memory first, and the wait (a system
+        // call) only when no ring has a frame, and at least every `ringPassesPerPoll` passes
+        // or `ringBatchesPerPoll` batches, so the sockets without a ring (tunnels, the wakeup
+        // pipe) wait a few batches at most, as long under a flood as before.
         var ringPasses = 0
         var batchesAtPoll: UInt64 = 0
         var clock = Self.monotonicNanoseconds()
@@ -388,6 +388,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             if portsChanged {
                 portsChanged = false
                 descriptors = pollDescriptors()
+                readiness = Readiness(descriptors)
                 tunnelSlot = ports.count
             }
             // No wait while busy polling; otherwise BFD's next timer shortens the wait (100 ms
@@ -409,9 +410,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             } else {
                 ringPasses = 0
                 batchesAtPoll = load.batches
-                ready = descriptors.withUnsafeMutableBufferPointer {
-                    poll($0.baseAddress, nfds_t($0.count), timeout)
-                }
+                ready = readiness.wait(&descriptors, timeout: timeout)
             }
             let now = self.now()
             clock = Self.monotonicNanoseconds()
@@ -456,9 +455,9 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// Passes of the loop served from the rings alone before poll(2) looks at every socket.
+    /// Passes of the loop served from the rings alone before the wait looks at every socket.
     static var ringPassesPerPoll: Int { 8 }
-    /// Receive batches served from the rings alone before poll(2) looks at every socket.
+    /// Receive batches served from the rings alone before the wait looks at every socket.
     static var ringBatchesPerPoll: UInt64 { 8 }
 
     /// Marks the ports whose receive ring holds a frame as ready (POLLIN) and every other

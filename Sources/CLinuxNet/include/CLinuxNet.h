@@ -182,3 +182,11 @@ static const int clinuxnet_ipv6_leave_group = IPV6_LEAVE_GROUP;
 static const int clinuxnet_ipv6_multicast_all = IPV6_MULTICAST_ALL;
 
 #endif
+
+// The data-plane worker's readiness wait (epoll, close-on-exec, level-triggered, EPOLLIN):
+// each descriptor is added with its slot in the worker's table as the event's data, and a
+// wait writes the slots of the ready ones to `slots` (at most `max`, no more than 64) and
+// returns their count, or -1 with errno. Kept in C: struct epoll_event is packed on x86-64.
+int clinuxnet_epoll_create(void);
+int clinuxnet_epoll_add(int epfd, int fd, unsigned slot);
+int clinuxnet_epoll_wait(int epfd, int *slots, int max, int timeout);
