@@ -2374,15 +2374,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     }
 }
 
-/// Outer-header templates by (locator, VNI): open addressing over preallocated storage, so a
-/// lookup allocates nothing. Emptied when next hops or the configuration change, and when
-/// full (templates are cheap to rebuild).
 /// What a listing of the local MACs depends on besides time (`DataPlaneWorker.localMACVersion`).
 public struct LocalMACVersion: Hashable, Sendable {
     public var changes: UInt64
     public var configurations: Int
 }
 
+/// Outer-header templates by (locator, VNI): open addressing over preallocated storage, so a
+/// lookup allocates nothing. Emptied when next hops or the configuration change, and when
+/// full (templates are cheap to rebuild).
 struct TemplateCache {
     private let mask: Int
     private let limit: Int

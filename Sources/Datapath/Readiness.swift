@@ -3,11 +3,11 @@ import Glibc
 
 /// What the data-plane worker sleeps on: an epoll instance over its descriptors, each added
 /// once with its slot (its index in the worker's table) as the event's data. poll(2) did the
-/// same job but set up and tore down a wait on every descriptor at every call, three calls a
-/// ping round trip: on this machine kind the largest share of the worker's own CPU per round
-/// trip in `perf` (poll itself, fdget and each socket's poll function, the wait queues'
-/// spinlocks). Level-triggered, as poll is: a descriptor still holding data is ready again at
-/// the next wait. Where epoll cannot be had (it always can on Linux), it falls back to poll.
+/// same job but set up and tore down a wait on every descriptor at every call (three calls a
+/// ping round trip, about a fifth of the worker's samples in `perf`), a cost that grows with
+/// the ports; no change in latency measured on a noisy machine (docs/benchmarks.md).
+/// Level-triggered, as poll is: a descriptor still holding data is ready again at the next
+/// wait. Where epoll cannot be had (it always can on Linux), it falls back to poll.
 public final class Readiness {
     private let epoll: Int32
     /// The slots of one wait's ready descriptors; a wait reports at most this many, the
