@@ -104,47 +104,18 @@ public enum KernelIO: DataPlaneIO {
         // price: segments of one flow that GRO merged only in part take two paths and may
         // reach the worker out of order (docs/admin-guide.md, `vxlan-receive`).
         var warnings: [String] = []
-        var tunnelGSO: TunnelGSOPort?
-        if settings.vxlanTransmit != .trains {
-            let device = DataPlaneSettings.tunnelGSODevice
-            var refusal: String?
-            do {
-                let port = try TunnelGSOPort(name: device)
-                do {
-                    try TrafficControl.redirectIngress(
-                        from: port.interfaceIndex, to: Int32(if_nametoindex(settings.underlay)),
-                        transport: NetlinkSocket())
-                    tunnelGSO = port
-                    notes.append(
-                        "vxlan-transmit \(settings.vxlanTransmit.rawValue): TCP super-frames toward VXLAN are written whole to \(device) (UDP-tunnel GSO), which sends them out of \(settings.underlay) as they are (traffic control: ingress redirect)"
-                    )
-                } catch {
-                    refusal =
-                        "the redirect from \(device) to \(settings.underlay) was refused (\(error); the kernel needs the u32 classifier and the mirred action)"
-                }
-            } catch {
-                refusal =
-                    switch error.errno {
-                    case EOPNOTSUPP:
-                        "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
-                    case ENOENT, ENXIO, ENODEV:
-                        "/dev/net/tun cannot be opened (missing, or hidden by the service's sandbox: PrivateDevices=yes without BindPaths=/dev/net/tun)"
-                    default: "\(error)"
-                    }
-            }
-            if let refusal {
-                // Asked for by name, its absence is a fault; chosen by `auto`, a fact.
-                if settings.vxlanTransmit == .tunnelGSO {
-                    warnings.append(
-                        "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
-                    )
-                } else {
-                    notes.append(
-                        "vxlan-transmit auto: TCP super-frames toward VXLAN leave as UDP GSO trains, not whole: \(refusal)"
-                    )
-                }
-            }
-        }
+        let device = DataPlaneSettings.tunnelGSODevice
+        let transmit = VXLANTransmit.choose(
+            settings.vxlanTransmit, device: device, underlay: settings.underlay,
+            open: { () throws(SystemError) in try TunnelGSOPort(name: device) },
+            redirect: { port in
+                try TrafficControl.redirectIngress(
+                    from: port.interfaceIndex, to: Int32(if_nametoindex(settings.underlay)),
+                    transport: NetlinkSocket())
+            })
+        let tunnelGSO = transmit.port
+        if let note = transmit.note { notes.append(note) }
+        if let warning = transmit.warning { warnings.append(warning) }
         var ports = DataPlanePorts<KernelIO>(
             access: access,
             underlay: try UnderlayPort(interface: settings.underlay),
@@ -175,5 +146,54 @@ public enum KernelIO: DataPlaneIO {
             tunnelGSO: tunnelGSO)
         ports.warnings = warnings
         return ports
+    }
+}
+
+extension VXLANTransmit {
+    /// What `vxlan-transmit` comes to at start: the TAP (`open`), when it opened and its
+    /// redirect to the underlay was set (`redirect`), else nil and UDP GSO trains; and what to
+    /// log. Whole packets are a notice; a refusal is a notice with `auto` (an older kernel or
+    /// a sandbox without /dev/net/tun is no fault) and a warning with `tunnel-gso` named;
+    /// `trains` opens nothing. Generic over the port so tests can refuse at each step.
+    static func choose<Port>(
+        _ mode: VXLANTransmit, device: String, underlay: String,
+        open: () throws(SystemError) -> Port, redirect: (Port) throws -> Void
+    ) -> (port: Port?, note: String?, warning: String?) {
+        guard mode != .trains else { return (nil, nil, nil) }
+        let refusal: String
+        do {
+            let port = try open()
+            do {
+                try redirect(port)
+                return (
+                    port,
+                    "vxlan-transmit \(mode.rawValue): TCP super-frames toward VXLAN are written whole to \(device) (UDP-tunnel GSO), which sends them out of \(underlay) as they are (traffic control: ingress redirect)",
+                    nil
+                )
+            } catch {
+                refusal =
+                    "the redirect from \(device) to \(underlay) was refused (\(error); the kernel needs the u32 classifier and the mirred action)"
+            }
+        } catch {
+            refusal =
+                switch error.errno {
+                case EOPNOTSUPP:
+                    "this kernel has no UDP-tunnel GSO for TAP devices (Linux 6.17 or later)"
+                case ENOENT, ENXIO, ENODEV:
+                    "/dev/net/tun cannot be opened (missing, or hidden by the service's sandbox: PrivateDevices=yes without BindPaths=/dev/net/tun)"
+                default: "\(error)"
+                }
+        }
+        // Asked for by name, its absence is a fault; chosen by `auto`, a fact.
+        return mode == .tunnelGSO
+            ? (
+                nil, nil,
+                "vxlan-transmit tunnel-gso is off: \(refusal); TCP super-frames leave as UDP GSO trains"
+            )
+            : (
+                nil,
+                "vxlan-transmit auto: TCP super-frames toward VXLAN leave as UDP GSO trains, not whole: \(refusal)",
+                nil
+            )
     }
 }

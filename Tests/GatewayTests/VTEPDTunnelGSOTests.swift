@@ -163,7 +163,9 @@ struct VTEPDTunnelGSOTests {
                 #expect(vtepd.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
             }
 
-            // Asked for by name, its absence is worth a warning; vtepd still forwards.
+            // Asked for by name, its absence is worth a warning; vtepd still starts. Stopped
+            // only once it says it started: vtepd handles SIGTERM from then on (before, the
+            // signal's default action ends it, 143; a CI run caught that window).
             let named = try lab.startVTEPD(
                 at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "tunnel-gso"],
                 stateRoot: lab.file("vtepd-named"), log: lab.file("vtepd-named.log"),
@@ -171,6 +173,7 @@ struct VTEPDTunnelGSOTests {
             try named.process.waitForLog(
                 "warning vtepd.dataplane: vxlan-transmit tunnel-gso is off: /dev/net/tun cannot be opened"
             )
+            try named.process.waitForLog("notice vtepd: started")
             #expect(named.process.stop(signal: SIGTERM, timeout: .seconds(20)) == 0)
         }
     }
