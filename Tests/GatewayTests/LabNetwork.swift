@@ -306,6 +306,12 @@ final class Lab: @unchecked Sendable {
         for process in lock.withLock({ processes }).reversed() {
             process.stop()
         }
+        // What the lab's processes started and left behind in its namespaces (a vtepd ended
+        // by a signal before it handles one leaves its ovsdb-server running): found by
+        // namespace, stopped by PID, before the namespaces go.
+        for name in lock.withLock({ namespaces + madeByProcesses }) {
+            stopLeftovers(in: name)
+        }
         for name in lock.withLock({ namespaces }).reversed() {
             if let result = try? attempt(["ip", "netns", "del", name]), result.status != 0 {
                 print("lab \(prefix): could not delete namespace \(name): \(result.errors)")
@@ -322,6 +328,28 @@ final class Lab: @unchecked Sendable {
             processes.removeAll()
         }
         if !keepingFiles { try? FileManager.default.removeItem(at: directory) }
+    }
+
+    /// Stops every process still in namespace `name` (SIGTERM, then SIGKILL after 2 s), saying
+    /// which: a test's processes are stopped before this, so any found here was left behind.
+    private func stopLeftovers(in name: String) {
+        guard FileManager.default.fileExists(atPath: "/run/netns/" + name),
+            let listed = try? attempt(["ip", "netns", "pids", name]), listed.status == 0
+        else { return }
+        let pids = listed.output.split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) }
+        for pid in pids {
+            let command =
+                (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?
+                .trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+            print(
+                "lab \(prefix): \(command) (pid \(pid)) was left in namespace \(name); stopping it")
+            kill(pid, SIGTERM)
+        }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while pids.contains(where: { kill($0, 0) == 0 }), ContinuousClock.now < deadline {
+            usleep(20_000)
+        }
+        for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
     }
 }
 

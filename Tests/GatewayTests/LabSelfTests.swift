@@ -157,6 +157,26 @@ struct LabSelfTests {
         if let directory = made.directory { try? FileManager.default.removeItem(at: directory) }
     }
 
+    @Test("what a lab's process left running in its namespace is stopped with the lab")
+    func leftoversStopped() throws {
+        let made = Made()
+        try Lab.run { lab in
+            let namespace = try lab.namespace("o")
+            // The shell starts a sleeper and exits at once: the sleeper, orphaned, is not a
+            // process the lab started (as an ovsdb-server a killed vtepd leaves).
+            let starter = try lab.start(
+                "starter", ["sh", "-c", "sleep 600 </dev/null >/dev/null 2>&1 & echo $!"],
+                in: namespace)
+            #expect(starter.waitForExit(timeout: .seconds(5)))
+            let text = try String(contentsOf: starter.log, encoding: .utf8)
+            made.orphan = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            made.directory = lab.directory
+        }
+        let orphan = try #require(made.orphan)
+        #expect(kill(orphan, 0) == -1 && errno == ESRCH, "pid \(orphan) outlived its lab")
+        if let directory = made.directory { try? FileManager.default.removeItem(at: directory) }
+    }
+
     @Test("a process that dies is reported with the tail of its log")
     func deadProcessIsReported() throws {
         try Lab.run { lab in
@@ -172,6 +192,7 @@ struct LabSelfTests {
     }
 
     private final class Made: @unchecked Sendable {
+        var orphan: pid_t?
         var prefix = "unset"
         var process: LabProcess?
         var directory: URL?
