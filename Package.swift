@@ -164,7 +164,7 @@ let package = Package(
             dependencies: [
                 "SwitchControl", "DataPlane", "HostConfiguration", "ControlAPI", "Appliance",
                 "OVSDB", "Forwarding", "Packet", "Datapath", "Netlink", "DaemonLogging", "Routing",
-                "MetricsEndpoint",
+                "MetricsEndpoint", "CLinuxNet",
                 "SystemdNotify", "ManualPages",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

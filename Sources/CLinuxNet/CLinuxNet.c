@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stddef.h>
 #include <errno.h>
 #include <string.h>
@@ -184,4 +185,36 @@ int clinuxnet_epoll_wait(int epfd, int *slots, int max, int timeout) {
     int n = epoll_wait(epfd, events, max, timeout);
     for (int i = 0; i < n; i++) slots[i] = (int)events[i].data.u32;
     return n;
+}
+
+static int stop_signal_fd = -1;
+
+static void stop_signal_handler(int signal_number) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signal_number;
+    // A full pipe already holds a signal waiting to be read: nothing is lost.
+    ssize_t written = write(stop_signal_fd, &byte, 1);
+    (void)written;
+    errno = saved;
+}
+
+int clinuxnet_catch_stop_signals(void) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) return -1;
+    stop_signal_fd = fds[1];
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = stop_signal_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    if (sigaction(SIGTERM, &action, NULL) != 0 || sigaction(SIGINT, &action, NULL) != 0) {
+        int saved = errno;
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        close(fds[0]);
+        close(fds[1]);
+        errno = saved;
+        return -1;
+    }
+    return fds[0];
 }

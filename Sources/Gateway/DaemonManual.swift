@@ -63,7 +63,9 @@ public enum DaemonManual {
                         "SIGTERM, SIGINT",
                         "Stop in order: the control socket, the database client and local-MAC "
                             + "publisher, the data plane, the DHCP clients (their leases stay), "
-                            + "then ovsdb-server; exit 0.")
+                            + "then ovsdb-server; exit 0. Caught from vtepd's first step: one "
+                            + "that comes during the start lets the start finish, then stops "
+                            + "the same way.")
                 ]),
             ManualSection(
                 "Exit Status",

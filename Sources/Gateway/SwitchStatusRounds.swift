@@ -98,6 +98,8 @@ struct SwitchStatusRounds: Sendable {
                 if failing { logger.notice("writing the switch's status works again") }
                 failing = false
             } catch {
+                // Cancelled: vtepd stops, and stopping the client failed the write: not a fault.
+                if Task.isCancelled { break }
                 if !failing { logger.error("\(error.message); retrying") }
                 failing = true
             }

@@ -31,6 +31,8 @@ struct TunnelStatusRounds: Sendable {
                     if failing { logger.notice("writing the tunnels' BFD status works again") }
                     failing = false
                 } catch {
+                    // Cancelled: vtepd stops, and stopping the client failed the write.
+                    if Task.isCancelled { break }
                     if !failing { logger.error("\(error.message); retrying") }
                     failing = true
                     written = nil

@@ -172,6 +172,12 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // First: a SIGTERM from here on stops vtepd in order, also during its start.
+        let stopSignals: StopSignals
+        do { stopSignals = try StopSignals.catchNow() } catch {
+            FileHandle.standardError.write(Data("vtepd: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
         let environment = ProcessInfo.processInfo.environment
         let settings: BootstrapSettings
         let options: GatewayOptions
@@ -196,7 +202,9 @@ struct Run: AsyncParsableCommand {
             logger.critical("cannot start: \(error)")
             throw ExitCode.failure
         }
-        var services = daemon.services
+        // First in the services, so the last to hear of a shutdown: a second signal while the
+        // others stop changes nothing.
+        var services: [any Service] = [stopSignals] + daemon.services
         if let notifier = SystemdNotifier(environment: environment) {
             services.append(
                 ServiceManagerNotifications(
@@ -212,7 +220,6 @@ struct Run: AsyncParsableCommand {
                     service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
                     failureTerminationBehavior: .gracefullyShutdownGroup)
             },
-            gracefulShutdownSignals: [.sigterm, .sigint],
             logger: Logger(label: "vtepd.lifecycle"))
         // A step that hangs (a child ignoring SIGTERM is SIGKILLed after 5 s already) must not
         // keep vtepd from exiting: what is left is cancelled.

@@ -290,6 +290,8 @@ struct VTEPDLifecycleTests {
                 positions.append(found.lowerBound)
             }
             #expect(positions == positions.sorted(), "out of order:\n\(log)")
+            // An orderly stop logs no error (priority 3) or worse.
+            #expect(!log.contains(/<[0-3]>/), "\(log)")
             // Every line carries a journald priority.
             for line in log.split(separator: "\n") {
                 #expect(line.wholeMatch(of: /<[0-7]>vtepd[.a-z]*: .*/) != nil, "\(line)")
@@ -299,6 +301,66 @@ struct VTEPDLifecycleTests {
                 #expect(!FileManager.default.fileExists(atPath: path), "\(path) left behind")
             }
             #expect(!processExists(ovsdb), "ovsdb-server (PID \(ovsdb)) outlived vtepd")
+        }
+    }
+
+    @Test(
+        "SIGTERM while vtepd starts (its ovsdb-server child already running): an orderly stop, exit 0, the child gone"
+    )
+    func sigtermDuringStart() async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway])
+            let site = topology.sites[0]
+            let stateRoot = lab.file("vtepd-early-term")
+            try FileManager.default.createDirectory(
+                at: stateRoot, withIntermediateDirectories: true)
+            let process = try lab.start(
+                "vtepd-early-term",
+                [
+                    try LabVTEPD.executable().path, "run", "--state-root", stateRoot.path,
+                    "--physical-switch", lab.prefix + "pse", "--tunnel-ip", site.underlayIPv4,
+                    "--underlay", site.underlayInterface, "--port", site.accessInterface,
+                ], in: site.namespace)
+            // The signal goes the moment vtepd's ovsdb-server child exists, before vtepd has its
+            // certificate, worker and control socket and says "started" (~0.2 s later here).
+            let taskDirectory = "/proc/\(process.pid)/task"
+            // Looked for every millisecond (waitUntil slows to 100 ms: past the window).
+            let deadline = ContinuousClock.now + .seconds(30)
+            var child: pid_t?
+            while child == nil {
+                try process.requireRunning()
+                guard ContinuousClock.now < deadline else {
+                    throw LabError(description: "vtepd started no ovsdb-server in 30 s")
+                }
+                // Each thread's children are listed under it: whichever thread spawned it.
+                let tasks =
+                    (try? FileManager.default.contentsOfDirectory(atPath: taskDirectory)) ?? []
+                child = tasks.lazy.flatMap {
+                    ((try? String(contentsOfFile: "\(taskDirectory)/\($0)/children", encoding: .utf8))
+                        ?? "").split(separator: " ").compactMap { pid_t($0) }
+                }.first {
+                    (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))
+                        == "ovsdb-server\n"
+                }
+                if child == nil { Thread.sleep(forTimeInterval: 0.001) }
+            }
+            let ovsdb = try #require(child)
+            kill(process.pid, SIGTERM)
+            #expect(process.waitForExit(timeout: .seconds(30)))
+            let log = try String(contentsOf: process.log, encoding: .utf8)
+            #expect(process.status == 0, "\(log)")
+            #expect(log.contains("notice vtepd: SIGTERM: stopping"), "\(log)")
+            #expect(log.contains("info vtepd.database: ovsdb-server stopped"), "\(log)")
+            #expect(log.contains("notice vtepd: stopped"), "\(log)")
+            // An orderly stop: no errors on the way (warnings about the lab's setup are fine).
+            #expect(!log.contains(#/Z (error|critical) /#), "\(log)")
+            // Whatever vtepd had reached of its start when the signal came, it said so in order.
+            if let started = log.range(of: "notice vtepd: started"),
+                let stopping = log.range(of: "notice vtepd: SIGTERM: stopping")
+            {
+                #expect(started.lowerBound < stopping.lowerBound, "\(log)")
+            }
+            #expect(!processExists(ovsdb), "ovsdb-server (PID \(ovsdb)) outlived vtepd:\n\(log)")
         }
     }
 

@@ -190,3 +190,9 @@ static const int clinuxnet_ipv6_multicast_all = IPV6_MULTICAST_ALL;
 int clinuxnet_epoll_create(void);
 int clinuxnet_epoll_add(int epfd, int fd, unsigned slot);
 int clinuxnet_epoll_wait(int epfd, int *slots, int max, int timeout);
+
+// SIGTERM and SIGINT caught for an orderly stop from a daemon's first step: makes a pipe
+// (close-on-exec, non-blocking) whose write end the handler (SA_RESTART) writes each signal's
+// number to as one byte, the only thing it does, which is async-signal-safe. Returns the read
+// end, or -1 with errno. Once per process.
+int clinuxnet_catch_stop_signals(void);
