@@ -203,7 +203,20 @@ measure() {
     done
     sleep "$WARMUP"
     kill -0 "$pid" 2>/dev/null || { cat "$WORK/trafgen.log" >&2; die "trafgen exited"; }
-    local before after rates=() first cpu_before cpu_after
+    local before after rates=() first cpu_before cpu_after profiler=
+    # PERF=DIR: the DUT's worker thread sampled over the windows (perf record -g), one file per
+    # DUT and direction, to read with `perf report -i FILE --no-children | swift demangle`.
+    if [ -n "${PERF:-}" ] && [ -n "${DUT_PID:-}" ]; then
+        local tid
+        tid=$(grep -l '^vtepd-datapath$' /proc/"$DUT_PID"/task/*/comm 2>/dev/null | head -1 | cut -d/ -f5)
+        if [ -n "$tid" ]; then
+            mkdir -p "$PERF"
+            perf record -q -F 4999 -g -t "$tid" -o "$PERF/$PERF_LABEL.data" -- sleep $((WINDOW * WINDOWS)) \
+                >/dev/null 2>&1 &
+            profiler=$!
+            PIDS+=($profiler)
+        fi
+    fi
     before=$(rx_packets "$counter" "$counted")
     first=$before
     cpu_before=$(dut_cpu_ns)
@@ -214,6 +227,7 @@ measure() {
         before=$after
     done
     cpu_after=$(dut_cpu_ns)
+    [ -z "$profiler" ] || wait "$profiler" || true
     stop_pid "$pid"
     NS_PER_FRAME=
     if [ -n "$cpu_before" ] && [ "$after" -gt "$first" ]; then
@@ -267,6 +281,8 @@ decap_conf() {
 # VTEPD=/path/to/vtepd uses that binary instead of building one (release build by default);
 # VTEPD_LABEL then says in the table what it is (e.g. "release build of 02b357b");
 # VTEPD_ARGS adds options to vtepd's command line (e.g. "--datapath-priority 1").
+# PERF=DIR samples the vtepd worker thread during each measurement (perf record -g at 4,999 Hz)
+# into DIR/MODE-encap.data and DIR/MODE-decap.data: the profile the figures came with.
 if [[ " $MODES " == *" vtepd"* ]]; then
     if [ -z "${VTEPD:-}" ]; then
         log "building vtepd (swift build -c release --product vtepd)"
@@ -314,9 +330,11 @@ for mode in $MODES; do
         verify sink "${P}s" "$(decap_conf "$template")" gen "${P}g" \
             "!vxlan && !gre && eth.src == 02:00:00:00:00:02 && eth.dst == 02:00:00:00:00:01 && ip.src == 10.0.0.2 && udp.dstport == 9"
         log "$mode: encapsulation"
+        PERF_LABEL=$mode-encap
         measure gen "${P}g" "$encap_conf" sink "${P}s"
         encap=$PPS encap_ns=$NS_PER_FRAME
         log "$mode: decapsulation"
+        PERF_LABEL=$mode-decap
         measure sink "${P}s" "$(decap_conf "$template")" gen "${P}g"
         rows+=("| $name | $encap | $PPS | $encap_ns | $NS_PER_FRAME |")
         DUT_PID=
