@@ -48,8 +48,9 @@ public struct TCPCoalescer: Sendable {
     /// Starts a frame with the one at `frame` (as written into its transmit slot), whose
     /// segments on the way out are IP packets of at most `maximumIPLength` bytes (the port's
     /// MTU). Returns false, and stays closed, when it is not a TCP segment that others could
-    /// join nor a super-frame already; the caller then sends it as it is (finishing a partial
-    /// checksum). A super-frame (a kernel neighbour's TSO frame, carried whole in one tunnel
+    /// join nor a super-frame already, or when bytes follow its IP packet; the caller then
+    /// sends it as it is (finishing a partial checksum). A super-frame (a kernel neighbour's
+    /// TSO frame, carried whole in one tunnel
     /// datagram) is taken whatever its flags, since it must leave with a GSO header: the
     /// kernel's segmentation puts FIN and PSH on its last segment only. Only ACK and PSH
     /// segments are ever joined.
@@ -57,7 +58,11 @@ public struct TCPCoalescer: Sendable {
     public mutating func start(_ frame: UnsafeRawBufferPointer, maximumIPLength: Int) -> Bool {
         open = false
         merged = 0
-        guard let headers = Self.headers(frame), headers.payloadLength > 0 else { return false }
+        // Bytes after the IP packet (Ethernet padding) would sit between its payload and the
+        // next segment's, and count in the lengths `finish` writes: such a frame goes as it is.
+        guard let headers = Self.headers(frame), headers.payloadLength > 0,
+            headers.end == frame.count
+        else { return false }
         let joinable = headers.flags & ~TCPFlags.psh == TCPFlags.ack
         let partial = Self.checksumIsPartial(frame, headers)
         let limit = maximumIPLength - (headers.payload - headers.network)

@@ -437,6 +437,27 @@ import Testing
         #expect(flags.last == TCPFlags.ack | TCPFlags.psh | TCPFlags.fin)
     }
 
+    /// Bytes after the IP packet (Ethernet padding, or whatever a tunnel's sender left there)
+    /// are not payload: a frame that carries them starts no merge, so nothing is appended
+    /// behind them and no length is taken from them; it leaves exactly as it came. Found by
+    /// the `offload` fuzz target (a super-frame with 2,625 bytes after it read back as 4
+    /// segments, not 2; `fuzz/crashes/offload/crash-175fec06…`).
+    @Test(arguments: [4, 2625])
+    func bytesAfterTheIPPacketStartNoMerge(trailing: Int) {
+        let first = Self.tcpFrame(ipv6: false, payload: Self.payload(trailing == 4 ? 1448 : 2896, seed: 13))
+        let padded = first + [UInt8](repeating: 0xEE, count: trailing)
+        let next = Self.tcpFrame(
+            ipv6: false, payload: Self.payload(1448, seed: 14),
+            sequence: 1000 + UInt32(first.count - 66))
+        let merged = Self.coalesce([padded, next], mtu: 1500)
+        #expect(merged.count == 2)
+        #expect(merged.first?.0 == padded)
+        #expect(merged.first?.1 == .plain)
+        // Padding after the IPv6 payload too.
+        let v6 = Self.tcpFrame(ipv6: true, payload: Self.payload(1000, seed: 15)) + [0, 0]
+        #expect(Self.coalesce([v6]).first?.0 == v6)
+    }
+
     /// A lone SYN or RST is never taken, however long.
     @Test func aSynOrResetIsNeverTaken() {
         for flags in [TCPFlags.syn, TCPFlags.rst | TCPFlags.ack] {
