@@ -17,6 +17,7 @@ public enum FuzzChecks {
     public static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         "control": control, "shell": shell, "json": json, "packet": packet, "dhcp": dhcp,
         "decision": decision, "bfd": bfd, "netlink": netlink, "ovsdb-rows": ovsdbRows,
+        "offload": offload,
     ]
 
     /// A control-socket request line: refused, or accepted and the same after its own
@@ -104,6 +105,113 @@ public enum FuzzChecks {
             precondition(ethernet.payloadOffset <= frame.count)
             walk(frame, etherType: ethernet.etherType, at: ethernet.payloadOffset, depth: 0)
             neighbourAnswer(frame, ethernet)
+        }
+    }
+
+    /// Offloads, as a host hands them over and a tunnel delivers them: a frame read from an
+    /// access port with its virtio_net_hdr (a super-frame to cut into segments, a checksum
+    /// left to finish), and decapsulated frames merged into one super-frame for an access
+    /// port. The input: the vnet header's six fields (10 bytes, big-endian), the largest
+    /// segment payload asked for (2), the port's MTU for merging (2), then frames, each after
+    /// its 2-byte length. Whatever the bytes, nothing is read or written outside a buffer;
+    /// the segments of an accepted super-frame fit, carry its payload exactly once, and each
+    /// is no longer than the size asked for; finishing a checksum twice changes nothing the second time; a
+    /// merged frame reads back as a super-frame of as many segments as were merged.
+    public static func offload(_ bytes: [UInt8]) {
+        guard bytes.count >= 14 else { return }
+        func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }
+        let header = VirtioNetHeader(
+            flags: bytes[0], gsoType: bytes[1], headerLength: u16(2), gsoSize: u16(4),
+            checksumStart: u16(6), checksumOffset: u16(8))
+        let maximumSegmentSize = Int(u16(10))
+        let mtu = Int(u16(12))
+        var frames: [[UInt8]] = []
+        var at = 14
+        while at + 2 <= bytes.count, frames.count < 64 {
+            let length = Int(u16(at))
+            at += 2
+            frames.append(Array(bytes[at..<min(bytes.count, at + length)]))
+            at += length
+        }
+        guard let first = frames.first else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 70_000, alignment: 16)
+        defer { buffer.deallocate() }
+        first.withUnsafeBytes { frame in
+            segments(of: frame, header, maximumSegmentSize, into: buffer)
+        }
+        var copy = first
+        copy.withUnsafeMutableBytes { frame in
+            if PartialChecksum.complete(in: frame) {
+                precondition(!PartialChecksum.complete(in: frame), "a checksum finished twice")
+            }
+        }
+        merge(frames, mtu: mtu, into: buffer)
+    }
+
+    private static func segments(
+        of frame: UnsafeRawBufferPointer, _ header: VirtioNetHeader, _ maximumSegmentSize: Int,
+        into buffer: UnsafeMutableRawBufferPointer
+    ) {
+        guard
+            let whole = try? SuperFrame(
+                frame, header: header, maximumSegmentSize: maximumSegmentSize)
+        else { return }
+        let payloadStart = whole.untaggedHeaderLength + whole.tagLength
+        precondition(whole.count >= 1 && whole.segmentSize >= 1)
+        precondition(whole.packetEnd <= frame.count && payloadStart <= whole.packetEnd)
+        precondition(
+            whole.count
+                == max(1, (whole.packetEnd - payloadStart + whole.segmentSize - 1) / whole.segmentSize))
+        for vlan: UInt16? in [nil, 7] {
+            var carried = 0
+            for index in 0..<whole.count {
+                let length = whole.write(index, of: frame, vlan: vlan, into: buffer, at: 4)
+                let l2 = vlan == nil ? 14 : 18
+                precondition(
+                    length >= l2 + whole.untaggedHeaderLength - 14, "segment \(index) left out")
+                precondition(4 + length <= buffer.count)
+                precondition(
+                    length - l2 - (whole.untaggedHeaderLength - 14) <= whole.segmentSize,
+                    "segment \(index) longer than asked")
+                carried += length - l2 - (whole.untaggedHeaderLength - 14)
+            }
+            precondition(carried == whole.packetEnd - payloadStart, "payload carried \(carried)")
+        }
+        var copy = Array(frame)
+        copy.withUnsafeMutableBytes { whole.storePseudoHeaderSum(in: $0) }
+    }
+
+    /// Frames from a tunnel merged as `toPort(coalescing:)` does, into a slot at offset 16.
+    private static func merge(
+        _ frames: [[UInt8]], mtu: Int, into buffer: UnsafeMutableRawBufferPointer
+    ) {
+        var coalescer = TCPCoalescer()
+        let start = 16
+        guard frames[0].count + start <= buffer.count else { return }
+        var length = frames[0].count
+        frames[0].withUnsafeBytes {
+            (buffer.baseAddress! + start).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+        }
+        guard
+            coalescer.start(
+                UnsafeRawBufferPointer(rebasing: buffer[start..<start + length]),
+                maximumIPLength: mtu)
+        else { return }
+        for frame in frames.dropFirst() where coalescer.isOpen {
+            let before = length
+            let joined = frame.withUnsafeBytes {
+                coalescer.append($0, to: buffer, frameStart: start, frameLength: &length)
+            }
+            precondition(joined ? length > before : length == before)
+            precondition(start + length <= buffer.count)
+        }
+        let merged = coalescer.segments
+        let header = coalescer.finish(buffer, frameStart: start, frameLength: length)
+        let built = UnsafeRawBufferPointer(rebasing: buffer[start..<start + length])
+        if merged > 1 {
+            let reread = try? SuperFrame(built, header: header, maximumSegmentSize: 65_535)
+            precondition(reread != nil, "a merged frame that does not read as a super-frame")
+            precondition(reread!.count == merged, "\(merged) merged, \(reread!.count) read")
         }
     }
 
