@@ -50,10 +50,9 @@ public struct TCPCoalescer: Sendable {
     /// MTU). Returns false, and stays closed, when it is not a TCP segment that others could
     /// join nor a super-frame already, or when bytes follow its IP packet; the caller then
     /// sends it as it is (finishing a partial checksum). A super-frame (a kernel neighbour's
-    /// TSO frame, carried whole in one tunnel
-    /// datagram) is taken whatever its flags, since it must leave with a GSO header: the
-    /// kernel's segmentation puts FIN and PSH on its last segment only. Only ACK and PSH
-    /// segments are ever joined.
+    /// TSO frame, carried whole in one tunnel datagram) is taken whatever its flags, since it
+    /// must leave with a GSO header: the kernel's segmentation puts FIN and PSH on its last
+    /// segment only. Only ACK and PSH segments are ever joined.
     @inlinable
     public mutating func start(_ frame: UnsafeRawBufferPointer, maximumIPLength: Int) -> Bool {
         open = false
