@@ -223,8 +223,8 @@ let package = Package(
         .target(
             name: "FuzzChecks",
             dependencies: [
-                "Appliance", "ControlAPI", "Forwarding", "Netlink", "OVSDB", "Packet", "Shell",
-                "ShellSession", "SwitchControl",
+                "Appliance", "ControlAPI", "DataPlane", "Datapath", "Forwarding", "Netlink",
+                "OVSDB", "Packet", "Shell", "ShellSession", "SwitchControl",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/FuzzChecks"

@@ -2202,6 +2202,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     public func clearTrace() { tracer = TraceRecorder() }
 
+    /// Puts the forwarding state back as new, the configuration kept: the engine's
+    /// (`ForwardingEngine.reset`: no MAC or neighbour entries, counters zero, the clock at 0)
+    /// and the outer-header templates built from it. For the fuzz checks, which drive one
+    /// worker through many inputs, each as on a worker just started.
+    public func resetForwardingState() {
+        engine.reset()
+        templates.removeAll()
+    }
+
     /// Records one traced frame's steps, if the selector picks it. Out of line: the per-frame
     /// paths only test `tracer.remaining`.
     @inline(never)

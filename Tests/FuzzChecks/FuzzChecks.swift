@@ -1,5 +1,7 @@
 import Appliance
 import ControlAPI
+import DataPlane
+import Datapath
 import Forwarding
 import OVSDB
 import Packet
@@ -17,7 +19,7 @@ public enum FuzzChecks {
     public static let targets: [String: @Sendable ([UInt8]) -> Void] = [
         "control": control, "shell": shell, "json": json, "packet": packet, "dhcp": dhcp,
         "decision": decision, "bfd": bfd, "netlink": netlink, "ovsdb-rows": ovsdbRows,
-        "offload": offload,
+        "offload": offload, "worker": worker,
     ]
 
     /// A control-socket request line: refused, or accepted and the same after its own
@@ -316,12 +318,141 @@ public enum FuzzChecks {
         _ = try? DHCPEvent(udhcpcEvent: String(event), environment: environment)
     }
 
+    // MARK: The data-plane worker
+
+    /// Frames from every side into the data-plane worker on in-memory ports (`MemoryIO`), as
+    /// the kernel hands them over: access ports with a virtio_net_hdr, the VXLAN socket (its
+    /// UDP_GRO size in the header's `gsoSize`), the GRE socket (from the GRE header), the
+    /// underlay's VXLAN ring (whole frames). The first byte picks one of three workers (trains
+    /// and the kernel's sockets; super-frames written whole; VXLAN read from the ring), then
+    /// records `[source, vnet header (10 bytes, big-endian), length (2), bytes]`; the worker
+    /// serves every port after each record (a source of 5 or more advances the clock by as
+    /// many seconds first). Whatever the bytes, the worker never traps and reads or writes
+    /// nothing outside its buffers, and what it hands the kernel holds together: a frame sent
+    /// to an access port with a TCP GSO header reads as a super-frame whose segments fit the
+    /// port; a UDP GSO train to the underlay has a segment size and fits 64 KB; a super-frame
+    /// written whole to the TAP carries its 24-byte header and reads as one.
+    public static func worker(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        let fixture = workerFixtures[Int(first) % workerFixtures.count]
+        fixture.lock.withLock { _ in fixture.run(bytes.dropFirst()) }
+    }
+
+    /// One worker per way of sending and receiving VXLAN, made once: a worker allocates its
+    /// batches (megabytes) and its engine prepares every switch index; `resetForwardingState`
+    /// puts one back as new before each input.
+    static let workerFixtures: [WorkerFixture] = [
+        WorkerFixture(receive: .socket, transmit: .trains),
+        WorkerFixture(receive: .socket, transmit: .tunnelGSO),
+        WorkerFixture(receive: .ring, transmit: .trains),
+    ]
+
+    final class WorkerFixture: @unchecked Sendable {
+        let lock = Mutex(())
+        let worker: DataPlaneWorker<MemoryIO>
+        let io: DataPlanePorts<MemoryIO>
+        let configuration = gatewayConfiguration(greSwitch: true)
+
+        init(receive: VXLANReceive, transmit: VXLANTransmit) {
+            var settings = DataPlaneSettings(
+                underlay: "mem0", localIPv4: IPv4Address("10.0.0.1")!,
+                localIPv6: IPv6Address("fd00::1")!)
+            settings.vxlanReceive = receive
+            settings.vxlanTransmit = transmit
+            io = .inMemory(
+                settings: settings, access: configuration.ports.compactMap { $0 },
+                underlayMAC: MACAddress(0x02, 0, 0, 0, 0, 0x01))
+            worker = try! DataPlaneWorker(settings: settings, io: io)
+            worker.apply(configuration, [])
+            // Every VTEP's next hop known but one's, so frames take the fast path through the
+            // underlay and the slow one through the kernel's sockets.
+            var hops: [Locator: NextHop] = [:]
+            for case let locator? in configuration.locators where locator.ip != IPAddress("10.0.0.3")! {
+                hops[locator] =
+                    NextHop.multicast(locator.ip)
+                    ?? NextHop(destination: MACAddress(0x02, 0, 0, 0, 0, 0x77))
+            }
+            worker.setNextHops(hops)
+        }
+
+        func run(_ bytes: ArraySlice<UInt8>) {
+            worker.resetForwardingState()
+            let bytes = Array(bytes)
+            func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }
+            var now: UInt32 = 1
+            var at = 0
+            var records = 0
+            while at + 13 <= bytes.count, records < 64 {
+                let source = bytes[at]
+                let header = VirtioNetHeader(
+                    flags: bytes[at + 1], gsoType: bytes[at + 2], headerLength: u16(at + 3),
+                    gsoSize: u16(at + 5), checksumStart: u16(at + 7), checksumOffset: u16(at + 9))
+                let length = min(Int(u16(at + 11)), bytes.count - at - 13)
+                let frame = Array(bytes[(at + 13)..<(at + 13 + length)])
+                at += 13 + length
+                records += 1
+                let peer = UDPEndpoint(
+                    address: IPAddress(source & 0x80 == 0 ? "10.0.0.2" : "fd00::9")!,
+                    port: 40000)
+                switch source & 0x7 {
+                case 0, 1, 2:
+                    io.access[Int(source & 0x7)].inject(MemoryFrame(frame, offload: header))
+                case 3:
+                    let socket = source & 0x80 == 0 ? io.vxlan4 : io.vxlan6
+                    socket?.inject(
+                        MemoryFrame(
+                            frame,
+                            offload: VirtioNetHeader(
+                                gsoType: VirtioNetHeader.GSO.udpL4, gsoSize: header.gsoSize),
+                            peer: peer))
+                case 4:
+                    (source & 0x80 == 0 ? io.gre4 : io.gre6)?.inject(frame, from: peer)
+                default:
+                    if let ring = io.vxlanRing {
+                        ring.inject(MemoryFrame(frame, offload: header))
+                    } else {
+                        now &+= UInt32(source >> 3)
+                    }
+                }
+                worker.serviceAll(now: now)
+                check()
+            }
+        }
+
+        /// What the worker handed the in-memory kernel since the last look, checked and let go.
+        func check() {
+            for (i, port) in io.access.enumerated() {
+                for sent in port.takeSent() where sent.offload.isSuperFrame {
+                    let mtu = (try? port.mtu) ?? 1500
+                    let whole = sent.bytes.withUnsafeBytes {
+                        try? SuperFrame($0, header: sent.offload, maximumSegmentSize: 65_535)
+                    }
+                    precondition(whole != nil, "port \(i): a super-frame the kernel would refuse")
+                    precondition(
+                        whole!.untaggedHeaderLength - 14 + whole!.segmentSize <= mtu,
+                        "port \(i): segments of \(whole!.segmentSize) bytes past the MTU")
+                }
+            }
+            for train in io.underlay.takeSent().trains {
+                precondition(train.offload.gsoType == VirtioNetHeader.GSO.udpL4)
+                precondition(train.offload.gsoSize > 0 && train.bytes.count <= 65_535 + 14)
+            }
+            for written in io.tunnelGSO?.take() ?? [] {
+                precondition(written.count > VirtioNetHeader.tunnelLength)
+            }
+            for socket in [io.vxlan4, io.vxlan6, io.gre4, io.gre6, io.udp4, io.udp6] {
+                _ = socket?.takeSent()
+            }
+        }
+    }
+
     // MARK: The forwarding decision
 
     /// A gateway of three switches (head-end, multicast, service node; the first two with ARP
     /// and ND suppression) on three ports, one port a trunk of two: what `decision` feeds
     /// frames to.
-    static func gatewayConfiguration() -> ForwardingConfiguration {
+    /// With `greSwitch`, "svc" is carried over GRE (key = VNI) instead.
+    static func gatewayConfiguration(greSwitch: Bool = false) -> ForwardingConfiguration {
         func locator(_ text: String) -> Locator { Locator(IPAddress(text)!) }
         func vni(_ value: Int) -> VNI { try! VNI(validating: value) }
         return try! ForwardingConfiguration(
@@ -333,8 +464,14 @@ public enum FuzzChecks {
                 LogicalSwitch(
                     name: "db", vni: vni(6000), replication: .multicast(locator("239.1.1.1")),
                     arpSuppression: true),
-                LogicalSwitch(
-                    name: "svc", vni: vni(7000), replication: .serviceNode([locator("fd00::9")])),
+                greSwitch
+                    ? LogicalSwitch(
+                        name: "svc", vni: vni(7000),
+                        replication: .headEnd([Locator(IPAddress("fd00::9")!, .gre)]),
+                        encapsulation: .gre)
+                    : LogicalSwitch(
+                        name: "svc", vni: vni(7000),
+                        replication: .serviceNode([locator("fd00::9")])),
             ],
             ports: ["p0", "p1", "p2"],
             bindings: [
