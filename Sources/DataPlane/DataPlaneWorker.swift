@@ -646,7 +646,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         switch decision {
         case .drop: break
         case .output(let port, let vlan):
-            toPort(port, vlan: vlan, frame, offload: offload, frames: frames)
+            toPort(port, vlan: vlan, frame, superFrame: whole, offload)
         case .encapsulate(let locator, let vni):
             toTunnel(locator, vni, superFrame: frame, offload)
         case .reply(let port, let vlan, let mac): reply(port, vlan: vlan, mac: mac, to: frame)
@@ -656,7 +656,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 return
             }
             for member in list.members where member != excluding {
-                toPort(member.port, vlan: member.vlan, frame, offload: offload, frames: frames)
+                toPort(member.port, vlan: member.vlan, frame, superFrame: whole, offload)
             }
             if replicate {
                 for locator in list.replication {
@@ -1022,26 +1022,51 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// Copies `frame` into port `port`'s next transmit slot, re-tagged for `vlan`; a
-    /// super-frame keeps its offload header, its offsets moved with the tag.
-    private func toPort(
-        _ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer,
-        offload: VirtioNetHeader = .plain, frames: Int = 1
-    ) {
+    /// Copies `frame` into port `port`'s next transmit slot, re-tagged for `vlan`.
+    private func toPort(_ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer) {
         let w = workerPortOf[Int(port.rawValue)]
         guard w >= 0 else {
             engine.countDrop(.destinationGone)
             return
         }
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
-        guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
-        if offload != .plain {
-            withPortBatch(w) {
-                $0.setOffload(offload.shifted(by: copy.count - frame.count), for: slot)
-            }
-            portTxExtra[w] &+= UInt64(frames - 1)
-            bindingCounters[w &* 4096 &+ Int(vlan ?? 0)].toLocalFrames &+= UInt64(frames - 1)
+        guard let (slot, _) = enqueue(frame, vlan: vlan, on: w) else { return }
+        if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
+    }
+
+    /// Copies the super-frame `frame` (read with `offload`) into port `port`'s next transmit
+    /// slot, re-tagged for `vlan`, with its offload header, the offsets moved with the tag and
+    /// the segment size cut to the port's MTU where the sender's would not fit it (a host
+    /// with a larger MTU than the port's), as the frames stood for are counted; a port whose
+    /// MTU leaves no room past the headers gets nothing (`tooBigForPort`).
+    private func toPort(
+        _ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer,
+        superFrame whole: SuperFrame, _ offload: VirtioNetHeader
+    ) {
+        let w = workerPortOf[Int(port.rawValue)]
+        guard w >= 0 else {
+            engine.countDrop(.destinationGone)
+            return
         }
+        // IP and transport headers before the payload; what is left of the MTU per segment.
+        let fit = portMTU[w] - (whole.untaggedHeaderLength - 14)
+        guard fit > 0 else {
+            portDrops[w] &+= 1
+            engine.countDrop(.tooBigForPort)
+            return
+        }
+        var header = offload
+        var frames = whole.count
+        if fit < whole.segmentSize {
+            header.gsoSize = UInt16(truncatingIfNeeded: fit)
+            let payload = whole.packetEnd - whole.untaggedHeaderLength - whole.tagLength
+            frames = max(1, (payload + fit - 1) / fit)
+        }
+        if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
+        guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
+        withPortBatch(w) { $0.setOffload(header.shifted(by: copy.count - frame.count), for: slot) }
+        portTxExtra[w] &+= UInt64(frames - 1)
+        bindingCounters[w &* 4096 &+ Int(vlan ?? 0)].toLocalFrames &+= UInt64(frames - 1)
         if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
     }
 

@@ -41,6 +41,46 @@ import Testing
                 checksumStart: 34, checksumOffset: 16))
     }
 
+    /// A host's super-frame to a port whose MTU is smaller than the sender's segments fit
+    /// (a jumbo host bridged to standard ones) leaves whole with its segment size cut to the
+    /// port's MTU, counted as the segments that cut makes; a port with no room past the
+    /// headers gets nothing, counted too big. Found by the `worker` fuzz target (a host's
+    /// 60-byte TCP header and 1,448-byte segments flooded whole to a 1,500-byte port).
+    @Test func aSuperFrameToASmallerPortIsCutToItsMTU() throws {
+        let rig = try Rig(
+            bindings: [
+                Binding(port: "eth0", vlan: nil, logicalSwitch: "web"),
+                Binding(port: "eth1", vlan: 100, logicalSwitch: "web"),
+            ])
+        rig.port(1).configuredMTU = 1000
+        rig.worker.apply(rig.worker.currentConfiguration, [])
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        // Unknown to the MAC table as a local host: flooded to eth1 (and the VTEP).
+        var frame = Self.superFrame(payload: 10_000)
+        frame.bytes.replaceSubrange(0..<6, with: [0x02, 0, 0, 0, 0, 0x0C])
+        rig.port(0).inject(frame)
+        rig.worker.serviceAll(now: 1)
+
+        let sent = rig.port(1).takeSent()
+        try #require(sent.count == 1)
+        #expect(sent[0].offload.gsoSize == 1000 - 40, "1,000 less IPv4 and TCP headers")
+        #expect(sent[0].offload.checksumStart == 34 + 4, "moved with the tag")
+        let whole = try sent[0].bytes.withUnsafeBytes {
+            try SuperFrame($0, header: sent[0].offload, maximumSegmentSize: 65_535)
+        }
+        #expect(whole.count == (10_000 + 959) / 960)
+        let port = try #require(rig.worker.counters().ports.first { $0.name == "eth1" })
+        #expect(port.txFrames == UInt64(whole.count))
+
+        // No room at all: 40 bytes of MTU are the headers alone.
+        rig.port(1).configuredMTU = 40
+        rig.worker.apply(rig.worker.currentConfiguration, [])
+        rig.port(0).inject(frame)
+        rig.worker.serviceAll(now: 2)
+        #expect(rig.port(1).takeSent().isEmpty)
+        #expect(rig.worker.statistics().drops(.tooBigForPort) == 1)
+    }
+
     @Test func aTCPSuperFrameIsWrittenWholeAndCountedAsItsSegments() throws {
         let rig = try Rig(vxlanTransmit: .tunnelGSO)
         rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)

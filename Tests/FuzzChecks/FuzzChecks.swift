@@ -359,6 +359,10 @@ public enum FuzzChecks {
                 localIPv6: IPv6Address("fd00::1")!)
             settings.vxlanReceive = receive
             settings.vxlanTransmit = transmit
+            // A small MAC table: a reset clears every slot (a million entries' 32 MiB made
+            // 65 inputs a second), and a few dozen frames learn no more than this.
+            settings.macTableLimit = 64
+            settings.batchSize = 16
             io = .inMemory(
                 settings: settings, access: configuration.ports.compactMap { $0 },
                 underlayMAC: MACAddress(0x02, 0, 0, 0, 0, 0x01))
