@@ -1022,13 +1022,21 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// Copies `frame` into port `port`'s next transmit slot, re-tagged for `vlan`.
-    private func toPort(_ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer) {
+    /// Our index of the configuration's port `port`, or nil, counted `destinationGone`, when
+    /// it has none (the port left).
+    @inline(__always)
+    private func workerPort(_ port: PortIndex) -> Int? {
         let w = workerPortOf[Int(port.rawValue)]
         guard w >= 0 else {
             engine.countDrop(.destinationGone)
-            return
+            return nil
         }
+        return w
+    }
+
+    /// Copies `frame` into port `port`'s next transmit slot, re-tagged for `vlan`.
+    private func toPort(_ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer) {
+        guard let w = workerPort(port) else { return }
         if openVLAN[w] != Self.closedSlot { closeCoalescing(w) }
         guard let (slot, _) = enqueue(frame, vlan: vlan, on: w) else { return }
         if slot + 1 == withPortBatch(w, { $0.capacity }) { flushPort(w) }
@@ -1043,11 +1051,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         _ port: PortIndex, vlan: UInt16?, _ frame: UnsafeRawBufferPointer,
         superFrame whole: SuperFrame, _ offload: VirtioNetHeader
     ) {
-        let w = workerPortOf[Int(port.rawValue)]
-        guard w >= 0 else {
-            engine.countDrop(.destinationGone)
-            return
-        }
+        guard let w = workerPort(port) else { return }
         // IP and transport headers before the payload; what is left of the MTU per segment.
         let fit = portMTU[w] - (whole.untaggedHeaderLength - 14)
         guard fit > 0 else {
@@ -1110,11 +1114,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// otherwise that one is closed and this frame starts the next slot.
     private func toPort(_ port: PortIndex, vlan: UInt16?, coalescing frame: UnsafeRawBufferPointer)
     {
-        let w = workerPortOf[Int(port.rawValue)]
-        guard w >= 0 else {
-            engine.countDrop(.destinationGone)
-            return
-        }
+        guard let w = workerPort(port) else { return }
         let tag = vlan.map { Int32($0) } ?? -1
         if openVLAN[w] != Self.closedSlot {
             let slot = portPending[w] - 1

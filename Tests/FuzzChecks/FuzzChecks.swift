@@ -117,8 +117,9 @@ public enum FuzzChecks {
     /// segment payload asked for (2), the port's MTU for merging (2), then frames, each after
     /// its 2-byte length. Whatever the bytes, nothing is read or written outside a buffer;
     /// the segments of an accepted super-frame fit, carry its payload exactly once, and each
-    /// is no longer than the size asked for; finishing a checksum twice changes nothing the second time; a
-    /// merged frame reads back as a super-frame of as many segments as were merged.
+    /// is no longer than the size asked for; finishing a checksum twice changes nothing the
+    /// second time; a merged frame reads back as a super-frame of as many segments as were
+    /// merged.
     public static func offload(_ bytes: [UInt8]) {
         guard bytes.count >= 14 else { return }
         func u16(_ at: Int) -> UInt16 { UInt16(bytes[at]) << 8 | UInt16(bytes[at + 1]) }
@@ -161,9 +162,8 @@ public enum FuzzChecks {
         let payloadStart = whole.untaggedHeaderLength + whole.tagLength
         precondition(whole.count >= 1 && whole.segmentSize >= 1)
         precondition(whole.packetEnd <= frame.count && payloadStart <= whole.packetEnd)
-        precondition(
-            whole.count
-                == max(1, (whole.packetEnd - payloadStart + whole.segmentSize - 1) / whole.segmentSize))
+        let payload = whole.packetEnd - payloadStart
+        precondition(whole.count == max(1, (payload + whole.segmentSize - 1) / whole.segmentSize))
         for vlan: UInt16? in [nil, 7] {
             var carried = 0
             for index in 0..<whole.count {
@@ -177,7 +177,7 @@ public enum FuzzChecks {
                     "segment \(index) longer than asked")
                 carried += length - l2 - (whole.untaggedHeaderLength - 14)
             }
-            precondition(carried == whole.packetEnd - payloadStart, "payload carried \(carried)")
+            precondition(carried == payload, "payload carried \(carried) of \(payload)")
         }
         var copy = Array(frame)
         copy.withUnsafeMutableBytes { whole.storePseudoHeaderSum(in: $0) }
@@ -325,13 +325,14 @@ public enum FuzzChecks {
     /// UDP_GRO size in the header's `gsoSize`), the GRE socket (from the GRE header), the
     /// underlay's VXLAN ring (whole frames). The first byte picks one of three workers (trains
     /// and the kernel's sockets; super-frames written whole; VXLAN read from the ring), then
-    /// records `[source, vnet header (10 bytes, big-endian), length (2), bytes]`; the worker
-    /// serves every port after each record (a source of 5 or more advances the clock by as
-    /// many seconds first). Whatever the bytes, the worker never traps and reads or writes
-    /// nothing outside its buffers, and what it hands the kernel holds together: a frame sent
-    /// to an access port with a TCP GSO header reads as a super-frame whose segments fit the
-    /// port; a UDP GSO train to the underlay has a segment size and fits 64 KB; a super-frame
-    /// written whole to the TAP carries its 24-byte header and reads as one.
+    /// records `[source, vnet header (10 bytes, big-endian), length (2), bytes]`; the source's
+    /// low 3 bits pick the side (0-2 an access port, 3 the VXLAN socket, 4 the GRE socket,
+    /// 5-7 the ring where the worker has one, else a clock step of `source >> 3` seconds), bit
+    /// 7 the IPv6 peer; the worker serves every port after each record. Whatever the bytes,
+    /// the worker never traps and reads or writes nothing outside its buffers, and what it
+    /// hands the kernel holds together: a frame sent to an access port with a GSO header reads
+    /// as a super-frame whose segments fit the port; a UDP GSO train to the underlay has a
+    /// segment size and fits 64 KB; a write to the TAP is more than its 24-byte header.
     public static func worker(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }
         let fixture = workerFixtures[Int(first) % workerFixtures.count]
@@ -371,7 +372,8 @@ public enum FuzzChecks {
             // Every VTEP's next hop known but one's, so frames take the fast path through the
             // underlay and the slow one through the kernel's sockets.
             var hops: [Locator: NextHop] = [:]
-            for case let locator? in configuration.locators where locator.ip != IPAddress("10.0.0.3")! {
+            let slow = IPAddress("10.0.0.3")!
+            for case let locator? in configuration.locators where locator.ip != slow {
                 hops[locator] =
                     NextHop.multicast(locator.ip)
                     ?? NextHop(destination: MACAddress(0x02, 0, 0, 0, 0, 0x77))

@@ -336,8 +336,9 @@ struct VTEPDLifecycleTests {
                 let tasks =
                     (try? FileManager.default.contentsOfDirectory(atPath: taskDirectory)) ?? []
                 child = tasks.lazy.flatMap {
-                    ((try? String(contentsOfFile: "\(taskDirectory)/\($0)/children", encoding: .utf8))
-                        ?? "").split(separator: " ").compactMap { pid_t($0) }
+                    let file = "\(taskDirectory)/\($0)/children"
+                    return ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "")
+                        .split(separator: " ").compactMap { pid_t($0) }
                 }.first {
                     (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8))
                         == "ovsdb-server\n"

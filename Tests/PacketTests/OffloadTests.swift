@@ -444,7 +444,8 @@ import Testing
     /// segments, not 2; `fuzz/crashes/offload/crash-175fec06…`).
     @Test(arguments: [4, 2625])
     func bytesAfterTheIPPacketStartNoMerge(trailing: Int) {
-        let first = Self.tcpFrame(ipv6: false, payload: Self.payload(trailing == 4 ? 1448 : 2896, seed: 13))
+        let first = Self.tcpFrame(
+            ipv6: false, payload: Self.payload(trailing == 4 ? 1448 : 2896, seed: 13))
         let padded = first + [UInt8](repeating: 0xEE, count: trailing)
         let next = Self.tcpFrame(
             ipv6: false, payload: Self.payload(1448, seed: 14),
