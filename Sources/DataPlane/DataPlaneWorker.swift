@@ -659,7 +659,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                 toPort(member.port, vlan: member.vlan, frame, superFrame: whole, offload)
             }
             if replicate {
-                for locator in list.replication {
+                for locator in replicationTargets(list) {
                     toTunnel(locator, list.vni, superFrame: frame, offload)
                 }
             }
@@ -949,13 +949,6 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         }
     }
 
-    /// The first service node whose tunnel is live; the first of all when none is.
-    @inline(__always)
-    private func liveServiceNode(_ nodes: UnsafeBufferPointer<LocatorIndex>) -> LocatorIndex? {
-        for node in nodes where !isDown(node) { return node }
-        return nodes.first
-    }
-
     @inline(__always)
     private func isDown(_ l: LocatorIndex) -> Bool {
         let i = Int(l.rawValue)
@@ -1014,12 +1007,20 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             toPort(member.port, vlan: member.vlan, frame)
         }
         if replicate {
-            if list.toOneServiceNode {
-                if let node = liveServiceNode(list.replication) { toTunnel(node, list.vni, frame) }
-            } else {
-                for locator in list.replication { toTunnel(locator, list.vni, frame) }
-            }
+            for locator in replicationTargets(list) { toTunnel(locator, list.vni, frame) }
         }
+    }
+
+    /// The VTEPs a flood of `list` is encapsulated to: every replication target (the
+    /// multicast group, each head-end VTEP) or, on a switch that floods through service nodes,
+    /// one of them, the first whose BFD session forwards (the first when none does). A view
+    /// into `list`, so a flood allocates nothing; one function for frames and super-frames.
+    @inline(__always)
+    private func replicationTargets(_ list: FloodList) -> UnsafeBufferPointer<LocatorIndex> {
+        let nodes = list.replication
+        guard list.toOneServiceNode, !nodes.isEmpty else { return nodes }
+        let live = nodes.firstIndex { !isDown($0) } ?? 0
+        return UnsafeBufferPointer(rebasing: nodes[live..<live + 1])
     }
 
     /// Our index of the configuration's port `port`, or nil, counted `destinationGone`, when

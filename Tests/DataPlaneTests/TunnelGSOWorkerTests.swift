@@ -190,6 +190,33 @@ import Testing
         #expect(try Frames.OuterIPv4(trains[0].bytes).destination == IPv4Address("239.1.1.1")!)
     }
 
+    /// A switch that floods through service nodes sends one copy of a flood, to one node,
+    /// whether the flood is a frame or a super-frame. Before, a super-frame went to every
+    /// service node (the super-frame flood walked the replication list itself).
+    @Test func aSuperFrameFloodedThroughServiceNodesGoesToOneNode() throws {
+        let nodes = [Locator(IPAddress("10.0.0.5")!), Locator(IPAddress("10.0.0.6")!)]
+        let rig = try Rig(switches: [
+            LogicalSwitch(
+                name: "web", vni: try VNI(validating: 5000), replication: .serviceNode(nodes))
+        ])
+        rig.worker.setNextHops([
+            nodes[0]: NextHop(destination: Rig.gatewayMAC),
+            nodes[1]: NextHop(destination: Rig.gatewayMAC),
+        ])
+        for (i, frame) in [Self.superFrame(payload: 5_000), Self.superFrame(payload: 1_000)]
+            .enumerated()
+        {
+            rig.port(0).inject(frame)
+            rig.worker.serviceAll(now: UInt32(i + 1))
+            let datagrams = rig.io.underlay.takeDatagrams()
+            let segments = frame.bytes.count > 1_500 ? (5_000 + 1397) / 1398 : 1
+            try #require(datagrams.count == segments, "one copy, cut to \(segments) datagrams")
+            for datagram in datagrams {
+                #expect(try Frames.OuterIPv4(datagram.bytes).destination == IPv4Address("10.0.0.5")!)
+            }
+        }
+    }
+
     @Test func withoutTheSettingNoTAPIsOpened() throws {
         let rig = try Rig()
         #expect(rig.io.tunnelGSO == nil)
