@@ -15,6 +15,8 @@ vtepd=${2:-../.build/release/vtepd}
 # Demangled names (prefix match) of the functions a frame passes through.
 hot=(
     "ForwardingEngine.decide(_:frame:now:)"
+    "ForwardingEngine.decide(_:superFrame:frames:now:)"
+    "ForwardingEngine.greIngress("
     "ForwardingEngine.prefetch(_:frame:)"
     "ForwardingEngine.fromTunnel("
     "MACTable.lookupValue(_:now:)"
@@ -57,6 +59,10 @@ worker_hot=(
     "DataPlaneWorker.flushUnderlay("
     "DataPlaneWorker.flushTrains("
     "AccessPort.receive(into:)"
+    "UDPTunnelSocket.receive(into:)"
+    "RawTunnelSocket.receive(into:)"
+    "UnderlayPort.send("
+    "UnderlayPort.sendTrains("
     "AccessPort.receiveFromRing("
     "AccessPort.placeInRing("
     "AccessPort.drainTransmitRing("

@@ -86,10 +86,13 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// alive by `portBatches`.
     private let portBatchRefs: UnsafeMutablePointer<Unmanaged<PacketBatch>>
     private let portPending: UnsafeMutablePointer<Int>
-    /// Per port: the TCP super-frame being merged in its last pending slot, and the VLAN it
-    /// was tagged for (-1 untagged); `openVLAN` is `closedSlot` when none is open.
+    /// Per port: the TCP super-frame being merged in its last pending slot, the VLAN it
+    /// was tagged for (-1 untagged) and the tunnel its segments came by (source VTEP,
+    /// encapsulation, VNI): only segments from that same tunnel join it. `openVLAN` is
+    /// `closedSlot` when none is open.
     private let coalescers: UnsafeMutablePointer<TCPCoalescer>
     private let openVLAN: UnsafeMutablePointer<Int32>
+    private let openIngress: UnsafeMutablePointer<Ingress>
     private static var closedSlot: Int32 { -2 }
     /// One segment of a super-frame on its way to the slow path (unresolved next hop).
     private let segmentScratch: UnsafeMutableRawBufferPointer
@@ -250,6 +253,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         coalescers.initialize(repeating: TCPCoalescer(), count: portCapacity)
         openVLAN = .allocate(capacity: portCapacity)
         openVLAN.initialize(repeating: Self.closedSlot, count: portCapacity)
+        openIngress = .allocate(capacity: portCapacity)
+        openIngress.initialize(repeating: .access(PortIndex(rawValue: 0)), count: portCapacity)
         segmentScratch = .allocate(byteCount: 2048, alignment: 64)
         replyScratch = .allocate(
             byteCount: NeighbourDiscovery.maximumReplyLength, alignment: 64)
@@ -308,6 +313,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         portPending.deallocate()
         coalescers.deallocate()
         openVLAN.deallocate()
+        openIngress.deallocate()
         segmentScratch.deallocate()
         tunnelGSOHeader.deallocate()
         replyScratch.deallocate()
@@ -830,7 +836,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         let decision = engine.decide(ingress, frame: inner, now: now)
         if tracer.remaining > 0 { trace(ingress, inner, decision, from: nil, now: now) }
         switch decision {
-        case .output(let port, let vlan): toPort(port, vlan: vlan, coalescing: inner)
+        case .output(let port, let vlan): toPort(port, vlan: vlan, coalescing: inner, from: ingress)
         case .flood(let sw, _, let excluding, _):
             // The receive buffer is ours: finish a checksum a namespace neighbour left undone
             // (`toPort(coalescing:)` does it for unicast).
@@ -1110,17 +1116,20 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         return (slot, copy)
     }
 
-    /// Like `toPort`, for a frame decapsulated from a tunnel: a TCP segment that continues
-    /// the super-frame being merged in the port's last slot joins it (`TCPCoalescer`);
-    /// otherwise that one is closed and this frame starts the next slot.
-    private func toPort(_ port: PortIndex, vlan: UInt16?, coalescing frame: UnsafeRawBufferPointer)
-    {
+    /// Like `toPort`, for a frame decapsulated from a tunnel (`ingress`): a TCP segment that
+    /// continues the super-frame being merged in the port's last slot, and came by the same
+    /// tunnel (source VTEP, encapsulation, VNI), joins it (`TCPCoalescer`); otherwise that one
+    /// is closed and this frame starts the next slot.
+    private func toPort(
+        _ port: PortIndex, vlan: UInt16?, coalescing frame: UnsafeRawBufferPointer,
+        from ingress: Ingress
+    ) {
         guard let w = workerPort(port) else { return }
         let tag = vlan.map { Int32($0) } ?? -1
         if openVLAN[w] != Self.closedSlot {
             let slot = portPending[w] - 1
             let joined =
-                openVLAN[w] == tag
+                openVLAN[w] == tag && openIngress[w] == ingress
                 && withPortBatch(w) { batch in
                     var length = batch.frameLength(slot)
                     guard
@@ -1143,6 +1152,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         guard let (slot, copy) = enqueue(frame, vlan: vlan, on: w) else { return }
         if coalescers[w].start(UnsafeRawBufferPointer(copy), maximumIPLength: portMTU[w]) {
             openVLAN[w] = tag
+            openIngress[w] = ingress
             if !coalescers[w].isOpen { closeCoalescing(w) }
         } else if PartialChecksum.complete(in: copy) {
             checksumsCompleted &+= 1

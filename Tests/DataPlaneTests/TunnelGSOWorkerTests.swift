@@ -217,6 +217,58 @@ import Testing
         }
     }
 
+    /// Decapsulated segments of one TCP flow merge into one super-frame toward the host only
+    /// while they come by one tunnel: the same segments from two VTEPs in turn (a host that
+    /// moved, two paths) leave as they came.
+    @Test func segmentsMergeOnlyWhenTheyCameByOneTunnel() throws {
+        let other = Locator(IPAddress("10.0.0.3")!)
+        let rig = try Rig(switches: [
+            LogicalSwitch(
+                name: "web", vni: try VNI(validating: 5000), replication: .headEnd([Rig.vtep, other]))
+        ])
+        // Host A speaks first, so the worker knows it is behind eth0.
+        rig.port(0).inject(
+            MemoryFrame(Frames.udp(from: Rig.hostA, to: Rig.remoteHost, sourcePort: 1000)))
+        rig.worker.serviceAll(now: 1)
+        _ = rig.io.underlay.takeSent()
+
+        // Three segments of 1,398 bytes from the remote host to host A, checksums complete.
+        var whole = Self.superFrame(payload: 3 * 1398, partial: false)
+        whole.bytes.replaceSubrange(0..<12, with: Frames.mac(Rig.hostA) + Frames.mac(Rig.remoteHost))
+        let segments: [[UInt8]] = try whole.bytes.withUnsafeBytes { bytes in
+            let cut = try SuperFrame(bytes, header: whole.offload, maximumSegmentSize: 1398)
+            return (0..<cut.count).map { i in
+                var segment = [UInt8](repeating: 0, count: 1_600)
+                let length = segment.withUnsafeMutableBytes {
+                    cut.write(i, of: bytes, vlan: nil, into: $0, at: 0)
+                }
+                return Array(segment[0..<length])
+            }
+        }
+        try #require(segments.count == 3)
+        for (round, sources) in [[Rig.vtep, Rig.vtep, Rig.vtep], [Rig.vtep, other, Rig.vtep]]
+            .enumerated()
+        {
+            for (segment, source) in zip(segments, sources) {
+                rig.io.vxlan4!.inject(
+                    Frames.vxlan(vni: 5000) + segment,
+                    from: UDPEndpoint(address: source.ip, port: 40000))
+            }
+            rig.worker.serviceAll(now: UInt32(round + 2))
+            let sent = rig.port(0).takeSent()
+            if round == 0 {
+                try #require(sent.count == 1, "one tunnel: merged")
+                #expect(sent[0].bytes.count == whole.bytes.count)
+                #expect(sent[0].bytes[54...] == whole.bytes[54...], "the payload in order")
+                #expect(sent[0].offload.gsoSize == 1398)
+            } else {
+                #expect(sent.count == 3, "two tunnels in turn: as they came")
+                let asTheyCame = sent.map(\.bytes) == segments
+                #expect(asTheyCame)
+            }
+        }
+    }
+
     @Test func withoutTheSettingNoTAPIsOpened() throws {
         let rig = try Rig()
         #expect(rig.io.tunnelGSO == nil)
