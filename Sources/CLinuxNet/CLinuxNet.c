@@ -13,6 +13,8 @@
 #include <linux/filter.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
@@ -120,6 +122,59 @@ int clinuxnet_drop_all_input(int fd) {
     struct sock_filter drop = BPF_STMT(BPF_RET | BPF_K, 0);
     struct sock_fprog program = {.len = 1, .filter = &drop};
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
+}
+
+long clinuxnet_send_udp_train(int fd, int ipv6, const uint8_t *address, uint16_t port,
+                              const void *data, size_t length, uint16_t segment, int tos,
+                              int ttl) {
+    union {
+        struct sockaddr_in v4;
+        struct sockaddr_in6 v6;
+    } to;
+    memset(&to, 0, sizeof to);
+    socklen_t to_length;
+    if (ipv6) {
+        to.v6.sin6_family = AF_INET6;
+        to.v6.sin6_port = htons(port);
+        memcpy(&to.v6.sin6_addr, address, 16);
+        to_length = sizeof to.v6;
+    } else {
+        to.v4.sin_family = AF_INET;
+        to.v4.sin_port = htons(port);
+        memcpy(&to.v4.sin_addr, address, 4);
+        to_length = sizeof to.v4;
+    }
+    union {
+        char bytes[CMSG_SPACE(sizeof(uint16_t)) + 2 * CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec vector = {.iov_base = (void *)data, .iov_len = length};
+    struct msghdr message = {
+        .msg_name = &to,
+        .msg_namelen = to_length,
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+        .msg_control = control.bytes,
+        .msg_controllen = sizeof control.bytes,
+    };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = IPPROTO_UDP; // SOL_UDP
+    header->cmsg_type = 103; // UDP_SEGMENT
+    header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(header), &segment, sizeof segment);
+    header = CMSG_NXTHDR(&message, header);
+    header->cmsg_level = ipv6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    header->cmsg_type = ipv6 ? IPV6_TCLASS : IP_TOS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &tos, sizeof tos);
+    header = CMSG_NXTHDR(&message, header);
+    header->cmsg_level = ipv6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    header->cmsg_type = ipv6 ? IPV6_HOPLIMIT : IP_TTL;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &ttl, sizeof ttl);
+    ssize_t sent = sendmsg(fd, &message, MSG_DONTWAIT);
+    return sent < 0 ? -errno : (long)sent;
 }
 
 // From Linux 6.17's <linux/if_tun.h>; Debian 12's headers predate it.

@@ -96,6 +96,8 @@ public struct DataPlaneSettings: Sendable {
     public var vxlanReceive = VXLANReceive.socket
     /// How VXLAN super-frames leave (`vxlan-transmit`).
     public var vxlanTransmit = VXLANTransmit.auto
+    /// Where UDP GSO trains are handed to the kernel (`vxlan-trains`).
+    public var vxlanTrains = VXLANTrains.auto
     /// VXLAN frames of one flow to one VTEP that follow one another leave as one UDP GSO
     /// train, as wireguard-go coalesces its datagrams, where the kernel takes trains from a
     /// packet socket (Linux 6.2). Off: each leaves as its own datagram.
@@ -125,6 +127,42 @@ public enum VXLANReceive: String, CaseIterable, Sendable {
     /// host firewall's input chain no longer sees those datagrams. Multicast VXLAN and
     /// datagrams to other addresses still come through the sockets.
     case ring
+}
+
+/// Where VXLAN's UDP GSO trains (a flow's datagrams back to back, one packet through the
+/// kernel) are handed to the kernel.
+public enum VXLANTrains: String, CaseIterable, Sendable {
+    /// `packet-socket` where the kernel takes UDP GSO from packet sockets (Linux 6.2 or
+    /// later), else `udp-socket`.
+    case auto
+    /// The underlay's packet socket, with a virtio_net_hdr of GSO type UDP_L4: past the
+    /// kernel's IP output, source port from the flow hash over the whole source port range
+    /// (Linux 6.2 or later).
+    case packetSocket = "packet-socket"
+    /// A pool of the kernel's UDP sockets with UDP_SEGMENT (Linux 4.18 or later), one per
+    /// source port: each train pays the kernel's UDP output (routing, the output firewall),
+    /// and a flow's source port is one of the pool's 32 (`UDPTrainSockets`).
+    case udpSocket = "udp-socket"
+
+    /// The first kernel whose packet sockets take SKB_GSO_UDP_L4 (virtio_net_hdr GSO type
+    /// UDP_L4, Linux commit 860b7f27b8f7).
+    public static let packetSocketKernel = (major: 6, minor: 2)
+
+    /// What `setting` comes to on a kernel of `release` (uname -r; nil: unknown, taken as
+    /// new enough).
+    public static func choose(_ setting: VXLANTrains, kernel release: String?) -> VXLANTrains {
+        guard setting == .auto else { return setting }
+        return takesPacketSocketTrains(release) ? .packetSocket : .udpSocket
+    }
+
+    /// Whether a kernel of `release` ("6.1.0-28-amd64") takes UDP GSO from packet sockets;
+    /// true when the release does not parse.
+    public static func takesPacketSocketTrains(_ release: String?) -> Bool {
+        guard let release else { return true }
+        let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard parts.count == 2 else { return true }
+        return (parts[0], parts[1]) >= packetSocketKernel
+    }
 }
 
 /// How a TCP super-frame from an access port leaves toward a VXLAN tunnel.

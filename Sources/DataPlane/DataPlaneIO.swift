@@ -116,9 +116,40 @@ public enum KernelIO: DataPlaneIO {
         let tunnelGSO = transmit.port
         if let note = transmit.note { notes.append(note) }
         if let warning = transmit.warning { warnings.append(warning) }
+        let trains = VXLANTrains.choose(settings.vxlanTrains, kernel: System.kernelRelease)
+        let kernel = System.kernelRelease ?? "unknown"
+        var udpTrains: UDPTrainSockets?
+        var packetTrains = true
+        switch trains {
+        case .auto, .packetSocket:
+            if !VXLANTrains.takesPacketSocketTrains(System.kernelRelease) {
+                warnings.append(
+                    "vxlan-trains packet-socket: this kernel (\(kernel)) may refuse UDP GSO from packet sockets (Linux 6.2 or later); if it refuses the first train, VXLAN datagrams leave one by one"
+                )
+            }
+        case .udpSocket:
+            let why =
+                settings.vxlanTrains == .auto
+                ? "vxlan-trains auto: this kernel (\(kernel)) takes no UDP GSO from packet sockets (Linux 6.2 or later)"
+                : "vxlan-trains udp-socket"
+            do {
+                let pool = try UDPTrainSockets(
+                    localIPv4: settings.localIPv4, localIPv6: settings.localIPv6,
+                    range: settings.sourcePorts)
+                udpTrains = pool
+                notes.append(
+                    "\(why): UDP GSO trains leave through the kernel's UDP sockets (UDP_SEGMENT), VXLAN source ports \(pool.ports.count) of \(settings.sourcePorts)"
+                )
+            } catch {
+                packetTrains = false
+                let refusal = "\(why), but UDP sockets for trains cannot be opened (\(error)): VXLAN datagrams leave one by one"
+                if settings.vxlanTrains == .auto { notes.append(refusal) } else { warnings.append(refusal) }
+            }
+        }
         var ports = DataPlanePorts<KernelIO>(
             access: access,
-            underlay: try UnderlayPort(interface: settings.underlay),
+            underlay: try UnderlayPort(
+                interface: settings.underlay, udpTrains: udpTrains, packetTrains: packetTrains),
             vxlan4: v4
                 ? try UDPTunnelSocket(
                     address: any4, port: settings.vxlanPort,

@@ -48,6 +48,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
     /// Set when a port came or went: the loop polls a new set of descriptors.
     private var portsChanged = false
     private let underlay: IO.Underlay
+    /// `underlay.trainSourcePorts`, fixed for the underlay's life.
+    private let poolPorts: UnsafeBufferPointer<UInt16>
     /// Read again once a second: an admin may change the underlay's MTU while vtepd runs.
     private var underlayMTU: Int
     private let underlayMAC: MACAddress
@@ -215,6 +217,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         startWarnings = io.warnings
         ports = io.access
         underlay = io.underlay
+        poolPorts = io.underlay.trainSourcePorts
         underlayMTU = try underlay.mtu
         underlayMAC = try underlay.hardwareAddress
         vxlan4 = io.vxlan4
@@ -1212,7 +1215,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         if let hash, underlayPending == slot + 1 {
             tail = PlainTail(
                 slot: slot, locator: locator, vni: vni,
-                port: settings.sourcePorts.port(for: hash), length: innerLength)
+                port: sourcePort(for: hash), length: innerLength)
         }
     }
 
@@ -1236,7 +1239,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         guard length >= 14, template.headerLength - 14 + length <= underlayMTU else {
             return false
         }
-        let port = settings.sourcePorts.port(for: hash)
+        let port = sourcePort(for: hash)
         if open.count > 0, open.port == port, open.locator == locator, open.vni == vni,
             !open.closed, length <= open.segmentLength, open.count < open.perTrain
         {
@@ -1289,6 +1292,15 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
 
     @inline(__always)
     static func portBit(_ port: UInt16) -> UInt64 { 1 &<< UInt64(port & 63) }
+
+    /// VXLAN's UDP source port for a flow of hash `hash`: in the operator's range, or, when
+    /// trains leave through the kernel's UDP sockets, the port of the pool's socket the hash
+    /// picks, for every datagram of the flow alike (`UDPTrainSockets`).
+    @inline(__always)
+    private func sourcePort(for hash: UInt32) -> UInt16 {
+        guard poolPorts.count > 0 else { return settings.sourcePorts.port(for: hash) }
+        return poolPorts[Int((UInt64(hash) &* UInt64(poolPorts.count)) >> 32)]
+    }
 
     @inline(__always)
     private func countTunnelFrame(_ locator: LocatorIndex, _ length: Int) {
@@ -1431,7 +1443,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
         do {
             outer = try template.stampWhole(
                 into: header, at: VirtioNetHeader.tunnelLength, innerLength: innerLength,
-                sourcePort: settings.sourcePorts.port(for: hasher.hash(frame)))
+                sourcePort: sourcePort(for: hasher.hash(frame)))
         } catch {
             return false
         }
@@ -1524,7 +1536,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     rebasing: buffer[
                         start + template.headerLength..<start + template.headerLength
                             + segmentLength])
-                port = settings.sourcePorts.port(for: hasher.hash(inner))
+                port = sourcePort(for: hasher.hash(inner))
             }
             let header: VirtioNetHeader
             do {
@@ -1588,7 +1600,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             known
             ?? hasher.hash(
                 UnsafeRawBufferPointer(rebasing: buffer[innerStart..<innerStart + innerLength]))
-        let port = settings.sourcePorts.port(for: hash)
+        let port = sourcePort(for: hash)
         // A frame of a flow that may wait in a train leaves after it (a flow keeps its order;
         // other flows may pass a train). The trains take the pending frames with them, so
         // this one moves to the first slot. Trains carry only VXLAN.
@@ -1709,7 +1721,7 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
             return
         }
         let udp = UDPHeader(
-            sourcePort: settings.sourcePorts.port(for: hasher.hash(inner)),
+            sourcePort: sourcePort(for: hasher.hash(inner)),
             destinationPort: settings.vxlanPort, length: UInt16(headers + inner.count))
         do {
             let at = try udp.store(into: buffer, at: start)

@@ -134,6 +134,8 @@ public final class MemoryUnderlay: UnderlayIO {
     public var configuredMTU: Int
     public let address: MACAddress
     public var supportsTrains: Bool
+    /// As a pool of UDP train sockets would have it; empty by default.
+    public var trainSourcePorts = UnsafeBufferPointer<UInt16>(start: nil, count: 0)
     public private(set) var sent: [MemoryFrame] = []
     public private(set) var trains: [MemoryFrame] = []
     /// Frames and trains together, in the order they were sent.

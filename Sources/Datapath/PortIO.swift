@@ -41,6 +41,10 @@ public protocol UnderlayIO: FrameSending {
     var hardwareAddress: MACAddress { get throws(SystemError) }
     /// False once trains were refused; the worker then sends datagrams one by one.
     var supportsTrains: Bool { get }
+    /// The UDP source ports VXLAN datagrams must leave from, a flow's picked by its hash
+    /// (trains through a pool of UDP sockets, `UDPTrainSockets`); empty when any port of the
+    /// operator's range will do.
+    var trainSourcePorts: UnsafeBufferPointer<UInt16> { get }
     var interfaceName: String { get }
     /// While a capture runs on the interface, send so that packet taps see every frame.
     func setTapped(_ tapped: Bool) throws(SystemError)

@@ -78,6 +78,15 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
 /// Failure is a return value of -1, as for nearly all of Linux's socket calls; wrap calls
 /// that report failure differently (`if_nametoindex` returns 0) so that they return -1.
 public enum System {
+    /// The running kernel's release (`uname -r`: "6.1.0-28-amd64"), nil if uname fails.
+    public static var kernelRelease: String? {
+        var names = utsname()
+        guard uname(&names) == 0 else { return nil }
+        return withUnsafeBytes(of: &names.release) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
     @inlinable
     @inline(__always)
     public static func call<Result: FixedWidthInteger>(

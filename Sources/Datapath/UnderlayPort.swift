@@ -21,7 +21,10 @@ import Packet
 ///   without the bypass: the direct path would drop a train the device cannot segment
 ///   itself (net/core/dev.c `dev_direct_xmit`), while the queueing path segments it in
 ///   software. SKB_GSO_UDP_L4 from a packet socket needs Linux 6.2; where the kernel refuses
-///   it, `supportsTrains` turns false and the caller sends datagrams one by one.
+///   it, `supportsTrains` turns false and the caller sends datagrams one by one. Given
+///   `udpTrains` (an older kernel), trains go through the kernel's UDP sockets instead
+///   (`UDPTrainSockets`), and every VXLAN datagram's source port is one of that pool's
+///   (`trainSourcePorts`).
 /// - The frame's EtherType tells the kernel its protocol (net/packet `packet_parse_headers`
 ///   for SOCK_RAW with protocol 0), so offloads and drivers see a normal IP frame.
 public final class UnderlayPort {
@@ -32,11 +35,23 @@ public final class UnderlayPort {
     public let descriptor: Int32
     /// The socket for GSO trains (vnet header, no bypass).
     let trainDescriptor: Int32
-    /// False once the kernel refused a train (EINVAL: no SKB_GSO_UDP_L4 on packet sockets).
+    /// False once the kernel refused a train (EINVAL: no SKB_GSO_UDP_L4 on packet sockets;
+    /// through UDP sockets, EIO: no transmit checksum offload on the device).
     public private(set) var supportsTrains = true
+    /// Where trains go instead of the packet socket, if anywhere (owned here; its `table`
+    /// is what a send reads).
+    public let udpTrains: UDPTrainSockets?
+    private let udpTrainTable: UDPTrainSockets.Table?
+    /// The source ports VXLAN datagrams must leave from (`udpTrains`'s), empty when any
+    /// port of the operator's range will do.
+    public let trainSourcePorts: UnsafeBufferPointer<UInt16>
 
-    /// Opens the transmit socket on `interface`, which must be an Ethernet interface.
-    public init(interface: String) throws(SystemError) {
+    /// Opens the transmit socket on `interface`, which must be an Ethernet interface; trains
+    /// go through `udpTrains` when given, else through a packet socket unless `packetTrains`
+    /// is false (a kernel known to refuse them: `supportsTrains` starts false).
+    public init(
+        interface: String, udpTrains: UDPTrainSockets? = nil, packetTrains: Bool = true
+    ) throws(SystemError) {
         let subject = SystemError.Subject.interface(interface)
         let index = try System.interfaceIndex(interface)
         let descriptor = try System.packetTransmitSocket(
@@ -54,6 +69,10 @@ public final class UnderlayPort {
         self.interfaceIndex = index
         self.descriptor = descriptor
         self.trainDescriptor = trainDescriptor
+        self.udpTrains = udpTrains
+        udpTrainTable = udpTrains?.table
+        supportsTrains = udpTrains != nil || packetTrains
+        trainSourcePorts = udpTrains?.portTable ?? UnsafeBufferPointer(start: nil, count: 0)
     }
 
     deinit {
@@ -66,9 +85,14 @@ public final class UnderlayPort {
     /// packet sockets) clears `supportsTrains` and is thrown.
     public func sendTrains(_ batch: PacketBatch, count: Int) throws(SystemError) -> SendResult {
         do {
+            if let udpTrainTable {
+                return try UDPTrainSockets.send(batch, count: count, through: udpTrainTable)
+            }
             return try batch.send(on: trainDescriptor, count: count, names: false, vnetHeader: true)
         } catch {
-            if error.errno == EINVAL { supportsTrains = false }
+            if error.errno == EINVAL || (udpTrainTable != nil && error.errno == EIO) {
+                supportsTrains = false
+            }
             throw error
         }
     }

@@ -29,6 +29,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         case datapathPriority = "datapath-priority"
         case vxlanReceive = "vxlan-receive"
         case vxlanTransmit = "vxlan-transmit"
+        case vxlanTrains = "vxlan-trains"
         case routerNamespacePrefix = "router-namespace-prefix"
 
         /// Keys that take several values: repeated, or separated by blanks on one line.
@@ -65,6 +66,9 @@ public struct BootstrapSettings: Equatable, Sendable {
     /// How TCP super-frames leave toward VXLAN tunnels: UDP GSO trains (the default) or
     /// whole, through the kernel's forwarding with UDP-tunnel GSO.
     public var vxlanTransmit: VXLANTransmit?
+    /// Where UDP GSO trains are handed to the kernel: its packet socket or UDP sockets
+    /// (default: by the kernel's version).
+    public var vxlanTrains: VXLANTrains?
     /// What the logical routers' network namespaces are named with: prefix + router name.
     public var routerNamespacePrefix: String?
 
@@ -163,6 +167,7 @@ public struct BootstrapSettings: Equatable, Sendable {
             datapathPriority = priority
         case .vxlanReceive: vxlanReceive = try Self.choice(key, value)
         case .vxlanTransmit: vxlanTransmit = try Self.choice(key, value)
+        case .vxlanTrains: vxlanTrains = try Self.choice(key, value)
         case .routerNamespacePrefix:
             let allowed = value.utf8.allSatisfy {
                 (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0)
@@ -240,6 +245,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         merged.datapathPriority = other.datapathPriority ?? datapathPriority
         merged.vxlanReceive = other.vxlanReceive ?? vxlanReceive
         merged.vxlanTransmit = other.vxlanTransmit ?? vxlanTransmit
+        merged.vxlanTrains = other.vxlanTrains ?? vxlanTrains
         merged.routerNamespacePrefix = other.routerNamespacePrefix ?? routerNamespacePrefix
         return merged
     }
@@ -280,6 +286,7 @@ public struct BootstrapSettings: Equatable, Sendable {
         if let datapathPriority { dataPlane.realtimePriority = datapathPriority }
         if let vxlanReceive { dataPlane.vxlanReceive = vxlanReceive }
         if let vxlanTransmit { dataPlane.vxlanTransmit = vxlanTransmit }
+        if let vxlanTrains { dataPlane.vxlanTrains = vxlanTrains }
         let root = stateRoot ?? Self.defaultStateRoot
         var options = GatewayOptions(
             stateRoot: root, physicalSwitch: physicalSwitch ?? hostName, tunnelIPs: addresses,

@@ -112,6 +112,11 @@ struct Run: AsyncParsableCommand {
     var vxlanTransmit: String?
     @Option(
         help:
+            "Where UDP GSO trains (a flow's VXLAN datagrams back to back, one packet through the kernel) are handed to the kernel: packet-socket (the underlay's packet socket, past the kernel's IP output; Linux 6.2+), udp-socket (a pool of 32 UDP sockets with UDP_SEGMENT, one per source port; Linux 4.18+), or auto (packet-socket on Linux 6.2 or later, else udp-socket) (default: auto)."
+    )
+    var vxlanTrains: String?
+    @Option(
+        help:
             "What logical routers' network namespaces are named with, before the router's name (default: vtep-lr-)."
     )
     var routerNamespacePrefix: String?
@@ -140,6 +145,7 @@ struct Run: AsyncParsableCommand {
             (.datapathPriority, datapathPriority.map { [$0] } ?? []),
             (.vxlanReceive, vxlanReceive.map { [$0] } ?? []),
             (.vxlanTransmit, vxlanTransmit.map { [$0] } ?? []),
+            (.vxlanTrains, vxlanTrains.map { [$0] } ?? []),
             (.routerNamespacePrefix, routerNamespacePrefix.map { [$0] } ?? []),
         ]
         for (key, values) in given where !values.isEmpty {

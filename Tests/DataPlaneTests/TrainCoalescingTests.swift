@@ -44,6 +44,39 @@ import Testing
         }
     }
 
+    /// Trains through a pool of UDP sockets (`UDPTrainSockets`, kernels before 6.2): every
+    /// datagram leaves from one of the pool's ports, the one its flow's hash picks, whether
+    /// it left in a train or alone, so a flow keeps one path through the underlay.
+    @Test func withAPoolOfSocketsAFlowKeepsThePoolPortItsHashPicks() throws {
+        let pool: [UInt16] = [50001, 50002, 50003, 50004]
+        let table = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: pool.count)
+        defer { table.deallocate() }
+        _ = table.initialize(from: pool)
+        let rig = try Rig(trainSourcePorts: UnsafeBufferPointer(table))
+        rig.worker.installRemote(Rig.remoteHost, behind: Rig.vtep)
+        rig.worker.setNextHops([Rig.vtep: NextHop(destination: Rig.gatewayMAC)])
+        // Flows 1-12: three frames in a row (a train), then one alone after the others.
+        var frames: [[UInt8]] = []
+        for flow in UInt16(1)...12 {
+            frames += (0..<3).map { Self.frame(flow: flow, mark: $0) }
+        }
+        frames += (UInt16(1)...12).map { Self.frame(flow: $0, mark: 3, payload: 200) }
+        Self.forward(frames, through: rig)
+        let sent = rig.io.underlay.log
+        #expect(sent.contains { $0.offload.gsoType == VirtioNetHeader.GSO.udpL4 }, "no train")
+        #expect(sent.contains { $0.offload.gsoType == VirtioNetHeader.GSO.none }, "no lone frame")
+        let cut = try Self.inner(rig.io.underlay.takeDatagrams())
+        #expect(cut.count == frames.count)
+        var portOfFlow: [UInt16: UInt16] = [:]
+        for (port, frame) in cut {
+            #expect(pool.contains(port), "\(port) is not a pool port")
+            let flow = Self.flow(of: frame)
+            #expect(portOfFlow[flow, default: port] == port, "flow \(flow) changed port")
+            portOfFlow[flow] = port
+        }
+        #expect(Set(portOfFlow.values).count > 1, "12 flows on one port: \(portOfFlow)")
+    }
+
     @Test func framesOfOneFlowInARowLeaveAsOneTrain() throws {
         let rig = try Self.rig()
         let frames = (0..<6).map { Self.frame(flow: 7, mark: $0, payload: $0 == 5 ? 300 : 1_000) }

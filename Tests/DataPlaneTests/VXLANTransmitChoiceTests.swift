@@ -90,3 +90,23 @@ import Testing
         )
     }
 }
+
+/// `vxlan-trains auto`: the packet socket from Linux 6.2 on (UDP GSO from packet sockets),
+/// UDP sockets before.
+@Suite struct VXLANTrainsChoiceTests {
+    @Test func autoFollowsTheKernelsVersion() {
+        for (release, packet) in [
+            ("6.1.0-28-amd64", false), ("5.15.0-122-generic", false), ("4.19.0", false),
+            ("6.2.0", true), ("6.12.48+deb13-amd64", true), ("6.18.44-fc-v1272", true),
+            ("10.0", true), ("unparsable", true),
+        ] {
+            #expect(VXLANTrains.takesPacketSocketTrains(release) == packet, "\(release)")
+            #expect(
+                VXLANTrains.choose(.auto, kernel: release) == (packet ? .packetSocket : .udpSocket),
+                "\(release)")
+        }
+        #expect(VXLANTrains.choose(.auto, kernel: nil) == .packetSocket)
+        #expect(VXLANTrains.choose(.udpSocket, kernel: "6.18.0") == .udpSocket)
+        #expect(VXLANTrains.choose(.packetSocket, kernel: "6.1.0") == .packetSocket)
+    }
+}

@@ -467,7 +467,7 @@ struct Rig {
         ],
         bindings: [Binding] = [Binding(port: "eth0", vlan: nil, logicalSwitch: "web")],
         vxlanReceive: VXLANReceive = .socket, vxlanTransmit: VXLANTransmit = .trains,
-        coalesceTrains: Bool = true
+        coalesceTrains: Bool = true, trainSourcePorts: UnsafeBufferPointer<UInt16>? = nil
     ) throws {
         var settings = DataPlaneSettings(
             underlay: "mem0", localIPv4: IPv4Address("10.0.0.1")!, localIPv6: nil)
@@ -475,6 +475,7 @@ struct Rig {
         settings.vxlanTransmit = vxlanTransmit
         settings.coalesceTrains = coalesceTrains
         io = .inMemory(settings: settings, access: ["eth0", "eth1"], underlayMAC: Self.underlayMAC)
+        if let trainSourcePorts { io.underlay.trainSourcePorts = trainSourcePorts }
         worker = try DataPlaneWorker(settings: settings, io: io)
         worker.apply(
             try ForwardingConfiguration(

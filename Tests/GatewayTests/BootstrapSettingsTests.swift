@@ -156,10 +156,16 @@ import Testing
         #expect(defaults.dataPlane.realtimePriority == 0)
         #expect(defaults.dataPlane.vxlanReceive == .socket)
         #expect(defaults.dataPlane.vxlanTransmit == .auto)
+        #expect(defaults.dataPlane.vxlanTrains == .auto)
         let options = try parse(
             "underlay = eth1\ntunnel-ip = 192.0.2.1\nmac-table-limit = 2000000\nbusy-poll-us = 0"
                 + "\ndatapath-priority = 1\nvxlan-receive = ring\nvxlan-transmit = tunnel-gso"
+                + "\nvxlan-trains = udp-socket"
         ).gatewayOptions(hostName: "gw", dhcpHook: "/hook")
+        #expect(options.dataPlane.vxlanTrains == .udpSocket)
+        #expect(
+            refusal("vxlan-trains = raw")
+                == "vtepd.conf:1: vxlan-trains raw is not auto, packet-socket or udp-socket")
         #expect(options.dataPlane.macTableLimit == 2_000_000)
         #expect(options.dataPlane.busyPollMicroseconds == 0)
         #expect(options.dataPlane.realtimePriority == 1)

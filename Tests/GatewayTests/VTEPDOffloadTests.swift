@@ -11,11 +11,12 @@ import Testing
 @Suite("vtepd with offloads on", .serialized)
 struct VTEPDOffloadTests {
     @Test(
-        "kernel vxlan over IPv4: 4 MiB TCP both ways; super-frames cut into VXLAN packets within the MTU, DF, unfragmented"
+        "kernel vxlan over IPv4: 4 MiB TCP both ways; super-frames cut into VXLAN packets within the MTU, DF, unfragmented; trains through the packet socket and through UDP sockets (UDP_SEGMENT, for kernels before 6.2)",
+        arguments: ["packet-socket", "udp-socket"]
     )
-    func kernelPeerSegmentation() async throws {
+    func kernelPeerSegmentation(trainPath: String) async throws {
         try await Lab.runOnOwnThread { lab in
-            let (topology, vtepd) = try Self.kernelPair(lab)
+            let (topology, vtepd) = try Self.kernelPair(lab, trains: trainPath)
             let (a, b) = (topology.sites[0], topology.sites[1])
             let mtu = try Self.mtu(of: a.underlayInterface, in: a.namespace, lab)
             let settled = try vtepd.dropCounters()
@@ -60,6 +61,19 @@ struct VTEPDOffloadTests {
             // own veth (a NIC with UDP segmentation, or the switch here, cuts them).
             let long = try lab.count(in: trains.file, matching: "\(ours) && ip.len#1 > \(mtu)")
             #expect(long > 0, "no train among what vtepd sent")
+            // Every datagram's source port is in the operator's range (49152–65535); through
+            // UDP sockets, one of the pool's 32, trains and single datagrams alike.
+            let ports = Set(
+                try Self.firstOccurrence(lab, wire.file, field: "udp.srcport", filter: ours))
+            #expect(ports.allSatisfy { (49152...65535).contains(Int($0) ?? 0) }, "\(ports)")
+            if trainPath == "udp-socket" {
+                try vtepd.process.waitForLog(
+                    "notice vtepd.dataplane: vxlan-trains udp-socket: UDP GSO trains leave through the kernel's UDP sockets (UDP_SEGMENT), VXLAN source ports 32 of 49152-65535"
+                )
+                let all = try Self.firstOccurrence(
+                    lab, trains.file, field: "udp.srcport", filter: ours)
+                #expect(Set(all).count <= 32, "\(Set(all).count) source ports from a pool of 32")
+            }
 
             // Back: the kernel's segments are merged into super-frames toward host A.
             try lab.transferTCP(from: b.hostNamespace, to: a.hostNamespace, address: a.hostIPv4)
@@ -388,12 +402,13 @@ struct VTEPDOffloadTests {
     /// the tests on this pair check vtepd's own cutting of super-frames on the wire, which the
     /// default (`auto`) leaves to the kernel on a kernel with UDP-tunnel GSO for TAP devices,
     /// as this one has (that path: `VTEPDTunnelGSOTests`).
-    static func kernelPair(_ lab: Lab) throws -> (LabTopology, LabVTEPD) {
+    static func kernelPair(_ lab: Lab, trains: String = "auto") throws -> (LabTopology, LabVTEPD) {
         let topology = try lab.topology([.gateway, .kernel(vni: 5001)])
         #expect(topology.offloads == .on)
         let (a, b) = (topology.sites[0], topology.sites[1])
         let vtepd = try lab.startVTEPD(
-            at: a, vni: 5001, extraArguments: ["--vxlan-transmit", "trains"])
+            at: a, vni: 5001,
+            extraArguments: ["--vxlan-transmit", "trains", "--vxlan-trains", trains])
         try lab.replicate(from: a, to: [b], vtepd: vtepd)
         try lab.replicate(from: b, to: [a])
         try VTEPDGRETests.waitForPing(lab, from: a, to: b, vtepd: vtepd)

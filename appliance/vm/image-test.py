@@ -220,6 +220,13 @@ try:
           "vxlan-transmit auto:" in started_log and "/dev/net/tun" not in started_log
           and ("no UDP-tunnel GSO for TAP devices" in started_log or "written whole" in started_log),
           "\n".join(l for l in started_log.splitlines() if "vxlan-transmit" in l) or started_log[-1500:])
+    # Debian 12's kernel (6.1) takes no UDP GSO from packet sockets (6.2): vxlan-trains auto
+    # sends trains through UDP sockets (UDP_SEGMENT) instead of one datagram at a time.
+    kernel = a.ssh("show system", check=False).stdout
+    check("vxlan-trains auto: trains through UDP sockets on a kernel before 6.2",
+          "vxlan-trains auto: this kernel (6.1" in started_log
+          and "UDP GSO trains leave through the kernel's UDP sockets (UDP_SEGMENT)" in started_log,
+          "\n".join(l for l in started_log.splitlines() if "vxlan-trains" in l) or kernel)
 
     b = VM(f"{prefix}-b", image_dir, work, key, seed("gw-b", "192.0.2.2"),
            nics=[(f"socket,connect=127.0.0.1:{underlay_port}", "52:54:00:00:02:01"),
@@ -240,6 +247,11 @@ try:
         time.sleep(2)
     check("ping crosses VXLAN between the two appliances", ok, ping(ns_a, "10.77.0.2").stdout)
     check("a 4 MiB TCP transfer crosses VXLAN intact", tcp_transfer(ns_b, ns_a, "10.77.0.2"))
+    statistics = a.ssh("show switch statistics").stdout
+    trains = [int(l.split()[-1]) for l in statistics.splitlines()
+              if l.split()[:1] == ["trains_out"] and l.split()[-1].isdigit()]
+    check("A sent the transfer's segments in UDP GSO trains (trains_out)",
+          trains != [] and trains[0] > 0, statistics[-1500:])
     # WatchdogSec=20s: a vtepd whose pings stopped would have been killed and restarted.
     waited = time.monotonic() - restarted_at
     pid_now = vtepd_pid(a)

@@ -48,6 +48,16 @@ int clinuxnet_interface_hardware_address(int fd, const char *name, uint8_t addre
 /// socket of a protocol otherwise gets a copy of every packet of that protocol).
 int clinuxnet_drop_all_input(int fd);
 
+/// Sends `length` bytes at `data` to `address` (4 bytes, or 16 with `ipv6`) and `port` on UDP
+/// socket `fd` as one UDP GSO train: UDP_SEGMENT (Linux 4.18) of `segment` bytes, so the
+/// kernel (or the NIC) cuts it into datagrams of `segment` bytes, the last one shorter; with
+/// the outer IPv4 TOS and TTL (IPv6 traffic class and hop limit) `tos` and `ttl` (IP_TOS /
+/// IP_TTL, IPV6_TCLASS / IPV6_HOPLIMIT ancillary data). Non-blocking. Returns the bytes
+/// sent, or -errno.
+long clinuxnet_send_udp_train(int fd, int ipv6, const uint8_t *address, uint16_t port,
+                              const void *data, size_t length, uint16_t segment, int tos,
+                              int ttl);
+
 // Opens (creating) the TAP device `name` for writing VXLAN super-packets with the
 // 24-byte virtio_net_hdr that carries UDP-tunnel GSO (Linux 6.17+): IFF_TAP, IFF_NO_PI,
 // IFF_VNET_HDR, IFF_TUN_EXCL, little-endian header, non-blocking, close-on-exec; the
