@@ -663,9 +663,13 @@ public final class GatewayController: ControlHandler, Sendable {
     ) async throws(ControlFailure) -> [MACTableRow] {
         // Only one of the worker's turns or this task touches it at a time: each inspect is
         // awaited before the next.
+        // The last slice's turn picks the page's entries and resolves their VTEPs; the rows
+        // (strings) are made here, off the worker, from the configuration of that turn.
         final class Pass: @unchecked Sendable {
             var page: MACTablePage?
-            var rows: [MACTableRow] = []
+            var entries: [(SwitchIndex, MACAddress, MACTable.Entry, Locator?)] = []
+            var configuration: ForwardingConfiguration?
+            var now: UInt32 = 0
         }
         for _ in 0..<3 {
             let pass = Pass()
@@ -683,9 +687,13 @@ public final class GatewayController: ControlHandler, Sendable {
                     let next = worker.macTable.select(
                         now: now, from: from, count: slice, into: &pass.page!)
                     if next == nil {
-                        pass.rows = pass.page!.finish().map {
-                            Self.row($0.sw, $0.mac, $0.entry, worker: worker, now: now)
+                        pass.entries = pass.page!.finish().map { e in
+                            let vtep: Locator? =
+                                if case .remote(let l) = e.entry.location { worker.locator(l) } else { nil }
+                            return (e.sw, e.mac, e.entry, vtep)
                         }
+                        pass.configuration = c
+                        pass.now = now
                     }
                     return (worker.configurationsApplied, next)
                 }
@@ -694,7 +702,11 @@ public final class GatewayController: ControlHandler, Sendable {
                 consistent = consistent && configuration == applied
                 cursor = next
             }
-            if consistent { return pass.rows }
+            if consistent, let c = pass.configuration {
+                return pass.entries.map { sw, mac, entry, vtep in
+                    Self.row(sw, mac, entry, configuration: c, vtep: vtep, now: pass.now)
+                }
+            }
         }
         throw ControlFailure("the configuration kept changing while the MAC table was read")
     }
@@ -728,7 +740,18 @@ public final class GatewayController: ControlHandler, Sendable {
         _ sw: SwitchIndex, _ mac: MACAddress, _ entry: MACTable.Entry, worker: DataPlane.Worker,
         now: UInt32
     ) -> MACTableRow {
-        let c = worker.currentConfiguration
+        let vtep: Locator? =
+            if case .remote(let l) = entry.location { worker.locator(l) } else { nil }
+        return row(
+            sw, mac, entry, configuration: worker.currentConfiguration, vtep: vtep, now: now)
+    }
+
+    /// The row of one MAC entry of switch `sw`, a remote entry's VTEP resolved (`vtep`);
+    /// reads only `c`, which no worker changes, so it runs off the worker.
+    static func row(
+        _ sw: SwitchIndex, _ mac: MACAddress, _ entry: MACTable.Entry,
+        configuration c: ForwardingConfiguration, vtep: Locator?, now: UInt32
+    ) -> MACTableRow {
         let s = c.logicalSwitch(sw)
         let age = entry.isStatic ? nil : now &- entry.lastSeen
         switch entry.location {
@@ -737,11 +760,10 @@ public final class GatewayController: ControlHandler, Sendable {
                 logicalSwitch: s?.name ?? "?", vni: s?.vni.rawValue ?? 0, mac: mac.description,
                 type: .local, isStatic: entry.isStatic, port: c.portName(a.port), vlan: a.vlan,
                 age: age)
-        case .remote(let l):
+        case .remote:
             return MACTableRow(
                 logicalSwitch: s?.name ?? "?", vni: s?.vni.rawValue ?? 0, mac: mac.description,
-                type: .remote, isStatic: entry.isStatic, vtep: worker.locator(l)?.ip.description,
-                age: age)
+                type: .remote, isStatic: entry.isStatic, vtep: vtep?.ip.description, age: age)
         }
     }
 
