@@ -1527,7 +1527,8 @@ public final class DataPlaneWorker<IO: DataPlaneIO>: @unchecked Sendable {
                     first + i, of: frame, vlan: nil, into: buffer,
                     at: start + template.headerLength + i * stride)
                 guard last > 0 else {
-                    engine.countDrop(.underlayTooBig)
+                    // This segment and every one after it are lost.
+                    engine.countDrop(.underlayTooBig, UInt64(pieces.count - first))
                     return
                 }
             }
