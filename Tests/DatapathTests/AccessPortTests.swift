@@ -158,6 +158,34 @@ struct AccessPortTests {
     /// The ring wraps round many times, and a frame too long for a ring frame (here, of a
     /// 4000-byte MTU) comes whole, through the socket's queue, in its place among the others;
     /// with a vnet header as the data plane opens its ports.
+    /// LRO off at start (`disableLRO`, as the kernel's bridge does): on a device without LRO
+    /// it reports nothing turned off and changes nothing; a missing device is an error that
+    /// names it. The other half, a device whose LRO is on being turned off (and vtepd's
+    /// notice saying so), cannot run on this machine: veth, TAP and the appliance VM's
+    /// virtio-net (Linux 6.1 reports its guest offloads as rx-gro-hw) all have LRO fixed off,
+    /// and this kernel has no netdevsim.
+    @Test func lroIsLeftAloneWhereTheDeviceHasNone() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vglr") { lab in
+            let namespace = try lab.namespace("l", ipv6: false)
+            let (left, _) = try lab.veth("l", in: namespace, "r", in: namespace)
+            let features = try lab.ip("netns", "exec", namespace, "ethtool", "-k", left)
+            #expect(features.contains("large-receive-offload: off [fixed]"), "\(features)")
+            let turnedOff = try lab.inNamespace(namespace) {
+                Handed(value: try AccessPort.disableLRO(on: left))
+            }.value
+            #expect(!turnedOff)
+            #expect(
+                try lab.ip("netns", "exec", namespace, "ethtool", "-k", left) == features)
+            let missing = try lab.inNamespace(namespace) { () -> Handed<String> in
+                do {
+                    _ = try AccessPort.disableLRO(on: "vglr-none")
+                    return Handed(value: "no error")
+                } catch { return Handed(value: "\(error)") }
+            }.value
+            #expect(missing.contains("vglr-none"), "\(missing)")
+        }
+    }
+
     @Test func theRingWrapsAndLongFramesComeWholeInOrder() async throws {
         try await NamespaceLab.runOnOwnThread(tag: "vgdp") { lab in
             let namespace = try lab.namespace("w", ipv6: false)
