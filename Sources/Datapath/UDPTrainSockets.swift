@@ -13,7 +13,8 @@ import Packet
 /// So this is a pool: `count` sockets bound to the tunnel address at ports spread over the
 /// operator's source port range, and a flow's port is the pool's port its hash picks
 /// (`port(for:)`), for every datagram of the flow, train or not, so a flow keeps one path
-/// through the underlay. The sockets only send: a filter drops whatever arrives at them.
+/// through the underlay. The sockets only send: a filter drops whatever arrives at them. They
+/// bind with IP_FREEBIND, so a tunnel address the host does not have yet takes them too.
 ///
 /// Not bypassed: the kernel's UDP output runs per train (routing, the host firewall's
 /// output chain, neighbour resolution), where a packet socket hands the frame to the
@@ -57,7 +58,7 @@ public final class UDPTrainSockets {
         var ports: [UInt16] = []
         var ipv4: [UDPTunnelSocket] = []
         var ipv6: [UDPTunnelSocket] = []
-        // Candidates spread over the range, then every other port of it, until enough bind.
+        // Candidates spread over the range, then the rest of it in order, until enough bind.
         var candidate = 0
         var lastError: SystemError?
         while ports.count < wanted, candidate < span {
@@ -103,7 +104,9 @@ public final class UDPTrainSockets {
     private static func open(_ address: IPAddress, _ port: UInt16) throws(SystemError)
         -> UDPTunnelSocket
     {
-        let socket = try UDPTunnelSocket(address: address, port: port)
+        // Bound even before the tunnel address is on the underlay (it may come later, by
+        // DHCP or the admin); the kernel sends from it all the same, as the packet socket does.
+        let socket = try UDPTunnelSocket(address: address, port: port, freeBind: true)
         let subject = SystemError.Subject.address(socket.localEndpoint.description)
         _ = try System.callBlocking("SO_ATTACH_FILTER", subject: subject) {
             clinuxnet_drop_all_input(socket.descriptor)

@@ -37,9 +37,11 @@ public final class UDPTunnelSocket {
     ///     sender in one read, laid end to end, each `offload(slot).gsoSize` bytes but the
     ///     last; the batch's buffers should then hold 64 KB. Without it, a GRO'd train is
     ///     split back into datagrams before the socket queue.
+    ///   - freeBind: IP_FREEBIND: bind to `address` even while the host does not have it (a
+    ///     tunnel address that DHCP or the admin puts on the underlay later).
     public init(
         address: IPAddress, port: UInt16 = UDPTunnelSocket.vxlanPort, receiveBuffer: Int? = nil,
-        gro: Bool = false
+        gro: Bool = false, freeBind: Bool = false
     ) throws(SystemError) {
         let subject = SystemError.Subject.address(
             UDPEndpoint(address: address, port: port).description)
@@ -78,6 +80,11 @@ public final class UDPTunnelSocket {
             }
             try System.setBufferSizes(
                 descriptor, receive: receiveBuffer, send: nil, subject: subject)
+            if freeBind {
+                try System.setOption(
+                    descriptor, level: Int32(IPPROTO_IP), option: clinuxnet_ip_freebind,
+                    value: Int32(1), name: "IP_FREEBIND", subject: subject)
+            }
             if gro {
                 try System.setOption(
                     descriptor, level: clinuxnet_sol_udp, option: clinuxnet_udp_gro,

@@ -14,6 +14,23 @@ struct UDPTrainSocketsTests {
         (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ index &* 31 &+ train &* 101) }
     }
 
+    /// A tunnel address the host does not have yet (DHCP, or the admin, puts it on the
+    /// underlay later): the pool binds all the same (IP_FREEBIND), for both families.
+    @Test func aTunnelAddressNotYetOnTheHostTakesThePool() async throws {
+        try await NamespaceLab.runOnOwnThread(tag: "vgut") { lab in
+            let namespace = try lab.namespace("e")
+            let ports = try lab.inNamespace(namespace) {
+                Handed(
+                    value: try UDPTrainSockets(
+                        localIPv4: IPv4Address(192, 0, 2, 77),
+                        localIPv6: IPv6Address("2001:db8::77")!,
+                        range: SourcePortRange.rfc7348Default, count: 4
+                    ).ports)
+            }.value
+            #expect(ports == [49152, 53248, 57344, 61440], "\(ports)")
+        }
+    }
+
     /// Two namespaces over a veth: two trains of five VXLAN datagrams (the last one shorter)
     /// and a single datagram leave the pool's sockets; the far side's kernel takes each
     /// datagram of each train, in order, from the port the train's header names, with the

@@ -21,6 +21,18 @@ struct VTEPDInteropTests {
     }
 
     @Test(
+        "IPv6 underlay, super-frames cut by vtepd (vxlan-transmit trains), trains through the packet socket and through UDP sockets (UDP_SEGMENT): the same",
+        arguments: ["packet-socket", "udp-socket"]
+    )
+    func kernelPeerIPv6Trains(path: String) async throws {
+        try await Lab.runOnOwnThread { lab in
+            let topology = try lab.topology([.gateway, .kernel(vni: 5001)], family: .ipv6)
+            try check(
+                lab, topology, arguments: ["--vxlan-transmit", "trains", "--vxlan-trains", path])
+        }
+    }
+
+    @Test(
         "IPv4 underlay, every veth's offloads off (NICs without offloads): the same, plain frames only"
     )
     func kernelPeerIPv4WithoutOffloads() async throws {
@@ -30,9 +42,9 @@ struct VTEPDInteropTests {
         }
     }
 
-    private func check(_ lab: Lab, _ topology: LabTopology) throws {
+    private func check(_ lab: Lab, _ topology: LabTopology, arguments: [String] = []) throws {
         let (a, b) = (topology.sites[0], topology.sites[1])
-        let vtepd = try lab.startVTEPDBesideKernelVTEP(topology)
+        let vtepd = try lab.startVTEPDBesideKernelVTEP(topology, arguments: arguments)
 
         let ping = try lab.ping(from: a.hostNamespace, to: b.hostIPv4, count: 3)
         #expect(ping == LabPingResult(transmitted: 3, received: 3))
@@ -51,8 +63,12 @@ struct VTEPDInteropTests {
         let grew = { (name: String) in after[name]! > before[name]! }
         switch topology.offloads {
         case .on:
-            // Host A's TSO super-frames were cut for the tunnel, with their checksums.
+            // Host A's TSO super-frames were cut for the tunnel, with their checksums; with
+            // `vxlan-transmit trains`, by vtepd, into UDP GSO trains.
             #expect(grew("super_frames_in") && grew("segments_out"), "\(after)")
+            if arguments.contains("trains") {
+                #expect(grew("trains_out") && !grew("tunnel_gso_out"), "\(after)")
+            }
         case .off:
             // Plain frames with finished checksums only: nothing to cut or to finish; the
             // frames of a TCP stream that came one by one left in UDP GSO trains, which the
@@ -85,9 +101,11 @@ extension Lab {
     /// vtepd at site A and the kernel's vxlan at site B (`[.gateway, .kernel(vni: 5001)]`),
     /// each flooding head-end (source node) to the other, so frames from the kernel VTEP are
     /// learned; the underlay's neighbours warmed.
-    func startVTEPDBesideKernelVTEP(_ topology: LabTopology) throws -> LabVTEPD {
+    func startVTEPDBesideKernelVTEP(_ topology: LabTopology, arguments: [String] = []) throws
+        -> LabVTEPD
+    {
         let (a, b) = (topology.sites[0], topology.sites[1])
-        let vtepd = try startVTEPD(at: a, vni: 5001)
+        let vtepd = try startVTEPD(at: a, vni: 5001, extraArguments: arguments)
         try vtepd.control([
             "set", "Logical_Switch", vtepd.logicalSwitch, "replication_mode=source_node",
         ])

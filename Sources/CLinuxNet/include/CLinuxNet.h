@@ -187,6 +187,9 @@ static const int clinuxnet_sk_meminfo_vars = SK_MEMINFO_VARS;
 static const int clinuxnet_ip_add_membership = IP_ADD_MEMBERSHIP;
 static const int clinuxnet_ip_drop_membership = IP_DROP_MEMBERSHIP;
 static const int clinuxnet_ip_multicast_all = IP_MULTICAST_ALL;
+// Binding to an address the host does not have (yet): ip(7) IP_FREEBIND, which an IPv6 UDP
+// socket takes at the IP level too.
+static const int clinuxnet_ip_freebind = IP_FREEBIND;
 static const int clinuxnet_ipv6_join_group = IPV6_JOIN_GROUP;
 static const int clinuxnet_ipv6_leave_group = IPV6_LEAVE_GROUP;
 static const int clinuxnet_ipv6_multicast_all = IPV6_MULTICAST_ALL;
