@@ -559,8 +559,10 @@ struct VTEPDGRETests {
 
     /// Two vtepd gateways (sites 1 and 2 of a new topology) on one NVGRE switch, VNI 5001,
     /// head-end to each other, a ping already across.
-    static func nvgrePair(_ lab: Lab) throws -> (LabTopology, LabVTEPD, LabVTEPD) {
-        let topology = try lab.topology([.gateway, .gateway])
+    static func nvgrePair(_ lab: Lab, family: LabUnderlayFamily = .ipv4) throws
+        -> (LabTopology, LabVTEPD, LabVTEPD)
+    {
+        let topology = try lab.topology([.gateway, .gateway], family: family)
         let (a, b) = (topology.sites[0], topology.sites[1])
         let vtepdA = try lab.startVTEPD(at: a, vni: 5001)
         let vtepdB = try lab.startVTEPD(at: b, vni: 5001)

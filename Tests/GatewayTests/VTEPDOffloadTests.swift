@@ -233,11 +233,12 @@ struct VTEPDOffloadTests {
     }
 
     @Test(
-        "NVGRE between two vtepd gateways: 4 MiB TCP both ways, each cutting and merging, GRE within the MTU"
+        "NVGRE between two vtepd gateways over IPv4 and IPv6: 4 MiB TCP both ways, each cutting and merging, GRE within the MTU, unfragmented",
+        arguments: [LabUnderlayFamily.ipv4, .ipv6]
     )
-    func nvgreBetweenGateways() async throws {
+    func nvgreBetweenGateways(family: LabUnderlayFamily) async throws {
         try await Lab.runOnOwnThread { lab in
-            let (topology, vtepdA, vtepdB) = try VTEPDGRETests.nvgrePair(lab)
+            let (topology, vtepdA, vtepdB) = try VTEPDGRETests.nvgrePair(lab, family: family)
             let (a, b) = (topology.sites[0], topology.sites[1])
             let mtu = try Self.mtu(of: a.underlayInterface, in: a.namespace, lab)
             // Drops while the pair was being set up (a frame from a VTEP the other side did
@@ -265,12 +266,20 @@ struct VTEPDOffloadTests {
                 #expect(
                     merged["coalesced_frames_out"]! > receiving["coalesced_frames_out"]!,
                     "\(direction): \(merged)")
-                let ours = "ip.src#1 == \(from.tunnelIP) && gre.key"
+                // The outer header's length within the MTU and no fragment: IPv4's flags and
+                // offset, IPv6's missing fragment header (and its payload length + 40).
+                let (ours, fits) =
+                    family == .ipv4
+                    ? (
+                        "ip.src#1 == \(from.tunnelIP) && gre.key",
+                        "ip.len#1 <= \(mtu) && ip.flags.mf#1 == 0 && ip.frag_offset#1 == 0"
+                    )
+                    : (
+                        "ipv6.src#1 == \(from.tunnelIP) && gre.key",
+                        "ipv6.plen#1 <= \(mtu - 40) && !ipv6.fragment"
+                    )
                 let all = try lab.count(in: wire.file, matching: ours)
-                let fitting = try lab.count(
-                    in: wire.file,
-                    matching: "\(ours) && ip.len#1 <= \(mtu) && ip.flags.mf#1 == 0"
-                        + " && ip.frag_offset#1 == 0")
+                let fitting = try lab.count(in: wire.file, matching: "\(ours) && \(fits)")
                 #expect(all > (4 << 20) / 1_398, "\(direction): \(all) GRE packets")
                 #expect(fitting == all, "\(direction): \(all - fitting) of \(all) do not fit")
             }
