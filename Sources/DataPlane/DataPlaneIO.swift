@@ -143,7 +143,11 @@ public enum KernelIO: DataPlaneIO {
             } catch {
                 packetTrains = false
                 let refusal = "\(why), but UDP sockets for trains cannot be opened (\(error)): VXLAN datagrams leave one by one"
-                if settings.vxlanTrains == .auto { notes.append(refusal) } else { warnings.append(refusal) }
+                if settings.vxlanTrains == .auto {
+                    notes.append(refusal)
+                } else {
+                    warnings.append(refusal)
+                }
             }
         }
         var ports = DataPlanePorts<KernelIO>(

@@ -67,8 +67,12 @@ public final class UDPTrainSockets {
             let port = UInt16(Int(range.lowerBound) + offset)
             if ports.contains(port) { continue }
             do {
-                let four = try localIPv4.map { a throws(SystemError) in try Self.open(.v4(a), port) }
-                let six = try localIPv6.map { a throws(SystemError) in try Self.open(.v6(a), port) }
+                let four = try localIPv4.map { a throws(SystemError) in
+                    try Self.open(.v4(a), port)
+                }
+                let six = try localIPv6.map { a throws(SystemError) in
+                    try Self.open(.v6(a), port)
+                }
                 ports.append(port)
                 if let four { ipv4.append(four) }
                 if let six { ipv6.append(six) }

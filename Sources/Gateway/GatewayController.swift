@@ -688,8 +688,8 @@ public final class GatewayController: ControlHandler, Sendable {
                         now: now, from: from, count: slice, into: &pass.page!)
                     if next == nil {
                         pass.entries = pass.page!.finish().map { e in
-                            let vtep: Locator? =
-                                if case .remote(let l) = e.entry.location { worker.locator(l) } else { nil }
+                            var vtep: Locator?
+                            if case .remote(let l) = e.entry.location { vtep = worker.locator(l) }
                             return (e.sw, e.mac, e.entry, vtep)
                         }
                         pass.configuration = c

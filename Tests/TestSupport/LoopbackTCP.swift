@@ -81,11 +81,14 @@ public func canConnect(toLoopbackPort port: UInt16) -> Bool {
 }
 
 /// Sends `request` to 127.0.0.1:`port` and reads the answer until the server closes (at most
-/// 60 s without a byte: a loaded test run can keep a server from answering for seconds).
+/// 240 s without a byte). A server under test in this process answers on Swift's cooperative
+/// pool, one thread per CPU (two here), which the test run shares with every test that waits
+/// with a blocking sleep (`waitUntil`): early in a full `make test`, while most suites start
+/// at once, a metrics server once answered nothing for over 60 s (session 17).
 public func loopbackHTTP(_ port: UInt16, _ request: String) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 60, tv_usec: 0)
+    var timeout = timeval(tv_sec: 240, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     guard connectLoopback(fd, port) else {
         throw LoopbackTCPFailure(description: "cannot connect to 127.0.0.1:\(port): errno \(errno)")
