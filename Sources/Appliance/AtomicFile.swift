@@ -125,9 +125,12 @@ public enum AtomicFile {
         let prefix = ".\(name).tmp-"
         var found: [String] = []
         while let entry = readdir(stream) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            // The name in place: a readdir record ends at its name's NUL, often short of
+            // sizeof(dirent), so copying the 256-byte field can read past the buffer's end
+            // (a crash seen in session 17's test run).
+            let entryName = String(
+                cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \.d_name)!)
+                    .assumingMemoryBound(to: CChar.self))
             if entryName.hasPrefix(prefix) && entryName.utf8.count == prefix.utf8.count + 6 {
                 found.append("\(directory)/\(entryName)")
             }

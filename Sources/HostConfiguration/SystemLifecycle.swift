@@ -150,9 +150,10 @@ public struct SystemLifecycle: Sendable {
         defer { closedir(handle) }
         var names: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) {
-                String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+            // The name in place, never the whole 256-byte field (see AtomicFile.leftovers).
+            let name = String(
+                cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \.d_name)!)
+                    .assumingMemoryBound(to: CChar.self))
             if name.hasSuffix(".deb"), !name.hasPrefix(".") { names.append(name) }
         }
         return names.sorted()

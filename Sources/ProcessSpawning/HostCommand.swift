@@ -166,9 +166,11 @@ public enum HostCommand {
         defer { closedir(directory) }
         var open: [Int32] = []
         while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            // The name in place: a readdir record ends at its name's NUL, often short of
+            // sizeof(dirent), so copying the 256-byte field can read past the buffer's end.
+            let name = String(
+                cString: (UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \.d_name)!)
+                    .assumingMemoryBound(to: CChar.self))
             if let fd = Int32(name), fd > 2 { open.append(fd) }
         }
         for fd in open { posix_spawn_file_actions_addclose(&actions, fd) }
